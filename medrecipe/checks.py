@@ -1,0 +1,137 @@
+"""Semantic checks of a valid recipe against what medrecipe knows: benchmarks, base models, local files.
+
+The recipe model checks a recipe's shape; these check its meaning (a benchmark that exists, a sequence
+length the base model supports). Errors fail `validate`; warnings are printed and kept in `plan`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import benchmarks, models
+from .recipe import LoadedRecipe, Problem
+from .recipe.model import DecontaminateFuzzy, DecontaminateNgram, PolicyOptimization
+
+
+@dataclass
+class Findings:
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def sft_base_model(loaded: LoadedRecipe) -> str:
+    recipe = loaded.recipe
+    return (recipe.sft and recipe.sft.base_model) or recipe.base_model
+
+
+def chat_template(loaded: LoadedRecipe) -> str:
+    """The Axolotl chat template the SFT stage uses: the recipe's, or the base model family's for `auto`."""
+    assert loaded.recipe.sft is not None
+    if loaded.recipe.sft.chat_template != "auto":
+        return loaded.recipe.sft.chat_template
+    derived = models.chat_template_for(sft_base_model(loaded))
+    return derived or "tokenizer_default"
+
+
+def check(loaded: LoadedRecipe) -> Findings:
+    found = Findings()
+    _benchmarks(loaded, found)
+    _base_model(loaded, found)
+    _local_sources(loaded, found)
+    return found
+
+
+def _unknown_benchmark(loaded: LoadedRecipe, path: tuple, name: str) -> Problem:
+    close = difflib.get_close_matches(name, list(benchmarks.BENCHMARKS), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(benchmarks.BENCHMARKS)}"
+    return loaded.problem(path, f"unknown benchmark {name!r}", hint)
+
+
+def _benchmarks(loaded: LoadedRecipe, found: Findings) -> None:
+    recipe = loaded.recipe
+    if recipe.eval:
+        for index, ref in enumerate(recipe.eval.benchmarks):
+            if ref.name not in benchmarks.BENCHMARKS:
+                found.errors.append(_unknown_benchmark(loaded, ("eval", "benchmarks", index), ref.name))
+            elif benchmarks.get(ref.name).kind == "rubric" and recipe.eval.judge is None:
+                found.errors.append(
+                    loaded.problem(("eval", "benchmarks", index), f"{ref.name} is graded by a judge model, and eval.judge is not set",
+                                   "add eval.judge: {model: ..., endpoint: ...}")
+                )
+            if ref.path and not loaded.local_path(("eval", "benchmarks", index, "path")).exists():
+                found.warnings.append(loaded.problem(("eval", "benchmarks", index, "path"), f"{ref.path} does not exist (yet)"))
+    if recipe.data:
+        for index, step in enumerate(recipe.data.steps):
+            if isinstance(step, (DecontaminateNgram, DecontaminateFuzzy)) and step.benchmarks:
+                for position, name in enumerate(step.benchmarks):
+                    if name not in benchmarks.BENCHMARKS:
+                        found.errors.append(_unknown_benchmark(loaded, ("data", "steps", index, "benchmarks", position), name))
+
+
+def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
+    recipe = loaded.recipe
+    if recipe.sft:
+        model = sft_base_model(loaded)
+        if recipe.sft.chat_template == "auto" and models.chat_template_for(model) is None:
+            found.warnings.append(
+                loaded.problem(("sft", "chat_template"), f"no chat template known for {model}; the tokenizer's own is used",
+                               "set sft.chat_template to an Axolotl template name")
+            )
+        facts = models.facts(model)
+        if facts and recipe.sft.sequence_len > facts.max_positions:
+            found.errors.append(
+                loaded.problem(("sft", "sequence_len"),
+                               f"{recipe.sft.sequence_len} tokens exceed {model}'s {facts.max_positions} positions",
+                               f"lower sft.sequence_len to at most {facts.max_positions}")
+            )
+    rl = recipe.rl
+    if isinstance(rl, PolicyOptimization):
+        model = rl.init_from if rl.init_from != "sft" else sft_base_model(loaded)
+        facts = models.facts(model)
+        total = rl.max_prompt_length + rl.max_response_length
+        if facts and total > facts.max_positions:
+            found.errors.append(
+                loaded.problem(("rl", "max_response_length"),
+                               f"prompt {rl.max_prompt_length} + response {rl.max_response_length} = {total} tokens exceed "
+                               f"{model}'s {facts.max_positions} positions")
+            )
+        if facts and facts.attention_heads % rl.rollout.tensor_parallel_size:
+            found.errors.append(
+                loaded.problem(("rl", "rollout", "tensor_parallel_size"),
+                               f"tensor parallel size {rl.rollout.tensor_parallel_size} does not divide {model}'s "
+                               f"{facts.attention_heads} attention heads")
+            )
+    if recipe.eval:
+        facts = models.facts(recipe.base_model)
+        if facts and facts.attention_heads % recipe.eval.tensor_parallel_size:
+            found.errors.append(
+                loaded.problem(("eval", "tensor_parallel_size"),
+                               f"tensor parallel size {recipe.eval.tensor_parallel_size} does not divide {recipe.base_model}'s "
+                               f"{facts.attention_heads} attention heads")
+            )
+        length = recipe.eval.max_model_length or recipe.eval.sampling.max_new_tokens
+        if facts and length > facts.max_positions:
+            found.warnings.append(
+                loaded.problem(("eval", "sampling", "max_new_tokens"),
+                               f"{length} tokens exceed {recipe.base_model}'s {facts.max_positions} positions; vLLM will cap it")
+            )
+
+
+def _local_sources(loaded: LoadedRecipe, found: Findings) -> None:
+    if not loaded.recipe.data:
+        return
+    for index, source in enumerate(loaded.recipe.data.sources):
+        if source.path and not source_exists(loaded.local_path(("data", "sources", index, "path"))):
+            kind = "required, so the data stage will stop" if source.required else "optional; it will be skipped"
+            found.warnings.append(
+                loaded.problem(("data", "sources", index, "path"), f"{source.path} does not exist ({kind})",
+                               "point it at your copy, e.g. --set data.sources.%d.path=/data/..." % index)
+            )
+
+
+def source_exists(path: Path) -> bool:
+    if any(char in path.name for char in "*?["):
+        return any(path.parent.glob(path.name))
+    return path.exists()

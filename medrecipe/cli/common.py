@@ -1,0 +1,51 @@
+"""What every subcommand shares: the recipe argument, `--set` overrides, loading with checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import checks
+from ..recipe import LoadedRecipe, RecipeError, load_recipe
+from ..recipe.errors import Position, Problem
+from ..recipe.load import known_recipe_names, resolve_recipe_ref
+
+recipe_argument = click.argument("recipe", metavar="RECIPE")
+overrides_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe value, parsed as YAML (e.g. --set sft.learning_rate=1e-5). Repeatable.",
+)
+
+
+def recipe_path(reference: str) -> Path:
+    """A recipe given as a file path, or as the name of a shipped recipe (`ii-medical-8b-1706`)."""
+    if Path(reference).is_file():
+        return Path(reference)
+    found = resolve_recipe_ref(reference)
+    if found is None:
+        import difflib
+
+        close = difflib.get_close_matches(Path(reference).stem, known_recipe_names(), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"shipped recipes: {', '.join(known_recipe_names())}"
+        raise RecipeError([Problem(Position(reference), "", "no such recipe file or recipe name", hint)])
+    return found
+
+
+def load(reference: str, overrides: tuple[str, ...] = (), warn: bool = True) -> tuple[LoadedRecipe, checks.Findings]:
+    """Load and check a recipe; errors raise RecipeError (exit 2), warnings are printed."""
+    findings = checks.Findings()
+
+    def semantic_errors(loaded: LoadedRecipe) -> list[Problem]:
+        result = checks.check(loaded)
+        findings.errors, findings.warnings = result.errors, result.warnings
+        return result.errors
+
+    loaded = load_recipe(recipe_path(reference), overrides, checks=semantic_errors)
+    if warn:
+        for problem in findings.warnings:
+            click.echo(f"warning: {problem}", err=True)
+    return loaded, findings

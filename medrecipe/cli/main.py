@@ -1,0 +1,83 @@
+"""The `medrecipe` command: one subcommand per module, imported only when it runs (validate stays fast)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+
+# name -> (module, one-line help). The help is here so `medrecipe --help` imports no subcommand.
+COMMANDS = {
+    "validate": ("validate", "Check a recipe; exit 0 with a summary or 2 with every error."),
+    "plan": ("plan", "Show every stage, step, derived number and Hub repo, without running anything."),
+    "show": ("show", "Print the fully resolved recipe (extends, overrides, defaults) as YAML."),
+    "new": ("new", "Fork a recipe: write recipes/NAME.yaml that extends a parent with only your overrides."),
+    "schema": ("schema", "Write the recipe JSON Schema for editors (schemas/recipe.schema.json)."),
+    "compile": ("compile", "Compile a recipe into the native inputs of datatrove, Axolotl, OpenRLHF and lighteval."),
+    "run": ("run", "Run a recipe's stages: data curation, SFT, RL, evaluation."),
+    "publish": ("publish", "Push datasets, checkpoints and cards to the Hugging Face Hub (or --to-dir)."),
+    "compare": ("compare", "Compare evaluation scores with a recipe's published results table."),
+    "env": ("env", "Build and list the pinned tool environments (Axolotl, OpenRLHF, lighteval)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"medrecipe.cli.{COMMANDS[name][0]}")
+        return module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_text) for name, (_, help_text) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="medrecipe")
+def cli() -> None:
+    """medrecipe: one YAML recipe for a whole medical-LLM release.
+
+    \b
+    Start with:
+      medrecipe validate recipes/ii-medical-8b-1706.yaml
+      medrecipe plan recipes/ii-medical-8b-1706.yaml
+      medrecipe run recipes/quickstart.yaml
+    """
+
+
+def main() -> None:
+    from ..errors import UserError
+    from ..recipe.errors import RecipeError
+
+    try:
+        code = cli.main(standalone_mode=False)
+    except RecipeError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        count = len(exc.problems)
+        click.echo(f"{count} error{'s' if count != 1 else ''} in the recipe", err=True)
+        sys.exit(2)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished work is kept; rerun the same command to resume", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

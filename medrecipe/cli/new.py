@@ -1,0 +1,97 @@
+"""`medrecipe new`: fork a recipe into a new file that holds only the differences."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+from pathlib import Path
+
+import click
+from ruamel.yaml import YAML
+
+from ..errors import UserError
+from ..recipe.load import load_tree, parse_override
+from ..recipe.registry import resource_dir, shipped_recipes_dir
+from .common import load, recipe_path
+
+
+def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, ...]) -> dict:
+    """The child recipe's own data: `extends`, `name`, and the overrides.
+
+    Lists are replaced whole by inheritance, so an override inside a list (`data.sources.3.path=...`)
+    copies the parent's list into the child with that one item changed.
+    """
+    child: dict = {"extends": extends, "name": name}
+    for text in overrides:
+        path, value, _ = parse_override(text)
+        list_at = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
+        node, parent_node = child, parent_data
+        for depth, part in enumerate(path[:-1]):
+            parent_node = parent_node.get(part) if isinstance(parent_node, dict) else (
+                parent_node[part] if isinstance(parent_node, list) and isinstance(part, int) and part < len(parent_node) else None
+            )
+            if list_at is not None and depth + 1 == list_at and part not in node:
+                node[part] = copy.deepcopy(parent_node) if isinstance(parent_node, list) else []
+            elif isinstance(node, dict) and part not in node:
+                node[part] = {}
+            node = node[part]
+        if isinstance(node, list) and (not isinstance(path[-1], int) or path[-1] >= len(node)):
+            raise UserError(f"--set {text}: the parent has no such list item")
+        node[path[-1]] = value
+    return child
+
+
+def render(child: dict, parent: str, overrides: tuple[str, ...], schema: str | None) -> str:
+    out = io.StringIO()
+    if schema:
+        out.write(f"# yaml-language-server: $schema={schema}\n")
+    out.write(f"# Fork of {parent}: only what differs is written here; everything else is inherited.\n")
+    command = " ".join(["medrecipe new", child["name"], "--from", parent, *(f"--set {o}" for o in overrides)])
+    out.write(f"# Created with: {command}\n")
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.dump(child, out)
+    return out.getvalue()
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  medrecipe new ii-medical-qwen3-4b --from ii-medical-8b-1706 --set base_model=Qwen/Qwen3-4B
+  medrecipe new my-run --from recipes/quickstart.yaml --set sft.epochs=1 --set compute.workers=4
+  medrecipe new ii-medical-llama31 --from ii-medical-8b-1706 \\
+      --set base_model=meta-llama/Llama-3.1-8B-Instruct --set hub.namespace=my-org
+"""
+)
+@click.argument("name")
+@click.option("--from", "parent", required=True, metavar="PARENT", help="Recipe to extend: a shipped recipe's name or a path.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A value that differs from the parent. Repeatable.")
+@click.option("--dir", "directory", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write NAME.yaml (default: ./recipes).")
+def command(name: str, parent: str, overrides: tuple[str, ...], directory: Path | None) -> None:
+    """Write DIR/NAME.yaml that `extends` PARENT with only the given overrides, validate it, and
+    refuse to overwrite an existing file."""
+    directory = directory or Path("recipes")
+    target = directory / f"{name}.yaml"
+    if target.exists():
+        raise UserError(f"{target} already exists", "choose another name, or edit that file")
+    parent_file = recipe_path(parent).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    if parent_file.parent == directory.resolve() or parent_file.parent == shipped_recipes_dir().resolve():
+        extends = parent_file.stem
+    else:
+        extends = os.path.relpath(parent_file, directory.resolve())
+    schema_file = resource_dir("schemas") / "recipe.schema.json"
+    schema = os.path.relpath(schema_file, directory.resolve()) if schema_file.exists() else None
+    child = fork_data(load_tree(parent_file).data, name, extends, overrides)
+    text = render(child, parent, overrides, schema)
+
+    target.write_text(text, encoding="utf-8")
+    try:
+        load(str(target))
+    except BaseException:
+        target.unlink()  # an invalid fork is reported, not left behind
+        raise
+    click.echo(f"wrote {target} (extends {extends}; {len(overrides)} override{'s' if len(overrides) != 1 else ''}); "
+               f"next: medrecipe plan {target}")

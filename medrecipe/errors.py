@@ -1,0 +1,15 @@
+"""Errors a user can cause outside the recipe file: a missing environment, file, GPU or token."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Reported as `error: message` plus a hint, exit code 2, no traceback."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n  hint: {self.hint}" if self.hint else text

@@ -1,0 +1,182 @@
+"""Answer extraction and grading: the one definition shared by the RL reward, the eval metrics and rejection sampling.
+
+Standard library only. `compile` embeds this module's source into `rl/reward.py` and `eval/tasks.py`,
+which run inside OpenRLHF's and lighteval's environments where medrecipe is not installed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+YES_NO_MAYBE = ("yes", "no", "maybe")
+
+_THINK_CLOSE = "</think>"
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|emph|operatorname)\s*\{([^{}]*)\}")
+_FALLBACK_LETTER = [
+    re.compile(r"(?:final answer|correct answer|the answer|answer)\s*(?:is|:)?\s*(?:option\s*)?\**\(?([A-Z])\)?\**(?![A-Za-z])", re.I),
+    re.compile(r"(?:option|choice)\s*\(?([A-Z])\)?\s*(?:is\s*(?:the\s*)?correct)", re.I),
+    re.compile(r"^\s*\**\(?([A-Z])\)?[.:)]?\**\s*$", re.M),
+]
+
+
+def final_region(response: str) -> str:
+    """The part of a response that holds the final answer: what follows the last `</think>`, if any."""
+    if _THINK_CLOSE in response:
+        after = response.rsplit(_THINK_CLOSE, 1)[1]
+        if after.strip():
+            return after
+    return response
+
+
+def boxed_contents(text: str) -> list[str]:
+    """Contents of every `\\boxed{...}` (balanced braces, so nested LaTeX stays whole), in order."""
+    found = []
+    for match in _BOX.finditer(text):
+        depth, start = 1, match.end()
+        for index in range(start, len(text)):
+            char = text[index]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    found.append(text[start:index])
+                    break
+    return found
+
+
+def last_boxed(response: str) -> str | None:
+    """The last boxed answer of the final region, else of the whole response."""
+    for text in (final_region(response), response):
+        contents = boxed_contents(text)
+        if contents:
+            return contents[-1]
+    return None
+
+
+def strip_latex(text: str) -> str:
+    previous = None
+    while previous != text:
+        previous, text = text, _TEXT_WRAPPER.sub(r"\1", text)
+    text = text.replace("\\%", "%").replace("\\$", "$").replace("$", "")
+    return text.strip()
+
+
+def normalize(text: str) -> str:
+    """Lower case, no accents, LaTeX wrappers, punctuation or extra spaces: for comparing free-form answers."""
+    text = unicodedata.normalize("NFKD", strip_latex(text)).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9.%/\- ]+", " ", text.lower())
+    return " ".join(text.split()).strip(" .")
+
+
+def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | None:
+    """A single option letter from an answer like `B`, `(B)`, `B. Aspirin`, `\\text{B}` or the option's text."""
+    text = strip_latex(answer).strip().strip("*").strip()
+    valid = set(options) if options else set(LETTERS)
+    match = re.fullmatch(r"(?:option\s*|choice\s*)?\(?([A-Za-z])\)?(?:[.:)\s].*)?", text, re.I | re.S)
+    if match and match.group(1).upper() in valid:
+        rest = text[match.end(1):].strip(" ).:")
+        # "B. Aspirin" is B; "A or B", "A, C" name several options and are no single answer.
+        if not re.match(r"^(?:,|and\b|or\b|&|/)", rest, re.I):
+            return match.group(1).upper()
+    if options:
+        wanted = normalize(text)
+        hits = [letter for letter, option in options.items() if normalize(option) == wanted]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def fallback_letter(response: str, options: dict[str, str] | None = None) -> str | None:
+    """An option letter stated without a box ("The answer is B"), from the final region."""
+    region = final_region(response)
+    valid = set(options) if options else set(LETTERS)
+    for pattern in _FALLBACK_LETTER:
+        matches = [m.group(1).upper() for m in pattern.finditer(region)]
+        matches = [m for m in matches if m in valid]
+        if matches:
+            return matches[-1]
+    return None
+
+
+def yes_no_maybe(answer: str) -> str | None:
+    words = re.findall(r"[a-z]+", normalize(answer))
+    hits = [w for w in words if w in YES_NO_MAYBE]
+    return hits[0] if len(set(hits)) == 1 else None
+
+
+def fallback_yes_no_maybe(response: str) -> str | None:
+    region = final_region(response)
+    stated = re.findall(r"(?:answer|conclusion)\s*(?:is|:)\s*\**\s*(yes|no|maybe)\b", region, re.I)
+    if stated:
+        return stated[-1].lower()
+    tail = region.strip().splitlines()[-1] if region.strip() else ""
+    return yes_no_maybe(tail)
+
+
+def _number(text: str) -> float | None:
+    cleaned = normalize(text).replace(",", "").rstrip("%").strip()
+    fraction = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)", cleaned)
+    try:
+        if fraction:
+            return float(fraction.group(1)) / float(fraction.group(2))
+        return float(cleaned)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def answer_kind(gold: str) -> str:
+    """How a reference answer is graded: `choice` (a letter), `yes_no_maybe`, or `free` text / numbers."""
+    text = gold.strip()
+    if re.fullmatch(r"\(?[A-Z]\)?", text):
+        return "choice"
+    if text.lower() in YES_NO_MAYBE:
+        return "yes_no_maybe"
+    return "free"
+
+
+def grade(response: str, gold: str, kind: str | None = None, options: dict[str, str] | None = None) -> dict:
+    """Grade a model response against a reference answer.
+
+    Returns {"correct": bool, "extracted": str | None, "via": "boxed" | "fallback" | None}. The boxed
+    answer is authoritative; an unboxed one is accepted as a fallback and reported as such, so metrics
+    can count it separately.
+    """
+    kind = kind or answer_kind(gold)
+    boxed = last_boxed(response)
+    if kind == "choice":
+        gold_letter = choice_letter(gold) or gold.strip().upper()
+        extracted = choice_letter(boxed, options) if boxed is not None else None
+        via = "boxed" if extracted else None
+        if extracted is None and boxed is None:
+            extracted = fallback_letter(response, options)
+            via = "fallback" if extracted else None
+        return {"correct": extracted == gold_letter, "extracted": extracted, "via": via}
+    if kind == "yes_no_maybe":
+        gold_word = gold.strip().lower()
+        extracted = yes_no_maybe(boxed) if boxed is not None else None
+        via = "boxed" if extracted else None
+        if extracted is None and boxed is None:
+            extracted = fallback_yes_no_maybe(response)
+            via = "fallback" if extracted else None
+        return {"correct": extracted == gold_word, "extracted": extracted, "via": via}
+    if boxed is None:
+        return {"correct": False, "extracted": None, "via": None}
+    got, want = _number(boxed), _number(gold)
+    if got is not None and want is not None:
+        correct = abs(got - want) <= 1e-6 * max(1.0, abs(want))
+    else:
+        correct = normalize(boxed) == normalize(gold)
+    return {"correct": correct, "extracted": boxed, "via": "boxed"}
+
+
+def healthbench_score(criteria: list[dict], met: list[bool]) -> float:
+    """HealthBench's per-conversation score: points of the criteria met over all positive points, clipped to [0, 1]."""
+    possible = sum(c["points"] for c in criteria if c["points"] > 0)
+    if possible <= 0:
+        return 0.0
+    achieved = sum(c["points"] for c, ok in zip(criteria, met) if ok)
+    return min(1.0, max(0.0, achieved / possible))

@@ -1,0 +1,314 @@
+"""Load a recipe: YAML with positions, `extends`, `${env:...}` interpolation and `--set` overrides.
+
+The YAML is composed into nodes and turned into plain Python data here (not by a YAML constructor), so
+that every key and value keeps the file, line and column it came from, through inheritance and
+overrides, and so that no tag can ever construct a Python object.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import Position, Problem, RecipeError, dotted
+
+Path_ = tuple  # a path into the recipe data: str keys and int list indices
+
+_STANDARD_TAGS = {
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^}]*))?\}")
+# Mappings whose discriminator differs describe different things: the child's replaces the parent's.
+_DISCRIMINATORS = ("type", "algorithm", "backend")
+
+
+@dataclass
+class Tree:
+    """Plain recipe data with the position of every key and value."""
+
+    data: dict
+    key_pos: dict[Path_, Position] = field(default_factory=dict)
+    value_pos: dict[Path_, Position] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)  # the inheritance chain, child first
+
+    def position(self, path: Path_, of: str = "value") -> Position | None:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        table = self.key_pos if of == "key" else self.value_pos
+        for end in range(len(path), -1, -1):
+            found = table.get(path[:end]) or self.key_pos.get(path[:end])
+            if found:
+                return found
+        return None
+
+
+def display(path: Path) -> str:
+    """A file name as a user would type it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# ------------------------------------------------------------------------------------------ YAML nodes
+
+
+class _Builder:
+    """Turns composed YAML nodes into data, recording positions and collecting problems."""
+
+    def __init__(self, file: Path, yaml: YAML):
+        self.name = display(file)
+        self.yaml = yaml
+        self.tree = Tree(data={})
+        self.problems: list[Problem] = []
+
+    def pos(self, node: Node) -> Position:
+        return Position(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def build(self, node: Node, path: Path_) -> Any:
+        if node.tag not in _STANDARD_TAGS:
+            self.problems.append(
+                Problem(
+                    self.pos(node),
+                    dotted(path),
+                    f"YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed",
+                    "a recipe is plain data: mappings, lists, strings, numbers, booleans and null",
+                )
+            )
+            return None
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path)
+        if isinstance(node, SequenceNode):
+            result = []
+            for index, item in enumerate(node.value):
+                self.tree.key_pos[path + (index,)] = self.pos(item)
+                self.tree.value_pos[path + (index,)] = self.pos(item)
+                result.append(self.build(item, path + (index,)))
+            return result
+        value = self.yaml.constructor.construct_object(node, deep=True)
+        return self.interpolate(value, node, path) if isinstance(value, str) else value
+
+    def mapping(self, node: MappingNode, path: Path_) -> dict:
+        result: dict = {}
+        merged: dict = {}
+        first_seen: dict[Any, Position] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for source in sources:
+                    if isinstance(source, MappingNode):
+                        merged.update(self.mapping(source, path))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.problems.append(Problem(self.pos(key_node), dotted(path), "mapping keys must be plain strings"))
+                continue
+            key = self.yaml.constructor.construct_object(key_node, deep=True)
+            key = key if isinstance(key, str) else str(key)
+            if key in first_seen:
+                line = first_seen[key].line
+                self.problems.append(
+                    Problem(self.pos(key_node), dotted(path + (key,)), f"duplicate key {key!r} (first set at line {line})")
+                )
+                continue
+            first_seen[key] = self.pos(key_node)
+            self.tree.key_pos[path + (key,)] = self.pos(key_node)
+            # A value's own position, except a block collection's: there the key's line names the section.
+            same_line = value_node.start_mark.line == key_node.start_mark.line
+            self.tree.value_pos[path + (key,)] = (
+                self.pos(value_node) if isinstance(value_node, ScalarNode) or same_line else self.pos(key_node)
+            )
+            result[key] = self.build(value_node, path + (key,))
+        return {**merged, **result}
+
+    def interpolate(self, text: str, node: Node, path: Path_) -> str:
+        def replace(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            self.problems.append(
+                Problem(
+                    self.pos(node),
+                    dotted(path),
+                    f"environment variable {name} is not set",
+                    f"export {name}=..., or give a default: ${{env:{name},default}}",
+                )
+            )
+            return match.group(0)
+
+        return _ENV.sub(replace, text)
+
+
+def _yaml() -> YAML:
+    return YAML(typ="safe", pure=True)
+
+
+def parse_file(file: Path) -> Tree:
+    """One YAML file as a Tree (no inheritance); raises RecipeError with every problem found."""
+    name = display(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError([Problem(Position(name), "", f"cannot read the recipe: {exc.strerror or exc}")]) from None
+    yaml = _yaml()
+    try:
+        node = yaml.compose(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Position(name, mark.line + 1, mark.column + 1) if mark else Position(name)
+        raise RecipeError([Problem(where, "", f"invalid YAML: {exc.problem or exc.context}")]) from None
+    builder = _Builder(file, yaml)
+    builder.tree.key_pos[()] = Position(name, 1, 1)
+    if node is None:
+        builder.tree.data = {}
+    elif not isinstance(node, MappingNode):
+        raise RecipeError([Problem(builder.pos(node), "", "a recipe must be a mapping of sections (name:, data:, sft:, ...)")])
+    else:
+        builder.tree.data = builder.build(node, ())
+    if builder.problems:
+        raise RecipeError(builder.problems)
+    builder.tree.files = [file]
+    return builder.tree
+
+
+# -------------------------------------------------------------------------------------------- extends
+
+
+def recipe_dirs(near: Path | None = None) -> list[Path]:
+    """Where recipe names are looked up: beside the extending file, ./recipes, then the shipped recipes."""
+    from .registry import shipped_recipes_dir
+
+    dirs = [near] if near else []
+    dirs += [Path.cwd() / "recipes", shipped_recipes_dir()]
+    unique: list[Path] = []
+    for d in dirs:
+        if d is not None and d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def resolve_recipe_ref(ref: str, near: Path | None = None) -> Path | None:
+    """A recipe given by path (relative to `near`) or by name (looked up in `recipe_dirs`)."""
+    candidate = Path(ref).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or "/" in ref or os.sep in ref:
+        full = candidate if candidate.is_absolute() else (near or Path.cwd()) / candidate
+        return full if full.is_file() else None
+    for directory in recipe_dirs(near):
+        for suffix in (".yaml", ".yml"):
+            if (directory / f"{ref}{suffix}").is_file():
+                return directory / f"{ref}{suffix}"
+    return None
+
+
+def known_recipe_names(near: Path | None = None) -> list[str]:
+    return sorted({p.stem for d in recipe_dirs(near) for p in d.glob("*.y*ml")})
+
+
+def _merge(parent: Tree, child: Tree, at: Path_ = ()) -> None:
+    """Deep-merge `child` onto `parent` in place: mappings merge, everything else (lists included) replaces."""
+
+    def drop_positions(prefix: Path_) -> None:
+        for table in (parent.key_pos, parent.value_pos):
+            for path in [p for p in table if p[: len(prefix)] == prefix and len(p) > len(prefix)]:
+                del table[path]
+
+    def walk(target: dict, source: dict, path: Path_) -> None:
+        for key, value in source.items():
+            here = path + (key,)
+            old = target.get(key)
+            same_kind = isinstance(old, dict) and isinstance(value, dict) and all(
+                value.get(d, old.get(d)) == old.get(d) for d in _DISCRIMINATORS
+            )
+            if same_kind:
+                walk(old, value, here)
+            else:
+                drop_positions(here)
+                target[key] = value
+                for table, src in ((parent.key_pos, child.key_pos), (parent.value_pos, child.value_pos)):
+                    table.update({p: pos for p, pos in src.items() if p[: len(here)] == here and len(p) > len(here)})
+            for table, src in ((parent.key_pos, child.key_pos), (parent.value_pos, child.value_pos)):
+                if here in src:
+                    table[here] = src[here]
+
+    walk(parent.data, child.data, at)
+
+
+def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
+    """A recipe file with its `extends` chain resolved (child values win)."""
+    file = file.resolve()
+    if file in _chain:
+        names = " -> ".join(display(p) for p in (*_chain, file))
+        raise RecipeError([Problem(Position(display(_chain[-1])), "extends", f"extends cycle: {names}")])
+    tree = parse_file(file)
+    ref = tree.data.pop("extends", None)
+    if ref is None:
+        return tree
+    where = tree.key_pos.pop(("extends",), None)
+    value_where = tree.value_pos.pop(("extends",), where)
+    if not isinstance(ref, str) or not ref:
+        raise RecipeError([Problem(where, "extends", "extends takes one recipe name or relative path")])
+    parent_file = resolve_recipe_ref(ref, near=file.parent)
+    if parent_file is None:
+        close = difflib.get_close_matches(ref, known_recipe_names(file.parent), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known recipes: {', '.join(known_recipe_names(file.parent))}"
+        raise RecipeError([Problem(value_where, "extends", f"no recipe named {ref!r}", hint)])
+    if parent_file.resolve() in (*_chain, file):
+        names = " -> ".join(display(p) for p in (*_chain, file, parent_file.resolve()))
+        raise RecipeError([Problem(where, "extends", f"extends cycle: {names}")])
+    parent = load_tree(parent_file, (*_chain, file))
+    _merge(parent, tree)
+    parent.key_pos[()] = tree.key_pos[()]  # a missing top-level key is the extending file's to fix
+    parent.files = [file, *parent.files]
+    return parent
+
+
+# ------------------------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[Path_, Any, Position]:
+    """`a.b.c=value` -> (('a', 'b', 'c'), value parsed as YAML, its position label)."""
+    label = Position(f"--set {text}")
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError([Problem(label, "", "an override is written KEY=VALUE, e.g. sft.learning_rate=1e-5")])
+    path = tuple(int(part) if part.isdigit() else part for part in key.strip().split("."))
+    try:
+        value = _yaml().load(raw) if raw.strip() else ""
+    except MarkedYAMLError as exc:
+        raise RecipeError([Problem(label, dotted(path), f"cannot parse the value: {exc.problem}")]) from None
+    if isinstance(value, str):
+        value = _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or m.group(0)), value)
+    return path, value, label
+
+
+def apply_override(tree: Tree, text: str) -> None:
+    """Set one `--set KEY=VALUE` override in `tree`, creating mappings on the way."""
+    path, value, label = parse_override(text)
+    node: Any = tree.data
+    for depth, part in enumerate(path[:-1]):
+        if isinstance(node, list):
+            if not isinstance(part, int) or part >= len(node):
+                raise RecipeError([Problem(label, dotted(path[: depth + 1]), "no such list item")])
+            node = node[part]
+        else:
+            if not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+    last = path[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last >= len(node):
+            raise RecipeError([Problem(label, dotted(path), "no such list item")])
+    node[last] = value
+    for table in (tree.key_pos, tree.value_pos):
+        for existing in [p for p in table if p[: len(path)] == path]:
+            del table[existing]
+        table[path] = label

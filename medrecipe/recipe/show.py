@@ -1,0 +1,121 @@
+"""The fully resolved recipe as YAML: extends and overrides applied, defaults filled, source comments kept.
+
+Comments are carried over by position: a key of the resolved recipe keeps the end-of-line comment and the
+comment lines above it from whichever file (child or parent) set it.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from .load import display
+from .validate import LoadedRecipe
+
+
+def _split_comment(line: str) -> tuple[str, str | None]:
+    """(content, trailing comment) of a YAML line, ignoring '#' inside quotes."""
+    quote = None
+    for index, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return line[:index], line[index + 1 :].strip()
+    return line, None
+
+
+def _file_comments(text: str) -> tuple[dict[int, str], dict[int, list[str]], list[str]]:
+    """End-of-line comments by line, comment blocks by the line they precede, and the header block."""
+    eol: dict[int, str] = {}
+    before: dict[int, list[str]] = {}
+    pending: list[str] = []
+    header: list[str] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        content, comment = _split_comment(line)
+        if not content.strip():
+            if comment is not None:
+                pending.append(comment)
+            elif pending and header is None:
+                header, pending = pending, []
+            continue
+        if header is None:
+            header, pending = pending, []
+        if pending:
+            before[number] = pending
+            pending = []
+        if comment:
+            eol[number] = comment
+    return eol, before, header or []
+
+
+class _Comments:
+    def __init__(self, loaded: LoadedRecipe):
+        self.loaded = loaded
+        self.by_file: dict[str, tuple[dict, dict, list]] = {}
+        for file in loaded.tree.files:
+            self.by_file[display(file)] = _file_comments(Path(file).read_text(encoding="utf-8"))
+
+    def for_key(self, path: tuple) -> tuple[str | None, list[str]]:
+        position = self.loaded.tree.key_pos.get(path)
+        if position is None or position.file not in self.by_file:
+            return None, []
+        eol, before, _ = self.by_file[position.file]
+        return eol.get(position.line), before.get(position.line, [])
+
+    def header(self) -> list[str]:
+        top = display(self.loaded.tree.files[0])
+        return [c for c in self.by_file.get(top, ({}, {}, []))[2] if "yaml-language-server" not in c]
+
+
+def _commented(value: Any, path: tuple, comments: _Comments) -> Any:
+    if isinstance(value, dict):
+        node = CommentedMap()
+        for key, item in value.items():
+            node[key] = _commented(item, path + (key,), comments)
+            eol, before = comments.for_key(path + (key,))
+            if before:
+                node.yaml_set_comment_before_after_key(key, before="\n".join(before), indent=2 * len(path))
+            if eol:
+                node.yaml_add_eol_comment(eol, key)
+        return node
+    if isinstance(value, list):
+        node = CommentedSeq()
+        for index, item in enumerate(value):
+            node.append(_commented(item, path + (index,), comments))
+            eol, _ = comments.for_key(path + (index,))
+            if eol and not isinstance(item, (dict, list)):
+                node.yaml_add_eol_comment(eol, index)
+        return node
+    return value
+
+
+def resolved_data(loaded: LoadedRecipe) -> dict:
+    """The recipe as plain data with every default filled in (what `show` prints)."""
+    return loaded.recipe.model_dump(mode="json")
+
+
+def to_yaml(loaded: LoadedRecipe, comments: bool = True) -> str:
+    data = resolved_data(loaded)
+    yaml = YAML()
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    out = io.StringIO()
+    sources = " <- ".join(display(f) for f in loaded.tree.files)
+    out.write(f"# Resolved recipe: {sources}\n")
+    for override in loaded.overrides:
+        out.write(f"# --set {override}\n")
+    if comments:
+        helper = _Comments(loaded)
+        for line in helper.header():
+            out.write(f"# {line}\n")
+        yaml.dump(_commented(data, (), helper), out)
+    else:
+        yaml.dump(data, out)
+    return out.getvalue()

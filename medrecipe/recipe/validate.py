@@ -1,0 +1,206 @@
+"""Validate loaded recipe data against the model, reporting every error at the line that caused it."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from . import rules
+from .errors import Problem, RecipeError, dotted
+from .load import Tree, apply_override, load_tree
+from .model import Recipe
+
+
+@dataclass
+class LoadedRecipe:
+    """A validated recipe with where each value came from."""
+
+    recipe: Recipe
+    tree: Tree
+    file: Path
+    overrides: tuple[str, ...] = ()
+
+    def local_path(self, path: tuple) -> Path:
+        """The file a recipe value names, resolved against the folder of the recipe file that wrote it
+        (a parent's relative paths stay relative to the parent); `--set` values are relative to the working directory."""
+        value = Path(str(self._value(path))).expanduser()
+        if value.is_absolute():
+            return value
+        position = self.tree.value_pos.get(path)
+        if position is None or not position.line:
+            return Path.cwd() / value
+        return Path(position.file).parent / value
+
+    def _value(self, path: tuple):
+        node = self.tree.data
+        for part in path:
+            node = node[part]
+        return node
+
+    def problem(self, path: tuple, message: str, hint: str | None = None) -> Problem:
+        """A problem found later (by semantic checks), placed at the line that set `path`."""
+        return Problem(self.tree.position(path), dotted(path), message, hint)
+
+
+def load_recipe(
+    file: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    checks: Callable[[LoadedRecipe], list[Problem]] | None = None,
+) -> LoadedRecipe:
+    """Load, inherit, override and validate a recipe; raises RecipeError with every problem found.
+
+    `checks` adds problems found by callers that know more than the recipe language (benchmarks,
+    base models), so that all of them are reported at once.
+    """
+    path = Path(file)
+    tree = load_tree(path)
+    for override in overrides:
+        apply_override(tree, override)
+    recipe, problems = validate_tree(tree)
+    loaded = LoadedRecipe(recipe, tree, path, tuple(overrides))
+    if checks is not None:
+        problems += checks(loaded)
+    if problems:
+        raise RecipeError(sorted(problems, key=_reading_order))
+    return loaded
+
+
+def validate_tree(tree: Tree) -> tuple[Recipe, list[Problem]]:
+    """The recipe model of `tree` and the cross-field rules it breaks; schema errors raise RecipeError."""
+    try:
+        recipe = Recipe.model_validate(tree.data)
+    except ValidationError as exc:
+        problems = [_problem(tree, error) for error in exc.errors(include_url=False)]
+        raise RecipeError(sorted(problems, key=_reading_order)) from None
+    return recipe, [Problem(tree.position(v.path), dotted(v.path), v.message, v.hint) for v in rules.check(recipe)]
+
+
+def _reading_order(problem: Problem) -> tuple:
+    position = problem.position
+    return (position.file, position.line, position.col) if position else ("", 0, 0)
+
+
+# --------------------------------------------------------------------------------- pydantic error mapping
+
+
+def _data_path(data: Any, loc: tuple) -> tuple[tuple, tuple]:
+    """Split a pydantic `loc` into the path that exists in the data and what is left.
+
+    Discriminated unions put their tag into `loc` (`data.steps.0.near_dedup.ngram`); such parts name no
+    data and are skipped, so the path points at what the user wrote.
+    """
+    path: list = []
+    node = data
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif index == len(loc) - 1:
+            return tuple(path), (part,)
+    return tuple(path), ()
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(options) != 1:
+                return annotation
+            annotation = options[0]
+        else:
+            return annotation
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The recipe model class that `loc` (with union tags) leads to."""
+    annotation: Any = Recipe
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = typing.get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if part not in annotation.model_fields:
+                return None
+            annotation = annotation.model_fields[part].annotation
+        elif origin in (list, tuple):
+            annotation = typing.get_args(annotation)[0]
+        elif origin is dict:
+            annotation = typing.get_args(annotation)[1]
+        elif origin in (typing.Union, types.UnionType):
+            variants = [v for v in typing.get_args(annotation) if isinstance(v, type) and issubclass(v, BaseModel)]
+            chosen = [v for v in variants if part in _tags(v)]
+            if not chosen:
+                return None
+            annotation = chosen[0]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _tags(model: type[BaseModel]) -> set:
+    tags: set = set()
+    for name in ("type", "algorithm", "backend"):
+        field = model.model_fields.get(name)
+        if field is not None:
+            tags |= set(typing.get_args(_unwrap(field.annotation)))
+    return tags
+
+
+def _problem(tree: Tree, error: dict) -> Problem:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    path, rest = _data_path(tree.data, loc)
+    message = error["msg"].removeprefix("Value error, ")
+    hint = None
+
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        model = _model_at(loc[:-1])
+        close = difflib.get_close_matches(str(key), list(model.model_fields), n=1, cutoff=0.6) if model else []
+        hint = f"did you mean {close[0]!r}?" if close else (
+            f"known keys: {', '.join(model.model_fields)}" if model else None
+        )
+        return Problem(tree.position(path, of="key"), dotted(path), f"unknown key {key!r}", hint)
+
+    if kind == "missing":
+        return Problem(tree.position(path, of="key"), dotted(path + rest), "required field missing")
+
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        context = error.get("ctx", {})
+        discriminator = str(context.get("discriminator", "type")).strip("'")
+        expected = [t.strip(" '") for t in str(context.get("expected_tags", "")).split(",") if t.strip()]
+        tag = context.get("tag")
+        if kind == "union_tag_not_found":
+            return Problem(tree.position(path, of="key"), dotted(path + (discriminator,)), "required field missing",
+                           f"one of: {', '.join(expected)}")
+        close = difflib.get_close_matches(str(tag), expected, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"one of: {', '.join(expected)}"
+        where = path + (discriminator,)
+        return Problem(tree.position(where), dotted(where), f"unknown {discriminator} {tag!r}", hint)
+
+    if kind == "literal_error":
+        value = _value_at(tree.data, path)
+        expected = error.get("ctx", {}).get("expected", "")
+        options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",") if o.strip(" '")]
+        close = difflib.get_close_matches(str(value), options, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else None
+
+    return Problem(tree.position(path), dotted(path + rest), message, hint)
+
+
+def _value_at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data

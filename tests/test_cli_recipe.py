@@ -1,0 +1,197 @@
+"""The recipe commands: validate, show, new, schema; exit codes and messages as a user sees them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medrecipe.recipe import load_recipe
+from medrecipe.recipe.load import load_tree
+from medrecipe.recipe.schema import json_schema_text
+from medrecipe.recipe.show import resolved_data
+
+from .conftest import RECIPES, REPO
+
+SHIPPED = sorted(RECIPES.glob("*.yaml"))
+
+
+def test_validate_ok_prints_one_line(cli):
+    result = cli("validate", str(RECIPES / "ii-medical-8b-1706.yaml"))
+    assert result.code == 0
+    lines = result.out.strip().splitlines()
+    assert len(lines) == 1
+    assert "ii-medical-8b-1706: Qwen/Qwen3-8B" in lines[0]
+
+
+def test_validate_by_name_with_overrides(cli):
+    result = cli("validate", "ii-medical-8b-1706", "--set", "sft.epochs=2", "--quiet")
+    assert (result.code, result.out) == (0, "")
+
+
+def test_validate_errors_exit_2_without_traceback(cli, write):
+    path = write("bad.yaml", "name: bad\nbase_model: x\nsft: {learning_rat: 1}\n")
+    result = cli("validate", str(path))
+    assert result.code == 2
+    assert "Traceback" not in result.err
+    assert result.err.splitlines()[0] == "error: bad.yaml:3:7: sft.learning_rat: unknown key 'learning_rat'"
+    assert result.err.splitlines()[-1] == "1 error in the recipe"
+
+
+def test_validate_unknown_recipe_name(cli, write):
+    result = cli("validate", "ii-medicl-8b-1706")
+    assert result.code == 2
+    assert "did you mean 'ii-medical-8b-1706'?" in result.err
+
+
+def test_validate_as_a_real_process_exits_2_and_is_fast(write):
+    """The console script end to end: exit code, no traceback, and the time a user waits."""
+    bad = write("bad.yaml", "name: bad\nbase_model: x\nseed: -1\n")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    failed = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "validate", str(bad)],
+                            capture_output=True, text=True, env=env)
+    assert failed.returncode == 2
+    assert "Traceback" not in failed.stderr
+    assert "bad.yaml:3:7: seed: Input should be greater than or equal to 0" in failed.stderr
+    probe = ("import sys, medrecipe.cli.main as m; sys.argv=['medrecipe','validate','ii-medical-8b-1706','-q']\n"
+             "try:\n    m.main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(k for k in ('torch', 'datatrove', 'datasets') if k in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=REPO)
+    assert imported.stdout.strip() == "[]", "validate must not import the heavy libraries"
+
+
+def test_import_medrecipe_is_light():
+    probe = "import sys, medrecipe, medrecipe.recipe; print(sorted(k for k in ('torch', 'datatrove', 'datasets') if k in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------------- show
+
+
+@pytest.mark.parametrize("recipe", SHIPPED, ids=lambda p: p.stem)
+def test_show_loads_back_to_the_same_recipe(cli, recipe, tmp_path):
+    result = cli("show", str(recipe))
+    assert result.code == 0, result.err
+    resolved = tmp_path / "resolved.yaml"
+    resolved.write_text(result.out)
+    assert load_recipe(resolved).recipe == load_recipe(recipe).recipe
+
+
+def test_show_keeps_comments_from_child_and_parent(cli, write):
+    write("base.yaml", """
+        name: base  # the parent's name
+        base_model: Qwen/Qwen3-8B
+        sft:
+          # the learning rate from the card
+          learning_rate: 5.0e-5
+          datasets: [{path: org/data}]
+        """)
+    child = write("child.yaml", "extends: base\nname: child\nsft:\n  epochs: 2  # two is enough here\n")
+    out = cli("show", str(child)).out
+    assert "# the learning rate from the card" in out
+    assert "epochs: 2  # two is enough here" in out
+    assert "# Resolved recipe: child.yaml <- base.yaml" in out
+
+
+_scalar_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029\x85\ufeff"), max_size=40
+) | st.sampled_from(["yes", "no", "null", "~", "1e5", "0x10", "# not a comment", "a: b", "'quoted'", '"dq"', "${x}", "- item"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    description=_scalar_text,
+    namespace=st.none() | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,20}", fullmatch=True),
+    learning_rate=st.floats(min_value=1e-9, max_value=1.0, allow_nan=False),
+    epochs=st.integers(min_value=1, max_value=100),
+    packing=st.booleans(),
+    neftune=st.none() | st.floats(min_value=0.1, max_value=20, allow_nan=False),
+    benchmarks=st.lists(st.sampled_from(["medmcqa", "medqa", "pubmedqa", "mmlu_anatomy"]), min_size=1, max_size=4, unique=True),
+    limitations=st.lists(_scalar_text, max_size=3),
+)
+def test_property_show_round_trips(tmp_path_factory, description, namespace, learning_rate, epochs, packing, neftune,
+                                   benchmarks, limitations):
+    """Whatever values a recipe holds, `show` writes YAML that loads back to the same model."""
+    from medrecipe.recipe.show import to_yaml
+
+    folder = tmp_path_factory.mktemp("roundtrip")
+    tree = load_tree(RECIPES / "ii-medical-8b-1706.yaml")
+    data = tree.data
+    data["description"] = description
+    data["hub"]["namespace"] = namespace
+    data["sft"].update(learning_rate=learning_rate, epochs=epochs, sample_packing=packing, neftune_noise_alpha=neftune)
+    data["eval"]["benchmarks"] = benchmarks
+    data["eval"].pop("published")
+    data["publish"]["card"]["limitations"] = limitations
+    source = folder / "source.yaml"
+    from ruamel.yaml import YAML
+
+    with source.open("w") as handle:
+        YAML().dump(data, handle)
+    original = load_recipe(source)
+    written = folder / "written.yaml"
+    written.write_text(to_yaml(original))
+    assert load_recipe(written).recipe == original.recipe
+
+
+# -------------------------------------------------------------------------------------------------- new
+
+
+def test_new_writes_only_the_overrides_and_validates(cli, write, tmp_path):
+    result = cli("new", "ii-medical-qwen3-4b", "--from", "ii-medical-8b-1706", "--set", "base_model=Qwen/Qwen3-4B",
+                 "--set", "data.sources.19.path=/data/evol.jsonl")
+    assert result.code == 0, result.err
+    fork = tmp_path / "recipes" / "ii-medical-qwen3-4b.yaml"
+    from ruamel.yaml import YAML
+
+    text = fork.read_text()
+    assert text.startswith("# yaml-language-server: $schema=")
+    raw = YAML(typ="safe").load(text)
+    # The child's own file: extends, name, the override, and the one list it had to copy.
+    assert set(raw) == {"extends", "name", "base_model", "data"}
+    assert raw["extends"] == "ii-medical-8b-1706"
+    parent = resolved_data(load_recipe(RECIPES / "ii-medical-8b-1706.yaml"))
+    child = resolved_data(load_recipe(fork))
+    differences = {key for key in parent if parent[key] != child[key]}
+    assert differences == {"name", "base_model", "data"}
+    parent_sources, child_sources = parent["data"]["sources"], child["data"]["sources"]
+    assert [i for i, (a, b) in enumerate(zip(parent_sources, child_sources)) if a != b] == [19]
+    assert child_sources[19]["path"] == "/data/evol.jsonl"
+
+
+def test_new_refuses_to_overwrite_and_rejects_invalid_forks(cli, write, tmp_path):
+    assert cli("new", "fork", "--from", "ii-medical-8b-1706").code == 0
+    again = cli("new", "fork", "--from", "ii-medical-8b-1706")
+    assert again.code == 2 and "already exists" in again.err
+    bad = cli("new", "bad-fork", "--from", "ii-medical-8b-1706", "--set", "sft.epochs=0")
+    assert bad.code == 2
+    assert "recipes/bad-fork.yaml:" in bad.err and "sft.epochs" in bad.err
+    assert not (tmp_path / "recipes" / "bad-fork.yaml").exists()
+
+
+# ----------------------------------------------------------------------------------------------- schema
+
+
+def test_schema_is_in_sync_with_the_model():
+    checked_in = (REPO / "schemas" / "recipe.schema.json").read_text()
+    assert checked_in == json_schema_text(), "run `medrecipe schema` and commit schemas/recipe.schema.json"
+
+
+def test_schema_documents_every_field():
+    schema = json.loads(json_schema_text())
+    missing = []
+    for name, definition in [("Recipe", schema), *schema["$defs"].items()]:
+        for field, spec in definition.get("properties", {}).items():
+            if "description" not in spec:
+                missing.append(f"{name}.{field}")
+    assert missing == []
+
+
+def test_schema_check_command(cli):
+    assert cli("schema", "--check").code == 0
