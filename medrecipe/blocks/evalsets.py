@@ -1,0 +1,43 @@
+"""Evaluation items for decontamination, read exactly as evaluation reads them (benchmark_items.to_item)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..benchmark_items import item_text, to_item
+from .readers import _rows_of_file, local_files
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    benchmark: str
+    item_id: str
+    text: str
+
+
+def benchmark_rows(location: dict):
+    """Rows of one benchmark: a local copy (`path`) or its Hub dataset, with the registry's row filter."""
+    where = location.get("where") or {}
+    if location.get("path"):
+        files = local_files(location["path"])
+        if not files:
+            raise FileNotFoundError(f"benchmark {location['name']}: no data files at {location['path']}")
+        rows = (row for file in files for row in _rows_of_file(Path(file), "auto"))
+    else:
+        from datasets import load_dataset
+
+        rows = load_dataset(location["hub"], location.get("subset"), split=location["split"])
+    for row in rows:
+        if all(row.get(column) == value for column, value in where.items()):
+            yield row
+
+
+def load_items(locations: list[dict], include_options: bool) -> list[EvalItem]:
+    """Every item of the given benchmarks, as the text decontamination compares against."""
+    items = []
+    for location in locations:
+        for index, row in enumerate(benchmark_rows(location)):
+            item = to_item(row, location["reader"], location.get("spec"), index)
+            items.append(EvalItem(location["name"], item["id"], item_text(item, include_options)))
+    return items

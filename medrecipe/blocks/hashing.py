@@ -1,0 +1,136 @@
+"""Hashes of tokens and n-grams computed with numpy over a text's code points, never per token in Python.
+
+A text becomes an array of code points; a class table of the Basic Multilingual Plane marks token
+characters; token boundaries are where the class changes; a token's hash is the polynomial hash of its
+code points, read off prefix sums in O(1) per token. 64-bit arithmetic wraps, which is what the
+polynomial hash modulo 2**64 wants (POLY is odd, so its powers have inverses).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+
+import numpy as np
+
+_U64 = np.uint64
+POLY = _U64(0x100000001B3)
+_SEPARATOR, _WORD, _CJK = 0, 1, 2
+
+
+def _is_cjk(cp: int) -> bool:
+    return (
+        0x3040 <= cp <= 0x30FF  # kana
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x4E00 <= cp <= 0x9FFF
+        or 0xAC00 <= cp <= 0xD7AF  # hangul syllables
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x20000 <= cp <= 0x3134F
+    )
+
+
+@lru_cache(maxsize=1)
+def _token_classes() -> np.ndarray:
+    """Letters, digits and marks are word characters; CJK ideographs, kana and hangul are tokens of their own."""
+    table = np.zeros(0x10000, dtype=np.uint8)
+    for cp in range(0x10000):
+        if _is_cjk(cp):
+            table[cp] = _CJK
+        elif unicodedata.category(chr(cp))[0] in "LNM":
+            table[cp] = _WORD
+    return table
+
+
+@lru_cache(maxsize=1)
+def _whitespace() -> np.ndarray:
+    """What str.split() splits on."""
+    table = np.zeros(0x10000, dtype=bool)
+    table[[cp for cp in range(0x10000) if chr(cp).isspace()]] = True
+    return table
+
+
+class _Powers:
+    """POLY**i and POLY**-i modulo 2**64, grown on demand."""
+
+    def __init__(self):
+        self.pow = np.ones(1, dtype=_U64)
+        self.inv = np.ones(1, dtype=_U64)
+        self.inverse = _U64(pow(int(POLY), -1, 2**64))
+
+    def ensure(self, n: int) -> None:
+        if self.pow.size >= n:
+            return
+        size = max(n, 2 * self.pow.size, 4096)
+        self.pow = np.cumprod(np.concatenate([[_U64(1)], np.full(size - 1, POLY, dtype=_U64)]), dtype=_U64)
+        self.inv = np.cumprod(np.concatenate([[_U64(1)], np.full(size - 1, self.inverse, dtype=_U64)]), dtype=_U64)
+
+
+_POWERS = _Powers()
+
+
+def fmix64(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer: spreads every input bit over every output bit."""
+    x = x ^ (x >> _U64(33))
+    x = x * _U64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> _U64(33))
+    x = x * _U64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> _U64(33))
+
+
+def code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _span_hashes(cps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    n = cps.size
+    _POWERS.ensure(n + 1)
+    prefix = np.empty(n + 1, dtype=_U64)
+    prefix[0] = 0
+    np.cumsum((cps.astype(_U64) + _U64(1)) * _POWERS.pow[:n], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * _POWERS.inv[starts]
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of every run of True."""
+    edges = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def token_hashes(text: str) -> np.ndarray:
+    """Hashes of the lower-cased tokens of `text` (words, and single CJK characters), in order."""
+    cps = code_points(text.lower())
+    if cps.size == 0:
+        return np.zeros(0, dtype=_U64)
+    classes = _token_classes()[np.minimum(cps, 0xFFFF)]
+    astral = np.flatnonzero(cps > 0xFFFF)
+    if astral.size:
+        classes[astral] = [(_CJK if _is_cjk(int(c)) else _WORD) for c in cps[astral]]
+    starts, ends = _runs(classes == _WORD)
+    words = _span_hashes(cps, starts, ends)
+    cjk = np.flatnonzero(classes == _CJK)
+    if not cjk.size:
+        return words
+    hashes = np.concatenate((words, cps[cjk].astype(_U64) + _U64(1)))
+    return hashes[np.argsort(np.concatenate((starts, cjk)), kind="stable")]
+
+
+def whitespace_word_hashes(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the words of `text.lower().split()` and the character offset where each starts."""
+    cps = code_points(text.lower())
+    if cps.size == 0:
+        return np.zeros(0, dtype=_U64), np.zeros(0, dtype=np.intp)
+    space = _whitespace()[np.minimum(cps, 0xFFFF)] & (cps <= 0xFFFF)
+    starts, ends = _runs(~space)
+    return _span_hashes(cps, starts, ends), starts
+
+
+def ngram_hashes(hashes: np.ndarray, n: int, multiplier: np.uint64 = _U64(0x9E3779B97F4A7C15)) -> np.ndarray:
+    """Hashes of every run of `n` consecutive hashes (none when there are fewer than `n`)."""
+    count = hashes.size - n + 1
+    if count <= 0:
+        return np.zeros(0, dtype=_U64)
+    acc = hashes[:count].copy()
+    for offset in range(1, n):
+        acc *= multiplier
+        acc += hashes[offset : offset + count]
+    return fmix64(acc)

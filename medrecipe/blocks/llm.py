@@ -1,0 +1,163 @@
+"""LLM steps through datatrove's InferenceRunner: rejection-sampled generation, judging, domain classification.
+
+InferenceRunner ends a pipeline (it writes documents, it does not pass them on), so an LLM step closes a
+segment: its rollout function records results in `rollout_results`, and an apply step at the start of the
+next segment turns them into records (the correct generations) or verdicts (the judge's scores).
+
+The endpoint's API key is read from the environment inside the worker, when the runner is built: the
+step that is pickled for Slurm or Ray holds only the variable's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+
+from datatrove.data import Document, DocumentsPipeline
+
+from ..grading import grade
+from .base import CurationFilter, CurationStep
+from .domain import parse_label
+from .record import prompt_text, response_text, with_response
+
+_SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+class InferenceStep(CurationStep):
+    """Runs one rollout function over the records with an InferenceRunner writing to `output_folder`."""
+
+    type = "🤖 - LLM"
+
+    def __init__(self, name: str, output_folder: str, checkpoint_folder: str, model: str, endpoint: str | None,
+                 api_key_env: str | None, tensor_parallel_size: int, max_concurrent_requests: int,
+                 generation: dict, rollout: str, rollout_args: dict, sources: list[str] | None = None):
+        super().__init__(name, sources)
+        self.output_folder, self.checkpoint_folder = output_folder, checkpoint_folder
+        self.model, self.endpoint, self.api_key_env = model, endpoint, api_key_env
+        self.tensor_parallel_size, self.max_concurrent_requests = tensor_parallel_size, max_concurrent_requests
+        self.generation, self.rollout, self.rollout_args = generation, rollout, rollout_args
+
+    def _runner(self):
+        from datatrove.pipeline.inference.run_inference import InferenceConfig, InferenceRunner
+        from datatrove.pipeline.writers import JsonlWriter
+
+        endpoint = (self.endpoint or "").rstrip("/")
+        config = InferenceConfig(
+            server_type="endpoint" if endpoint else "vllm",
+            model_name_or_path=self.model,
+            endpoint_url=endpoint.removesuffix("/v1") or None,
+            api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
+            tp=self.tensor_parallel_size,
+            default_generation_params=self.generation,
+            max_concurrent_generations=self.max_concurrent_requests,
+            metric_interval=60,
+            server_ready_delay_sec=1.0,
+            server_ready_max_attempts=600,
+        )
+        writer = JsonlWriter(self.output_folder, output_filename="${rank}_chunk_${chunk_index}.jsonl.gz")
+        rollout = ROLLOUTS[self.rollout]
+        selected, arguments = self.sources, self.rollout_args
+
+        async def bound(document, generate):
+            if selected is not None and document.metadata["source"] not in selected:
+                return {"skipped": True}
+            return await rollout(document, generate, **arguments)
+
+        return InferenceRunner(rollout_fn=bound, config=config, output_writer=writer,
+                               checkpoints_local_dir=self.checkpoint_folder, records_per_chunk=2000)
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        runner = self._runner()
+        runner.stats = self.stats  # its request and token counts land in this step's stats
+        return runner.run(data, rank, world_size)
+
+
+def _chat(doc: Document, prompt: str) -> list[dict]:
+    system = [m for m in doc.metadata["messages"] if m["role"] == "system"]
+    return [*system, {"role": "user", "content": prompt}]
+
+
+async def generate_and_grade(doc: Document, generate, *, samples: int, max_samples: int, grader: str,
+                             instruction: str) -> dict:
+    """Sample `samples` responses, grade them against the reference; sample more (up to `max_samples`) while
+    none is correct."""
+    prompt = f"{prompt_text(doc).rstrip()}\n\n{instruction}" if instruction else prompt_text(doc)
+    payload = {"messages": _chat(doc, prompt)}
+    answer, options = doc.metadata.get("answer"), doc.metadata.get("options") or None
+    kind = {"auto": None, "choice": "choice", "yes_no_maybe": "yes_no_maybe", "boxed": "free", "none": None}[grader]
+    graded = grader != "none" and bool(answer)
+    drawn: list[dict] = []
+    while len(drawn) < max_samples:
+        count = samples if not drawn else max_samples - len(drawn)
+        for result in await asyncio.gather(*(generate(dict(payload)) for _ in range(count))):
+            correct = grade(result.text, answer, kind=kind, options=options)["correct"] if graded else None
+            drawn.append({"text": result.text, "finish_reason": result.finish_reason, "correct": correct})
+        if not graded or any(d["correct"] for d in drawn):
+            break
+    return {"prompt": prompt, "responses": drawn}
+
+
+async def judge(doc: Document, generate, *, template: str, max_score: float) -> dict:
+    prompt = template.format(prompt=prompt_text(doc), answer=doc.metadata.get("answer") or "",
+                             response=response_text(doc), max_score=max_score)
+    result = await generate({"messages": [{"role": "user", "content": prompt}]})
+    found = _SCORE.findall(result.text)
+    return {"score": float(found[-1]) if found else None, "verdict": result.text}
+
+
+async def classify(doc: Document, generate, *, template: str, labels: list[str]) -> dict:
+    prompt = template.format(prompt=prompt_text(doc), labels=", ".join(labels))
+    result = await generate({"messages": [{"role": "user", "content": prompt}]})
+    return {"label": parse_label(result.text, labels), "answer": result.text}
+
+
+ROLLOUTS = {"generate": generate_and_grade, "judge": judge, "classify": classify}
+
+
+class KeepGenerations(CurationStep):
+    """Turns each prompt record into one record per kept response (apply part of generate)."""
+
+    def __init__(self, name: str, keep: str, grader: str, sources=None):
+        super().__init__(name, sources)
+        self.keep, self.grader = keep, grader
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            results = doc.metadata.pop("rollout_results", None) or [{}]
+            if not self.selected(doc) or results[0].get("skipped"):
+                yield doc
+                continue
+            source = doc.metadata["source"]
+            self.stat_update(f"in/{source}")
+            generated = results[0]
+            responses = generated["responses"]
+            kept = responses if self.grader == "none" else [r for r in responses if r["correct"]]
+            if self.keep == "first_correct":
+                kept = kept[:1]
+            self.stat_update("sampled", value=len(responses))
+            for number, response in enumerate(kept):
+                self.stat_update(f"out/{source}")
+                record = with_response(doc, generated["prompt"], response["text"], str(number))
+                record.metadata["finish_reason"] = response["finish_reason"] or ""
+                yield record
+
+
+class JudgeVerdicts(CurationFilter):
+    """Keeps records the judge scored at least `min_score` (apply part of judge_filter)."""
+
+    def __init__(self, name: str, min_score: float, sources=None, exclusion_folder=None):
+        super().__init__(name, sources, exclusion_folder)
+        self.min_score = min_score
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in super().run(data, rank, world_size):
+            doc.metadata.pop("rollout_results", None)
+            yield doc
+
+    def verdict(self, doc: Document) -> dict | None:
+        result = (doc.metadata.get("rollout_results") or [{}])[0]
+        score = result.get("score")
+        if score is None:
+            return {"reason": "unparsed_judgement", "verdict": result.get("verdict", "")}
+        return None if score >= self.min_score else {"reason": "low_judge_score", "score": score}

@@ -1,0 +1,124 @@
+"""Read one recipe source (local files or a Hub dataset) into chat records.
+
+Files and Hub shards are spread over the data tasks (offset by the source's index, so that many one-file
+sources still spread over the tasks). A source with `max_samples` is read by one task, in order, so that
+its cap is exact. A JSON file whose rows are lists (ApolloCorpus' [question, answer] pairs) exposes each
+row as the column `turns`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from .record import build_record, order_key, prompt_text_of, response_text_of
+
+_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
+
+
+def local_files(path: str) -> list[Path]:
+    """The data files a source path names: a file, a folder (searched recursively) or a glob, sorted."""
+    target = Path(path)
+    if any(char in target.name for char in "*?["):
+        found = sorted(target.parent.glob(target.name))
+    elif target.is_dir():
+        found = sorted(p for p in target.rglob("*") if p.is_file())
+    else:
+        found = [target] if target.exists() else []
+    return [p for p in found if p.name.endswith(_SUFFIXES)]
+
+
+def _rows_of_file(path: Path, format: str) -> Iterator[dict]:
+    kind = format if format != "auto" else ("parquet" if path.suffix == ".parquet" else "json" if path.suffix == ".json" else "jsonl")
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    elif kind == "json":
+        with path.open(encoding="utf-8") as handle:
+            content = json.load(handle)
+        for row in content if isinstance(content, list) else content.get("data", []):
+            yield row if isinstance(row, dict) else {"turns": row}
+    else:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+
+
+class SourceReader(PipelineStep):
+    """Reads one source of the recipe; chains after other readers (their records pass through first)."""
+
+    type = "📖 - READER"
+
+    def __init__(self, source: dict, source_index: int):
+        """`source` is the recipe's Source as a dict (a local `path` already absolute)."""
+        self.name = source["name"]  # before PipelineStep.__init__, which names the step's stats after it
+        super().__init__()
+        self.source = source
+        self.source_index = source_index
+
+    def _mine(self, shard: int, world_size: int, rank: int) -> bool:
+        return (shard + self.source_index) % world_size == rank
+
+    def _files(self) -> list[Path] | None:
+        """Local files to read: the source's path, or its Hub `data_files` downloaded; None for a Hub configuration."""
+        if self.source.get("path"):
+            return local_files(self.source["path"])
+        if self.source.get("data_files"):
+            from huggingface_hub import hf_hub_download
+
+            return [Path(hf_hub_download(self.source["hub"], name, repo_type="dataset", revision=self.source.get("revision")))
+                    for name in self.source["data_files"]]
+        return None
+
+    def _shards(self, rank: int, world_size: int) -> Iterator[tuple[int, Iterator[dict]]]:
+        capped = self.source.get("max_samples") is not None
+        files = self._files()
+        if files is not None:
+            for index, file in enumerate(files):
+                if self._mine(0 if capped else index, world_size, rank):
+                    yield index, _rows_of_file(file, self.source.get("format", "auto"))
+            return
+        from datasets import load_dataset
+
+        dataset = load_dataset(self.source["hub"], self.source.get("subset"), split=self.source.get("split", "train"),
+                               revision=self.source.get("revision"), streaming=True)
+        shards = 1 if capped else dataset.n_shards
+        for index in range(shards):
+            if self._mine(index, world_size, rank):
+                yield index, iter(dataset if shards == 1 else dataset.shard(num_shards=shards, index=index))
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        cap = self.source.get("max_samples")
+        read = 0
+        for shard, rows in self._shards(rank, world_size):
+            for row_index, row in enumerate(rows):
+                if cap is not None and read >= cap:
+                    return
+                with self.track_time():
+                    record = build_record(
+                        row,
+                        self.source["fields"],
+                        self.name,
+                        self.source.get("kind", "conversations"),
+                        row_id=str(row_index) if shard == 0 else f"{shard}:{row_index}",
+                        order=order_key(self.source_index, (shard << 28) | row_index),
+                    )
+                read += 1
+                messages = record["metadata"]["messages"]
+                wants_response = self.source.get("kind", "conversations") == "conversations"
+                if not prompt_text_of(messages).strip() or (wants_response and not response_text_of(messages).strip()):
+                    self.stat_update("malformed")
+                    continue
+                self.stat_update(f"read/{self.name}")
+                yield Document(**record)

@@ -1,0 +1,175 @@
+"""The chat record every curation step sees: a datatrove Document whose metadata holds the conversation.
+
+    doc.id                   "<source>/<row id>"
+    doc.text                 the final response (the prompt, for a prompt-only record); what datatrove's own blocks read
+    doc.metadata["source"]   the source name
+    doc.metadata["order"]    the record's place in the recipe's reading order (earlier sources win dedup ties)
+    doc.metadata["messages"] [{role, content}, ...]; reasoning sits in the assistant turn inside think tags
+    doc.metadata["answer"]   the reference answer, or None
+    doc.metadata["options"]  {letter: text} for multiple-choice prompts, else {}
+    doc.metadata["extra"]    other mapped columns
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from datatrove.data import Document
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ORDER_SOURCE_SHIFT = 40  # order = source index << 40 | row index: unique and sortable across sources
+
+
+class MappingError(ValueError):
+    """A source row does not have the columns its recipe mapping names."""
+
+
+def order_key(source_index: int, row_index: int) -> int:
+    return (source_index << ORDER_SOURCE_SHIFT) | row_index
+
+
+def _column(row: dict, name: str, source: str) -> Any:
+    if name not in row:
+        raise MappingError(f"source {source!r}: column {name!r} not found; the rows have: {', '.join(sorted(row))}")
+    return row[name]
+
+
+def _options(row: dict, mapping: str | list[str], source: str) -> dict[str, str]:
+    if isinstance(mapping, list):
+        values = [_column(row, name, source) for name in mapping]
+        return {LETTERS[i]: str(v) for i, v in enumerate(values) if v not in (None, "")}
+    value = _column(row, mapping, source)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(("{", "[")):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return {"": text}
+        else:
+            return {"": text}  # a ready-made block of lettered options (MedReason), kept as written
+    if isinstance(value, dict):
+        return {str(k).strip().upper(): str(v) for k, v in value.items() if v not in (None, "")}
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "key" in value[0]:
+        return {str(o["key"]).strip().upper(): str(o["value"]) for o in value if o.get("value")}
+    if isinstance(value, list):
+        return {LETTERS[i]: str(v) for i, v in enumerate(value) if v not in (None, "")}
+    return {}
+
+
+def _answer(value: Any, options: dict[str, str]) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) and options and "" not in options:
+        return LETTERS[value] if 0 <= value < len(options) else None
+    return str(value).strip()
+
+
+def _context(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("contexts", list(value.values()))
+    if isinstance(value, (list, tuple)):
+        return "\n".join(str(v) for v in value)
+    return str(value or "")
+
+
+def prompt_with_options(question: str, options: dict[str, str], context: str = "") -> str:
+    text = question.strip()
+    if context.strip():
+        text = f"{context.strip()}\n\n{text}"
+    if options:
+        lines = [text_ if letter == "" else f"{letter}. {text_}" for letter, text_ in options.items()]
+        text += "\n\n" + "\n".join(lines)
+    return text
+
+
+def assistant_content(reasoning: str, response: str, think_open: str = "<think>", think_close: str = "</think>") -> str:
+    reasoning = (reasoning or "").strip()
+    response = (response or "").strip()
+    return f"{think_open}\n{reasoning}\n{think_close}\n\n{response}" if reasoning else response
+
+
+def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, order: int) -> dict:
+    """A source row as Document fields (text, id, metadata), following the recipe's field mapping."""
+    messages: list[dict] = []
+    options: dict[str, str] = {}
+    answer = None
+    if fields.get("system"):
+        system = _column(row, fields["system"], source)
+        if system:
+            messages.append({"role": "system", "content": str(system)})
+    if fields.get("messages"):
+        roles = fields.get("roles") or {}
+        for turn in _column(row, fields["messages"], source) or []:
+            role = str(turn.get(fields.get("role_key", "role"), ""))
+            content = turn.get(fields.get("content_key", "content"))
+            messages.append({"role": roles.get(role, role), "content": "" if content is None else str(content)})
+    elif fields.get("turns"):
+        turns = [str(t) for t in (_column(row, fields["turns"], source) or [])]
+        if kind == "prompts":
+            messages.append({"role": "user", "content": turns[0] if turns else ""})
+            answer = turns[1] if len(turns) > 1 else None
+        else:
+            messages += [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+    else:
+        if fields.get("options"):
+            options = _options(row, fields["options"], source)
+        context = _context(_column(row, fields["context"], source)) if fields.get("context") else ""
+        question = str(_column(row, fields["prompt"], source) or "")
+        messages.append({"role": "user", "content": prompt_with_options(question, options, context)})
+    if fields.get("response") or fields.get("reasoning"):
+        reasoning = _column(row, fields["reasoning"], source) if fields.get("reasoning") else ""
+        response = _column(row, fields["response"], source) if fields.get("response") else ""
+        messages.append({"role": "assistant", "content": assistant_content(reasoning, response)})
+    if fields.get("answer"):
+        answer = _answer(_column(row, fields["answer"], source), options)
+    metadata = {
+        "source": source,
+        "order": order,
+        "messages": messages,
+        "answer": answer,
+        "options": {k: v for k, v in options.items() if k},
+        "finish_reason": str(row.get(fields["finish_reason"]) or "") if fields.get("finish_reason") else "",
+        "extra": {name: row.get(name) for name in fields.get("metadata") or []},
+    }
+    record_id = f"{source}/{row.get(fields['id']) if fields.get('id') and row.get(fields['id']) is not None else row_id}"
+    return {"id": record_id, "text": response_text_of(messages) or prompt_text_of(messages), "metadata": metadata}
+
+
+def prompt_text_of(messages: list[dict]) -> str:
+    """The user's side of a conversation: every user turn before the final assistant turn."""
+    last = len(messages)
+    if messages and messages[-1]["role"] == "assistant":
+        last -= 1
+    return "\n".join(m["content"] for m in messages[:last] if m["role"] == "user")
+
+
+def response_text_of(messages: list[dict]) -> str:
+    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+
+
+def prompt_text(doc: Document) -> str:
+    return prompt_text_of(doc.metadata["messages"])
+
+
+def response_text(doc: Document) -> str:
+    return response_text_of(doc.metadata["messages"])
+
+
+def field_text(doc: Document, field: str) -> str:
+    """`prompt`, `response`, or the whole `conversation` / `all` of a record."""
+    if field == "prompt":
+        return prompt_text(doc)
+    if field == "response":
+        return response_text(doc)
+    return "\n".join(m["content"] for m in doc.metadata["messages"])
+
+
+def with_response(doc: Document, prompt: str, response: str, suffix: str) -> Document:
+    """A copy of a prompt-only record completed with one generated response (and the prompt as it was sent)."""
+    messages = [m for m in doc.metadata["messages"] if m["role"] == "system"]
+    messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    return Document(text=response, id=f"{doc.id}#{suffix}", metadata={**doc.metadata, "messages": messages})

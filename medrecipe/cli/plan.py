@@ -1,0 +1,121 @@
+"""`medrecipe plan`: a readable dry run of the whole release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..compile.build import compile_stage, default_out, stages_of
+from ..compile.layout import Layout
+from .common import load, overrides_option, recipe_argument
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  medrecipe plan recipes/ii-medical-8b-1706.yaml
+  medrecipe plan ii-medical-8b-1706 --set compute.gpus_per_node=4 --set compute.nodes=2
+  medrecipe plan recipes/my-fork.yaml --out /shared/builds/fork
+"""
+)
+@recipe_argument
+@overrides_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build folder the plan refers to (default: build/<name>).")
+def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
+    """Show, without running or writing anything: every stage, every curation step with its parameters, what
+    each stage reads and writes, the derived numbers (per-device batch, gradient accumulation, steps), the
+    evaluation tasks, the Hub repositories that would be created or updated, and every warning."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..recipe.derive import sft_batch, sft_steps_per_epoch
+
+    console = Console()
+    loaded, findings = load(recipe, overrides, warn=False)
+    recipe_ = loaded.recipe
+    layout = Layout((out or default_out(loaded)).resolve(), recipe_)
+    console.rule(f"[bold]{recipe_.name}")
+    console.print(f"{recipe_.description}\nbase model [bold]{recipe_.base_model}[/], seed {recipe_.seed}, license {recipe_.license}")
+    console.print("from " + " <- ".join(str(f) for f in loaded.tree.files) + "".join(f"\n  --set {o}" for o in loaded.overrides))
+
+    warnings = [str(w) for w in findings.warnings]
+    for stage in stages_of(loaded):
+        build = compile_stage(loaded, layout, stage)
+        console.rule(f"[bold]{stage}[/] (key {layout.keys[stage]})")
+        if stage == "data":
+            _data(console, recipe_, layout)
+        elif stage == "sft":
+            batch = sft_batch(recipe_.sft, recipe_.compute)
+            samples = recipe_.data.expected_samples if recipe_.data and recipe_.sft.datasets is None else None
+            steps = sft_steps_per_epoch(recipe_.sft, recipe_.compute, samples)
+            table = Table("derived", "value", show_header=False)
+            if batch.requested_tokens:
+                table.add_row("tokens per step", f"{batch.tokens_per_step:,} (requested {batch.requested_tokens:,}, "
+                              f"{batch.token_deviation:+.1%})")
+            table.add_row("steps per epoch", f"{steps:,} ({samples:,} samples)" if steps else
+                          "depends on the data size" + (" and packing" if recipe_.sft.sample_packing else ""))
+            if steps:
+                table.add_row("total steps", f"{steps * recipe_.sft.epochs:,} ({recipe_.sft.epochs} epochs)")
+            console.print(table)
+        _facts(console, build.facts)
+        warnings += [f"{stage}: {w}" for w in build.warnings]
+
+    console.rule("[bold]hub")
+    namespace = recipe_.hub.namespace or "<your account>"
+    table = Table("artifact", "repository", "visibility")
+    for artifact, present in (("dataset", recipe_.data and recipe_.publish.dataset), ("sft", recipe_.sft and recipe_.publish.sft_model),
+                              ("model", (recipe_.rl or recipe_.sft) and recipe_.publish.model)):
+        if present:
+            kind = "dataset" if artifact == "dataset" else "model"
+            table.add_row(artifact, f"{namespace}/{recipe_.repo_name(artifact)} ({kind})", "private" if recipe_.hub.private else "public")
+    console.print(table)
+    if recipe_.hub.reproduces:
+        console.print(f"reproduces {recipe_.hub.reproduces.model or ''} {recipe_.hub.reproduces.dataset or ''}".rstrip()
+                      + " (never pushed to by default)")
+    if warnings:
+        console.rule("[bold yellow]warnings")
+        for warning in warnings:
+            console.print(f"[yellow]warning[/] {warning}")
+
+
+def _compact(params: dict, prefix: str = "") -> str:
+    """`a=1, b.c=2`: nested settings flattened, long texts (prompt templates) abbreviated."""
+    parts = []
+    for key, value in params.items():
+        if isinstance(value, dict) and value and all(isinstance(v, (str, int, float, bool, list, dict)) for v in value.values()):
+            parts.append(_compact(value, f"{prefix}{key}."))
+            continue
+        text = str(value).replace("\n", " ")
+        parts.append(f"{prefix}{key}={text if len(text) <= 60 else text[:40] + '…'}")
+    return ", ".join(parts)
+
+
+def _facts(console, facts: list[tuple[str, str]]) -> None:
+    from rich.table import Table
+
+    if facts:
+        table = Table("", "", show_header=False, box=None)
+        for key, value in facts:
+            table.add_row(f"[dim]{key}[/]", value)
+        console.print(table)
+
+
+def _data(console, recipe, layout: Layout) -> None:
+    from rich.table import Table
+
+    from ..compile.data import source_location
+    from ..recipe.rules import step_names
+
+    data = recipe.data
+    table = Table("source", "kind", "group", "location", "expected", title="sources", title_justify="left")
+    for source in data.sources:
+        table.add_row(source.name, source.kind, source.group or "", source_location(source),
+                      f"{source.expected_samples:,}" if source.expected_samples else "")
+    console.print(table)
+    console.print("[bold]curation steps[/]")
+    for number, (step, name) in enumerate(zip(data.steps, step_names(recipe)), start=1):
+        params = step.model_dump(mode="json", exclude={"name", "type", "sources"}, exclude_none=True)
+        scope = ", ".join(step.sources) if step.sources else "all sources"
+        console.print(f"  {number:>2}. [bold]{name}[/] ({step.type}, on {scope}): {_compact(params)}", highlight=False)
+    console.print(f"reads: the sources above; writes: {layout.data_output()} (parquet), {layout.data_stats()}")

@@ -1,0 +1,82 @@
+"""Compile a recipe into build/<recipe>/: every stage's native inputs, the resolved recipe and lock.json."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..recipe import LoadedRecipe
+from ..recipe.show import to_yaml
+from .layout import STAGES, Layout, recipe_sha256
+
+# stage -> module whose `build(loaded, layout) -> StageBuild` compiles it (imported only when needed)
+COMPILERS = {
+    "data": "medrecipe.compile.data",
+    "sft": "medrecipe.compile.axolotl",
+    "rl": "medrecipe.compile.openrlhf",
+    "eval": "medrecipe.compile.lighteval",
+}
+
+
+@dataclass
+class Artifact:
+    path: str  # relative to the build root
+    text: str
+    executable: bool = False
+
+
+@dataclass
+class StageBuild:
+    """What a compiler produced for one stage, plus what `plan` shows about it."""
+
+    stage: str
+    artifacts: list[Artifact] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the tool cannot express, naming the recipe field
+    facts: list[tuple[str, str]] = field(default_factory=list)  # derived numbers and choices, for `plan`
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+
+def default_out(loaded: LoadedRecipe) -> Path:
+    return Path("build") / loaded.recipe.name
+
+
+def stages_of(loaded: LoadedRecipe) -> list[str]:
+    return [stage for stage in STAGES if getattr(loaded.recipe, stage) is not None]
+
+
+def compile_stage(loaded: LoadedRecipe, layout: Layout, stage: str) -> StageBuild:
+    module = importlib.import_module(COMPILERS[stage])
+    return module.build(loaded, layout)
+
+
+def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
+    """Write every compiled artifact under `out`; returns what each stage compiled to."""
+    out = out.resolve()
+    layout = Layout(out, loaded.recipe)
+    builds = [compile_stage(loaded, layout, stage) for stage in (stages or stages_of(loaded))]
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    resolved = to_yaml(loaded, comments=True)
+    for artifact in [Artifact("recipe.resolved.yaml", resolved)] + [a for b in builds for a in b.artifacts]:
+        target = out / artifact.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(artifact.text, encoding="utf-8")
+        if artifact.executable:
+            target.chmod(0o755)
+        files[artifact.path] = hashlib.sha256(artifact.text.encode()).hexdigest()
+    lock = {
+        "recipe": loaded.recipe.name,
+        "recipe_sha256": recipe_sha256(loaded.recipe),
+        "sources": [str(f) for f in loaded.tree.files],
+        "overrides": list(loaded.overrides),
+        "medrecipe": __version__,
+        "stage_keys": layout.keys,
+        "tools": {name: version for b in builds for name, version in b.tool_versions.items()},
+        "files": dict(sorted(files.items())),
+    }
+    (out / "lock.json").write_text(json.dumps(lock, indent=2) + "\n", encoding="utf-8")
+    return builds

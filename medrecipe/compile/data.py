@@ -1,0 +1,259 @@
+"""The data section as datatrove pipelines: `data/plan.json`, the stages in order, each a list of blocks.
+
+Per-record steps run inside one pipeline. A step that needs the whole corpus first (near-duplicates,
+domain clusters, a percentile) splits into collect / resolve / apply: its collector runs at the end of a
+segment whose records are written to an intermediate folder, a one-task resolve stage decides over the
+whole corpus, and the next segment starts by reading that same folder and applying the decision. Every
+stage reads exactly the records the previous one wrote, so nothing depends on positions in a stream. An LLM
+step ends a segment too: datatrove's InferenceRunner writes the records it annotated.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import benchmarks
+from ..recipe import LoadedRecipe
+from ..recipe.model import DomainFilter, EmbeddingClassifier, Generate, JudgeFilter, MaxWordOccurrences
+from ..recipe.rules import step_names
+from .build import Artifact, StageBuild
+from .layout import Layout
+
+TOOL = "datatrove 0.10.1"
+DEFAULT_TASKS = 8
+_B = "medrecipe.blocks."
+
+
+@dataclass
+class Block:
+    block: str  # import path of a datatrove PipelineStep
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    name: str
+    tasks: int
+    pipeline: list[Block]
+
+
+def _benchmark_locations(loaded: LoadedRecipe, names: list[str] | None) -> list[dict]:
+    """Where each evaluation set lives: the recipe's local copy if it names one, else the registry's Hub location."""
+    recipe = loaded.recipe
+    refs = {ref.name: (index, ref) for index, ref in enumerate(recipe.eval.benchmarks)} if recipe.eval else {}
+    locations = []
+    for name in names or list(refs):
+        entry = benchmarks.get(name)
+        location = {"name": name, "reader": entry.reader, "spec": entry.spec, "where": entry.where}
+        index, ref = refs.get(name, (None, None))
+        if ref is not None and ref.path:
+            location["path"] = str(loaded.local_path(("eval", "benchmarks", index, "path")))
+        else:
+            location.update(hub=entry.hub, subset=entry.subset, split=(ref and ref.split) or entry.split)
+        locations.append(location)
+    return locations
+
+
+def source_location(source) -> str:
+    if source.path:
+        return source.path
+    return source.hub + "".join(f" [{x}]" for x in (source.subset, source.split) if x) + (
+        f" files: {', '.join(source.data_files)}" if source.data_files else ""
+    )
+
+
+def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
+    recipe = loaded.recipe
+    data = recipe.data
+    assert data is not None
+    work = layout.work_dir("data")
+    tasks = recipe.compute.tasks or DEFAULT_TASKS
+    names = step_names(recipe)
+    groups: dict[str, list[str]] = {}
+    for source in data.sources:
+        groups.setdefault(source.name, []).append(source.name)
+        if source.group:
+            groups.setdefault(source.group, []).append(source.name)
+
+    def chosen(step) -> list[str] | None:
+        return None if step.sources is None else sorted({s for name in step.sources for s in groups[name]})
+
+    stages: list[Stage] = []
+    readers = []
+    for index, source in enumerate(data.sources):
+        spec = source.model_dump(mode="json")
+        if source.path:
+            spec["path"] = str(loaded.local_path(("data", "sources", index, "path")))
+        readers.append(Block(_B + "readers.SourceReader", {"source": spec, "source_index": index}))
+    segment = {"number": 0, "pipeline": readers}
+
+    def folder(*parts: str) -> str:
+        return str(work.joinpath(*parts))
+
+    def close(write: bool = True) -> str:
+        """End the current segment; the next one starts by reading what it wrote."""
+        out = folder("segments", f"{segment['number']:02d}")
+        if write:
+            segment["pipeline"].append(Block("datatrove.pipeline.writers.JsonlWriter",
+                                             {"output_folder": out, "output_filename": "${rank}.jsonl.gz"}))
+        stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
+        segment["number"] += 1
+        segment["pipeline"] = [Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": out, "glob_pattern": "*.jsonl.gz"})]
+        return out
+
+    def resolve(name: str, block: str, args: dict) -> None:
+        stages.append(Stage(f"resolve-{name}", 1, [Block(_B + block, {"name": name, **args})]))
+
+    def llm(model, name: str, role: str, rollout: str, rollout_args: dict, generation: dict, sources: list[str] | None,
+            into: str | None = None) -> Block:
+        """An InferenceStep calling `model` (an LLMCall of the recipe) for the records of `sources`."""
+        target = into or folder("segments", f"{segment['number']:02d}")
+        return Block(_B + "llm.InferenceStep", {
+            "name": f"{name}-{role}", "output_folder": target, "checkpoint_folder": folder("checkpoints", f"{name}-{role}"),
+            "model": model.model, "endpoint": model.endpoint, "api_key_env": model.api_key_env,
+            "tensor_parallel_size": model.tensor_parallel_size, "max_concurrent_requests": model.max_concurrent_requests,
+            "generation": generation, "rollout": rollout, "rollout_args": rollout_args, "sources": sources,
+        })
+
+    summary = []
+    for step, name in zip(data.steps, names):
+        common = {"name": name, "sources": chosen(step)}
+        excluded = {"exclusion_folder": folder("excluded", name)}
+        decision = folder("decisions", f"{name}.json")
+        pipeline = segment["pipeline"]
+        if step.type == "complete_generation":
+            pipeline.append(Block(_B + "filters.CompleteGenerationFilter", {
+                **common, **excluded, "think_open": step.think_open, "think_close": step.think_close,
+                "require_answer": step.require_answer, "drop_finish_reasons": step.drop_finish_reasons}))
+        elif step.type == "min_prompt_words":
+            pipeline.append(Block(_B + "filters.MinPromptWordsFilter", {**common, **excluded, "more_than": step.more_than}))
+        elif isinstance(step, MaxWordOccurrences):
+            counting = {"word": step.word, "field": step.field, "case_sensitive": step.case_sensitive}
+            if step.percentile is None:
+                pipeline.append(Block(_B + "filters.MaxWordOccurrencesFilter", {**common, **excluded, **counting,
+                                                                                "max_count": step.max_count}))
+            else:
+                pipeline.append(Block(_B + "filters.WordCountCollector", {**common, "folder": folder("side", name), **counting}))
+                close()
+                resolve(name, "filters.ResolveWordThreshold", {"counts_folder": folder("side", name), "decision_file": decision,
+                                                               "max_count": step.max_count, "percentile": step.percentile})
+                segment["pipeline"].append(Block(_B + "filters.MaxWordOccurrencesFilter", {
+                    **common, **excluded, **counting, "decision_file": decision}))
+        elif step.type == "near_dedup":
+            pipeline.append(Block(_B + "minhash.MinHashCollector", {**common, "folder": folder("side", name), "field": step.field,
+                                                                  "ngram": step.ngram, "num_perm": step.num_perm}))
+            close()
+            resolve(name, "minhash.ResolveDuplicates", {"signatures_folder": folder("side", name), "decision_file": decision,
+                                                       "threshold": step.threshold, "verify": step.verify})
+            segment["pipeline"].append(Block(_B + "minhash.RemoveDuplicates", {**common, **excluded, "decision_file": decision}))
+        elif step.type == "decontaminate_ngram":
+            pipeline.append(Block(_B + "decontaminate.NgramDecontaminationFilter", {
+                **common, **excluded, "benchmarks": _benchmark_locations(loaded, step.benchmarks), "n": step.n,
+                "field": step.field, "include_options": step.include_options}))
+        elif step.type == "decontaminate_fuzzy":
+            pipeline.append(Block(_B + "decontaminate.FuzzyDecontaminationFilter", {
+                **common, **excluded, "benchmarks": _benchmark_locations(loaded, step.benchmarks),
+                "threshold": step.threshold, "field": step.field, "include_options": step.include_options}))
+        elif isinstance(step, DomainFilter):
+            embeddings = folder("side", name)
+            encoder = {"model": step.embedding.model, "device": step.embedding.device,
+                       "max_seq_length": step.embedding.max_seq_length}
+            pipeline.append(Block(_B + "domain.EmbeddingCollector", {**common, "folder": embeddings,
+                                                                    "batch_size": step.embedding.batch_size, **encoder}))
+            records = close()
+            clusters = folder("decisions", f"{name}-clusters.json")
+            resolve(f"{name}-cluster", "domain.ClusterPrompts", {
+                "embeddings_folder": embeddings, "clusters_file": clusters, "clusters": step.kmeans.clusters,
+                "iterations": step.kmeans.iterations, "method": step.kmeans.method,
+                "max_training_points": step.kmeans.max_training_points, "nearest": step.nearest, "seed": recipe.seed})
+            classifier = step.classifier
+            vote = {"clusters_file": clusters, "decision_file": decision, "keep": step.keep}
+            if isinstance(classifier, EmbeddingClassifier):
+                resolve(name, "domain.VoteDomains", {**vote, "labels": list(classifier.labels),
+                                                     "label_descriptions": classifier.labels, "embeddings_folder": embeddings, **encoder})
+            else:
+                classified = folder("classified", name)
+                stages.append(Stage(f"classify-{name}", tasks, [
+                    Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": records, "glob_pattern": "*.jsonl.gz"}),
+                    Block(_B + "domain.SelectRepresentatives", {"name": f"{name}-select", "clusters_file": clusters,
+                                                                "sources": chosen(step)}),
+                    llm(classifier, name, "classify", "classify", {"template": classifier.prompt, "labels": classifier.labels},
+                        {"temperature": classifier.temperature, "top_p": classifier.top_p, "max_tokens": classifier.max_tokens},
+                        chosen(step), into=classified),
+                ]))
+                resolve(name, "domain.VoteDomains", {**vote, "labels": classifier.labels, "classified_folder": classified})
+            segment["pipeline"].append(Block(_B + "domain.RemoveDomains", {**common, **excluded, "decision_file": decision}))
+        elif isinstance(step, Generate):
+            pipeline.append(llm(step, name, "inference", "generate",
+                                {"samples": step.samples, "max_samples": step.max_samples, "grader": step.grader,
+                                 "instruction": step.instruction},
+                                {"temperature": step.temperature, "top_p": step.top_p, "max_tokens": step.max_tokens},
+                                chosen(step)))
+            close(write=False)
+            segment["pipeline"].append(Block(_B + "llm.KeepGenerations", {**common, "keep": step.keep, "grader": step.grader}))
+        elif isinstance(step, JudgeFilter):
+            pipeline.append(llm(step, name, "inference", "judge", {"template": step.prompt, "max_score": step.max_score},
+                                {"temperature": step.temperature, "top_p": step.top_p, "max_tokens": step.max_tokens},
+                                chosen(step)))
+            close(write=False)
+            segment["pipeline"].append(Block(_B + "llm.JudgeVerdicts", {**common, **excluded, "min_score": step.min_score}))
+        summary.append({"name": name, "type": step.type, "sources": chosen(step),
+                        "params": step.model_dump(mode="json", exclude={"name", "type", "sources"})})
+    output = folder("output")
+    segment["pipeline"].append(Block(_B + "output.ChatParquetWriter", {"output_folder": output,
+                                                                      "max_file_size_mb": data.output.max_file_size_mb}))
+    stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
+    decontaminated = sorted({loc["name"] for s in data.steps if s.type.startswith("decontaminate")
+                             for loc in _benchmark_locations(loaded, s.benchmarks)})
+    return {
+        "recipe": recipe.name,
+        "key": layout.keys["data"],
+        "work_dir": str(work),
+        "output": output,
+        "tasks": tasks,
+        "sources": [{"name": s.name, "location": source_location(s), "kind": s.kind, "group": s.group,
+                     "expected": s.expected_samples, "required": s.required,
+                     "path": str(loaded.local_path(("data", "sources", i, "path"))) if s.path else None}
+                    for i, s in enumerate(data.sources)],
+        "steps": summary,
+        "benchmarks": decontaminated,
+        "stages": [asdict(stage) for stage in stages],
+    }
+
+
+def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
+    content = plan(loaded, layout)
+    facts = [("data stages", f"{len(content['stages'])} datatrove pipelines, {content['tasks']} tasks each")]
+    if content["benchmarks"]:
+        facts.append(("decontaminated against", ", ".join(content["benchmarks"])))
+    return StageBuild(
+        stage="data",
+        artifacts=[Artifact("data/plan.json", json.dumps(content, indent=2) + "\n")],
+        facts=facts,
+        tool_versions={"datatrove": "0.10.1"},
+    )
+
+
+def instantiate(block: dict):
+    """A plan block as a live datatrove PipelineStep."""
+    module, _, name = block["block"].rpartition(".")
+    return getattr(importlib.import_module(module), name)(**block["args"])
+
+
+def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
+    """Every block of the plan built by datatrove's own classes (their constructors check their arguments)."""
+    problems = []
+    for stage in plan(loaded, layout)["stages"]:
+        for block in stage["pipeline"]:
+            try:
+                instantiate(block)
+            except Exception as exc:  # noqa: BLE001 - every rejection is reported, not just the first
+                problems.append(f"{stage['name']}: {block['block']}: {exc}")
+    return problems
+
+
+def load_plan(path: Path) -> dict:
+    return json.loads(path.read_text())

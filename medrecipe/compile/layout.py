@@ -1,0 +1,122 @@
+"""Where a recipe's build lives, and the content keys that name each stage's working folder.
+
+    build/<recipe>/
+      recipe.resolved.yaml  lock.json
+      data/  plan.json            data/<key>/  (datatrove logs and completions, intermediate shards, output/, stats.json)
+      sft/   axolotl.yaml ...     sft/<key>/   (checkpoints, the final model)
+      rl/    args.json launch.sh  rl/<key>/
+      eval/  tasks.py launch.sh   eval/<key>/  (lighteval results), eval/scores.json
+      cards/ model/README.md dataset/README.md
+
+A stage's key hashes exactly the part of the recipe the stage depends on, including the keys of the stages
+it consumes, so a changed recipe never reuses stale work and an unchanged one resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ..recipe import Recipe
+from ..recipe.derive import sft_batch
+
+STAGES = ("data", "sft", "rl", "eval")
+
+
+def fingerprint(value) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def recipe_sha256(recipe: Recipe) -> str:
+    return hashlib.sha256(json.dumps(recipe.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+    recipe: Recipe
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    def work_dir(self, stage: str) -> Path:
+        """The content-keyed folder a stage's run writes into."""
+        return self.root / stage / self.keys[stage]
+
+    @cached_property
+    def keys(self) -> dict[str, str]:
+        recipe = self.recipe
+        keys: dict[str, str] = {}
+        decontam_sets = [b.model_dump(mode="json") for b in recipe.eval.benchmarks] if recipe.eval else []
+        if recipe.data:
+            keys["data"] = fingerprint(
+                {"data": recipe.data.model_dump(mode="json"), "seed": recipe.seed, "eval_sets": decontam_sets,
+                 "tasks": recipe.compute.tasks}
+            )
+        if recipe.sft:
+            batch = sft_batch(recipe.sft, recipe.compute)
+            keys["sft"] = fingerprint(
+                {
+                    "sft": recipe.sft.model_dump(mode="json"),
+                    "base_model": recipe.base_model,
+                    "seed": recipe.seed,
+                    "batch": [batch.gpus, batch.micro_batch_size, batch.gradient_accumulation],
+                    "data": keys.get("data") if recipe.sft.datasets is None else None,
+                }
+            )
+        if recipe.rl:
+            keys["rl"] = fingerprint(
+                {
+                    "rl": recipe.rl.model_dump(mode="json"),
+                    "seed": recipe.seed,
+                    "compute": recipe.compute.model_dump(mode="json"),
+                    "from": keys.get("sft") if recipe.rl.init_from == "sft" else recipe.rl.init_from,
+                }
+            )
+        if recipe.eval:
+            keys["eval"] = fingerprint(
+                {"eval": recipe.eval.model_dump(mode="json", exclude={"published"}), "seed": recipe.seed,
+                 "model": self._model_key(keys)}
+            )
+        return keys
+
+    @property
+    def evaluated_model_key(self) -> str:
+        """What `eval.model` names, as a key: a stage's key, or the model id itself."""
+        return self._model_key(self.keys)
+
+    def _model_key(self, keys: dict[str, str]) -> str:
+        recipe = self.recipe
+        assert recipe.eval is not None
+        choice = recipe.eval.model
+        if choice == "final":
+            choice = "rl" if recipe.rl else ("sft" if recipe.sft else "base")
+        if choice == "base":
+            return recipe.base_model
+        if choice in ("sft", "rl"):
+            return f"{choice}:{keys[choice]}"
+        return choice
+
+    # The paths other stages and the publisher read.
+    def data_output(self) -> Path:
+        return self.work_dir("data") / "output"
+
+    def data_stats(self) -> Path:
+        return self.work_dir("data") / "stats.json"
+
+    def sft_output(self) -> Path:
+        return self.work_dir("sft") / "model"
+
+    def rl_output(self) -> Path:
+        return self.work_dir("rl") / "model"
+
+    def eval_scores(self) -> Path:
+        return self.stage_dir("eval") / "scores.json"
+
+    def eval_chart(self) -> Path:
+        """The bar chart of the scores (`medrecipe compare` writes it); the model card shows it."""
+        return self.stage_dir("eval") / "scores.png"

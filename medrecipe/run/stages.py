@@ -1,0 +1,36 @@
+"""Running a compiled stage: each stage's runner lives in `medrecipe.run.<stage>` with the same signature."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..compile.layout import Layout
+from ..recipe import LoadedRecipe
+
+RUNNERS = {stage: f"medrecipe.run.{stage}" for stage in ("data", "sft", "rl", "eval")}
+
+
+@dataclass
+class RunOptions:
+    launcher: Literal["local", "slurm", "ray"] = "local"  # how training / eval jobs are started
+    executor: Literal["local", "ray", "slurm"] | None = None  # the data stage's executor (default: the recipe's)
+    workers: int | None = None  # data tasks at once (default: the recipe's, else the CPU count)
+    dry_run: bool = False  # print the exact commands, run nothing
+    model: str | None = None  # eval: evaluate this model instead of the recipe's
+    gpu: bool = False  # use the GPU build of the tool environment
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: Literal["done", "dry-run", "skipped", "submitted"]  # submitted: a Slurm / Ray job that runs on
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (what, where) for the closing summary
+    counts: list[tuple[str, int, int]] = field(default_factory=list)  # (step, in, out) for the data stage
+    notes: list[str] = field(default_factory=list)
+
+
+def run_stage(loaded: LoadedRecipe, layout: Layout, stage: str, options: RunOptions) -> StageResult:
+    """`medrecipe.run.<stage>.run(loaded, layout, options)`; imported only when that stage runs."""
+    return importlib.import_module(RUNNERS[stage]).run(loaded, layout, options)

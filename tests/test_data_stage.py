@@ -1,0 +1,211 @@
+"""The data stage run for real on the quickstart corpus: every planted case meets its fate, counts add up,
+an interrupted run resumes to the same output, and the Ray executor produces it too."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from medrecipe.compile.layout import Layout
+from medrecipe.recipe import load_recipe
+
+from .conftest import RECIPES, REPO
+
+QUICKSTART = RECIPES / "quickstart.yaml"
+PLANTED = json.loads((RECIPES / "data" / "quickstart" / "planted.json").read_text())
+
+
+def output_rows(work: Path) -> list[dict]:
+    rows = []
+    for file in sorted((work / "output").glob("*.parquet")):
+        rows += pq.read_table(file).to_pylist()
+    return sorted(rows, key=lambda row: row["id"])
+
+
+def excluded(work: Path, step: str) -> dict[str, dict]:
+    found = {}
+    for file in (work / "excluded" / step).glob("*.jsonl.gz"):
+        with gzip.open(file, "rt") as handle:
+            for line in handle:
+                record = json.loads(line)
+                found[record["id"]] = record["metadata"]["excluded"]
+    return found
+
+
+def data_work(out: Path, recipe: Path = QUICKSTART) -> Path:
+    return Layout(out.resolve(), load_recipe(recipe).recipe).work_dir("data")
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    """One real local run of the quickstart's data stage, shared by the assertions below."""
+    from .conftest import run_cli
+
+    out = tmp_path_factory.mktemp("quickstart") / "build"
+    result = run_cli("run", str(QUICKSTART), "--stage", "data", "--out", str(out), "--workers", "2")
+    assert result.code == 0, result.err + result.out
+    return out, data_work(out), result
+
+
+def ids(source: str, local: list[str]) -> set[str]:
+    return {f"{source}/{i}" for i in local}
+
+
+def source_of(local_id: str) -> str:
+    return {"en": "medical-en", "zh": "medical-zh", "r1": "r1-traces"}[local_id.split("-")[0]]
+
+
+def test_every_planted_duplicate_is_removed_once_and_its_original_kept(quickstart_run):
+    _, work, _ = quickstart_run
+    kept = {row["id"] for row in output_rows(work)}
+    removed = excluded(work, "near_dedup")
+    for kind in ("exact_duplicates", "near_duplicates"):
+        for original, copy in PLANTED[kind]:
+            original_id, copy_id = f"{source_of(original)}/{original}", f"{source_of(copy)}/{copy}"
+            assert original_id in kept, f"{kind}: the original {original_id} must be kept"
+            assert copy_id in removed and copy_id not in kept, f"{kind}: {copy_id} must be removed"
+    planted_copies = {f"{source_of(c)}/{c}" for kind in ("exact_duplicates", "near_duplicates") for _, c in PLANTED[kind]}
+    assert set(removed) == planted_copies, "nothing else is a near duplicate in this corpus"
+    assert any(c.startswith("medical-zh/") for c in removed), "Chinese near duplicates are found too"
+
+
+def test_contaminated_samples_are_removed_with_the_item_they_match(quickstart_run):
+    _, work, _ = quickstart_run
+    ngram, fuzzy = excluded(work, "decontaminate_ngram"), excluded(work, "decontaminate_fuzzy")
+    assert {f"medical-en/{i}" for i, _ in PLANTED["contaminated_exact"]} == set(ngram)
+    assert {f"medical-en/{i}" for i, _ in PLANTED["contaminated_fuzzy"]} == set(fuzzy)
+    for local, benchmark in PLANTED["contaminated_exact"]:
+        evidence = ngram[f"medical-en/{local}"]
+        assert evidence["benchmark"] == benchmark and evidence["item_id"] and len(evidence["ngram"].split()) == 8
+    for local, benchmark in PLANTED["contaminated_fuzzy"]:
+        evidence = fuzzy[f"medical-en/{local}"]
+        assert evidence["benchmark"] == benchmark and evidence["score"] >= 80 and evidence["item_text"]
+
+
+def test_filters_remove_incomplete_short_and_wait_heavy_traces(quickstart_run):
+    _, work, _ = quickstart_run
+    assert set(excluded(work, "complete_generation")) == {f"medical-en/{i}" for i in PLANTED["incomplete"]}
+    assert set(excluded(work, "min_prompt_words")) == {f"medical-en/{i}" for i in PLANTED["short_prompts"]}
+    waits = excluded(work, "max_word_occurrences")
+    assert set(waits) == {f"medical-en/{i}" for i in PLANTED["wait_heavy"]}
+    assert all(e["count"] > 47 for e in waits.values())
+
+
+def test_non_medical_clusters_are_dropped(quickstart_run):
+    _, work, _ = quickstart_run
+    dropped = excluded(work, "domain_filter")
+    assert set(dropped) == {f"r1-traces/{i}" for i in PLANTED["non_medical"]}
+    assert {e["cluster_label"] for e in dropped.values()} <= {"Mathematics", "Programming", "History", "Physics"}
+    kept_r1 = [row for row in output_rows(work) if row["source"] == "r1-traces"]
+    assert kept_r1 and all(json.loads(row["metadata"])["extra"]["topic"] != "mathematics" for row in kept_r1)
+
+
+def test_stats_add_up(quickstart_run):
+    out, work, result = quickstart_run
+    stats = json.loads((work / "stats.json").read_text())
+    steps = stats["steps"]
+    assert [s["name"] for s in steps] == ["domain_filter", "complete_generation", "min_prompt_words", "max_word_occurrences",
+                                          "near_dedup", "decontaminate_ngram", "decontaminate_fuzzy"]
+    read = sum(s["read"] for s in stats["sources"])
+    assert read == 288
+    # domain_filter sees only r1-traces; every later step sees all that the previous one kept.
+    assert steps[0]["in"] == 86 and steps[1]["in"] == read - steps[0]["removed"]
+    for before, after in zip(steps[1:], steps[2:]):
+        assert after["in"] == before["out"]
+    for step in steps:
+        assert step["in"] - step["out"] == step["removed"]
+        assert sum(v["in"] for v in step["by_source"].values()) == step["in"]
+    assert stats["output"]["records"] == steps[-1]["out"] == len(output_rows(work))
+    assert sum(s["kept"] for s in stats["sources"]) == stats["output"]["records"]
+    assert steps[3]["resolved"]["max_count"] == 47 and steps[3]["resolved"]["observed_percentile_value"] is not None
+    assert "records in and out of each step" in result.out
+
+
+def test_output_is_chat_parquet(quickstart_run):
+    _, work, _ = quickstart_run
+    rows = output_rows(work)
+    sample = rows[0]
+    assert set(sample) == {"id", "source", "messages", "answer", "metadata"}
+    assert [m["role"] for m in sample["messages"]] == ["user", "assistant"]
+    assert sample["messages"][1]["content"].startswith("<think>")
+
+
+def test_plan_json_lists_stages_in_order(quickstart_run):
+    out, _, _ = quickstart_run
+    plan = json.loads((out / "data" / "plan.json").read_text())
+    names = [stage["name"] for stage in plan["stages"]]
+    assert names == ["segment-0", "resolve-domain_filter-cluster", "resolve-domain_filter", "segment-1",
+                     "resolve-max_word_occurrences", "segment-2", "resolve-near_dedup", "segment-3"]
+    assert plan["stages"][0]["pipeline"][0]["block"] == "medrecipe.blocks.readers.SourceReader"
+
+
+# ------------------------------------------------------------------------------------------- resuming
+
+
+LITE = """
+extends: {quickstart}
+name: quickstart-lite
+data:
+  steps:
+    - type: complete_generation
+    - {{type: min_prompt_words, more_than: 3}}
+    - {{type: max_word_occurrences, word: Wait, max_count: 47, percentile: 97}}
+    - {{type: near_dedup, ngram: 4, threshold: 0.7}}
+    - {{type: decontaminate_ngram, n: 8}}
+    - {{type: decontaminate_fuzzy, threshold: 80}}
+compute: {{tasks: 4}}
+"""
+
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory):
+    """The quickstart without its embedding step (fast), and its output from one uninterrupted local run."""
+    from .conftest import run_cli
+
+    folder = tmp_path_factory.mktemp("lite")
+    recipe = folder / "lite.yaml"
+    recipe.write_text(LITE.format(quickstart=QUICKSTART))
+    out = folder / "reference"
+    result = run_cli("run", str(recipe), "--stage", "data", "--out", str(out), "--workers", "2")
+    assert result.code == 0, result.err + result.out
+    return recipe, output_rows(data_work(out, recipe))
+
+
+def test_killed_run_resumes_to_the_same_output(lite, tmp_path):
+    recipe, reference = lite
+    out = tmp_path / "resumed"
+    command = [sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out", str(out),
+               "--workers", "2"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    work = data_work(out, recipe)
+    deadline = time.monotonic() + 120
+    # Kill it once the first stage has finished and the second has started: some work done, some not.
+    while not list((work / "logs" / "resolve-max_word_occurrences" / "completions").glob("*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (work / "output").exists() or not list((work / "logs" / "segment-2" / "completions").glob("*")), \
+        "the run must be cut off before the end"
+    done_before = sorted(p.name for p in (work / "logs" / "segment-0" / "completions").glob("*"))
+    assert done_before, "the first stage finished before the kill"
+    rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert output_rows(work) == reference
+
+
+def test_ray_executor_gives_the_local_output(lite, tmp_path):
+    recipe, reference = lite
+    out = tmp_path / "ray"
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out",
+                             str(out), "--executor", "ray", "--workers", "2"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert output_rows(data_work(out, recipe)) == reference
