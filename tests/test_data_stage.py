@@ -209,3 +209,26 @@ def test_ray_executor_gives_the_local_output(lite, tmp_path):
                              str(out), "--executor", "ray", "--workers", "2"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert output_rows(data_work(out, recipe)) == reference
+
+
+def test_slurm_executor_gives_the_local_output(lite, tmp_path):
+    """The same pipeline submitted as sbatch job arrays to a real one-node Slurm that the test starts."""
+    from .slurm_cluster import SlurmUnavailable, slurm_cluster
+
+    recipe, reference = lite
+    out = tmp_path / "slurm"
+    overrides = ["--set", "compute.slurm.partition=debug", "--set", "compute.slurm.mem_per_cpu_gb=1",
+                 "--set", "compute.slurm.time=00:30:00"]
+    if sys.prefix != sys.base_prefix:  # the jobs run medrecipe from this virtual environment
+        overrides += ["--set", f"compute.slurm.venv={sys.prefix}"]
+    try:
+        with slurm_cluster() as environment:
+            result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data",
+                                     "--out", str(out), "--executor", "slurm", *overrides],
+                                    cwd=REPO, capture_output=True, text=True, env=environment, timeout=600)
+    except SlurmUnavailable as reason:
+        pytest.skip(f"no Slurm here: {reason}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    work = data_work(out, recipe)
+    assert list((work / "logs" / "segment-0").glob("launch_script.slurm")), "the stage went through sbatch"
+    assert output_rows(work) == reference

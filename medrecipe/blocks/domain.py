@@ -76,9 +76,28 @@ def _assign(points: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> tupl
     return labels, distances
 
 
+def seed_centres(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (each new centre drawn in proportion to the squared distance to the nearest one):
+    random seeds often put two centres in one group and leave another without. One pass over the points per
+    centre, so for very large K (the coarse groups of `two_level` stay small) random points are used."""
+    if k > 4096:
+        return points[rng.choice(points.shape[0], size=k, replace=False)].copy()
+    centres = np.empty((k, points.shape[1]), dtype=np.float32)
+    centres[0] = points[rng.integers(points.shape[0])]
+    nearest = ((points - centres[0]) ** 2).sum(axis=1)
+    for index in range(1, k):
+        total = nearest.sum()
+        chosen = rng.choice(points.shape[0], p=nearest / total) if total > 0 else rng.integers(points.shape[0])
+        centres[index] = points[chosen]
+        np.minimum(nearest, ((points - centres[index]) ** 2).sum(axis=1), out=nearest)
+    return centres
+
+
 def lloyd(points: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
-    """Centres after `iterations` Lloyd steps from k points chosen at random (faiss when available)."""
+    """Centres after `iterations` Lloyd steps from k-means++ seeds (on faiss when it is installed)."""
     k = min(k, points.shape[0])
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    centres = seed_centres(points, k, np.random.default_rng(seed))
     try:
         import faiss
     except ImportError:
@@ -86,10 +105,8 @@ def lloyd(points: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
     if faiss is not None:
         kmeans = faiss.Kmeans(points.shape[1], k, niter=iterations, seed=seed, verbose=False,
                               max_points_per_centroid=max(256, math.ceil(points.shape[0] / k)))
-        kmeans.train(np.ascontiguousarray(points, dtype=np.float32))
+        kmeans.train(points, init_centroids=centres)
         return kmeans.centroids
-    rng = np.random.default_rng(seed)
-    centres = points[rng.choice(points.shape[0], size=k, replace=False)].copy()
     for _ in range(iterations):
         labels, _ = _assign(points, centres)
         sums = np.zeros_like(centres)

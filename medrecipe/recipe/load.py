@@ -39,6 +39,7 @@ class Tree:
     key_pos: dict[Path_, Position] = field(default_factory=dict)
     value_pos: dict[Path_, Position] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # the inheritance chain, child first
+    sources: dict[str, Path] = field(default_factory=dict)  # a position's file name -> that file, absolute
 
     def position(self, path: Path_, of: str = "value") -> Position | None:
         """The position of `path`, or of its nearest ancestor that has one."""
@@ -177,6 +178,7 @@ def parse_file(file: Path) -> Tree:
     if builder.problems:
         raise RecipeError(builder.problems)
     builder.tree.files = [file]
+    builder.tree.sources = {name: file.resolve()}
     return builder.tree
 
 
@@ -268,6 +270,7 @@ def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
     _merge(parent, tree)
     parent.key_pos[()] = tree.key_pos[()]  # a missing top-level key is the extending file's to fix
     parent.files = [file, *parent.files]
+    parent.sources.update(tree.sources)
     return parent
 
 

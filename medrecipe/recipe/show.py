@@ -7,7 +7,6 @@ comment lines above it from whichever file (child or parent) set it.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -58,9 +57,7 @@ def _file_comments(text: str) -> tuple[dict[int, str], dict[int, list[str]], lis
 class _Comments:
     def __init__(self, loaded: LoadedRecipe):
         self.loaded = loaded
-        self.by_file: dict[str, tuple[dict, dict, list]] = {}
-        for file in loaded.tree.files:
-            self.by_file[display(file)] = _file_comments(Path(file).read_text(encoding="utf-8"))
+        self.by_file = {name: _file_comments(file.read_text(encoding="utf-8")) for name, file in loaded.tree.sources.items()}
 
     def for_key(self, path: tuple) -> tuple[str | None, list[str]]:
         position = self.loaded.tree.key_pos.get(path)
@@ -70,8 +67,8 @@ class _Comments:
         return eol.get(position.line), before.get(position.line, [])
 
     def header(self) -> list[str]:
-        top = display(self.loaded.tree.files[0])
-        return [c for c in self.by_file.get(top, ({}, {}, []))[2] if "yaml-language-server" not in c]
+        top = next(name for name, file in self.loaded.tree.sources.items() if file == self.loaded.tree.files[0].resolve())
+        return [c for c in self.by_file[top][2] if "yaml-language-server" not in c]
 
 
 def _commented(value: Any, path: tuple, comments: _Comments) -> Any:

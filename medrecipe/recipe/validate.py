@@ -33,9 +33,9 @@ class LoadedRecipe:
         if value.is_absolute():
             return value
         position = self.tree.value_pos.get(path)
-        if position is None or not position.line:
+        if position is None or position.file not in self.tree.sources:
             return Path.cwd() / value
-        return Path(position.file).parent / value
+        return self.tree.sources[position.file].parent / value
 
     def _value(self, path: tuple):
         node = self.tree.data

@@ -78,7 +78,7 @@ def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: 
     return SlurmPipelineExecutor(
         pipeline, tasks=tasks, workers=workers, time=slurm.time, partition=slurm.partition or "",
         cpus_per_task=slurm.cpus_per_task, mem_per_cpu_gb=slurm.mem_per_cpu_gb, qos=slurm.qos or "normal",
-        venv_path=slurm.venv, sbatch_args=sbatch_args or None, srun_args=srun_args, logging_dir=logging_dir,
+        venv_path=str(Path(slurm.venv) / "bin" / "activate") if slurm.venv else None, sbatch_args=sbatch_args or None, srun_args=srun_args, logging_dir=logging_dir,
         job_name=f"{loaded.recipe.name}-{name}", depends=depends, mail_type="NONE",
     )
 
@@ -131,12 +131,15 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             logs = work / "logs" / stage["name"]
             executor = _executor(kind, pipeline, stage["tasks"], workers, str(logs), stage["name"],
                                  loaded, depends=previous if kind == "slurm" else None)
-            with _console_to(logs / "console.log"):
-                executor.run()
+            try:
+                with _console_to(logs / "console.log"):
+                    executor.run()
+            except Exception as exc:  # a failed task, or sbatch refusing a job: reported with its log, no traceback
+                raise _stage_failure(stage["name"], work, str(exc)) from None
             if kind == "slurm":
                 previous = executor  # jobs are chained with dependencies; they finish in order
-            else:
-                _require_complete(executor, stage["name"], work)
+            elif executor.get_incomplete_ranks(range(executor.world_size)):
+                raise _stage_failure(stage["name"], work, "some tasks did not complete")
             progress.advance(bar)
     if kind == "slurm":
         _wait_for_slurm(previous, content, work)
@@ -152,29 +155,39 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     )
 
 
-def _require_complete(executor, name: str, work: Path) -> None:
-    incomplete = executor.get_incomplete_ranks(range(executor.world_size))
-    if incomplete:
-        console = work / "logs" / name / "console.log"
-        errors = [line for line in console.read_text(errors="replace").splitlines() if "Error" in line][-3:]
-        raise UserError(
-            f"data stage {name}: {len(incomplete)} task(s) failed" + (":\n  " + "\n  ".join(errors) if errors else ""),
-            f"full log: {console}; rerun the same command to resume (finished tasks are kept)",
-        )
+def _stage_failure(name: str, work: Path, reason: str) -> UserError:
+    console = work / "logs" / name / "console.log"
+    text = console.read_text(errors="replace") if console.exists() else ""
+    errors = [line for line in text.splitlines() if "Error" in line or "error:" in line][-3:]
+    return UserError(
+        f"data stage {name} failed: {reason}" + ("".join(f"\n  {line}" for line in errors)),
+        f"full log: {console}; rerun the same command to resume (finished tasks are kept)",
+    )
 
 
 def _wait_for_slurm(last, content: dict, work: Path, poll: float = 5.0) -> None:
-    """Block until the last stage's tasks are complete (Slurm runs the chain on its own)."""
+    """Block until the last stage's tasks are complete; Slurm runs the chain of dependent jobs on its own.
+    Jobs that leave the queue without completing their tasks failed: their logs say why."""
+    import subprocess
+
     while last.get_incomplete_ranks(range(last.world_size)):
-        failed = list((work / "logs").glob("*/slurm_logs/*.err"))
+        queued = subprocess.run(["squeue", "-h", "-n", ",".join(_job_names(content)), "-o", "%i"],
+                                capture_output=True, text=True).stdout.strip()
+        if not queued and last.get_incomplete_ranks(range(last.world_size)):
+            failed = next((s["name"] for s in content["stages"]
+                           if list((work / "logs" / s["name"]).glob("launch_script.slurm"))
+                           and not _complete(work / "logs" / s["name"], s["tasks"])), content["stages"][-1]["name"])
+            raise UserError(f"the Slurm jobs of data stage {failed} ended without completing it",
+                            f"see {work / 'logs' / failed / 'slurm_logs'}; rerun the same command to resume")
         time.sleep(poll)
-        if failed and all(_failed_job(path) for path in failed[-1:]):
-            raise UserError("a Slurm job of the data stage failed", f"see {failed[-1]}")
 
 
-def _failed_job(err_file: Path) -> bool:
-    text = err_file.read_text(errors="replace") if err_file.exists() else ""
-    return "Traceback" in text and "Error" in text
+def _job_names(content: dict) -> list[str]:
+    return [f"{content['recipe']}-{stage['name']}" for stage in content["stages"]]
+
+
+def _complete(logging_dir: Path, tasks: int) -> bool:
+    return len(list((logging_dir / "completions").glob("*"))) >= tasks
 
 
 # --------------------------------------------------------------------------------------------------- stats

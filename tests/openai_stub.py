@@ -1,0 +1,81 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 for the LLM steps' tests: deterministic answers.
+
+- domain classification prompts: "Medical" when the question mentions a patient, else "Mathematics";
+- judge prompts: "Score: 9" when the graded answer contains GOOD, else "Score: 4";
+- anything else is a generation: the prompt's first line names how many wrong answers precede the right
+  one ("[wrong=2]"); the server answers \\boxed{B} that many times for that prompt, then \\boxed{A}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class StubServer:
+    def __init__(self):
+        self.calls: Counter = Counter()
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, payload: dict, status: int = 200):
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.rstrip("/") == "/v1/models":
+                    self._send({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+                else:
+                    self._send({"error": "not found"}, 404)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                request = json.loads(self.rfile.read(length))
+                with stub.lock:
+                    stub.requests.append(request)
+                text = stub.answer(request["messages"][-1]["content"])
+                self._send({
+                    "id": "stub", "object": "chat.completion", "model": request.get("model", "stub"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                })
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def answer(self, prompt: str) -> str:
+        if prompt.startswith("Classify the domain"):
+            return "Medical" if "patient" in prompt.lower() else "Mathematics"
+        if prompt.startswith("You are grading"):
+            graded = prompt.split("Answer to grade:", 1)[1]
+            return "Score: 9" if "GOOD" in graded else "Score: 4"
+        wrong = int(re.search(r"\[wrong=(\d+)\]", prompt).group(1))
+        with self.lock:
+            self.calls[prompt] += 1
+            call = self.calls[prompt]
+        letter = "B" if call <= wrong else "A"
+        return f"<think>\nLet me think about call {call}.\n</think>\n\nThe answer is \\boxed{{{letter}}}."
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

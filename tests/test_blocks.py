@@ -1,0 +1,229 @@
+"""The curation blocks on their own: tokens, MinHash, decontamination (exact against brute force), record
+mapping, the reader's caps, clustering and voting."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from rapidfuzz import fuzz, process
+
+from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize
+from medrecipe.blocks.domain import kmeans, majority, nearest_per_cluster, parse_label
+from medrecipe.blocks.evalsets import EvalItem, load_items
+from medrecipe.blocks.hashing import token_hashes, whitespace_word_hashes
+from medrecipe.blocks.minhash import duplicate_clusters, lsh_bands, signature
+from medrecipe.blocks.readers import SourceReader
+from medrecipe.blocks.record import MappingError, build_record
+from medrecipe.blocks.text import decontamination_words, tokens, whole_word_count, word_count
+
+from .conftest import RECIPES
+
+QUICKSTART_DATA = RECIPES / "data" / "quickstart"
+
+
+# ----------------------------------------------------------------------------------------------- tokens
+
+
+def test_word_counts_treat_each_cjk_character_as_a_word():
+    assert word_count("What is sepsis?") == 3
+    assert word_count("患者出现胸痛") == 6
+    assert word_count("The 患者 has 胸痛 today") == 7
+
+
+def test_whole_word_count():
+    text = "Wait, no. Wait! Waiting is not Wait-listed; wait. AWait"
+    assert whole_word_count(text, "Wait") == 3
+    assert whole_word_count(text, "Wait", case_sensitive=False) == 4
+
+
+def test_token_hashes_follow_the_tokens():
+    assert np.array_equal(token_hashes("Hello, WORLD!"), token_hashes("hello world"))
+    assert len(token_hashes("你好世界 ok")) == 5 == len(tokens("你好世界 ok"))
+    assert len(set(token_hashes("a b c d e f g").tolist())) == 7
+    words, starts = whitespace_word_hashes("One  two\tthree\u3000four")
+    assert len(words) == 4 and starts.tolist() == [0, 5, 9, 15]
+    assert np.array_equal(whitespace_word_hashes("A b")[0], whitespace_word_hashes("a B")[0])
+
+
+# ---------------------------------------------------------------------------------------------- minhash
+
+
+def _jaccard(a: str, b: str, n: int = 4) -> float:
+    ta, tb = tokens(a), tokens(b)
+    sa = {tuple(ta[i : i + n]) for i in range(len(ta) - n + 1)}
+    sb = {tuple(tb[i : i + n]) for i in range(len(tb) - n + 1)}
+    return len(sa & sb) / len(sa | sb)
+
+
+def test_signature_estimates_jaccard():
+    rng = random.Random(0)
+    vocabulary = [f"w{i}" for i in range(400)]
+    base = [rng.choice(vocabulary) for _ in range(800)]
+    for changed in (0.01, 0.05, 0.15, 0.4):
+        edited = list(base)
+        for index in rng.sample(range(len(base)), int(changed * len(base))):
+            edited[index] = rng.choice(vocabulary)
+        a, b = " ".join(base), " ".join(edited)
+        estimate = float((signature(a, 4, 256) == signature(b, 4, 256)).mean())
+        assert abs(estimate - _jaccard(a, b)) < 0.08
+
+
+def test_chinese_near_duplicates_share_character_shingles():
+    a = "患者出现压榨性胸骨后疼痛，心率一百二十次每分钟，考虑急性心肌梗死，应立即给予阿司匹林并完善肌钙蛋白检查。" * 3
+    b = a.replace("阿司匹林", "阿斯匹林", 1)
+    assert (signature(a, 4, 128) == signature(b, 4, 128)).mean() > 0.8
+    c = "患者咳嗽咳痰伴发热三天，胸部X线提示右下肺渗出影，考虑社区获得性肺炎，给予阿莫西林治疗。" * 3
+    assert (signature(a, 4, 128) == signature(c, 4, 128)).mean() < 0.2
+
+
+def test_lsh_bands_suit_the_threshold():
+    bands, rows = lsh_bands(0.7, 128)
+    assert bands * rows <= 128
+    # the S-curve's midpoint sits near the threshold
+    assert abs((1 / bands) ** (1 / rows) - 0.7) < 0.08
+
+
+def test_duplicate_clusters_keep_the_first_and_link_transitively():
+    rng = random.Random(1)
+    texts = [" ".join(f"t{rng.randrange(10**6)}" for _ in range(300)) for _ in range(30)]
+    texts[10] = texts[3]
+    texts[20] = texts[3].replace(texts[3].split()[5], "changed", 1)
+    signatures = np.stack([signature(t, 4, 128) for t in texts])
+    labels = duplicate_clusters(signatures, 0.7, verify=True)
+    assert labels[10] == labels[20] == 3
+    assert sorted(set(range(30)) - {10, 20}) == sorted(i for i in range(30) if labels[i] == i)
+    empty = np.stack([signature("", 4, 128)] * 2)
+    assert duplicate_clusters(empty, 0.7, verify=True).tolist() == [0, 1], "empty texts are never duplicates"
+
+
+# ------------------------------------------------------------------------------------- decontamination
+
+
+def _eval_items() -> list[EvalItem]:
+    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n)}
+                 for n, r, s in (("medmcqa", "multiple_choice", {"gold": "cop"}), ("medqa", "multiple_choice", {"gold": "answer_idx"}),
+                                 ("pubmedqa", "pubmedqa", {}))]
+    return load_items(locations, include_options=True)
+
+
+def _prompts() -> list[str]:
+    rows = [json.loads(line) for name in ("medical_en", "medical_zh", "r1_traces")
+            for line in (QUICKSTART_DATA / f"{name}.jsonl").read_text().splitlines()]
+    return [row["question"] for row in rows]
+
+
+def test_ngram_matches_equal_the_open_r1_definition():
+    items = _eval_items()
+    texts = _prompts()
+    # adversarial near-misses: seven words of an item, then a different word
+    for item in items[:20]:
+        words = item.text.lower().split()
+        texts.append(" ".join(words[:7] + ["zzz"] + words[8:12]))
+    for n in (3, 8, 10):
+        index = NgramIndex(items, n)
+        evaluation = set()
+        for item in items:
+            words = decontamination_words(item.text)
+            evaluation |= {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+        expected = []
+        for text in texts:
+            words = decontamination_words(text)
+            expected.append(any(" ".join(words[i : i + n]) in evaluation for i in range(len(words) - n + 1)))
+        found = index.matches(texts)
+        assert [hit is not None for hit in found] == expected
+        for text, hit in zip(texts, found):
+            if hit is not None:
+                assert hit[1] in " ".join(decontamination_words(text))
+                assert hit[1] in " ".join(decontamination_words(items[hit[0]].text))
+
+
+@pytest.mark.parametrize("threshold", [80, 90])
+def test_fuzzy_matches_equal_brute_force(threshold):
+    items = _eval_items()
+    texts = _prompts()
+    normalized = [fuzzy_normalize(t) for t in texts]
+    index = FuzzyIndex(items, threshold)
+    found = index.matches(texts)
+    scores = process.cdist(normalized, index.texts, scorer=fuzz.ratio, score_cutoff=threshold)
+    for row, hit in zip(scores, found):
+        best = float(row.max())
+        if best < threshold:
+            assert hit is None
+        else:
+            assert hit is not None and abs(hit[1] - best) < 1e-3
+    assert sum(hit is not None for hit in found) >= 4
+
+
+# ----------------------------------------------------------------------------------------- record mapping
+
+
+def test_build_record_maps_columns_into_chat():
+    fields = {"prompt": "q", "options": ["opa", "opb"], "answer": "cop", "reasoning": "why", "response": "r",
+              "system": "sys", "id": "key", "metadata": ["topic"]}
+    row = {"q": "Which?", "opa": "x", "opb": "y", "cop": 1, "why": "because", "r": "B", "sys": "Be brief.", "key": 7, "topic": "t"}
+    record = build_record(row, fields, "src", "conversations", row_id="0", order=5)
+    messages = record["metadata"]["messages"]
+    assert record["id"] == "src/7"
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+    assert messages[1]["content"] == "Which?\n\nA. x\nB. y"
+    assert messages[2]["content"] == "<think>\nbecause\n</think>\n\nB"
+    assert record["metadata"]["answer"] == "B" and record["metadata"]["extra"] == {"topic": "t"}
+
+
+def test_build_record_sharegpt_turns_and_context():
+    sharegpt = {"messages": "c", "role_key": "from", "content_key": "value", "roles": {"human": "user", "gpt": "assistant"}}
+    row = {"c": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
+    assert build_record(row, sharegpt, "s", "conversations", "0", 0)["metadata"]["messages"] == [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    pair = build_record({"turns": ["What is gout?", "A crystal arthropathy."]}, {"turns": "turns"}, "s", "prompts", "0", 0)
+    assert pair["metadata"]["messages"] == [{"role": "user", "content": "What is gout?"}] and pair["metadata"]["answer"] == "A crystal arthropathy."
+    context = build_record({"q": "Does it work?", "ctx": {"contexts": ["One.", "Two."]}}, {"prompt": "q", "context": "ctx"}, "s", "prompts", "0", 0)
+    assert context["metadata"]["messages"][0]["content"] == "One.\nTwo.\n\nDoes it work?"
+    with pytest.raises(MappingError, match="column 'question' not found; the rows have: q"):
+        build_record({"q": "x"}, {"prompt": "question"}, "s", "prompts", "0", 0)
+
+
+def test_reader_caps_a_source_exactly_over_several_tasks(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"q": f"question number {i}", "r": "answer"}) + "\n" for i in range(50)))
+    source = {"name": "s", "path": str(path), "fields": {"prompt": "q", "response": "r"}, "max_samples": 17}
+    read = [doc.id for rank in range(3) for doc in SourceReader(source, 0).run(None, rank, 3)]
+    assert read == [f"s/{i}" for i in range(17)]
+    source.pop("max_samples")
+    assert len([d for rank in range(3) for d in SourceReader(source, 0).run(None, rank, 3)]) == 50
+
+
+def test_reader_reads_json_arrays_of_pairs(tmp_path):
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps([["What is gout?", "An arthritis."], ["What is TB?", "An infection."]]))
+    source = {"name": "apollo", "path": str(path), "kind": "prompts", "fields": {"turns": "turns"}}
+    docs = list(SourceReader(source, 0).run(None, 0, 1))
+    assert [d.metadata["answer"] for d in docs] == ["An arthritis.", "An infection."]
+
+
+# ------------------------------------------------------------------------------------------------ domain
+
+
+def test_kmeans_methods_agree_on_separated_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 16)) * 10
+    points = np.concatenate([c + rng.normal(size=(50, 16)) for c in centres]).astype(np.float32)
+    for method in ("lloyd", "two_level"):
+        _, labels, distances = kmeans(points, 6, 20, method, seed=0)
+        groups = [set(labels[i * 50 : (i + 1) * 50]) for i in range(6)]
+        assert all(len(g) == 1 for g in groups) and len({next(iter(g)) for g in groups}) == 6, method
+        nearest = nearest_per_cluster(labels, distances, 3)
+        assert all(len(members) == 3 for members in nearest.values())
+
+
+def test_votes_and_labels():
+    labels = ["Medical", "Biology", "Mathematics"]
+    assert majority(["Mathematics", "Medical", "Medical"], labels) == "Medical"
+    assert majority(["Mathematics", "Biology"], labels) == "Biology", "ties go to the label listed first"
+    assert majority([None, "unknown"], labels) is None
+    assert parse_label(" medical.", labels) == "Medical"
+    assert parse_label("The domain is Biology", labels) == "Biology"
+    assert parse_label("chemistry", labels) is None

@@ -1,0 +1,115 @@
+"""The LLM steps (rejection-sampled generation, judge filter, LLM domain classifier) through datatrove's
+InferenceRunner, against an OpenAI-compatible server on 127.0.0.1 that the test starts and stops."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from medrecipe.compile.layout import Layout
+from medrecipe.recipe import load_recipe
+
+from .openai_stub import StubServer
+
+RECIPE = """
+name: llm-steps
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
+    - {{name: answers, path: answers.jsonl, fields: {{prompt: q, response: r, answer: ref}}}}
+    - {{name: traces, path: traces.jsonl, fields: {{prompt: q, response: r}}}}
+  steps:
+    - type: generate
+      sources: [questions]
+      model: stub
+      endpoint: {url}
+      samples: 2
+      max_samples: 4
+      grader: auto
+    - type: judge_filter
+      sources: [answers]
+      model: stub
+      endpoint: {url}
+      api_key_env: STUB_KEY
+    - type: domain_filter
+      sources: [traces]
+      embedding: {{batch_size: 16}}
+      kmeans: {{clusters: 2, iterations: 10}}
+      nearest: 2
+      classifier: {{backend: llm, model: stub, endpoint: {url}, labels: [Medical, Mathematics]}}
+      keep: [Medical]
+compute: {{tasks: 2}}
+"""
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture(scope="module")
+def llm_run(tmp_path_factory):
+    from .conftest import run_cli
+
+    tmp_path = tmp_path_factory.mktemp("llm")
+    os.environ["STUB_KEY"] = "not-a-real-key"
+    write_jsonl(tmp_path / "questions.jsonl", [
+        {"q": f"[wrong={wrong}] Which option is right for question {index}?", "options": ["first", "second"], "answer": "A"}
+        for index, wrong in enumerate((0, 1, 3, 9))
+    ])
+    write_jsonl(tmp_path / "answers.jsonl", [
+        {"q": f"Explain treatment number {i} of a patient in detail", "r": ("GOOD answer " if i % 2 else "weak answer ") + str(i),
+         "ref": "reference"} for i in range(6)
+    ])
+    medical = [f"A patient aged {40 + i} presents with chest pain and fever, what is the diagnosis number {i}?" for i in range(6)]
+    maths = [f"Compute the sum of the integers from one to {10 + i} and explain each algebra step" for i in range(6)]
+    write_jsonl(tmp_path / "traces.jsonl", [{"q": q, "r": "<think>\nok\n</think>\n\ndone"} for q in medical + maths])
+    with StubServer() as server:
+        recipe = tmp_path / "llm.yaml"
+        recipe.write_text(RECIPE.format(url=server.url))
+        out = tmp_path / "build"
+        result = run_cli("run", str(recipe), "--stage", "data", "--out", str(out), "--workers", "2")
+        assert result.code == 0, result.err + result.out
+        work = Layout(out.resolve(), load_recipe(recipe).recipe).work_dir("data")
+        rows = [r for f in sorted((work / "output").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+        yield server, work, rows
+    del os.environ["STUB_KEY"]
+
+
+def test_generation_keeps_only_correct_answers_and_resamples_when_none_is(llm_run):
+    server, work, rows = llm_run
+    generated = sorted(r["id"] for r in rows if r["source"] == "questions")
+    # wrong=0: both first samples right; wrong=1: one of two; wrong=3: two more drawn, one right; wrong=9: none.
+    assert generated == ["questions/0#0", "questions/0#1", "questions/1#0", "questions/2#0"]
+    generation_calls = {prompt.split("]")[0]: n for prompt, n in server.calls.items()}
+    assert generation_calls == {"[wrong=0": 2, "[wrong=1": 2, "[wrong=3": 4, "[wrong=9": 4}
+    for row in rows:
+        if row["source"] == "questions":
+            assert row["messages"][-1]["content"].endswith("\\boxed{A}.")
+            assert row["messages"][0]["content"].endswith("put your final answer within \\boxed{}.")
+    stats = json.loads((work / "stats.json").read_text())
+    generate = next(s for s in stats["steps"] if s["type"] == "generate")
+    assert (generate["in"], generate["out"]) == (4, 4)
+
+
+def test_judge_keeps_high_scores(llm_run):
+    _, work, rows = llm_run
+    kept = sorted(r["id"] for r in rows if r["source"] == "answers")
+    assert kept == ["answers/1", "answers/3", "answers/5"]
+
+
+def test_llm_classifier_votes_clusters(llm_run):
+    server, _, rows = llm_run
+    kept = [r for r in rows if r["source"] == "traces"]
+    assert len(kept) == 6 and all("patient" in r["messages"][0]["content"] for r in kept)
+    assert sum(1 for r in server.requests if r["messages"][-1]["content"].startswith("Classify")) == 4  # 2 clusters x 2 nearest
+
+
+def test_the_api_key_is_written_nowhere(llm_run):
+    _, work, _ = llm_run
+    for path in work.rglob("*"):
+        if path.is_file():
+            assert b"not-a-real-key" not in path.read_bytes(), path
