@@ -6,12 +6,13 @@ prompts, and prompts copied or lightly edited from evaluation items (which are g
 registry's real column layouts).
 
     python benchmarks/corpus.py quickstart            # rewrites recipes/data/quickstart/ (committed)
-    python benchmarks/corpus.py corpus 100000 OUT/    # a benchmark corpus of N traces
+    python benchmarks/corpus.py corpus 100000 OUT/    # a benchmark corpus of N traces (benchmarks/run.py makes its own)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -298,6 +299,100 @@ def quickstart(out: Path, seed: int = 20250706) -> dict:
     return planted
 
 
+# --------------------------------------------------------------------------------------- benchmark corpora
+
+
+def _pseudo_words(rng: random.Random, count: int) -> list[str]:
+    syllables = ["ka", "lo", "mi", "ne", "ra", "to", "vu", "sel", "dor", "phi", "gen", "tri", "ost", "car", "lym", "hep"]
+    return ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(count)]
+
+
+def _sentence_pools(rng: random.Random) -> tuple[list[str], list[str]]:
+    """Sentences to build long traces from quickly. Each carries a clause of rare words, so that unrelated traces
+    share almost no 4-grams even once numbers are normalised away (as datatrove's MinHash does)."""
+    vocabulary = _pseudo_words(rng, 30_000)
+    english = []
+    for _ in range(20_000):
+        condition = rng.choice(CONDITIONS)
+        clause = " ".join(rng.choice(vocabulary) for _ in range(6))
+        english.append(_fill(rng.choice(REASONING + WAITS), _slots(rng, condition)) + f" Note {clause}.")
+    chinese = []
+    for _ in range(6_000):
+        condition = rng.choice(ZH_CONDITIONS)
+        slots = {"condition": condition[0], "finding": condition[1], "test": condition[2], "treatment": condition[3],
+                 "other": rng.choice(ZH_CONDITIONS)[0], "age": rng.randint(18, 90), "hr": rng.randint(55, 140),
+                 "temp": round(rng.uniform(36.0, 40.2), 1), "days": rng.randint(1, 30)}
+        chinese.append(_fill(rng.choice(ZH_REASONING), slots) + f"（{rng.randrange(10**6)}）")
+    return english, chinese
+
+
+def benchmark_eval_items(rng: random.Random, count: int) -> list[dict]:
+    """Evaluation items in MedMCQA's layout (40 to 90 words), worded apart from the traces: only planted copies match."""
+    vocabulary = _pseudo_words(random.Random(rng.random()), 20_000)
+    openings = ["Regarding", "In the setting of", "Considering", "With respect to", "Concerning"]
+    rows = []
+    for index in range(count):
+        condition = rng.choice(CONDITIONS)
+        clauses = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(6, 12))) for _ in range(rng.randint(3, 6))]
+        options = rng.sample([c[3] for c in CONDITIONS], 4)
+        rows.append({"id": f"bench-{index}", "question": f"{rng.choice(openings)} {condition[0]} (item {index}): "
+                     + "; ".join(clauses) + ". Which is the most appropriate choice?",
+                     "opa": options[0], "opb": options[1], "opc": options[2], "opd": options[3], "cop": rng.randrange(4)})
+    return rows
+
+
+def benchmark_corpus(count: int, out: Path, seed: int = 7, eval_count: int = 4000) -> dict:
+    """`count` traces (80 % English, 20 % Chinese; prompts ~60 words; responses 300-3,000 words, log-uniform) with
+    2 % planted near-duplicates (several edit rates, so several Jaccard bands) and 1 % contaminated prompts
+    (copied from, or every 6th word edited in, an evaluation item). Writes corpus.jsonl, eval/ and truth.json."""
+    rng = random.Random(seed)
+    english, chinese = _sentence_pools(rng)
+    items = benchmark_eval_items(rng, eval_count)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval" / "medmcqa").mkdir(parents=True, exist_ok=True)
+    with (out / "eval" / "medmcqa" / "test.jsonl").open("w", encoding="utf-8") as handle:
+        for row in items:
+            handle.write(json.dumps(row) + "\n")
+    truth: dict[str, list] = {"near_duplicates": [], "contaminated": []}
+    edit_rates = (0.01, 0.02, 0.04, 0.07, 0.15)
+    recent: list[dict] = []
+    with (out / "corpus.jsonl").open("w", encoding="utf-8") as handle:
+        for index in range(count):
+            roll = rng.random()
+            if roll < 0.02 and recent:
+                original = rng.choice(recent)
+                rate = rng.choice(edit_rates)
+                separator = "" if original["lang"] == "zh" else " "
+                units = list(original["response"]) if original["lang"] == "zh" else original["response"].split(" ")
+                pool = "的了是在有和就" if original["lang"] == "zh" else ["indeed", "clearly", "notably", "then", "also"]
+                for position in rng.sample(range(len(units)), max(1, int(rate * len(units)))):
+                    units[position] = rng.choice(pool)
+                record = {**original, "id": f"doc-{index}", "response": separator.join(units)}
+                truth["near_duplicates"].append([original["id"], record["id"], rate])
+            else:
+                chinese_trace_ = rng.random() < 0.2
+                pool, separator = (chinese, "") if chinese_trace_ else (english, " ")
+                target = int(math.exp(rng.uniform(math.log(300), math.log(3000))))
+                sentences, words = [], 0
+                while words < target:
+                    sentence = rng.choice(pool)
+                    sentences.append(sentence)
+                    words += len(sentence) // 2 if chinese_trace_ else sentence.count(" ") + 1
+                prompt = separator.join(rng.choice(pool) for _ in range(3 if chinese_trace_ else 4))
+                record = {"id": f"doc-{index}", "lang": "zh" if chinese_trace_ else "en", "question": prompt,
+                          "response": "<think>\n" + separator.join(sentences) + "\n</think>\n\nThe answer is \\boxed{A}."}
+                if roll > 0.99 and not chinese_trace_:
+                    item = rng.choice(items)
+                    text = item_text(to_item(item, "multiple_choice", {"gold": "cop"}, 0), True)
+                    copied = rng.random() < 0.5
+                    record["question"] = text if copied else _edit_words(rng, text, 6)
+                    truth["contaminated"].append([record["id"], item["id"], "copy" if copied else "edited"])
+                recent = (recent + [record])[-200:]
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (out / "truth.json").write_text(json.dumps(truth))
+    return truth
+
+
 def _as_trace(row: dict) -> dict:
     """A trace as the files carry it: prompt, reasoning, response (unclosed ones keep an open think tag)."""
     reasoning = row["reasoning"]
@@ -315,5 +410,8 @@ if __name__ == "__main__":
         target = Path(__file__).resolve().parent.parent / "recipes" / "data" / "quickstart"
         counts = {k: len(v) for k, v in quickstart(target).items()}
         print(f"wrote {target}: {counts}")
+    elif command == "corpus" and len(sys.argv) == 4:
+        truth = benchmark_corpus(int(sys.argv[2]), Path(sys.argv[3]))
+        print(f"wrote {sys.argv[3]}: {len(truth['near_duplicates'])} near duplicates, {len(truth['contaminated'])} contaminated")
     else:
-        raise SystemExit("usage: corpus.py quickstart")
+        raise SystemExit("usage: corpus.py quickstart | corpus N OUT")

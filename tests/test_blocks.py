@@ -80,10 +80,12 @@ def test_chinese_near_duplicates_share_character_shingles():
 
 
 def test_lsh_bands_suit_the_threshold():
-    bands, rows = lsh_bands(0.7, 128)
-    assert bands * rows <= 128
-    # the S-curve's midpoint sits near the threshold
-    assert abs((1 / bands) ** (1 / rows) - 0.7) < 0.08
+    for verify in (True, False):
+        bands, rows = lsh_bands(0.7, 128, verify)
+        assert bands * rows <= 128
+        assert abs((1 / bands) ** (1 / rows) - 0.7) < 0.12  # the S-curve's midpoint sits near the threshold
+    bands, rows = lsh_bands(0.7, 128, verify=True)
+    assert 1 - (1 - 0.8**rows) ** bands > 0.99, "verified candidates favour recall"
 
 
 def test_duplicate_clusters_keep_the_first_and_link_transitively():

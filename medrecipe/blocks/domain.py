@@ -78,26 +78,27 @@ def _assign(points: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> tupl
 
 def seed_centres(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding (each new centre drawn in proportion to the squared distance to the nearest one):
-    random seeds often put two centres in one group and leave another without. One pass over the points per
-    centre, so for very large K (the coarse groups of `two_level` stay small) random points are used."""
+    random seeds often put two centres in one group and leave another without. One matrix-vector product per
+    centre, so for very large K (the groups of `two_level` stay small) random points are used instead."""
     if k > 4096:
         return points[rng.choice(points.shape[0], size=k, replace=False)].copy()
+    norms = (points * points).sum(axis=1)
     centres = np.empty((k, points.shape[1]), dtype=np.float32)
-    centres[0] = points[rng.integers(points.shape[0])]
-    nearest = ((points - centres[0]) ** 2).sum(axis=1)
+    first = rng.integers(points.shape[0])
+    centres[0] = points[first]
+    nearest = np.maximum(norms - 2.0 * (points @ centres[0]) + norms[first], 0.0)
     for index in range(1, k):
-        total = nearest.sum()
+        total = float(nearest.sum())
         chosen = rng.choice(points.shape[0], p=nearest / total) if total > 0 else rng.integers(points.shape[0])
         centres[index] = points[chosen]
-        np.minimum(nearest, ((points - centres[index]) ** 2).sum(axis=1), out=nearest)
+        np.minimum(nearest, np.maximum(norms - 2.0 * (points @ centres[index]) + norms[chosen], 0.0), out=nearest)
     return centres
 
 
-def lloyd(points: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
-    """Centres after `iterations` Lloyd steps from k-means++ seeds (on faiss when it is installed)."""
-    k = min(k, points.shape[0])
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    centres = seed_centres(points, k, np.random.default_rng(seed))
+def refine(points: np.ndarray, centres: np.ndarray, iterations: int, seed: int) -> np.ndarray:
+    """`iterations` Lloyd steps from the given centres (faiss when it is installed: its steps run at about the
+    machine's matrix-product rate)."""
+    k = centres.shape[0]
     try:
         import faiss
     except ImportError:
@@ -107,14 +108,23 @@ def lloyd(points: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
                               max_points_per_centroid=max(256, math.ceil(points.shape[0] / k)))
         kmeans.train(points, init_centroids=centres)
         return kmeans.centroids
+    centres = centres.copy()
     for _ in range(iterations):
         labels, _ = _assign(points, centres)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, points)
         counts = np.bincount(labels, minlength=k)
+        order = np.argsort(labels, kind="stable")
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         filled = counts > 0
-        centres[filled] = sums[filled] / counts[filled, None]
+        sums = np.add.reduceat(points[order], starts[filled], axis=0)
+        centres[filled] = sums / counts[filled, None]
     return centres
+
+
+def lloyd(points: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
+    """Centres after k-means++ seeding and `iterations` Lloyd steps."""
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    k = min(k, points.shape[0])
+    return refine(points, seed_centres(points, k, np.random.default_rng(seed)), iterations, seed)
 
 
 def kmeans(points: np.ndarray, k: int, iterations: int, method: str, seed: int, max_training_points: int | None = None):

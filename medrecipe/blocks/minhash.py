@@ -56,17 +56,21 @@ def signature(text: str, ngram: int, num_perm: int) -> np.ndarray:
     return result
 
 
-def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) minimising false positives below the threshold plus false negatives above it."""
+def lsh_bands(threshold: float, num_perm: int, verify: bool = True) -> tuple[int, int]:
+    """(bands, rows) minimising weighted false positives below the threshold plus false negatives above it.
+
+    With `verify`, every candidate is checked against its signature's Jaccard estimate, so missing a pair costs
+    more than proposing one: false negatives weigh 0.9 (at 0.7, 20 bands of 6 rows find 99.8 % of pairs at
+    Jaccard 0.8, where 14 x 9 find 87 %). Without it both weigh 0.5, as in datasketch.
+    """
     grid = np.linspace(0.0, 1.0, 2001)
+    below, above = grid <= threshold, grid > threshold
+    fp_weight, fn_weight = (0.1, 0.9) if verify else (0.5, 0.5)
     best, best_error = (1, num_perm), np.inf
     for bands in range(1, num_perm + 1):
         rows = num_perm // bands
-        if rows == 0:
-            continue
         probability = 1.0 - (1.0 - grid**rows) ** bands
-        below, above = grid <= threshold, grid > threshold
-        error = np.trapezoid(probability[below], grid[below]) + np.trapezoid(1.0 - probability[above], grid[above])
+        error = fp_weight * np.trapezoid(probability[below], grid[below]) + fn_weight * np.trapezoid(1.0 - probability[above], grid[above])
         if error < best_error:
             best, best_error = (bands, rows), error
     return best
@@ -76,7 +80,7 @@ def duplicate_clusters(signatures: np.ndarray, threshold: float, verify: bool) -
     """A cluster label per row: rows whose signatures share an LSH bucket (and, with `verify`, whose estimated
     Jaccard reaches the threshold) are linked, transitively."""
     n, num_perm = signatures.shape
-    bands, rows = lsh_bands(threshold, num_perm)
+    bands, rows = lsh_bands(threshold, num_perm, verify)
     pairs_u: list[np.ndarray] = []
     pairs_v: list[np.ndarray] = []
     valid = ~(signatures == 0xFFFFFFFF).all(axis=1)
@@ -158,7 +162,7 @@ class ResolveDuplicates(CurationStep):
             removed = np.flatnonzero(labels != np.arange(orders.size))
             decision["clusters"] = int(np.unique(labels[removed]).size)
             decision["remove"] = {str(int(orders[i])): int(orders[labels[i]]) for i in removed}
-            decision["bands_rows"] = list(lsh_bands(self.threshold, signatures.shape[1]))
+            decision["bands_rows"] = list(lsh_bands(self.threshold, signatures.shape[1], self.verify))
         Path(self.decision_file).parent.mkdir(parents=True, exist_ok=True)
         Path(self.decision_file).write_text(json.dumps(decision))
         return iter(())

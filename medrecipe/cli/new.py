@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import shlex
 from pathlib import Path
 
 import click
@@ -17,12 +18,14 @@ from .common import load, recipe_path
 
 
 def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, ...]) -> dict:
-    """The child recipe's own data: `extends`, `name`, and the overrides.
+    """The child recipe's own data: `extends`, `name`, `hub.reproduces: ~` (a fork reproduces nothing), and the overrides.
 
     Lists are replaced whole by inheritance, so an override inside a list (`data.sources.3.path=...`)
     copies the parent's list into the child with that one item changed.
     """
     child: dict = {"extends": extends, "name": name}
+    if (parent_data.get("hub") or {}).get("reproduces"):
+        child["hub"] = {"reproduces": None}  # a fork is a new system: its cards must not claim to reproduce the parent's
     for text in overrides:
         path, value, _ = parse_override(text)
         list_at = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
@@ -47,10 +50,11 @@ def render(child: dict, parent: str, overrides: tuple[str, ...], schema: str | N
     if schema:
         out.write(f"# yaml-language-server: $schema={schema}\n")
     out.write(f"# Fork of {parent}: only what differs is written here; everything else is inherited.\n")
-    command = " ".join(["medrecipe new", child["name"], "--from", parent, *(f"--set {o}" for o in overrides)])
+    command = shlex.join(["medrecipe", "new", child["name"], "--from", parent, *(arg for o in overrides for arg in ("--set", o))])
     out.write(f"# Created with: {command}\n")
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "~"))
     yaml.dump(child, out)
     return out.getvalue()
 

@@ -288,6 +288,8 @@ def parse_override(text: str) -> tuple[Path_, Any, Position]:
         value = _yaml().load(raw) if raw.strip() else ""
     except MarkedYAMLError as exc:
         raise RecipeError([Problem(label, dotted(path), f"cannot parse the value: {exc.problem}")]) from None
+    if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
+        value = raw  # "a: b" or "- x" typed on a command line is text; collections are written {...} or [...]
     if isinstance(value, str):
         value = _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or m.group(0)), value)
     return path, value, label
