@@ -40,7 +40,7 @@ from corpus import benchmark_corpus  # noqa: E402
 from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize  # noqa: E402
 from medrecipe.blocks.evalsets import EvalItem  # noqa: E402
 from medrecipe.blocks.minhash import duplicate_clusters, signature  # noqa: E402
-from medrecipe.blocks.text import decontamination_words, tokens  # noqa: E402
+from medrecipe.blocks.text import tokens  # noqa: E402
 
 
 def timed(function, runs: int):
@@ -166,7 +166,6 @@ def datasketch_dedup(rows: list[dict]) -> set[str]:
 
 def datatrove_dedup(rows: list[dict]) -> set[str]:
     """datatrove's MinHash pipeline as its docs show it, default spaCy word tokenizer, 4-grams, on 2 tasks."""
-    from datatrove.data import Document
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
     from datatrove.pipeline.dedup.minhash import MinhashConfig

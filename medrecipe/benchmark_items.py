@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _QUESTION_KEYS = ("question", "Question", "problem", "query")
@@ -139,7 +140,10 @@ def render_prompt(item: dict, template: str, instruction: str) -> str:
         options = "Answer with yes, no, or maybe."
     else:
         options = options_block(item["options"])
-    text = template.format(question=question, options=options, instruction=instruction)
+    # One pass over the three placeholders: other braces in the template (\boxed{}) stay as written, and a
+    # question that happens to contain "{options}" is not filled in again.
+    values = {"question": question, "options": options, "instruction": instruction}
+    text = re.sub(r"\{(question|options|instruction)\}", lambda match: values[match.group(1)], template)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text.strip()

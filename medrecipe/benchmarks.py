@@ -1,8 +1,9 @@
 """The evaluation benchmark registry: where each benchmark lives, how its rows are read, and how it is scored.
 
 A recipe names benchmarks by key; `eval.benchmarks[].path` points one at a local copy for offline runs.
-`builtin` names lighteval's own task where one matches the setting it serves (log-likelihood multiple
-choice); generative reasoning with a boxed answer always compiles to medrecipe's custom tasks.
+`builtin` names lighteval's own task for the same benchmark. In lighteval 0.13 those are generative exact
+match on other copies of the data (see compile/lighteval.py), neither the boxed-reasoning nor the
+log-likelihood setting of a recipe, so every benchmark compiles to a medrecipe task; `plan` says why.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class Benchmark:
     subset: str | None = None
     spec: dict = field(default_factory=dict)  # column names where the reader's defaults do not find them
     where: dict = field(default_factory=dict)  # keep rows whose column equals the value (MMLU-Pro's health category)
-    builtin: str | None = None  # lighteval task that matches the log-likelihood setting
+    data_files: tuple[str, ...] = ()  # files of the Hub repository to read, for repositories without a loadable configuration
+    builtin: str | None = None  # lighteval's own task for this benchmark (not the recipe's setting; see the module doc)
     note: str = ""
 
     @property
@@ -47,7 +49,9 @@ _ALL = [
     Benchmark("mmlu_pro_medical", "MMLU-Pro (health)", "MMLU-P", "TIGER-Lab/MMLU-Pro", "test", "multiple_choice",
               spec={"gold": "answer"}, where={"category": "health"}, note="the medical (health) questions"),
     Benchmark("healthbench", "HealthBench", "HealthBench", "openai/healthbench", "test", "healthbench",
-              note="rubric-graded by the recipe's judge model"),
+              data_files=("2025-05-07-06-14-12_oss_eval.jsonl",),
+              note="rubric-graded by the recipe's judge model; the repository's files differ in columns, so only the "
+                   "main evaluation file is read"),
     Benchmark("lancet", "Lancet QA", "Lancet", _BIOMED_R1_EVAL, "test", "multiple_choice", subset="Lancet",
               spec={"gold": "answer_idx"}),
     Benchmark("nejm", "NEJM QA", "NEJM", _BIOMED_R1_EVAL, "test", "multiple_choice", subset="NEJM", spec={"gold": "answer_idx"}),

@@ -60,6 +60,16 @@ def _benchmarks(loaded: LoadedRecipe, found: Findings) -> None:
                     loaded.problem(("eval", "benchmarks", index), f"{ref.name} is graded by a judge model, and eval.judge is not set",
                                    "add eval.judge: {model: ..., endpoint: ...}")
                 )
+            elif benchmarks.get(ref.name).kind == "rubric" and recipe.eval.judge.endpoint is None:
+                found.errors.append(
+                    loaded.problem(("eval", "judge"), f"{ref.name}'s judge is called at an OpenAI-compatible endpoint; "
+                                   "eval.judge.endpoint is not set", "e.g. endpoint: https://api.openai.com/v1")
+                )
+            if ref.name in benchmarks.BENCHMARKS and benchmarks.get(ref.name).kind == "rubric" and recipe.eval.mode == "loglikelihood":
+                found.errors.append(
+                    loaded.problem(("eval", "benchmarks", index), f"{ref.name} grades a written answer; eval.mode loglikelihood writes none",
+                                   "set eval.mode: generative, or drop the benchmark")
+                )
             if ref.path and not loaded.local_path(("eval", "benchmarks", index, "path")).exists():
                 found.warnings.append(loaded.problem(("eval", "benchmarks", index, "path"), f"{ref.path} does not exist (yet)"))
     if recipe.data:

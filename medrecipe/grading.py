@@ -15,8 +15,9 @@ YES_NO_MAYBE = ("yes", "no", "maybe")
 _THINK_CLOSE = "</think>"
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|emph|operatorname)\s*\{([^{}]*)\}")
+# The letter itself is matched case-sensitively ((?-i:...)): "the answer is a beta blocker" names no option.
 _FALLBACK_LETTER = [
-    re.compile(r"(?:final answer|correct answer|the answer|answer)\s*(?:is|:)?\s*(?:option\s*)?\**\(?([A-Z])\)?\**(?![A-Za-z])", re.I),
+    re.compile(r"(?:final answer|correct answer|the answer|answer)\s*(?:is|:)?\s*(?:option\s*)?\**\(?((?-i:[A-Z]))\)?\**(?![A-Za-z])", re.I),
     re.compile(r"(?:option|choice)\s*\(?([A-Z])\)?\s*(?:is\s*(?:the\s*)?correct)", re.I),
     re.compile(r"^\s*\**\(?([A-Z])\)?[.:)]?\**\s*$", re.M),
 ]
@@ -76,17 +77,18 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
     """A single option letter from an answer like `B`, `(B)`, `B. Aspirin`, `\\text{B}` or the option's text."""
     text = strip_latex(answer).strip().strip("*").strip()
     valid = set(options) if options else set(LETTERS)
+    if options:
+        # The whole answer is an option's text: "A beta blocker" names that option, not option A.
+        wanted = normalize(text)
+        hits = [letter for letter, option in options.items() if normalize(option) == wanted]
+        if len(hits) == 1:
+            return hits[0]
     match = re.fullmatch(r"(?:option\s*|choice\s*)?\(?([A-Za-z])\)?(?:[.:)\s].*)?", text, re.I | re.S)
     if match and match.group(1).upper() in valid:
         rest = text[match.end(1):].strip(" ).:")
         # "B. Aspirin" is B; "A or B", "A, C" name several options and are no single answer.
         if not re.match(r"^(?:,|and\b|or\b|&|/)", rest, re.I):
             return match.group(1).upper()
-    if options:
-        wanted = normalize(text)
-        hits = [letter for letter, option in options.items() if normalize(option) == wanted]
-        if len(hits) == 1:
-            return hits[0]
     return None
 
 
@@ -110,7 +112,7 @@ def yes_no_maybe(answer: str) -> str | None:
 
 def fallback_yes_no_maybe(response: str) -> str | None:
     region = final_region(response)
-    stated = re.findall(r"(?:answer|conclusion)\s*(?:is|:)\s*\**\s*(yes|no|maybe)\b", region, re.I)
+    stated = re.findall(r"(?:answer|conclusion)\s*(?:is\s*:?|:)\s*\**\s*(yes|no|maybe)\b", region, re.I)
     if stated:
         return stated[-1].lower()
     tail = region.strip().splitlines()[-1] if region.strip() else ""
@@ -118,7 +120,8 @@ def fallback_yes_no_maybe(response: str) -> str | None:
 
 
 def _number(text: str) -> float | None:
-    cleaned = normalize(text).replace(",", "").rstrip("%").strip()
+    # Thousands separators go before normalize(), which would turn "1,000" into "1 000".
+    cleaned = normalize(re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)).rstrip("%").strip()
     fraction = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)", cleaned)
     try:
         if fraction:
@@ -174,9 +177,14 @@ def grade(response: str, gold: str, kind: str | None = None, options: dict[str, 
 
 
 def healthbench_score(criteria: list[dict], met: list[bool]) -> float:
-    """HealthBench's per-conversation score: points of the criteria met over all positive points, clipped to [0, 1]."""
+    """HealthBench's per-conversation score: the points of the criteria met (negative ones included) over all
+    positive points. Not clipped here: the paper clips the mean over conversations (`healthbench_overall`)."""
     possible = sum(c["points"] for c in criteria if c["points"] > 0)
     if possible <= 0:
-        return 0.0
-    achieved = sum(c["points"] for c, ok in zip(criteria, met) if ok)
-    return min(1.0, max(0.0, achieved / possible))
+        raise ValueError("a HealthBench rubric needs at least one criterion with positive points")
+    return sum(c["points"] for c, ok in zip(criteria, met, strict=True) if ok) / possible
+
+
+def healthbench_overall(scores: list[float]) -> float:
+    """HealthBench's overall score: the mean of the per-conversation scores, clipped to [0, 1]."""
+    return min(1.0, max(0.0, sum(scores) / len(scores)))

@@ -57,3 +57,48 @@ def write(tmp_path, monkeypatch):
         return path
 
     return _write
+
+
+_ENV_BUILDS: dict = {}  # environment name -> Future of its interpreter
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tool environments (Axolotl, OpenRLHF, lighteval) take minutes to build on a fresh machine: when any
+    collected test needs one, all are built in the background from the start, and the tests that need them
+    run last, so the builds overlap with the rest of the suite."""
+    needing = [item for item in items if "tool_python" in getattr(item, "fixturenames", ())]
+    if not needing:
+        return
+    chosen = set(needing)
+    items[:] = [item for item in items if item not in chosen] + needing
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medrecipe.run import envs
+
+    pool = ThreadPoolExecutor(len(envs.ENVIRONMENTS), thread_name_prefix="tool-env")
+    for name in envs.ENVIRONMENTS:
+        _ENV_BUILDS[name] = pool.submit(envs.setup, name, log=lambda line: None)
+    pool.shutdown(wait=False)
+
+
+@pytest.fixture(scope="session")
+def tool_python():
+    """tool_python("sft" | "rl" | "eval") -> the interpreter of that pinned environment, built once per run."""
+    from medrecipe.run import envs
+
+    def get(name: str) -> Path:
+        if name in _ENV_BUILDS:
+            return _ENV_BUILDS[name].result()
+        return envs.setup(name, log=lambda line: print(line, file=sys.stderr))
+
+    return get
+
+
+@pytest.fixture
+def local_hub(tmp_path):
+    """A local Hugging Face Hub on 127.0.0.1 (tests/hub_server.py), started for the test and stopped after it.
+    The token `hf_test` belongs to the user `tester`; tests may add tokens to `local_hub.tokens`."""
+    from .hub_server import LocalHub
+
+    with LocalHub(tmp_path / "hub-storage", {"hf_test": "tester"}) as hub:
+        yield hub

@@ -153,13 +153,15 @@ def test_new_writes_only_the_overrides_and_validates(cli, write, tmp_path):
     text = fork.read_text()
     assert text.startswith("# yaml-language-server: $schema=")
     raw = YAML(typ="safe").load(text)
-    # The child's own file: extends, name, the override, and the one list it had to copy.
-    assert set(raw) == {"extends", "name", "base_model", "data"}
+    # The child's own file: extends, name, the override, the one list it had to copy, and no claim to reproduce.
+    assert set(raw) == {"extends", "name", "base_model", "data", "hub"}
+    assert raw["hub"] == {"reproduces": None}
     assert raw["extends"] == "ii-medical-8b-1706"
     parent = resolved_data(load_recipe(RECIPES / "ii-medical-8b-1706.yaml"))
     child = resolved_data(load_recipe(fork))
     differences = {key for key in parent if parent[key] != child[key]}
-    assert differences == {"name", "base_model", "data"}
+    assert differences == {"name", "base_model", "data", "hub"}
+    assert {k for k in parent["hub"] if parent["hub"][k] != child["hub"][k]} == {"reproduces"}
     parent_sources, child_sources = parent["data"]["sources"], child["data"]["sources"]
     assert [i for i, (a, b) in enumerate(zip(parent_sources, child_sources)) if a != b] == [19]
     assert child_sources[19]["path"] == "/data/evol.jsonl"

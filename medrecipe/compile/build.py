@@ -53,11 +53,30 @@ def compile_stage(loaded: LoadedRecipe, layout: Layout, stage: str) -> StageBuil
     return module.build(loaded, layout)
 
 
+def cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
+    """The model and dataset cards as they stand: from the recipe and whatever the runs have written so far."""
+    from ..hub import cards as render
+    from ..hub.release import offline_namespace
+    from ..hub.repos import release_of
+
+    release = release_of(loaded, offline_namespace(loaded.recipe, None))
+    stats = json.loads(layout.data_stats().read_text()) if loaded.recipe.data and layout.data_stats().is_file() else None
+    scores = json.loads(layout.eval_scores().read_text()) if loaded.recipe.eval and layout.eval_scores().is_file() else None
+    chart = "scores.png" if scores and layout.eval_chart().is_file() else None
+    build = StageBuild("cards")
+    for artifact in release.artifacts:
+        text = (render.dataset_card(loaded, release, artifact, stats=stats) if artifact.kind == "dataset"
+                else render.model_card(loaded, release, artifact, stats=stats, scores=scores, chart=chart))
+        build.artifacts.append(Artifact(f"cards/{artifact.kind}/README.md", text))
+    return build
+
+
 def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
-    """Write every compiled artifact under `out`; returns what each stage compiled to."""
+    """Write every compiled artifact and the cards under `out`; returns what each stage compiled to."""
     out = out.resolve()
     layout = Layout(out, loaded.recipe)
     builds = [compile_stage(loaded, layout, stage) for stage in (stages or stages_of(loaded))]
+    builds.append(cards(loaded, layout))
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     resolved = to_yaml(loaded, comments=True)

@@ -91,10 +91,7 @@ class Layout:
 
     def _model_key(self, keys: dict[str, str]) -> str:
         recipe = self.recipe
-        assert recipe.eval is not None
-        choice = recipe.eval.model
-        if choice == "final":
-            choice = "rl" if recipe.rl else ("sft" if recipe.sft else "base")
+        choice = recipe.evaluated_model()
         if choice == "base":
             return recipe.base_model
         if choice in ("sft", "rl"):

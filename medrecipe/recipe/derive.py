@@ -102,6 +102,7 @@ class RolloutPlan:
     gpus: int
     engines: int
     tensor_parallel_size: int
+    actor_gpus: int  # GPUs that train: all of them (vLLM sleeps between rollouts), or what vLLM leaves when asynchronous
     train_batch_samples: int  # samples per optimizer update (mini-batch prompts x group size)
     rollout_samples: int  # samples generated per training step
     updates_per_rollout: int
@@ -117,27 +118,50 @@ def rollout_plan(rl: PolicyOptimization, compute: Compute) -> RolloutPlan:
             f"tensor parallel size {tp} does not divide the stage's {gpus} GPUs",
             "choose a tensor_parallel_size that divides nodes x gpus_per_node",
         )
-    engines = rl.rollout.engines or gpus // tp
+    asynchronous = (rl.generation_batch_size or rl.rollout_batch_size) > rl.rollout_batch_size
+    # Synchronous rollouts share every GPU with training (vLLM sleeps while the actor trains). OpenRLHF's
+    # asynchronous mode, which a larger generation batch needs, keeps vLLM awake on GPUs of its own: by
+    # default half of the stage's GPUs generate and the other half train.
+    engines = rl.rollout.engines or (max(1, gpus // 2 // tp) if asynchronous else gpus // tp)
     if engines * tp > gpus:
         raise DerivationError(
             "rl.rollout.engines", f"{engines} engines x tensor parallel {tp} need {engines * tp} GPUs, the stage has {gpus}"
         )
+    if asynchronous:
+        actor_gpus = gpus - engines * tp
+        if actor_gpus < 1:
+            raise DerivationError(
+                "rl.rollout.engines",
+                f"a generation batch larger than the rollout batch runs vLLM on GPUs of its own, and {engines} engines "
+                f"x tensor parallel {tp} leave none of the {gpus} GPUs for training",
+                "use fewer rollout.engines, or more GPUs",
+            )
+    else:
+        actor_gpus = gpus
+        if engines * tp != gpus:
+            raise DerivationError(
+                "rl.rollout.engines",
+                f"vLLM and training share the GPUs, so engines x tensor parallel must use all {gpus}: "
+                f"{engines} x {tp} = {engines * tp}",
+                "leave rollout.engines unset to derive it",
+            )
     train_samples = rl.mini_batch_size * rl.samples_per_prompt
-    if train_samples % (gpus * rl.micro_train_batch_size):
+    if train_samples % (actor_gpus * rl.micro_train_batch_size):
         raise DerivationError(
             "rl.mini_batch_size",
             f"a train batch of {train_samples} samples ({rl.mini_batch_size} prompts x {rl.samples_per_prompt}) "
-            f"does not split over {gpus} GPUs x micro batch {rl.micro_train_batch_size}",
+            f"does not split over {actor_gpus} training GPUs x micro batch {rl.micro_train_batch_size}",
         )
     return RolloutPlan(
         nodes=nodes,
         gpus=gpus,
         engines=engines,
         tensor_parallel_size=tp,
+        actor_gpus=actor_gpus,
         train_batch_samples=train_samples,
         rollout_samples=rl.rollout_batch_size * rl.samples_per_prompt,
         updates_per_rollout=rl.rollout_batch_size // rl.mini_batch_size,
-        asynchronous=(rl.generation_batch_size or rl.rollout_batch_size) > rl.rollout_batch_size,
+        asynchronous=asynchronous,
     )
 
 

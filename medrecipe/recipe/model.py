@@ -525,6 +525,11 @@ class PreferenceData(Strict):
     rejected_key: str = Field("rejected", description="Column with the dispreferred response.")
     apply_chat_template: bool = Field(True, description="Format with the model's chat template.")
     max_samples: PositiveInt | None = Field(None, description="Use at most this many pairs.")
+    size: PositiveInt | None = Field(
+        None,
+        description="Number of pairs in the dataset. OpenRLHF takes warmup as a ratio of all steps: with the size known it is "
+        "fixed at compile time, otherwise `launch.sh` counts the pairs before launching.",
+    )
 
 
 class Overlong(Strict):
@@ -532,6 +537,27 @@ class Overlong(Strict):
 
     buffer_length: PositiveInt = Field(4096, description="Length of the penalty zone in tokens.")
     penalty_factor: float = Field(1.0, ge=0.0, description="Penalty at the limit (scaled linearly across the buffer).")
+    filter: bool = Field(
+        False,
+        description="DAPO's overlong filtering: mask the loss of truncated responses. OpenRLHF 0.11 has no such option; "
+        "compile reports it as a warning.",
+    )
+
+
+class RuleReward(Strict):
+    """The rule-based verifier's reward: the extracted final answer graded against the reference answer."""
+
+    correct: float = Field(1.0, description="Reward of a correct answer.")
+    incorrect: float = Field(-1.0, description="Reward of a wrong or missing answer (DAPO uses -1).")
+    require_box: bool = Field(
+        True, description="Only an answer inside \\boxed{} counts; an unboxed answer earns `incorrect` (teaches the format)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RuleReward:
+        if self.incorrect >= self.correct:
+            raise ValueError("`incorrect` must be lower than `correct`")
+        return self
 
 
 class Rollout(Strict):
@@ -549,6 +575,11 @@ class RLStageBase(Strict):
     init_from: str = Field("sft", description="`sft` (this recipe's SFT output) or a model id / path.")
     learning_rate: float = Field(gt=0.0, description="Peak learning rate.")
     warmup_steps: NonNegativeInt = Field(0, description="Warmup in optimizer steps (converted to OpenRLHF's ratio).")
+    lr_scheduler: Literal["constant", "cosine"] = Field(
+        "constant", description="Learning rate after warmup: `constant`, or `cosine` decay to `min_lr_ratio` x the peak."
+    )
+    min_lr_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="End of the cosine schedule as a fraction of the peak.")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="Adam beta1 and beta2.")
     weight_decay: float = Field(0.0, ge=0.0, description="Weight decay.")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient clipping norm.")
     epochs: PositiveInt = Field(1, description="Passes over the data.")
@@ -560,6 +591,9 @@ class RLStageBase(Strict):
     nodes: PositiveInt | None = Field(None, description="Nodes for this stage. Default: `compute.nodes`.")
     gpus_per_node: PositiveInt | None = Field(None, description="GPUs per node. Default: `compute.gpus_per_node`.")
     max_steps: PositiveInt | None = Field(None, description="Stop after this many steps (smoke tests).")
+    save_steps: PositiveInt | None = Field(
+        None, description="Save a checkpoint every this many steps; a rerun resumes from the last. Unset: only the final model."
+    )
     openrlhf: dict[str, Any] = Field(
         default_factory=dict,
         description="Further OpenRLHF flags (dotted names without `--`), passed verbatim and checked by OpenRLHF's own parser.",
@@ -574,6 +608,7 @@ class PolicyOptimization(RLStageBase):
     max_prompt_length: PositiveInt = Field(2048, description="Maximum prompt tokens.")
     max_response_length: PositiveInt = Field(8192, description="Maximum generated tokens.")
     overlong: Overlong | None = Field(None, description="Overlong buffer and penalty (DAPO); unset disables it.")
+    reward: RuleReward = Field({}, description="Rewards the generated verifier (rl/reward.py) gives.")
     clip_ratio_low: float = Field(0.2, gt=0.0, lt=1.0, description="PPO clip ratio below 1 (epsilon low).")
     clip_ratio_high: float = Field(0.2, gt=0.0, lt=1.0, description="PPO clip ratio above 1 (epsilon high; DAPO's clip-higher).")
     rollout_batch_size: PositiveInt = Field(description="Prompts per training step (the train prompt batch).")
@@ -693,9 +728,20 @@ class Eval(Strict):
     benchmarks: list[BenchmarkRef] = Field(min_length=1, description="Benchmarks to evaluate on (names, or mappings with a local path).")
     model: str = Field("final", description="`final` (last trained stage), `sft`, `rl`, `base`, or a model id / path.")
     backend: Literal["vllm", "accelerate"] = Field("vllm", description="lighteval backend; accelerate for CPU and small runs.")
+    mode: Literal["generative", "loglikelihood"] = Field(
+        "generative",
+        description="`generative`: the model answers (reasoning allowed) and the letter or yes/no/maybe of its final "
+        "\\boxed{} is scored; `loglikelihood`: the option letter the model finds most likely after the prompt is its "
+        "answer (multiple choice without generation; rubric-graded benchmarks need `generative`).",
+    )
     sampling: Sampling = Field({}, description="Generation parameters.")
     prompt: EvalPrompt = Field({}, description="Prompt construction.")
-    max_model_length: PositiveInt | None = Field(None, description="vLLM context length. Default: prompt room plus `max_new_tokens`.")
+    max_model_length: PositiveInt | None = Field(
+        None, description="Context length (prompt plus answer). Default: 4096 prompt tokens plus `max_new_tokens`."
+    )
+    batch_size: PositiveInt = Field(
+        8, description="Sequences per batch on the accelerate backend (unset, lighteval would probe from 512). vLLM batches by itself."
+    )
     tensor_parallel_size: PositiveInt = Field(1, description="GPUs per vLLM engine.")
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="Model dtype.")
     judge: LLMCall | None = Field(None, description="Judge model for rubric-graded benchmarks (HealthBench).")
@@ -743,7 +789,7 @@ class Slurm(Strict):
     qos: str | None = Field(None, description="Quality of service.")
     time: str = Field("24:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$", description="Time limit per job, [D-]HH:MM:SS.")
     cpus_per_task: PositiveInt = Field(1, description="CPUs per data task.")
-    mem_per_cpu_gb: float = Field(2.0, gt=0.0, description="Memory per CPU in GB.")
+    mem_per_cpu_gb: PositiveInt = Field(2, description="Memory per CPU in GB (whole GB: Slurm's --mem-per-cpu=<n>G).")
     venv: str | None = Field(None, description="Virtual environment the jobs activate (must have medrecipe installed).")
     container: str | None = Field(None, description="Container image the jobs run in (srun --container-image).")
     sbatch_args: dict[str, str] = Field(default_factory=dict, description="Further #SBATCH options, e.g. {constraint: h100}.")
@@ -762,7 +808,9 @@ class Compute(Strict):
     nodes: PositiveInt = Field(1, description="Nodes for training.")
     executor: Literal["local", "ray", "slurm"] = Field("local", description="Executor of the data stage.")
     workers: PositiveInt | None = Field(None, description="Data tasks run at once. Default: the CPU count (local).")
-    tasks: PositiveInt | None = Field(None, description="Shards the data stage is split into. Default: `workers`.")
+    tasks: PositiveInt | None = Field(
+        None, description="Shards the data stage is split into (part of its content key). Default: 8; raise it for large corpora."
+    )
     slurm: Slurm = Field({}, description="Slurm settings.")
     ray: Ray = Field({}, description="Ray settings.")
 
@@ -785,6 +833,13 @@ class Recipe(Strict):
     eval: Eval | None = Field(None, description="Evaluation.")
     publish: Publish = Field({}, description="What is published.")
     compute: Compute = Field({}, description="Where the work runs: GPUs, nodes and the data executor.")
+
+    def evaluated_model(self) -> str:
+        """What `eval.model` names once `final` is resolved: "rl", "sft", "base", or a model id / path."""
+        assert self.eval is not None
+        if self.eval.model == "final":
+            return "rl" if self.rl else ("sft" if self.sft else "base")
+        return self.eval.model
 
     def repo_name(self, artifact: Literal["model", "sft", "dataset"]) -> str:
         """The Hub repository name of an artifact (namespace excluded)."""

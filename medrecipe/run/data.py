@@ -34,7 +34,7 @@ def _preflight(content: dict, notes: list[str]) -> dict:
             if source["required"]:
                 raise UserError(
                     f"source {source['name']!r}: no data at {source['path']}",
-                    f"supply the data there, or point the recipe at it: --set data.sources.<index>.path=/your/copy",
+                    "supply the data there, or point the recipe at it: --set data.sources.<index>.path=/your/copy",
                 )
             missing[source["name"]] = source["path"]
             notes.append(f"optional source {source['name']} skipped: no data at {source['path']}")

@@ -1,0 +1,114 @@
+"""`medrecipe run`: compile a recipe and run its stages, then write the cards and the repos' contents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..compile.build import compile_recipe, default_out
+from ..compile.layout import STAGES, Layout
+from ..errors import UserError
+from .common import load, overrides_option, recipe_argument
+
+MAIN_JOB = "main"
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  medrecipe run recipes/quickstart.yaml                 # curate, compile SFT/RL/eval, write cards and repos
+  medrecipe run recipes/quickstart.yaml --stage all     # + the tiny CPU SFT and evaluation
+  medrecipe run ii-medical-8b-1706 --stage data --executor slurm
+  medrecipe run ii-medical-8b-1706 --stage sft --launcher slurm --dry-run
+  medrecipe run ii-medical-8b-1706 --stage eval --model Intelligent-Internet/II-Medical-8B-1706
+"""
+)
+@recipe_argument
+@overrides_option
+@click.option("--stage", type=click.Choice([MAIN_JOB, *STAGES, "all"]), default=MAIN_JOB, show_default=True,
+              help="`main`: curate data, compile everything, write cards and repo contents; `all`: every stage; or one stage.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build folder (default: build/<recipe name>).")
+@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), help="Data-stage executor (default: the recipe's).")
+@click.option("--workers", type=int, help="Data tasks run at once (default: the recipe's, else the CPU count).")
+@click.option("--launcher", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True,
+              help="How training and evaluation jobs start.")
+@click.option("--model", help="eval: evaluate this model (path or Hub id) instead of the recipe's.")
+@click.option("--gpu", is_flag=True, help="Use the GPU builds of the tool environments.")
+@click.option("--dry-run", is_flag=True, help="Print what would run (exact commands), run nothing.")
+def command(recipe, overrides, stage, out, executor, workers, launcher, model, gpu, dry_run) -> None:
+    """Run RECIPE: curate the data with datatrove, train with Axolotl and OpenRLHF, evaluate with lighteval,
+    each in its pinned environment. Finished work is kept: rerunning after a crash resumes, and a changed
+    recipe starts clean (stage folders are keyed by the recipe content they depend on)."""
+    from rich.console import Console
+
+    from ..run.stages import RunOptions, StageResult, run_stage
+
+    console = Console()
+    loaded, _ = load(recipe, overrides)
+    target = (out or default_out(loaded)).resolve()
+    builds = compile_recipe(loaded, target)
+    for build in builds:
+        for warning in build.warnings:
+            console.print(f"[yellow]warning[/] {build.stage}: {warning}")
+    layout = Layout(target, loaded.recipe)
+    options = RunOptions(launcher=launcher, executor=executor, workers=workers, dry_run=dry_run, model=model, gpu=gpu)
+    present = [s for s in STAGES if getattr(loaded.recipe, s) is not None]
+    if stage == MAIN_JOB:
+        wanted = [s for s in ("data",) if s in present]
+    elif stage == "all":
+        wanted = present
+    else:
+        if stage not in present:
+            raise UserError(f"the recipe has no `{stage}` section")
+        wanted = [stage]
+
+    results: list[StageResult] = []
+    for name in wanted:
+        console.rule(f"[bold]{name}")
+        try:
+            results.append(run_stage(loaded, layout, name, options))
+        except UserError as exc:
+            if stage != "all":
+                raise
+            results.append(StageResult(name, "skipped", notes=[str(exc)]))  # `all` goes on with what can run here
+    if stage in (MAIN_JOB, "all") and not dry_run:
+        from ..hub.publish import write_repos
+
+        # The dataset repo, and a model repo for each stage whose checkpoint exists.
+        ready = [s for s in present if s == "data" or _ran(results, s)]
+        repos = write_repos(loaded, layout, target / "hub", stages=ready)
+        results.append(StageResult("repos", "done", outputs=[(repo, str(folder)) for repo, folder in repos]))
+    _summary(console, loaded, target, results)
+
+
+def _ran(results, stage: str) -> bool:
+    return any(r.stage == stage and r.status == "done" for r in results)
+
+
+def _summary(console, loaded, target: Path, results) -> None:
+    from rich.table import Table
+
+    for result in results:
+        if result.counts:
+            table = Table(title=f"{result.stage}: records in and out of each step", title_justify="left")
+            table.add_column("step")
+            table.add_column("in", justify="right")
+            table.add_column("out", justify="right")
+            table.add_column("removed", justify="right")
+            for step, count_in, count_out in result.counts:
+                table.add_row(step, f"{count_in:,}", f"{count_out:,}", f"{max(count_in - count_out, 0):,}")
+            console.print(table)
+    table = Table(title=f"{loaded.recipe.name}: where everything is", title_justify="left")
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("what")
+    table.add_column("where", overflow="fold")
+    table.add_row("compile", "done", "native inputs, lock.json", str(target))
+    for result in results:
+        rows = result.outputs or [("", "")]
+        for index, (what, where) in enumerate(rows):
+            table.add_row(result.stage if index == 0 else "", result.status if index == 0 else "", what, where)
+        for note in result.notes:
+            table.add_row("", "", "note", note)
+    console.print(table)

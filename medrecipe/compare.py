@@ -1,0 +1,148 @@
+"""Our evaluation scores beside a recipe's published results table: a rich table and a bar chart.
+
+The published table (`eval.published`) holds the row the recipe reproduces and the other models the original
+report compared against. Averages are over the benchmarks we have a score for, so our row and the row we
+reproduce are averaged over the same columns; a published row's own average column is shown as published
+when it covers the same benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import benchmarks
+from .errors import UserError
+from .recipe.model import Published
+
+
+@dataclass
+class Comparison:
+    model: str  # the model our scores are of
+    published: Published
+    columns: list[str]  # benchmark names: the published table's, in its order, then any only we have
+    ours: dict[str, tuple[float, float]]  # benchmark -> (score, stderr), percent
+
+    @property
+    def reference(self) -> dict[str, float]:
+        return self.published.scores[self.published.reproduces]
+
+    @property
+    def common(self) -> list[str]:
+        """Benchmarks both we and the reproduced row have."""
+        return [name for name in self.columns if name in self.ours and name in self.reference]
+
+    def deltas(self) -> dict[str, float]:
+        return {name: self.ours[name][0] - self.reference[name] for name in self.common}
+
+    def average(self, row: str | None) -> float | None:
+        """The mean over the common benchmarks of our row (None) or a published row; None when it lacks one."""
+        values = self.ours if row is None else self.published.scores[row]
+        picked = [values[name][0] if row is None else values[name] for name in self.common if name in values]
+        if not picked or len(picked) < len(self.common):
+            return None
+        return sum(picked) / len(picked)
+
+    def published_average(self, row: str) -> float | None:
+        """The table's own average column for a row, when our scores cover all of its benchmarks."""
+        if row not in self.published.averages or set(self.published.scores[row]) - set(self.ours):
+            return None
+        return self.published.averages[row]
+
+
+def load_scores(path: Path) -> dict:
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist", "evaluate first: medrecipe run RECIPE --stage eval") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not JSON: {error}") from None
+    if not isinstance(scores.get("benchmarks"), dict):
+        raise UserError(f"{path} has no `benchmarks` mapping", "pass the eval/scores.json that `medrecipe run --stage eval` writes")
+    return scores
+
+
+def compare(scores: dict, published: Published) -> Comparison:
+    ours = {name: (float(entry["score"]), float(entry.get("stderr") or 0.0)) for name, entry in scores["benchmarks"].items()}
+    columns = list(dict.fromkeys(name for row in published.scores.values() for name in row))
+    columns += [name for name in ours if name not in columns]
+    if not set(ours) & set(published.scores[published.reproduces]):
+        raise UserError(
+            f"the scores ({', '.join(ours)}) share no benchmark with the published row {published.reproduces!r}",
+            "compare against the recipe whose benchmarks these scores are of (--reference)",
+        )
+    return Comparison(str(scores.get("model", "ours")), published, columns, ours)
+
+
+def header(name: str) -> str:
+    return benchmarks.BENCHMARKS[name].short if name in benchmarks.BENCHMARKS else name
+
+
+def table(comparison: Comparison):
+    """A rich Table: the published rows, ours, and our difference to the reproduced row, with averages."""
+    from rich.table import Table
+
+    published = comparison.published
+    result = Table(title=f"ours ({comparison.model}) vs {published.source}", title_justify="left")
+    if len(comparison.common) < len(comparison.reference):
+        result.caption = f"Avg: over the {len(comparison.common)} benchmarks we have a score for: " + ", ".join(map(header, comparison.common))
+        result.caption_justify = "left"
+    result.add_column("Model")
+    for name in comparison.columns:
+        result.add_column(header(name), justify="right")
+    result.add_column("Avg", justify="right")
+    for row, values in published.scores.items():
+        cells = [_number(values.get(name)) for name in comparison.columns]
+        average = comparison.published_average(row)
+        average = comparison.average(row) if average is None else average
+        style = "bold" if row == published.reproduces else None
+        result.add_row(row + (" (reproduced)" if row == published.reproduces else ""), *cells, _number(average), style=style)
+    result.add_section()
+    ours = [f"{comparison.ours[name][0]:.2f} ± {comparison.ours[name][1]:.2f}" if name in comparison.ours else "–"
+            for name in comparison.columns]
+    result.add_row("ours", *ours, _number(comparison.average(None)), style="bold cyan")
+    deltas = comparison.deltas()
+    mean_delta = None
+    if comparison.common:
+        mean_delta = comparison.average(None) - comparison.average(published.reproduces)
+    result.add_row(f"Δ vs {published.reproduces}", *[_delta(deltas.get(name)) for name in comparison.columns], _delta(mean_delta))
+    return result
+
+
+def plot(comparison: Comparison, path: Path) -> None:
+    """A grouped bar chart for the model card: ours (with standard errors) beside the reproduced row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = comparison.common
+    reference = comparison.reference
+    positions = range(len(names))
+    width = 0.38
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4.2), dpi=150)
+    axes.bar([x - width / 2 for x in positions], [reference[name] for name in names], width,
+             label=f"{comparison.published.reproduces} (published)", color="#9aa5b1")
+    axes.bar([x + width / 2 for x in positions], [comparison.ours[name][0] for name in names], width,
+             yerr=[comparison.ours[name][1] for name in names], capsize=3, label=f"{comparison.model} (ours)", color="#1f77b4")
+    axes.set_xticks(list(positions), [header(name) for name in names], rotation=30, ha="right")
+    axes.set_ylabel("score (%)")
+    axes.set_ylim(0, 100)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, fontsize=8, frameon=False)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _delta(value: float | None) -> str:
+    if value is None:
+        return "–"
+    colour = "green" if value >= 0 else "red"
+    return f"[{colour}]{value:+.2f}[/]"

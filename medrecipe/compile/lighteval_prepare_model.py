@@ -1,0 +1,68 @@
+"""The model name lighteval is given. Copied into the build by medrecipe (eval/prepare_model.py); do not edit.
+
+    python prepare_model.py MODEL FOLDER [--sample]
+
+MODEL is a local folder or a Hub id; FOLDER is the models folder inside lighteval's output folder, which is
+the working directory. Prints the name to pass as `model_name`:
+
+- lighteval files its answer cache under `cache_dir / model_name`: an absolute model_name (a local folder)
+  replaces cache_dir, so the cache would be written into the model's own folder. A local model is therefore
+  linked as FOLDER/<name>-<fingerprint> and given by that relative name; the fingerprint (the folder's path,
+  file sizes and times) keeps answers of a changed model out of the cache. A Hub id is kept as it is.
+- With --sample: lighteval 0.13's transformers backend passes temperature, top_p and top_k to `generate()` but
+  never `do_sample` (it only turns sampling off at temperature 0), so transformers reads it from the model's
+  generation_config.json, which for most checkpoints leaves sampling off: the run would silently decode
+  greedily. The model's files are then linked into a folder whose generation_config.json enables sampling.
+"""
+
+import hashlib
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+
+def local_folder(model: str, download: bool) -> Path | None:
+    if Path(model).is_dir():
+        return Path(model).resolve()
+    if not download:
+        return None
+    from huggingface_hub import snapshot_download  # honours HF_HUB_OFFLINE and HF_HUB_CACHE
+
+    return Path(snapshot_download(model))
+
+
+def fingerprint(folder: Path) -> str:
+    files = sorted((path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in folder.iterdir() if path.is_file())
+    return hashlib.sha256(json.dumps([str(folder), files]).encode()).hexdigest()[:12]
+
+
+def main(model: str, models: Path, sample: bool) -> str:
+    source = local_folder(model, download=sample)
+    if source is None:
+        return model
+    readable = f"{source.parent.name}-{source.name}" if Path(model).is_dir() else model  # a Hub id, not its snapshot folder
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", readable).strip("-")
+    target = models / f"{slug}-{fingerprint(source)}{'-sampling' if sample else ''}"
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
+    models.mkdir(parents=True, exist_ok=True)
+    if not sample:
+        target.symlink_to(source)
+        return str(target)
+    target.mkdir()
+    for path in sorted(source.iterdir()):
+        if path.name != "generation_config.json":
+            (target / path.name).symlink_to(path.resolve())
+    original = source / "generation_config.json"
+    config = json.loads(original.read_text()) if original.is_file() else {}
+    config["do_sample"] = True
+    (target / "generation_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return str(target)
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1], Path(sys.argv[2]), "--sample" in sys.argv[3:]))

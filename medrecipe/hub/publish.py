@@ -1,0 +1,129 @@
+"""Pushing a release to the Hugging Face Hub with huggingface_hub's HfApi.
+
+For each repository: create it (private unless the recipe says public; an existing repository keeps its
+visibility), upload a folder of links to its exact contents with one `upload_folder` call that also removes
+files an earlier publish left and the release no longer has, then tag the resulting commit
+`recipe-<hash>`. Re-publishing unchanged content makes no commit: huggingface_hub drops every file whose
+content the Hub already holds and never sends an empty commit. An interrupted publish finishes when rerun:
+LFS and Xet storage keep what was already uploaded, so only what is missing travels again. (With hf_xet
+installed, `upload_folder` also commits a large folder in several parts.)
+
+The token is huggingface_hub's business: HF_TOKEN or `hf auth login`. medrecipe only asks whether there is
+one; its value goes to no file, message or log.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from huggingface_hub import HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError, HTTPError  # HTTPError: the HTTP client's base error
+
+from .. import __version__
+from ..errors import UserError
+from .release import Release
+from .repos import RepoContent, human_size, write_folder
+
+# What a failed upload can raise: HTTP errors (HfHubHTTPError is also an OSError), connection errors, and
+# huggingface_hub's wrappers (RuntimeError for a failed LFS transfer, ValueError for rejected metadata).
+UPLOAD_ERRORS = (HTTPError, OSError, RuntimeError, ValueError)
+
+
+@dataclass
+class Pushed:
+    content: RepoContent
+    commit: str  # the repository's head after the push
+    committed: bool  # whether this push made a commit
+    tag: str  # created | moved | unchanged | off
+    warnings: list[str] = field(default_factory=list)
+
+
+def connect() -> tuple[HfApi, str]:
+    """An HfApi for the configured endpoint and the account its token belongs to."""
+    if not get_token():
+        raise UserError(
+            "not logged in to the Hugging Face Hub",
+            "export HF_TOKEN=... or run `hf auth login`; or write the repositories locally with --to-dir DIR",
+        )
+    api = HfApi()
+    try:
+        account = api.whoami()["name"]
+    except HfHubHTTPError as exc:
+        raise UserError(f"the Hub did not accept the token: {_reason(exc)}", "check HF_TOKEN or run `hf auth login`") from None
+    except UPLOAD_ERRORS as exc:
+        raise UserError(f"could not reach the Hub at {api.endpoint}: {_reason(exc)}", "check the network and HF_ENDPOINT") from None
+    return api, account
+
+
+def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callable[[str], None]) -> list[Pushed]:
+    """Push every repository in turn; a failure stops with a UserError that says rerunning resumes."""
+    pushed = []
+    for index, content in enumerate(contents, start=1):
+        artifact = content.artifact
+        log(f"[{index}/{len(contents)}] {artifact.repo_id}: {len(content.files)} files, {human_size(content.size)}")
+        try:
+            pushed.append(_push_one(api, content, release))
+        except UPLOAD_ERRORS as exc:
+            raise UserError(
+                f"publishing {artifact.repo_id} failed: {_reason(exc)}",
+                "rerun the same command to finish: what already reached the Hub is not uploaded again",
+            ) from None
+    return pushed
+
+
+def _push_one(api: HfApi, content: RepoContent, release: Release) -> Pushed:
+    artifact = content.artifact
+    repo = {"repo_id": artifact.repo_id, "repo_type": artifact.repo_type}
+    if not content.complete and not api.repo_exists(**repo):
+        raise UserError(
+            f"{artifact.repo_id} does not exist yet, so there is no card to add the scores to",
+            f"publish the model first: medrecipe publish RECIPE --stage {artifact.stage}",
+        )
+    api.create_repo(**repo, private=content.private, exist_ok=True)
+    before = api.repo_info(**repo)
+    warnings = []
+    if before.private != content.private:
+        visibility = "private" if before.private else "public"
+        warnings.append(
+            f"{artifact.repo_id} exists and is {visibility}, the recipe asks for "
+            f"{'private' if content.private else 'public'}: medrecipe never changes an existing repository's visibility"
+        )
+    recipe = release.recipe
+    with tempfile.TemporaryDirectory(prefix="medrecipe-publish-") as staging:
+        folder = Path(staging) / artifact.name
+        write_folder(content, folder, link=True)
+        commit = api.upload_folder(
+            **repo,
+            folder_path=folder,
+            commit_message=f"{recipe.name}: {artifact.kind} ({release.tag})",
+            commit_description=f"Published by medrecipe {__version__} from recipe {recipe.name}, sha256 {release.recipe_sha256}.",
+            delete_patterns="*" if content.complete else None,
+        )
+    tag = _tag(api, repo, release, commit.oid) if recipe.publish.tag_recipe_hash else "off"
+    return Pushed(content, commit.oid, commit.oid != before.sha, tag, warnings)
+
+
+def _tag(api: HfApi, repo: dict, release: Release, commit: str) -> str:
+    """Point the recipe tag at `commit`; a tag left on an older commit by an earlier publish is moved."""
+    tags = {tag.name: tag.target_commit for tag in api.list_repo_refs(**repo).tags}
+    current = tags.get(release.tag)
+    if current == commit:
+        return "unchanged"
+    if current is not None:
+        api.delete_tag(**repo, tag=release.tag)
+    message = f"medrecipe recipe {release.recipe.name}, sha256 {release.recipe_sha256}"
+    api.create_tag(**repo, tag=release.tag, revision=commit, tag_message=message)
+    return "moved" if current else "created"
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an error and of what caused it (huggingface_hub wraps transfer errors)."""
+    lines = []
+    for error in (exc, exc.__cause__):
+        text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+        if text and text not in lines:
+            lines.append(text)
+    return ": ".join(lines) or type(exc).__name__

@@ -1,0 +1,295 @@
+"""Each repository's exact contents: the files it holds and its card, taken from the run's outputs.
+
+One description drives every way of publishing: `--dry-run` prints it, `--to-dir` writes it as a folder,
+and a push uploads a folder of links to it, so what a dry run shows, what --to-dir writes and what reaches
+the Hub are the same files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from ..compile.layout import STAGES, Layout, recipe_sha256
+from ..errors import UserError
+from ..recipe import LoadedRecipe
+from ..recipe.load import display
+from . import cards
+from .release import Artifact, Release, dataset_file, offline_namespace, release
+
+STAGE_CHOICES = (*STAGES, "all")
+CARD = "README.md"
+CHART = "scores.png"
+
+# What trainers leave beside the final weights that is training state, not part of a released model:
+# intermediate checkpoints, DeepSpeed shards and optimizer / scheduler / RNG state. The trainer's own
+# README.md is replaced by the generated card.
+TRAINING_STATE = (
+    "checkpoint-*",
+    "global_step*",
+    "latest",
+    "zero_to_fp32.py",
+    "optimizer.pt",
+    "scheduler.pt",
+    "rng_state*.pth",
+    "trainer_state.json",
+    "training_args.bin",
+    ".cache",
+    ".git",
+)
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    path: str  # inside the repository
+    size: int
+    source: Path | None = None  # the file it is copied from
+    text: str | None = None  # or its content (the card)
+
+
+@dataclass(frozen=True)
+class RepoContent:
+    artifact: Artifact
+    private: bool
+    files: tuple[RepoFile, ...]  # the card included
+    complete: bool  # the repository holds exactly these files (others are removed); False: only these are updated
+
+    @property
+    def size(self) -> int:
+        return sum(file.size for file in self.files)
+
+    @property
+    def card(self) -> str:
+        return next(file.text for file in self.files if file.path == CARD)  # type: ignore[return-value]
+
+
+def release_of(loaded: LoadedRecipe, namespace: str) -> Release:
+    return release(loaded.recipe, recipe_sha256(loaded.recipe), namespace)
+
+
+def plan(loaded: LoadedRecipe, layout: Layout, release: Release, stages: Iterable[str]) -> list[RepoContent]:
+    """The repositories `--stage` selects, with their contents. `all` is every artifact the recipe publishes;
+    a stage named explicitly must publish something. A missing output is an error naming the command that
+    makes it, raised before anything is published."""
+    stages = set(stages)
+    recipe = loaded.recipe
+    outputs = _Outputs(loaded, layout)
+    if "all" in stages:
+        if not release.artifacts:
+            raise UserError(f"{recipe.name} publishes nothing", "see the recipe's `publish` section")
+        return [_content(loaded, release, artifact, outputs) for artifact in release.artifacts]
+    selected = [artifact for artifact in release.artifacts if artifact.stage in stages]
+    for stage in (s for s in STAGES if s in stages and s != "eval"):
+        if not any(artifact.stage == stage for artifact in selected):
+            raise UserError(f"--stage {stage}: {_why_not_published(recipe, stage)}", "see the recipe's `publish` section")
+    contents = [_content(loaded, release, artifact, outputs) for artifact in selected]
+    if "eval" in stages and release.evaluated not in selected:
+        if release.evaluated is None:
+            raise UserError(f"--stage eval: {_why_not_published(recipe, 'eval')}")
+        contents.append(_card_update(loaded, release, release.evaluated, outputs))
+    return contents
+
+
+def write_folder(content: RepoContent, folder: Path, link: bool = False) -> None:
+    """Write a repository's files into `folder`: copies (or symbolic links, for an upload) plus the card.
+    A complete repository's folder is left holding exactly its files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = set()
+    for file in content.files:
+        target = folder / file.path
+        written.add(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if file.source is None:
+            assert file.text is not None
+            if not target.is_file() or target.read_text(encoding="utf-8") != file.text:
+                target.write_text(file.text, encoding="utf-8")
+        elif link:
+            target.unlink(missing_ok=True)
+            target.symlink_to(file.source.resolve())
+        elif not _same_file(file.source, target):
+            shutil.copy2(file.source, target)
+    if content.complete:
+        for path in sorted(folder.rglob("*"), reverse=True):  # children before their folders
+            if path.is_file() and path not in written:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+
+
+def write_repos(
+    loaded: LoadedRecipe,
+    layout: Layout,
+    target_dir: Path,
+    stages: Iterable[str] = ("all",),
+    namespace: str | None = None,
+) -> list[tuple[str, Path]]:
+    """Write each selected repository's exact contents to `target_dir/<repository name>/`, contacting nobody
+    (what `--to-dir` does). Returns (repository id, folder) pairs. Without a namespace (argument or recipe)
+    the ids use a placeholder."""
+    written = []
+    for content in plan(loaded, layout, release_of(loaded, offline_namespace(loaded.recipe, namespace)), stages):
+        folder = Path(target_dir) / content.artifact.name
+        write_folder(content, folder)
+        written.append((content.artifact.repo_id, folder))
+    return written
+
+
+def describe(content: RepoContent, release: Release) -> str:
+    """What `--dry-run` prints for one repository: where it goes, every file, and the card."""
+    artifact = content.artifact
+    lines = [
+        f"{artifact.repo_type} {artifact.repo_id} ({'private' if content.private else 'public'})",
+        "  revision: main"
+        + (f", tagged {release.tag}" if release.recipe.publish.tag_recipe_hash else ""),
+        "  files:" if content.complete else "  files (others in the repository are kept):",
+    ]
+    for file in content.files:
+        origin = display(file.source) if file.source else "generated card"
+        lines.append(f"    {file.path}  {human_size(file.size)}  <- {origin}")
+    if content.complete:
+        lines.append("  files already in the repository that are not listed are removed (.gitattributes is kept)")
+    lines += [f"  card ({CARD}):", *(f"    {line}" if line else "" for line in content.card.splitlines())]
+    return "\n".join(lines)
+
+
+def human_size(size: float) -> str:
+    units = ["B", "KB", "MB", "GB", "TB"]
+    index = 0
+    while size >= 1000 and index < len(units) - 1:
+        size /= 1000
+        index += 1
+    return f"{size:.0f} B" if index == 0 else f"{size:.1f} {units[index]}"
+
+
+# ------------------------------------------------------------------------------------------ internals
+
+
+class _Outputs:
+    """The run's outputs that publishing reads, each checked for when it is needed."""
+
+    def __init__(self, loaded: LoadedRecipe, layout: Layout):
+        self.layout = layout
+        self.command = f"medrecipe run {display(loaded.file)}"
+
+    def stats(self, required: bool) -> dict | None:
+        path = self.layout.data_stats()
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+        if required:
+            raise UserError(
+                f"the data stage has not finished: {display(path)} is missing", f"run it first: {self.command} --stage data"
+            )
+        return None
+
+    def parquet_files(self) -> list[Path]:
+        files = sorted(self.layout.data_output().rglob("*.parquet"))
+        if not files:
+            raise UserError(
+                f"the curated dataset is missing: no parquet files in {display(self.layout.data_output())}",
+                f"run the data stage first: {self.command} --stage data",
+            )
+        return files
+
+    def scores(self, required: bool) -> dict | None:
+        path = self.layout.eval_scores()
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+        if required:
+            raise UserError(f"no evaluation scores: {display(path)} is missing", f"run the evaluation first: {self.command} --stage eval")
+        return None
+
+    def chart(self) -> Path | None:
+        path = self.layout.eval_chart()
+        return path if path.is_file() else None
+
+    def checkpoint(self, stage: str) -> Path:
+        folder = self.layout.sft_output() if stage == "sft" else self.layout.rl_output()
+        weights = [*folder.glob("*.safetensors"), *folder.glob("*.bin")] if folder.is_dir() else []
+        if not (folder / "config.json").is_file() or not weights:
+            what = "SFT" if stage == "sft" else "RL"
+            raise UserError(
+                f"no {what} checkpoint in {display(folder)} (a model folder with config.json and weights)",
+                f"run the {what} stage first: {self.command} --stage {stage}",
+            )
+        return folder
+
+
+def _content(loaded: LoadedRecipe, release: Release, artifact: Artifact, outputs: _Outputs) -> RepoContent:
+    private = loaded.recipe.hub.private
+    if artifact.kind == "dataset":
+        shards = outputs.parquet_files()
+        stats = outputs.stats(required=True)
+        files = [RepoFile(dataset_file(i, len(shards)), shard.stat().st_size, shard) for i, shard in enumerate(shards)]
+        card = cards.dataset_card(loaded, release, artifact, stats=stats)
+    else:
+        folder = outputs.checkpoint(artifact.stage)
+        files = [RepoFile(path, (folder / path).stat().st_size, folder / path) for path in _checkpoint_files(folder)]
+        files += _evaluation_files(release, artifact, outputs)
+        card = _model_card(loaded, release, artifact, outputs)
+    files.append(RepoFile(CARD, len(card.encode()), text=card))
+    return RepoContent(artifact, private, tuple(files), complete=True)
+
+
+def _card_update(loaded: LoadedRecipe, release: Release, artifact: Artifact, outputs: _Outputs) -> RepoContent:
+    """`--stage eval`: the evaluated model's card (and chart) with the scores, its checkpoint left as it is."""
+    outputs.scores(required=True)
+    card = _model_card(loaded, release, artifact, outputs)
+    files = [*_evaluation_files(release, artifact, outputs), RepoFile(CARD, len(card.encode()), text=card)]
+    return RepoContent(artifact, loaded.recipe.hub.private, tuple(files), complete=False)
+
+
+def _model_card(loaded: LoadedRecipe, release: Release, artifact: Artifact, outputs: _Outputs) -> str:
+    evaluated = release.evaluated == artifact
+    chart = CHART if evaluated and outputs.chart() and outputs.scores(required=False) else None
+    return cards.model_card(
+        loaded,
+        release,
+        artifact,
+        stats=outputs.stats(required=False) if loaded.recipe.data else None,
+        scores=outputs.scores(required=False) if evaluated else None,
+        chart=chart,
+    )
+
+
+def _evaluation_files(release: Release, artifact: Artifact, outputs: _Outputs) -> list[RepoFile]:
+    """The score chart, in the repository of the model it scores."""
+    chart = outputs.chart()
+    if release.evaluated != artifact or chart is None or outputs.scores(required=False) is None:
+        return []
+    return [RepoFile(CHART, chart.stat().st_size, chart)]
+
+
+def _checkpoint_files(folder: Path) -> list[str]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or relative.as_posix() == CARD:
+            continue
+        if any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in TRAINING_STATE):
+            continue
+        files.append(relative.as_posix())
+    return files
+
+
+def _why_not_published(recipe, stage: str) -> str:
+    if getattr(recipe, stage) is None:
+        return f"the recipe has no `{stage}` section"
+    if stage == "data":
+        return "publish.dataset is false"
+    if stage == "sft":
+        return "publish.sft_model is false" if recipe.rl else "publish.model is false"
+    if stage == "rl":
+        return "publish.model is false"
+    return f"the recipe evaluates `{recipe.eval.model}`, which is not a model this release publishes"
+
+
+def _same_file(source: Path, target: Path) -> bool:
+    """Whether `target` is an unchanged earlier copy of `source` (copy2 keeps the modification time)."""
+    if not target.is_file():
+        return False
+    a, b = source.stat(), target.stat()
+    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns

@@ -1,0 +1,109 @@
+"""Starting training jobs: a process on this machine, or a Slurm batch job with one task per node.
+
+Shared by the SFT and RL runners. A dry run prints the exact command (or batch script) and starts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from ..recipe.model import Recipe
+
+
+@dataclass
+class Job:
+    """One launch: the command, the environment it adds, and where it runs from."""
+
+    what: str  # e.g. "Axolotl SFT", for messages
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to the inherited environment
+    cwd: Path | None = None
+
+    def shell(self) -> str:
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in sorted(self.env.items())]
+        return " ".join(assignments + [shlex.join(self.command)])
+
+
+def visible_gpus(python: Path) -> int:
+    """CUDA devices the tool environment's torch sees (0 on a CPU build or a machine without GPUs)."""
+    probe = subprocess.run(
+        [str(python), "-c", "import torch; print(torch.cuda.device_count())"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        return 0
+    return int(probe.stdout.strip().splitlines()[-1])
+
+
+def run_local(job: Job, hint: str) -> None:
+    """Run in the foreground, its output streaming to this terminal; a failure raises with `hint`."""
+    env = {**os.environ, **job.env}
+    result = subprocess.run(job.command, env=env, cwd=job.cwd)
+    if result.returncode != 0:
+        raise UserError(f"{job.what} failed (exit code {result.returncode})", hint)
+
+
+def show(job: Job) -> None:
+    click.echo(f"# {job.what}" + (f" (in {job.cwd})" if job.cwd else ""))
+    click.echo(job.shell())
+
+
+def slurm_script(recipe: Recipe, name: str, nodes: int, gpus_per_node: int, log_dir: Path, body: list[str]) -> str:
+    """An sbatch script: one task per node (each starts its node's processes), the recipe's Slurm settings."""
+    slurm = recipe.compute.slurm
+    options = {
+        "job-name": f"{recipe.name}-{name}",
+        "nodes": str(nodes),
+        "ntasks-per-node": "1",
+        "gpus-per-node": str(gpus_per_node),
+        "time": slurm.time,
+        "output": str(log_dir / f"slurm-{name}-%j.out"),
+    }
+    for key, value in (("partition", slurm.partition), ("account", slurm.account), ("qos", slurm.qos)):
+        if value:
+            options[key] = value
+    options.update(slurm.sbatch_args)
+    lines = ["#!/bin/bash", *(f"#SBATCH --{key}={value}" for key, value in options.items())]
+    lines += [
+        "set -euo pipefail",
+        'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
+        "export MASTER_PORT=29500",
+        *body,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def srun(recipe: Recipe) -> str:
+    """The srun prefix that starts one task per node (in the recipe's container, if any)."""
+    container = recipe.compute.slurm.container
+    return "srun --kill-on-bad-exit=1" + (f" --container-image={shlex.quote(container)}" if container else "")
+
+
+def submit_stage(stage: str, script: Path, text: str, work: Path, outputs: list, dry_run: bool):
+    """Write a stage's batch script and submit it, or print it (`--dry-run`)."""
+    from .stages import StageResult
+
+    if dry_run:
+        click.echo(f"# {script}\n{text}\n# sbatch {script}")
+        return StageResult(stage, "dry-run", outputs)
+    work.mkdir(parents=True, exist_ok=True)
+    script.write_text(text, encoding="utf-8")
+    job_id = submit(script)
+    return StageResult(stage, "submitted", outputs, notes=[f"Slurm job {job_id}: {script}; log in {work}"])
+
+
+def submit(script: Path) -> str:
+    """Submit a batch script; returns the job id."""
+    if shutil.which("sbatch") is None:
+        raise UserError("sbatch is not on PATH: this machine cannot submit Slurm jobs", "run on a Slurm login node, or use --launcher local")
+    result = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"sbatch rejected {script}: {result.stderr.strip()}", "check compute.slurm in the recipe")
+    return result.stdout.strip().split(";")[0]

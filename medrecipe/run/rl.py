@@ -1,0 +1,122 @@
+"""Run the post-SFT stage: OpenRLHF's compiled `rl/launch.sh`, in the rl environment's GPU build.
+
+- `--launcher local`: on this machine. DAPO / GRPO start their own Ray instance; DPO and reward models
+  start one torchrun process per GPU.
+- `--launcher ray`: DAPO / GRPO submitted as a Ray job to `compute.ray.address` (or $RAY_ADDRESS), the
+  dashboard address of a running cluster.
+- `--launcher slurm`: an sbatch script; for DAPO / GRPO it starts a Ray cluster across the job's nodes and
+  submits to it, for DPO / reward models it runs launch.sh once per node.
+OpenRLHF writes the final model into `layout.rl_output()` itself (`--ckpt.output_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+
+from ..compile import openrlhf
+from ..compile.layout import Layout
+from ..errors import UserError
+from ..recipe import LoadedRecipe
+from ..recipe.derive import preference_gpus, rollout_plan
+from ..recipe.model import PolicyOptimization
+from . import envs, jobs
+from .stages import RunOptions, StageResult
+
+
+def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
+    recipe = loaded.recipe
+    rl = recipe.rl
+    assert rl is not None
+    final = layout.rl_output()
+    outputs = [("RL model", str(final))]
+    if (final / "config.json").is_file():
+        return StageResult("rl", "skipped", outputs, notes=[f"already trained: {final} (delete it to train again)"])
+    launch = layout.root / openrlhf.LAUNCH
+    if not launch.is_file():
+        raise UserError(f"{launch} is missing", f"compile first: medrecipe compile {loaded.file} --out {layout.root}")
+    if rl.init_from == "sft" and not (layout.sft_output() / "config.json").is_file() and not options.dry_run:
+        raise UserError(
+            f"the SFT model this stage starts from is missing: {layout.sft_output()}",
+            f"run the SFT stage first: medrecipe run {loaded.file} --stage sft",
+        )
+    python = _python(options)
+    policy = isinstance(rl, PolicyOptimization)
+    if policy:
+        plan = rollout_plan(rl, recipe.compute)
+        nodes, gpus = plan.nodes, plan.gpus
+    else:
+        nodes, gpus = preference_gpus(rl, recipe.compute)
+    env = {"OPENRLHF_PYTHON": str(python), "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    work = layout.work_dir("rl")
+
+    if options.launcher == "slurm":
+        return _slurm(loaded, layout, options, python, policy, nodes, gpus, outputs)
+    if options.launcher == "ray":
+        if not policy:
+            raise UserError(f"{rl.algorithm} runs with torchrun, not on Ray", "use --launcher local or --launcher slurm")
+        address = recipe.compute.ray.address or os.environ.get("RAY_ADDRESS")
+        if not address:
+            raise UserError("--launcher ray needs a running Ray cluster", "set compute.ray.address (or $RAY_ADDRESS) to its dashboard address, e.g. http://head:8265")
+        env["RAY_ADDRESS"] = address
+    else:
+        if nodes > 1:
+            raise UserError(f"rl runs on {nodes} nodes, which a local launch cannot start", "use --launcher slurm, or --launcher ray on a running cluster")
+        env["RAY_ADDRESS"] = ""  # launch.sh then lets OpenRLHF start Ray on this machine
+        if not options.dry_run:
+            visible = jobs.visible_gpus(python)
+            if visible < gpus:
+                raise UserError(
+                    f"the RL stage needs {gpus} GPUs ({nodes} node(s) x {gpus // nodes}); this machine has {visible}",
+                    "run on a GPU machine, submit with --launcher slurm, or set rl.gpus_per_node / compute.gpus_per_node",
+                )
+    job = jobs.Job(f"OpenRLHF {rl.algorithm}", ["bash", str(launch)], env, cwd=work)
+    if options.dry_run:
+        jobs.show(job)
+        return StageResult("rl", "dry-run", outputs)
+    work.mkdir(parents=True, exist_ok=True)
+    jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}")
+    return StageResult("rl", "done", outputs)
+
+
+def _python(options: RunOptions) -> Path:
+    """The rl environment's GPU build (OpenRLHF needs vLLM, DeepSpeed and FlashAttention to train). A dry run
+    shows where it will be when it is not set up yet."""
+    if options.dry_run:
+        return envs.python("rl", gpu=True) or envs.env_dir("rl", gpu=True) / "bin" / "python"
+    return envs.require("rl", gpu=True)
+
+
+def _slurm(
+    loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Path, policy: bool, nodes: int, gpus: int,
+    outputs: list[tuple[str, str]],
+) -> StageResult:
+    recipe = loaded.recipe
+    work = layout.work_dir("rl")
+    launch = shlex.quote(str(layout.root / openrlhf.LAUNCH))
+    ray = shlex.quote(str(python.parent / "ray"))
+    per_node = gpus // nodes
+    body = [
+        f"export OPENRLHF_PYTHON={shlex.quote(str(python))}",
+        f"export PATH={shlex.quote(str(python.parent))}:\"$PATH\"",
+        f"cd {shlex.quote(str(work))}",
+    ]
+    if policy:
+        # A Ray cluster over the job's nodes (head on the first), then the job submitted to it.
+        body += [
+            f'{jobs.srun(recipe)} --nodes=1 --ntasks=1 -w "$MASTER_ADDR" {ray} start --head --port=6379 '
+            f"--num-gpus={per_node} --block &",
+            f'until {ray} status --address="$MASTER_ADDR:6379" >/dev/null 2>&1; do sleep 5; done',
+        ]
+        if nodes > 1:
+            body.append(
+                f'{jobs.srun(recipe)} --nodes={nodes - 1} --ntasks={nodes - 1} --exclude="$MASTER_ADDR" '
+                f'{ray} start --address="$MASTER_ADDR:6379" --num-gpus={per_node} --block &'
+            )
+        body.append(f'RAY_ADDRESS="http://$MASTER_ADDR:8265" bash {launch}')
+    else:
+        body.append(f"{jobs.srun(recipe)} bash {launch}")
+    script_text = jobs.slurm_script(recipe, "rl", nodes, per_node, work, body)
+    return jobs.submit_stage("rl", layout.stage_dir("rl") / "rl.sbatch", script_text, work, outputs, options.dry_run)

@@ -1,0 +1,256 @@
+"""The generated cards: parsed back by huggingface_hub's own ModelCard / DatasetCard, metadata round-tripping,
+and every number of the II-Medical seed cards present where a reader looks for it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from huggingface_hub import DatasetCard, ModelCard
+
+from medrecipe.cli.common import load
+from medrecipe.compile.layout import Layout, recipe_sha256
+from medrecipe.hub.cards import dataset_card, model_card
+from medrecipe.hub.release import release
+
+from .conftest import RECIPES
+from .release_fixtures import write_dataset, write_recipe, write_scores
+
+
+@pytest.fixture(scope="module")
+def ii_medical():
+    loaded, _ = load(str(RECIPES / "ii-medical-8b-1706.yaml"), warn=False)
+    return loaded, release(loaded.recipe, recipe_sha256(loaded.recipe), "someone")
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """The tiny recipe with a data-stage stats.json and eval scores written where its Layout reads them."""
+    monkeypatch.chdir(tmp_path)
+    loaded, _ = load(str(write_recipe(tmp_path)), warn=False)
+    layout = Layout(tmp_path / "build", loaded.recipe)
+    write_dataset(layout)
+    write_scores(layout)
+    stats = json.loads(layout.data_stats().read_text())
+    scores = json.loads(layout.eval_scores().read_text())
+    return loaded, release(loaded.recipe, recipe_sha256(loaded.recipe), "me"), stats, scores
+
+
+def front_matter(text: str) -> str:
+    return re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL).group(1)
+
+
+def table(text: str, heading: str) -> dict[str, str]:
+    """The first table after `heading` (a heading, or the table's own header row) as {first cell: second cell}."""
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ") and not re.fullmatch(r"[|\s:-]+", line)]
+    rows = [line.strip("|").split(" | ") for line in (lines if heading.startswith("|") else lines[1:])]
+    return {row[0].strip(): row[1].strip() for row in rows}
+
+
+def sections(text: str) -> dict[str, str]:
+    """Curation steps by name: `### 3. name (type)` -> the text up to the next step."""
+    parts = re.split(r"^### \d+\. ", text.split("## Curation steps", 1)[1].split("\n## ", 1)[0], flags=re.MULTILINE)
+    return {part.split("\n", 1)[0]: part for part in parts[1:]}
+
+
+# ------------------------------------------------------------------------------------- metadata round trip
+
+
+def test_model_card_metadata_round_trips_through_huggingface_hub(tiny):
+    loaded, rel, stats, scores = tiny
+    text = model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores, chart="scores.png")
+    card = ModelCard(text)
+    assert card.data.to_yaml() == front_matter(text)  # the library reads back exactly what it wrote
+    data = card.data
+    assert data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert data.datasets == ["me/tiny-med-data"]
+    assert (data.license, data.language, data.library_name, data.pipeline_tag) == ("apache-2.0", ["en"], "transformers", "text-generation")
+    assert data.tags == ["medical", "sft", "dapo", "medrecipe"]
+    assert data.model_name == "tiny-med"
+    assert [(r.task_type, r.dataset_type, r.dataset_name, r.dataset_split, r.metric_type, r.metric_value)
+            for r in data.eval_results] == [
+        ("text-generation", "openlifescienceai/medmcqa", "MedMCQA", "validation", "accuracy", 41.25),
+        ("text-generation", "qiaojin/PubMedQA", "PubMedQA", "train", "accuracy", 52.0),
+    ]
+    assert data.eval_results[1].dataset_config == "pqa_labeled"
+
+
+def test_model_card_shows_scores_beside_the_published_reference(tiny):
+    loaded, rel, stats, scores = tiny
+    text = model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores, chart="scores.png")
+    evaluation = text.split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    assert "| Benchmark | This model | n | Without `\\boxed{}` | Tiny-Med (published) | Difference |" in evaluation
+    assert "| 41.25 ± 1.50 | 400 | 5% | 40.50 | +0.75 |" in evaluation
+    assert "| 52.00 ± 2.00 | 200 | 0% | 55.00 | -3.00 |" in evaluation
+    assert "| **Average** | 46.62 |  |  | 47.75 | -1.12 |" in evaluation
+    assert "lighteval 0.13.0" in evaluation and "temperature 0.6, top-p 0.9" in evaluation
+    assert "![Scores per benchmark](scores.png)" in evaluation
+    assert "8 records" in text.split("## Training data", 1)[1]
+
+
+def test_a_card_without_run_outputs_is_valid(tiny):
+    loaded, rel, _, _ = tiny
+    text = model_card(loaded, rel, rel.get("model"))
+    card = ModelCard(text)
+    assert card.data.eval_results is None and "model-index" not in text and "model_name" not in text
+    assert "Not evaluated yet" in text and "| [MedMCQA](https://huggingface.co/datasets/openlifescienceai/medmcqa) | 40.50 |" in text
+    assert "None" not in text
+
+    text = dataset_card(loaded, rel, rel.get("dataset"))
+    card = DatasetCard(text)
+    assert card.data.to_yaml() == front_matter(text)
+    assert card.data.size_categories is None  # unknown until the data stage has counted
+    assert "The counts appear once the data stage has run" in text
+    assert "None" not in text
+
+
+def test_sft_card_points_at_the_final_model_and_its_scores(tiny):
+    loaded, rel, stats, scores = tiny
+    text = model_card(loaded, rel, rel.get("sft"), stats=stats, scores=scores)  # scores belong to the final model
+    assert ModelCard(text).data.eval_results is None
+    assert "its final model, trained from this checkpoint\nwith DAPO, is [me/tiny-med]" in text
+    assert "The recipe evaluates [me/tiny-med](https://huggingface.co/me/tiny-med); its card has the scores." in text
+    assert "### Supervised fine-tuning (Axolotl)" in text and "(OpenRLHF)" not in text
+
+
+def test_dataset_card_metadata_and_counts(tiny):
+    loaded, rel, stats, _ = tiny
+    text = dataset_card(loaded, rel, rel.get("dataset"), stats=stats)
+    data = DatasetCard(text).data
+    assert data.to_yaml() == front_matter(text)
+    assert (data.license, data.language, data.size_categories, data.pretty_name) == ("apache-2.0", ["en"], "n<1K", "tiny-med-data")
+    assert data.task_categories == ["text-generation", "question-answering"]
+    assert data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}]
+    assert "| `local-qa` (Local question-answer pairs) | local `data/qa.jsonl` |  | conversations |  | 10 | 8 | 8 |" in text
+    steps = sections(text)
+    assert "- Records: 10 in, 9 out, **1 removed**." in steps["`near_dedup`"]
+    assert table(steps["`near_dedup`"], "Resolved while running") == {"bands": "16", "rows": "8"}
+    assert "- Records: 9 in, 8 out, **1 removed**." in steps["`decontaminate_ngram`"]
+    assert "Benchmarks decontaminated against: [MedMCQA](https://huggingface.co/datasets/openlifescienceai/medmcqa), [PubMedQA]" in text
+
+
+def test_cards_do_not_change_between_renders_or_working_directories(tiny, tmp_path, monkeypatch):
+    loaded, rel, stats, scores = tiny
+    first = model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores)
+    assert model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores) == first
+    monkeypatch.chdir(tmp_path / "data")  # publishing again, from elsewhere
+    again, _ = load(str(tmp_path / "recipe.yaml"), warn=False)
+    assert model_card(again, rel, rel.get("model"), stats=stats, scores=scores) == first
+    assert "# Resolved recipe: recipe.yaml\n" in first and str(tmp_path) not in first
+
+
+def test_a_recipe_with_only_sft_on_a_hub_dataset(write):
+    path = write("sft-only.yaml", """
+        name: sft-only
+        base_model: Qwen/Qwen3-0.6B
+        sft:
+          datasets: [{path: someone/medical-chats}]
+          batch: {global_size: 8}
+          deepspeed: null
+        compute: {gpus_per_node: 1}
+    """)
+    loaded, _ = load(str(path), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "me")
+    assert [a.kind for a in rel.artifacts] == ["model"]
+    text = model_card(loaded, rel, rel.get("model"))
+    data = ModelCard(text).data
+    assert data.datasets == ["someone/medical-chats"] and data.base_model == "Qwen/Qwen3-0.6B"
+    assert "The recipe has no evaluation section." in text
+    assert "- This model has not been assessed for clinical use" in text  # the default limitation
+    assert "## Citation" not in text
+
+
+# ------------------------------------------------------------------------------ the seed cards' numbers
+
+
+def test_ii_medical_model_card_carries_every_number_of_the_seed_card(ii_medical):
+    loaded, rel = ii_medical
+    text = model_card(loaded, rel, rel.get("model"))
+    sft = table(text, "### Supervised fine-tuning (Axolotl)")
+    # [model card] "Max Length: 16378. Batch Size: 128. Learning-Rate: 5e-5. Number Of Epoch: 6."
+    assert sft["Base model"] == "Qwen/Qwen3-8B"
+    assert sft["Max sequence length"] == "16378"
+    assert sft["Global batch"] == "128 sequences"
+    assert sft["Learning rate"] == "5e-5"
+    assert sft["Epochs"] == "6"
+    rl = table(text, "### DAPO (OpenRLHF)")
+    assert rl["Max prompt length"] == "2048 tokens"
+    assert rl["Max response length"] == "12288 tokens"
+    assert rl["Overlong buffer"] == "4096 tokens, penalty factor 1.0"
+    assert rl["Clip ratio low / high"] == "0.2 / 0.28"
+    assert rl["Rollout batch (train prompts)"] == "512"
+    assert rl["Generation batch (prompts)"] == "1536"
+    assert rl["Mini-batch (prompts)"] == "32"
+    assert rl["Responses per prompt"] == "16"
+    assert rl["Rollout sampling"] == "temperature 1.0, top-p 1.0, top-k -1"
+    assert rl["Learning rate"] == "1e-6"
+    assert rl["Warmup steps"] == "10"
+    assert rl["Weight decay"] == "0.1"
+    assert rl["Loss aggregation"] == "token_mean"
+    assert rl["Gradient clipping"] == "1.0"
+    assert rl["Entropy coefficient"] == "0.0"
+    # [model card] sections V-VIII: serving, recommended sampling and prompt, limitations, citation
+    assert "vllm serve someone/ii-medical-8b-1706" in text
+    assert "python -m sglang.launch_server --model-path someone/ii-medical-8b-1706" in text
+    assert "temperature = 0.6, top_p = 0.9" in text
+    assert "Please reason step-by-step, and put your final answer within \\boxed{}." in text
+    for line in ("Dataset may contain inherent biases from source materials", "Medical knowledge requires regular updates",
+                 "Not suitable for medical use"):
+        assert f"- {line}\n" in text
+    assert "@misc{2025II-Medical-8B-1706," in text
+    # [model card] section III: the published row beside each benchmark
+    reference = table(text, "For reference, II-Medical-8B-1706")
+    assert list(reference.values()) == ["74.44", "88.61", "79.80", "81.04", "46.80", "71.60", "80.84", "74.67", "29.63", "77.61"]
+    assert ModelCard(text).data.datasets == ["someone/ii-medical-8b-1706-data", "Intelligent-Internet/II-Medical-RL"]
+    original = "Intelligent-Internet/II-Medical-Reasoning-SFT"
+    assert f"The original release's dataset: [{original}](https://huggingface.co/datasets/{original})." in text
+
+
+def test_ii_medical_dataset_card_carries_every_number_of_the_seed_card(ii_medical):
+    loaded, rel = ii_medical
+    text = dataset_card(loaded, rel, rel.get("dataset"))
+    assert "(the original release has 2,197,741)" not in text  # no count before the data stage has run
+    assert "| **Total** |" not in text
+    # [dataset card] the general medical prompts and the instruction-following subset, with their counts
+    for source, expected in (("apollo-textbook-qa", "229,433"), ("apollo-patient-qa", "276,079"), ("apollo-guideline-qa", "142,927"),
+                             ("chatdoctor", "215,647"), ("evol-instruct-medical", "74,190"), ("am-qwen3-instruction-following", "87,627")):
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{source}`"))
+        assert row.endswith(f"| {expected} |"), row
+    for hub_id in ("GeneralReasoning/GeneralThought-430K", "FreedomIntelligence/Medical-R1-Distill-Data",
+                   "FreedomIntelligence/Medical-R1-Distill-Data-Chinese", "UCSC-VLAA/m23k-tokenized", "openlifescienceai/medmcqa",
+                   "bigbio/med_qa", "qiaojin/PubMedQA", "UCSC-VLAA/MedReason", "PrimeIntellect/SYNTHETIC-1-SFT-Data",
+                   "a-m-team/AM-DeepSeek-R1-Distilled-1.4M", "open-thoughts/OpenThoughts2-1M", "nvidia/Llama-Nemotron-Post-Training-Dataset",
+                   "cognitivecomputations/dolphin-r1", "ServiceNow-AI/R1-Distill-SFT", "FreedomIntelligence/ApolloCorpus",
+                   "lavita/ChatDoctor-HealthCareMagic-100k", "a-m-team/AM-Qwen3-Distilled"):
+        assert hub_id in DatasetCard(text).data.source_datasets
+    steps = sections(text)
+    params = {name: table(body, "| Parameter | Value |") for name, body in steps.items()}
+    # "For each prompt, we generated 6-10 sampled responses ... keep only the correct one" (Qwen3-235B-A22B)
+    synthetic = params["synthetic-qa (`generate`)"]
+    assert (synthetic["model"], synthetic["samples"], synthetic["max_samples"]) == ("`Qwen/Qwen3-235B-A22B`", "6", "10")
+    # "GPT-4o as an automatic judge. Only the high-scoring (i.e >= 8/10) responses"
+    judge = params["`judge_filter`"]
+    assert (judge["model"], judge["min_score"], judge["max_score"]) == ("`gpt-4o`", "8.0", "10.0")
+    # The R1-trace domain pipeline: MiniLM embeddings, 50,000 clusters, 10 nearest, Qwen2.5-32B votes, Medical + Biology
+    domain = params["`domain_filter`"]
+    assert domain["embedding.model"] == "`sentence-transformers/all-MiniLM-L6-v2`"
+    assert domain["kmeans.clusters"] == "50000"
+    assert domain["nearest"] == "10"
+    assert domain["classifier.model"] == "`Qwen/Qwen2.5-32B-Instruct`"
+    assert domain["keep"] == "Medical, Biology"
+    # Preprocessing [model card]: complete generations, > 3 words, <= 47 "Wait" (97th percentile)
+    assert params["`complete_generation`"]["think_close"] == "`</think>`"
+    assert params["`min_prompt_words`"]["more_than"] == "3"
+    wait = params["`max_word_occurrences`"]
+    assert (wait["word"], wait["max_count"], wait["percentile"]) == ("`Wait`", "47", "97.0")
+    # Response deduplication "Ngram: 4, Jacard Threshold: 0.7"; decontamination 8-grams, then fuzzy at 80 %
+    assert (params["`near_dedup`"]["ngram"], params["`near_dedup`"]["threshold"]) == ("4", "0.7")
+    assert params["`decontaminate_ngram`"]["n"] == "8"
+    assert params["`decontaminate_fuzzy`"]["threshold"] == "80.0"
+    assert "4-gram MinHash LSH on the response (128 permutations); records at Jaccard similarity >= 0.7" in text
+    assert "8-gram overlap between the prompt and the evaluation items" in text
+    assert "fuzzy match (rapidfuzz ratio >= 80.0%)" in text
+    decontaminated = text.split("Benchmarks decontaminated against: ", 1)[1].split("\n", 1)[0]
+    assert decontaminated.count("](https://huggingface.co/datasets/") == 10

@@ -1,0 +1,262 @@
+"""The RL stage compiled for OpenRLHF 0.11: flags, GPU layout, warmup, warnings, and OpenRLHF's own parser."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from medrecipe.compile import openrlhf
+from medrecipe.compile.build import compile_recipe
+from medrecipe.compile.layout import Layout
+from medrecipe.recipe import load_recipe
+
+from .conftest import RECIPES
+
+DAPO = """
+name: tiny-dapo
+base_model: Qwen/Qwen3-8B
+rl:
+  algorithm: dapo
+  init_from: Qwen/Qwen3-8B
+  data: {path: prompts.jsonl, prompt_key: question, label_key: answer}
+  max_prompt_length: 1024
+  max_response_length: 4096
+  overlong: {buffer_length: 1024, penalty_factor: 0.5}
+  clip_ratio_low: 0.2
+  clip_ratio_high: 0.28
+  rollout_batch_size: 64
+  mini_batch_size: 16
+  samples_per_prompt: 8
+  learning_rate: 1.0e-6
+  warmup_steps: 5
+compute: {gpus_per_node: 8}
+"""
+
+PREFERENCE = """
+name: tiny-{algorithm}
+base_model: meta-llama/Meta-Llama-3-8B-Instruct
+rl:
+  algorithm: {algorithm}
+  init_from: meta-llama/Meta-Llama-3-8B-Instruct
+  data: {{path: TsinghuaC3I/UltraMedical-Preference, prompt_key: prompt, chosen_key: chosen, rejected_key: rejected}}
+  beta: 0.1
+  max_len: 4096
+  train_batch_size: 128
+  learning_rate: 5.0e-7
+  lr_scheduler: cosine
+  min_lr_ratio: 0.1
+compute: {{gpus_per_node: 8}}
+"""
+
+
+def compiled(path: Path, *overrides: str):
+    """(flags, launch.sh text, build) for a recipe file."""
+    loaded = load_recipe(path, overrides)
+    out = path.parent / "build"
+    builds = compile_recipe(loaded, out, ["rl"])
+    spec = json.loads((out / "rl" / "args.json").read_text())
+    return spec, (out / "rl" / "launch.sh").read_text(), builds[0]
+
+
+def check(path: Path, *overrides: str) -> list[str]:
+    loaded = load_recipe(path, overrides)
+    out = path.parent / "build"
+    compile_recipe(loaded, out, ["rl"])
+    return openrlhf.check(loaded, Layout(out.resolve(), loaded.recipe))
+
+
+# ----------------------------------------------------------------------------------------------- DAPO
+
+
+def test_dapo_flags(write):
+    spec, launch, build = compiled(write("r.yaml", DAPO))
+    flags = spec["flags"]
+    assert spec["module"] == "openrlhf.cli.train_ppo_ray"
+    assert flags["algo.advantage.estimator"] == "group_norm"
+    assert flags["rollout.n_samples_per_prompt"] == 8
+    assert flags["actor.eps_clip_low_high"] == [0.2, 0.28]
+    assert flags["algo.dynamic_filtering_enable"] is True and flags["algo.dynamic_filtering_range"] == [0.0, 1.0]
+    assert flags["reward.overlong_buffer_len"] == 1024 and flags["reward.overlong_penalty_factor"] == 0.5
+    assert flags["actor.loss_agg_mode"] == "token-mean"
+    assert flags["algo.kl.init_coef"] == 0.0 and "ref.num_nodes" not in flags  # no KL: no reference model
+    assert flags["data.max_len"] == 1024 + 4096 and flags["rollout.max_new_tokens"] == 4096
+    assert flags["rollout.batch_size"] == 64 and flags["train.batch_size"] == 16 * 8
+    assert flags["reward.remote_url"].endswith("/rl/reward.py") and Path(flags["reward.remote_url"]).is_absolute()
+    assert flags["data.prompt_dataset"] == str(Path("prompts.jsonl").resolve())  # local: relative to the recipe
+    assert flags["actor.model_name_or_path"] == "Qwen/Qwen3-8B"
+    # synchronous: vLLM shares all 8 GPUs with training and sleeps while it trains
+    assert (flags["actor.num_gpus_per_node"], flags["vllm.num_engines"]) == (8, 8)
+    assert flags["train.colocate_all"] and flags["vllm.enable_sleep"] and flags["ds.enable_sleep"]
+    assert "train.async_enable" not in flags
+    assert [a for a in build.artifacts if a.path == "rl/launch.sh"][0].executable
+    assert launch.count("--") >= len(flags)
+    assert subprocess.run(["bash", "-n"], input=launch, text=True).returncode == 0
+
+
+def test_generation_batch_above_rollout_batch_runs_asynchronously_on_split_gpus(write):
+    spec, _, build = compiled(write("r.yaml", DAPO), "rl.generation_batch_size=192")
+    flags = spec["flags"]
+    assert flags["train.async_enable"] is True
+    assert flags["rollout.vllm_generate_batch_size"] == 192
+    assert "vllm.enable_sleep" not in flags and "train.colocate_all" not in flags
+    assert flags["actor.num_gpus_per_node"] + flags["vllm.num_engines"] == 8  # 4 train, 4 generate
+    assert any(w.startswith("rl.generation_batch_size:") and "async_enable" in w for w in build.warnings)
+
+
+def test_kl_loads_a_reference_model_beside_the_actor(write):
+    flags = compiled(write("r.yaml", DAPO), "rl.kl_coef=0.001")[0]["flags"]
+    assert flags["algo.kl.init_coef"] == 0.001 and flags["algo.kl.use_loss"] and flags["algo.kl.estimator"] == "k3"
+    assert (flags["ref.num_nodes"], flags["ref.num_gpus_per_node"]) == (flags["actor.num_nodes"], flags["actor.num_gpus_per_node"])
+
+
+def test_what_openrlhf_cannot_express_is_a_warning_naming_the_field(write):
+    _, _, build = compiled(
+        write("r.yaml", DAPO), "rl.top_k=50", "rl.overlong.filter=true", "rl.loss_aggregation=seq_mean_token_sum"
+    )
+    fields = [w.split(":")[0] for w in build.warnings]
+    for field in ("rl.top_k", "rl.overlong.filter", "rl.loss_aggregation", "rl.max_prompt_length", "rl.warmup_steps"):
+        assert field in fields
+
+
+def test_passthrough_flags_and_collisions(write, cli):
+    path = write("r.yaml", DAPO)
+    flags = compiled(path, "rl.openrlhf={ckpt.save_hf: true, vllm.enforce_eager: true, eval.steps: 10}")[0]["flags"]
+    assert flags["ckpt.save_hf"] is True and flags["eval.steps"] == 10
+    result = cli("compile", str(path), "--stage", "rl", "--set", "rl.openrlhf={train.batch_size: 7}")
+    assert result.code == 2
+    assert "--train.batch_size" in result.err and "Traceback" not in result.err
+
+
+def test_impossible_gpu_split_is_a_recipe_error(write, cli):
+    result = cli("validate", str(write("r.yaml", DAPO)), "--set", "rl.rollout.engines=4")
+    assert result.code == 2
+    assert "rl.rollout.engines" in result.err and "must use all 8" in result.err
+
+
+# --------------------------------------------------------------------------------------------- warmup
+
+
+@given(st.integers(1, 500), st.integers(1, 100_000))
+def test_warmup_ratio_gives_back_exactly_the_steps(warmup, total):
+    if warmup > total:
+        return
+    ratio = openrlhf.warmup_ratio(warmup, total)
+    assert math.ceil(total * ratio) == warmup  # what OpenRLHF computes (utils/deepspeed/deepspeed.py)
+
+
+def test_warmup_is_exact_at_compile_time_when_the_data_size_is_known(write):
+    spec, launch, build = compiled(write("r.yaml", DAPO), "rl.data.size=1000")
+    # 1000 prompts x 8 samples // 128 samples per update = 62 optimizer steps
+    ratio = spec["flags"]["actor.lr_warmup_ratio"]
+    assert math.ceil(62 * ratio) == 5
+    assert "computed_at_launch" not in spec and "WARMUP_RATIO" not in launch
+    assert any(name == "warmup" and "62 optimizer steps" in text for name, text in build.facts)
+
+
+def test_warmup_is_computed_by_launch_sh_when_the_data_size_is_unknown(write):
+    spec, launch, _ = compiled(write("r.yaml", DAPO))
+    computed = spec["computed_at_launch"]["actor.lr_warmup_ratio"]
+    assert computed["warmup_steps"] == 5 and computed["samples_per_prompt"] == 8 and computed["train_batch_size"] == 128
+    assert "actor.lr_warmup_ratio" not in spec["flags"]
+    assert '--actor.lr_warmup_ratio "$WARMUP_RATIO"' in launch
+    code = launch.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
+    compile(code, "launch.sh", "exec")  # the embedded counter is valid Python
+
+
+def test_warmup_longer_than_the_run_is_an_error(write, cli):
+    result = cli("compile", str(write("r.yaml", DAPO)), "--set", "rl.data.size=50")  # 50 x 8 // 128 = 3 steps
+    assert result.code == 2
+    assert "rl.warmup_steps" in result.err
+
+
+# ----------------------------------------------------------------------------------- DPO / reward model
+
+
+@pytest.mark.parametrize("algorithm, module", [("dpo", "openrlhf.cli.train_dpo"), ("reward_model", "openrlhf.cli.train_rm")])
+def test_preference_training(write, algorithm, module):
+    spec, launch, build = compiled(write("r.yaml", PREFERENCE.format(algorithm=algorithm)), "rl.data.size=12800", "rl.warmup_steps=10")
+    flags = spec["flags"]
+    assert spec["module"] == module
+    assert (flags["data.chosen_key"], flags["data.rejected_key"], flags["data.prompt_key"]) == ("chosen", "rejected", "prompt")
+    assert flags["data.max_len"] == 4096 and flags["data.apply_chat_template"] is True
+    assert flags["train.batch_size"] == 128 and flags["adam.lr"] == 5e-7
+    assert (flags["lr_scheduler"], flags["min_lr_ratio"]) == ("cosine_with_min_lr", 0.1)
+    assert math.ceil(100 * flags["lr_warmup_ratio"]) == 10  # 12,800 pairs // 128 = 100 steps
+    assert ("model.beta" in flags) == (algorithm == "dpo")
+    assert "torch.distributed.run --nnodes 1 --nproc-per-node 8" in launch
+    assert "reward.py" not in {a.path.split("/")[-1] for a in build.artifacts}
+
+
+def test_train_time_arithmetic_checks(write):
+    from medrecipe.errors import UserError
+
+    sync = {"train.colocate_all": True, "actor.num_nodes": 1, "actor.num_gpus_per_node": 8, "vllm.num_engines": 4,
+            "vllm.tensor_parallel_size": 1, "algo.kl.init_coef": 0.0}
+    with pytest.raises(UserError, match="must equal vLLM's 4 engines"):
+        openrlhf._train_time_checks(sync)
+    with pytest.raises(UserError, match="reference 1 x 4"):
+        openrlhf._train_time_checks({**sync, "vllm.num_engines": 8, "algo.kl.init_coef": 0.01, "ref.num_gpus_per_node": 4})
+    with pytest.raises(UserError, match="critic and reward"):
+        openrlhf._train_time_checks({"critic.model_name_or_path": "m", "train.colocate_critic_reward": True, "critic.num_nodes": 2})
+    openrlhf._train_time_checks({**sync, "vllm.num_engines": 8})
+
+
+def test_compiling_twice_gives_the_same_files(write):
+    path = write("r.yaml", DAPO)
+    first = compiled(path)[1]
+    assert compiled(path)[1] == first
+
+
+# ------------------------------------------------------------------------------- OpenRLHF's own parser
+
+
+@pytest.fixture(scope="module")
+def rl_env(tool_python):
+    return tool_python("rl")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("rl.generation_batch_size=192",),
+        ("rl.kl_coef=0.001", "rl.algorithm=grpo", "rl.dynamic_filtering=false", "rl.overlong=null"),
+        ("rl.data.size=1000", "rl.flash_attention=false", "rl.bf16=false", "rl.lr_scheduler=cosine"),
+    ],
+)
+def test_openrlhf_accepts_dapo_and_grpo(write, rl_env, overrides):
+    assert check(write("r.yaml", DAPO), *overrides) == []
+
+
+@pytest.mark.parametrize("algorithm", ["dpo", "reward_model"])
+def test_openrlhf_accepts_preference_training(write, rl_env, algorithm):
+    assert check(write("r.yaml", PREFERENCE.format(algorithm=algorithm)), "rl.warmup_steps=10") == []
+
+
+def test_openrlhf_rejects_what_it_rejects(write, rl_env):
+    path = write("r.yaml", DAPO)
+    assert check(path, "rl.openrlhf={prompt_max_len: 1024}") == ["argparse: unrecognized arguments: --prompt_max_len 1024"]
+    assert check(path, "rl.openrlhf={actor.policy_loss_type: sum}")[0].startswith("argparse: argument --actor.policy_loss_type: invalid choice")
+    # async generation with vLLM sleeping: OpenRLHF's own assertion
+    assert check(path, "rl.generation_batch_size=192", "rl.openrlhf={vllm.enable_sleep: true, train.colocate_all: true}") == [
+        "assertion: Async RLHF is not supported with --vllm.enable_sleep."
+    ]
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.yaml") if load_recipe(p).recipe.rl is not None))
+def test_every_shipped_recipe_compiles_to_flags_openrlhf_accepts(tmp_path, rl_env, recipe):
+    loaded = load_recipe(RECIPES / recipe)
+    compile_recipe(loaded, tmp_path, ["rl"])
+    assert openrlhf.check(loaded, Layout(tmp_path.resolve(), loaded.recipe)) == []
+
+
+def test_compiler_targets_the_pinned_openrlhf():
+    from medrecipe.run import envs
+
+    assert f"openrlhf=={openrlhf.VERSION}" in envs.ENVIRONMENTS["rl"].requirements(gpu=False)

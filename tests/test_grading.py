@@ -1,0 +1,208 @@
+"""medrecipe.grading: the answer extraction and grading shared by the eval metrics and the RL reward,
+on responses written the way reasoning models write them, malformed ones included."""
+
+from __future__ import annotations
+
+import pytest
+
+from medrecipe import grading
+
+OPTIONS = {"A": "Amoxicillin", "B": "Azithromycin", "C": "A beta blocker", "D": "Doxycycline"}
+
+
+# ------------------------------------------------------------------------------------------ boxed answers
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("The answer is \\boxed{B}.", "B"),
+        ("\\boxed{\\text{C}}", "\\text{C}"),
+        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),  # nested braces stay whole
+        ("First \\boxed{A}, then on reflection \\boxed{D}.", "D"),  # several boxes: the last
+        ("\\fbox{C}", "C"),
+        ("\\boxed {B}", "B"),
+        ("no box here", None),
+        ("\\boxed{B", None),  # unbalanced: no box
+    ],
+)
+def test_last_boxed(response, expected):
+    assert grading.last_boxed(response) == expected
+
+
+def test_boxed_answer_after_the_reasoning_wins_over_boxes_inside_it():
+    response = "<think>Maybe \\boxed{A}? No.</think>\nThe answer is \\boxed{C}."
+    assert grading.last_boxed(response) == "C"
+    # A box only inside an unfinished final region is still found in the whole response.
+    assert grading.last_boxed("<think>so \\boxed{B}</think>\n") == "B"
+
+
+def test_final_region_is_what_follows_the_last_think():
+    assert grading.final_region("<think>a</think><think>b</think> final") == " final"
+    assert grading.final_region("no tags") == "no tags"
+    assert grading.final_region("<think>unfinished reasoning") == "<think>unfinished reasoning"
+
+
+# ---------------------------------------------------------------------------------------------- letters
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("B", "B"),
+        ("b", "B"),
+        ("(D)", "D"),
+        ("B. Azithromycin", "B"),
+        ("B: Azithromycin", "B"),
+        ("\\text{B}", "B"),
+        ("\\textbf{(A)}", "A"),
+        ("**C**", "C"),
+        ("Option D", "D"),
+        ("Doxycycline", "D"),  # the option's text instead of its letter
+        ("doxycycline.", "D"),
+        ("A beta blocker", "C"),  # an option's text that starts like a letter names that option
+        ("A or B", None),
+        ("A, C", None),
+        ("E", None),  # not an option
+        ("42", None),
+    ],
+)
+def test_choice_letter(answer, expected):
+    assert grading.choice_letter(answer, OPTIONS) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("After weighing them, the answer is B.", "B"),
+        ("Final answer: (D)", "D"),
+        ("**Answer: C**", "C"),
+        ("Option A is correct because it covers atypicals.", "A"),
+        ("Reasoning...\n\nD\n", "D"),
+        ("So the answer is a beta blocker.", None),  # "a" is an article, not option A
+        ("I am not sure.", None),
+        ("The answer is E.", None),  # no such option
+    ],
+)
+def test_fallback_letter(response, expected):
+    assert grading.fallback_letter(response, OPTIONS) == expected
+
+
+# --------------------------------------------------------------------------------------- yes / no / maybe
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("yes", "yes"), ("No.", "no"), ("\\text{Maybe}", "maybe"), ("YES", "yes"), ("yes and no", None), ("perhaps", None)],
+)
+def test_yes_no_maybe(answer, expected):
+    assert grading.yes_no_maybe(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("The evidence supports it, so the answer is yes.", "yes"),
+        ("Conclusion: no", "no"),
+        ("The answer is: maybe", "maybe"),
+        ("Considering both trials...\nMaybe.", "maybe"),
+        ("It depends on many factors.", None),
+    ],
+)
+def test_fallback_yes_no_maybe(response, expected):
+    assert grading.fallback_yes_no_maybe(response) == expected
+
+
+# ------------------------------------------------------------------------------------------------ grade
+
+
+def test_grade_boxed_letter_is_correct_and_reported_as_boxed():
+    response = "<think>Atypical pneumonia in a young adult... macrolide.</think>\nThe answer is \\boxed{B}."
+    assert grading.grade(response, "B", "choice", OPTIONS) == {"correct": True, "extracted": "B", "via": "boxed"}
+
+
+def test_grade_unboxed_letter_counts_as_a_fallback():
+    result = grading.grade("Therefore the answer is B.", "B", "choice", OPTIONS)
+    assert result == {"correct": True, "extracted": "B", "via": "fallback"}
+
+
+def test_grade_wrong_box_is_wrong_even_if_the_text_names_the_gold():
+    result = grading.grade("The answer is B... no wait. \\boxed{D}", "B", "choice", OPTIONS)
+    assert result == {"correct": False, "extracted": "D", "via": "boxed"}
+
+
+def test_grade_unreadable_box_is_not_rescued_by_the_fallback():
+    # The model did box something: what it boxed decides, and it names no option.
+    result = grading.grade("The answer is B. \\boxed{42}", "B", "choice", OPTIONS)
+    assert result == {"correct": False, "extracted": None, "via": None}
+
+
+def test_grade_option_text_in_the_box():
+    assert grading.grade("\\boxed{Azithromycin}", "B", "choice", OPTIONS)["correct"]
+
+
+def test_grade_no_answer_at_all():
+    assert grading.grade("I cannot answer medical questions.", "A", "choice", OPTIONS) == {
+        "correct": False, "extracted": None, "via": None}
+
+
+def test_grade_yes_no_maybe():
+    assert grading.grade("\\boxed{\\text{yes}}", "yes", "yes_no_maybe") == {"correct": True, "extracted": "yes", "via": "boxed"}
+    assert grading.grade("so the answer is no", "no", "yes_no_maybe") == {"correct": True, "extracted": "no", "via": "fallback"}
+    assert not grading.grade("\\boxed{maybe}", "yes", "yes_no_maybe")["correct"]
+
+
+def test_grade_kind_is_derived_from_the_gold():
+    assert grading.answer_kind("C") == "choice"
+    assert grading.answer_kind("(C)") == "choice"
+    assert grading.answer_kind("Maybe") == "yes_no_maybe"
+    assert grading.answer_kind("0.25") == "free"
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "correct"),
+    [
+        ("\\boxed{0.5}", "1/2", True),
+        ("\\boxed{50\\%}", "50%", True),
+        ("\\boxed{1,000}", "1000", True),
+        ("\\boxed{\\text{Vitamin C}}", "vitamin c", True),
+        ("\\boxed{3}", "4", False),
+        ("The answer is 4", "4", False),  # free answers need a box
+    ],
+)
+def test_grade_free_answers(response, gold, correct):
+    assert grading.grade(response, gold, "free")["correct"] is correct
+
+
+# ------------------------------------------------------------------------------------------ HealthBench
+
+
+RUBRIC = [
+    {"criterion": "Advises calling emergency services.", "points": 10.0},
+    {"criterion": "Mentions aspirin if not allergic.", "points": 5.0},
+    {"criterion": "Suggests waiting at home.", "points": -8.0},
+]
+
+
+def test_healthbench_score_is_points_met_over_positive_points():
+    assert grading.healthbench_score(RUBRIC, [True, True, False]) == 1.0
+    assert grading.healthbench_score(RUBRIC, [True, False, False]) == pytest.approx(10 / 15)
+    assert grading.healthbench_score(RUBRIC, [True, False, True]) == pytest.approx(2 / 15)
+
+
+def test_healthbench_score_is_not_clipped_per_conversation():
+    # A response that meets only the undesirable criterion scores below zero; the paper clips the mean only.
+    assert grading.healthbench_score(RUBRIC, [False, False, True]) == pytest.approx(-8 / 15)
+
+
+def test_healthbench_overall_clips_the_mean():
+    assert grading.healthbench_overall([0.5, -0.2]) == pytest.approx(0.15)
+    assert grading.healthbench_overall([-0.5, -0.2]) == 0.0
+    assert grading.healthbench_overall([1.0, 1.0]) == 1.0
+
+
+def test_healthbench_score_rejects_malformed_input():
+    with pytest.raises(ValueError):
+        grading.healthbench_score([{"criterion": "Is rude.", "points": -3.0}], [False])
+    with pytest.raises(ValueError):
+        grading.healthbench_score(RUBRIC, [True])  # one verdict per criterion

@@ -1,0 +1,89 @@
+"""Every SFT and RL number of the II-Medical-8B-1706 model card (seed 000), under the right key of what
+recipes/ii-medical-8b-1706.yaml compiles to: sft/axolotl.yaml (Axolotl) and rl/args.json (OpenRLHF)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from medrecipe.compile.build import compile_recipe
+from medrecipe.recipe import load_recipe
+
+from .conftest import RECIPES
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ii-medical")
+    compile_recipe(load_recipe(RECIPES / "ii-medical-8b-1706.yaml"), out, ["sft", "rl"])
+    axolotl = yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())
+    args = json.loads((out / "rl" / "args.json").read_text())
+    return axolotl, args, (out / "rl" / "launch.sh").read_text()
+
+
+# "For SFT stage we using the hyperparameters:"
+SFT_CARD = [
+    ("Max Length: 16378", "sequence_len", 16378),
+    ("Learning-Rate: 5e-5", "learning_rate", 5e-5),
+    ("Number Of Epoch: 6", "num_epochs", 6),
+]
+
+
+@pytest.mark.parametrize("card, key, value", SFT_CARD)
+def test_sft_number_in_axolotl_config(build, card, key, value):
+    assert build[0][key] == value
+
+
+def test_sft_batch_size_128(build):
+    # "Batch Size: 128" = micro batch x gradient accumulation x the 8 GPUs of compute.gpus_per_node
+    config = build[0]
+    assert config["micro_batch_size"] * config["gradient_accumulation_steps"] * 8 == 128
+    assert config["base_model"] == "Qwen/Qwen3-8B"  # "SFT fine-tuning on the Qwen/Qwen3-8B model"
+
+
+# "For RL stage we setup training with:" -> OpenRLHF flag and value
+RL_CARD = [
+    ("Max response length: 12288 tokens", "rollout.max_new_tokens", 12288),
+    ("Overlong buffer: Enabled, 4096 tokens", "reward.overlong_buffer_len", 4096),
+    ("Overlong buffer: ... penalty factor 1.0", "reward.overlong_penalty_factor", 1.0),
+    ("Clip ratios: Low 0.2, High 0.28", "actor.eps_clip_low_high", [0.2, 0.28]),
+    ("Batch sizes: Train prompt 512", "rollout.batch_size", 512),
+    ("Batch sizes: Generation prompt 1536", "rollout.vllm_generate_batch_size", 1536),
+    ("Batch sizes: Mini-batch 32 (x 16 responses = samples per update)", "train.batch_size", 32 * 16),
+    ("Responses per prompt: 16", "rollout.n_samples_per_prompt", 16),
+    ("Temperature: 1.0", "rollout.temperature", 1.0),
+    ("Top-p: 1.0", "rollout.top_p", 1.0),
+    ("Learning rate: 1e-6", "actor.adam.lr", 1e-6),
+    ("Weight decay: 0.1", "actor.adam.weight_decay", 0.1),
+    ("Loss aggregation: Token-mean", "actor.loss_agg_mode", "token-mean"),
+    ("Gradient clipping: 1.0", "actor.max_norm", 1.0),
+    ("Entropy coefficient: 0", "actor.entropy_coef", 0.0),
+    ("DAPO: group-normalized advantages", "algo.advantage.estimator", "group_norm"),
+    ("DAPO: dynamic sampling", "algo.dynamic_filtering_enable", True),
+    ("DAPO: no KL term", "algo.kl.init_coef", 0.0),
+]
+
+
+@pytest.mark.parametrize("card, flag, value", RL_CARD)
+def test_rl_number_in_openrlhf_flags(build, card, flag, value):
+    assert build[1]["flags"][flag] == value
+
+
+def test_rl_max_prompt_length_2048(build):
+    # "Max prompt length: 2048 tokens": OpenRLHF's budget is prompt + response
+    flags = build[1]["flags"]
+    assert flags["data.max_len"] - flags["rollout.max_new_tokens"] == 2048
+
+
+def test_rl_top_k_minus_one(build):
+    # "Top-k: -1 (vLLM rollout)": OpenRLHF has no top-k flag and samples with vLLM's top_k=-1
+    assert not any("top_k" in flag for flag in build[1]["flags"])
+
+
+def test_rl_warmup_steps_10(build):
+    # "Warmup steps: 10": OpenRLHF takes a ratio; launch.sh computes it from the prompt count
+    computed = build[1]["computed_at_launch"]["actor.lr_warmup_ratio"]
+    assert computed["warmup_steps"] == 10
+    assert '--actor.lr_warmup_ratio "$WARMUP_RATIO"' in build[2]

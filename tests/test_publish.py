@@ -1,0 +1,287 @@
+"""Publishing through the real huggingface_hub client to a local Hub on 127.0.0.1 (tests/hub_server.py).
+
+Pushes run `medrecipe publish` in a subprocess: huggingface_hub reads HF_ENDPOINT when it is imported, and
+this process has imported it already. --dry-run and --to-dir contact nobody and run in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from huggingface_hub import DatasetCard, ModelCard
+
+from medrecipe.cli.common import load
+from medrecipe.compile.layout import Layout, recipe_sha256
+from medrecipe.errors import UserError
+from medrecipe.hub.release import PLACEHOLDER_NAMESPACE, namespace_for
+from medrecipe.hub.repos import write_repos
+
+from .release_fixtures import CHECKPOINT_FILES, write_checkpoint, write_dataset, write_recipe, write_run, write_scores
+
+DATASET, SFT, MODEL = ("dataset", "tester/tiny-med-data"), ("model", "tester/tiny-med-sft"), ("model", "tester/tiny-med")
+SHARDS = ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"]
+
+
+@dataclass
+class Release:
+    folder: Path
+    recipe: Path
+    layout: Layout
+    tag: str
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch) -> Release:
+    """The tiny recipe in a working folder (also the working directory), with no run outputs yet."""
+    folder = tmp_path / "work"
+    recipe = write_recipe(folder)
+    monkeypatch.chdir(folder)
+    loaded, _ = load(str(recipe), warn=False)
+    layout = Layout((folder / "build" / "tiny-med").resolve(), loaded.recipe)
+    return Release(folder, recipe, layout, f"recipe-{recipe_sha256(loaded.recipe)[:12]}")
+
+
+def publish(hub, release: Release, *args: str, token: str = "hf_test") -> subprocess.CompletedProcess:
+    """`medrecipe publish recipe.yaml ARGS` in a fresh process whose huggingface_hub talks to `hub`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGING_FACE"))}
+    env.update(hub.client_env(token, release.folder / "hf-home"))
+    command = [sys.executable, "-m", "medrecipe.cli.main", "publish", "recipe.yaml", *args]
+    return subprocess.run(command, cwd=release.folder, env=env, capture_output=True, text=True, timeout=300)
+
+
+def puts(hub, since: int = 0) -> set[str]:
+    """sha256 of every LFS object uploaded since request number `since`."""
+    return {path.split("/")[2] for method, path in hub.requests[since:] if method == "PUT" and path.startswith("/_lfs/")}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_publish_pushes_each_repository_with_its_card_and_tag_then_changes_nothing(local_hub, release):
+    write_run(release.layout, scores=False)
+    first = publish(local_hub, release)
+    assert first.returncode == 0, first.stderr
+
+    data = local_hub.files(*DATASET)
+    assert set(data) == {".gitattributes", "README.md", *SHARDS}
+    shards = sorted(release.layout.data_output().glob("*.parquet"))
+    assert [data[path] for path in SHARDS] == [shard.read_bytes() for shard in shards]
+    card = DatasetCard(data["README.md"].decode())
+    assert card.data.license == "apache-2.0"
+    assert card.data.size_categories == "n<1K"
+    assert card.data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}]
+
+    for repo, stage_output in ((SFT, release.layout.sft_output()), (MODEL, release.layout.rl_output())):
+        files = local_hub.files(*repo)
+        assert set(files) == {".gitattributes", "README.md", *CHECKPOINT_FILES}  # no optimizer state, no trainer card
+        assert files["model.safetensors"] == (stage_output / "model.safetensors").read_bytes()
+        card = ModelCard(files["README.md"].decode())
+        assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert card.data.pipeline_tag == "text-generation"
+        assert card.data.eval_results is None  # not evaluated yet, and the card is still valid
+    # The curated dataset links the card to it; the RL prompts are a local file, so they do not.
+    assert ModelCard(local_hub.files(*MODEL)["README.md"].decode()).data.datasets == ["tester/tiny-med-data"]
+
+    for repo in (DATASET, SFT, MODEL):
+        assert local_hub.repo(*repo).private
+        assert local_hub.repo(*repo).tags == {release.tag: local_hub.repo(*repo).branches["main"]}
+        assert len(local_hub.commits(*repo)) == 2  # the Hub's initial commit, then ours
+    assert first.stdout.count("(new)") == 3 and first.stdout.count("(created)") == 3
+
+    requests = len(local_hub.requests)
+    again = publish(local_hub, release)
+    assert again.returncode == 0, again.stderr
+    assert all(len(local_hub.commits(*repo)) == 2 for repo in (DATASET, SFT, MODEL))
+    assert not puts(local_hub, requests)
+    assert again.stdout.count("(unchanged)") == 6  # three commits, three tags
+
+    # The evaluation finishes: --stage eval adds the scores and the chart to the final model's card only.
+    write_scores(release.layout)
+    weights = local_hub.files(*MODEL)["model.safetensors"]
+    scored = publish(local_hub, release, "--stage", "eval")
+    assert scored.returncode == 0, scored.stderr
+    assert len(local_hub.commits(*DATASET)) == len(local_hub.commits(*SFT)) == 2
+    history = local_hub.commits(*MODEL)
+    assert len(history) == 3
+    changed = {path for path, entry in history[0].tree.items() if history[1].tree.get(path) != entry}
+    assert changed == {"README.md", "scores.png"}
+    files = local_hub.files(*MODEL)
+    assert files["model.safetensors"] == weights
+    results = ModelCard(files["README.md"].decode()).data.eval_results
+    assert [(r.dataset_type, r.dataset_split, r.metric_type, r.metric_value) for r in results] == [
+        ("openlifescienceai/medmcqa", "validation", "accuracy", 41.25),
+        ("qiaojin/PubMedQA", "train", "accuracy", 52.0),
+    ]
+    assert local_hub.repo(*MODEL).tags == {release.tag: history[0].oid}  # the tag moved to the new commit
+    assert "(moved)" in scored.stdout
+
+    # What arrived is what the real client downloads (HEAD + GET on /resolve).
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(local_hub.client_env("hf_test", release.folder / "hf-home"))
+    script = "from huggingface_hub import hf_hub_download; print(open(hf_hub_download('tester/tiny-med', 'README.md')).read(), end='')"
+    downloaded = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert downloaded.stdout == files["README.md"].decode()
+
+
+def test_an_interrupted_publish_finishes_when_rerun(local_hub, release):
+    write_run(release.layout)
+    sft_weights = sha256((release.layout.sft_output() / "model.safetensors").read_bytes())
+    local_hub.fail("PUT", f"^/_lfs/{sft_weights}/")  # the signed upload URL expires mid-publish
+
+    failed = publish(local_hub, release)
+    assert failed.returncode == 2
+    assert "publishing tester/tiny-med-sft failed" in failed.stderr and "rerun the same command" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert len(local_hub.commits(*DATASET)) == 2  # the dataset was complete before the failure
+    assert len(local_hub.commits(*SFT)) == 1  # nothing committed for the checkpoint
+    stored = {path.name for path in (local_hub.root / "lfs").iterdir()}
+
+    requests = len(local_hub.requests)
+    resumed = publish(local_hub, release)
+    assert resumed.returncode == 0, resumed.stderr
+    uploaded = puts(local_hub, requests)
+    assert sft_weights in uploaded
+    assert not uploaded & stored  # what reached the Hub before is not sent again
+    assert len(local_hub.commits(*DATASET)) == 2
+    assert set(local_hub.files(*SFT)) == {".gitattributes", "README.md", *CHECKPOINT_FILES}
+    assert set(local_hub.files(*MODEL)) == {".gitattributes", "README.md", "scores.png", *CHECKPOINT_FILES}
+
+
+def test_republishing_a_changed_dataset_removes_files_it_no_longer_has(local_hub, release):
+    write_dataset(release.layout, shards=2)
+    public = ("--stage", "data", "--set", "hub.private=false", "--set", "publish.tag_recipe_hash=false")
+    assert publish(local_hub, release, *public).returncode == 0
+    assert not local_hub.repo(*DATASET).private  # the recipe says public
+    assert local_hub.repo(*DATASET).tags == {}  # and asks for no tag
+
+    write_dataset(release.layout, shards=1, records_per_shard=5)
+    second = publish(local_hub, release, *public)
+    assert second.returncode == 0, second.stderr
+    assert set(local_hub.files(*DATASET)) == {".gitattributes", "README.md", "data/train-00000-of-00001.parquet"}
+    assert "5 conversations in 1 parquet file " in local_hub.files(*DATASET)["README.md"].decode()
+    assert len(local_hub.commits(*DATASET)) == 3
+
+
+def test_scores_go_only_into_a_model_repository_that_exists(local_hub, release):
+    write_run(release.layout)
+    result = publish(local_hub, release, "--stage", "eval")
+    assert result.returncode == 2
+    assert "tester/tiny-med does not exist yet" in result.stderr and "--stage rl" in result.stderr
+    assert local_hub.repos == {}
+
+
+def test_dry_run_shows_every_repository_file_and_card_and_contacts_nobody(local_hub, release):
+    write_run(release.layout)
+    result = publish(local_hub, release, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert local_hub.requests == []
+    out = result.stdout
+    for repo in ("dataset your-namespace/tiny-med-data (private)", "model your-namespace/tiny-med-sft (private)",
+                 "model your-namespace/tiny-med (private)"):
+        assert repo in out
+    assert out.count(f"revision: main, tagged {release.tag}") == 3
+    for path in [*SHARDS, *CHECKPOINT_FILES, "scores.png"]:
+        assert f"    {path}  " in out
+    assert "    # tiny-med-data" in out and "    ## Curation steps" in out and "    ## Evaluation" in out
+    assert "no namespace given" in result.stderr
+
+
+def test_publishing_without_a_valid_token_is_a_clear_error(local_hub, release):
+    write_run(release.layout)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(local_hub.client_env("unused", release.folder / "hf-home"))
+    del env["HF_TOKEN"]
+    command = [sys.executable, "-m", "medrecipe.cli.main", "publish", "recipe.yaml"]
+    result = subprocess.run(command, cwd=release.folder, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "not logged in to the Hugging Face Hub" in result.stderr and "hf auth login" in result.stderr
+    assert local_hub.requests == []
+
+    wrong = publish(local_hub, release, token="hf_wrong")
+    assert wrong.returncode == 2 and "the Hub did not accept the token" in wrong.stderr
+    elsewhere = publish(local_hub, release, "--namespace", "someone-else")
+    assert elsewhere.returncode == 2
+    assert "publishing someone-else/tiny-med-data failed" in elsewhere.stderr and "rights" in elsewhere.stderr
+    assert local_hub.repos == {}
+
+
+# ---------------------------------------------------------------------------------- offline (in-process)
+
+
+def test_to_dir_writes_each_repository_exactly(cli, release):
+    write_run(release.layout)
+    result = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")
+    assert result.code == 0, result.err
+    folders = {path.name: {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+               for path in (release.folder / "hub").iterdir()}
+    assert folders == {
+        "tiny-med-data": {"README.md", *SHARDS},
+        "tiny-med-sft": {"README.md", *CHECKPOINT_FILES},
+        "tiny-med": {"README.md", "scores.png", *CHECKPOINT_FILES},
+    }
+    card = ModelCard((release.folder / "hub" / "tiny-med" / "README.md").read_text())
+    assert card.data.datasets == ["me/tiny-med-data"]
+    assert "me/tiny-med" in result.out
+
+    # The dataset card's `configs` are what `datasets` loads the folder by.
+    from datasets import load_dataset
+
+    folder = release.folder / "hub" / "tiny-med-data"
+    loaded_back = load_dataset(str(folder), split="train", cache_dir=str(release.folder / "datasets-cache"))
+    assert loaded_back.num_rows == 8 and loaded_back.column_names == ["id", "source", "messages", "answer", "metadata"]
+
+    # The function `medrecipe run` calls writes the same folders; a shard that is gone is removed.
+    write_dataset(release.layout, shards=1)
+    loaded, _ = load("recipe.yaml", warn=False)
+    written = write_repos(loaded, release.layout, release.folder / "hub", ["data"], namespace="me")
+    assert written == [("me/tiny-med-data", release.folder / "hub" / "tiny-med-data")]
+    assert {p.name for p in (release.folder / "hub" / "tiny-med-data" / "data").iterdir()} == {"train-00000-of-00001.parquet"}
+
+
+def test_a_missing_output_names_the_stage_to_run(cli, release):
+    write_dataset(release.layout)
+    write_checkpoint(release.layout.sft_output(), "sft")
+    result = cli("publish", "recipe.yaml", "--dry-run")
+    assert result.code == 2
+    assert "no RL checkpoint in build/tiny-med/rl/" in result.err
+    assert "medrecipe run recipe.yaml --stage rl" in result.err
+    assert "Traceback" not in result.err
+
+    assert cli("publish", "recipe.yaml", "--dry-run", "--stage", "data", "--stage", "sft").code == 0
+    result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "eval")
+    assert result.code == 2 and "medrecipe run recipe.yaml --stage eval" in result.err
+
+    release.layout.data_stats().unlink()
+    result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "data")
+    assert result.code == 2 and "medrecipe run recipe.yaml --stage data" in result.err
+
+
+def test_a_stage_the_recipe_does_not_publish_is_an_error(cli, release):
+    write_run(release.layout)
+    result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "sft", "--set", "publish.sft_model=false")
+    assert result.code == 2 and "publish.sft_model is false" in result.err
+    result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "eval", "--set", "eval.model=base")
+    assert result.code == 2 and "evaluates `base`" in result.err
+    result = cli("publish", "recipe.yaml", "--dry-run", "--to-dir", "x")
+    assert result.code == 2 and "exclude each other" in result.err
+
+
+def test_the_reproduced_release_namespace_is_never_the_default(cli, release):
+    write_run(release.layout)
+    refused = cli("publish", "recipe.yaml", "--dry-run", "--set", "hub.namespace=Original-Org")
+    assert refused.code == 2
+    assert "refusing to publish into 'Original-Org'" in refused.err and "--namespace Original-Org" in refused.err
+    assert cli("publish", "recipe.yaml", "--dry-run", "--namespace", "original-org").code == 0  # explicit: allowed
+
+    loaded, _ = load("recipe.yaml", warn=False)
+    assert namespace_for(loaded.recipe, None, lambda: "tester") == "tester"
+    assert namespace_for(loaded.recipe, None, lambda: PLACEHOLDER_NAMESPACE) == PLACEHOLDER_NAMESPACE
+    with pytest.raises(UserError, match="refusing"):
+        namespace_for(loaded.recipe, None, lambda: "original-org")  # logged in as the original's owner

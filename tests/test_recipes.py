@@ -1,0 +1,138 @@
+"""The recipe zoo: every shipped recipe validates and compiles; the Internist and UltraMedical numbers land where
+their tools read them; a fork differs from its parent only where it should.
+
+(Axolotl's, OpenRLHF's and lighteval's own validators check every shipped recipe in test_compile_axolotl.py,
+test_compile_openrlhf.py and test_compile_lighteval.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from medrecipe.compile import data as data_compiler
+from medrecipe.compile.build import compile_recipe
+from medrecipe.compile.layout import Layout
+from medrecipe.recipe import load_recipe
+
+from .conftest import RECIPES
+
+SHIPPED = sorted(RECIPES.glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """Every shipped recipe compiled once: name -> build folder."""
+    builds = {}
+    for path in SHIPPED:
+        out = tmp_path_factory.mktemp(path.stem)
+        compile_recipe(load_recipe(path), out)
+        builds[path.stem] = out
+    return builds
+
+
+@pytest.mark.parametrize("recipe", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_recipe_validates_and_its_data_plan_builds(cli, recipe, compiled):
+    assert cli("validate", str(recipe), "--quiet").code == 0
+    loaded = load_recipe(recipe)
+    out = compiled[recipe.stem]
+    lock = json.loads((out / "lock.json").read_text())
+    assert lock["recipe"] == loaded.recipe.name and lock["files"]
+    if loaded.recipe.data:
+        assert data_compiler.check(loaded, Layout(out.resolve(), loaded.recipe)) == [], "datatrove builds every block"
+
+
+def test_every_recipe_is_documented():
+    index = (RECIPES / "README.md").read_text()
+    for path in SHIPPED:
+        assert f"`{path.stem}`" in index, f"{path.name} is missing from recipes/README.md"
+    for path in SHIPPED:
+        text = path.read_text()
+        assert text.startswith("# yaml-language-server: $schema=../schemas/recipe.schema.json")
+
+
+def test_internist_numbers_land_under_axolotls_keys(compiled):
+    out = compiled["internist-7b"]
+    text = (out / "sft" / "axolotl.yaml").read_text()
+    config = yaml.safe_load(text)
+    assert config["base_model"] == "mistralai/Mistral-7B-v0.1"
+    assert config["bf16"] is True
+    assert config["learning_rate"] == 6e-6
+    assert config["adam_epsilon"] == 1e-5
+    assert config["num_epochs"] == 4
+    assert (config["adam_beta1"], config["adam_beta2"]) == (0.9, 0.95)
+    assert config["weight_decay"] == 0.1
+    assert config["sequence_len"] == 4096
+    assert config["lr_scheduler"] == "cosine"
+    assert config["learning_rate"] * config["cosine_min_lr_ratio"] == pytest.approx(1e-8)
+    assert config["neftune_noise_alpha"] == 5
+    assert config["warmup_steps"] == 100
+    assert config["sample_packing"] is True
+    assert config["attn_implementation"] == "flash_attention_2"
+    assert config["chat_template"] == "alpaca"
+    tokens = config["micro_batch_size"] * config["gradient_accumulation_steps"] * 4 * config["sequence_len"]
+    assert abs(tokens / 192_000 - 1) < 0.05, "the 192,000-token batch on 4 GPUs"
+    assert "192,000 tokens" in text
+
+
+def test_internist_published_table_is_on_its_card(compiled):
+    card = (compiled["internist-7b"] / "cards" / "model" / "README.md").read_text()
+    for number in ("60.5", "55.8", "79.4", "76.1", "70.6", "65.9", "63.0", "71.0",  # Internist.ai 7b
+                   "27.7", "32.2", "67.8", "19.5", "23.8", "18.5", "23.7", "32.0", "44.7", "51.4", "74.6",  # PMC LLaMA 7b
+                   "48.7", "45.7", "75.8", "65.8", "61.1", "52.6", "55.5", "68.0",  # Mistral 7b
+                   "52.0", "59.2", "74.4", "26.6", "35.5", "42.6", "28.9", "46.0"):  # Meditron 7b
+        assert number in card, number
+
+
+def test_ultramedical_numbers(compiled):
+    out = compiled["ultramedical-llama3-8b"]
+    sft = yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())
+    assert (sft["base_model"], sft["sequence_len"], sft["learning_rate"], sft["num_epochs"]) == ("meta-llama/Meta-Llama-3-8B", 8192, 1e-5, 3)
+    assert sft["micro_batch_size"] * sft["gradient_accumulation_steps"] * 8 == 16
+    dpo = json.loads((out / "rl" / "args.json").read_text())
+    assert dpo["module"] == "openrlhf.cli.train_dpo"
+    flags = dpo["flags"]
+    assert (flags["model.beta"], flags["adam.lr"], flags["train.batch_size"], flags["data.max_len"], flags["train.max_epochs"]) == (
+        0.1, 3e-7, 32, 2048, 1)
+    card = (out / "cards" / "model" / "README.md").read_text()
+    for number in ("72.94", "83.9", "80"):
+        assert number in card
+    rm = compiled["ultramedical-rm-llama3-8b"]
+    args = json.loads((rm / "rl" / "args.json").read_text())
+    assert args["module"] == "openrlhf.cli.train_rm"
+    assert args["flags"]["model.model_name_or_path"] == "TsinghuaC3I/Llama-3-8B-UltraMedical"
+    rm_card = (rm / "cards" / "model" / "README.md").read_text()
+    assert "85.53" in rm_card and "94.12" in rm_card
+
+
+def test_a_fork_compiles_to_its_parent_but_for_the_base_model(cli, tmp_path, monkeypatch):
+    """`new` then `compile`: the two builds differ only in the base model and what is named after the recipe."""
+    monkeypatch.chdir(tmp_path)
+    assert cli("new", "fork", "--from", "ii-medical-8b-1706", "--set", "base_model=Qwen/Qwen3-4B").code == 0
+    parent_out, fork_out = tmp_path / "parent", tmp_path / "fork"
+    assert cli("compile", "ii-medical-8b-1706", "--out", str(parent_out)).code == 0
+    assert cli("compile", "recipes/fork.yaml", "--out", str(fork_out)).code == 0
+
+    def normalized(out, name):
+        return lambda text: text.replace(str(out.resolve()), "BUILD").replace(name, "NAME")
+
+    parent_axolotl = yaml.safe_load(normalized(parent_out, "ii-medical-8b-1706")((parent_out / "sft" / "axolotl.yaml").read_text()))
+    fork_axolotl = yaml.safe_load(normalized(fork_out, "fork")((fork_out / "sft" / "axolotl.yaml").read_text()))
+    changed = {k for k in parent_axolotl.keys() | fork_axolotl.keys() if parent_axolotl.get(k) != fork_axolotl.get(k)}
+    # the base model, and the folders named by content keys (which include the base model)
+    assert changed <= {"base_model", "output_dir", "dataset_prepared_path"}
+    assert fork_axolotl["base_model"] == "Qwen/Qwen3-4B" and fork_axolotl["chat_template"] == "qwen3"
+    parent_rl = json.loads(normalized(parent_out, "ii-medical-8b-1706")((parent_out / "rl" / "args.json").read_text()))["flags"]
+    fork_rl = json.loads(normalized(fork_out, "fork")((fork_out / "rl" / "args.json").read_text()))["flags"]
+    differing = {k for k in parent_rl.keys() | fork_rl.keys() if parent_rl.get(k) != fork_rl.get(k)}
+    # where the SFT model and the checkpoints live: folders named by content keys
+    assert differing <= {"actor.model_name_or_path", "ckpt.output_dir", "ckpt.path"}, differing
+    assert json.loads((parent_out / "data" / "plan.json").read_text())["steps"] == json.loads((fork_out / "data" / "plan.json").read_text())["steps"]
+
+
+def test_a_fork_to_a_shorter_context_model_is_flagged(cli):
+    result = cli("validate", "ii-medical-8b-1706", "--set", "base_model=meta-llama/Meta-Llama-3-8B")
+    assert result.code == 2
+    assert "sft.sequence_len: 16378 tokens exceed meta-llama/Meta-Llama-3-8B's 8192 positions" in result.err
+    assert "rl.max_response_length" in result.err

@@ -1,0 +1,123 @@
+"""Launching SFT and RL: the exact commands of a dry run, Slurm batch scripts, and the errors that name their fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from medrecipe.compile.build import compile_recipe
+from medrecipe.compile.layout import Layout
+from medrecipe.errors import UserError
+from medrecipe.recipe import load_recipe
+from medrecipe.run.stages import RunOptions, run_stage
+
+RECIPE = """
+name: launch
+base_model: Qwen/Qwen3-8B
+sft:
+  datasets: [{path: org/medical-chat}]
+  sequence_len: 4096
+  batch: {global_size: 64}
+  learning_rate: 1.0e-5
+rl:
+  algorithm: dapo
+  init_from: sft
+  data: {path: org/prompts}
+  rollout_batch_size: 64
+  mini_batch_size: 16
+  samples_per_prompt: 8
+  learning_rate: 1.0e-6
+compute:
+  gpus_per_node: 8
+  nodes: 2
+  slurm: {partition: gpu, account: med, time: "12:00:00", sbatch_args: {constraint: h100}}
+"""
+
+
+def prepared(write, *overrides):
+    path = write("r.yaml", RECIPE)
+    loaded = load_recipe(path, overrides)
+    out = (path.parent / "build").resolve()
+    compile_recipe(loaded, out)
+    return loaded, Layout(out, loaded.recipe)
+
+
+@pytest.fixture
+def sft_env(tool_python):
+    return tool_python("sft")
+
+
+def test_sft_slurm_dry_run_prints_the_batch_script(write, sft_env, capsys):
+    loaded, layout = prepared(write)
+    result = run_stage(loaded, layout, "sft", RunOptions(launcher="slurm", dry_run=True))
+    script = capsys.readouterr().out
+    assert result.status == "dry-run"
+    for line in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=8", "#SBATCH --partition=gpu", "#SBATCH --account=med",
+                 "#SBATCH --time=12:00:00", "#SBATCH --constraint=h100", "#SBATCH --ntasks-per-node=1"):
+        assert line in script
+    # one torchrun per node: 2 nodes x 8 processes = the 16 GPUs the batch of 64 was derived for (micro 1 x 4 x 16)
+    assert "torch.distributed.run --nnodes 2 --nproc-per-node 8 --node-rank $SLURM_NODEID" in script
+    assert f"-m axolotl.cli.train {layout.root / 'sft' / 'axolotl.yaml'}" in script
+    assert "collect_final_model(" in script and str(layout.sft_output()) in script
+    assert "/sft-gpu-" in script  # GPU nodes run the GPU build of the environment
+    assert not (layout.stage_dir("sft") / "sft.sbatch").exists()  # a dry run writes nothing
+
+
+def test_sft_local_launch_refuses_several_nodes(write, sft_env):
+    loaded, layout = prepared(write)
+    with pytest.raises(UserError, match="2 nodes") as info:
+        run_stage(loaded, layout, "sft", RunOptions(dry_run=True))
+    assert "--launcher slurm" in info.value.hint
+
+
+def test_sft_local_launch_needs_the_gpus_of_the_batch(write, sft_env):
+    loaded, layout = prepared(write, "compute.nodes=1")
+    with pytest.raises(UserError, match="needs 8 GPUs") as info:
+        run_stage(loaded, layout, "sft", RunOptions())
+    assert "medrecipe env setup sft --gpu" in info.value.hint
+
+
+def test_sft_local_dry_run_is_one_torchrun(write, sft_env, capsys):
+    loaded, layout = prepared(write, "compute.nodes=1")
+    assert run_stage(loaded, layout, "sft", RunOptions(dry_run=True)).status == "dry-run"
+    command = capsys.readouterr().out
+    assert f"-m torch.distributed.run --nnodes 1 --nproc-per-node 8 -m axolotl.cli.train {layout.root / 'sft' / 'axolotl.yaml'}" in command
+    assert "AXOLOTL_DO_NOT_TRACK=1" in command
+
+
+def test_missing_environment_names_the_command_that_builds_it(write, monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))
+    loaded, layout = prepared(write, "compute.nodes=1")
+    with pytest.raises(UserError, match="the sft environment") as info:
+        run_stage(loaded, layout, "sft", RunOptions())
+    assert info.value.hint == "run: medrecipe env setup sft"
+    layout.sft_output().mkdir(parents=True)
+    (layout.sft_output() / "config.json").write_text("{}")
+    with pytest.raises(UserError) as info:
+        run_stage(loaded, layout, "rl", RunOptions())
+    assert info.value.hint == "run: medrecipe env setup rl --gpu"
+
+
+def test_rl_needs_the_sft_model_first(write):
+    loaded, layout = prepared(write)
+    with pytest.raises(UserError, match="SFT model") as info:
+        run_stage(loaded, layout, "rl", RunOptions())
+    assert "--stage sft" in info.value.hint
+
+
+def test_rl_slurm_dry_run_starts_a_ray_cluster_and_submits(write, capsys):
+    loaded, layout = prepared(write)
+    run_stage(loaded, layout, "rl", RunOptions(launcher="slurm", dry_run=True))
+    script = capsys.readouterr().out
+    assert "ray start --head --port=6379 --num-gpus=8 --block" in script
+    assert '--nodes=1 --ntasks=1 --exclude="$MASTER_ADDR"' in script and 'ray start --address="$MASTER_ADDR:6379"' in script
+    assert f'RAY_ADDRESS="http://$MASTER_ADDR:8265" bash {layout.root / "rl" / "launch.sh"}' in script
+
+
+def test_rl_ray_launcher_needs_a_cluster_address(write, monkeypatch, capsys):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    loaded, layout = prepared(write)
+    with pytest.raises(UserError, match="running Ray cluster"):
+        run_stage(loaded, layout, "rl", RunOptions(launcher="ray", dry_run=True))
+    loaded, layout = prepared(write, "compute.ray.address=http://head:8265")
+    run_stage(loaded, layout, "rl", RunOptions(launcher="ray", dry_run=True))
+    assert f"RAY_ADDRESS=http://head:8265 bash {layout.root / 'rl' / 'launch.sh'}" in capsys.readouterr().out

