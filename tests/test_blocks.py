@@ -13,7 +13,7 @@ from rapidfuzz import fuzz, process
 from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize
 from medrecipe.blocks.domain import kmeans, majority, nearest_per_cluster, parse_label
 from medrecipe.blocks.evalsets import EvalItem, load_items
-from medrecipe.blocks.hashing import token_hashes, whitespace_word_hashes
+from medrecipe.blocks.hashing import code_points, lower_code_points, token_hashes, whitespace_word_hashes
 from medrecipe.blocks.minhash import duplicate_clusters, lsh_bands, signature
 from medrecipe.blocks.readers import SourceReader
 from medrecipe.blocks.record import MappingError, build_record
@@ -46,6 +46,20 @@ def test_token_hashes_follow_the_tokens():
     words, starts = whitespace_word_hashes("One  two\tthree\u3000four")
     assert len(words) == 4 and starts.tolist() == [0, 5, 9, 15]
     assert np.array_equal(whitespace_word_hashes("A b")[0], whitespace_word_hashes("a B")[0])
+
+
+@pytest.mark.parametrize("text", [
+    "Héllo WÖRLD Straße ǅ", "患者出现胸痛 ÀÉÎ", "ΟΔΟΣ ΣΟΦΟΣ", "İstanbul İzmir", "𐐀𐐁 Deseret", "", "ABC\x00DEF",
+])
+def test_lower_code_points_are_str_lower(text):
+    assert np.array_equal(lower_code_points(text), code_points(text.lower()))
+
+
+def test_ngram_matches_survive_lower_case_that_changes_length():
+    items = [EvalItem("medqa", "q1", "the patient from İzmir presents with fever and chills since yesterday")]
+    texts = ["İİİ " * 20, "unrelated words here", "a patient from İzmir presents with fever and chills since yesterday"]
+    found = NgramIndex(items, 8).matches(texts)
+    assert [hit is not None for hit in found] == [False, False, True]
 
 
 # ---------------------------------------------------------------------------------------------- minhash
