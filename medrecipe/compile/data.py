@@ -159,10 +159,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                 "threshold": step.threshold, "field": step.field, "include_options": step.include_options}))
         elif isinstance(step, DomainFilter):
             embeddings = folder("side", name)
-            encoder = {"model": step.embedding.model, "device": step.embedding.device,
-                       "max_seq_length": step.embedding.max_seq_length}
-            pipeline.append(Block(_B + "domain.EmbeddingCollector", {**common, "folder": embeddings,
-                                                                    "batch_size": step.embedding.batch_size, **encoder}))
+            encoder = step.embedding.model_dump()
+            pipeline.append(Block(_B + "domain.EmbeddingCollector", {**common, "folder": embeddings, "encoder": encoder}))
             records = close()
             clusters = folder("decisions", f"{name}-clusters.json")
             resolve(f"{name}-cluster", "domain.ClusterPrompts", {
@@ -173,7 +171,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
             vote = {"clusters_file": clusters, "decision_file": decision, "keep": step.keep}
             if isinstance(classifier, EmbeddingClassifier):
                 resolve(name, "domain.VoteDomains", {**vote, "labels": list(classifier.labels),
-                                                     "label_descriptions": classifier.labels, "embeddings_folder": embeddings, **encoder})
+                                                     "label_descriptions": classifier.labels, "embeddings_folder": embeddings,
+                                                     "encoder": encoder})
             else:
                 classified = folder("classified", name)
                 stages.append(Stage(f"classify-{name}", tasks, [
