@@ -141,7 +141,7 @@ def test_a_missing_model_is_refused(write, tmp_path, eval_env):
     with pytest.raises(UserError, match="the model to evaluate is missing") as info:
         run_stage(loaded, layout, "eval", RunOptions())
     assert "--model" in info.value.hint
-    quickstart = load_recipe(Path(__file__).parents[1] / "recipes" / "quickstart.yaml")  # evaluates its final, RL model
+    quickstart = load_recipe(Path(__file__).parents[1] / "recipes" / "quickstart.yaml", ["eval.model=rl"])
     compile_recipe(quickstart, tmp_path / "quickstart", ["eval"])
     with pytest.raises(UserError, match="the model to evaluate is missing") as info:
         run_stage(quickstart, Layout((tmp_path / "quickstart").resolve(), quickstart.recipe), "eval", RunOptions())

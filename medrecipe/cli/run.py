@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..compile.build import compile_recipe, default_out
+from ..compile.build import compile_recipe, default_out, write_cards
 from ..compile.layout import STAGES, Layout
 from ..errors import UserError
+from ..recipe.load import display
 from .common import load, overrides_option, recipe_argument
 
 MAIN_JOB = "main"
@@ -72,8 +73,10 @@ def command(recipe, overrides, stage, out, executor, workers, launcher, model, g
             if stage != "all":
                 raise
             results.append(StageResult(name, "skipped", notes=[str(exc)]))  # `all` goes on with what can run here
+    if not dry_run:
+        write_cards(loaded, layout)  # with whatever the stages produced
     if stage in (MAIN_JOB, "all") and not dry_run:
-        from ..hub.publish import write_repos
+        from ..hub.repos import write_repos
 
         # The dataset repo, and a model repo for each stage whose checkpoint exists.
         ready = [s for s in present if s == "data" or _ran(results, s)]
@@ -102,13 +105,14 @@ def _summary(console, loaded, target: Path, results) -> None:
     table = Table(title=f"{loaded.recipe.name}: where everything is", title_justify="left")
     table.add_column("stage")
     table.add_column("status")
-    table.add_column("what")
+    table.add_column("what", overflow="fold")
     table.add_column("where", overflow="fold")
-    table.add_row("compile", "done", "native inputs, lock.json", str(target))
+    table.add_row("compile", "done", "native inputs, cards, lock.json", display(target))
     for result in results:
         rows = result.outputs or [("", "")]
         for index, (what, where) in enumerate(rows):
-            table.add_row(result.stage if index == 0 else "", result.status if index == 0 else "", what, where)
+            table.add_row(result.stage if index == 0 else "", result.status if index == 0 else "", what,
+                          display(Path(where)) if where.startswith("/") else where)
         for note in result.notes:
             table.add_row("", "", "note", note)
     console.print(table)

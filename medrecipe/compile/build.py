@@ -53,8 +53,19 @@ def compile_stage(loaded: LoadedRecipe, layout: Layout, stage: str) -> StageBuil
     return module.build(loaded, layout)
 
 
-def cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
-    """The model and dataset cards as they stand: from the recipe and whatever the runs have written so far."""
+def _write(out: Path, artifact: Artifact) -> str:
+    """Write one artifact under `out`; returns its sha256 for lock.json."""
+    target = out / artifact.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(artifact.text, encoding="utf-8")
+    if artifact.executable:
+        target.chmod(0o755)
+    return hashlib.sha256(artifact.text.encode()).hexdigest()
+
+
+def write_cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
+    """Write cards/<artifact>/README.md as they stand: from the recipe and whatever the runs have written so far.
+    They change as stages finish, so lock.json (what the recipe compiled to) does not list them."""
     from ..hub import cards as render
     from ..hub.release import offline_namespace
     from ..hub.repos import release_of
@@ -68,6 +79,8 @@ def cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
         text = (render.dataset_card(loaded, release, artifact, stats=stats) if artifact.kind == "dataset"
                 else render.model_card(loaded, release, artifact, stats=stats, scores=scores, chart=chart))
         build.artifacts.append(Artifact(f"cards/{artifact.kind}/README.md", text))
+    for artifact in build.artifacts:
+        _write(layout.root, artifact)
     return build
 
 
@@ -76,17 +89,9 @@ def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = N
     out = out.resolve()
     layout = Layout(out, loaded.recipe)
     builds = [compile_stage(loaded, layout, stage) for stage in (stages or stages_of(loaded))]
-    builds.append(cards(loaded, layout))
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    resolved = to_yaml(loaded, comments=True)
-    for artifact in [Artifact("recipe.resolved.yaml", resolved)] + [a for b in builds for a in b.artifacts]:
-        target = out / artifact.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(artifact.text, encoding="utf-8")
-        if artifact.executable:
-            target.chmod(0o755)
-        files[artifact.path] = hashlib.sha256(artifact.text.encode()).hexdigest()
+    files = {a.path: _write(out, a) for a in [Artifact("recipe.resolved.yaml", to_yaml(loaded, comments=True))]
+             + [a for b in builds for a in b.artifacts]}
+    builds.append(write_cards(loaded, layout))
     lock = {
         "recipe": loaded.recipe.name,
         "recipe_sha256": recipe_sha256(loaded.recipe),
