@@ -31,12 +31,12 @@ def _batch_ngrams(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray, np.
     # Word offsets count characters of the lower-cased text, which is longer only where İ became "i̇".
     lengths = map(len, texts) if "\u0130" not in joined else (len(t.lower()) for t in texts)
     text_starts = np.cumsum([0] + [length + 1 for length in lengths][:-1])
-    owner = np.searchsorted(text_starts, starts, side="right") - 1
+    first_word = np.searchsorted(starts, text_starts)
+    owner = np.repeat(np.arange(len(texts)), np.diff(first_word, append=starts.size))
     grams = ngram_hashes(hashes, n)
     if grams.size == 0:
         return grams, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     whole = owner[: grams.size] == owner[n - 1 :]  # an n-gram must not run into the next text
-    first_word = np.searchsorted(owner, np.arange(len(texts)))
     offsets = np.arange(grams.size) - first_word[owner[: grams.size]]
     return grams[whole], owner[: grams.size][whole], offsets[whole]
 

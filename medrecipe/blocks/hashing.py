@@ -42,11 +42,15 @@ def _token_classes() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
+def _bmp() -> str:
+    """Every code point of the Basic Multilingual Plane, in order."""
+    return "".join(map(chr, range(0x10000)))
+
+
+@lru_cache(maxsize=1)
 def _whitespace() -> np.ndarray:
-    """What str.split() splits on."""
-    table = np.zeros(0x10000, dtype=bool)
-    table[[cp for cp in range(0x10000) if chr(cp).isspace()]] = True
-    return table
+    """What str.split() splits on. No character beyond the BMP is whitespace, so lookups may clip to U+FFFF."""
+    return np.fromiter(map(str.isspace, _bmp()), dtype=bool, count=0x10000)
 
 
 class _Powers:
@@ -78,12 +82,16 @@ def fmix64(x: np.ndarray) -> np.ndarray:
 
 
 def code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 @lru_cache(maxsize=1)
 def _lower_table() -> np.ndarray:
-    return np.array([ord(chr(cp).lower()) if len(chr(cp).lower()) == 1 else cp for cp in range(0x10000)], dtype=np.uint32)
+    """The lower case of each BMP character on its own; İ, the one whose lower case is two characters, stays."""
+    bmp = _bmp()
+    table = code_points(bmp[:0x130].lower() + "\u0130" + bmp[0x131:].lower()).copy()
+    table[0x3A3] = 0x3C3  # in the run above Σ is followed by a letter; on its own it lower-cases to σ
+    return table
 
 
 def lower_code_points(text: str) -> np.ndarray:
@@ -93,22 +101,29 @@ def lower_code_points(text: str) -> np.ndarray:
     cps = code_points(text)
     if cps.size and (cps.max() > 0xFFFF or "\u0130" in text or "\u03a3" in text):
         return code_points(text.lower())
-    return _lower_table()[cps]
+    return np.take(_lower_table(), cps)
 
 
 def _span_hashes(cps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     n = cps.size
     _POWERS.ensure(n + 1)
+    powers = _POWERS.pow[:n]
+    terms = np.multiply(cps, powers, dtype=_U64)
+    terms += powers  # (cp + 1) * POLY**i, so that a zero code point still counts
     prefix = np.empty(n + 1, dtype=_U64)
     prefix[0] = 0
-    np.cumsum((cps.astype(_U64) + _U64(1)) * _POWERS.pow[:n], out=prefix[1:])
+    np.cumsum(terms, out=prefix[1:])
     return (prefix[ends] - prefix[starts]) * _POWERS.inv[starts]
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) of every run of True."""
-    edges = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    """Start and end (exclusive) of every run of True in a non-empty mask."""
+    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1
+    if mask[0]:
+        edges = np.concatenate(([0], edges))
+    if mask[-1]:
+        edges = np.concatenate((edges, [mask.size]))
+    return edges[0::2], edges[1::2]
 
 
 def token_hashes(text: str) -> np.ndarray:
@@ -116,7 +131,7 @@ def token_hashes(text: str) -> np.ndarray:
     cps = lower_code_points(text)
     if cps.size == 0:
         return np.zeros(0, dtype=_U64)
-    classes = _token_classes()[np.minimum(cps, 0xFFFF)]
+    classes = np.take(_token_classes(), cps, mode="clip")
     astral = np.flatnonzero(cps > 0xFFFF)
     if astral.size:
         classes[astral] = [(_CJK if _is_cjk(int(c)) else _WORD) for c in cps[astral]]
@@ -134,7 +149,7 @@ def whitespace_word_hashes(text: str) -> tuple[np.ndarray, np.ndarray]:
     cps = lower_code_points(text)
     if cps.size == 0:
         return np.zeros(0, dtype=_U64), np.zeros(0, dtype=np.intp)
-    space = _whitespace()[np.minimum(cps, 0xFFFF)] & (cps <= 0xFFFF)
+    space = np.take(_whitespace(), cps, mode="clip")
     starts, ends = _runs(~space)
     return _span_hashes(cps, starts, ends), starts
 
