@@ -148,6 +148,27 @@ def test_plan_json_lists_stages_in_order(quickstart_run):
     assert plan["stages"][0]["pipeline"][0]["block"] == "medrecipe.blocks.readers.SourceReader"
 
 
+def test_the_main_job_writes_what_publish_to_dir_writes(quickstart_run, tmp_path):
+    """The README's quickstart: the main job resumes the finished data stage and writes the dataset repository's
+    contents, byte for byte what `publish --stage data --to-dir` writes (no checkpoint exists yet)."""
+    from .conftest import run_cli
+
+    out, work, _ = quickstart_run
+    main = run_cli("run", str(QUICKSTART), "--out", str(out), "--workers", "2")
+    assert main.code == 0, main.err + main.out
+    published = run_cli("publish", str(QUICKSTART), "--stage", "data", "--out", str(out), "--to-dir", str(tmp_path / "hub"))
+    assert published.code == 0, published.err + published.out
+
+    def tree(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    written = tree(out / "hub")
+    assert written == tree(tmp_path / "hub")
+    shards = len(list((work / "output").glob("*.parquet")))
+    assert set(written) == {"quickstart-data/README.md",
+                            *(f"quickstart-data/data/train-{i:05d}-of-{shards:05d}.parquet" for i in range(shards))}
+
+
 # ------------------------------------------------------------------------------------------- resuming
 
 
