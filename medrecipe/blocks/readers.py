@@ -1,8 +1,9 @@
 """Read one recipe source (local files or a Hub dataset) into chat records.
 
 Files and Hub shards are spread over the data tasks (offset by the source's index, so that many one-file
-sources still spread over the tasks). A source with `max_samples` is read by one task, in order, so that
-its cap is exact. A JSON file whose rows are lists (ApolloCorpus' [question, answer] pairs) exposes each
+sources still spread over the tasks); an uncompressed JSON Lines file is cut into parts of `PART_BYTES` at
+line boundaries, so that one big file is read by many tasks too. A source with `max_samples` is read by one
+task, in order, so that its cap is exact. A JSON file whose rows are lists (ApolloCorpus' [question, answer] pairs) exposes each
 row as the column `turns`.
 """
 
@@ -19,6 +20,7 @@ from datatrove.pipeline.base import PipelineStep
 from .record import build_record, order_key, prompt_text_of, response_text_of
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
+PART_BYTES = 64 << 20  # fixed, not derived from the task count, so that record ids never depend on it
 
 
 def local_files(path: str) -> list[Path]:
@@ -33,9 +35,39 @@ def local_files(path: str) -> list[Path]:
     return [p for p in found if p.name.endswith(_SUFFIXES)]
 
 
-def _rows_of_file(path: Path, format: str) -> Iterator[dict]:
-    kind = format if format != "auto" else ("parquet" if path.suffix == ".parquet" else "json" if path.suffix == ".json" else "jsonl")
-    if kind == "parquet":
+def _kind(path: Path, format: str) -> str:
+    return format if format != "auto" else ("parquet" if path.suffix == ".parquet" else "json" if path.suffix == ".json" else "jsonl")
+
+
+def _parts(path: Path, format: str, whole: bool) -> list[tuple[int, int] | None]:
+    """Byte ranges to read `path` in (None: the whole file at once)."""
+    if whole or _kind(path, format) != "jsonl" or path.name.endswith(".gz"):
+        return [None]
+    size = path.stat().st_size
+    return [(start, min(start + PART_BYTES, size)) for start in range(0, max(size, 1), PART_BYTES)]
+
+
+def _rows_of_range(path: Path, start: int, end: int) -> Iterator[dict]:
+    """The JSON lines that start in [start, end)."""
+    with path.open("rb") as handle:
+        if start:
+            handle.seek(start - 1)
+            handle.readline()  # the end of the line that began in the previous part (or just its newline)
+        position = handle.tell()
+        while position < end:
+            line = handle.readline()
+            if not line:
+                return
+            position += len(line)
+            if line.strip():
+                yield json.loads(line)
+
+
+def _rows_of_file(path: Path, format: str, byte_range: tuple[int, int] | None = None) -> Iterator[dict]:
+    kind = _kind(path, format)
+    if byte_range is not None:
+        yield from _rows_of_range(path, *byte_range)
+    elif kind == "parquet":
         import pyarrow.parquet as pq
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
@@ -83,9 +115,11 @@ class SourceReader(PipelineStep):
         capped = self.source.get("max_samples") is not None
         files = self._files()
         if files is not None:
-            for index, file in enumerate(files):
+            format = self.source.get("format", "auto")
+            parts = [(file, part) for file in files for part in _parts(file, format, whole=capped)]
+            for index, (file, part) in enumerate(parts):
                 if self._mine(0 if capped else index, world_size, rank):
-                    yield index, _rows_of_file(file, self.source.get("format", "auto"))
+                    yield index, _rows_of_file(file, format, part)
             return
         from datasets import load_dataset
 
