@@ -25,15 +25,18 @@ _SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 class InferenceStep(CurationStep):
-    """Runs one rollout function over the records with an InferenceRunner writing to `output_folder`."""
+    """Runs one rollout function over the records with an InferenceRunner writing `output_filename` files (datatrove
+    placeholders ${rank} and ${chunk_index}) to `output_folder`."""
 
     type = "🤖 - LLM"
 
-    def __init__(self, name: str, output_folder: str, checkpoint_folder: str, model: str, endpoint: str | None,
-                 api_key_env: str | None, tensor_parallel_size: int, max_concurrent_requests: int,
-                 generation: dict, rollout: str, rollout_args: dict, sources: list[str] | None = None):
+    def __init__(self, name: str, output_folder: str, output_filename: str, compression: str | None, checkpoint_folder: str,
+                 model: str, endpoint: str | None, api_key_env: str | None, tensor_parallel_size: int,
+                 max_concurrent_requests: int, generation: dict, rollout: str, rollout_args: dict,
+                 sources: list[str] | None = None):
         super().__init__(name, sources)
         self.output_folder, self.checkpoint_folder = output_folder, checkpoint_folder
+        self.output_filename, self.compression = output_filename, compression
         self.model, self.endpoint, self.api_key_env = model, endpoint, api_key_env
         self.tensor_parallel_size, self.max_concurrent_requests = tensor_parallel_size, max_concurrent_requests
         self.generation, self.rollout, self.rollout_args = generation, rollout, rollout_args
@@ -55,7 +58,7 @@ class InferenceStep(CurationStep):
             server_ready_delay_sec=1.0,
             server_ready_max_attempts=600,
         )
-        writer = JsonlWriter(self.output_folder, output_filename="${rank}_chunk_${chunk_index}.jsonl.gz")
+        writer = JsonlWriter(self.output_folder, output_filename=self.output_filename, compression=self.compression)
         rollout = ROLLOUTS[self.rollout]
         selected, arguments = self.sources, self.rollout_args
 

@@ -24,6 +24,8 @@ from .layout import Layout
 
 TOOL = "datatrove 0.10.1"
 DEFAULT_TASKS = 8
+# Segments hand their records to the next one: zstd writes them ~13x faster than gzip's default, and smaller.
+SEGMENT_SUFFIX, SEGMENT_COMPRESSION = ".jsonl.zst", "zstd"
 _B = "medrecipe.blocks."
 
 
@@ -98,10 +100,11 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         out = folder("segments", f"{segment['number']:02d}")
         if write:
             segment["pipeline"].append(Block("datatrove.pipeline.writers.JsonlWriter",
-                                             {"output_folder": out, "output_filename": "${rank}.jsonl.gz"}))
+                                             {"output_folder": out, "output_filename": "${rank}" + SEGMENT_SUFFIX,
+                                              "compression": SEGMENT_COMPRESSION}))
         stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
         segment["number"] += 1
-        segment["pipeline"] = [Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": out, "glob_pattern": "*.jsonl.gz"})]
+        segment["pipeline"] = [Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": out, "glob_pattern": "*" + SEGMENT_SUFFIX})]
         return out
 
     def resolve(name: str, block: str, args: dict) -> None:
@@ -112,7 +115,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         """An InferenceStep calling `model` (an LLMCall of the recipe) for the records of `sources`."""
         target = into or folder("segments", f"{segment['number']:02d}")
         return Block(_B + "llm.InferenceStep", {
-            "name": f"{name}-{role}", "output_folder": target, "checkpoint_folder": folder("checkpoints", f"{name}-{role}"),
+            "name": f"{name}-{role}", "output_folder": target, "output_filename": "${rank}_chunk_${chunk_index}" + SEGMENT_SUFFIX,
+            "compression": SEGMENT_COMPRESSION, "checkpoint_folder": folder("checkpoints", f"{name}-{role}"),
             "model": model.model, "endpoint": model.endpoint, "api_key_env": model.api_key_env,
             "tensor_parallel_size": model.tensor_parallel_size, "max_concurrent_requests": model.max_concurrent_requests,
             "generation": generation, "rollout": rollout, "rollout_args": rollout_args, "sources": sources,
@@ -176,7 +180,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
             else:
                 classified = folder("classified", name)
                 stages.append(Stage(f"classify-{name}", tasks, [
-                    Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": records, "glob_pattern": "*.jsonl.gz"}),
+                    Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": records, "glob_pattern": "*" + SEGMENT_SUFFIX}),
                     Block(_B + "domain.SelectRepresentatives", {"name": f"{name}-select", "clusters_file": clusters,
                                                                 "sources": chosen(step)}),
                     llm(classifier, name, "classify", "classify", {"template": classifier.prompt, "labels": classifier.labels},
