@@ -37,7 +37,13 @@ CORES = 2
 
 from corpus import benchmark_corpus  # noqa: E402
 
-from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize  # noqa: E402
+from medrecipe.blocks.decontaminate import (  # noqa: E402
+    FuzzyDecontaminationFilter,
+    FuzzyIndex,
+    NgramDecontaminationFilter,
+    NgramIndex,
+    fuzzy_normalize,
+)
 from medrecipe.blocks.evalsets import EvalItem  # noqa: E402
 from medrecipe.blocks.minhash import duplicate_clusters, signature  # noqa: E402
 from medrecipe.blocks.text import tokens  # noqa: E402
@@ -248,7 +254,8 @@ def open_r1_decontamination(prompts: list[str], items: list[EvalItem], n: int) -
 
 def _ngram_chunk(args) -> list[bool]:
     items, n, texts = args
-    return [hit is not None for hit in NgramIndex(items, n).matches(texts)]
+    index, size = NgramIndex(items, n), NgramDecontaminationFilter.batch_size  # batches as the pipeline step sees them
+    return [hit is not None for i in range(0, len(texts), size) for hit in index.matches(texts[i : i + size])]
 
 
 def medrecipe_ngram(prompts: list[str], items: list[EvalItem], n: int) -> set[int]:
@@ -260,8 +267,8 @@ def medrecipe_ngram(prompts: list[str], items: list[EvalItem], n: int) -> set[in
 
 def _fuzzy_chunk(args):
     items, threshold, texts = args
-    index = FuzzyIndex(items, threshold)
-    return [index.matches(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+    index, size = FuzzyIndex(items, threshold), FuzzyDecontaminationFilter.batch_size
+    return [index.matches(texts[i : i + size]) for i in range(0, len(texts), size)]
 
 
 def medrecipe_fuzzy(prompts: list[str], items: list[EvalItem], threshold: float) -> set[int]:
@@ -304,16 +311,28 @@ def bench_decontamination(size: int, fuzzy_size: int, runs: int) -> dict:
 
 
 def bench_embeddings(count: int, runs: int) -> dict:
-    from medrecipe.blocks.domain import encode, load_encoder
+    """The embedding step as the pipeline runs it (1,024 texts per call, the recipe's default precision, and
+    float32 for comparison) against one plain sentence-transformers `encode` call with its defaults."""
+    from medrecipe.blocks.domain import EmbeddingCollector, Encoder
 
     prompts = [row["question"] for row in read_rows(corpus(10_000), count)]
-    encoder = load_encoder("sentence-transformers/all-MiniLM-L6-v2", "cpu", None)
-    ours_s, ours = timed(lambda: np.concatenate([encode(encoder, prompts[i : i + 1024], 256) for i in range(0, len(prompts), 1024)]), runs)
-    plain_s, plain = timed(lambda: encoder.encode(prompts, convert_to_numpy=True, normalize_embeddings=True), runs)
-    cosine = float((ours * plain).sum(axis=1).min())
-    print(f"embeddings: {plain_s / ours_s:.2f}x", flush=True)
-    return {"prompts": count, "medrecipe_s": ours_s, "sentence_transformers_s": plain_s, "speedup": plain_s / ours_s,
-            "min_cosine_agreement": cosine}
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    ours, ours32 = Encoder(model, "cpu"), Encoder(model, "cpu", precision="float32")
+    plain = ours32.model
+
+    def step(encoder):
+        size = EmbeddingCollector.batch_size
+        return np.concatenate([encoder.encode(prompts[i : i + size]) for i in range(0, len(prompts), size)])
+
+    ours_s, vectors = timed(lambda: step(ours), runs)
+    ours32_s, _ = timed(lambda: step(ours32), runs)
+    plain_s, reference = timed(lambda: plain.encode(prompts, convert_to_numpy=True, normalize_embeddings=True), runs)
+    cosine = (vectors * reference).sum(axis=1)
+    print(f"embeddings: {plain_s / ours_s:.2f}x (bfloat16={ours.bfloat16}), float32 {plain_s / ours32_s:.2f}x", flush=True)
+    return {"prompts": count, "precision": "bfloat16" if ours.bfloat16 else "float32", "medrecipe_s": ours_s,
+            "medrecipe_float32_s": ours32_s, "sentence_transformers_s": plain_s, "speedup": plain_s / ours_s,
+            "float32_speedup": plain_s / ours32_s, "min_cosine_agreement": float(cosine.min()),
+            "mean_cosine_agreement": float(cosine.mean())}
 
 
 # ----------------------------------------------------------------------------------------------- k-means
@@ -385,6 +404,18 @@ compute: {{tasks: {tasks}, workers: {workers}}}
 """
 
 
+def _step_rates(work: Path, stats: dict) -> dict[str, float]:
+    """Records per second of CPU time of each step (its collect, resolve and apply parts summed), from datatrove's
+    per-task timing stats."""
+    seconds: dict[str, float] = {}
+    for file in work.glob("logs/*/stats/*.json"):
+        for step in json.loads(file.read_text()):
+            name = step["name"].split(": ", 1)[-1].removesuffix("-cluster")
+            timing = step["time_stats"]  # 0 where a task had nothing for the step
+            seconds[name] = seconds.get(name, 0.0) + (timing["total"] if isinstance(timing, dict) else 0.0)
+    return {s["name"]: s["in"] / seconds[s["name"]] for s in stats["steps"] if seconds.get(s["name"])}
+
+
 def _peak_memory(process: subprocess.Popen, samples: list) -> None:
     import psutil
 
@@ -417,9 +448,11 @@ def bench_scaling(sizes: list[int]) -> list[dict]:
         watcher.join(timeout=2)
         if process.returncode != 0:
             raise RuntimeError(f"scaling run {size} failed: {errors[-2000:]}")
-        stats = json.loads(next(out.glob("data/*/stats.json")).read_text())
+        work = next(out.glob("data/*/stats.json")).parent
+        stats = json.loads((work / "stats.json").read_text())
         rows.append({"docs": size, "seconds": seconds, "ms_per_doc": 1000 * seconds / size, "peak_rss_gb": max(samples) / 2**30,
-                     "kept": stats["output"]["records"], "removed_by_step": {s["name"]: s["removed"] for s in stats["steps"]}})
+                     "kept": stats["output"]["records"], "removed_by_step": {s["name"]: s["removed"] for s in stats["steps"]},
+                     "step_docs_per_s": _step_rates(work, stats)})
         print(f"scaling {size:,}: {seconds:.0f}s, {1000 * seconds / size:.2f} ms/doc, peak {max(samples) / 2**30:.1f} GiB", flush=True)
     return rows
 
@@ -493,8 +526,10 @@ def report(results: dict, target: Path) -> None:
     if "embeddings" in results:
         e = results["embeddings"]
         lines += ["## Embeddings (all-MiniLM-L6-v2, CPU)", "",
-                  f"{e['prompts']:,} prompts: medrecipe {e['medrecipe_s']:.1f} s, plain `encode` {e['sentence_transformers_s']:.1f} s "
-                  f"({e['speedup']:.2f}x); same model and weights, lowest cosine agreement {e['min_cosine_agreement']:.6f}.", ""]
+                  f"{e['prompts']:,} prompts, plain sentence-transformers `encode` (float32, batch 32) {e['sentence_transformers_s']:.1f} s; "
+                  f"medrecipe's step at its default precision ({e['precision']}) {e['medrecipe_s']:.1f} s (**{e['speedup']:.2f}x**), "
+                  f"forced to float32 {e['medrecipe_float32_s']:.1f} s ({e['float32_speedup']:.2f}x). Cosine agreement with the plain "
+                  f"embeddings: lowest {e['min_cosine_agreement']:.6f}, mean {e['mean_cosine_agreement']:.6f}.", ""]
     if "kmeans" in results:
         k = results["kmeans"]
         lines += [f"## K-means ({k['points']:,} x 384 into {k['clusters']:,} clusters, {k['iterations']} iterations from the same seeds)", "",
@@ -507,10 +542,15 @@ def report(results: dict, target: Path) -> None:
         lines += ["", f"Large K ({big['points']:,} points into {big['clusters']:,} clusters): two-level {big['two_level_s']:.1f} s vs full "
                   f"Lloyd {big['full_lloyd_s']:.1f} s ({big['speedup']:.1f}x) at {big['inertia_increase']:+.1%} inertia.", ""]
     if "scaling" in results:
-        lines += ["## Scaling (filters + dedup + decontamination, the real data stage, local executor)", "",
+        lines += ["## Scaling (filters + dedup + decontamination, the real data stage, local executor, 2 workers)", "",
                   "| traces | seconds | ms per trace | peak memory (GiB) | kept |", "| ---: | ---: | ---: | ---: | ---: |"]
         for row in results["scaling"]:
             lines.append(f"| {row['docs']:,} | {row['seconds']:.0f} | {row['ms_per_doc']:.2f} | {row['peak_rss_gb']:.1f} | {row['kept']:,} |")
+        steps = list(results["scaling"][0]["step_docs_per_s"])
+        lines += ["", "Records per CPU-second of each step (one core; the stage runs two workers):", "",
+                  "| traces | " + " | ".join(steps) + " |", "| ---: |" + " ---: |" * len(steps)]
+        for row in results["scaling"]:
+            lines.append(f"| {row['docs']:,} | " + " | ".join(f"{row['step_docs_per_s'].get(s, 0):,.0f}" for s in steps) + " |")
         lines += ["", "![scaling](scaling.png)", ""]
     target.write_text("\n".join(lines))
 
@@ -533,7 +573,7 @@ def main() -> None:
     if "decontamination" in only:
         results["decontamination"] = bench_decontamination(10_000 if quick else 100_000, 2_000 if quick else 10_000, arguments.runs)
     if "embeddings" in only:
-        results["embeddings"] = bench_embeddings(2_000 if quick else 5_000, arguments.runs)
+        results["embeddings"] = bench_embeddings(500 if quick else 2_000, arguments.runs)
     if "kmeans" in only:
         rate = matmul_rate()
         results["kmeans"] = bench_kmeans(20_000 if quick else 100_000, 500 if quick else 2_000, 20_000 if quick else 100_000,
