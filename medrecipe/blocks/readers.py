@@ -3,8 +3,8 @@
 Files and Hub shards are spread over the data tasks (offset by the source's index, so that many one-file
 sources still spread over the tasks); an uncompressed JSON Lines file is cut into parts of `PART_BYTES` at
 line boundaries, so that one big file is read by many tasks too. A source with `max_samples` is read by one
-task, in order, so that its cap is exact. A JSON file whose rows are lists (ApolloCorpus' [question, answer] pairs) exposes each
-row as the column `turns`.
+task, in order, so that its cap is exact. A JSON file whose rows are lists (ApolloCorpus' [question, answer]
+pairs) exposes each row as the column `turns`.
 """
 
 from __future__ import annotations
