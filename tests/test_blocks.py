@@ -7,15 +7,17 @@ import json
 import random
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from rapidfuzz import fuzz, process
 
+from medrecipe.blocks import readers
 from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize
 from medrecipe.blocks.domain import kmeans, majority, nearest_per_cluster, parse_label
 from medrecipe.blocks.evalsets import EvalItem, load_items
 from medrecipe.blocks.hashing import code_points, lower_code_points, token_hashes, whitespace_word_hashes
 from medrecipe.blocks.minhash import duplicate_clusters, lsh_bands, signature
-from medrecipe.blocks import readers
 from medrecipe.blocks.readers import SourceReader
 from medrecipe.blocks.record import MappingError, build_record
 from medrecipe.blocks.text import decontamination_words, tokens, whole_word_count, word_count
@@ -214,18 +216,22 @@ def test_reader_caps_a_source_exactly_over_several_tasks(tmp_path):
 
 
 @pytest.mark.parametrize("part_bytes", [1, 37, 64, 1000, 1 << 20])
-def test_a_big_json_lines_file_is_read_in_parts_each_line_once(tmp_path, monkeypatch, part_bytes):
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_a_big_file_is_read_in_parts_each_row_once(tmp_path, monkeypatch, part_bytes, kind):
     monkeypatch.setattr(readers, "PART_BYTES", part_bytes)
-    lines = [json.dumps({"q": f"question {'é' * (i % 7)} number {i}", "r": "answer"}) for i in range(60)]
-    lines[10:10] = ["", "   "]  # blank lines are skipped wherever they fall
-    path = tmp_path / "rows.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = [{"q": f"question {'é' * (i % 7)} number {i}", "r": "answer"} for i in range(60)]
+    path = tmp_path / f"rows.{kind}"
+    if kind == "jsonl":
+        lines = [json.dumps(row) for row in rows]
+        lines[10:10] = ["", "   "]  # blank lines are skipped wherever they fall
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=7)
     source = {"name": "s", "path": str(path), "fields": {"prompt": "q", "response": "r"}}
     for tasks in (1, 3):
         docs = [doc for rank in range(tasks) for doc in SourceReader(source, 0).run(None, rank, tasks)]
         in_file_order = sorted(docs, key=lambda doc: doc.metadata["order"])
-        assert [d.metadata["messages"][0]["content"] for d in in_file_order] == [
-            f"question {'é' * (i % 7)} number {i}" for i in range(60)]
+        assert [d.metadata["messages"][0]["content"] for d in in_file_order] == [row["q"] for row in rows]
         assert len({d.id for d in docs}) == 60
     whole = [d.id for d in SourceReader(source, 0).run(None, 0, 1)]
     assert whole == [d.id for d in sorted(docs, key=lambda doc: doc.metadata["order"])]  # ids do not depend on the tasks

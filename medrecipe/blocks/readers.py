@@ -2,9 +2,9 @@
 
 Files and Hub shards are spread over the data tasks (offset by the source's index, so that many one-file
 sources still spread over the tasks); an uncompressed JSON Lines file is cut into parts of `PART_BYTES` at
-line boundaries, so that one big file is read by many tasks too. A source with `max_samples` is read by one
-task, in order, so that its cap is exact. A JSON file whose rows are lists (ApolloCorpus' [question, answer]
-pairs) exposes each row as the column `turns`.
+line boundaries, and a Parquet file into runs of row groups of about that size, so that one big file is read
+by many tasks too. A source with `max_samples` is read by one task, in order, so that its cap is exact. A JSON
+file whose rows are lists (ApolloCorpus' [question, answer] pairs) exposes each row as the column `turns`.
 """
 
 from __future__ import annotations
@@ -40,14 +40,26 @@ def _kind(path: Path, format: str) -> str:
 
 
 def _parts(path: Path, format: str, whole: bool) -> list[tuple[int, int] | None]:
-    """Byte ranges to read `path` in (None: the whole file at once)."""
-    if whole or _kind(path, format) != "jsonl" or path.name.endswith(".gz"):
+    """The parts to read `path` in: byte ranges of a JSON Lines file, ranges of row groups of a Parquet file
+    (None: the whole file at once)."""
+    kind = _kind(path, format)
+    if whole or kind == "json" or path.name.endswith(".gz"):
         return [None]
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        metadata, parts, first, size = pq.ParquetFile(path).metadata, [], 0, 0
+        for group in range(metadata.num_row_groups):
+            size += metadata.row_group(group).total_byte_size
+            if size >= PART_BYTES or group == metadata.num_row_groups - 1:
+                parts.append((first, group + 1))
+                first, size = group + 1, 0
+        return parts or [None]
     size = path.stat().st_size
     return [(start, min(start + PART_BYTES, size)) for start in range(0, max(size, 1), PART_BYTES)]
 
 
-def _rows_of_range(path: Path, start: int, end: int) -> Iterator[dict]:
+def _json_lines(path: Path, start: int, end: int) -> Iterator[dict]:
     """The JSON lines that start in [start, end)."""
     with path.open("rb") as handle:
         if start:
@@ -63,20 +75,22 @@ def _rows_of_range(path: Path, start: int, end: int) -> Iterator[dict]:
                 yield json.loads(line)
 
 
-def _rows_of_file(path: Path, format: str, byte_range: tuple[int, int] | None = None) -> Iterator[dict]:
+def _rows_of_file(path: Path, format: str, part: tuple[int, int] | None = None) -> Iterator[dict]:
     kind = _kind(path, format)
-    if byte_range is not None:
-        yield from _rows_of_range(path, *byte_range)
-    elif kind == "parquet":
+    if kind == "parquet":
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        file = pq.ParquetFile(path)
+        groups = range(*part) if part else None
+        for batch in file.iter_batches(batch_size=1024, row_groups=groups):
             yield from batch.to_pylist()
     elif kind == "json":
         with path.open(encoding="utf-8") as handle:
             content = json.load(handle)
         for row in content if isinstance(content, list) else content.get("data", []):
             yield row if isinstance(row, dict) else {"turns": row}
+    elif part is not None:
+        yield from _json_lines(path, *part)
     else:
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as handle:
