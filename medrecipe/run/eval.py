@@ -31,9 +31,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     assert ev is not None
     scores_file = layout.eval_scores()
     outputs = [("eval scores", str(scores_file))]
-    launch = layout.root / lighteval.LAUNCH
-    if not launch.is_file():
-        raise UserError(f"{launch} is missing", f"compile first: medrecipe compile {loaded.file} --out {layout.root}")
+    launch = jobs.compiled(loaded, layout.root, lighteval.LAUNCH)
     if options.launcher != "local":
         raise UserError("the eval stage runs lighteval on this machine (--launcher local)",
                         f"to use a cluster, run {launch} in a job from the eval environment")

@@ -1,6 +1,6 @@
 """Starting training jobs: a process on this machine, or a Slurm batch job with one task per node.
 
-Shared by the SFT and RL runners. A dry run prints the exact command (or batch script) and starts nothing.
+Shared by the SFT, RL and eval runners, with the check that their compiled inputs exist. A dry run prints the exact command (or batch script) and starts nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from ..recipe import LoadedRecipe
 from ..recipe.model import Recipe
 
 
@@ -30,6 +31,14 @@ class Job:
     def shell(self) -> str:
         assignments = [f"{name}={shlex.quote(value)}" for name, value in sorted(self.env.items())]
         return " ".join(assignments + [shlex.join(self.command)])
+
+
+def compiled(loaded: LoadedRecipe, root: Path, relative: str) -> Path:
+    """The compiled file `relative` in the build folder `root`; a clear error when it was never compiled."""
+    path = root / relative
+    if not path.is_file():
+        raise UserError(f"{path} is missing", f"compile first: medrecipe compile {loaded.file} --out {root}")
+    return path
 
 
 def visible_gpus(python: Path) -> int:

@@ -34,9 +34,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     outputs = [("RL model", str(final))]
     if (final / "config.json").is_file():
         return StageResult("rl", "skipped", outputs, notes=[f"already trained: {final} (delete it to train again)"])
-    launch = layout.root / openrlhf.LAUNCH
-    if not launch.is_file():
-        raise UserError(f"{launch} is missing", f"compile first: medrecipe compile {loaded.file} --out {layout.root}")
+    launch = jobs.compiled(loaded, layout.root, openrlhf.LAUNCH)
     if rl.init_from == "sft" and not (layout.sft_output() / "config.json").is_file() and not options.dry_run:
         raise UserError(
             f"the SFT model this stage starts from is missing: {layout.sft_output()}",

@@ -52,13 +52,11 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     recipe = loaded.recipe
     sft = recipe.sft
     assert sft is not None
-    config = layout.root / axolotl.CONFIG
     final = layout.sft_output()
     outputs = [("SFT model", str(final))]
     if (final / "config.json").is_file():
         return StageResult("sft", "skipped", outputs, notes=[f"already trained: {final} (delete it to train again)"])
-    if not config.is_file():
-        raise UserError(f"{config} is missing", f"compile first: medrecipe compile {loaded.file} --out {layout.root}")
+    config = jobs.compiled(loaded, layout.root, axolotl.CONFIG)
     if sft.datasets is None and not any(layout.data_output().glob("*.parquet")) and not options.dry_run:
         raise UserError(
             f"the SFT data is missing: no parquet files in {layout.data_output()}",
