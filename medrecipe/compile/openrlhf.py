@@ -230,11 +230,7 @@ def _policy(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, stage:
             "data.label_key": rl.data.label_key,
         }
     )
-    if rl.data.apply_chat_template:
-        flags["data.apply_chat_template"] = True
-    max_samples = _max_samples(rl.data.max_samples, rl.max_steps, rl.rollout_batch_size)
-    if max_samples is not None:
-        flags["data.max_samples"] = max_samples
+    max_samples = _reading_flags(rl, flags, rl.rollout_batch_size)
     flags.update(
         {
             "data.max_len": rl.max_prompt_length + rl.max_response_length,
@@ -369,11 +365,7 @@ def _preference(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage, stage
             "data.rejected_key": rl.data.rejected_key,
         }
     )
-    if rl.data.apply_chat_template:
-        flags["data.apply_chat_template"] = True
-    max_samples = _max_samples(rl.data.max_samples, rl.max_steps, rl.train_batch_size)
-    if max_samples is not None:
-        flags["data.max_samples"] = max_samples
+    max_samples = _reading_flags(rl, flags, rl.train_batch_size)
     flags.update(
         {
             "data.max_len": rl.max_len,
@@ -453,9 +445,16 @@ def _data_path(loaded: LoadedRecipe, path: str) -> str:
     return str(loaded.local_path(("rl", "data", "path")).resolve()) if local else path
 
 
-def _max_samples(max_samples: int | None, max_steps: int | None, per_step: int) -> int | None:
-    limits = [n for n in (max_samples, max_steps * per_step if max_steps else None) if n is not None]
-    return min(limits) if limits else None
+def _reading_flags(rl: PolicyOptimization | PreferenceStage, flags: dict[str, Any], per_step: int) -> int | None:
+    """The chat template and sample limit of the data flags; returns the limit: the recipe's `max_samples`, or what
+    `max_steps` steps of `per_step` samples use, whichever is smaller."""
+    if rl.data.apply_chat_template:
+        flags["data.apply_chat_template"] = True
+    limits = [n for n in (rl.data.max_samples, rl.max_steps * per_step if rl.max_steps else None) if n is not None]
+    max_samples = min(limits) if limits else None
+    if max_samples is not None:
+        flags["data.max_samples"] = max_samples
+    return max_samples
 
 
 def _known_count(size: int | None, max_samples: int | None) -> int | None:
