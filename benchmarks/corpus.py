@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-from medrecipe.benchmark_items import item_text, to_item
+from medrecipe.catalog.benchmark_items import item_text, to_item
 
 CONDITIONS = [
     # (condition, finding, test, first-line treatment, organ system)

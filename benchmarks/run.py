@@ -78,7 +78,7 @@ def read_rows(folder: Path, limit: int | None = None) -> list[dict]:
 
 
 def eval_items(folder: Path) -> list[EvalItem]:
-    from medrecipe.benchmark_items import item_text, to_item
+    from medrecipe.catalog.benchmark_items import item_text, to_item
 
     rows = [json.loads(line) for line in (folder / "eval" / "medmcqa" / "test.jsonl").read_text().splitlines()]
     return [EvalItem("medmcqa", row["id"], item_text(to_item(row, "multiple_choice", {"gold": "cop"}, 0), True)) for row in rows]

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import benchmarks
+from .catalog import benchmarks
 from .errors import UserError
 from .recipe.model import Published
 

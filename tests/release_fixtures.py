@@ -48,7 +48,7 @@ sft:
   attention: sdpa
 rl:
   algorithm: dapo
-  data: {path: data/rl.jsonl, prompt_key: question, label_key: answer}
+  data: {path: data/rl.jsonl, fields: {prompt: question, answer: answer}}
   max_prompt_length: 256
   max_response_length: 512
   overlong: {buffer_length: 128, penalty_factor: 1.0}

@@ -1,4 +1,4 @@
-"""medrecipe.benchmark_items: every registry benchmark's row format read into an item and rendered as the prompt
+"""medrecipe.catalog.benchmark_items: every registry benchmark's row format read into an item and rendered as the prompt
 the model sees (the same reading the eval tasks and decontamination use), on rows shaped like the real datasets'."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from medrecipe import benchmark_items, benchmarks
+from medrecipe.catalog import benchmark_items, benchmarks
 
 INSTRUCTION = "Please reason step-by-step, and put your final answer within \\boxed{}."
 TEMPLATE = "{question}\n\n{options}\n\n{instruction}"

@@ -186,7 +186,7 @@ def test_ii_medical_model_card_carries_every_number_of_the_seed_card(ii_medical)
     assert rl["Responses per prompt"] == "16"
     assert rl["Rollout sampling"] == "temperature 1.0, top-p 1.0, top-k -1"
     assert rl["Learning rate"] == "1e-6"
-    assert rl["Warmup steps"] == "10"
+    assert rl["Warmup"] == "10 steps"
     assert rl["Weight decay"] == "0.1"
     assert rl["Loss aggregation"] == "token_mean"
     assert rl["Gradient clipping"] == "1.0"

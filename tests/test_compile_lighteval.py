@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from medrecipe import benchmark_items, benchmarks, grading
+from medrecipe import grading
+from medrecipe.catalog import benchmark_items, benchmarks
 from medrecipe.cli.common import load
 from medrecipe.compile import lighteval
 from medrecipe.compile.build import compile_recipe

@@ -24,7 +24,7 @@ base_model: Qwen/Qwen3-8B
 rl:
   algorithm: dapo
   init_from: Qwen/Qwen3-8B
-  data: {path: prompts.jsonl, prompt_key: question, label_key: answer}
+  data: {path: prompts.jsonl, fields: {prompt: question, answer: answer}}
   max_prompt_length: 1024
   max_response_length: 4096
   overlong: {buffer_length: 1024, penalty_factor: 0.5}
@@ -44,7 +44,7 @@ base_model: meta-llama/Meta-Llama-3-8B-Instruct
 rl:
   algorithm: {algorithm}
   init_from: meta-llama/Meta-Llama-3-8B-Instruct
-  data: {{path: TsinghuaC3I/UltraMedical-Preference, prompt_key: prompt, chosen_key: chosen, rejected_key: rejected}}
+  data: {{path: TsinghuaC3I/UltraMedical-Preference, chosen_key: chosen, rejected_key: rejected}}
   beta: 0.1
   max_len: 4096
   train_batch_size: 128
@@ -88,7 +88,6 @@ def test_dapo_flags(write):
     assert flags["data.max_len"] == 1024 + 4096 and flags["rollout.max_new_tokens"] == 4096
     assert flags["rollout.batch_size"] == 64 and flags["train.batch_size"] == 16 * 8
     assert flags["reward.remote_url"].endswith("/rl/reward.py") and Path(flags["reward.remote_url"]).is_absolute()
-    assert flags["data.prompt_dataset"] == str(Path("prompts.jsonl").resolve())  # local: relative to the recipe
     assert flags["actor.model_name_or_path"] == "Qwen/Qwen3-8B"
     # synchronous: vLLM shares all 8 GPUs with training and sleeps while it trains
     assert (flags["actor.num_gpus_per_node"], flags["vllm.num_engines"]) == (8, 8)
@@ -99,14 +98,34 @@ def test_dapo_flags(write):
     assert subprocess.run(["bash", "-n"], input=launch, text=True).returncode == 0
 
 
-def test_generation_batch_above_rollout_batch_runs_asynchronously_on_split_gpus(write):
+def test_a_generation_batch_above_the_rollout_batch_stays_synchronous_and_on_policy(write):
     spec, _, build = compiled(write("r.yaml", DAPO), "rl.generation_batch_size=192")
     flags = spec["flags"]
-    assert flags["train.async_enable"] is True
-    assert flags["rollout.vllm_generate_batch_size"] == 192
-    assert "vllm.enable_sleep" not in flags and "train.colocate_all" not in flags
-    assert flags["actor.num_gpus_per_node"] + flags["vllm.num_engines"] == 8  # 4 train, 4 generate
-    assert any(w.startswith("rl.generation_batch_size:") and "async_enable" in w for w in build.warnings)
+    assert "train.async_enable" not in flags and "rollout.vllm_generate_batch_size" not in flags
+    assert flags["train.colocate_all"] and flags["vllm.enable_sleep"] and flags["rollout.batch_size"] == 64
+    assert spec["not_passed"]["rl.generation_batch_size"]["value"] == 192
+    assert any(w.startswith("rl.generation_batch_size:") and "off-policy" in w for w in build.warnings)
+
+
+def test_a_launch_that_loads_checkpoints_also_saves_them(write):
+    flags = compiled(write("r.yaml", DAPO))[0]["flags"]
+    assert flags["ckpt.load_enable"] and flags["ckpt.save_steps"] == 10
+    flags = compiled(write("r.yaml", DAPO), "rl.save_steps=3")[0]["flags"]
+    assert flags["ckpt.save_steps"] == 3
+    flags = compiled(write("p.yaml", PREFERENCE.format(algorithm="dpo")))[0]["flags"]
+    assert flags["ckpt.load_enable"] and flags["ckpt.save_steps"] == 200
+
+
+def test_entropy_is_left_out_when_its_coefficient_is_zero(write):
+    assert "actor.entropy_coef" not in compiled(write("r.yaml", DAPO))[0]["flags"]
+    assert compiled(write("r.yaml", DAPO), "rl.entropy_coef=0.001")[0]["flags"]["actor.entropy_coef"] == 0.001
+
+
+def test_rl_prompts_are_the_file_medrecipe_prepares(write):
+    spec, _, build = compiled(write("r.yaml", DAPO))
+    flags = spec["flags"]
+    assert flags["data.prompt_dataset"].endswith("/prompts.jsonl") and (flags["data.input_key"], flags["data.label_key"]) == ("prompt", "label")
+    assert any(name == "prompts" and "answer `answer` as written" in text for name, text in build.facts)
 
 
 def test_kl_loads_a_reference_model_beside_the_actor(write):
@@ -183,7 +202,7 @@ def test_preference_training(write, algorithm, module):
     spec, launch, build = compiled(write("r.yaml", PREFERENCE.format(algorithm=algorithm)), "rl.data.size=12800", "rl.warmup_steps=10")
     flags = spec["flags"]
     assert spec["module"] == module
-    assert (flags["data.chosen_key"], flags["data.rejected_key"], flags["data.prompt_key"]) == ("chosen", "rejected", "prompt")
+    assert (flags["data.chosen_key"], flags["data.rejected_key"]) == ("chosen", "rejected") and "data.prompt_key" not in flags
     assert flags["data.max_len"] == 4096 and flags["data.apply_chat_template"] is True
     assert flags["train.batch_size"] == 128 and flags["adam.lr"] == 5e-7
     assert (flags["lr_scheduler"], flags["min_lr_ratio"]) == ("cosine_with_min_lr", 0.1)
@@ -244,9 +263,7 @@ def test_openrlhf_rejects_what_it_rejects(write, rl_env):
     assert check(path, "rl.openrlhf={prompt_max_len: 1024}") == ["argparse: unrecognized arguments: --prompt_max_len 1024"]
     assert check(path, "rl.openrlhf={actor.policy_loss_type: sum}")[0].startswith("argparse: argument --actor.policy_loss_type: invalid choice")
     # async generation with vLLM sleeping: OpenRLHF's own assertion
-    assert check(path, "rl.generation_batch_size=192", "rl.openrlhf={vllm.enable_sleep: true, train.colocate_all: true}") == [
-        "assertion: Async RLHF is not supported with --vllm.enable_sleep."
-    ]
+    assert check(path, "rl.openrlhf={train.async_enable: true}") == ["assertion: Async RLHF is not supported with --vllm.enable_sleep."]
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.yaml") if load_recipe(p).recipe.rl is not None))

@@ -50,7 +50,6 @@ RL_CARD = [
     ("Overlong buffer: ... penalty factor 1.0", "reward.overlong_penalty_factor", 1.0),
     ("Clip ratios: Low 0.2, High 0.28", "actor.eps_clip_low_high", [0.2, 0.28]),
     ("Batch sizes: Train prompt 512", "rollout.batch_size", 512),
-    ("Batch sizes: Generation prompt 1536", "rollout.vllm_generate_batch_size", 1536),
     ("Batch sizes: Mini-batch 32 (x 16 responses = samples per update)", "train.batch_size", 32 * 16),
     ("Responses per prompt: 16", "rollout.n_samples_per_prompt", 16),
     ("Temperature: 1.0", "rollout.temperature", 1.0),
@@ -59,7 +58,6 @@ RL_CARD = [
     ("Weight decay: 0.1", "actor.adam.weight_decay", 0.1),
     ("Loss aggregation: Token-mean", "actor.loss_agg_mode", "token-mean"),
     ("Gradient clipping: 1.0", "actor.max_norm", 1.0),
-    ("Entropy coefficient: 0", "actor.entropy_coef", 0.0),
     ("DAPO: group-normalized advantages", "algo.advantage.estimator", "group_norm"),
     ("DAPO: dynamic sampling", "algo.dynamic_filtering_enable", True),
     ("DAPO: no KL term", "algo.kl.init_coef", 0.0),
@@ -87,3 +85,24 @@ def test_rl_warmup_steps_10(build):
     computed = build[1]["computed_at_launch"]["actor.lr_warmup_ratio"]
     assert computed["warmup_steps"] == 10
     assert '--actor.lr_warmup_ratio "$WARMUP_RATIO"' in build[2]
+
+
+def test_rl_generation_prompt_1536_stays_on_policy(build):
+    # "Generation prompt 1536": DAPO over-samples and trains each step on 512 fresh groups that survive dynamic
+    # filtering. OpenRLHF does that by replacing filtered prompts within the step; a generate batch above the
+    # rollout batch would buffer the surplus for later steps (off-policy), and async training adds staleness.
+    args = build[1]
+    flags = args["flags"]
+    assert "rollout.vllm_generate_batch_size" not in flags and "train.async_enable" not in flags
+    assert flags["train.colocate_all"] and flags["vllm.enable_sleep"] and flags["algo.dynamic_filtering_enable"]
+    assert args["not_passed"]["rl.generation_batch_size"]["value"] == 1536
+
+
+def test_rl_entropy_coefficient_0(build):
+    # "Entropy coefficient: 0": no entropy term; unset is OpenRLHF's "off" (0 would compute entropy for logging)
+    assert "actor.entropy_coef" not in build[1]["flags"]
+
+
+def test_rl_checkpoints_are_saved_so_that_resume_works(build):
+    flags = build[1]["flags"]
+    assert flags["ckpt.load_enable"] and flags["ckpt.save_steps"] == 10

@@ -55,7 +55,7 @@ def test_every_error_is_reported_at_once_in_reading_order(write):
 def test_missing_required_field_points_at_the_mapping(write):
     found = problems(write("r.yaml", MINIMAL.replace("name: tiny\n", "")))
     assert found == ["r.yaml:1:1: name: required field missing"]
-    nested = MINIMAL + "rl:\n  algorithm: dapo\n  learning_rate: 1.0e-6\n  mini_batch_size: 32\n  samples_per_prompt: 16\n  data: {path: x}\n"
+    nested = MINIMAL + "rl:\n  algorithm: dapo\n  learning_rate: 1.0e-6\n  mini_batch_size: 32\n  samples_per_prompt: 16\n  data: {path: x, fields: {prompt: q, answer: a}}\n"
     found = problems(write("r2.yaml", nested))
     assert found == ["r2.yaml:9:1: rl.rollout_batch_size: required field missing"]
 
@@ -190,7 +190,7 @@ def test_null_on_a_required_field_is_an_error_in_the_child(write):
 
 def test_a_changed_discriminator_replaces_instead_of_merging(write):
     rl = (
-        "rl:\n  algorithm: dapo\n  data: {path: prompts}\n  learning_rate: 1.0e-6\n  rollout_batch_size: 512\n"
+        "rl:\n  algorithm: dapo\n  data: {path: prompts, fields: {prompt: q, answer: a}}\n  learning_rate: 1.0e-6\n  rollout_batch_size: 512\n"
         "  mini_batch_size: 32\n  samples_per_prompt: 16\n"
     )
     write("base.yaml", MINIMAL + rl)

@@ -126,8 +126,8 @@ def test_a_fork_compiles_to_its_parent_but_for_the_base_model(cli, tmp_path, mon
     parent_rl = json.loads(normalized(parent_out, "ii-medical-8b-1706")((parent_out / "rl" / "args.json").read_text()))["flags"]
     fork_rl = json.loads(normalized(fork_out, "fork")((fork_out / "rl" / "args.json").read_text()))["flags"]
     differing = {k for k in parent_rl.keys() | fork_rl.keys() if parent_rl.get(k) != fork_rl.get(k)}
-    # where the SFT model and the checkpoints live: folders named by content keys
-    assert differing <= {"actor.model_name_or_path", "ckpt.output_dir", "ckpt.path"}, differing
+    # where the SFT model, the prepared prompts and the checkpoints live: folders named by content keys
+    assert differing <= {"actor.model_name_or_path", "ckpt.output_dir", "ckpt.path", "data.prompt_dataset"}, differing
     assert json.loads((parent_out / "data" / "plan.json").read_text())["steps"] == json.loads((fork_out / "data" / "plan.json").read_text())["steps"]
 
 

@@ -18,7 +18,7 @@ base_model: Qwen/Qwen3-8B
 rl:
   algorithm: dapo
   init_from: Qwen/Qwen3-8B
-  data: {path: prompts.jsonl, prompt_key: question, label_key: answer}
+  data: {path: prompts.jsonl, fields: {prompt: question, answer: answer}}
   max_prompt_length: 512
   max_response_length: 2048
   rollout_batch_size: 8

@@ -21,7 +21,7 @@ sft:
 rl:
   algorithm: dapo
   init_from: sft
-  data: {path: org/prompts}
+  data: {hub: org/prompts, fields: {prompt: question, answer: answer}}
   rollout_batch_size: 64
   mini_batch_size: 16
   samples_per_prompt: 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..benchmark_items import item_text, to_item
+from ..catalog.benchmark_items import item_text, to_item
 from .readers import _rows_of_file, local_files
 
 

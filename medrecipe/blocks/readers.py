@@ -3,8 +3,9 @@
 Files and Hub shards are spread over the data tasks (offset by the source's index, so that many one-file
 sources still spread over the tasks); an uncompressed JSON Lines file is cut into parts of `PART_BYTES` at
 line boundaries, and a Parquet file into runs of row groups of about that size, so that one big file is read
-by many tasks too. A source with `max_samples` is read by one task, in order, so that its cap is exact. A JSON
-file whose rows are lists (ApolloCorpus' [question, answer] pairs) exposes each row as the column `turns`.
+by many tasks too (a compressed file is read whole by one task). A source with `max_samples` is read by one task,
+in order, so that its cap is exact. A JSON file whose rows are lists (ApolloCorpus' [question, answer, ...] rows)
+exposes each row as the column `turns`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from .record import build_record, order_key, prompt_text_of, response_text_of
+from .record import AnswerNotAnOption, build_record, order_key, prompt_text_of, response_text_of
 
-_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
+_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
+_COMPRESSED = (".gz", ".zst")
 PART_BYTES = 64 << 20  # fixed, not derived from the task count, so that record ids never depend on it
 
 
@@ -43,7 +45,7 @@ def _parts(path: Path, format: str, whole: bool) -> list[tuple[int, int] | None]
     """The parts to read `path` in: byte ranges of a JSON Lines file, ranges of row groups of a Parquet file
     (None: the whole file at once)."""
     kind = _kind(path, format)
-    if whole or kind == "json" or path.name.endswith(".gz"):
+    if whole or kind == "json" or path.name.endswith(_COMPRESSED):
         return [None]
     if kind == "parquet":
         import pyarrow.parquet as pq
@@ -92,11 +94,23 @@ def _rows_of_file(path: Path, format: str, part: tuple[int, int] | None = None) 
     elif part is not None:
         yield from _json_lines(path, *part)
     else:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as handle:
+        with _open_text(path) as handle:
             for line in handle:
                 if line.strip():
                     yield json.loads(line)
+
+
+def _open_text(path: Path):
+    """A JSON Lines file, plain, gzipped or zstd-compressed (the AM distilled sets ship as .jsonl.zst)."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    if path.name.endswith(".zst"):
+        try:
+            from compression import zstd  # Python 3.14
+        except ImportError:
+            from backports import zstd
+        return zstd.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
 
 
 class SourceReader(PipelineStep):
@@ -153,16 +167,20 @@ class SourceReader(PipelineStep):
             for row_index, row in enumerate(rows):
                 if cap is not None and read >= cap:
                     return
-                with self.track_time():
-                    record = build_record(
-                        row,
-                        self.source["fields"],
-                        self.name,
-                        self.source.get("kind", "conversations"),
-                        row_id=str(row_index) if shard == 0 else f"{shard}:{row_index}",
-                        order=order_key(self.source_index, (shard << 28) | row_index),
-                    )
                 read += 1
+                with self.track_time():
+                    try:
+                        record = build_record(
+                            row,
+                            self.source["fields"],
+                            self.name,
+                            self.source.get("kind", "conversations"),
+                            row_id=str(row_index) if shard == 0 else f"{shard}:{row_index}",
+                            order=order_key(self.source_index, (shard << 28) | row_index),
+                        )
+                    except AnswerNotAnOption:
+                        self.stat_update("answer_not_an_option")
+                        continue
                 messages = record["metadata"]["messages"]
                 wants_response = self.source.get("kind", "conversations") == "conversations"
                 if not prompt_text_of(messages).strip() or (wants_response and not response_text_of(messages).strip()):

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from datatrove.data import Document
@@ -25,6 +26,10 @@ class MappingError(ValueError):
     """A source row does not have the columns its recipe mapping names."""
 
 
+class AnswerNotAnOption(ValueError):
+    """A row whose answer, declared as a letter or an option's text, names none of its options (the row is dropped)."""
+
+
 def order_key(source_index: int, row_index: int) -> int:
     return (source_index << ORDER_SOURCE_SHIFT) | row_index
 
@@ -35,11 +40,31 @@ def _column(row: dict, name: str, source: str) -> Any:
     return row[name]
 
 
-def _options(row: dict, mapping: str | list[str], source: str) -> dict[str, str]:
+_LETTERED_LINE = re.compile(r"^\(?([A-Z])[.):]\s*(.*)$")
+
+
+def lettered_lines(text: str) -> dict[str, str]:
+    """`A. text` lines (or `(A) text`, `A) text`) after an optional heading such as 'Answer Choices:'; a line that
+    starts no option continues the previous one. {} when the block has no lettered lines."""
+    options: dict[str, str] = {}
+    letter = None
+    for line in text.splitlines():
+        match = _LETTERED_LINE.match(line.strip())
+        if match:
+            letter = match.group(1)
+            options[letter] = match.group(2).strip()
+        elif letter is not None and line.strip():
+            options[letter] += " " + line.strip()
+    return options
+
+
+def _options(row: dict, mapping: str | list[str], source: str, format: str = "auto") -> dict[str, str]:
     if isinstance(mapping, list):
         values = [_column(row, name, source) for name in mapping]
         return {LETTERS[i]: str(v) for i, v in enumerate(values) if v not in (None, "")}
     value = _column(row, mapping, source)
+    if format == "lettered_lines":
+        return lettered_lines(str(value or ""))
     if isinstance(value, str):
         text = value.strip()
         if text.startswith(("{", "[")):
@@ -58,14 +83,36 @@ def _options(row: dict, mapping: str | list[str], source: str) -> dict[str, str]
     return {}
 
 
-def _answer(value: Any, options: dict[str, str]) -> str | None:
+_EXPLANATION = re.compile(r"\.?\s*Explanation\s*:.*$", re.DOTALL | re.IGNORECASE)
+
+
+def _comparable(text: str) -> str:
+    return " ".join(text.split()).rstrip(".").strip().lower()
+
+
+def _answer(value: Any, options: dict[str, str], format: str = "auto") -> str | None:
+    """The reference answer as the recipe declares it is written; None when it names no option (letter and
+    option_text formats)."""
     if value is None or value == "":
         return None
+    if format == "letter":
+        letter = str(value).strip().strip("()").strip().upper()
+        return letter if letter in options else None
+    if format == "option_text":
+        text = _comparable(_EXPLANATION.sub("", str(value)))
+        matches = [letter for letter, option in options.items() if _comparable(option) == text]
+        return matches[0] if len(matches) == 1 else None
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int) and options and "" not in options:
         return LETTERS[value] if 0 <= value < len(options) else None
     return str(value).strip()
+
+
+def _strip_tags(content: str, tags: list[str]) -> str:
+    for tag in tags:
+        content = re.sub(rf"<{re.escape(tag)}>\s*(.*?)\s*</{re.escape(tag)}>", r"\1", content, flags=re.DOTALL)
+    return content
 
 
 def _context(value: Any) -> str:
@@ -116,7 +163,7 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
             messages += [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
     else:
         if fields.get("options"):
-            options = _options(row, fields["options"], source)
+            options = _options(row, fields["options"], source, fields.get("options_format", "auto"))
         context = _context(_column(row, fields["context"], source)) if fields.get("context") else ""
         question = str(_column(row, fields["prompt"], source) or "")
         messages.append({"role": "user", "content": prompt_with_options(question, options, context)})
@@ -124,8 +171,15 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
         reasoning = _column(row, fields["reasoning"], source) if fields.get("reasoning") else ""
         response = _column(row, fields["response"], source) if fields.get("response") else ""
         messages.append({"role": "assistant", "content": assistant_content(reasoning, response)})
+    if fields.get("strip_tags"):
+        messages = [{**m, "content": _strip_tags(m["content"], fields["strip_tags"])} if m["role"] == "assistant" else m
+                    for m in messages]
     if fields.get("answer"):
-        answer = _answer(_column(row, fields["answer"], source), options)
+        answer_format = fields.get("answer_format", "auto")
+        value = _column(row, fields["answer"], source)
+        answer = _answer(value, options, answer_format)
+        if answer is None and answer_format != "auto":
+            raise AnswerNotAnOption(f"answer {str(value)[:80]!r} names none of the options {', '.join(options) or '(none)'}")
     metadata = {
         "source": source,
         "order": order,
@@ -173,3 +227,4 @@ def with_response(doc: Document, prompt: str, response: str, suffix: str) -> Doc
     messages = [m for m in doc.metadata["messages"] if m["role"] == "system"]
     messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
     return Document(text=response, id=f"{doc.id}#{suffix}", metadata={**doc.metadata, "messages": messages})
+

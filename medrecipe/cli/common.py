@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .. import checks
+from ..catalog import checks
 from ..recipe import LoadedRecipe, RecipeError, load_recipe
 from ..recipe.errors import Position, Problem
 from ..recipe.load import known_recipe_names, resolve_recipe_ref

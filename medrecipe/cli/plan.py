@@ -104,13 +104,13 @@ def _facts(console, facts: list[tuple[str, str]]) -> None:
 def _data(console, recipe, layout: Layout) -> None:
     from rich.table import Table
 
-    from ..compile.data import source_location
+    from ..recipe.describe import describe_location, describe_mapping
     from ..recipe.rules import step_names
 
     data = recipe.data
-    table = Table("source", "kind", "group", "location", "expected", title="sources", title_justify="left")
+    table = Table("source", "kind", "group", "location", "read as", "expected", title="sources", title_justify="left")
     for source in data.sources:
-        table.add_row(source.name, source.kind, source.group or "", source_location(source),
+        table.add_row(source.name, source.kind, source.group or "", describe_location(source), describe_mapping(source.fields),
                       f"{source.expected_samples:,}" if source.expected_samples else "")
     console.print(table)
     console.print("[bold]curation steps[/]")

@@ -22,7 +22,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from .. import __version__, checks
+from .. import __version__
+from ..catalog import checks
 from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import SFTBatch, sft_batch

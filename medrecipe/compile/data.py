@@ -15,8 +15,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import benchmarks
+from ..catalog import benchmarks
 from ..recipe import LoadedRecipe
+from ..recipe.describe import describe_location
 from ..recipe.model import DomainFilter, EmbeddingClassifier, Generate, JudgeFilter, MaxWordOccurrences
 from ..recipe.rules import step_names
 from .build import Artifact, StageBuild
@@ -57,14 +58,6 @@ def _benchmark_locations(loaded: LoadedRecipe, names: list[str] | None) -> list[
             location.update(hub=entry.hub, subset=entry.subset, split=(ref and ref.split) or entry.split)
         locations.append(location)
     return locations
-
-
-def source_location(source) -> str:
-    if source.path:
-        return source.path
-    return source.hub + "".join(f" [{x}]" for x in (source.subset, source.split) if x) + (
-        f" files: {', '.join(source.data_files)}" if source.data_files else ""
-    )
 
 
 def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
@@ -217,7 +210,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         "work_dir": str(work),
         "output": output,
         "tasks": tasks,
-        "sources": [{"name": s.name, "location": source_location(s), "kind": s.kind, "group": s.group,
+        "sources": [{"name": s.name, "location": describe_location(s), "kind": s.kind, "group": s.group,
                      "expected": s.expected_samples, "required": s.required,
                      "path": str(loaded.local_path(("data", "sources", i, "path"))) if s.path else None}
                     for i, s in enumerate(data.sources)],

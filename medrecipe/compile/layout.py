@@ -111,6 +111,10 @@ class Layout:
     def rl_output(self) -> Path:
         return self.work_dir("rl") / "model"
 
+    def rl_prompts(self) -> Path:
+        """The RL prompts as OpenRLHF reads them, written by medrecipe from the recipe's prompt dataset."""
+        return self.work_dir("rl") / "prompts.jsonl"
+
     def eval_scores(self) -> Path:
         return self.stage_dir("eval") / "scores.json"
 

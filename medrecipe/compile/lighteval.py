@@ -26,7 +26,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__, benchmark_items, benchmarks, grading, models
+from .. import __version__, grading
+from ..catalog import benchmark_items, benchmarks, models
 from ..recipe import LoadedRecipe
 from .build import Artifact, StageBuild
 from .layout import Layout, recipe_sha256
@@ -283,7 +284,7 @@ def tasks_module(loaded: LoadedRecipe, plans: list[DataPlan]) -> str:
         "]",
     ])
     body = "\n\n".join([
-        _section("medrecipe.benchmark_items, embedded verbatim") + _embedded(benchmark_items).strip("\n"),
+        _section("medrecipe.catalog.benchmark_items, embedded verbatim") + _embedded(benchmark_items).strip("\n"),
         _section("medrecipe.grading, embedded verbatim") + _embedded(grading).strip("\n"),
         _section(f"the recipe {recipe.name!r}") + parameters,
         _section("the tasks") + _RUNTIME.read_text(encoding="utf-8").strip("\n"),

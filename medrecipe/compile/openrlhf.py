@@ -26,6 +26,7 @@ from .. import __version__, grading
 from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import RolloutPlan, preference_gpus, rollout_plan
+from ..recipe.describe import describe_location, describe_mapping
 from ..recipe.model import PolicyOptimization, PreferenceStage
 from .build import Artifact, StageBuild
 from .layout import Layout, recipe_sha256
@@ -45,6 +46,10 @@ MODULES = {
 LOSS_AGGREGATION = {"token_mean": "token-mean", "seq_mean_token_mean": "seq-mean-token-mean"}
 SCHEDULERS = {"constant": "constant_with_warmup", "cosine": "cosine_with_min_lr"}
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow")
+# The columns of the prompts file medrecipe writes for DAPO / GRPO (run/rl_prompts.py): the chat prompt and the
+# reference answer reward.py grades against.
+PROMPT_COLUMN = "prompt"
+LABEL_COLUMN = "label"
 
 
 def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
@@ -77,6 +82,7 @@ class Launch:
         self.gpus_per_node = gpus_per_node
         self.nodes = nodes
         self.warmup_at_launch: dict[str, Any] | None = None  # how launch.sh computes the warmup ratio
+        self.not_passed: dict[str, dict[str, Any]] = {}  # recipe field -> its value and why no flag carries it
 
     @property
     def uses_ray(self) -> bool:
@@ -86,6 +92,8 @@ class Launch:
         data: dict[str, Any] = {"tool": TOOL, "module": self.module, "flags": self.flags}
         if self.warmup_at_launch:
             data["computed_at_launch"] = {self.warmup_at_launch["flag"]: self.warmup_at_launch}
+        if self.not_passed:
+            data["not_passed"] = self.not_passed
         return data
 
     def script(self, loaded: LoadedRecipe) -> str:
@@ -178,15 +186,14 @@ def _policy(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, stage:
     recipe = loaded.recipe
     plan = rollout_plan(rl, recipe.compute)
     gpus_per_node = plan.gpus // plan.nodes
-    actor_nodes, actor_gpus_per_node = _actor_placement(plan, gpus_per_node)
     work = layout.work_dir("rl")
     flags: dict[str, Any] = {
         "actor.model_name_or_path": _model(loaded, layout),
-        "actor.num_nodes": actor_nodes,
-        "actor.num_gpus_per_node": actor_gpus_per_node,
+        "actor.num_nodes": plan.nodes,
+        "actor.num_gpus_per_node": gpus_per_node,
     }
     if rl.kl_coef > 0:
-        flags.update({"ref.num_nodes": actor_nodes, "ref.num_gpus_per_node": actor_gpus_per_node})
+        flags.update({"ref.num_nodes": plan.nodes, "ref.num_gpus_per_node": gpus_per_node})
     flags.update(
         {
             "vllm.num_engines": plan.engines,
@@ -196,20 +203,21 @@ def _policy(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, stage:
     )
     if rl.rollout.enable_prefix_caching:
         flags["vllm.enable_prefix_caching"] = True
-    if plan.asynchronous:
-        flags["train.async_enable"] = True
-    else:
-        flags.update({"train.colocate_all": True, "vllm.enable_sleep": True, "ds.enable_sleep": True})
+    # vLLM and training take turns on every GPU, synchronously: each step's groups come from the current policy.
+    flags.update({"train.colocate_all": True, "vllm.enable_sleep": True, "ds.enable_sleep": True})
     flags.update(
         {
             "algo.advantage.estimator": "group_norm",
             "rollout.n_samples_per_prompt": rl.samples_per_prompt,
             "actor.eps_clip_low_high": [rl.clip_ratio_low, rl.clip_ratio_high],
             "actor.loss_agg_mode": LOSS_AGGREGATION.get(rl.loss_aggregation, "seq-mean-token-mean"),
-            "actor.entropy_coef": rl.entropy_coef,
             "algo.kl.init_coef": rl.kl_coef,
         }
     )
+    if rl.entropy_coef > 0:
+        # Unset, OpenRLHF computes no entropy at all; 0 would compute it every micro-batch for the logs only
+        # (trainer/ray/ppo_actor.py: `entropy_coef is not None`).
+        flags["actor.entropy_coef"] = rl.entropy_coef
     if rl.kl_coef > 0:
         flags.update({"algo.kl.use_loss": True, "algo.kl.estimator": "k3"})
     if rl.dynamic_filtering:
@@ -224,10 +232,9 @@ def _policy(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, stage:
     flags["reward.remote_url"] = str(layout.root / REWARD)
     flags.update(
         {
-            "data.prompt_dataset": _data_path(loaded, rl.data.path),
-            "data.prompt_split": rl.data.split,
-            "data.input_key": rl.data.prompt_key,
-            "data.label_key": rl.data.label_key,
+            "data.prompt_dataset": str(layout.rl_prompts()),
+            "data.input_key": PROMPT_COLUMN,
+            "data.label_key": LABEL_COLUMN,
         }
     )
     max_samples = _reading_flags(rl, flags, rl.rollout_batch_size)
@@ -238,8 +245,6 @@ def _policy(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, stage:
             "rollout.batch_size": rl.rollout_batch_size,
         }
     )
-    if plan.asynchronous:
-        flags["rollout.vllm_generate_batch_size"] = rl.generation_batch_size
     flags.update(
         {
             "rollout.micro_batch_size": rl.micro_rollout_batch_size,
@@ -274,7 +279,7 @@ def _policy(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, stage:
         per_step,
         count={
             "dataset": flags["data.prompt_dataset"],
-            "split": rl.data.split,
+            "split": "train",
             "max_samples": max_samples or 100_000_000,
             "samples_per_prompt": rl.samples_per_prompt,
             "train_batch_size": plan.train_batch_samples,
@@ -285,45 +290,45 @@ def _policy(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, stage:
     )
     _merge_passthrough(flags, rl.openrlhf)
     _policy_notes(rl, plan, flags, stage)
+    if rl.generation_batch_size and rl.generation_batch_size > rl.rollout_batch_size:
+        launch.not_passed["rl.generation_batch_size"] = {
+            "value": rl.generation_batch_size,
+            "how": f"each step trains on {rl.rollout_batch_size} groups of the current policy that pass dynamic filtering "
+                   "(each filtered prompt is replaced by a fresh one); --rollout.vllm_generate_batch_size above "
+                   "--rollout.batch_size would train the surplus in later steps",
+        }
     return launch
-
-
-def _actor_placement(plan: RolloutPlan, gpus_per_node: int) -> tuple[int, int]:
-    """(nodes, GPUs per node) of the training actors: whole nodes, or part of one."""
-    if plan.actor_gpus <= gpus_per_node:
-        return 1, plan.actor_gpus
-    if plan.actor_gpus % gpus_per_node == 0:
-        return plan.actor_gpus // gpus_per_node, gpus_per_node
-    raise UserError(
-        f"rl.rollout.engines: the {plan.actor_gpus} GPUs left for training are not whole nodes of {gpus_per_node}",
-        "choose rollout.engines x tensor_parallel_size so that the rest fills whole nodes",
-    )
 
 
 def _policy_notes(rl: PolicyOptimization, plan: RolloutPlan, flags: dict[str, Any], stage: StageBuild) -> None:
     facts = stage.facts
     facts += [
         ("algorithm", f"{rl.algorithm}: group-normalized advantages over {rl.samples_per_prompt} samples per prompt"),
-        ("GPUs", f"{plan.gpus}: {plan.actor_gpus} train (DeepSpeed ZeRO-{rl.zero_stage}), "
-                 f"{plan.engines} vLLM engine(s) x tensor parallel {plan.tensor_parallel_size}"
-                 + (" on GPUs of their own (asynchronous)" if plan.asynchronous else " sharing them (vLLM sleeps while training)")),
+        ("GPUs", f"{plan.gpus}: training (DeepSpeed ZeRO-{rl.zero_stage}) and {plan.engines} vLLM engine(s) x tensor "
+                 f"parallel {plan.tensor_parallel_size} take turns on them (vLLM sleeps while training): on-policy"),
         ("train batch", f"{plan.train_batch_samples} samples = mini-batch {rl.mini_batch_size} prompts x {rl.samples_per_prompt}; "
-                        f"{plan.updates_per_rollout} update(s) per rollout of {rl.rollout_batch_size} prompts"),
+                        f"{plan.updates_per_rollout} update(s) per step of {rl.rollout_batch_size} prompts"),
         ("lengths", f"--data.max_len {flags['data.max_len']} = prompt {rl.max_prompt_length} + response {rl.max_response_length}"),
+        ("prompts", f"{describe_location(rl.data)}: {describe_mapping(rl.data.fields)}"
+                    + (f", then the instruction {rl.data.instruction!r}" if rl.data.instruction else "")
+                    + f" -> {flags['data.prompt_dataset']} (written by `medrecipe run --stage rl`)"),
         ("reward", f"rl/reward.py: {rl.reward.correct:g} correct, {rl.reward.incorrect:g} otherwise"
                    + (" (boxed answers only)" if rl.reward.require_box else "")),
+        ("checkpoints", f"every {rl.save_steps} steps into {flags['ckpt.path']} (the last 3 kept); a rerun resumes"),
     ]
     warnings = stage.warnings
     warnings.append(
         f"rl.max_prompt_length: OpenRLHF has no prompt limit; it is --data.max_len {flags['data.max_len']} minus "
         f"--rollout.max_new_tokens {rl.max_response_length}, and longer prompts are truncated from the left, not dropped"
     )
-    if plan.asynchronous:
+    if rl.generation_batch_size and rl.generation_batch_size > rl.rollout_batch_size:
+        what = ("dynamic filtering replaces each filtered prompt with a fresh one until that many groups are accepted, all "
+                "from the current policy" if rl.dynamic_filtering else "without dynamic filtering nothing is filtered out")
         warnings.append(
-            f"rl.generation_batch_size: {rl.generation_batch_size} prompts per generation round exceed the rollout batch of "
-            f"{rl.rollout_batch_size}, which OpenRLHF allows only with --train.async_enable: vLLM generates on its own GPUs "
-            "while the previous batch trains, and accepted groups left over from a round train in later steps, so "
-            "rollouts can be up to a step behind the policy (DAPO over-samples synchronously and discards the rest)"
+            f"rl.generation_batch_size: DAPO samples {rl.generation_batch_size} prompts per step and trains on the first "
+            f"{rl.rollout_batch_size} groups that survive filtering. OpenRLHF 0.11 trains each step on --rollout.batch_size "
+            f"{rl.rollout_batch_size} groups, and {what}. The generate batch is not passed: above the rollout batch, OpenRLHF "
+            "keeps the surplus groups and trains them in later steps, off-policy (trainer/ppo_utils/samples_generator.py)"
         )
     if rl.top_k != -1:
         warnings.append(f"rl.top_k: OpenRLHF's rollouts have no top-k; {rl.top_k} is not applied (vLLM samples with top_k=-1)")
@@ -360,11 +365,12 @@ def _preference(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage, stage
         {
             "data.dataset": _data_path(loaded, rl.data.path),
             "data.dataset_split": rl.data.split,
-            "data.prompt_key": rl.data.prompt_key,
             "data.chosen_key": rl.data.chosen_key,
             "data.rejected_key": rl.data.rejected_key,
         }
     )
+    if rl.data.prompt_key:
+        flags["data.prompt_key"] = rl.data.prompt_key
     max_samples = _reading_flags(rl, flags, rl.train_batch_size)
     flags.update(
         {
@@ -407,7 +413,10 @@ def _preference(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage, stage
 
     what = f"DPO (beta {rl.beta:g})" if rl.algorithm == "dpo" else "a Bradley-Terry reward model"
     stage.facts += [
-        ("algorithm", f"{what} on pairs {rl.data.chosen_key!r} > {rl.data.rejected_key!r}, prompt {rl.data.prompt_key!r}"),
+        ("algorithm", f"{what} on pairs {rl.data.chosen_key!r} > {rl.data.rejected_key!r}, prompt "
+                      + (repr(rl.data.prompt_key) if rl.data.prompt_key else
+                         f"{rl.data.chosen_key!r} without its last turn" if rl.algorithm == "dpo" else "none: whole conversations are scored")),
+        ("checkpoints", f"every {rl.save_steps} steps into {flags['ckpt.path']} (the last 3 kept); a rerun resumes"),
         ("GPUs", f"{gpus} ({nodes} node(s)), DeepSpeed ZeRO-{rl.zero_stage}, launched with torchrun"),
         ("train batch", f"{rl.train_batch_size} pairs, {rl.micro_train_batch_size} per GPU per pass"),
         ("chat template", "the model's own (an SFT model keeps the template Axolotl trained it with)"
@@ -476,9 +485,9 @@ def _precision_flags(rl: PolicyOptimization | PreferenceStage, flags: dict[str, 
 
 
 def _checkpoint_flags(rl: PolicyOptimization | PreferenceStage, work: Path, layout: Layout, flags: dict[str, Any]) -> None:
-    flags.update({"ckpt.output_dir": str(layout.rl_output()), "ckpt.path": str(work / "checkpoints"), "ckpt.load_enable": True})
-    if rl.save_steps is not None:
-        flags["ckpt.save_steps"] = rl.save_steps
+    """Resumable checkpoints: a launch that loads the last checkpoint also saves them (OpenRLHF saves none by default)."""
+    flags.update({"ckpt.output_dir": str(layout.rl_output()), "ckpt.path": str(work / "checkpoints"),
+                  "ckpt.save_steps": rl.save_steps, "ckpt.load_enable": True})
 
 
 def warmup_ratio(warmup_steps: int, total_steps: int) -> float:
@@ -499,8 +508,8 @@ def _warmup(
     size_field: str,
     stage: StageBuild,
 ) -> None:
-    if rl.warmup_steps == 0:
-        launch.flags[flag] = 0.0
+    if rl.warmup_ratio is not None or not rl.warmup_steps:
+        launch.flags[flag] = rl.warmup_ratio or 0.0
         return
     if total_steps is not None:
         if rl.warmup_steps > total_steps:

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
 
-from .. import benchmarks, checks
+from ..catalog import benchmarks, checks
 from ..recipe import LoadedRecipe
 from ..recipe.derive import sft_batch
 from ..recipe.model import (
@@ -298,7 +298,7 @@ def _rl_section(recipe: Recipe) -> dict:
         reward = f"{_number(rl.reward.correct)} correct, {_number(rl.reward.incorrect)} wrong"
         reward += " (an answer counts only inside `\\boxed{}`)" if rl.reward.require_box else ""
         rows += [
-            ("Prompts", rl.data.path),
+            ("Prompts", rl.data.hub or rl.data.path),
             ("Max prompt length", f"{rl.max_prompt_length} tokens"),
             ("Max response length", f"{rl.max_response_length} tokens"),
             ("Overlong buffer", overlong),
@@ -310,7 +310,7 @@ def _rl_section(recipe: Recipe) -> dict:
             ("Responses per prompt", rl.samples_per_prompt),
             ("Rollout sampling", f"temperature {_number(rl.temperature)}, top-p {_number(rl.top_p)}, top-k {rl.top_k}"),
             ("Learning rate", rl.learning_rate),
-            ("Warmup steps", rl.warmup_steps),
+            ("Warmup", _rl_warmup(rl)),
             ("Weight decay", rl.weight_decay),
             ("Loss aggregation", rl.loss_aggregation),
             ("Gradient clipping", rl.max_grad_norm),
@@ -327,7 +327,7 @@ def _rl_section(recipe: Recipe) -> dict:
             ("Max length", f"{rl.max_len} tokens"),
             ("Train batch (pairs)", rl.train_batch_size),
             ("Learning rate", rl.learning_rate),
-            ("Warmup steps", rl.warmup_steps),
+            ("Warmup", _rl_warmup(rl)),
             ("Weight decay", rl.weight_decay),
             ("Gradient clipping", rl.max_grad_norm),
         ]
@@ -364,10 +364,19 @@ def _named_data(loaded: LoadedRecipe, artifact: Artifact) -> list[dict]:
     if recipe.sft and recipe.sft.datasets and _trained_sft(recipe, artifact):
         for index, item in enumerate(recipe.sft.datasets):
             links.append({"role": "SFT data", **_hub_link(loaded, ("sft", "datasets", index, "path"), item.path)})
-    if artifact.stage == "rl" and recipe.rl:
-        role = "RL prompts" if isinstance(recipe.rl, PolicyOptimization) else "Preference pairs"
-        links.append({"role": role, **_hub_link(loaded, ("rl", "data", "path"), recipe.rl.data.path)})
+    rl = recipe.rl
+    if artifact.stage == "rl" and isinstance(rl, PolicyOptimization):
+        links.append({"role": "RL prompts", **({"id": rl.data.hub, "url": hub_url(rl.data.hub, "dataset")} if rl.data.hub
+                                              else {"id": rl.data.path, "url": None})})
+    elif artifact.stage == "rl" and rl:
+        links.append({"role": "Preference pairs", **_hub_link(loaded, ("rl", "data", "path"), rl.data.path)})
     return links
+
+
+def _rl_warmup(rl: PolicyOptimization | PreferenceStage) -> str:
+    if rl.warmup_ratio is not None:
+        return f"{_number(rl.warmup_ratio)} of all steps"
+    return f"{rl.warmup_steps or 0} steps"
 
 
 def _data_summary(loaded: LoadedRecipe, release: Release, artifact: Artifact, stats: dict | None) -> dict:

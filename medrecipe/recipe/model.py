@@ -98,6 +98,24 @@ class Fields(Strict):
         description="Column with the reference answer, kept as metadata for graders and judges. With options, an integer "
         "answer is a 0-based option index.",
     )
+    options_format: Literal["auto", "lettered_lines"] = Field(
+        "auto",
+        description="How the `options` column is written. `auto`: a list, a letter->text mapping, JSON of either, or other "
+        "text kept as written; `lettered_lines`: a text block of `A. text` lines, after an optional heading such as "
+        "'Answer Choices:' (MedReason, II-Medical-RL), read into lettered options.",
+    )
+    answer_format: Literal["auto", "letter", "option_text"] = Field(
+        "auto",
+        description="How the `answer` column is written. `auto`: kept as written (with options, an integer is a 0-based "
+        "option index); `letter`: an option letter such as 'C' or '(C)'; `option_text`: the text of the right option, "
+        "possibly followed by 'Explanation: ...' (MedReason), turned into its letter. With `letter` or `option_text` a row "
+        "whose answer names no option is dropped and counted.",
+    )
+    strip_tags: list[str] = Field(
+        default_factory=list,
+        description="Tags whose wrappers are removed from assistant turns, keeping what they enclose, e.g. [answer] for "
+        "`<answer>...</answer>` (the AM distilled sets). The think tags are never stripped.",
+    )
     id: str | None = Field(None, description="Column with a stable record id. Default: `<source>/<row index>`.")
     finish_reason: str | None = Field(None, description="Column with the generator's finish reason (`length` marks a cut-off trace).")
     metadata: list[str] = Field(default_factory=list, description="Other columns to keep under `metadata`.")
@@ -109,22 +127,47 @@ class Fields(Strict):
             raise ValueError("map exactly one of `messages`, `turns` or `prompt`")
         if self.turns and (self.response or self.reasoning):
             raise ValueError("`turns` already hold the responses; do not map `response` or `reasoning` too")
+        if self.options_format != "auto" and not self.options:
+            raise ValueError("`options_format` describes the `options` column; map `options` too")
+        if self.answer_format != "auto" and not self.answer:
+            raise ValueError("`answer_format` describes the `answer` column; map `answer` too")
+        if self.answer_format in ("letter", "option_text") and not (self.options or self.turns or self.messages):
+            raise ValueError(f"answer_format {self.answer_format!r} names an option: map `options` too")
+        if any(tag.lower() in ("think", "/think") or not tag.replace("_", "").replace("-", "").isalnum() for tag in self.strip_tags):
+            raise ValueError("`strip_tags` are tag names such as `answer` (letters, digits, '-', '_'); the think tags stay")
         return self
 
 
-class Source(Strict):
-    """One input dataset: a Hub dataset or local files, mapped into the chat format."""
+class DatasetLocation(Strict):
+    """Where a dataset is read from: a Hub dataset (a configuration, or some of its files) or local files."""
 
-    name: Slug = Field(description="Unique name of the source; steps select sources by name or group.")
     hub: str | None = Field(None, description="Hub dataset id, e.g. FreedomIntelligence/Medical-R1-Distill-Data.")
     subset: str | None = Field(None, description="Hub dataset configuration (subset).")
     split: str = Field("train", description="Split to read.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
     data_files: list[str] | None = Field(
-        None, description="Files inside the Hub repository to read (json/jsonl/parquet), for repositories without configurations."
+        None,
+        description="Files inside the Hub repository to read (json/jsonl/jsonl.zst/parquet) instead of a configuration: for "
+        "repositories without a loadable one, or files a configuration cannot type (nested columns that vary by row).",
     )
     path: str | None = Field(None, description="Local file, folder or glob of jsonl/json/parquet files, relative to the recipe file.")
     format: Literal["auto", "jsonl", "parquet"] = Field("auto", description="File format of `path`; auto: from the file suffix.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> DatasetLocation:
+        if bool(self.hub) == bool(self.path):
+            raise ValueError("give exactly one of `hub` or `path`")
+        if self.data_files and not self.hub:
+            raise ValueError("`data_files` name files of a Hub repository; give `hub` too")
+        if self.data_files and self.subset:
+            raise ValueError("give `subset` (a configuration) or `data_files`, not both")
+        return self
+
+
+class Source(DatasetLocation):
+    """One input dataset: a Hub dataset or local files, mapped into the chat format."""
+
+    name: Slug = Field(description="Unique name of the source; steps select sources by name or group.")
     kind: Literal["conversations", "prompts"] = Field(
         "conversations",
         description="`conversations` carry responses; `prompts` carry only prompts (and answers) for a generation step to complete.",
@@ -142,11 +185,7 @@ class Source(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_location(self) -> Source:
-        if bool(self.hub) == bool(self.path):
-            raise ValueError("a source needs exactly one of `hub` or `path`")
-        if self.data_files and not self.hub:
-            raise ValueError("`data_files` name files of a Hub repository; give `hub` too")
+    def _prompts_have_no_responses(self) -> Source:
         if self.kind == "prompts" and (self.fields.response or self.fields.reasoning):
             raise ValueError("a `prompts` source maps no `response` or `reasoning`; its responses come from a generate step")
         return self
@@ -503,13 +542,18 @@ class SFT(Strict):
 # -------------------------------------------------------------------------------------------------- rl
 
 
-class PromptData(Strict):
-    """Prompts (with reference answers) for online RL."""
+class PromptData(DatasetLocation):
+    """Prompts with reference answers for online RL. medrecipe reads them through `fields`, as it reads a curation
+    source, and writes the file OpenRLHF trains on: one chat prompt (the user turn: context, question, lettered
+    options, then `instruction`) and its label per row."""
 
-    path: str = Field(description="Hub dataset id or local path.")
-    split: str = Field("train", description="Split.")
-    prompt_key: str = Field("prompt", description="Column with the prompt (text or chat turns).")
-    label_key: str = Field("answer", description="Column with the reference answer the reward function grades against.")
+    fields: Fields = Field(
+        description="Column mapping, as for a curation source: the prompt (`prompt` with `options`, `context`, or `messages`) "
+        "and `answer`, the reference the reward function grades against (an option letter for multiple choice)."
+    )
+    instruction: str | None = Field(
+        None, description="Appended to every user prompt after a blank line, e.g. the request for a \\boxed{} answer."
+    )
     apply_chat_template: bool = Field(True, description="Format prompts with the model's chat template.")
     max_samples: PositiveInt | None = Field(None, description="Use at most this many prompts.")
     size: PositiveInt | None = Field(
@@ -518,14 +562,27 @@ class PromptData(Strict):
         "fixed at compile time, otherwise `launch.sh` counts the prompts before launching.",
     )
 
+    @model_validator(mode="after")
+    def _graded(self) -> PromptData:
+        if not self.fields.answer:
+            raise ValueError("map `fields.answer`: the reward function grades each response against it")
+        if self.fields.response or self.fields.reasoning:
+            raise ValueError("RL prompts map no `response` or `reasoning`; the policy writes them")
+        return self
+
 
 class PreferenceData(Strict):
-    """Preference pairs for DPO or reward-model training."""
+    """Preference pairs for DPO or reward-model training, read by OpenRLHF itself."""
 
-    path: str = Field(description="Hub dataset id or local path.")
+    path: str = Field(description="Hub dataset id or local file or folder (OpenRLHF's --data.dataset).")
     split: str = Field("train", description="Split.")
-    prompt_key: str = Field("prompt", description="Column with the prompt.")
-    chosen_key: str = Field("chosen", description="Column with the preferred response.")
+    prompt_key: str | None = Field(
+        None,
+        description="Column with the prompt as chat turns. Unset: the prompt is `chosen` without its last turn (OpenRLHF's "
+        "DPO default), which is right when `chosen` and `rejected` are whole conversations; a reward model then scores "
+        "whole conversations.",
+    )
+    chosen_key: str = Field("chosen", description="Column with the preferred response (a conversation, or text with `prompt_key`).")
     rejected_key: str = Field("rejected", description="Column with the dispreferred response.")
     apply_chat_template: bool = Field(True, description="Format with the model's chat template.")
     max_samples: PositiveInt | None = Field(None, description="Use at most this many pairs.")
@@ -578,7 +635,12 @@ class RLStageBase(Strict):
 
     init_from: str = Field("sft", description="`sft` (this recipe's SFT output) or a model id / path.")
     learning_rate: float = Field(gt=0.0, description="Peak learning rate.")
-    warmup_steps: NonNegativeInt = Field(0, description="Warmup in optimizer steps (converted to OpenRLHF's ratio).")
+    warmup_steps: NonNegativeInt | None = Field(
+        None, description="Warmup in optimizer steps (converted to OpenRLHF's ratio). Unset, with no `warmup_ratio`: none."
+    )
+    warmup_ratio: float | None = Field(
+        None, ge=0.0, lt=1.0, description="Warmup as a fraction of all optimizer steps (OpenRLHF's own form)."
+    )
     lr_scheduler: Literal["constant", "cosine"] = Field(
         "constant", description="Learning rate after warmup: `constant`, or `cosine` decay to `min_lr_ratio` x the peak."
     )
@@ -595,13 +657,16 @@ class RLStageBase(Strict):
     nodes: PositiveInt | None = Field(None, description="Nodes for this stage. Default: `compute.nodes`.")
     gpus_per_node: PositiveInt | None = Field(None, description="GPUs per node. Default: `compute.gpus_per_node`.")
     max_steps: PositiveInt | None = Field(None, description="Stop after this many steps (smoke tests).")
-    save_steps: PositiveInt | None = Field(
-        None, description="Save a checkpoint every this many steps; a rerun resumes from the last. Unset: only the final model."
-    )
     openrlhf: dict[str, Any] = Field(
         default_factory=dict,
         description="Further OpenRLHF flags (dotted names without `--`), passed verbatim and checked by OpenRLHF's own parser.",
     )
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> RLStageBase:
+        if self.warmup_steps is not None and self.warmup_ratio is not None:
+            raise ValueError("give at most one of `warmup_steps` or `warmup_ratio`")
+        return self
 
 
 class PolicyOptimization(RLStageBase):
@@ -609,6 +674,11 @@ class PolicyOptimization(RLStageBase):
 
     algorithm: Literal["dapo", "grpo"] = Field(description="`dapo` (clip-higher, dynamic sampling, overlong shaping) or `grpo`.")
     data: PromptData = Field(description="The RL prompts.")
+    save_steps: PositiveInt = Field(
+        10,
+        description="Save a resumable checkpoint (DeepSpeed states, the last 3 kept) every this many steps; a rerun resumes "
+        "from the last one. OpenRLHF's own default is never; each DAPO step generates and trains hundreds of groups.",
+    )
     max_prompt_length: PositiveInt = Field(2048, description="Maximum prompt tokens.")
     max_response_length: PositiveInt = Field(8192, description="Maximum generated tokens.")
     overlong: Overlong | None = Field(None, description="Overlong buffer and penalty (DAPO); unset disables it.")
@@ -617,7 +687,10 @@ class PolicyOptimization(RLStageBase):
     clip_ratio_high: float = Field(0.2, gt=0.0, lt=1.0, description="PPO clip ratio above 1 (epsilon high; DAPO's clip-higher).")
     rollout_batch_size: PositiveInt = Field(description="Prompts per training step (the train prompt batch).")
     generation_batch_size: PositiveInt | None = Field(
-        None, description="Prompts generated per round; larger than the rollout batch leaves room for dynamic filtering."
+        None,
+        description="Prompts DAPO samples per step so that `rollout_batch_size` groups survive dynamic filtering; the rest "
+        "are discarded. OpenRLHF 0.11 reaches the same on-policy batch by replacing each filtered prompt with a fresh one, "
+        "so this is recorded, not passed (a larger generate batch there trains the surplus in later steps).",
     )
     mini_batch_size: PositiveInt = Field(description="Prompts per optimizer update (their samples form one train batch).")
     samples_per_prompt: PositiveInt = Field(description="Responses sampled per prompt (the group size).")
@@ -627,7 +700,7 @@ class PolicyOptimization(RLStageBase):
     loss_aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"] = Field(
         "token_mean", description="How per-token losses are averaged."
     )
-    entropy_coef: float = Field(0.0, ge=0.0, description="Entropy bonus coefficient.")
+    entropy_coef: float = Field(0.0, ge=0.0, description="Entropy bonus coefficient; 0 leaves entropy out of the loss and its computation.")
     kl_coef: float = Field(0.0, ge=0.0, description="KL penalty coefficient; 0 disables the KL term (and the reference model).")
     dynamic_filtering: bool = Field(
         True, description="Drop groups whose samples are all correct or all wrong (DAPO dynamic sampling)."
@@ -653,6 +726,11 @@ class PreferenceStage(RLStageBase):
 
     algorithm: Literal["dpo", "reward_model"] = Field(description="`dpo`, or `reward_model` (a Bradley-Terry reward model).")
     data: PreferenceData = Field(description="The preference pairs.")
+    save_steps: PositiveInt = Field(
+        200,
+        description="Save a resumable checkpoint (DeepSpeed states, the last 3 kept) every this many steps; a rerun resumes "
+        "from the last one. OpenRLHF's own default is never.",
+    )
     beta: float = Field(0.1, gt=0.0, description="DPO beta (ignored by reward-model training).")
     max_len: PositiveInt = Field(4096, description="Maximum tokens of prompt plus response.")
     train_batch_size: PositiveInt = Field(128, description="Pairs per optimizer step across all GPUs.")

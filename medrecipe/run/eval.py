@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .. import benchmarks, offline_models
+from .. import offline_models
+from ..catalog import benchmarks
 from ..compile import lighteval
 from ..compile.layout import Layout
 from ..errors import UserError

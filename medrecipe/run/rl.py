@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import preference_gpus, rollout_plan
 from ..recipe.model import PolicyOptimization
-from . import envs, jobs
+from . import envs, jobs, rl_prompts
 from .stages import RunOptions, StageResult
 
 
@@ -49,6 +49,11 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         nodes, gpus = preference_gpus(rl, recipe.compute)
     env = {"OPENRLHF_PYTHON": str(python), "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     work = layout.work_dir("rl")
+    if policy:
+        if options.dry_run:
+            print(f"# rl: the prompts would be read from rl.data and written to {layout.rl_prompts()}")
+        else:
+            rl_prompts.write(loaded, layout)
 
     if options.launcher == "slurm":
         return _slurm(loaded, layout, options, python, policy, nodes, gpus, outputs)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 from .. import offline_models
-from ..checks import sft_base_model
+from ..catalog.checks import sft_base_model
 from ..compile import axolotl
 from ..compile.layout import Layout
 from ..errors import UserError

@@ -1,4 +1,4 @@
-"""Semantic checks of a valid recipe against what medrecipe knows: benchmarks, base models, local files.
+"""Semantic checks of a valid recipe against what medrecipe knows: benchmarks, base models, dataset layouts, local files.
 
 The recipe model checks a recipe's shape; these check its meaning (a benchmark that exists, a sequence
 length the base model supports). Errors fail `validate`; warnings are printed and kept in `plan`.
@@ -10,9 +10,9 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import benchmarks, models
-from .recipe import LoadedRecipe, Problem
-from .recipe.model import DecontaminateFuzzy, DecontaminateNgram, PolicyOptimization
+from . import benchmarks, dataset_checks, models
+from ..recipe import LoadedRecipe, Problem
+from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, PolicyOptimization
 
 
 @dataclass
@@ -38,6 +38,9 @@ def chat_template(loaded: LoadedRecipe) -> str:
 def check(loaded: LoadedRecipe) -> Findings:
     found = Findings()
     _benchmarks(loaded, found)
+    errors, warnings = dataset_checks.check(loaded)
+    found.errors += errors
+    found.warnings += warnings
     _base_model(loaded, found)
     _local_sources(loaded, found)
     return found

@@ -1,0 +1,75 @@
+"""The RL prompts as OpenRLHF trains on them, written by medrecipe before the RL stage starts.
+
+The recipe's prompt dataset is read through its field mapping by the same reader as a curation source (so an
+'Answer Choices:' block becomes lettered options, and an answer given as option text becomes its letter), and
+each row becomes one JSON line: `prompt` (the chat turns: any system turn, then the user turn with the
+recipe's instruction appended; plain text without a chat template), `label` (the reference answer that
+rl/reward.py grades against) and `id`. OpenRLHF reads the file with --data.input_key prompt --data.label_key label.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..blocks.readers import SourceReader
+from ..compile.layout import Layout
+from ..compile.openrlhf import LABEL_COLUMN, PROMPT_COLUMN
+from ..errors import UserError
+from ..recipe import LoadedRecipe
+from ..recipe.model import PolicyOptimization
+
+READER_NAME = "rl-prompts"
+
+
+def reader(loaded: LoadedRecipe) -> SourceReader:
+    """The recipe's RL prompt dataset as a curation reader (a prompts-only source)."""
+    rl = loaded.recipe.rl
+    assert isinstance(rl, PolicyOptimization)
+    spec = rl.data.model_dump(mode="json")
+    if rl.data.path:
+        spec["path"] = str(loaded.local_path(("rl", "data", "path")))
+    spec.update({"name": READER_NAME, "kind": "prompts", "max_samples": rl.data.max_samples})
+    return SourceReader(spec, 0)
+
+
+def rows(loaded: LoadedRecipe, limit: int | None = None) -> Iterator[dict]:
+    """The prompt file's rows, in the dataset's order (at most `limit`)."""
+    rl = loaded.recipe.rl
+    assert isinstance(rl, PolicyOptimization)
+    for count, document in enumerate(reader(loaded).run(None, 0, 1)):
+        if limit is not None and count >= limit:
+            return
+        yield prompt_row(document.metadata["messages"], document.metadata["answer"], document.id, rl.data.instruction,
+                         rl.data.apply_chat_template)
+
+
+def prompt_row(messages: list[dict], answer: str | None, record_id: str, instruction: str | None, chat: bool) -> dict:
+    turns = [dict(turn) for turn in messages if turn["role"] in ("system", "user")]
+    if instruction:
+        turns[-1]["content"] = f"{turns[-1]['content'].rstrip()}\n\n{instruction}"
+    prompt: list[dict] | str = turns if chat else "\n\n".join(turn["content"] for turn in turns)
+    return {PROMPT_COLUMN: prompt, LABEL_COLUMN: answer, "id": record_id}
+
+
+def write(loaded: LoadedRecipe, layout: Layout, log=print) -> Path:
+    """Write layout.rl_prompts() once per content key (a rerun reuses it); returns its path."""
+    target = layout.rl_prompts()
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    count = 0
+    with partial.open("w", encoding="utf-8") as handle:
+        for row in rows(loaded):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    if count == 0:
+        partial.unlink()
+        raise UserError("the RL prompt dataset gave no prompts with a usable answer",
+                        "check rl.data and its fields with: medrecipe preflight RECIPE")
+    partial.replace(target)
+    log(f"rl: {count:,} prompts written to {target}")
+    return target
