@@ -16,6 +16,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def offline() -> bool:
     try:
         urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=3)
         return False
+    except urllib.error.HTTPError:
+        return False  # it answered
     except OSError:
         return True
 

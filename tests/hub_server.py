@@ -5,8 +5,12 @@ given HF_ENDPOINT before huggingface_hub is imported and HF_HUB_DISABLE_XET=1 (X
 Repositories are git-like: commits with a parent and a full tree, `main`, tags. Regular files are stored by
 their git blob sha1, LFS files by sha256, and preupload reports the stored oid of each path, which is how
 the client knows what is unchanged. Binary, large (>= 10 MB) and .gitattributes-matched files go to LFS, as
-on the Hub. Routes: whoami-v2, repos/create, validate-yaml, repo info, refs, tree, paths-info, preupload,
-NDJSON commit, tag create/delete, LFS batch + signed PUT + verify, and HEAD/GET resolve.
+on the Hub. Routes: whoami-v2, repos/create, validate-yaml, repo info (with the card's metadata as cardData,
+and `gated`), auth-check, refs, tree, paths-info, preupload, NDJSON commit, tag create/delete, LFS batch + signed
+PUT + verify, and HEAD/GET resolve with byte ranges (what `datasets` streaming and HfFileSystem read with).
+
+`seed` creates a repository with files on several branches (refs/convert/parquet, say), public, private or gated;
+a gated repository's files are served only to users it was granted to, as on the Hub.
 
 Tests inspect the state directly (`files`, `commits`, `tags`, `is_private`), read the request log, and
 make a request fail with `fail(...)` to interrupt an upload.
@@ -67,6 +71,8 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    gated: bool = False
+    granted: set[str] = field(default_factory=set)  # users who accepted a gated repository's terms
 
 
 @dataclass
@@ -129,6 +135,23 @@ class LocalHub:
         }
 
     # ------------------------------------------------------------------------------ test controls
+    def seed(self, repo_type: str, repo_id: str, branches: dict[str, dict[str, bytes]], private: bool = False,
+             gated: bool = False) -> None:
+        """Create `repo_id` holding these files on these branches ("main" first), as it stands on the Hub."""
+        with self.lock:
+            repo = Repo(repo_type, repo_id, private=private, gated=gated)
+            for branch, files in branches.items():
+                tree: dict[str, Entry] = {}
+                for path, data in files.items():
+                    if len(data) >= LFS_THRESHOLD or b"\0" in data:
+                        sha = hashlib.sha256(data).hexdigest()
+                        (self.root / "lfs" / sha).write_bytes(data)
+                        tree[path] = Entry(git_blob_oid(lfs_pointer(sha, len(data))), len(data), lfs=sha)
+                    else:
+                        tree[path] = Entry(self.store_regular(data), len(data))
+                self.commit(repo, None, f"{branch}: seeded", tree, branch)
+            self.repos[(repo_type, repo_id)] = repo
+
     def fail(self, method: str, pattern: str, status: int = 403, message: str = "Request has expired", times: int = 1) -> None:
         """Answer the next `times` requests whose path matches `pattern` (a regex) with an error."""
         with self.lock:
@@ -174,10 +197,10 @@ class LocalHub:
             return revision
         raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
 
-    def commit(self, repo: Repo, parent: str | None, title: str, tree: dict[str, Entry]) -> str:
+    def commit(self, repo: Repo, parent: str | None, title: str, tree: dict[str, Entry], branch: str = "main") -> str:
         oid = hashlib.sha1(f"{parent}\n{title}\n{sorted((p, e.oid) for p, e in tree.items())}\n{len(repo.commits)}".encode()).hexdigest()
         repo.commits[oid] = Commit(oid, parent, title, tree)
-        repo.branches["main"] = oid
+        repo.branches[branch] = oid
         return oid
 
 
@@ -288,6 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
             action, argument = (rest + [None, None])[:2]
             if action is None and method == "GET":
                 return self.info(repo_type, repo_id, "main")
+            if action == "auth-check" and method == "GET":
+                return self.auth_check(repo_type, repo_id)
             routes = {
                 ("revision", "GET"): lambda: self.info(repo_type, repo_id, argument),
                 ("refs", "GET"): lambda: self.refs(repo_type, repo_id),
@@ -342,9 +367,26 @@ class _Handler(BaseHTTPRequestHandler):
         with self.hub.lock:
             repo = self.repo(repo_type, repo_id)
             oid = self.hub.resolve(repo, revision)
-            siblings = [{"rfilename": path} for path in sorted(repo.commits[oid].tree)]
-        self.send(200, {"id": repo_id, "sha": oid, "private": repo.private, "author": repo_id.split("/")[0],
-                        "tags": [], "siblings": siblings, "downloads": 0, "likes": 0})
+            tree = repo.commits[oid].tree
+            siblings = [{"rfilename": path} for path in sorted(tree)]
+            readme = self.hub.read(tree["README.md"]).decode() if "README.md" in tree else ""
+        match = re.match(r"^---\n(.*?)\n---\n", readme, re.DOTALL)
+        card_data = (yaml.safe_load(match.group(1)) or {}) if match else None
+        self.send(200, {"id": repo_id, "sha": oid, "private": repo.private, "gated": "auto" if repo.gated else False,
+                        "disabled": False, "author": repo_id.split("/")[0], "tags": [], "siblings": siblings,
+                        "downloads": 0, "likes": 0, **({"cardData": card_data} if card_data is not None else {})})
+
+    def auth_check(self, repo_type: str, repo_id: str) -> None:
+        with self.hub.lock:
+            self.readable(self.repo(repo_type, repo_id))
+        self.send(200, {})
+
+    def readable(self, repo: Repo) -> None:
+        """A gated repository's files are for the users it was granted to (401 without a token, as on the Hub)."""
+        if repo.gated:
+            user = self.user()
+            if user not in repo.granted:
+                raise HubError(401 if user is None else 403, f"Access to {repo.repo_id} is restricted", "GatedRepo")
 
     def refs(self, repo_type: str, repo_id: str) -> None:
         with self.hub.lock:
@@ -487,13 +529,25 @@ class _Handler(BaseHTTPRequestHandler):
     def resolve_file(self, repo_type: str, repo_id: str, revision: str, path: str) -> None:
         with self.hub.lock:
             repo = self.repo(repo_type, repo_id)
+            self.readable(repo)
             oid = self.hub.resolve(repo, revision)
             entry = repo.commits[oid].tree.get(path)
         if entry is None:
             raise HubError(404, "Entry not found", "EntryNotFound")
         etag = entry.lfs or entry.oid
-        headers = {"X-Repo-Commit": oid, "ETag": f'"{etag}"', "X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(entry.size)}
-        self.send(200, headers=headers, raw=self.hub.read(entry))
+        headers = {"X-Repo-Commit": oid, "ETag": f'"{etag}"', "X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(entry.size),
+                   "Accept-Ranges": "bytes"}
+        data = self.hub.read(entry)
+        ranged = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+        if ranged and data:
+            first, last = ranged.groups()
+            start = int(first) if first else max(0, len(data) - int(last))
+            end = min(len(data) - 1, int(last)) if first and last else len(data) - 1
+            if start >= len(data):
+                raise HubError(416, "Range Not Satisfiable")
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            return self.send(206, headers=headers, raw=data[start:end + 1])
+        self.send(200, headers=headers, raw=data)
 
 
 def _entry_json(path: str, entry: Entry) -> dict:

@@ -24,10 +24,16 @@ def benchmark_rows(location: dict):
         if not files:
             raise FileNotFoundError(f"benchmark {location['name']}: no data files at {location['path']}")
         rows = (row for file in files for row in _rows_of_file(Path(file), "auto"))
+    elif location.get("data_files"):  # a repository without a configuration for them (HealthBench)
+        from huggingface_hub import hf_hub_download
+
+        files = [Path(hf_hub_download(location["hub"], name, repo_type="dataset", revision=location.get("revision")))
+                 for name in location["data_files"]]
+        rows = (row for file in files for row in _rows_of_file(file, "auto"))
     else:
         from datasets import load_dataset
 
-        rows = load_dataset(location["hub"], location.get("subset"), split=location["split"])
+        rows = load_dataset(location["hub"], location.get("subset"), split=location["split"], revision=location.get("revision"))
     for row in rows:
         if all(row.get(column) == value for column, value in where.items()):
             yield row

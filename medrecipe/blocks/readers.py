@@ -11,9 +11,13 @@ exposes each row as the column `turns`.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -79,38 +83,127 @@ def _json_lines(path: Path, start: int, end: int) -> Iterator[dict]:
 
 def _rows_of_file(path: Path, format: str, part: tuple[int, int] | None = None) -> Iterator[dict]:
     kind = _kind(path, format)
-    if kind == "parquet":
+    if part is not None and kind == "parquet":
         import pyarrow.parquet as pq
 
-        file = pq.ParquetFile(path)
-        groups = range(*part) if part else None
-        for batch in file.iter_batches(batch_size=1024, row_groups=groups):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024, row_groups=range(*part)):
             yield from batch.to_pylist()
-    elif kind == "json":
-        with path.open(encoding="utf-8") as handle:
-            content = json.load(handle)
-        for row in content if isinstance(content, list) else content.get("data", []):
-            yield row if isinstance(row, dict) else {"turns": row}
     elif part is not None:
         yield from _json_lines(path, *part)
     else:
-        with _open_text(path) as handle:
-            for line in handle:
-                if line.strip():
-                    yield json.loads(line)
+        with path.open("rb") as handle:
+            yield from rows_of_stream(handle, path.name, kind)
 
 
-def _open_text(path: Path):
-    """A JSON Lines file, plain, gzipped or zstd-compressed (the AM distilled sets ship as .jsonl.zst)."""
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    if path.name.endswith(".zst"):
+def rows_of_stream(handle: BinaryIO, name: str, kind: str) -> Iterator[dict]:
+    """The rows of one open file, read as they are needed: Parquet batches, JSON lines (plain, .gz or .zst), or
+    the items of a top-level JSON array (a list row becomes the column `turns`)."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    elif kind == "json":
+        for item in _json_array_items(io.TextIOWrapper(handle, encoding="utf-8")):
+            yield item if isinstance(item, dict) else {"turns": item}
+    else:
+        for line in _decompressed(handle, name):
+            if line.strip():
+                yield json.loads(line)
+
+
+def _decompressed(handle: BinaryIO, name: str):
+    """A JSON Lines file as text lines, plain, gzipped or zstd-compressed (the AM distilled sets ship as .jsonl.zst)."""
+    if name.endswith(".gz"):
+        return gzip.open(handle, "rt", encoding="utf-8")
+    if name.endswith(".zst"):
         try:
             from compression import zstd  # Python 3.14
         except ImportError:
             from backports import zstd
-        return zstd.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return zstd.open(handle, "rt", encoding="utf-8")
+    return io.TextIOWrapper(handle, encoding="utf-8")
+
+
+def _json_array_items(text: io.TextIOBase, chunk: int = 1 << 20) -> Iterator:
+    """The items of a top-level JSON array (or of its `data` member), decoded one at a time: a 1 GB file (ApolloCorpus)
+    never sits in memory whole."""
+    decoder = json.JSONDecoder()
+    buffer, position, exhausted = "", 0, False
+
+    def fill() -> bool:
+        nonlocal buffer, position, exhausted
+        more = text.read(chunk)
+        buffer, position, exhausted = buffer[position:] + more, 0, not more
+        return bool(more)
+
+    def skip(chars: str) -> None:
+        nonlocal position
+        while True:
+            while position < len(buffer) and buffer[position] in chars:
+                position += 1
+            if position < len(buffer) or not fill():
+                return
+
+    skip(" \t\r\n")
+    if position >= len(buffer):
+        return
+    if buffer[position] == "{":  # {"data": [...]}: small files of this shape are read whole
+        fill_all = buffer[position:] + text.read()
+        yield from json.loads(fill_all).get("data", [])
+        return
+    position += 1  # the array's "["
+    while True:
+        skip(" \t\r\n,")
+        if position >= len(buffer) or buffer[position] == "]":
+            return
+        while True:
+            try:
+                item, end = decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError:
+                if exhausted or not fill():
+                    raise
+                continue
+            after = end
+            while after < len(buffer) and buffer[after] in " \t\r\n":
+                after += 1
+            # An item is whole once a delimiter follows it: "12" may go on as "12.5e3" in the next chunk.
+            if (after == len(buffer) or buffer[after] not in ",]") and not exhausted and fill():
+                continue
+            position = end
+            yield item
+            break
+
+
+def first_rows(location: dict, count: int) -> list[dict]:
+    """The first `count` rows of a source (or of the RL prompts) as its files hold them, reading little more than
+    that: byte ranges of Hub files, streaming of a Hub configuration. `preflight` reads with it."""
+    format = location.get("format", "auto")
+    if location.get("path"):
+        found = []
+        for file in local_files(location["path"]):
+            with file.open("rb") as handle:
+                found += islice(rows_of_stream(handle, file.name, _kind(file, format)), count - len(found))
+            if len(found) >= count:
+                break
+        return found
+    if location.get("data_files"):
+        from huggingface_hub import HfFileSystem
+
+        system = HfFileSystem()
+        revision = quote(location.get("revision") or "main", safe="")
+        found = []
+        for name in location["data_files"]:
+            with system.open(f"datasets/{location['hub']}@{revision}/{name}", "rb") as handle:
+                found += islice(rows_of_stream(handle, name, _kind(Path(name), format)), count - len(found))
+            if len(found) >= count:
+                break
+        return found
+    from datasets import load_dataset
+
+    dataset = load_dataset(location["hub"], location.get("subset"), split=location.get("split", "train"),
+                           revision=location.get("revision"), streaming=True)
+    return list(islice(dataset, count))
 
 
 class SourceReader(PipelineStep):

@@ -25,6 +25,10 @@ ORDER_SOURCE_SHIFT = 40  # order = source index << 40 | row index: unique and so
 class MappingError(ValueError):
     """A source row does not have the columns its recipe mapping names."""
 
+    def __init__(self, message: str, column: str):
+        super().__init__(message)
+        self.column = column
+
 
 class AnswerNotAnOption(ValueError):
     """A row whose answer, declared as a letter or an option's text, names none of its options (the row is dropped)."""
@@ -36,7 +40,7 @@ def order_key(source_index: int, row_index: int) -> int:
 
 def _column(row: dict, name: str, source: str) -> Any:
     if name not in row:
-        raise MappingError(f"source {source!r}: column {name!r} not found; the rows have: {', '.join(sorted(row))}")
+        raise MappingError(f"source {source!r}: column {name!r} not found; the rows have: {', '.join(sorted(row))}", name)
     return row[name]
 
 

@@ -25,6 +25,7 @@ class Benchmark:
     spec: dict = field(default_factory=dict)  # column names where the reader's defaults do not find them
     where: dict = field(default_factory=dict)  # keep rows whose column equals the value (MMLU-Pro's health category)
     data_files: tuple[str, ...] = ()  # files of the Hub repository to read, for repositories without a loadable configuration
+    revision: str | None = None  # the revision those files are on, when not main
     builtin: str | None = None  # lighteval's own task for this benchmark (not the recipe's setting; see the module doc)
     note: str = ""
 
@@ -42,8 +43,9 @@ _ALL = [
     Benchmark("medqa", "MedQA (USMLE, 4 options)", "MedQA", "GBaker/MedQA-USMLE-4-options", "test", "multiple_choice",
               spec={"gold": "answer_idx"}, note="4 options; lighteval's med_qa is the 5-option set"),
     Benchmark("medqa_5", "MedQA (USMLE, 5 options)", "MedQA-5", "bigbio/med_qa", "test", "multiple_choice",
-              subset="med_qa_en_source", spec={"gold": "answer_idx"}, builtin="med_qa",
-              note="bigbio/med_qa is a script repository: read its refs/convert/parquet revision"),
+              spec={"gold": "answer_idx"}, builtin="med_qa", data_files=("med_qa_en_source/test/0000.parquet",),
+              revision="refs/convert/parquet",
+              note="bigbio/med_qa is a script repository: the med_qa_en_source file of its parquet conversion is read"),
     Benchmark("pubmedqa", "PubMedQA", "PubMed", "qiaojin/PubMedQA", "train", "pubmedqa", subset="pqa_labeled",
               builtin="pubmedqa", note="the 1,000 expert-labelled questions"),
     Benchmark("mmlu_pro_medical", "MMLU-Pro (health)", "MMLU-P", "TIGER-Lab/MMLU-Pro", "test", "multiple_choice",

@@ -55,7 +55,8 @@ def _benchmark_locations(loaded: LoadedRecipe, names: list[str] | None) -> list[
         if ref is not None and ref.path:
             location["path"] = str(loaded.local_path(("eval", "benchmarks", index, "path")))
         else:
-            location.update(hub=entry.hub, subset=entry.subset, split=(ref and ref.split) or entry.split)
+            location.update(hub=entry.hub, subset=entry.subset, split=(ref and ref.split) or entry.split,
+                            revision=entry.revision, data_files=list(entry.data_files))
         locations.append(location)
     return locations
 

@@ -169,7 +169,8 @@ def data_plan(loaded: LoadedRecipe, index: int) -> DataPlan:
             return DataPlan(None, "default", links, f"{local} ({', '.join(bench.data_files)})")
         return DataPlan(str(local), "default", [], f"{local} (split {split})")
     if bench.data_files:
-        links = [(f'"$(hub_file {shlex.quote(bench.hub)} {shlex.quote(name)})"', f"{split}-{i:05d}{Path(name).suffix}")
+        revision = shlex.quote(bench.revision or "main")
+        links = [(f'"$(hub_file {shlex.quote(bench.hub)} {shlex.quote(name)} {revision})"', f"{split}-{i:05d}{Path(name).suffix}")
                  for i, name in enumerate(bench.data_files)]
         return DataPlan(None, "default", links, f"{bench.hub}: {', '.join(bench.data_files)} ({split})")
     where = "".join(f", {column} = {value}" for column, value in bench.where.items())
@@ -336,7 +337,7 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
             "# The local path of a file of a Hub dataset repository (downloaded once into the Hugging Face cache).",
             "hub_file() {",
             "  python -c 'import sys; from huggingface_hub import hf_hub_download; "
-            'print(hf_hub_download(sys.argv[1], sys.argv[2], repo_type="dataset"))\' "$1" "$2"',
+            'print(hf_hub_download(sys.argv[1], sys.argv[2], repo_type="dataset", revision=sys.argv[3]))\' "$1" "$2" "$3"',
             "}",
             "",
         ]

@@ -24,15 +24,19 @@ from ..recipe.model import PolicyOptimization
 READER_NAME = "rl-prompts"
 
 
-def reader(loaded: LoadedRecipe) -> SourceReader:
-    """The recipe's RL prompt dataset as a curation reader (a prompts-only source)."""
+def source(loaded: LoadedRecipe) -> dict:
+    """The recipe's RL prompt dataset as a curation source (prompts only), for the reader."""
     rl = loaded.recipe.rl
     assert isinstance(rl, PolicyOptimization)
     spec = rl.data.model_dump(mode="json")
     if rl.data.path:
         spec["path"] = str(loaded.local_path(("rl", "data", "path")))
     spec.update({"name": READER_NAME, "kind": "prompts", "max_samples": rl.data.max_samples})
-    return SourceReader(spec, 0)
+    return spec
+
+
+def reader(loaded: LoadedRecipe) -> SourceReader:
+    return SourceReader(source(loaded), 0)
 
 
 def rows(loaded: LoadedRecipe, limit: int | None = None) -> Iterator[dict]:

@@ -1,0 +1,334 @@
+"""Before any GPU is spent: every Hub resource a recipe names, checked with the user's own access, and the first
+rows of every dataset read through the recipe's own mapping.
+
+- Models (the base model, an SFT or RL starting point, the evaluated model, models vLLM serves for curation, the
+  embedding model): the repository exists, the token may read it (gated models), config.json and a tokenizer are
+  there.
+- Datasets (curation sources, RL prompts, preference pairs, benchmarks): the repository, revision, configuration and
+  files exist, the token may read them, and their first rows read through the recipe's field mapping by the same
+  code the data stage and the RL stage use. One mapped record per source, one RL prompt with its label, one
+  preference pair as OpenRLHF splits it, and one evaluation prompt per benchmark are shown.
+Every problem is placed at the recipe line that names the resource. Local files are checked too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import offline_models
+from ..blocks.readers import first_rows, local_files
+from ..blocks.record import AnswerNotAnOption, MappingError, build_record
+from ..catalog import benchmarks
+from ..catalog.benchmark_items import render_prompt, to_item
+from ..errors import UserError
+from ..recipe import LoadedRecipe, Problem
+from ..recipe.model import DomainFilter, Generate, JudgeFilter, LLMClassifier, PolicyOptimization, PreferenceStage
+from . import rl_prompts
+
+FILTERED_ROWS = 500  # rows read to find one that a benchmark's row filter keeps (MMLU-Pro's health questions)
+MODEL_FILES = ("config.json",)
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model")
+
+
+@dataclass
+class Check:
+    what: str
+    name: str
+    result: str
+    ok: bool = True
+
+
+@dataclass
+class Sample:
+    """One row as a stage will see it: shown as text, kept as data (`preflight --json`)."""
+
+    kind: str  # source | rl_prompt | preference_pair | eval_prompt
+    name: str
+    text: str
+    data: dict
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"checks": [vars(check) for check in self.checks],
+                "samples": [vars(sample) for sample in self.samples],
+                "problems": [str(problem) for problem in self.problems]}
+
+
+class _Preflight:
+    def __init__(self, loaded: LoadedRecipe, rows: int):
+        from huggingface_hub import HfApi
+
+        self.loaded = loaded
+        self.rows = rows
+        self.api = HfApi()
+        self.report = Report()
+
+    # ------------------------------------------------------------------------------------------ reporting
+    def ok(self, what: str, name: str, result: str) -> None:
+        self.report.checks.append(Check(what, name, result))
+
+    def fail(self, what: str, name: str, path: tuple, message: str, hint: str | None = None) -> None:
+        self.report.checks.append(Check(what, name, message, ok=False))
+        self.report.problems.append(self.loaded.problem(path, message, hint))
+
+    # ------------------------------------------------------------------------------------------ the Hub
+    def repository(self, kind: str, repo: str, revision: str | None, what: str, path: tuple):
+        """The repository's info, or None after reporting why it cannot be read."""
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+        info = self.api.dataset_info if kind == "dataset" else self.api.model_info
+        try:
+            found = info(repo, revision=revision)
+            self.api.auth_check(repo, repo_type=kind)
+            return found
+        except GatedRepoError:
+            url = f"https://huggingface.co/{'datasets/' if kind == 'dataset' else ''}{repo}"
+            self.fail(what, repo, path, f"{repo} is gated and your token has no access to it",
+                      f"accept its terms at {url} with the account of your token (HF_TOKEN or `hf auth login`)")
+        except RevisionNotFoundError:
+            self.fail(what, repo, path, f"{repo} has no revision {revision!r}")
+        except RepositoryNotFoundError:
+            self.fail(what, repo, path, f"no {kind} {repo} on the Hub (or it is private to another account)")
+        return None
+
+    def model(self, path: tuple, model: str) -> None:
+        local = self.loaded.local_path(path)
+        if model.startswith(("/", ".", "~")) or local.exists():
+            if (local / "config.json").is_file():
+                self.ok("model", model, "local folder with config.json")
+            else:
+                self.fail("model", model, path, f"{local} has no config.json")
+            return
+        info = self.repository("model", model, None, "model", path)
+        if info is None:
+            return
+        names = {sibling.rfilename for sibling in info.siblings or []}
+        missing = [name for name in MODEL_FILES if name not in names]
+        if missing or not names & set(TOKENIZER_FILES):
+            self.fail("model", model, path, f"{model} has no {', '.join(missing) or 'tokenizer'}")
+            return
+        self.ok("model", model, "readable, config.json and tokenizer present")
+
+    def models(self) -> None:
+        recipe = self.loaded.recipe
+        seen: set[str] = set()
+        wanted: list[tuple[tuple, str]] = [(("base_model",), recipe.base_model)]
+        if recipe.sft and recipe.sft.base_model:
+            wanted.append((("sft", "base_model"), recipe.sft.base_model))
+        if recipe.rl and recipe.rl.init_from != "sft":
+            wanted.append((("rl", "init_from"), recipe.rl.init_from))
+        if recipe.eval and recipe.eval.model not in ("final", "sft", "rl", "base"):
+            wanted.append((("eval", "model"), recipe.eval.model))
+        for index, step in enumerate(recipe.data.steps if recipe.data else []):
+            if isinstance(step, (Generate, JudgeFilter)) and step.endpoint is None:
+                wanted.append((("data", "steps", index, "model"), step.model))
+            if isinstance(step, DomainFilter):
+                wanted.append((("data", "steps", index, "embedding", "model"), step.embedding.model))
+                if isinstance(step.classifier, LLMClassifier) and step.classifier.endpoint is None:
+                    wanted.append((("data", "steps", index, "classifier", "model"), step.classifier.model))
+        for path, model in wanted:
+            if model not in seen:
+                seen.add(model)
+                self.model(path, model)
+
+    # ------------------------------------------------------------------------------------------ datasets
+    def location(self, spec: dict, what: str, name: str, at: tuple) -> list[dict] | None:
+        """The first rows of a dataset location, or None after reporting why they cannot be read."""
+        if spec.get("path"):
+            if not local_files(spec["path"]):
+                if spec.get("required", True):
+                    self.fail(what, name, (*at, "path"), f"no data files at {spec['path']}")
+                else:
+                    self.ok(what, name, f"optional, absent ({spec['path']}): skipped")
+                return None
+        else:
+            info = self.repository("dataset", spec["hub"], spec.get("revision"), what, (*at, "hub"))
+            if info is None:
+                return None
+            names = {sibling.rfilename for sibling in info.siblings or []}
+            for position, file in enumerate(spec.get("data_files") or []):
+                if file not in names:
+                    self.fail(what, name, (*at, "data_files", position), f"{spec['hub']} has no file {file!r}"
+                              + (f" at {spec['revision']}" if spec.get("revision") else ""))
+                    return None
+            configs = [c.get("config_name") for c in (info.card_data or {}).get("configs") or [] if isinstance(c, dict)]
+            if spec.get("subset") and configs and spec["subset"] not in configs:
+                self.fail(what, name, (*at, "subset"), f"{spec['hub']} has no configuration {spec['subset']!r}",
+                          f"configurations: {', '.join(configs)}")
+                return None
+        try:
+            rows = first_rows(spec, self.rows)
+        except Exception as exc:  # what the datasets library or a file reader says of the data, for any dataset
+            self.fail(what, name, (*at, "subset" if spec.get("subset") else "path" if spec.get("path") else "hub"),
+                      f"its first rows could not be read: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            return None
+        if not rows:
+            self.fail(what, name, (*at, "split"), "no rows" + (f" in split {spec.get('split')!r}" if spec.get("split") else ""))
+            return None
+        return rows
+
+    def mapped(self, rows: list[dict], spec: dict, what: str, name: str, at: tuple) -> dict | None:
+        """The first row as the reader builds it, or None after reporting the mapping's problem."""
+        built, unresolved = None, []
+        for index, row in enumerate(rows):
+            try:
+                record = build_record(row, spec["fields"], name, spec.get("kind", "conversations"), str(index), index)
+            except MappingError as error:
+                self.fail(what, name, (*at, "fields", _field_of(spec["fields"], error.column)), str(error).split(": ", 1)[1])
+                return None
+            except AnswerNotAnOption as error:
+                unresolved.append(str(error))
+                continue
+            built = built or record
+        if built is None:
+            self.fail(what, name, (*at, "fields", "answer"), f"no answer of the first {len(rows)} rows names an option: {unresolved[0]}",
+                      "check answer and answer_format against a row of the dataset")
+            return None
+        skipped = f"; {len(unresolved)} of {len(rows)} rows name no option and are dropped" if unresolved else ""
+        self.ok(what, name, f"{len(rows)} rows read and mapped{skipped}")
+        return built
+
+    def sources(self) -> None:
+        data = self.loaded.recipe.data
+        if not data:
+            return
+        for index, source in enumerate(data.sources):
+            at = ("data", "sources", index)
+            spec = source.model_dump(mode="json")
+            if source.path:
+                spec["path"] = str(self.loaded.local_path((*at, "path")))
+            rows = self.location(spec, "source", source.name, at)
+            record = rows and self.mapped(rows, spec, "source", source.name, at)
+            if record:
+                metadata = record["metadata"]
+                self.report.samples.append(Sample("source", source.name, _conversation(metadata),
+                                                  {key: metadata[key] for key in ("messages", "answer", "options")}))
+
+    def rl_prompts(self) -> None:
+        rl = self.loaded.recipe.rl
+        if not isinstance(rl, PolicyOptimization):
+            return
+        spec = rl_prompts.source(self.loaded)
+        rows = self.location(spec, "RL prompts", spec["hub"] or spec["path"], ("rl", "data"))
+        record = rows and self.mapped(rows, spec, "RL prompts", "rl.data", ("rl", "data"))
+        if record:
+            row = rl_prompts.prompt_row(record["metadata"]["messages"], record["metadata"]["answer"], record["id"],
+                                        rl.data.instruction, rl.data.apply_chat_template)
+            prompt = row["prompt"] if isinstance(row["prompt"], str) else _turns(row["prompt"])
+            self.report.samples.append(Sample("rl_prompt", "rl.data", f"{prompt}\n\nlabel (what reward.py grades against): {row['label']!r}", row))
+
+    def preference(self) -> None:
+        rl = self.loaded.recipe.rl
+        if not isinstance(rl, PreferenceStage):
+            return
+        at = ("rl", "data")
+        local = self.loaded.local_path((*at, "path"))
+        spec = {"path": str(local)} if local.exists() else {"hub": rl.data.path, "split": rl.data.split}
+        rows = self.location(spec, "preference pairs", rl.data.path, at)
+        if not rows:
+            return
+        row = rows[0]
+        for name in ("prompt_key", "chosen_key", "rejected_key"):
+            column = getattr(rl.data, name)
+            if column and column not in row:
+                return self.fail("preference pairs", rl.data.path, (*at, name), f"column {column!r} not found; the rows have: "
+                                 f"{', '.join(sorted(row))}")
+        chosen, rejected = row[rl.data.chosen_key], row[rl.data.rejected_key]
+        conversation = isinstance(chosen, list)
+        if rl.data.apply_chat_template and rl.data.prompt_key and conversation and not isinstance(row[rl.data.prompt_key], list):
+            return self.fail("preference pairs", rl.data.path, (*at, "prompt_key"),
+                             f"{rl.data.prompt_key!r} is text while {rl.data.chosen_key!r} is a conversation: OpenRLHF's chat "
+                             "template cannot take it", "remove prompt_key: the prompt is then chosen without its last turn")
+        if rl.data.apply_chat_template and not rl.data.prompt_key and not conversation:
+            return self.fail("preference pairs", rl.data.path, (*at, "chosen_key"),
+                             f"{rl.data.chosen_key!r} is text: without prompt_key OpenRLHF needs whole conversations")
+        if conversation:
+            prompt = row[rl.data.prompt_key] if rl.data.prompt_key else chosen[:-1]
+            pair = {"prompt": prompt, "chosen": chosen[len(prompt):] if not rl.data.prompt_key else chosen,
+                    "rejected": rejected[len(prompt):] if not rl.data.prompt_key else rejected}
+            sample = f"{_turns(prompt)}\n\nchosen: {_clip(chosen[-1]['content'])}\nrejected: {_clip(rejected[-1]['content'])}"
+        else:
+            pair = {"prompt": row.get(rl.data.prompt_key or "", ""), "chosen": chosen, "rejected": rejected}
+            sample = f"{pair['prompt']}\n\nchosen: {_clip(str(chosen))}\nrejected: {_clip(str(rejected))}"
+        self.ok("preference pairs", rl.data.path, f"{len(rows)} rows read; columns as mapped")
+        self.report.samples.append(Sample("preference_pair", rl.data.path, sample, pair))
+
+    def benchmarks(self) -> None:
+        ev = self.loaded.recipe.eval
+        if not ev:
+            return
+        for index, ref in enumerate(ev.benchmarks):
+            bench = benchmarks.get(ref.name)
+            at = ("eval", "benchmarks", index)
+            if ref.path:
+                spec = {"path": str(self.loaded.local_path((*at, "path")))}
+            else:
+                spec = {"hub": bench.hub, "subset": bench.subset, "split": ref.split or bench.split, "revision": bench.revision,
+                        "data_files": list(bench.data_files) or None}
+            saved, self.rows = self.rows, (FILTERED_ROWS if bench.where else self.rows)
+            rows = self.location(spec, "benchmark", ref.name, at)
+            self.rows = saved
+            if not rows:
+                continue
+            kept = [row for row in rows if all(row.get(column) == value for column, value in bench.where.items())]
+            if not kept:
+                self.fail("benchmark", ref.name, at, f"none of the first {len(rows)} rows has {bench.where}")
+                continue
+            try:
+                item = to_item(kept[0], bench.reader, bench.spec, 0)
+            except (ValueError, KeyError, TypeError) as error:
+                self.fail("benchmark", ref.name, at, f"its rows do not read as {bench.reader} items: {error}")
+                continue
+            self.ok("benchmark", ref.name, f"{len(kept)} rows read as {bench.reader} items")
+            prompt = render_prompt(item, ev.prompt.template, ev.prompt.instruction)
+            self.report.samples.append(Sample("eval_prompt", ref.name, f"{prompt}\n\ngold: {item['gold'] or 'rubric'}",
+                                              {"prompt": prompt, "gold": item["gold"], "item": item}))
+
+
+def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:
+    """Check everything `loaded` names on the Hub (and locally); the report's problems are placed at recipe lines."""
+    from huggingface_hub import constants
+
+    if offline_models.offline():
+        raise UserError(f"the Hub cannot be reached at {constants.ENDPOINT}" + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""),
+                        "preflight reads the Hub: run it where the Hub is reachable (HF_ENDPOINT names a mirror)")
+    run = _Preflight(loaded, rows)
+    run.models()
+    run.sources()
+    run.rl_prompts()
+    run.preference()
+    run.benchmarks()
+    return run.report
+
+
+def _field_of(fields: dict, column: str) -> str:
+    """The field of a mapping that names `column` (for the error's place)."""
+    for name, value in fields.items():
+        if value == column or (isinstance(value, list) and column in value):
+            return name
+    return "fields"
+
+
+def _clip(text: str, limit: int = 400) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} more characters]"
+
+
+def _turns(messages: list[dict]) -> str:
+    return "\n".join(f"[{turn['role']}] {_clip(turn['content'])}" for turn in messages)
+
+
+def _conversation(metadata: dict) -> str:
+    text = _turns(metadata["messages"])
+    if metadata.get("options"):
+        text += "\noptions: " + ", ".join(metadata["options"])
+    if metadata.get("answer") is not None:
+        text += f"\nanswer: {metadata['answer']!r}"
+    return text
+

@@ -1,0 +1,283 @@
+"""The shipped recipes against datasets laid out as the real Hub datasets are (tests/fixtures/hub/, the evidence in
+medrecipe/catalog/datasets.py): the catalog matches the fixtures, every mapping of a shipped recipe matches the
+catalog, the known wrong mappings are caught at their recipe line, and `medrecipe preflight` reads every dataset of
+every shipped recipe from a local Hub through the real `datasets` and huggingface_hub clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from medrecipe.catalog import benchmarks, datasets
+from medrecipe.recipe import RecipeError
+
+from . import hub_fixtures
+from .conftest import RECIPES
+from .hub_server import LocalHub
+
+TOKEN = "hf_test"
+MODELS = ["Qwen/Qwen3-8B", "Qwen/Qwen3-4B", "meta-llama/Meta-Llama-3-8B", "mistralai/Mistral-7B-v0.1",
+          "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen3-235B-A22B", "Qwen/Qwen2.5-32B-Instruct",
+          "sentence-transformers/all-MiniLM-L6-v2", "TsinghuaC3I/Llama-3-8B-UltraMedical"]
+GATED = {"meta-llama/Meta-Llama-3-8B"}  # Meta's Llama 3 licence must be accepted on the Hub
+
+
+# ------------------------------------------------------------------------------------ catalog and fixtures
+
+
+def test_every_catalog_dataset_has_a_fixture_in_its_layout():
+    assert sorted(datasets.DATASETS) == hub_fixtures.repos()
+    for repo in hub_fixtures.repos():
+        dataset = datasets.get(repo)
+        fixture = hub_fixtures.fixture(repo)
+        assert dataset.evidence, repo
+        for branch, files in fixture["branches"].items():
+            for path, rows in files.items():
+                if path.endswith((".md", ".py")):
+                    continue
+                where = fixture["tables"][path]
+                table = dataset.files[path] if where == "file" else dataset.configs[where]
+                for row in rows:
+                    columns = ["turns"] if isinstance(row, list) else sorted(row)  # a bare list row is the column `turns`
+                    assert columns == sorted(table.columns), f"{repo} {path}"
+                for column, turns in table.turns.items():
+                    roles = {turn[turns.role_key] for row in rows for turn in row[column] or []}
+                    assert roles <= set(turns.roles), f"{repo} {column}: {roles}"
+                    assert all(turns.content_key in turn for row in rows for turn in row[column] or [])
+
+
+def test_every_registry_benchmark_reads_columns_its_dataset_has():
+    for bench in benchmarks.BENCHMARKS.values():
+        dataset = datasets.get(bench.hub)
+        assert dataset is not None, bench.name
+        # a file read directly has no split of its own: the benchmark's split only names where it is staged
+        table = dataset.files[bench.data_files[0]] if bench.data_files else dataset.table(bench.subset, None)
+        assert table is not None and (bench.data_files or bench.split in table.splits), bench.name
+        named = [value for key, value in bench.spec.items() if key != "zero_based"] + list(bench.where)
+        assert set(named) <= set(table.columns), bench.name
+        if bench.data_files:
+            assert bench.revision == dataset.files_revision, bench.name
+
+
+def _problems(write, recipe: str) -> list[str]:
+    from medrecipe.cli.common import load
+
+    try:
+        load(str(write("r.yaml", recipe)), warn=False)
+    except RecipeError as error:
+        return [str(problem) for problem in error.problems]
+    return []
+
+
+BASE = """
+name: probe
+base_model: Qwen/Qwen3-8B
+"""
+
+
+@pytest.mark.parametrize(
+    "mapping, expected",
+    [
+        # the shipped II-Medical mappings before this fix, each against the real layout
+        ("{name: s, hub: FreedomIntelligence/Medical-R1-Distill-Data, subset: en, fields: {prompt: question, reasoning: reasoning, response: response}}",
+         "r.yaml:5:117: data.sources[0].fields.reasoning: column 'reasoning' is not in FreedomIntelligence/Medical-R1-Distill-Data: "
+         "its columns are question, reasoning (reasoning_content), response (content)"),
+        ("{name: s, hub: UCSC-VLAA/MedReason, kind: prompts, fields: {prompt: question, options: options, answer: answer}}",
+         "data.sources[0].fields.options: UCSC-VLAA/MedReason's 'options' is one text block of 'A. ...' lines"),
+        ("{name: s, hub: UCSC-VLAA/MedReason, kind: prompts, fields: {prompt: question, options: options, options_format: lettered_lines, answer: answer}}",
+         "data.sources[0].fields.answer: UCSC-VLAA/MedReason's 'answer' is the right option's text, not its letter"),
+        ("{name: s, hub: a-m-team/AM-DeepSeek-R1-Distilled-1.4M, subset: am_0.9M, fields: {messages: messages}}",
+         "data.sources[0].fields.messages: a-m-team/AM-DeepSeek-R1-Distilled-1.4M's assistant turns wrap the answer in <answer>"),
+        ("{name: s, hub: a-m-team/AM-Qwen3-Distilled, data_files: [if.jsonl], fields: {messages: conversations, role_key: from, "
+         "content_key: value, roles: {gpt: assistant}, strip_tags: [answer]}}",
+         "a-m-team/AM-Qwen3-Distilled's turns have the roles human, assistant; 'human' would not be a chat role"),
+        ("{name: s, hub: open-thoughts/OpenThoughts2-1M, fields: {messages: conversations}}",
+         "open-thoughts/OpenThoughts2-1M's 'conversations' turns are {from, value}"),
+        ("{name: s, hub: bigbio/med_qa, data_files: [med_qa_en_4options_source/train/0000.parquet], kind: prompts, "
+         "fields: {prompt: question, options: options, answer: answer_idx}}",
+         "med_qa_en_4options_source/train/0000.parquet is on the refs/convert/parquet revision of bigbio/med_qa"),
+        ("{name: s, hub: FreedomIntelligence/ApolloCorpus, kind: prompts, fields: {turns: turns}}",
+         "FreedomIntelligence/ApolloCorpus has no configuration a dataset loader can read"),
+        ("{name: s, hub: nvidia/Llama-Nemotron-Post-Training-Dataset, subset: SFT, fields: {messages: input, response: output}}",
+         "nvidia/Llama-Nemotron-Post-Training-Dataset (SFT) has no split 'train'"),
+    ],
+)
+def test_a_mapping_that_does_not_match_the_real_layout_is_an_error_at_its_line(write, mapping, expected):
+    found = _problems(write, BASE + f"data:\n  sources:\n    - {mapping}\n")
+    assert any(expected in problem for problem in found), found
+
+
+def test_the_ii_medical_rl_mapping_before_the_fix_is_caught(write):
+    rl = """
+rl:
+  algorithm: dapo
+  init_from: Qwen/Qwen3-8B
+  data: {hub: Intelligent-Internet/II-Medical-RL, fields: {prompt: question, answer: answer}}
+  rollout_batch_size: 8
+  mini_batch_size: 8
+  samples_per_prompt: 4
+  learning_rate: 1.0e-6
+"""
+    found = _problems(write, BASE + rl)
+    assert any("rl.data.fields.prompt: Intelligent-Internet/II-Medical-RL's 'question' holds the question without its choices; "
+               "they are in 'options'" in problem for problem in found), found
+    assert any("rl.data.fields.answer: Intelligent-Internet/II-Medical-RL's 'answer' is the right option's text, not its letter"
+               in problem and "map answer: label" in problem for problem in found), found
+
+
+@pytest.mark.parametrize("algorithm", ["dpo", "reward_model"])
+def test_a_text_prompt_key_beside_conversations_is_caught_for_preference_training(write, algorithm):
+    rl = f"""
+rl:
+  algorithm: {algorithm}
+  init_from: meta-llama/Meta-Llama-3-8B
+  data: {{path: TsinghuaC3I/UltraMedical-Preference, prompt_key: prompt}}
+  learning_rate: 5.0e-7
+"""
+    found = _problems(write, BASE + rl)
+    assert any("rl.data.prompt_key: TsinghuaC3I/UltraMedical-Preference's 'prompt' is a string" in problem for problem in found), found
+
+
+# ------------------------------------------------------------------------------------ preflight on a local Hub
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """A local Hub holding every fixture dataset and a stub of every model the shipped recipes name."""
+    root = tmp_path_factory.mktemp("hub")
+    with LocalHub(root / "storage", {TOKEN: "tester", "hf_other": "other"}) as server:
+        for repo in hub_fixtures.repos():
+            hub_fixtures.seed(server, repo)
+        for model in MODELS:
+            server.seed("model", model, {"main": {"config.json": b"{}", "tokenizer_config.json": b"{}"}}, gated=model in GATED)
+            if model in GATED:
+                server.repo("model", model).granted.add("tester")
+        server.home = root / "home"
+        yield server
+
+
+def preflight(hub, recipe: Path, *args: str, token: str = TOKEN, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    """`medrecipe preflight` in its own process (huggingface_hub reads HF_ENDPOINT when it is imported)."""
+    out = (cwd or recipe.parent) / "preflight.json"
+    env = {**os.environ, **hub.client_env(token, hub.home), "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "preflight", str(recipe), "--json", str(out), *args],
+                            env=env, capture_output=True, text=True, cwd=cwd or recipe.parent, timeout=600)
+    report = json.loads(out.read_text()) if out.is_file() else {}
+    return result, report
+
+
+def samples(report: dict, kind: str) -> dict[str, dict]:
+    return {sample["name"]: sample["data"] for sample in report["samples"] if sample["kind"] == kind}
+
+
+HUB_RECIPES = ["ii-medical-8b-1706", "internist-7b", "ultramedical-llama3-8b", "ultramedical-rm-llama3-8b"]
+
+
+@pytest.mark.parametrize("name", HUB_RECIPES)
+def test_preflight_reads_every_dataset_of_every_shipped_recipe(hub, tmp_path, name):
+    result, report = preflight(hub, RECIPES / f"{name}.yaml", cwd=tmp_path)
+    failed = [check for check in report.get("checks", []) if not check["ok"]]
+    if name == "internist-7b":  # its physician-curated sources are private: a local copy must be supplied
+        assert result.returncode == 2 and {check["name"] for check in failed} == {"guidelines", "textbooks", "synthetic"}
+        assert "internist-7b.yaml:33:13: data.sources[1].path: no data files at" in result.stderr
+        return
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not failed and "Traceback" not in result.stderr
+
+
+def test_ii_medical_reads_what_the_published_run_trained_on(hub, tmp_path):
+    result, report = preflight(hub, RECIPES / "ii-medical-8b-1706.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sources = samples(report, "source")
+    # Medical-R1-Distill: the reasoning column sits in the think tags, the response after them
+    turns = sources["medical-r1-distill"]["messages"]
+    row = hub_fixtures.rows("FreedomIntelligence/Medical-R1-Distill-Data", "medical_r1_distill_sft.json")[0]
+    assert turns[-1]["content"] == f"<think>\n{row['reasoning (reasoning_content)']}\n</think>\n\n{row['response (content)']}"
+    assert sources["medical-r1-distill-chinese"]["messages"][-1]["content"].startswith("<think>\n")
+    # the AM sets: the <answer> wrapper is gone, the think block stays
+    for name in ("am-deepseek-r1", "am-qwen3-instruction-following"):
+        content = sources[name]["messages"][-1]["content"]
+        assert "<answer>" not in content and "</answer>" not in content and content.startswith("<think>"), name
+    # MedReason: the "Answer Choices:" block read as lettered options, the option text as its letter
+    medreason = sources["medreason-prompts"]
+    assert medreason["options"] == {"A": "Vitamin C", "B": "Vitamin D", "C": "Vitamin K", "D": "Vitamin B12"}
+    assert medreason["answer"] == "A" and "A. Vitamin C\nB. Vitamin D" in medreason["messages"][-1]["content"]
+    # bigbio/med_qa's parquet conversion: [{key, value}] options, the letter as the answer
+    assert sources["medqa-prompts"]["answer"] == "C" and "C. IgA nephropathy" in sources["medqa-prompts"]["messages"][-1]["content"]
+    assert "system" not in {turn["role"] for turn in sources["nemotron-science"]["messages"]}  # not its "detailed thinking on"
+    # the DAPO prompt: the choices are in the prompt, the label is the gold letter, the instruction asks for a box
+    rl = samples(report, "rl_prompt")["rl.data"]
+    assert rl["label"] == "A"
+    assert rl["prompt"] == [{"role": "user", "content": "Scurvy is caused by deficiency of which vitamin?\n\nA. Vitamin C\nB. Vitamin D\n"
+                             "C. Vitamin K\nD. Vitamin B12\n\nPlease reason step-by-step, and put your final answer within \\boxed{}."}]
+    evaluation = samples(report, "eval_prompt")
+    assert set(evaluation) == {"medmcqa", "medqa", "pubmedqa", "mmlu_pro_medical", "healthbench", "lancet", "medbullets_op4",
+                               "medbullets_op5", "medxpertqa", "nejm"}
+    assert evaluation["lancet"]["item"]["options"]["B"] == "Central diabetes insipidus"  # options decoded from their JSON text
+    assert evaluation["mmlu_pro_medical"]["item"]["options"]["J"] and evaluation["mmlu_pro_medical"]["gold"] == "C"
+
+
+def test_ultramedical_preference_pairs_hold_one_user_turn(hub, tmp_path):
+    result, report = preflight(hub, RECIPES / "ultramedical-llama3-8b.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pair = samples(report, "preference_pair")["TsinghuaC3I/UltraMedical-Preference"]
+    assert [turn["role"] for turn in pair["prompt"]] == ["user"]
+    assert [turn["role"] for turn in pair["chosen"]] == ["assistant"] == [turn["role"] for turn in pair["rejected"]]
+
+
+def test_preflight_names_the_line_of_a_planted_wrong_column(hub, tmp_path):
+    # A dataset the catalog does not know: only the Hub can tell that the column is missing.
+    hub.seed("dataset", "someone/own-traces", {"main": {"data/train-00000-of-00001.parquet": hub_fixtures.encoded(
+        "x.parquet", [{"question": "What causes scurvy?", "answer": "Vitamin C deficiency."}])}})
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(textwrap.dedent("""\
+        name: probe
+        base_model: Qwen/Qwen3-8B
+        data:
+          sources:
+            - name: own
+              hub: someone/own-traces
+              fields: {prompt: question, response: response}
+        """))
+    result, report = preflight(hub, recipe)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "r.yaml:7:44: data.sources[0].fields.response: column 'response' not found; the rows have: answer, question" in result.stderr
+
+
+def test_preflight_reports_gated_missing_and_wrong_revisions_at_their_lines(hub, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(textwrap.dedent("""\
+        name: probe
+        base_model: meta-llama/Meta-Llama-3-8B
+        data:
+          sources:
+            - name: missing
+              hub: someone/no-such-dataset
+              fields: {prompt: question, response: answer}
+            - name: pinned
+              hub: TsinghuaC3I/UltraMedical
+              revision: v9
+              fields: {messages: conversations, role_key: from, content_key: value, roles: {human: user, gpt: assistant}}
+        """))
+    result, _ = preflight(hub, recipe, token="hf_other")  # a user who has not accepted Llama 3's licence
+    assert result.returncode == 2
+    err = result.stderr
+    assert "r.yaml:2:13: base_model: meta-llama/Meta-Llama-3-8B is gated and your token has no access to it" in err
+    assert "r.yaml:6:12: data.sources[0].hub: no dataset someone/no-such-dataset on the Hub" in err
+    assert "r.yaml:9:12: data.sources[1].hub: TsinghuaC3I/UltraMedical has no revision 'v9'" in err
+    result, _ = preflight(hub, recipe)  # the token that was granted access
+    assert "base_model" not in result.stderr
+
+
+def test_preflight_without_the_hub_is_a_clear_error(tmp_path):
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "preflight", str(RECIPES / "quickstart.yaml")],
+                            env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "the Hub cannot be reached at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
