@@ -70,8 +70,12 @@ def _cache_folder(model: str) -> Path:
     return private_hub_cache() / ("models--" + model.replace("/", "--"))
 
 
+# The tools' environments pin different transformers (Axolotl 5.x, lighteval 4.x) and share this cache: the saved
+# tokenizer names a class both know. transformers 5 names a tokenizer it built from GGUF `TokenizersBackend`, which
+# transformers 4 cannot load, and keeps that name when it saves again (after SFT); SmolLM2's own class,
+# GPT2Tokenizer (its tokenizer_config.json on the Hub), loads in both and survives a transformers 5 save.
 _CONVERT = """
-import sys
+import json, sys
 from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -81,6 +85,9 @@ model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, t
 model.generation_config.pad_token_id = tokenizer.pad_token_id
 model.save_pretrained(target, safe_serialization=True)
 tokenizer.save_pretrained(target)
+config = json.loads((target / "tokenizer_config.json").read_text())
+config["tokenizer_class"] = "GPT2Tokenizer"
+(target / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 """
 
 

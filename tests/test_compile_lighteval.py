@@ -59,7 +59,7 @@ def test_ii_medical_launch_has_the_card_settings(ii_medical):
     argv = lighteval_command(files[lighteval.LAUNCH])
     assert argv[:2] == ["lighteval", "vllm"]
     model_args = argv[2]
-    assert model_args.startswith("model_name=$model,dtype=bfloat16,max_model_length=36864,tensor_parallel_size=1,seed=42,")
+    assert model_args.startswith("model_name=$model,add_special_tokens=$special_tokens,dtype=bfloat16,max_model_length=36864,tensor_parallel_size=1,seed=42,")
     # [model card] "Recommended Sampling Parameters: temperature = 0.6, top_p = 0.9"; the recipe's seed and answer room.
     assert model_args.endswith("generation_parameters={temperature:0.6,top_p:0.9,max_new_tokens:32768,seed:42}")
     # [model card] the ten benchmarks, each a medrecipe task.
@@ -96,10 +96,11 @@ def test_ii_medical_tasks_have_the_card_prompt(ii_medical):
 
 def test_ii_medical_healthbench_file_is_fetched_and_linked(ii_medical):
     _, _, files, _ = ii_medical
-    launch = files[lighteval.LAUNCH]
-    assert 'file="$(hub_file openai/healthbench 2025-05-07-06-14-12_oss_eval.jsonl)"' in launch
-    assert 'ln -s "$file" "$here/data/healthbench/test-00000.jsonl"' in launch
-    assert "OPENAI_API_KEY" not in launch  # the key's name is in tasks.py; no key is ever written
+    launch, staging = files[lighteval.LAUNCH], files[lighteval.STAGE_DATA]
+    assert 'bash "$here/stage_data.sh"' in launch
+    assert 'file="$(hub_file openai/healthbench 2025-05-07-06-14-12_oss_eval.jsonl main)"' in staging
+    assert 'ln -s "$file" "$here/data/healthbench/test-00000.jsonl"' in staging
+    assert "OPENAI_API_KEY" not in launch + staging  # the key's name is in tasks.py; no key is ever written
 
 
 def test_ii_medical_plan_facts_say_which_tasks_are_custom(ii_medical):
@@ -112,8 +113,8 @@ def test_ii_medical_plan_facts_say_which_tasks_are_custom(ii_medical):
     assert facts["task mmlu_pro_medical"].startswith("custom medrecipe:mmlu_pro_medical <- TIGER-Lab/MMLU-Pro test, category = health")
     assert facts["generation"] == "temperature 0.6, top_p 0.9, top_k backend default, max_new_tokens 32768, seed 42"
     assert facts["max model length"] == "36864 (4096 prompt + 32768 answer)"
-    assert facts["judge"] == "gpt-4.1 at https://api.openai.com/v1, API key from $OPENAI_API_KEY"
-    assert any("healthbench conversations with several turns" in warning for warning in stage.warnings)
+    assert facts["judge"].startswith("gpt-4.1 at https://api.openai.com/v1, API key from $OPENAI_API_KEY; it grades the final answer")
+    assert facts["conversations"] == "healthbench items are sent turn by turn through the model's chat template"
 
 
 def test_launch_script_is_valid_bash(ii_medical, tmp_path):
@@ -210,7 +211,7 @@ def test_accelerate_sampling_evaluates_a_sampling_copy(write, tmp_path):
     assert 'model="$(python "$here/prepare_model.py" "$model" models --sample)"' in launch
     argv = lighteval_command(launch)
     assert argv[:2] == ["lighteval", "accelerate"]
-    assert argv[2] == ("model_name=$model,dtype=float32,max_length=4144,batch_size=4,cache_dir=cache,"
+    assert argv[2] == ("model_name=$model,add_special_tokens=$special_tokens,dtype=float32,max_length=4144,batch_size=4,cache_dir=cache,"
                        "generation_parameters={temperature:0.6,top_p:0.9,seed:7}")  # top_k -1: unset
     # No max_new_tokens on accelerate: lighteval would truncate each prompt to that many tokens. The task's
     # generation_size bounds the answer.
@@ -270,10 +271,10 @@ def test_local_copies_and_hub_locations(write, tmp_path):
         str(FIXTURES / "medmcqa"), False, 3)
     assert (entries["pubmedqa"]["location"], entries["pubmedqa"]["staged"], entries["pubmedqa"]["split"]) == (None, True, "train")
     assert (entries["medqa"]["location"], entries["medqa"]["split"]) == ("GBaker/MedQA-USMLE-4-options", "validation")
-    launch = files[lighteval.LAUNCH]
-    assert f"file={FIXTURES / 'pubmedqa_pqa_labeled.jsonl'}" in launch
-    assert 'ln -s "$file" "$here/data/pubmedqa/train-00000.jsonl"' in launch
-    assert "hub_file" not in launch
+    staging = files[lighteval.STAGE_DATA]
+    assert f"file={FIXTURES / 'pubmedqa_pqa_labeled.jsonl'}" in staging
+    assert 'ln -s "$file" "$here/data/pubmedqa/train-00000.jsonl"' in staging
+    assert "hub_file" not in staging
 
 
 def test_tool_version_matches_the_eval_environment_pin():

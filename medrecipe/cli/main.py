@@ -17,6 +17,7 @@ COMMANDS = {
     "new": ("new", "Fork a recipe: write recipes/NAME.yaml that extends a parent with only your overrides."),
     "schema": ("schema", "Write the recipe JSON Schema for editors (schemas/recipe.schema.json)."),
     "preflight": ("preflight", "Check every model and dataset a recipe names on the Hub, and read their first rows."),
+    "inspect": ("inspect", "Show one record as SFT, RL and evaluation feed it to the model, and check they agree."),
     "compile": ("compile", "Compile a recipe into the native inputs of datatrove, Axolotl, OpenRLHF and lighteval."),
     "run": ("run", "Run a recipe's stages: data curation, SFT, RL, evaluation."),
     "publish": ("publish", "Push datasets, checkpoints and cards to the Hugging Face Hub (or --to-dir)."),

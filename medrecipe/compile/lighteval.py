@@ -36,6 +36,7 @@ VERSION = "0.13.0"
 TOOL = f"lighteval {VERSION}"
 TASKS = "eval/tasks.py"
 LAUNCH = "eval/launch.sh"
+STAGE_DATA = "eval/stage_data.sh"
 PREPARE_MODEL = "eval/prepare_model.py"
 TASK_PREFIX = "medrecipe:"
 PROMPT_ROOM = 4096  # prompt tokens assumed when eval.max_model_length is unset
@@ -189,6 +190,8 @@ def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     plans = [data_plan(loaded, index) for index in range(len(ev.benchmarks))]
     stage.artifacts.append(Artifact(TASKS, tasks_module(loaded, plans)))
     stage.artifacts.append(Artifact(LAUNCH, launch_script(loaded, layout, plans), executable=True))
+    if any(plan.links for plan in plans):
+        stage.artifacts.append(Artifact(STAGE_DATA, stage_data_script(loaded, plans), executable=True))
     stage.artifacts.append(Artifact(PREPARE_MODEL, _PREPARE_MODEL.read_text(encoding="utf-8")))
     _facts(loaded, layout, plans, stage)
     return stage
@@ -232,11 +235,9 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
         )
     if ev.judge and any(benchmarks.get(ref.name).kind == "rubric" for ref in ev.benchmarks):
         key = f", API key from ${ev.judge.api_key_env}" if ev.judge.api_key_env else ""
-        stage.facts.append(("judge", f"{ev.judge.model} at {ev.judge.endpoint}{key}"))
-        stage.warnings.append(
-            "eval.benchmarks: healthbench conversations with several turns reach the model as one user message of "
-            "'role: text' turns (a lighteval 0.13 task gives the model a single user query)"
-        )
+        stage.facts.append(("judge", f"{ev.judge.model} at {ev.judge.endpoint}{key}; it grades the final answer "
+                                      "(after the last </think>) against each rubric item, as OpenAI's simple-evals does"))
+        stage.facts.append(("conversations", "healthbench items are sent turn by turn through the model's chat template"))
 
 
 # ------------------------------------------------------------------------------------------- tasks.py
@@ -332,6 +333,52 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
         f'output="${{EVAL_OUTPUT:-$here/{layout.keys["eval"]}}}"',
         "",
     ]
+    if any(plan.links for plan in plans):
+        lines += ['bash "$here/stage_data.sh"  # the benchmark files tasks.py reads from eval/data/', ""]
+    sample = ev.backend == "accelerate" and samples(loaded)
+    lines += [
+        "# lighteval files its answer cache and results under the model's name: a local model is linked under a",
+        "# relative name in $output/models (see prepare_model.py).",
+    ]
+    if sample:
+        lines += [
+            "# lighteval's accelerate backend passes temperature and top_p to generate() but never do_sample, which",
+            "# transformers reads from the model's generation_config.json (greedy for most checkpoints): with --sample",
+            "# the model is a linked copy whose generation config enables sampling.",
+        ]
+    lines += [
+        "# It also says whether the tokenizer adds special tokens: not when the chat template writes them (one BOS).",
+        'if [ -d "$model" ]; then model="$(cd "$model" && pwd)"; fi',
+        'mkdir -p "$output"',
+        'cd "$output"',
+        f'model="$(python "$here/prepare_model.py" "$model" models{" --sample" if sample else ""})"',
+        'special_tokens="$(python "$here/prepare_model.py" --special-tokens "$model")"',
+        "",
+    ]
+    lines += [
+        f"lighteval {ev.backend} \\",
+        f'  "{_model_args(loaded)}" \\',
+        f'  "{",".join(f"{task_name(ref.name)}|0" for ref in ev.benchmarks)}" \\',
+        '  --custom-tasks "$here/tasks.py" \\',
+        "  --output-dir . \\",
+        "  --save-details",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def stage_data_script(loaded: LoadedRecipe, plans: list[DataPlan]) -> str:
+    """eval/stage_data.sh: links the files of benchmarks read as files (local copies, Hub repositories without a
+    loadable configuration) into eval/data/<name>/, named by split, where tasks.py reads them. launch.sh runs it
+    first; `medrecipe inspect` runs it too."""
+    ev = loaded.recipe.eval
+    assert ev is not None
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# The benchmark files of recipe {loaded.recipe.name!r}, compiled by medrecipe {__version__}. Run by launch.sh.",
+        "set -euo pipefail",
+        'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        "",
+    ]
     if any(plan.links and not ref.path for ref, plan in zip(ev.benchmarks, plans)):
         lines += [
             "# The local path of a file of a Hub dataset repository (downloaded once into the Hugging Face cache).",
@@ -347,37 +394,11 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
         folder = f'"$here/data/{ref.name}"'
         why = ("its Hub repository has no loadable configuration: link the files it needs"
                if not ref.path else "a local copy: link its files")
-        lines += [f"# {ref.name}: {why}, named by split, where tasks.py reads them.", f"rm -rf {folder}", f"mkdir -p {folder}"]
+        lines += [f"# {ref.name}: {why}, named by split.", f"rm -rf {folder}", f"mkdir -p {folder}"]
         for source, name in plan.links:
             lines += [f"file={source}", f'ln -s "$file" "$here/data/{ref.name}/{name}"']
         lines.append("")
-    sample = ev.backend == "accelerate" and samples(loaded)
-    lines += [
-        "# lighteval files its answer cache and results under the model's name: a local model is linked under a",
-        "# relative name in $output/models (see prepare_model.py).",
-    ]
-    if sample:
-        lines += [
-            "# lighteval's accelerate backend passes temperature and top_p to generate() but never do_sample, which",
-            "# transformers reads from the model's generation_config.json (greedy for most checkpoints): with --sample",
-            "# the model is a linked copy whose generation config enables sampling.",
-        ]
-    lines += [
-        'if [ -d "$model" ]; then model="$(cd "$model" && pwd)"; fi',
-        'mkdir -p "$output"',
-        'cd "$output"',
-        f'model="$(python "$here/prepare_model.py" "$model" models{" --sample" if sample else ""})"',
-        "",
-    ]
-    lines += [
-        f"lighteval {ev.backend} \\",
-        f'  "{_model_args(loaded)}" \\',
-        f'  "{",".join(f"{task_name(ref.name)}|0" for ref in ev.benchmarks)}" \\',
-        '  --custom-tasks "$here/tasks.py" \\',
-        "  --output-dir . \\",
-        "  --save-details",
-    ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def _shell_path(path: Path, eval_dir: Path) -> str:
@@ -399,7 +420,7 @@ def _model_args(loaded: LoadedRecipe) -> str:
     """lighteval's model arguments: `key=value,...` with `generation_parameters={key:value,...}` last."""
     ev = loaded.recipe.eval
     assert ev is not None
-    args = ["model_name=$model", f"dtype={ev.dtype}"]
+    args = ["model_name=$model", "add_special_tokens=$special_tokens", f"dtype={ev.dtype}"]
     if ev.backend == "vllm":
         args += [f"max_model_length={max_model_length(loaded)}", f"tensor_parallel_size={ev.tensor_parallel_size}",
                  f"seed={loaded.recipe.seed}"]

@@ -1,9 +1,10 @@
 """The model name lighteval is given. Copied into the build by medrecipe (eval/prepare_model.py); do not edit.
 
     python prepare_model.py MODEL FOLDER [--sample]
+    python prepare_model.py --special-tokens MODEL_NAME
 
 MODEL is a local folder or a Hub id; FOLDER is the models folder inside lighteval's output folder, which is
-the working directory. Prints the name to pass as `model_name`:
+the working directory. Prints the name to pass as `model_name`; with --special-tokens, `add_special_tokens`:
 
 - lighteval files its answer cache under `cache_dir / model_name`: an absolute model_name (a local folder)
   replaces cache_dir, so the cache would be written into the model's own folder. A local model is therefore
@@ -13,6 +14,9 @@ the working directory. Prints the name to pass as `model_name`:
   never `do_sample` (it only turns sampling off at temperature 0), so transformers reads it from the model's
   generation_config.json, which for most checkpoints leaves sampling off: the run would silently decode
   greedily. The model's files are then linked into a folder whose generation_config.json enables sampling.
+- add_special_tokens (--special-tokens) is false when lighteval renders prompts with the model's chat template (lighteval's own
+  `uses_chat_template`): the template writes the BOS token itself where the model has one (Llama 3's, Axolotl's
+  alpaca), and the tokenizer would add a second. With a plain-text prompt it is true, lighteval's default.
 """
 
 import hashlib
@@ -64,5 +68,14 @@ def main(model: str, models: Path, sample: bool) -> str:
     return str(target)
 
 
+def special_tokens(model_name: str) -> str:
+    from lighteval.models.utils import uses_chat_template
+
+    return "false" if uses_chat_template(model_name=model_name) else "true"
+
+
 if __name__ == "__main__":
-    print(main(sys.argv[1], Path(sys.argv[2]), "--sample" in sys.argv[3:]))
+    if sys.argv[1] == "--special-tokens":
+        print(special_tokens(sys.argv[2]))
+    else:
+        print(main(sys.argv[1], Path(sys.argv[2]), "--sample" in sys.argv[3:]))

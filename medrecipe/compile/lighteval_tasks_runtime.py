@@ -1,5 +1,5 @@
 # The recipe-independent half of eval/tasks.py. `medrecipe compile` pastes it after medrecipe's embedded
-# readers and graders (to_item, render_prompt, grade, healthbench_score, healthbench_overall, YES_NO_MAYBE)
+# readers and graders (to_item, render_prompt, grade, final_answer, healthbench_score, healthbench_overall, YES_NO_MAYBE)
 # and the recipe's parameters (MODE, TEMPLATE, INSTRUCTION, MAX_NEW_TOKENS, SEED, SEED_TORCH, JUDGE, DIGEST,
 # BENCHMARKS). It runs inside lighteval's environment only; medrecipe never imports it.
 
@@ -40,6 +40,8 @@ def _prompt_function(benchmark: dict):
         item = to_item(line, reader, spec, line["__index"])
         query = render_prompt(item, TEMPLATE, INSTRUCTION)
         specific = {"item": json.dumps(item)}  # one JSON string: rows differ in options, which parquet details cannot hold as structs
+        if item["kind"] == "rubric" and len(item["messages"]) > 1:
+            specific["conversation"] = json.dumps(item["messages"])  # sent turn by turn (_send_conversations)
         if MODE == "loglikelihood":
             answers = list(item["options"]) if item["kind"] == "choice" else list(YES_NO_MAYBE)
             return Doc(task_name=task_name, query=query, choices=[f" {answer}" for answer in answers],
@@ -58,6 +60,32 @@ def _row_filter(where: dict):
 
     keep.__name__ = "keep_" + "_".join(f"{column}_{value}" for column, value in where.items())
     return keep
+
+
+def _send_conversations() -> None:
+    """lighteval 0.13 sends a Doc as one user message (PromptManager._prepare_chat_template). A HealthBench item is a
+    conversation, graded as such: a Doc whose `specific` holds a `conversation` is sent as those turns, after the
+    model's system prompt if it has one; every other Doc goes through lighteval's own code."""
+    from lighteval.tasks.prompt_manager import PromptManager
+
+    own = PromptManager._prepare_chat_template
+    if getattr(own, "medrecipe", False):
+        return
+
+    def prepare(self, doc: Doc, tokenize: bool = True):
+        turns = (doc.specific or {}).get("conversation")
+        if not turns:
+            return own(self, doc, tokenize)
+        messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else []) + json.loads(turns)
+        if not tokenize:
+            return messages
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    prepare.medrecipe = True
+    PromptManager._prepare_chat_template = prepare
+
+
+_send_conversations()
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -172,9 +200,11 @@ class RubricJudge(SampleLevelComputation):
             raise RuntimeError("this recipe names no judge model (eval.judge)")
         items = [_item(doc) for doc in docs]
         conversations = [
-            # The judge reads the final answer: lighteval has removed the reasoning (<think>...</think>) from final_text.
+            # The judge grades the final answer, never the reasoning: lighteval's final_text keeps it whenever the
+            # response lacks the opening <think> (a template that opens the block in the prompt), so medrecipe's
+            # final_answer() cuts at the last </think> of the raw text itself.
             "\n\n".join(f"{turn['role']}: {turn['content']}" for turn in item["messages"] + [
-                {"role": "assistant", "content": response.final_text[0]}
+                {"role": "assistant", "content": final_answer(response.text[0])}
             ])
             for item, response in zip(items, responses)
         ]

