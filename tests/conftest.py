@@ -102,3 +102,29 @@ def local_hub(tmp_path):
 
     with LocalHub(tmp_path / "hub-storage", {"hf_test": "tester"}) as hub:
         yield hub
+
+
+FIXTURE_MODELS = ["Qwen/Qwen3-8B", "Qwen/Qwen3-4B", "meta-llama/Meta-Llama-3-8B", "mistralai/Mistral-7B-v0.1",
+                  "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen3-235B-A22B", "Qwen/Qwen2.5-32B-Instruct",
+                  "sentence-transformers/all-MiniLM-L6-v2", "TsinghuaC3I/Llama-3-8B-UltraMedical"]
+GATED_MODELS = {"meta-llama/Meta-Llama-3-8B"}  # Meta's Llama 3 licence must be accepted on the Hub
+
+
+@pytest.fixture(scope="session")
+def fixture_hub(tmp_path_factory):
+    """A local Hub holding every dataset of tests/fixtures/hub/ in its real layout and a stub of every model the
+    shipped recipes name; `hf_test` (user tester) has accepted the gated licences, `hf_other` (user other) has not.
+    `fixture_hub.home` is a Hugging Face home for client processes."""
+    from . import hub_fixtures
+    from .hub_server import LocalHub
+
+    root = tmp_path_factory.mktemp("fixture-hub")
+    with LocalHub(root / "storage", {"hf_test": "tester", "hf_other": "other"}) as server:
+        for repo in hub_fixtures.repos():
+            hub_fixtures.seed(server, repo)
+        for model in FIXTURE_MODELS:
+            server.seed("model", model, {"main": {"config.json": b"{}", "tokenizer_config.json": b"{}"}}, gated=model in GATED_MODELS)
+            if model in GATED_MODELS:
+                server.repo("model", model).granted.add("tester")
+        server.home = root / "home"
+        yield server

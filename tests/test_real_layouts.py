@@ -19,13 +19,8 @@ from medrecipe.recipe import RecipeError
 
 from . import hub_fixtures
 from .conftest import RECIPES
-from .hub_server import LocalHub
 
 TOKEN = "hf_test"
-MODELS = ["Qwen/Qwen3-8B", "Qwen/Qwen3-4B", "meta-llama/Meta-Llama-3-8B", "mistralai/Mistral-7B-v0.1",
-          "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen3-235B-A22B", "Qwen/Qwen2.5-32B-Instruct",
-          "sentence-transformers/all-MiniLM-L6-v2", "TsinghuaC3I/Llama-3-8B-UltraMedical"]
-GATED = {"meta-llama/Meta-Llama-3-8B"}  # Meta's Llama 3 licence must be accepted on the Hub
 
 
 # ------------------------------------------------------------------------------------ catalog and fixtures
@@ -147,19 +142,9 @@ rl:
 # ------------------------------------------------------------------------------------ preflight on a local Hub
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    """A local Hub holding every fixture dataset and a stub of every model the shipped recipes name."""
-    root = tmp_path_factory.mktemp("hub")
-    with LocalHub(root / "storage", {TOKEN: "tester", "hf_other": "other"}) as server:
-        for repo in hub_fixtures.repos():
-            hub_fixtures.seed(server, repo)
-        for model in MODELS:
-            server.seed("model", model, {"main": {"config.json": b"{}", "tokenizer_config.json": b"{}"}}, gated=model in GATED)
-            if model in GATED:
-                server.repo("model", model).granted.add("tester")
-        server.home = root / "home"
-        yield server
+@pytest.fixture
+def hub(fixture_hub):
+    return fixture_hub
 
 
 def preflight(hub, recipe: Path, *args: str, token: str = TOKEN, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, dict]:

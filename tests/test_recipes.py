@@ -122,7 +122,7 @@ def test_a_fork_compiles_to_its_parent_but_for_the_base_model(cli, tmp_path, mon
     changed = {k for k in parent_axolotl.keys() | fork_axolotl.keys() if parent_axolotl.get(k) != fork_axolotl.get(k)}
     # the base model, and the folders named by content keys (which include the base model)
     assert changed <= {"base_model", "output_dir", "dataset_prepared_path"}
-    assert fork_axolotl["base_model"] == "Qwen/Qwen3-4B" and fork_axolotl["chat_template"] == "tokenizer_default"
+    assert fork_axolotl["base_model"] == "Qwen/Qwen3-4B" and fork_axolotl["chat_template"] == "chatml"
     parent_rl = json.loads(normalized(parent_out, "ii-medical-8b-1706")((parent_out / "rl" / "args.json").read_text()))["flags"]
     fork_rl = json.loads(normalized(fork_out, "fork")((fork_out / "rl" / "args.json").read_text()))["flags"]
     differing = {k for k in parent_rl.keys() | fork_rl.keys() if parent_rl.get(k) != fork_rl.get(k)}

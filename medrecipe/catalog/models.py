@@ -20,15 +20,17 @@ class ModelFacts:
 
 
 # Axolotl chat template by model family, matched on the lower-cased model id, first match wins.
-# Qwen3 trains with its own template (tokenizer_default), not Axolotl 0.19's `qwen3`: Qwen3's generation prompt is
-# `<|im_start|>assistant\n`, after which the model opens <think> itself, as it learns to in SFT (the template renders
-# the last assistant turn as `<think>\n...\n</think>\n\n...`): https://huggingface.co/Qwen/Qwen3-8B/blob/
-# 895c8d171bc03c30e113cd7a28c02494b5e068b7/tokenizer_config.json (the add_generation_prompt branch). Axolotl's
-# templates/qwen3.jinja ends the generation prompt with `<think>\n\n` instead; saved into the trained tokenizer, it
-# would open the think block in every RL and evaluation prompt, unlike anything the model saw in training, and
-# lighteval, which strips reasoning only between both tags, would pass the whole chain of thought to judges.
+# Qwen3 trains with ChatML. Qwen3's own template (https://huggingface.co/Qwen/Qwen3-8B/blob/
+# 895c8d171bc03c30e113cd7a28c02494b5e068b7/tokenizer_config.json) writes system and user turns and its generation
+# prompt, `<|im_start|>assistant\n`, exactly as ChatML does, and the model opens <think> itself. But it rewrites the
+# last assistant turn, writing the `<think>\n` opener itself, and Axolotl's chat-template strategy leaves what the
+# template writes out of the loss: the model would never be trained to open the block its generation prompt leaves
+# to it. Axolotl 0.19's own `qwen3` template instead ends the generation prompt with `<think>\n\n` (one newline more
+# than training shows), so prompts begin inside a think block the responses never open. With ChatML the whole
+# assistant text, `<think>` included, carries the loss, and prompts end where it starts (`medrecipe inspect` checks
+# both with Axolotl's, OpenRLHF's and lighteval's own code).
 _FAMILIES = [
-    (r"qwen3", "tokenizer_default"),
+    (r"qwen3", "chatml"),
     (r"qwen2\.5|qwen2_5|qwen-2\.5", "qwen_25"),
     (r"llama-?3", "llama3"),
     (r"mistral|mixtral", "mistral_v1"),

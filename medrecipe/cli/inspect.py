@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from .common import load, overrides_option, recipe_argument
@@ -19,7 +22,9 @@ Examples:
 @overrides_option
 @click.option("--tokenizer", metavar="DIR|ID",
               help="Tokenizer (with config.json) of the model training starts from. Default: the SFT base model, from the Hub.")
-def command(recipe: str, overrides: tuple[str, ...], tokenizer: str | None) -> None:
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the renderings and the checks to this JSON file.")
+def command(recipe: str, overrides: tuple[str, ...], tokenizer: str | None, json_file: Path | None) -> None:
     """Render one record of RECIPE the way each stage feeds it to the model, with the tools' own code in their
     environments: the SFT sample as Axolotl tokenizes it (trained text between « »), the RL prompt (or preference
     pair) as OpenRLHF builds it, and one prompt per benchmark as lighteval builds it, all with the chat template
@@ -46,6 +51,8 @@ def command(recipe: str, overrides: tuple[str, ...], tokenizer: str | None) -> N
     for name, value in found.evaluation.items():
         console.rule(f"evaluation prompt {name} (lighteval)", align="left")
         console.print(value["prompt"], markup=False)
+    if json_file:
+        json_file.write_text(json.dumps(found.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     console.rule("agreement", align="left")
     for agreement in found.agreements:
         console.print(f"{'[green]ok[/]' if agreement.ok else '[red]no[/]'}  {agreement.check}: {agreement.detail}")

@@ -14,6 +14,8 @@ the working directory. Prints the name to pass as `model_name`; with --special-t
   never `do_sample` (it only turns sampling off at temperature 0), so transformers reads it from the model's
   generation_config.json, which for most checkpoints leaves sampling off: the run would silently decode
   greedily. The model's files are then linked into a folder whose generation_config.json enables sampling.
+- A tokenizer saved by transformers 5 (by Axolotl after SFT) lists its extra special tokens in a form lighteval's
+  transformers 4 cannot load: the linked copy then holds a tokenizer_config.json both read (portable_tokenizer_config).
 - add_special_tokens (--special-tokens) is false when lighteval renders prompts with the model's chat template (lighteval's own
   `uses_chat_template`): the template writes the BOS token itself where the model has one (Llama 3's, Axolotl's
   alpaca), and the tokenizer would add a second. With a plain-text prompt it is true, lighteval's default.
@@ -42,6 +44,26 @@ def fingerprint(folder: Path) -> str:
     return hashlib.sha256(json.dumps([str(folder), files]).encode()).hexdigest()[:12]
 
 
+def portable_tokenizer_config(folder: Path) -> dict | None:
+    """The tokenizer config lighteval's transformers 4 can read, when the saved one is not (else None).
+
+    transformers 5 (Axolotl 0.19, OpenRLHF 0.11) saves a tokenizer's extra special tokens as a list under
+    `extra_special_tokens`; transformers 4 reads that key as a mapping of named tokens and fails to load the
+    tokenizer (every Qwen3 model has such tokens). Both read the list under its older name,
+    `additional_special_tokens`."""
+    path = folder / "tokenizer_config.json"
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    extra = config.get("extra_special_tokens")
+    if not isinstance(extra, list):
+        return None
+    config.pop("extra_special_tokens")
+    listed = list(config.get("additional_special_tokens") or [])
+    config["additional_special_tokens"] = listed + [token for token in extra if token not in listed]
+    return config
+
+
 def main(model: str, models: Path, sample: bool) -> str:
     source = local_folder(model, download=sample)
     if source is None:
@@ -54,17 +76,23 @@ def main(model: str, models: Path, sample: bool) -> str:
     elif target.exists():
         shutil.rmtree(target)
     models.mkdir(parents=True, exist_ok=True)
-    if not sample:
+    rewritten: dict[str, dict] = {}
+    if sample:
+        original = source / "generation_config.json"
+        config = json.loads(original.read_text()) if original.is_file() else {}
+        rewritten["generation_config.json"] = {**config, "do_sample": True}
+    tokenizer = portable_tokenizer_config(source)
+    if tokenizer is not None:
+        rewritten["tokenizer_config.json"] = tokenizer
+    if not rewritten:
         target.symlink_to(source)
         return str(target)
-    target.mkdir()
+    target.mkdir()  # the model's files linked, the rewritten ones written
     for path in sorted(source.iterdir()):
-        if path.name != "generation_config.json":
+        if path.name not in rewritten:
             (target / path.name).symlink_to(path.resolve())
-    original = source / "generation_config.json"
-    config = json.loads(original.read_text()) if original.is_file() else {}
-    config["do_sample"] = True
-    (target / "generation_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name, config in rewritten.items():
+        (target / name).write_text(json.dumps(config, indent=2) + "\n")
     return str(target)
 
 

@@ -3,17 +3,20 @@ the eval environment (medrecipe is not installed there).
 
     python lighteval_prompts.py TASKS_PY TOKENIZER_DIR REQUEST.json
 
-REQUEST.json holds {"tasks": ["medrecipe:medmcqa", ...], "responses": {task: [text, ...]}}. The tasks are loaded
-into lighteval's registry from the compiled tasks.py (as --custom-tasks does) and their documents read (the
-dataset, from the Hub or the local copy tasks.py names). For each task's first document: the prompt lighteval's
-PromptManager renders (with the tokenizer's chat template when lighteval uses one), the number of BOS tokens that
-open it once tokenized as lighteval tokenizes it (add_special_tokens as prepare_model.py decides, beside tasks.py),
-and each given response scored by the task's own metrics. Prints one JSON line {task: {"query", "prompt",
-"leading_bos", "scores": [{metric: value}, ...]}}.
+REQUEST.json holds {"tasks": ["medrecipe:medmcqa", ...], "documents": N, "responses": {task: [text, ...]}}. The
+tasks are loaded into lighteval's registry from the compiled tasks.py (as --custom-tasks does) and their documents
+read (the dataset, from the Hub or the local copy tasks.py names). For each of a task's first N documents (1 by
+default): the prompt lighteval's PromptManager renders (with the tokenizer's chat template when lighteval uses
+one), the BOS tokens that open it once tokenized as launch.sh makes lighteval tokenize it (add_special_tokens as
+prepare_model.py decides, beside tasks.py; the tokenizer as prepare_model.py hands it over) and as lighteval's
+default would, and each given response scored by the
+task's own metrics. Prints one JSON line {task: [{"query", "gold", "prompt", "leading_bos", "leading_bos_default",
+"scores": [{metric: value}, ...]}, ...]}.
 """
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -50,20 +53,27 @@ def main(tasks_file: str, tokenizer_dir: str, request: dict) -> dict:
     from lighteval.tasks.registry import Registry
 
     sys.path.insert(0, str(Path(tasks_file).resolve().parent))
-    from prepare_model import special_tokens  # the decision launch.sh passes to lighteval
+    from prepare_model import main as prepare, special_tokens  # what launch.sh gives lighteval
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model_name = prepare(tokenizer_dir, Path(tempfile.mkdtemp(prefix="lighteval-models-")), sample=False)
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
     manager = PromptManager(use_chat_template=uses_chat_template(tokenizer=tokenizer), tokenizer=tokenizer)
-    add_special_tokens = special_tokens(tokenizer_dir) == "true"
+    add_special_tokens = special_tokens(model_name) == "true"
     tasks = Registry(tasks=",".join(f"{name}|0" for name in request["tasks"]), custom_tasks=tasks_file).load_tasks()
     result = {}
     for key, task in tasks.items():
         name = key.split("|")[0]
-        doc = task.eval_docs()[0]
-        prompt = manager.prepare_prompt(doc)
-        ids = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
-        result[name] = {"query": doc.query, "prompt": prompt, "leading_bos": leading(ids, tokenizer.bos_token_id),
-                        "scores": scores(task, doc, request.get("responses", {}).get(name, []))}
+        documents = []
+        for doc in task.eval_docs()[: request.get("documents", 1)]:
+            prompt = manager.prepare_prompt(doc)
+            bos = tokenizer.bos_token_id
+            documents.append({
+                "query": doc.query, "gold": doc.get_golds()[0], "prompt": prompt,
+                "leading_bos": leading(tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"], bos),
+                "leading_bos_default": leading(tokenizer(prompt, add_special_tokens=True)["input_ids"], bos),
+                "scores": scores(task, doc, request.get("responses", {}).get(name, [])),
+            })
+        result[name] = documents
     return result
 
 

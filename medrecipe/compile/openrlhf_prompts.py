@@ -4,8 +4,8 @@ rl environment (medrecipe is not installed there): standard library, transformer
     python openrlhf_prompts.py TOKENIZER_DIR REQUEST.json
 
 REQUEST.json holds {"prompts": [row, ...], "input_key", "label_key", "pairs": [row, ...], "prompt_key",
-"chosen_key", "rejected_key", "apply_chat_template"}. Prompt rows go through
-openrlhf.datasets.prompts_dataset.preprocess_data, pairs through reward_dataset.preprocess_data (is_dpo), with the
+"chosen_key", "rejected_key", "is_dpo", "apply_chat_template"}. Prompt rows go through
+openrlhf.datasets.prompts_dataset.preprocess_data, pairs through reward_dataset.preprocess_data (as DPO, or as a reward model), with the
 tokenizer's chat template, exactly as PromptDataset and RewardDataset call them; a prompt's token ids are counted
 as OpenRLHF's rollout tokenizes it (add_special_tokens=False, openrlhf/utils/agent.py). Prints one JSON line:
 {"prompts": [{"text", "label", "leading_bos"}], "pairs": [{"prompt", "chosen", "rejected"} or {"error"}]}.
@@ -43,8 +43,8 @@ def main(tokenizer_dir: str, request_path: str) -> dict:
     for row in request.get("pairs", []):
         try:
             prompt, chosen, rejected, _ = preprocess_pair(row, None, request.get("prompt_key"), request["chosen_key"],
-                                                          request["rejected_key"], template, is_dpo=True)
-        except (TypeError, ValueError, KeyError) as error:  # what OpenRLHF's own code raises on this row
+                                                          request["rejected_key"], template, is_dpo=request.get("is_dpo", True))
+        except Exception as error:  # whatever OpenRLHF's code (or the chat template it calls) raises on this row
             pairs.append({"error": f"{type(error).__name__}: {error}"})
             continue
         pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})

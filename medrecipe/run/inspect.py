@@ -58,6 +58,10 @@ class Inspection:
     def sft_marked(self) -> str:
         return "".join(f"{TRAINED_OPEN}{text}{TRAINED_CLOSE}" if trained else text for text, trained in self.sft or [])
 
+    def as_json(self) -> dict:
+        return {"sft": self.sft, "generation_prompt": self.generation_prompt, "rl_prompt": self.rl_prompt, "pair": self.pair,
+                "evaluation": self.evaluation, "agreements": [vars(agreement) for agreement in self.agreements]}
+
 
 def _tool(env: str, script: str, arguments: list[str], environment: dict[str, str]) -> dict:
     python = envs.require(env)
@@ -101,6 +105,9 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
                     [{"role": "user", "content": rl_row[PROMPT_COLUMN]}]
             for name, data in evaluation.items():
                 request["prompts"][f"eval:{name}"] = [{"role": "user", "content": data["prompt"]}]
+            pair = next((data for (kind, _), data in samples.items() if kind == "preference_pair"), None)
+            if pair and isinstance(pair["prompt"], list):
+                request["prompts"]["pair"] = pair["prompt"]
             (work_dir / "sft.json").write_text(json.dumps(request))
             saved = work_dir / "tokenizer"
             sft = _tool("sft", "axolotl_tokenize.py", [str(work_dir / "build" / "sft" / "axolotl.yaml"), source_tokenizer,
@@ -117,7 +124,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
                 request["apply_chat_template"] = recipe.rl.data.apply_chat_template
             if isinstance(recipe.rl, PreferenceStage):
                 request.update(prompt_key=recipe.rl.data.prompt_key, chosen_key=recipe.rl.data.chosen_key,
-                               rejected_key=recipe.rl.data.rejected_key)
+                               rejected_key=recipe.rl.data.rejected_key, is_dpo=recipe.rl.algorithm == "dpo")
             (work_dir / "rl.json").write_text(json.dumps(request))
             rl = _tool("rl", "openrlhf_prompts.py", [trained_tokenizer, str(work_dir / "rl.json")],
                        _tool_environment(trained_tokenizer, "rl"))
@@ -136,7 +143,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
             (work_dir / "eval.json").write_text(json.dumps(request))
             result = _tool("eval", "lighteval_prompts.py", [str(work_dir / "build" / TASKS), trained_tokenizer, str(work_dir / "eval.json")],
                            _tool_environment(trained_tokenizer, "eval"))
-            found.evaluation = {name: result[task_name(name)] for name in evaluation}
+            found.evaluation = {name: result[task_name(name)][0] for name in evaluation}
         _prompt_agreements(found, sft["prompts"])
     return found
 
@@ -177,6 +184,10 @@ def _prompt_agreements(found: Inspection, rendered: dict[str, str]) -> None:
     if found.pair is not None:
         error = found.pair.get("error")
         found.agreements.append(Agreement("OpenRLHF reads the preference pair", error is None, error or "prompt, chosen and rejected split"))
+        if error is None and "pair" in rendered:
+            same = found.pair["prompt"] == rendered["pair"]
+            found.agreements.append(Agreement("OpenRLHF's DPO prompt is the trained template's generation prompt", same,
+                                              "identical" if same else f"OpenRLHF ends {_ending(found.pair['prompt'])}"))
     for name, value in found.evaluation.items():
         key = f"eval:{name}"
         if key in rendered:
