@@ -266,3 +266,45 @@ def test_preflight_without_the_hub_is_a_clear_error(tmp_path):
                             env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "the Hub cannot be reached at http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+READ_EVERY_SOURCE = """
+import json, sys
+from pathlib import Path
+from medrecipe.blocks.readers import SourceReader
+from medrecipe.compile.layout import Layout
+from medrecipe.recipe import load_recipe
+from medrecipe.run import rl_prompts
+
+loaded = load_recipe(sys.argv[1])
+found = {}
+for index, source in enumerate(loaded.recipe.data.sources):
+    if source.hub:
+        records = list(SourceReader(source.model_dump(mode="json"), index).run(None, 0, 1))
+        found[source.name] = [record.metadata for record in records]
+prompts = rl_prompts.write(loaded, Layout(Path(sys.argv[2]), loaded.recipe), log=lambda line: None)
+print(json.dumps({"sources": found, "prompts": [json.loads(line) for line in prompts.read_text().splitlines()]}))
+"""
+
+
+def test_the_data_and_rl_stages_read_every_hub_dataset_of_ii_medical(hub, tmp_path):
+    """The data stage's reader (whole files of `data_files`, streamed configurations) and the RL prompt writer on the
+    real layouts, through the real `datasets` and huggingface_hub clients."""
+    env = {**os.environ, **hub.client_env(TOKEN, hub.home)}
+    result = subprocess.run([sys.executable, "-c", READ_EVERY_SOURCE, str(RECIPES / "ii-medical-8b-1706.yaml"), str(tmp_path)],
+                            env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    read = json.loads(result.stdout.splitlines()[-1])
+    sources = read["sources"]
+    expected = {name: 2 for name in sources}
+    expected["medreason-prompts"] = 1  # its PubMedQA row's answer ("The final decision is: yes. ...") names no option
+    assert {name: len(records) for name, records in sources.items()} == expected
+    for name in ("am-deepseek-r1", "am-qwen3-instruction-following"):
+        assert all("<answer>" not in r["messages"][-1]["content"] for r in sources[name])
+    assert [r["answer"] for r in sources["medmcqa-prompts"]] == ["C", "A"]  # cop, 0-based
+    assert [r["answer"] for r in sources["medqa-prompts"]] == ["C", "A"]
+    assert read["prompts"][0] == {
+        "prompt": [{"role": "user", "content": "Scurvy is caused by deficiency of which vitamin?\n\nA. Vitamin C\nB. Vitamin D\n"
+                    "C. Vitamin K\nD. Vitamin B12\n\nPlease reason step-by-step, and put your final answer within \\boxed{}."}],
+        "label": "A", "id": "rl-prompts/0"}
+    assert [row["label"] for row in read["prompts"]] == ["A", "B"]

@@ -95,6 +95,10 @@ def test_ultramedical_numbers(compiled):
     flags = dpo["flags"]
     assert (flags["model.beta"], flags["adam.lr"], flags["train.batch_size"], flags["data.max_len"], flags["train.max_epochs"]) == (
         0.1, 3e-7, 32, 2048, 1)
+    # [repo] dpo_config_full.yaml: warmup_ratio 0.1 (OpenRLHF's own form: the same ratio of all steps), cosine
+    assert (flags["lr_warmup_ratio"], flags["lr_scheduler"]) == (0.1, "cosine_with_min_lr")
+    # chosen/rejected are whole conversations: the prompt is chosen[:-1], as in the authors' trainer
+    assert "data.prompt_key" not in flags and (flags["data.chosen_key"], flags["data.rejected_key"]) == ("chosen", "rejected")
     card = (out / "cards" / "model" / "README.md").read_text()
     for number in ("72.94", "83.9", "80"):
         assert number in card
