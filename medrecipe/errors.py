@@ -13,3 +13,8 @@ class UserError(Exception):
     def __str__(self) -> str:
         text = super().__str__()
         return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class NotRunnableHere(UserError):
+    """What this machine cannot do: no GPU, no tool environment, no cluster, no endpoint or key, or the output of a
+    stage that could not run here. `run --stage all` reports such a stage as skipped; every other error stops it."""

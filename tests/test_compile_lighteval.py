@@ -66,7 +66,7 @@ def test_ii_medical_launch_has_the_card_settings(ii_medical):
     assert argv[3] == ",".join(f"medrecipe:{name}|0" for name in II_MEDICAL_TEN)
     assert argv[4:] == ["--custom-tasks", "$here/tasks.py", "--output-dir", ".", "--save-details"]
     launch = files[lighteval.LAUNCH]
-    assert f'model="${{EVAL_MODEL:-$here/../rl/{layout.keys["rl"]}/model}}"' in launch  # eval.model final: the DAPO model
+    assert f'model="${{EVAL_MODEL:-}}"; [ -n "$model" ] || model="$here"/../rl/{layout.keys["rl"]}/model' in launch  # eval.model final: the DAPO model
     assert f'output="${{EVAL_OUTPUT:-$here/{layout.keys["eval"]}}}"' in launch
     assert 'model="$(python "$here/prepare_model.py" "$model" models)"' in launch  # vLLM samples by itself: no --sample
 
@@ -99,7 +99,7 @@ def test_ii_medical_healthbench_file_is_fetched_and_linked(ii_medical):
     launch, staging = files[lighteval.LAUNCH], files[lighteval.STAGE_DATA]
     assert 'bash "$here/stage_data.sh"' in launch
     assert 'file="$(hub_file openai/healthbench 2025-05-07-06-14-12_oss_eval.jsonl main)"' in staging
-    assert 'ln -s "$file" "$here/data/healthbench/test-00000.jsonl"' in staging
+    assert 'ln -s "$file" "$here"/data/healthbench/test-00000.jsonl' in staging
     assert "OPENAI_API_KEY" not in launch + staging  # the key's name is in tasks.py; no key is ever written
 
 
@@ -217,7 +217,7 @@ def test_accelerate_sampling_evaluates_a_sampling_copy(write, tmp_path):
     # generation_size bounds the answer.
     assert parameters_of(files[lighteval.TASKS])["MAX_NEW_TOKENS"] == 48
     assert parameters_of(files[lighteval.TASKS])["SEED_TORCH"] is True
-    assert 'model="${EVAL_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}"' in launch
+    assert 'model="${EVAL_MODEL:-}"; [ -n "$model" ] || model=HuggingFaceTB/SmolLM2-135M-Instruct' in launch
 
 
 def test_greedy_recipe_needs_no_sampling_copy(write, tmp_path):
@@ -273,7 +273,7 @@ def test_local_copies_and_hub_locations(write, tmp_path):
     assert (entries["medqa"]["location"], entries["medqa"]["split"]) == ("GBaker/MedQA-USMLE-4-options", "validation")
     staging = files[lighteval.STAGE_DATA]
     assert f"file={FIXTURES / 'pubmedqa_pqa_labeled.jsonl'}" in staging
-    assert 'ln -s "$file" "$here/data/pubmedqa/train-00000.jsonl"' in staging
+    assert 'ln -s "$file" "$here"/data/pubmedqa/train-00000.jsonl' in staging
     assert "hub_file" not in staging
 
 

@@ -7,6 +7,7 @@ this process has imported it already. --dry-run and --to-dir contact nobody and 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -220,7 +221,8 @@ def test_to_dir_writes_each_repository_exactly(cli, release):
     result = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")
     assert result.code == 0, result.err
     folders = {path.name: {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
-               for path in (release.folder / "hub").iterdir()}
+               for path in (release.folder / "hub").iterdir() if path.is_dir()}
+    assert json.loads((release.folder / "hub" / ".medrecipe-repos.json").read_text()) == sorted(folders)  # what may be replaced
     assert folders == {
         "tiny-med-data": {"README.md", *SHARDS},
         "tiny-med-sft": {"README.md", *CHECKPOINT_FILES},

@@ -73,7 +73,16 @@ class InferenceStep(CurationStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         runner = self._runner()
         runner.stats = self.stats  # its request and token counts land in this step's stats
-        return runner.run(data, rank, world_size)
+        try:
+            return runner.run(data, rank, world_size)
+        except Exception as error:
+            # datatrove's InferenceError cannot be unpickled (its __init__ takes two arguments): raised in a worker
+            # process, it would leave the local executor's pool waiting for a result forever. A plain error crosses.
+            raise StepFailed(f"{self.name} (task {rank}): {type(error).__name__}: {error}") from None
+
+
+class StepFailed(RuntimeError):
+    """A curation step failed in a worker; its message says why."""
 
 
 def _chat(doc: Document, prompt: str) -> list[dict]:

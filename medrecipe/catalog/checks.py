@@ -41,6 +41,7 @@ def check(loaded: LoadedRecipe) -> Findings:
     errors, warnings = dataset_checks.check(loaded)
     found.errors += errors
     found.warnings += warnings
+    _remote_code(loaded, found)
     _base_model(loaded, found)
     _local_sources(loaded, found)
     return found
@@ -130,6 +131,25 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
                 loaded.problem(("eval", "sampling", "max_new_tokens"),
                                f"{length} tokens exceed {recipe.base_model}'s {facts.max_positions} positions; vLLM will cap it")
             )
+
+
+# Tool options that make the tool import or run code named by the recipe: allowed (a recipe may need a model's
+# own code), but never silently, since recipes are shared.
+_REMOTE_CODE = {"trust_remote_code": "runs the model repository's own Python code",
+                "plugins": "imports the Python modules it names",
+                "agent_func_path": "runs the Python file it names"}
+
+
+def _remote_code(loaded: LoadedRecipe, found: Findings) -> None:
+    recipe = loaded.recipe
+    passthrough = [(("sft", "axolotl"), recipe.sft.axolotl if recipe.sft else {}),
+                   (("rl", "openrlhf"), recipe.rl.openrlhf if recipe.rl else {})]
+    for at, options in passthrough:
+        for key, value in options.items():
+            name = key.rsplit(".", 1)[-1]
+            if name in _REMOTE_CODE and value not in (False, None, [], ""):
+                found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_REMOTE_CODE[name]}; this recipe can "
+                                                     "run code on the machines it runs on", "run it only if you trust its author"))
 
 
 def _local_sources(loaded: LoadedRecipe, found: Findings) -> None:

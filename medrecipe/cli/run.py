@@ -8,7 +8,7 @@ import click
 
 from ..compile.build import compile_recipe, default_out, write_cards
 from ..compile.layout import STAGES, Layout
-from ..errors import UserError
+from ..errors import NotRunnableHere, UserError
 from ..recipe.load import display
 from .common import load, overrides_option, recipe_argument
 
@@ -69,7 +69,7 @@ def command(recipe, overrides, stage, out, executor, workers, launcher, model, g
         console.rule(f"[bold]{name}")
         try:
             results.append(run_stage(loaded, layout, name, options))
-        except UserError as exc:
+        except NotRunnableHere as exc:
             if stage != "all":
                 raise
             results.append(StageResult(name, "skipped", notes=[str(exc)]))  # `all` goes on with what can run here

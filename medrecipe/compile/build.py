@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.show import to_yaml
+from ..recipe.untrusted import redact
 from .layout import STAGES, Layout, recipe_sha256
 
 # stage -> module whose `build(loaded, layout) -> StageBuild` compiles it (imported only when needed)
@@ -55,12 +57,15 @@ def compile_stage(loaded: LoadedRecipe, layout: Layout, stage: str) -> StageBuil
 
 def _write(out: Path, artifact: Artifact) -> str:
     """Write one artifact under `out`; returns its sha256 for lock.json."""
-    target = out / artifact.path
+    target = (out / artifact.path).resolve()
+    if not target.is_relative_to(out.resolve()):
+        raise UserError(f"{artifact.path} would be written outside the build folder {out}")
+    text = redact(artifact.text)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(artifact.text, encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     if artifact.executable:
         target.chmod(0o755)
-    return hashlib.sha256(artifact.text.encode()).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def write_cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
@@ -71,8 +76,8 @@ def write_cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     from ..hub.repos import release_of
 
     release = release_of(loaded, offline_namespace(loaded.recipe, None))
-    stats = json.loads(layout.data_stats().read_text()) if loaded.recipe.data and layout.data_stats().is_file() else None
-    scores = json.loads(layout.eval_scores().read_text()) if loaded.recipe.eval and layout.eval_scores().is_file() else None
+    stats = written_json(layout.data_stats()) if loaded.recipe.data else None
+    scores = written_json(layout.eval_scores()) if loaded.recipe.eval else None
     chart = "scores.png" if scores and layout.eval_chart().is_file() else None
     build = StageBuild("cards")
     for artifact in release.artifacts:
@@ -82,6 +87,19 @@ def write_cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     for artifact in build.artifacts:
         _write(layout.root, artifact)
     return build
+
+
+def written_json(path: Path) -> dict | None:
+    """A JSON file a stage wrote (stats, scores), or None when the stage has not run."""
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        found = None
+    if not isinstance(found, dict):
+        raise UserError(f"{path} is not the JSON medrecipe wrote there", "delete it and rerun the stage that writes it")
+    return found
 
 
 def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
@@ -102,5 +120,5 @@ def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = N
         "tools": {name: version for b in builds for name, version in b.tool_versions.items()},
         "files": dict(sorted(files.items())),
     }
-    (out / "lock.json").write_text(json.dumps(lock, indent=2) + "\n", encoding="utf-8")
+    (out / "lock.json").write_text(redact(json.dumps(lock, indent=2, allow_nan=False)) + "\n", encoding="utf-8")
     return builds

@@ -228,7 +228,7 @@ def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
         facts.append(("decontaminated against", ", ".join(content["benchmarks"])))
     return StageBuild(
         stage="data",
-        artifacts=[Artifact("data/plan.json", json.dumps(content, indent=2) + "\n")],
+        artifacts=[Artifact("data/plan.json", json.dumps(content, indent=2, allow_nan=False) + "\n")],
         facts=facts,
         tool_versions={"datatrove": "0.10.1"},
     )

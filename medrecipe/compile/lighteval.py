@@ -319,7 +319,7 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
     assert ev is not None
     eval_dir = layout.stage_dir("eval")
     model = default_model(loaded, layout)
-    model_expression = _shell_path(model, eval_dir) if isinstance(model, Path) else _in_double_quotes(model)
+    model_expression = _shell_path(model, eval_dir) if isinstance(model, Path) else shlex.quote(model)
     lines = [
         "#!/usr/bin/env bash",
         f"# {TOOL} evaluation ({ev.backend} backend) compiled by medrecipe {__version__} from recipe {recipe.name!r}",
@@ -329,7 +329,7 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
         "# EVAL_MODEL overrides the evaluated model (a folder or a Hub id), EVAL_OUTPUT the folder lighteval writes to.",
         "set -euo pipefail",
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
-        f'model="${{EVAL_MODEL:-{model_expression}}}"',
+        f'model="${{EVAL_MODEL:-}}"; [ -n "$model" ] || model={model_expression}',
         f'output="${{EVAL_OUTPUT:-$here/{layout.keys["eval"]}}}"',
         "",
     ]
@@ -391,29 +391,23 @@ def stage_data_script(loaded: LoadedRecipe, plans: list[DataPlan]) -> str:
     for ref, plan in zip(ev.benchmarks, plans):
         if not plan.links:
             continue
-        folder = f'"$here/data/{ref.name}"'
+        folder = f'"$here"/data/{shlex.quote(ref.name)}'
         why = ("its Hub repository has no loadable configuration: link the files it needs"
                if not ref.path else "a local copy: link its files")
         lines += [f"# {ref.name}: {why}, named by split.", f"rm -rf {folder}", f"mkdir -p {folder}"]
         for source, name in plan.links:
-            lines += [f"file={source}", f'ln -s "$file" "$here/data/{ref.name}/{name}"']
+            lines += [f"file={source}", f'ln -s "$file" {folder}/{shlex.quote(name)}']
         lines.append("")
     return "\n".join(lines)
 
 
 def _shell_path(path: Path, eval_dir: Path) -> str:
-    """A path inside the build as `$here/...` (the build folder can move); any other as written. For use
-    inside double quotes."""
+    """A path inside the build as `"$here"/...` (the build folder can move); any other as written; shell-quoted."""
     try:
         path.relative_to(eval_dir.parent)
     except ValueError:
-        return _in_double_quotes(str(path))
-    return "$here/" + _in_double_quotes(os.path.relpath(path, eval_dir))
-
-
-def _in_double_quotes(text: str) -> str:
-    """`text` escaped to stand literally inside a double-quoted shell word."""
-    return "".join("\\" + char if char in '\\"$`' else char for char in text)
+        return shlex.quote(str(path))
+    return '"$here"/' + shlex.quote(os.path.relpath(path, eval_dir))
 
 
 def _model_args(loaded: LoadedRecipe) -> str:

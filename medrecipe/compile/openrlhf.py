@@ -61,7 +61,7 @@ def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     else:
         launch = _preference(loaded, layout, rl, stage)
     _train_time_checks(launch.flags)
-    stage.artifacts.append(Artifact(ARGS, json.dumps(launch.args_json(), indent=2) + "\n"))
+    stage.artifacts.append(Artifact(ARGS, json.dumps(launch.args_json(), indent=2, allow_nan=False) + "\n"))
     stage.artifacts.append(Artifact(LAUNCH, launch.script(loaded), executable=True))
     if isinstance(rl, PolicyOptimization):
         stage.artifacts.append(Artifact(REWARD, reward_source(loaded)))

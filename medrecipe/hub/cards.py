@@ -8,6 +8,7 @@ time or the machine, so an unchanged release renders the same bytes and re-publi
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from functools import lru_cache
@@ -124,6 +125,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     environment.filters["cell"] = _cell
+    environment.filters["text"] = markdown_text
     environment.filters["number"] = _number
     environment.filters["count"] = _count
     environment.filters["fence"] = _fence
@@ -133,6 +135,12 @@ def _environment() -> jinja2.Environment:
 
 def _render(template: str, context: dict) -> str:
     return _environment().get_template(template).render(context).rstrip("\n") + "\n"
+
+
+def markdown_text(value: Any) -> str:
+    """Text a recipe wrote, shown as text: HTML (<script>, onerror=...) escaped, and no inline link (a `](javascript:`
+    written in a description stays words). Links a card shows are built by medrecipe from validated ids and URLs."""
+    return html.escape(str(value), quote=False).replace("](", "]\\(")
 
 
 def _cell(value: Any) -> str:
@@ -412,7 +420,7 @@ def _evaluation(recipe: Recipe, release: Release, artifact: Artifact, scores: di
         header += ["This model", "n", "Without `\\boxed{}`"]
         align += ["right"] * 3
     if published:
-        header.append(f"{published.reproduces} (published)")
+        header.append(f"{markdown_text(published.reproduces)} (published)")
         align.append("right")
     if scores and published:
         header.append("Difference")
@@ -522,7 +530,7 @@ def _sources(recipe: Recipe, stats: dict | None) -> list[list[str]]:
         else:
             where = f"local `{source.path}`"
             detail = []
-        name = f"`{source.name}`" + (f" ({source.description})" if source.description else "")
+        name = f"`{source.name}`" + (f" ({markdown_text(source.description)})" if source.description else "")
         expected = counts.get("expected") or source.expected_samples
         rows.append([name, where, " / ".join(detail), source.kind, source.group or "",
                      _count(counts.get("read")), _count(counts.get("kept")), _count(expected)])

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..compile.build import written_json
 from ..compile.layout import STAGES, Layout, recipe_sha256
 from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.load import display
+from ..recipe.untrusted import redact
 from . import cards
 from .release import Artifact, Release, dataset_file, offline_namespace, release
 
@@ -105,8 +107,9 @@ def write_folder(content: RepoContent, folder: Path, link: bool = False) -> None
         target.parent.mkdir(parents=True, exist_ok=True)
         if file.source is None:
             assert file.text is not None
-            if not target.is_file() or target.read_text(encoding="utf-8") != file.text:
-                target.write_text(file.text, encoding="utf-8")
+            text = redact(file.text)
+            if not target.is_file() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
         elif link:
             target.unlink(missing_ok=True)
             target.symlink_to(file.source.resolve())
@@ -130,12 +133,42 @@ def write_repos(
     """Write each selected repository's exact contents to `target_dir/<repository name>/`, contacting nobody
     (what `--to-dir` does). Returns (repository id, folder) pairs. Without a namespace (argument or recipe)
     the ids use a placeholder."""
+    target_dir = Path(target_dir).resolve()
+    if layout.root.resolve().is_relative_to(target_dir):
+        raise UserError(f"the build folder {layout.root} is inside {target_dir}: writing repositories there could replace it",
+                        "choose a folder outside the build for --to-dir")
+    manifest = target_dir / MANIFEST
+    made = _written_before(manifest)
     written = []
     for content in plan(loaded, layout, release_of(loaded, offline_namespace(loaded.recipe, namespace)), stages):
-        folder = Path(target_dir) / content.artifact.name
+        name = content.artifact.name
+        folder = (target_dir / name).resolve()
+        if folder.parent != target_dir:
+            raise UserError(f"repository {name!r} would be written outside {target_dir}")
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and name not in made:
+            raise UserError(f"{folder} exists and medrecipe did not write it: it is left as it is",
+                            "write the repositories into an empty folder (or remove that one)")
         write_folder(content, folder)
+        made.add(name)
+        target_dir.joinpath(MANIFEST).write_text(json.dumps(sorted(made), indent=2) + "\n", encoding="utf-8")
         written.append((content.artifact.repo_id, folder))
     return written
+
+
+# The repository folders medrecipe wrote into a --to-dir folder: only those are ever replaced (stale files removed).
+MANIFEST = ".medrecipe-repos.json"
+
+
+def _written_before(manifest: Path) -> set[str]:
+    if not manifest.is_file():
+        return set()
+    try:
+        names = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise UserError(f"{manifest} is not the list of repositories medrecipe wrote", f"delete it, and empty {manifest.parent}")
+    return set(names)
 
 
 def describe(content: RepoContent, release: Release) -> str:
@@ -178,7 +211,7 @@ class _Outputs:
     def stats(self, required: bool) -> dict | None:
         path = self.layout.data_stats()
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
+            return written_json(path)
         if required:
             raise UserError(
                 f"the data stage has not finished: {display(path)} is missing", f"run it first: {self.command} --stage data"
@@ -197,7 +230,7 @@ class _Outputs:
     def scores(self, required: bool) -> dict | None:
         path = self.layout.eval_scores()
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
+            return written_json(path)
         if required:
             raise UserError(f"no evaluation scores: {display(path)} is missing", f"run the evaluation first: {self.command} --stage eval")
         return None

@@ -16,9 +16,11 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Position, Problem, RecipeError, dotted
+from .untrusted import secret_variable
 
 Path_ = tuple  # a path into the recipe data: str keys and int list indices
 
@@ -27,6 +29,12 @@ _STANDARD_TAGS = {
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^}]*))?\}")
+# A recipe is untrusted input (recipes are shared and forked): it is bounded before it is read, and no value may
+# pull a secret from the environment into files and cards that are written and pushed.
+MAX_BYTES = 1 << 20  # a recipe file; the largest shipped one is 20 KB
+MAX_NODES = 100_000  # values built, aliases counted each time they are used (a "billion laughs" stops here)
+MAX_DEPTH = 48  # nesting of mappings and lists
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")  # tabs and newlines are text
 # Mappings whose discriminator differs describe different things: the child's replaces the parent's.
 _DISCRIMINATORS = ("type", "algorithm", "backend")
 
@@ -70,11 +78,17 @@ class _Builder:
         self.yaml = yaml
         self.tree = Tree(data={})
         self.problems: list[Problem] = []
+        self.nodes = 0
 
     def pos(self, node: Node) -> Position:
         return Position(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def build(self, node: Node, path: Path_) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES or len(path) > MAX_DEPTH:
+            what = f"more than {MAX_NODES:,} values (aliases count each time they are used)" if self.nodes > MAX_NODES \
+                else f"nested more than {MAX_DEPTH} levels deep"
+            raise RecipeError([Problem(self.pos(node), dotted(path), f"the recipe is {what}", "a recipe is a small file of settings")])
         if node.tag not in _STANDARD_TAGS:
             self.problems.append(
                 Problem(
@@ -94,8 +108,18 @@ class _Builder:
                 self.tree.value_pos[path + (index,)] = self.pos(item)
                 result.append(self.build(item, path + (index,)))
             return result
-        value = self.yaml.constructor.construct_object(node, deep=True)
-        return self.interpolate(value, node, path) if isinstance(value, str) else value
+        try:
+            value = self.yaml.constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # an integer of thousands of digits, say
+            self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this value: {str(exc).splitlines()[0][:120]}"))
+            return None
+        if not isinstance(value, str):
+            return value
+        value = self.interpolate(value, node, path)
+        if _CONTROL.search(value):
+            self.problems.append(Problem(self.pos(node), dotted(path), "control characters are not allowed in a recipe value",
+                                         "write plain text (tabs and newlines are fine)"))
+        return value
 
     def mapping(self, node: MappingNode, path: Path_) -> dict:
         result: dict = {}
@@ -132,6 +156,11 @@ class _Builder:
     def interpolate(self, text: str, node: Node, path: Path_) -> str:
         def replace(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
+            if secret_variable(name):
+                self.problems.append(Problem(self.pos(node), dotted(path), f"${{env:{name}}} would write a secret into the build, "
+                                             "its cards and the Hub", "fields that need a key name its variable (api_key_env); "
+                                             "the Hub token is read by medrecipe itself"))
+                return match.group(0)
             if name in os.environ:
                 return os.environ[name]
             if default is not None:
@@ -153,13 +182,34 @@ def _yaml() -> YAML:
     return YAML(typ="safe", pure=True)
 
 
+def _read_text(file: Path, name: str) -> str:
+    """A recipe file's text: at most MAX_BYTES of UTF-8, no binary."""
+    def refuse(message: str, hint: str | None = None, line: int = 0) -> RecipeError:
+        return RecipeError([Problem(Position(name, line, 1 if line else 0), "", message, hint)])
+
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise refuse(f"cannot read the recipe: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise refuse(f"the recipe is larger than {MAX_BYTES >> 20} MiB", "a recipe is a small file of settings")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise refuse("the recipe is UTF-16 text", "save it as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"the recipe is not UTF-8 text (byte {exc.start})", "save it as UTF-8",
+                     line=data[: exc.start].count(b"\n") + 1) from None
+    if "\x00" in text:
+        raise refuse("the recipe holds NUL bytes: it is not a text file", line=text[: text.index("\x00")].count("\n") + 1)
+    return text
+
+
 def parse_file(file: Path) -> Tree:
     """One YAML file as a Tree (no inheritance); raises RecipeError with every problem found."""
     name = display(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecipeError([Problem(Position(name), "", f"cannot read the recipe: {exc.strerror or exc}")]) from None
+    text = _read_text(file, name)
     yaml = _yaml()
     try:
         node = yaml.compose(text)
@@ -167,6 +217,12 @@ def parse_file(file: Path) -> Tree:
         mark = exc.problem_mark or exc.context_mark
         where = Position(name, mark.line + 1, mark.column + 1) if mark else Position(name)
         raise RecipeError([Problem(where, "", f"invalid YAML: {exc.problem or exc.context}")]) from None
+    except ReaderError as exc:  # a character YAML does not allow in a document (a terminal escape, say)
+        line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else 0
+        raise RecipeError([Problem(Position(name, line, 1 if line else 0), "",
+                                   f"invalid YAML: character {exc.character!r} is not allowed in a recipe")]) from None
+    except RecursionError:  # the composer recurses once per level: deep nesting ends it before anything is built
+        raise RecipeError([Problem(Position(name), "", f"the recipe is nested more than {MAX_DEPTH} levels deep")]) from None
     builder = _Builder(file, yaml)
     builder.tree.key_pos[()] = Position(name, 1, 1)
     if node is None:
@@ -291,7 +347,13 @@ def parse_override(text: str) -> tuple[Path_, Any, Position]:
     if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
         value = raw  # "a: b" or "- x" typed on a command line is text; collections are written {...} or [...]
     if isinstance(value, str):
+        secrets = [name for name in _ENV.findall(value) if secret_variable(name[0])]
+        if secrets:
+            raise RecipeError([Problem(label, dotted(path), f"${{env:{secrets[0][0]}}} would write a secret into the build, "
+                                       "its cards and the Hub", "name the variable in a field such as api_key_env instead")])
         value = _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or m.group(0)), value)
+        if _CONTROL.search(value):
+            raise RecipeError([Problem(label, dotted(path), "control characters are not allowed in a recipe value")])
     return path, value, label
 
 
@@ -303,6 +365,9 @@ def apply_override(tree: Tree, text: str) -> None:
         if isinstance(node, list):
             if not isinstance(part, int) or part >= len(node):
                 raise RecipeError([Problem(label, dotted(path[: depth + 1]), "no such list item")])
+            if not isinstance(node[part], (dict, list)):
+                raise RecipeError([Problem(label, dotted(path[: depth + 1]), f"is {type(node[part]).__name__}, which has no "
+                                           f"{path[depth + 1]!r} to set", "set the whole item instead")])
             node = node[part]
         else:
             if not isinstance(node.get(part), (dict, list)):

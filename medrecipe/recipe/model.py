@@ -8,18 +8,55 @@ a "did you mean" hint rather than a silently ignored setting. Rules that need mo
 
 from __future__ import annotations
 
+import re
+import string
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # ---------------------------------------------------------------------------------------------- basics
 
 
 class Strict(BaseModel):
-    """Base of every recipe model: unknown keys are errors, defaults are validated."""
+    """Base of every recipe model: unknown keys are errors, defaults are validated, numbers are finite (an
+    infinity or NaN would be written into configs, scripts and JSON that cannot hold it)."""
 
     # defer_build: nested models are compiled once, inside Recipe's schema, not each on its own (import time).
-    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True, allow_inf_nan=False)
+
+
+# Names that reach file paths, scripts and URLs follow the rules of the system that owns them, so that a recipe
+# written to break out of a path or a script is an error at its line.
+_HUB_PART = re.compile(r"[A-Za-z0-9_]([\w.-]{0,94}[A-Za-z0-9_])?", re.ASCII)
+
+
+def _hub_id(value: str) -> str:
+    """The Hub's repository-id rules (huggingface_hub utils/_validators.py, validate_repo_id): alphanumerics, '-', '_'
+    and '.', at most 96 on each side of one '/', no '--' or '..', not ending in '.git'."""
+    parts = value.split("/")
+    if len(parts) > 2 or not all(_HUB_PART.fullmatch(part) for part in parts) or "--" in value or ".." in value \
+            or value.endswith(".git"):
+        raise ValueError(f"{value!r} is not a Hub repository id (namespace/name: letters, digits, '-', '_', '.')")
+    return value
+
+
+def _namespace(value: str) -> str:
+    if "/" in value:
+        raise ValueError(f"{value!r} is not a Hub user or organisation name")
+    return _hub_id(value)
+
+
+def _model_reference(value: str) -> str:
+    """A Hub model id, or a local path (which may hold anything but control characters)."""
+    if value.startswith(("/", ".", "~")) or "/" in value and value.count("/") > 1:
+        return value
+    return _hub_id(value)
+
+
+def _repo_path(value: str) -> str:
+    if value.startswith("/") or ".." in value.split("/") or "\\" in value:
+        raise ValueError(f"{value!r} is not a path inside the repository")
+    return value
 
 
 Slug = Annotated[
@@ -27,11 +64,49 @@ Slug = Annotated[
     Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=96, description="Lower-case letters, digits, '.', '_', '-'."),
 ]
 RepoName = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=96, description="A Hub repository name (no namespace).")
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=96, description="A Hub repository name (no namespace)."),
+    AfterValidator(_hub_id),
 ]
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+HubId = Annotated[str, AfterValidator(_hub_id)]
+ModelRef = Annotated[str, AfterValidator(_model_reference)]
+Namespace = Annotated[str, AfterValidator(_namespace)]
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
+# datasets' split-name rule (datasets/naming.py, _split_re); configuration names as the Hub shows them.
+SplitName = Annotated[str, Field(pattern=r"^\w+(\.\w+)*$", max_length=128)]
+ConfigName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)]
+Url = Annotated[str, Field(pattern=r"^https?://[^\s<>\"'`]+$", max_length=2048)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+# Slurm names and #SBATCH values go into a batch script, where a shell quote cannot protect them: a safe alphabet.
+SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
+SbatchOption = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
+SbatchValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.,:=/@%+-]*$", max_length=256)]
+# Paths and image names datatrove's Slurm executor writes into its batch script unquoted.
+ScriptWord = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./~+@:%=,-]+$", max_length=1024)]
+# Bounded so that no number reaches a tool that its integers cannot hold.
+INT_LIMIT = 2**31 - 1
+PositiveInt = Annotated[int, Field(gt=0, le=INT_LIMIT)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT_LIMIT)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def placeholders(template: str, allowed: tuple[str, ...], required: tuple[str, ...], what: str) -> str:
+    """Check a str.format template: only `allowed` fields, every `required` one, literal braces doubled. A worker
+    that formats it must never fail on a brace the recipe meant as text."""
+    try:
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}; write a literal brace as {{{{ or }}}}") from None
+    fields = [name for name, _, _ in parsed]
+    unknown = sorted({name for name in fields if name not in allowed})
+    if unknown:
+        raise ValueError(f"{what} has the placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; it takes "
+                         f"{', '.join('{' + n + '}' for n in allowed)} (write a literal brace as {{{{ or }}}})")
+    if any(spec or conversion for _, spec, conversion in parsed):
+        raise ValueError(f"{what}: placeholders take no format (write {{name}}, and a literal brace as {{{{ or }}}})")
+    missing = [name for name in required if name not in fields]
+    if missing:
+        raise ValueError(f"{what} must contain {', '.join('{' + n + '}' for n in missing)}")
+    return template
 
 
 # ------------------------------------------------------------------------------------------------- hub
@@ -40,15 +115,15 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 class Reproduces(Strict):
     """The published artifacts a recipe reproduces. Cards link to them; publishing never pushes there by default."""
 
-    model: str | None = Field(None, description="Hub id of the published model, e.g. Intelligent-Internet/II-Medical-8B-1706.")
-    dataset: str | None = Field(None, description="Hub id of the published training dataset.")
-    paper: str | None = Field(None, description="URL of the paper or report describing the original system.")
+    model: HubId | None = Field(None, description="Hub id of the published model, e.g. Intelligent-Internet/II-Medical-8B-1706.")
+    dataset: HubId | None = Field(None, description="Hub id of the published training dataset.")
+    paper: Url | None = Field(None, description="URL of the paper or report describing the original system.")
 
 
 class Hub(Strict):
     """Where the release is published on the Hugging Face Hub."""
 
-    namespace: str | None = Field(
+    namespace: Namespace | None = Field(
         None,
         description="User or organisation to publish under. Unset: `medrecipe publish --namespace`, else the logged-in account.",
     )
@@ -141,11 +216,11 @@ class Fields(Strict):
 class DatasetLocation(Strict):
     """Where a dataset is read from: a Hub dataset (a configuration, or some of its files) or local files."""
 
-    hub: str | None = Field(None, description="Hub dataset id, e.g. FreedomIntelligence/Medical-R1-Distill-Data.")
-    subset: str | None = Field(None, description="Hub dataset configuration (subset).")
-    split: str = Field("train", description="Split to read.")
+    hub: HubId | None = Field(None, description="Hub dataset id, e.g. FreedomIntelligence/Medical-R1-Distill-Data.")
+    subset: ConfigName | None = Field(None, description="Hub dataset configuration (subset).")
+    split: SplitName = Field("train", description="Split to read.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
-    data_files: list[str] | None = Field(
+    data_files: list[RepoPath] | None = Field(
         None,
         description="Files inside the Hub repository to read (json/jsonl/jsonl.zst/parquet) instead of a configuration: for "
         "repositories without a loadable one, or files a configuration cannot type (nested columns that vary by row).",
@@ -178,7 +253,7 @@ class Source(DatasetLocation):
     expected_samples: PositiveInt | None = Field(
         None, description="Count the original release reports for this source; the dataset card shows it beside the real count."
     )
-    url: str | None = Field(None, description="Where to read about the source (dataset card link).")
+    url: Url | None = Field(None, description="Where to read about the source (dataset card link).")
     description: str = Field("", description="One line for the dataset card.")
     required: bool = Field(
         True, description="A missing local `path` is an error. False: the source is skipped with a warning (optional private data)."
@@ -204,10 +279,10 @@ class LLMCall(Strict):
     """A model behind an OpenAI-compatible API: an existing endpoint, or a vLLM server datatrove starts."""
 
     model: str = Field(description="Model name (Hub id for a vLLM server, or the endpoint's model name).")
-    endpoint: str | None = Field(
+    endpoint: Url | None = Field(
         None, description="Base URL of an OpenAI-compatible API (…/v1). Unset: datatrove's InferenceRunner starts vLLM locally."
     )
-    api_key_env: str | None = Field(None, description="Environment variable holding the endpoint's API key (never written anywhere).")
+    api_key_env: EnvName | None = Field(None, description="Environment variable holding the endpoint's API key (never written anywhere).")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     top_p: Probability = Field(1.0, description="Nucleus sampling threshold.")
     max_tokens: PositiveInt = Field(1024, description="Maximum tokens generated per request.")
@@ -332,10 +407,7 @@ class LLMClassifier(LLMCall):
     @field_validator("prompt")
     @classmethod
     def _placeholders(cls, value: str) -> str:
-        for name in ("{prompt}", "{labels}"):
-            if name not in value:
-                raise ValueError(f"the prompt template must contain {name}")
-        return value
+        return placeholders(value, ("prompt", "labels"), ("prompt", "labels"), "the prompt template")
 
 
 class EmbeddingClassifier(Strict):
@@ -402,7 +474,7 @@ class JudgeFilter(LLMCall, StepBase):
 
     type: Literal["judge_filter"] = Field(description="Step type.")
     model: str = Field("gpt-4o", description="The judge model.")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="Environment variable holding the judge endpoint's API key.")
+    api_key_env: EnvName | None = Field("OPENAI_API_KEY", description="Environment variable holding the judge endpoint's API key.")
     min_score: float = Field(8.0, description="Keep responses scoring at least this.")
     max_score: float = Field(10.0, gt=0.0, description="Top of the judge's scale.")
     max_tokens: PositiveInt = Field(512, description="Maximum tokens of the judge's verdict.")
@@ -418,9 +490,7 @@ class JudgeFilter(LLMCall, StepBase):
     def _score_range(self) -> JudgeFilter:
         if not 0 <= self.min_score <= self.max_score:
             raise ValueError("`min_score` must lie between 0 and `max_score`")
-        for name in ("{prompt}", "{answer}", "{response}"):
-            if name not in self.prompt:
-                raise ValueError(f"the judge prompt must contain {name}")
+        placeholders(self.prompt, ("prompt", "answer", "response", "max_score"), ("prompt", "answer", "response"), "the judge prompt")
         return self
 
 
@@ -482,8 +552,8 @@ class SFTDataset(Strict):
     """An SFT dataset other than the data stage's own output."""
 
     path: str = Field(description="Hub dataset id or local path.")
-    subset: str | None = Field(None, description="Hub dataset configuration.")
-    split: str = Field("train", description="Split to train on.")
+    subset: ConfigName | None = Field(None, description="Hub dataset configuration.")
+    split: SplitName = Field("train", description="Split to train on.")
     format: Literal["chat", "alpaca"] = Field("chat", description="`chat`: a messages column; `alpaca`: instruction/input/output columns.")
     messages: str = Field("messages", description="Column with the chat turns (`chat` format).")
 
@@ -574,8 +644,8 @@ class PromptData(DatasetLocation):
 class PreferenceData(Strict):
     """Preference pairs for DPO or reward-model training, read by OpenRLHF itself."""
 
-    path: str = Field(description="Hub dataset id or local file or folder (OpenRLHF's --data.dataset).")
-    split: str = Field("train", description="Split.")
+    path: ModelRef = Field(description="Hub dataset id or local file or folder (OpenRLHF's --data.dataset).")
+    split: SplitName = Field("train", description="Split.")
     prompt_key: str | None = Field(
         None,
         description="Column with the prompt as chat turns. Unset: the prompt is `chosen` without its last turn (OpenRLHF's "
@@ -696,7 +766,7 @@ class PolicyOptimization(RLStageBase):
     samples_per_prompt: PositiveInt = Field(description="Responses sampled per prompt (the group size).")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="Rollout sampling temperature.")
     top_p: Probability = Field(1.0, description="Rollout nucleus sampling.")
-    top_k: int = Field(-1, ge=-1, description="Rollout top-k; -1 disables it.")
+    top_k: int = Field(-1, ge=-1, le=INT_LIMIT, description="Rollout top-k; -1 disables it.")
     loss_aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"] = Field(
         "token_mean", description="How per-token losses are averaged."
     )
@@ -747,7 +817,7 @@ class BenchmarkRef(Strict):
 
     name: str = Field(description="Registry name, e.g. `medmcqa` (see `medrecipe plan`).")
     path: str | None = Field(None, description="Local folder or file holding the benchmark (offline runs), relative to the recipe.")
-    split: str | None = Field(None, description="Split to evaluate on. Default: the registry's.")
+    split: SplitName | None = Field(None, description="Split to evaluate on. Default: the registry's.")
     max_samples: PositiveInt | None = Field(None, description="Evaluate on at most this many items.")
 
 
@@ -756,7 +826,7 @@ class Sampling(Strict):
 
     temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature; 0 decodes greedily.")
     top_p: Probability = Field(0.9, description="Nucleus sampling threshold.")
-    top_k: int | None = Field(None, ge=-1, description="Top-k; unset: the backend's default.")
+    top_k: int | None = Field(None, ge=-1, le=INT_LIMIT, description="Top-k; unset: the backend's default.")
     max_new_tokens: PositiveInt = Field(32768, description="Maximum generated tokens per answer.")
 
 
@@ -866,15 +936,17 @@ class Publish(Strict):
 class Slurm(Strict):
     """Slurm job settings (datatrove's Slurm executor, sbatch launches of training)."""
 
-    partition: str | None = Field(None, description="Partition.")
-    account: str | None = Field(None, description="Account to charge.")
-    qos: str | None = Field(None, description="Quality of service.")
+    partition: SlurmName | None = Field(None, description="Partition.")
+    account: SlurmName | None = Field(None, description="Account to charge.")
+    qos: SlurmName | None = Field(None, description="Quality of service.")
     time: str = Field("24:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$", description="Time limit per job, [D-]HH:MM:SS.")
     cpus_per_task: PositiveInt = Field(1, description="CPUs per data task.")
     mem_per_cpu_gb: PositiveInt = Field(2, description="Memory per CPU in GB (whole GB: Slurm's --mem-per-cpu=<n>G).")
-    venv: str | None = Field(None, description="Virtual environment the jobs activate (must have medrecipe installed).")
-    container: str | None = Field(None, description="Container image the jobs run in (srun --container-image).")
-    sbatch_args: dict[str, str] = Field(default_factory=dict, description="Further #SBATCH options, e.g. {constraint: h100}.")
+    venv: ScriptWord | None = Field(None, description="Virtual environment the jobs activate (must have medrecipe installed).")
+    container: ScriptWord | None = Field(None, description="Container image the jobs run in (srun --container-image).")
+    sbatch_args: dict[SbatchOption, SbatchValue] = Field(
+        default_factory=dict, description="Further #SBATCH options, e.g. {constraint: h100} (no spaces or quotes in a value)."
+    )
 
 
 class Ray(Strict):
@@ -905,9 +977,9 @@ class Recipe(Strict):
 
     name: Slug = Field(description="Name of the recipe; default repository names derive from it.")
     description: str = Field("", description="One line on what the recipe builds.")
-    base_model: str = Field(description="The model everything starts from (Hub id or path).")
+    base_model: ModelRef = Field(description="The model everything starts from (Hub id or path).")
     license: str = Field("apache-2.0", description="License of the released artifacts (Hub license id).")
-    seed: int = Field(42, ge=0, description="The one seed every tool receives.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="The one seed every tool receives.")
     hub: Hub = Field({}, description="Hub publishing targets.")
     data: Data | None = Field(None, description="Data curation.")
     sft: SFT | None = Field(None, description="Supervised fine-tuning.")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..compile.data import instantiate, plan
 from ..compile.layout import Layout
-from ..errors import UserError
+from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from .stages import RunOptions, StageResult
 
@@ -50,7 +50,7 @@ def _preflight(content: dict, notes: list[str]) -> dict:
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            raise UserError(
+            raise NotRunnableHere(
                 f"{needs_vllm[0]['args']['name']} runs {needs_vllm[0]['args']['model']} on a local vLLM server, "
                 "and vLLM is not installed here",
                 "run on a GPU machine with `pip install vllm`, or set the step's `endpoint` to an OpenAI-compatible server",

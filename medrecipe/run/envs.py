@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..cache import cache_root
-from ..errors import UserError
+from ..errors import NotRunnableHere, UserError
 
 CPU_TORCH = "torch==2.13.0"  # the CPU wheel; a bare `torch` would pull a multi-GB CUDA build
 
@@ -101,7 +101,7 @@ def require(name: str, gpu: bool = False) -> Path:
     found = python(name, gpu=True if gpu else None)
     if found is None:
         flag = " --gpu" if gpu else ""
-        raise UserError(
+        raise NotRunnableHere(
             f"the {name} environment ({ENVIRONMENTS[name].tool}) is not set up",
             f"run: medrecipe env setup {name}{flag}",
         )

@@ -20,7 +20,7 @@ from .. import offline_models
 from ..catalog import benchmarks
 from ..compile import lighteval
 from ..compile.layout import Layout
-from ..errors import UserError
+from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from . import envs, jobs
 from .stages import RunOptions, StageResult
@@ -43,7 +43,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
 
     gpu = options.gpu or ev.backend == "vllm"  # lighteval's vLLM backend is in the GPU build only
     if ev.backend == "vllm" and envs.python("eval", gpu=True) is None:
-        raise UserError("eval.backend is vllm, and the eval environment's GPU build (with vLLM) is not set up",
+        raise NotRunnableHere("eval.backend is vllm, and the eval environment's GPU build (with vLLM) is not set up",
                         "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate")
     python = envs.require("eval", gpu=gpu)
     output = layout.work_dir("eval")
@@ -59,7 +59,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         jobs.show(job)
         return StageResult("eval", "dry-run", outputs)
     if ev.backend == "vllm" and (visible := jobs.visible_gpus(python)) < ev.tensor_parallel_size:
-        raise UserError(f"vLLM needs {ev.tensor_parallel_size} GPU(s) (eval.tensor_parallel_size); the eval environment sees {visible}",
+        raise NotRunnableHere(f"vLLM needs {ev.tensor_parallel_size} GPU(s) (eval.tensor_parallel_size); the eval environment sees {visible}",
                         "run on a GPU machine, or --set eval.backend=accelerate for a CPU run")
     lighteval.ensure_offline_import(python)
     output.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) 
             outputs = {"sft": layout.sft_output, "rl": layout.rl_output}
             stage = next((name for name, output in outputs.items() if getattr(loaded.recipe, name) and model == output()), None)
             hint = f"run the {stage} stage first: medrecipe run {loaded.file} --stage {stage}" if stage else "check eval.model"
-            raise UserError(f"the model to evaluate is missing: {model}", f"{hint}, or pass --model PATH_OR_REPO")
+            raise NotRunnableHere(f"the model to evaluate is missing: {model}", f"{hint}, or pass --model PATH_OR_REPO")
         return str(model)
     return model
 
@@ -106,7 +106,7 @@ def _check_inputs(loaded: LoadedRecipe, options: RunOptions) -> None:
                             "point it at the benchmark's local copy, or remove `path` to read it from the Hub")
     rubric = [ref.name for ref in ev.benchmarks if benchmarks.get(ref.name).kind == "rubric"]
     if rubric and ev.judge and ev.judge.api_key_env and not os.environ.get(ev.judge.api_key_env) and not options.dry_run:
-        raise UserError(f"{', '.join(rubric)} is graded by {ev.judge.model}, and ${ev.judge.api_key_env} is not set",
+        raise NotRunnableHere(f"{', '.join(rubric)} is graded by {ev.judge.model}, and ${ev.judge.api_key_env} is not set",
                         f"export {ev.judge.api_key_env}=... (the key is read from the environment, never written)")
 
 

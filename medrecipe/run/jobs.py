@@ -6,6 +6,7 @@ Shared by the SFT, RL and eval runners, with the check that their compiled input
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
+from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.model import Recipe
 
@@ -79,7 +80,7 @@ def slurm_script(recipe: Recipe, name: str, nodes: int, gpus_per_node: int, log_
         if value:
             options[key] = value
     options.update(slurm.sbatch_args)
-    lines = ["#!/bin/bash", *(f"#SBATCH --{key}={value}" for key, value in options.items())]
+    lines = ["#!/bin/bash", *(sbatch_line(key, value) for key, value in options.items())]
     lines += [
         "set -euo pipefail",
         'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
@@ -87,6 +88,18 @@ def slurm_script(recipe: Recipe, name: str, nodes: int, gpus_per_node: int, log_
         *body,
     ]
     return "\n".join(lines) + "\n"
+
+
+_SBATCH_SAFE = re.compile(r"[A-Za-z0-9_.,:=/@%+-]*")
+
+
+def sbatch_line(option: str, value: str) -> str:
+    """One `#SBATCH --option=value` line. sbatch reads these lines itself, where no shell quoting applies: a value
+    must be one safe word (the recipe's Slurm fields are held to the same alphabet at validation)."""
+    if not _SBATCH_SAFE.fullmatch(option) or not _SBATCH_SAFE.fullmatch(value):
+        raise UserError(f"#SBATCH --{option}={value!r} holds characters a batch script cannot carry safely",
+                        "use letters, digits and _.,:=/@%+- only (a build folder without spaces, say)")
+    return f"#SBATCH --{option}={value}"
 
 
 def srun(recipe: Recipe) -> str:
@@ -111,7 +124,7 @@ def submit_stage(stage: str, script: Path, text: str, work: Path, outputs: list,
 def submit(script: Path) -> str:
     """Submit a batch script; returns the job id."""
     if shutil.which("sbatch") is None:
-        raise UserError("sbatch is not on PATH: this machine cannot submit Slurm jobs", "run on a Slurm login node, or use --launcher local")
+        raise NotRunnableHere("sbatch is not on PATH: this machine cannot submit Slurm jobs", "run on a Slurm login node, or use --launcher local")
     result = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True)
     if result.returncode != 0:
         raise UserError(f"sbatch rejected {script}: {result.stderr.strip()}", "check compute.slurm in the recipe")

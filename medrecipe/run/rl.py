@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..compile import openrlhf
 from ..compile.layout import Layout
-from ..errors import UserError
+from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import preference_gpus, rollout_plan
 from ..recipe.model import PolicyOptimization
@@ -36,7 +36,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         return StageResult("rl", "skipped", outputs, notes=[f"already trained: {final} (delete it to train again)"])
     launch = jobs.compiled(loaded, layout.root, openrlhf.LAUNCH)
     if rl.init_from == "sft" and not (layout.sft_output() / "config.json").is_file() and not options.dry_run:
-        raise UserError(
+        raise NotRunnableHere(
             f"the SFT model this stage starts from is missing: {layout.sft_output()}",
             f"run the SFT stage first: medrecipe run {loaded.file} --stage sft",
         )
@@ -66,12 +66,12 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         env["RAY_ADDRESS"] = address
     else:
         if nodes > 1:
-            raise UserError(f"rl runs on {nodes} nodes, which a local launch cannot start", "use --launcher slurm, or --launcher ray on a running cluster")
+            raise NotRunnableHere(f"rl runs on {nodes} nodes, which a local launch cannot start", "use --launcher slurm, or --launcher ray on a running cluster")
         env["RAY_ADDRESS"] = ""  # launch.sh then lets OpenRLHF start Ray on this machine
         if not options.dry_run:
             visible = jobs.visible_gpus(python)
             if visible < gpus:
-                raise UserError(
+                raise NotRunnableHere(
                     f"the RL stage needs {gpus} GPUs ({nodes} node(s) x {gpus // nodes}); this machine has {visible}",
                     "run on a GPU machine, submit with --launcher slurm, or set rl.gpus_per_node / compute.gpus_per_node",
                 )

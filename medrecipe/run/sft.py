@@ -22,7 +22,7 @@ from .. import offline_models
 from ..catalog.checks import sft_base_model
 from ..compile import axolotl
 from ..compile.layout import Layout
-from ..errors import UserError
+from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import SFTBatch, sft_batch
 from ..recipe.model import SFT
@@ -111,7 +111,7 @@ def _local_command(python: Path, batch: SFTBatch, config: Path, options: RunOpti
     train = ["-m", "axolotl.cli.train", str(config)]
     notes: list[str] = []
     if batch.nodes > 1:
-        raise UserError(
+        raise NotRunnableHere(
             f"sft runs on {batch.nodes} nodes (sft.nodes / compute.nodes), which a local launch cannot start",
             "submit it with --launcher slurm",
         )
@@ -119,7 +119,7 @@ def _local_command(python: Path, batch: SFTBatch, config: Path, options: RunOpti
         visible = jobs.visible_gpus(python)
         if visible < batch.gpus and not (visible == 0 and cpu_compatible(sft, batch)):
             flag = "" if options.gpu else " --gpu"
-            raise UserError(
+            raise NotRunnableHere(
                 f"the SFT stage needs {batch.gpus} GPUs (global batch {batch.sequences_per_step} = micro batch "
                 f"{batch.micro_batch_size} x accumulation {batch.gradient_accumulation} x {batch.gpus} GPUs); "
                 f"the sft environment sees {visible}",

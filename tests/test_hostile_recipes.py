@@ -1,0 +1,372 @@
+"""A recipe is untrusted input: recipes written to attack the machine that runs them. Each is run as a user would
+run it, through the CLI, and where scripts are generated they are executed with stand-in tools on PATH. No payload
+may run, no secret may appear in any written file or output, nothing outside the target may change, nothing may
+hang or exhaust memory, and every refusal is exit 2 with the recipe's file:line:col and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import RECIPES
+
+TOKEN = "hf_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7"
+PAYLOAD = "touch pwned"
+
+BASE = """\
+name: hostile
+base_model: Qwen/Qwen3-8B
+"""
+
+
+def medrecipe(*args: str, cwd: Path, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """The CLI in its own process, as a user runs it (with a token in the environment, as users have)."""
+    environment = {**os.environ, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "medrecipe.cli.main", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def no_payload_ran(root: Path) -> None:
+    assert not list(root.rglob("pwned")), "a payload ran"
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------ code from a recipe
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("eval: {benchmarks: [{name: medqa, path: x.jsonl, split: 'x$(touch pwned)'}]}", "eval.benchmarks[0].split: String should match"),
+    ("compute: {slurm: {partition: \"gpu\\ntouch pwned\"}}", "compute.slurm.partition: String should match"),
+    ("compute: {slurm: {account: 'acct; touch pwned'}}", "compute.slurm.account: String should match"),
+    ("compute: {slurm: {qos: \"normal\\n#SBATCH --wrap=touch pwned\"}}", "compute.slurm.qos: String should match"),
+    ("compute: {slurm: {sbatch_args: {\"constraint\\ntouch pwned\": h100}}}", "compute.slurm.sbatch_args"),
+    ("compute: {slurm: {sbatch_args: {constraint: \"h100\\ntouch pwned\"}}}", "compute.slurm.sbatch_args.constraint: String should match"),
+    ("compute: {slurm: {venv: '/opt/venv; touch pwned'}}", "compute.slurm.venv: String should match"),
+])
+def test_names_that_reach_scripts_are_refused_at_their_line(tmp_path, setting, fragment):
+    recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")
+    for command in (["validate"], ["compile", "--out", "build"], ["run", "--dry-run", "--out", "build"]):
+        refused(medrecipe(command[0], str(recipe), *command[1:], cwd=tmp_path), "r.yaml:3:", fragment)
+    no_payload_ran(tmp_path)
+
+
+def test_overrides_and_environment_values_are_held_to_the_same_rules(tmp_path):
+    recipe = write(tmp_path, "r.yaml", BASE + "eval: {benchmarks: [{name: medqa, path: x.jsonl, split: '${env:SPLIT,test}'}]}\n")
+    refused(medrecipe("compile", str(recipe), cwd=tmp_path, env={"SPLIT": "x$(touch pwned)"}), "eval.benchmarks[0].split")
+    refused(medrecipe("compile", str(recipe), "--set", "eval.benchmarks.0.split=x`touch pwned`", cwd=tmp_path),
+            "--set eval.benchmarks.0.split=")
+    no_payload_ran(tmp_path)
+
+
+@pytest.fixture
+def stand_in_tools(tmp_path):
+    """`python`, `lighteval`, `hub_file`-free: stand-ins that record their arguments, first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.jsonl"
+    for tool in ("python", "python3", "lighteval", "torchrun", "ray"):
+        script = bin_dir / tool
+        script.write_text("#!/bin/sh\n" f"{sys.executable} -c 'import json,sys; print(json.dumps(sys.argv))' {tool} \"$@\" >> {calls}\n"
+                          # prepare_model.py prints the model's name, then add_special_tokens
+                          'if [ "$2" = "--special-tokens" ]; then echo false; else echo "$2"; fi\n')
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "calls": calls}
+
+
+def test_hostile_local_paths_stay_data_in_every_generated_script(tmp_path, stand_in_tools):
+    """Paths may hold any character: in the generated scripts they are shell words, never shell code."""
+    evil = "evil $(touch pwned) `touch pwned` \"; touch pwned; echo \" 'x'"
+    (tmp_path / f"{evil}.jsonl").write_text('{"question": "q", "options": {"A": "a", "B": "b"}, "answer_idx": "A"}\n')
+    model = tmp_path / f"model {evil}"
+    model.mkdir()
+    recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent(f"""\
+        rl:
+          algorithm: dapo
+          init_from: {json.dumps(str(model))}
+          data: {{path: {json.dumps(evil + '.jsonl')}, fields: {{prompt: question, answer: answer_idx}}}}
+          rollout_batch_size: 8
+          mini_batch_size: 8
+          samples_per_prompt: 4
+          learning_rate: 1.0e-6
+          warmup_steps: 2
+        eval:
+          model: {json.dumps(str(model))}
+          benchmarks: [{{name: medqa, path: {json.dumps(evil + '.jsonl')}, split: test}}]
+          backend: accelerate
+        compute: {{gpus_per_node: 2}}
+        """))
+    result = medrecipe("compile", str(recipe), "--out", "build", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    build = tmp_path / "build"
+    env = {**os.environ, "PATH": stand_in_tools["PATH"]}
+    for script in ("eval/stage_data.sh", "eval/launch.sh", "rl/launch.sh"):
+        run = subprocess.run(["bash", str(build / script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, (script, run.stderr)
+    no_payload_ran(tmp_path)
+    calls = [json.loads(line) for line in stand_in_tools["calls"].read_text().splitlines()]
+    assert any(str(model) in call for call in calls)  # the model's path reached the tool as one argument, unchanged
+    assert (build / "eval" / "data" / "medqa" / "test-00000.jsonl").resolve() == (tmp_path / f"{evil}.jsonl").resolve()
+
+
+# ------------------------------------------------------------------------------------------ secrets
+
+
+@pytest.mark.parametrize("setting", [
+    'description: "built with ${env:HF_TOKEN}"',
+    "hub: {namespace: '${env:HUGGING_FACE_HUB_TOKEN}'}",
+    "description: '${env:OPENAI_API_KEY,none}'",
+    "description: '${env:MY_SERVICE_PASSWORD}'",
+])
+def test_a_recipe_cannot_read_a_secret_from_the_environment(tmp_path, setting):
+    recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")
+    for command in ("validate", "show", "plan", "compile"):
+        result = medrecipe(command, str(recipe), cwd=tmp_path, env={"HUGGING_FACE_HUB_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-" + "x" * 30,
+                                                                    "MY_SERVICE_PASSWORD": "hunter2hunter2"})
+        refused(result, "r.yaml:3:", "would write a secret")
+        assert TOKEN not in result.stdout + result.stderr
+    assert not (tmp_path / "build").exists()
+    refused(medrecipe("validate", str(RECIPES / "quickstart.yaml"), "--set", "description=${env:HF_TOKEN}", cwd=tmp_path),
+            "would write a secret")
+
+
+def test_a_token_pasted_into_a_recipe_is_redacted_everywhere(tmp_path):
+    recipe = write(tmp_path, "r.yaml", BASE + f'description: "built with {TOKEN}"\n'
+                   "sft: {datasets: [{path: x}], sequence_len: 512}\n")
+    outputs = []
+    for command in (["show"], ["plan"], ["compile", "--out", "build"], ["publish", "--dry-run", "--out", "build", "--namespace", "me"]):
+        result = medrecipe(command[0], str(recipe), *command[1:], cwd=tmp_path)
+        outputs.append(result.stdout + result.stderr)
+    assert all(TOKEN not in output for output in outputs) and "[redacted]" in outputs[0]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes() or path.name == "r.yaml", path
+
+
+# ------------------------------------------------------------------------------------ writes outside the build
+
+
+@pytest.mark.parametrize("namespace", ["x/../../victim", "/tmp/victim", "..", "a--b", "a b"])
+def test_a_namespace_cannot_name_a_path(tmp_path, namespace):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    recipe = write(tmp_path, "r.yaml", BASE + f"hub: {{namespace: {json.dumps(namespace)}}}\n" +
+                   "data: {sources: [{name: s, path: s.jsonl}]}\n")
+    for command in (["run", "--out", "build/x"], ["publish", "--to-dir", "repos", "--out", "build/x"]):
+        refused(medrecipe(command[0], str(recipe), *command[1:], cwd=tmp_path), "hub.namespace")
+    assert (victim / "precious.txt").read_text() == "keep me"
+
+
+def test_to_dir_never_replaces_the_build_or_folders_medrecipe_did_not_write(tmp_path, cli, monkeypatch):
+    from .release_fixtures import write_recipe, write_run
+
+    from medrecipe.compile.layout import Layout
+    from medrecipe.recipe import load_recipe
+
+    work = tmp_path / "work"
+    recipe = write_recipe(work)
+    monkeypatch.chdir(work)
+    build = work / "build" / "tiny-med"
+    write_run(Layout(build.resolve(), load_recipe(recipe).recipe))
+    before = sorted(str(p.relative_to(build)) for p in build.rglob("*"))
+    # the build folder inside --to-dir (the build would be a repository's folder)
+    result = cli("publish", "recipe.yaml", "--stage", "data", "--to-dir", str(work / "build"), "--namespace", "me")
+    assert result.code == 2 and "inside" in result.err
+    # a folder of the same name that medrecipe did not write
+    (work / "repos" / "tiny-med-data").mkdir(parents=True)
+    (work / "repos" / "tiny-med-data" / "notes.txt").write_text("mine")
+    result = cli("publish", "recipe.yaml", "--stage", "data", "--to-dir", str(work / "repos"), "--namespace", "me")
+    assert result.code == 2 and "medrecipe did not write it" in result.err
+    assert (work / "repos" / "tiny-med-data" / "notes.txt").read_text() == "mine"
+    assert sorted(str(p.relative_to(build)) for p in build.rglob("*")) == before
+    # an empty folder is fine, and a second export replaces only what the first wrote
+    assert cli("publish", "recipe.yaml", "--stage", "data", "--to-dir", str(work / "out"), "--namespace", "me").code == 0
+    assert cli("publish", "recipe.yaml", "--stage", "data", "--to-dir", str(work / "out"), "--namespace", "me").code == 0
+
+
+# ------------------------------------------------------------------------------------ files that would break
+
+
+@pytest.mark.parametrize("setting, field", [
+    ("rl: {algorithm: dapo, data: {path: p.jsonl, fields: {prompt: q, answer: a}}, rollout_batch_size: 8, mini_batch_size: 8, "
+     "samples_per_prompt: 4, learning_rate: 1.0e-6, reward: {correct: .inf}}", "rl.reward.correct: Input should be a finite number"),
+    ("rl: {algorithm: dapo, data: {path: p.jsonl, fields: {prompt: q, answer: a}}, rollout_batch_size: 8, mini_batch_size: 8, "
+     "samples_per_prompt: 4, learning_rate: .inf}", "rl.learning_rate: Input should be a finite number"),
+    ("sft: {learning_rate: 1e400}", "sft.learning_rate"),
+    ("sft: {learning_rate: .nan}", "sft.learning_rate"),
+    ("seed: 1" + "0" * 100, "seed"),
+    ("sft: {epochs: 1" + "0" * 100 + "}", "sft.epochs"),
+    ("sft: {batch: {global_size: 1" + "0" * 100 + "}}", "sft.batch.global_size"),
+])
+def test_numbers_a_tool_cannot_hold_are_refused(tmp_path, setting, field):
+    recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")
+    refused(medrecipe("compile", str(recipe), "--out", "build", cwd=tmp_path), "r.yaml:3:", field)
+
+
+# ------------------------------------------------------------------------------------------ hangs
+
+
+def test_a_judge_prompt_with_literal_braces_is_refused_at_validation(tmp_path):
+    recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
+        data:
+          sources: [{name: s, path: s.jsonl, fields: {prompt: q, response: r, answer: a}}]
+          steps:
+            - {type: judge_filter, endpoint: "http://127.0.0.1:9/v1", prompt: 'Reply as JSON {"score": N}. {prompt} {answer} {response}'}
+        """))
+    refused(medrecipe("validate", str(recipe), cwd=tmp_path), "r.yaml:6:", 'the judge prompt has the placeholder(s) {"score"}',
+            "write a literal brace as {{ or }}")
+
+
+FAILING_WORKER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers import JsonlReader
+from medrecipe.blocks.llm import InferenceStep
+from tests.openai_stub import StubServer
+
+if __name__ == "__main__":
+    with open("in.jsonl", "w") as handle:
+        for index in range(4):
+            handle.write(json.dumps({"text": "r", "id": str(index), "metadata": {"source": "s", "answer": "x",
+                "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}}) + "\\n")
+    with StubServer() as server:
+        # a template the recipe schema refuses, given directly: the rollout raises in every worker
+        step = InferenceStep("judge", "out", "${rank}_chunk_${chunk_index}.jsonl", None, "checkpoints", "stub", server.url, None,
+                             1, 4, {"max_tokens": 8}, "judge", {"template": "{score} {prompt}", "max_score": 10.0})
+        executor = LocalPipelineExecutor([JsonlReader(".", glob_pattern="in.jsonl"), step], tasks=2, workers=2, logging_dir="logs")
+        try:
+            executor.run()
+        except Exception as error:
+            print("raised:", type(error).__name__, error)
+"""
+
+
+def test_a_worker_that_fails_ends_the_stage_instead_of_hanging(tmp_path):
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", FAILING_WORKER, str(Path(__file__).resolve().parent.parent)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert "raised: StepFailed judge (task" in result.stdout and "'score'" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert time.monotonic() - started < 100
+
+
+# ------------------------------------------------------------------------- input that would exhaust the machine
+
+
+def limited(memory_gb: int = 2):
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (memory_gb << 30, memory_gb << 30))
+
+
+def test_an_alias_bomb_is_refused_while_composing(tmp_path):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"a{i}: &a{i} [{', '.join(['*a' + str(i - 1)] * 10)}]" for i in range(1, 9)]
+    recipe = write(tmp_path, "r.yaml", BASE + "bomb:\n" + "".join(f"  {line}\n" for line in levels))
+    assert recipe.stat().st_size < 1000
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "validate", str(recipe)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, preexec_fn=limited())
+    refused(result, "more than 100,000 values")
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"name: x\n" + b"# padding\n" * 600_000, "larger than 1 MiB"),
+    ("name: caf\u00e9\n".encode("latin-1"), "not UTF-8 text"),
+    ("name: x\n".encode("utf-16"), "UTF-16"),
+    (bytes(range(256)) * 4, "not UTF-8 text"),
+    (b"name: x\x00\n", "NUL bytes"),
+    (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than"),
+    (b"name: x\nseed: " + b"9" * 5000 + b"\n", "cannot read this value"),
+    (b"name: x\nbase_model: \"Qwen/\x1b[31mQwen3-8B\"\n", "is not allowed in a recipe"),
+    (b"name: x\nbase_model: \"Qwen/\\e[31mQwen3-8B\"\n", "control characters are not allowed"),
+])
+def test_input_that_would_exhaust_or_confuse_is_refused(tmp_path, content, fragment):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "validate", str(recipe)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, preexec_fn=limited())
+    refused(result, fragment)
+
+
+def test_machine_errors_are_reported_without_a_traceback(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        if os.geteuid() != 0:  # root writes anywhere
+            refused(medrecipe("compile", str(RECIPES / "quickstart.yaml"), "--out", str(readonly / "b"), cwd=tmp_path))
+    finally:
+        readonly.chmod(0o700)
+    # --set through a list item that is a string
+    refused(medrecipe("validate", str(RECIPES / "ii-medical-8b-1706.yaml"), "--set", "eval.benchmarks.0.split=test", cwd=tmp_path),
+            "--set eval.benchmarks.0.split=test")
+    # a corrupt stats.json
+    build = tmp_path / "build"
+    assert medrecipe("compile", str(RECIPES / "quickstart.yaml"), "--out", str(build), cwd=tmp_path).returncode == 0
+    from medrecipe.compile.layout import Layout
+    from medrecipe.recipe import load_recipe
+
+    layout = Layout(build.resolve(), load_recipe(RECIPES / "quickstart.yaml").recipe)
+    layout.data_stats().parent.mkdir(parents=True, exist_ok=True)
+    layout.data_stats().write_text("{not json")
+    refused(medrecipe("compile", str(RECIPES / "quickstart.yaml"), "--out", str(build), cwd=tmp_path), "stats.json is not the JSON")
+    # a Slurm dry run of a stage whose environment is not set up
+    result = medrecipe("run", str(RECIPES / "quickstart.yaml"), "--stage", "sft", "--launcher", "slurm", "--gpu", "--dry-run",
+                       "--out", str(tmp_path / "b2"), cwd=tmp_path, env={"MEDRECIPE_HOME": str(tmp_path / "empty-home")})
+    assert result.returncode in (0, 2) and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------ remote code, markup
+
+
+def test_remote_code_options_are_warned_about_naming_the_field(tmp_path):
+    recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
+        sft: {datasets: [{path: x}], axolotl: {trust_remote_code: true, plugins: [evil.Plugin]}}
+        rl: {algorithm: dpo, data: {path: pairs.jsonl}, learning_rate: 5.0e-7, openrlhf: {model.trust_remote_code: true}}
+        """))
+    for command in ("validate", "plan", "compile"):
+        result = medrecipe(command, str(recipe), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        for field in ("sft.axolotl.trust_remote_code", "sft.axolotl.plugins", "rl.openrlhf.model.trust_remote_code"):
+            output = result.stderr + result.stdout
+            assert "r.yaml:" in output and field in output, (command, field)
+
+
+def test_markup_in_recipe_text_stays_text_in_the_cards(tmp_path):
+    recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
+        description: 'A model <script>alert(1)</script> <img src=x onerror="alert(1)"> [click](javascript:alert(1))'
+        sft: {datasets: [{path: x}]}
+        publish: {card: {limitations: ["<iframe src=evil>"]}}
+        """))
+    assert medrecipe("compile", str(recipe), "--out", "build", cwd=tmp_path).returncode == 0
+    for card in (tmp_path / "build" / "cards").rglob("README.md"):
+        text = card.read_text().split("<details>")[0]  # the resolved recipe that follows is a fenced code block
+        assert "<script>" not in text and "<img" not in text and "<iframe" not in text and "](javascript:" not in text
+        assert "&lt;script&gt;" in text or card.parent.name != "model"
+
+
+def test_stage_all_stops_on_a_recipe_mistake_and_skips_only_what_this_machine_cannot_run(tmp_path):
+    recipe = write(tmp_path, "r.yaml", BASE + "data: {sources: [{name: s, path: missing.jsonl}]}\n"
+                   "sft: {sequence_len: 512, batch: {global_size: 2}, gpus_per_node: 1}\n")
+    refused(medrecipe("run", str(recipe), "--stage", "all", "--out", "build", cwd=tmp_path, timeout=300), "no data at")
