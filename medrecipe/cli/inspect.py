@@ -31,8 +31,10 @@ def command(recipe: str, overrides: tuple[str, ...], tokenizer: str | None, json
     SFT trains into the model. Then check that they agree on the template, the think block and the BOS token;
     exit 2 when they do not. Needs `medrecipe env setup sft rl eval` and the recipe's data (see preflight)."""
     from rich.console import Console
+    from rich.markup import escape
 
     from ..errors import UserError
+    from ..recipe.untrusted import printable
     from ..run.inspect import inspect
 
     loaded, _ = load(recipe, overrides)
@@ -40,22 +42,22 @@ def command(recipe: str, overrides: tuple[str, ...], tokenizer: str | None, json
     console = Console(highlight=False)
     if found.sft:
         console.rule("SFT sample (Axolotl; trained text between « »)", align="left")
-        console.print(found.sft_marked(), markup=False)
+        console.print(printable(found.sft_marked()), markup=False)
     if found.rl_prompt:
         console.rule("RL prompt (OpenRLHF)", align="left")
-        console.print(found.rl_prompt["text"], markup=False)
+        console.print(printable(found.rl_prompt["text"]), markup=False)
         console.print(f"label: {found.rl_prompt['label']!r}", markup=False)
     if found.pair:
         console.rule("preference pair (OpenRLHF)", align="left")
-        console.print("\n".join(f"{key}: {value}" for key, value in found.pair.items()), markup=False)
+        console.print(printable("\n".join(f"{key}: {value}" for key, value in found.pair.items())), markup=False)
     for name, value in found.evaluation.items():
         console.rule(f"evaluation prompt {name} (lighteval)", align="left")
-        console.print(value["prompt"], markup=False)
+        console.print(printable(value["prompt"]), markup=False)
     if json_file:
         json_file.write_text(json.dumps(found.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     console.rule("agreement", align="left")
     for agreement in found.agreements:
-        console.print(f"{'[green]ok[/]' if agreement.ok else '[red]no[/]'}  {agreement.check}: {agreement.detail}")
+        console.print(f"{'[green]ok[/]' if agreement.ok else '[red]no[/]'}  {escape(agreement.check)}: {escape(printable(agreement.detail))}")
     failed = [agreement for agreement in found.agreements if not agreement.ok]
     if failed:
         raise UserError(f"the stages disagree: {'; '.join(a.check for a in failed)}",

@@ -30,9 +30,11 @@ def command(recipe: str, overrides: tuple[str, ...], rows: int, json_file: Path 
     record per source, one RL prompt with its label, one preference pair and one evaluation prompt per benchmark.
     Exit 2 with the recipe's file:line:col of every problem found."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..recipe import RecipeError
+    from ..recipe.untrusted import printable
     from ..run.preflight import preflight
 
     loaded, _ = load(recipe, overrides)
@@ -40,13 +42,13 @@ def command(recipe: str, overrides: tuple[str, ...], rows: int, json_file: Path 
     console = Console(highlight=False)
     table = Table("", "what", "name", "result", title=f"preflight of {loaded.recipe.name}", title_justify="left")
     for check in report.checks:
-        table.add_row("[green]ok[/]" if check.ok else "[red]error[/]", check.what, check.name, check.result)
+        table.add_row("[green]ok[/]" if check.ok else "[red]error[/]", check.what, escape(check.name), escape(printable(check.result)))
     console.print(table)
     titles = {"source": "source {}", "rl_prompt": "RL prompt (what the policy sees)",
               "preference_pair": "preference pair (as OpenRLHF splits it)", "eval_prompt": "evaluation prompt {}"}
     for sample in report.samples:
         console.rule(titles[sample.kind].format(sample.name), align="left")
-        console.print(sample.text, markup=False)
+        console.print(printable(sample.text), markup=False)
     if json_file:
         json_file.write_text(json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if report.problems:

@@ -22,6 +22,7 @@ from ..catalog import benchmarks
 from ..catalog.benchmark_items import render_prompt, to_item
 from ..errors import UserError
 from ..recipe import LoadedRecipe, Problem
+from ..recipe.untrusted import printable
 from ..recipe.model import DomainFilter, Generate, JudgeFilter, LLMClassifier, PolicyOptimization, PreferenceStage
 from . import rl_prompts
 
@@ -329,7 +330,8 @@ def _field_of(fields: dict, column: str) -> str:
 
 
 def _clip(text: str, limit: int = 400) -> str:
-    text = str(text)
+    """Text of a dataset row as shown: shortened, and without the control characters a terminal would obey."""
+    text = printable(str(text))
     return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} more characters]"
 
 
