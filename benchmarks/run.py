@@ -81,7 +81,8 @@ def eval_items(folder: Path) -> list[EvalItem]:
     from medrecipe.catalog.benchmark_items import item_text, to_item
 
     rows = [json.loads(line) for line in (folder / "eval" / "medmcqa" / "test.jsonl").read_text().splitlines()]
-    return [EvalItem("medmcqa", row["id"], item_text(to_item(row, "multiple_choice", {"gold": "cop"}, 0), True)) for row in rows]
+    items = [to_item(row, "multiple_choice", {"gold": "cop"}, 0) for row in rows]
+    return [EvalItem("medmcqa", row["id"], item_text(item, True), item_text(item, False)) for row, item in zip(rows, items)]
 
 
 def matmul_rate() -> float:

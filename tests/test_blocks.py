@@ -1,5 +1,5 @@
-"""The curation blocks on their own: tokens, MinHash, decontamination (exact against brute force), record
-mapping, the reader's caps, clustering and voting."""
+"""The curation blocks on their own: tokens, MinHash, record mapping, the reader's caps, clustering and voting
+(decontamination: test_decontamination.py)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from rapidfuzz import fuzz, process
 
 from medrecipe.blocks import readers
-from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize
 from medrecipe.blocks.domain import kmeans, majority, nearest_per_cluster, parse_label
-from medrecipe.blocks.evalsets import EvalItem, load_items
 from medrecipe.blocks.hashing import code_points, lower_code_points, token_hashes, whitespace_word_hashes
 from medrecipe.blocks.minhash import duplicate_clusters, lsh_bands, signature
 from medrecipe.blocks.readers import SourceReader
 from medrecipe.blocks.record import MappingError, build_record
-from medrecipe.blocks.text import decontamination_words, tokens, whole_word_count, word_count
-
-from .conftest import RECIPES
-
-QUICKSTART_DATA = RECIPES / "data" / "quickstart"
+from medrecipe.blocks.text import tokens, whole_word_count, word_count
 
 
 # ----------------------------------------------------------------------------------------------- tokens
@@ -56,13 +49,6 @@ def test_token_hashes_follow_the_tokens():
 ])
 def test_lower_code_points_are_str_lower(text):
     assert np.array_equal(lower_code_points(text), code_points(text.lower()))
-
-
-def test_ngram_matches_survive_lower_case_that_changes_length():
-    items = [EvalItem("medqa", "q1", "the patient from İzmir presents with fever and chills since yesterday")]
-    texts = ["İİİ " * 20, "unrelated words here", "a patient from İzmir presents with fever and chills since yesterday"]
-    found = NgramIndex(items, 8).matches(texts)
-    assert [hit is not None for hit in found] == [False, False, True]
 
 
 # ---------------------------------------------------------------------------------------------- minhash
@@ -116,64 +102,6 @@ def test_duplicate_clusters_keep_the_first_and_link_transitively():
     assert sorted(set(range(30)) - {10, 20}) == sorted(i for i in range(30) if labels[i] == i)
     empty = np.stack([signature("", 4, 128)] * 2)
     assert duplicate_clusters(empty, 0.7, verify=True).tolist() == [0, 1], "empty texts are never duplicates"
-
-
-# ------------------------------------------------------------------------------------- decontamination
-
-
-def _eval_items() -> list[EvalItem]:
-    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n)}
-                 for n, r, s in (("medmcqa", "multiple_choice", {"gold": "cop"}), ("medqa", "multiple_choice", {"gold": "answer_idx"}),
-                                 ("pubmedqa", "pubmedqa", {}))]
-    return load_items(locations, include_options=True)
-
-
-def _prompts() -> list[str]:
-    rows = [json.loads(line) for name in ("medical_en", "medical_zh", "r1_traces")
-            for line in (QUICKSTART_DATA / f"{name}.jsonl").read_text().splitlines()]
-    return [row["question"] for row in rows]
-
-
-def test_ngram_matches_equal_the_open_r1_definition():
-    items = _eval_items()
-    texts = _prompts()
-    # adversarial near-misses: seven words of an item, then a different word
-    for item in items[:20]:
-        words = item.text.lower().split()
-        texts.append(" ".join(words[:7] + ["zzz"] + words[8:12]))
-    for n in (3, 8, 10):
-        index = NgramIndex(items, n)
-        evaluation = set()
-        for item in items:
-            words = decontamination_words(item.text)
-            evaluation |= {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-        expected = []
-        for text in texts:
-            words = decontamination_words(text)
-            expected.append(any(" ".join(words[i : i + n]) in evaluation for i in range(len(words) - n + 1)))
-        found = index.matches(texts)
-        assert [hit is not None for hit in found] == expected
-        for text, hit in zip(texts, found):
-            if hit is not None:
-                assert hit[1] in " ".join(decontamination_words(text))
-                assert hit[1] in " ".join(decontamination_words(items[hit[0]].text))
-
-
-@pytest.mark.parametrize("threshold", [80, 90])
-def test_fuzzy_matches_equal_brute_force(threshold):
-    items = _eval_items()
-    texts = _prompts()
-    normalized = [fuzzy_normalize(t) for t in texts]
-    index = FuzzyIndex(items, threshold)
-    found = index.matches(texts)
-    scores = process.cdist(normalized, index.texts, scorer=fuzz.ratio, score_cutoff=threshold)
-    for row, hit in zip(scores, found):
-        best = float(row.max())
-        if best < threshold:
-            assert hit is None
-        else:
-            assert hit is not None and abs(hit[1] - best) < 1e-3
-    assert sum(hit is not None for hit in found) >= 4
 
 
 # ----------------------------------------------------------------------------------------- record mapping

@@ -1,33 +1,48 @@
-"""Decontamination against evaluation items: exact word n-grams (open-r1), then fuzzy similarity (s1K).
+"""Decontamination against evaluation items: exact word n-grams (open-r1), then fuzzy similarity.
 
 - n-grams: open-r1's definition (lower case, whitespace-split words, any shared n-gram). A whole batch of
   texts is hashed in one numpy pass and looked up in a sorted array of the evaluation n-gram hashes; every
   hash hit is confirmed on the words themselves, so the removed set is exactly the brute-force one.
-- fuzzy: rapidfuzz's `fuzz.ratio` on whitespace-normalised lower-case text, at or above the threshold.
-  Scoring every (record, item) pair is what costs; only candidates are scored: the items that share a
-  distinctive word trigram with the record (trigrams found in many items, such as "which of the", do not
-  nominate), and, for short records, every item (rapidfuzz's own length bound then skips most of them). An
-  edited copy of an item keeps some of its trigrams, so the matches are those of brute force;
-  `benchmarks/` checks that on planted edits, and the tests on the quickstart corpus.
+  A question of fewer than n words has no n-gram of its own (MedMCQA's "Koplik spots are seen in"), so it is
+  matched whole: a record whose tokens contain the question's tokens in a row is removed, punctuation aside.
+  Questions of fewer than `whole_question_min_words` tokens are left alone: one or two words name a topic.
+- fuzzy: rapidfuzz's `fuzz.ratio` on normalised text (lower case; every run of punctuation and spaces one
+  space), at or above the threshold, against each item's question alone and its question with the options,
+  whichever scores higher. `fuzz.ratio` is 200 * LCS / (len(a) + len(b)), and the LCS of two texts is at most
+  the number of characters they share (per character class, the smaller count). That bound needs no
+  alignment; a pair whose bound is below the threshold cannot match and is not scored, every other pair is.
+  So the matches are exactly those of scoring every pair (tests compare with rapidfuzz's `cdist`). Screens
+  on shared words or trigrams are not safe: one letter changed in every third word keeps a ratio of 85-94
+  and no word trigram.
+
+The II-Medical cards call the second step "the fuzzy decontamination from s1k". s1's public code
+(github.com/simplescaling/s1, data/decontaminate_util.py, used by data/filter.ipynb with ngram_size=8)
+decontaminates with word 8-grams only and publishes no fuzzy step; this fuzzy step is medrecipe's reading of
+the card's "fuzzy ... with threshold 80%".
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import regex
 from datatrove.data import Document
 from rapidfuzz import fuzz, process
 
 from .base import CurationFilter
 from .evalsets import EvalItem, load_items
-from .hashing import ngram_hashes, whitespace_word_hashes
+from .hashing import code_points, ngram_hashes, token_hashes, token_strings, whitespace_word_hashes
 from .record import field_text
 from .text import decontamination_words
 
 
-def _batch_ngrams(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(n-gram hashes, the text each belongs to, its word offset in that text) for a batch of texts."""
+def _batch_grams(texts: list[str], n: int, words: Callable = whitespace_word_hashes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n-gram hashes, the text each belongs to, its word offset in that text) for a batch of texts.
+
+    `words(text)` gives the hashes of a text's words and where each starts in `text.lower()`."""
     joined = "\n".join(texts)
-    hashes, starts = whitespace_word_hashes(joined)
+    hashes, starts = words(joined)
     # Word offsets count characters of the lower-cased text, which is longer only where İ became "i̇".
     lengths = map(len, texts) if "\u0130" not in joined else (len(t.lower()) for t in texts)
     text_starts = np.cumsum([0] + [length + 1 for length in lengths][:-1])
@@ -41,21 +56,20 @@ def _batch_ngrams(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray, np.
     return grams[whole], owner[: grams.size][whole], offsets[whole]
 
 
+def _token_positions(text: str) -> tuple[np.ndarray, np.ndarray]:
+    return token_hashes(text, positions=True)
+
+
 class _SortedIndex:
-    """Sorted n-gram hashes of evaluation texts and the item each comes from.
+    """Sorted hashes of evaluation n-grams and the item each comes from.
 
     Most probes miss, and a binary search per probe is cache misses all the way down; a bitmap of the
     hashes' top bits (about 64 bits per entry, a few MB at most) rejects nearly all misses first.
     """
 
-    def __init__(self, texts: list[str], n: int):
-        grams, owners, _ = _batch_ngrams(texts, n) if texts else (np.zeros(0, np.uint64), np.zeros(0, np.intp), None)
-        order = np.argsort(grams, kind="stable")
-        self.hashes, self.owners = grams[order], owners[order]
-        self.build_filter()
-
-    def build_filter(self) -> None:
-        """(Re)build the bitmap after `hashes` changed."""
+    def __init__(self, hashes: np.ndarray, owners: np.ndarray):
+        order = np.argsort(hashes, kind="stable")
+        self.hashes, self.owners = hashes[order], owners[order]
         self.shift = np.uint64(64 - int(np.clip(np.ceil(np.log2(max(self.hashes.size, 1) * 64)), 16, 27)))
         bits = np.zeros(1 << (64 - int(self.shift)), dtype=bool)
         bits[self.hashes >> self.shift] = True
@@ -71,36 +85,71 @@ class _SortedIndex:
         found[found] = self.hashes[position[found]] == grams[found]
         return position, found
 
+    def owners_of(self, position: int, gram: np.uint64):
+        """The items holding the n-gram found at `position`."""
+        while position < self.hashes.size and self.hashes[position] == gram:
+            yield int(self.owners[position])
+            position += 1
+
 
 class NgramIndex:
-    """Every evaluation n-gram, for exact open-r1 n-gram decontamination."""
+    """Every evaluation n-gram, and every question too short to have one, for exact n-gram decontamination."""
 
-    def __init__(self, items: list[EvalItem], n: int):
+    def __init__(self, items: list[EvalItem], n: int, whole_question_min_words: int = 4):
         self.n, self.items = n, items
         self.words = [decontamination_words(item.text) for item in items]
-        self.index = _SortedIndex([item.text for item in items], n)
+        grams, owners, _ = _batch_grams([item.text for item in items], n) if items else (np.zeros(0, np.uint64), np.zeros(0, np.intp), None)
+        self.index = _SortedIndex(grams, owners)
+        # Questions shorter than n words, by their length in tokens: one index of whole-question hashes per length.
+        self.question_tokens: dict[int, list[str]] = {}
+        by_length: dict[int, list[tuple[np.uint64, int]]] = {}
+        for number, item in enumerate(items):
+            if len(item.question.split()) >= n:
+                continue
+            tokens = token_strings(item.question)
+            if len(tokens) < whole_question_min_words:
+                continue
+            self.question_tokens[number] = tokens
+            by_length.setdefault(len(tokens), []).append((ngram_hashes(token_hashes(item.question), len(tokens))[0], number))
+        self.whole_questions = {
+            length: _SortedIndex(np.array([h for h, _ in entries], dtype=np.uint64), np.array([o for _, o in entries], dtype=np.intp))
+            for length, entries in by_length.items()
+        }
 
     def matches(self, texts: list[str]) -> list[tuple[int, str] | None]:
-        """For each text, (index of an item sharing an n-gram with it, that n-gram) or None."""
+        """For each text, (index of an item it shares an n-gram or a whole short question with, the words shared)
+        or None."""
         results: list[tuple[int, str] | None] = [None] * len(texts)
-        if not texts or self.index.hashes.size == 0:
+        if not texts:
             return results
-        grams, owner, offsets = _batch_ngrams(texts, self.n)
-        position, found = self.index.lookup(grams)
-        words_of: dict[int, list[str]] = {}
-        for hit in np.flatnonzero(found):
-            text = int(owner[hit])
-            if results[text] is not None:
-                continue
-            words = words_of.setdefault(text, decontamination_words(texts[text]))
-            candidate = words[int(offsets[hit]) : int(offsets[hit]) + self.n]
-            probe = int(position[hit])
-            while probe < self.index.hashes.size and self.index.hashes[probe] == grams[hit]:
-                item = int(self.index.owners[probe])
-                if _contains(self.words[item], candidate):  # a hash collision never removes a record
-                    results[text] = (item, " ".join(candidate))
-                    break
-                probe += 1
+        if self.index.hashes.size:
+            words_of: dict[int, list[str]] = {}
+            grams, owner, offsets = _batch_grams(texts, self.n)
+            position, found = self.index.lookup(grams)
+            for hit in np.flatnonzero(found):
+                text = int(owner[hit])
+                if results[text] is not None:
+                    continue
+                words = words_of.setdefault(text, decontamination_words(texts[text]))
+                candidate = words[int(offsets[hit]) : int(offsets[hit]) + self.n]
+                for item in self.index.owners_of(int(position[hit]), grams[hit]):
+                    if _contains(self.words[item], candidate):  # a hash collision never removes a record
+                        results[text] = (item, " ".join(candidate))
+                        break
+        for length, index in self.whole_questions.items():
+            tokens_of: dict[int, list[str]] = {}
+            grams, owner, offsets = _batch_grams(texts, length, words=_token_positions)
+            position, found = index.lookup(grams)
+            for hit in np.flatnonzero(found):
+                text = int(owner[hit])
+                if results[text] is not None:
+                    continue
+                tokens = tokens_of.setdefault(text, token_strings(texts[text]))
+                candidate = tokens[int(offsets[hit]) : int(offsets[hit]) + length]
+                for item in index.owners_of(int(position[hit]), grams[hit]):
+                    if candidate == self.question_tokens[item]:
+                        results[text] = (item, " ".join(candidate))
+                        break
         return results
 
 
@@ -109,75 +158,125 @@ def _contains(words: list[str], ngram: list[str]) -> bool:
     return any(words[i : i + n] == ngram for i in range(len(words) - n + 1))
 
 
+_NOT_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
+
+
 def fuzzy_normalize(text: str) -> str:
-    return " ".join(text.lower().split())
+    """What fuzzy matching compares: lower case, each run of punctuation and whitespace one space."""
+    return _NOT_WORD.sub(" ", text.lower()).strip()
+
+
+_CLASSES = 64
+
+
+def _character_classes() -> np.ndarray:
+    """A class per BMP character for the shared-character bound: space, a-z and 0-9 each their own, every other
+    character one of 27 shared classes (sharing a class can only raise the bound, so it stays a bound)."""
+    table = 37 + np.arange(0x10000) % 27
+    table[ord(" ")] = 0
+    table[ord("a") : ord("z") + 1] = np.arange(1, 27)
+    table[ord("0") : ord("9") + 1] = np.arange(27, 37)
+    return table.astype(np.intp)
+
+
+_CLASS_OF = _character_classes()
+
+
+def _class_counts(texts: list[str]) -> np.ndarray:
+    """Characters of each class, one row per text."""
+    counts = np.zeros((len(texts), _CLASSES), dtype=np.int32)
+    for row, text in enumerate(texts):
+        counts[row] = np.bincount(np.take(_CLASS_OF, code_points(text), mode="clip"), minlength=_CLASSES)
+    return counts
 
 
 class FuzzyIndex:
-    """Evaluation texts for `fuzz.ratio` matching, with the trigram index that nominates candidates."""
+    """Evaluation texts (questions, and questions with their options) sorted by length, for exact `fuzz.ratio`
+    matching."""
 
-    candidate_ngram = 3
-    short_words = 16  # records shorter than this are compared with every item
-    common_items = 0.005  # a trigram found in more than this share of the items nominates nothing
+    group = 32  # records screened together against one window of item lengths
+    screen_block = 8 * 2**20  # bytes of one block of the shared-character computation
 
     def __init__(self, items: list[EvalItem], threshold: float):
         self.items, self.threshold = items, threshold
-        self.texts = [fuzzy_normalize(item.text) for item in items]
-        self.index = _SortedIndex(self.texts, self.candidate_ngram)
-        if self.index.hashes.size:
-            _, first, counts = np.unique(self.index.hashes, return_index=True, return_counts=True)
-            items_per_gram = np.add.reduceat(
-                np.concatenate(([1], (np.diff(self.index.owners) != 0) | (np.diff(self.index.hashes) != 0))).astype(int),
-                first,
-            )
-            limit = max(5, int(self.common_items * len(items)))
-            rare = np.repeat(items_per_gram <= limit, counts)
-            self.index.hashes, self.index.owners = self.index.hashes[rare], self.index.owners[rare]
-            self.index.build_filter()
+        entries = []
+        for number, item in enumerate(items):
+            for kind, text in (("question", item.question), ("question_with_options", item.text)):
+                normalized = fuzzy_normalize(text)
+                if normalized and not (kind == "question_with_options" and item.text == item.question):
+                    entries.append((len(normalized), normalized, number, kind))
+        entries.sort(key=lambda entry: entry[0])
+        self.lengths = np.array([e[0] for e in entries], dtype=np.int64)
+        self.texts = [e[1] for e in entries]
+        self.owners = np.array([e[2] for e in entries], dtype=np.intp)
+        self.kinds = [e[3] for e in entries]
+        self.counts = _class_counts(self.texts)
+        # ratio = 200 LCS / (a + b) >= t needs the shorter text to be at least t / (200 - t) of the longer one.
+        self.length_factor = threshold / (200.0 - threshold)
 
-    def candidates(self, texts: list[str]) -> list[np.ndarray | None]:
-        """Per text: the item indices worth scoring (None: all of them)."""
-        grams, owner, _ = _batch_ngrams(texts, self.candidate_ngram)
-        position, found = self.index.lookup(grams)
-        nominated: list[set] = [set() for _ in texts]
-        for hit in np.flatnonzero(found):
-            probe = int(position[hit])
-            while probe < self.index.hashes.size and self.index.hashes[probe] == grams[hit]:
-                nominated[int(owner[hit])].add(int(self.index.owners[probe]))
-                probe += 1
-        return [
-            None if len(text.split()) < self.short_words else np.fromiter(sorted(chosen), dtype=np.intp, count=len(chosen))
-            for text, chosen in zip(texts, nominated)
-        ]
+    def window(self, shortest: int, longest: int) -> tuple[int, int]:
+        """The item texts whose length can reach the threshold with a record of length in [shortest, longest]."""
+        slack = 1e-9
+        low = np.searchsorted(self.lengths, shortest * self.length_factor - slack, side="left")
+        high = np.searchsorted(self.lengths, longest / self.length_factor + slack, side="right") if self.length_factor else self.lengths.size
+        return int(low), int(high)
 
-    def matches(self, texts: list[str]) -> list[tuple[int, float] | None]:
-        """For each text, (index of the most similar item at or above the threshold, its score) or None."""
+    def candidates(self, normalized: list[str]) -> list[np.ndarray]:
+        """Per text: the item texts whose shared-character bound reaches the threshold (sorted positions)."""
+        lengths = np.array([len(t) for t in normalized], dtype=np.int64)
+        counts = _class_counts(normalized)
+        found: list[np.ndarray] = [np.zeros(0, dtype=np.intp)] * len(normalized)
+        order = np.argsort(lengths, kind="stable")
+        order = order[lengths[order] > 0]
+        for start in range(0, order.size, self.group):
+            rows = order[start : start + self.group]
+            low, high = self.window(int(lengths[rows[0]]), int(lengths[rows[-1]]))
+            step = max(1, self.screen_block // (rows.size * _CLASSES * 4))
+            chosen: list[list[np.ndarray]] = [[] for _ in rows]
+            for block in range(low, high, step):
+                end = min(high, block + step)
+                shared = np.minimum(counts[rows, None, :], self.counts[None, block:end, :]).sum(axis=2)
+                total = lengths[rows, None] + self.lengths[None, block:end]
+                reachable = 200.0 * shared >= (self.threshold - 1e-6) * total
+                for position, row_hits in enumerate(reachable):
+                    hits = np.flatnonzero(row_hits)
+                    if hits.size:
+                        chosen[position].append(hits + block)
+            for position, row in enumerate(rows):
+                if chosen[position]:
+                    found[int(row)] = np.concatenate(chosen[position])
+        return found
+
+    def matches(self, texts: list[str]) -> list[tuple[int, float, str] | None]:
+        """For each text, (index of the most similar item at or above the threshold, its score, which of its texts
+        matched: "question" or "question_with_options") or None."""
         normalized = [fuzzy_normalize(t) for t in texts]
-        results: list[tuple[int, float] | None] = [None] * len(texts)
+        results: list[tuple[int, float, str] | None] = [None] * len(texts)
         for row, chosen in enumerate(self.candidates(normalized)):
-            if chosen is not None and chosen.size == 0:
+            if chosen.size == 0:
                 continue
-            choices = self.texts if chosen is None else [self.texts[c] for c in chosen]
-            found = process.extractOne(normalized[row], choices, scorer=fuzz.ratio, score_cutoff=self.threshold)
-            if found is not None:
-                item = found[2] if chosen is None else int(chosen[found[2]])
-                results[row] = (item, float(found[1]))
+            best = process.extractOne(normalized[row], [self.texts[c] for c in chosen], scorer=fuzz.ratio,
+                                      score_cutoff=self.threshold)
+            if best is not None:
+                position = int(chosen[best[2]])
+                results[row] = (int(self.owners[position]), float(best[1]), self.kinds[position])
         return results
 
 
 class NgramDecontaminationFilter(CurationFilter):
-    """Removes records whose text shares a word n-gram with an evaluation item."""
+    """Removes records whose text shares a word n-gram, or a whole short question, with an evaluation item."""
 
     batch_size = 1024
 
     def __init__(self, name: str, benchmarks: list[dict], n: int, field: str, include_options: bool,
-                 sources=None, exclusion_folder=None):
+                 whole_question_min_words: int = 4, sources=None, exclusion_folder=None):
         super().__init__(name, sources, exclusion_folder)
         self.benchmarks, self.n, self.field, self.include_options = benchmarks, n, field, include_options
+        self.whole_question_min_words = whole_question_min_words
         self.index: NgramIndex | None = None
 
     def prepare(self, rank: int) -> None:
-        self.index = NgramIndex(load_items(self.benchmarks, self.include_options), self.n)
+        self.index = NgramIndex(load_items(self.benchmarks, self.include_options), self.n, self.whole_question_min_words)
 
     def verdicts(self, docs: list[Document]) -> list[dict | None]:
         found = self.index.matches([field_text(d, self.field) for d in docs])
@@ -200,7 +299,8 @@ class FuzzyDecontaminationFilter(CurationFilter):
 
     def verdicts(self, docs: list[Document]) -> list[dict | None]:
         found = self.index.matches([field_text(d, self.field) for d in docs])
-        return [None if hit is None else _contamination(self.index.items[hit[0]], score=round(hit[1], 2)) for hit in found]
+        return [None if hit is None else _contamination(self.index.items[hit[0]], score=round(hit[1], 2), compared=hit[2])
+                for hit in found]
 
 
 def _contamination(item: EvalItem, **evidence) -> dict:

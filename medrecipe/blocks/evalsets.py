@@ -13,7 +13,8 @@ from .readers import _rows_of_file, local_files
 class EvalItem:
     benchmark: str
     item_id: str
-    text: str
+    text: str  # what decontamination indexes: the question, and its options when the step includes them
+    question: str  # the question alone
 
 
 def benchmark_rows(location: dict):
@@ -45,5 +46,5 @@ def load_items(locations: list[dict], include_options: bool) -> list[EvalItem]:
     for location in locations:
         for index, row in enumerate(benchmark_rows(location)):
             item = to_item(row, location["reader"], location.get("spec"), index)
-            items.append(EvalItem(location["name"], item["id"], item_text(item, include_options)))
+            items.append(EvalItem(location["name"], item["id"], item_text(item, include_options), item_text(item, False)))
     return items

@@ -126,22 +126,41 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges[0::2], edges[1::2]
 
 
-def token_hashes(text: str) -> np.ndarray:
-    """Hashes of the lower-cased tokens of `text` (words, and single CJK characters), in order."""
-    cps = lower_code_points(text)
-    if cps.size == 0:
-        return np.zeros(0, dtype=_U64)
+def _token_spans(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end) of every word run, and the position of every CJK character, in non-empty lower-cased code points."""
     classes = np.take(_token_classes(), cps, mode="clip")
     astral = np.flatnonzero(cps > 0xFFFF)
     if astral.size:
         classes[astral] = [(_CJK if _is_cjk(int(c)) else _WORD) for c in cps[astral]]
     starts, ends = _runs(classes == _WORD)
-    words = _span_hashes(cps, starts, ends)
-    cjk = np.flatnonzero(classes == _CJK)
-    if not cjk.size:
-        return words
-    hashes = np.concatenate((words, cps[cjk].astype(_U64) + _U64(1)))
-    return hashes[np.argsort(np.concatenate((starts, cjk)), kind="stable")]
+    return starts, ends, np.flatnonzero(classes == _CJK)
+
+
+def token_hashes(text: str, positions: bool = False):
+    """Hashes of the lower-cased tokens of `text` (words, and single CJK characters), in order; with `positions`,
+    also the offset in `text.lower()` where each token starts."""
+    cps = lower_code_points(text)
+    if cps.size == 0:
+        empty = np.zeros(0, dtype=_U64)
+        return (empty, np.zeros(0, dtype=np.intp)) if positions else empty
+    starts, ends, cjk = _token_spans(cps)
+    hashes = _span_hashes(cps, starts, ends)
+    if cjk.size:
+        order = np.argsort(np.concatenate((starts, cjk)), kind="stable")
+        hashes = np.concatenate((hashes, cps[cjk].astype(_U64) + _U64(1)))[order]
+        starts = np.concatenate((starts, cjk))[order]
+    return (hashes, starts) if positions else hashes
+
+
+def token_strings(text: str) -> list[str]:
+    """The tokens `token_hashes` hashes, as strings (to confirm a hash hit on the text itself)."""
+    cps = lower_code_points(text)
+    if cps.size == 0:
+        return []
+    lowered = text.lower()
+    starts, ends, cjk = _token_spans(cps)
+    spans = sorted([*zip(starts.tolist(), ends.tolist()), *((i, i + 1) for i in cjk.tolist())])
+    return [lowered[start:end] for start, end in spans]
 
 
 def whitespace_word_hashes(text: str) -> tuple[np.ndarray, np.ndarray]:

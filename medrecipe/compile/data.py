@@ -150,7 +150,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         elif step.type == "decontaminate_ngram":
             pipeline.append(Block(_B + "decontaminate.NgramDecontaminationFilter", {
                 **common, **excluded, "benchmarks": _benchmark_locations(loaded, step.benchmarks), "n": step.n,
-                "field": step.field, "include_options": step.include_options}))
+                "field": step.field, "include_options": step.include_options, "whole_question_min_words": step.whole_question_min_words}))
         elif step.type == "decontaminate_fuzzy":
             pipeline.append(Block(_B + "decontaminate.FuzzyDecontaminationFilter", {
                 **common, **excluded, "benchmarks": _benchmark_locations(loaded, step.benchmarks),

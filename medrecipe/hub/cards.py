@@ -601,13 +601,15 @@ def _decontamination(recipe: Recipe, stats: dict | None) -> dict | None:
         names = list(dict.fromkeys(name for step in steps for name in (step.benchmarks or default)))
     methods = []
     for step in steps:
-        scope = "with their options" if step.include_options else "questions only"
         if isinstance(step, DecontaminateNgram):
-            methods.append(f"{step.n}-gram overlap between the {step.field} and the evaluation items ({scope})")
+            scope = "with their options" if step.include_options else "questions only"
+            methods.append(f"{step.n}-gram overlap between the {step.field} and the evaluation items ({scope}); questions "
+                           f"shorter than {step.n} words matched whole")
         else:
+            scope = "each question alone and with its options" if step.include_options else "each question alone"
             methods.append(
-                f"fuzzy match (rapidfuzz ratio >= {_number(step.threshold)}%) between the {step.field} and the evaluation "
-                f"items ({scope})"
+                f"fuzzy match (rapidfuzz ratio >= {_number(step.threshold)}% on lower-cased text without punctuation) between "
+                f"the {step.field} and {scope}"
             )
     known = [benchmarks.get(name) for name in names if name in benchmarks.BENCHMARKS]
     return {

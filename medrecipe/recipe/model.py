@@ -344,23 +344,31 @@ class NearDedup(StepBase):
 
 
 class DecontaminateNgram(StepBase):
-    """Remove records whose prompt shares a word n-gram with an evaluation item (open-r1 style)."""
+    """Remove records whose prompt shares a word n-gram with an evaluation item (open-r1's method), or contains the
+    whole of a question shorter than n words."""
 
     type: Literal["decontaminate_ngram"] = Field(description="Step type.")
-    n: PositiveInt = Field(8, description="n-gram size in words.")
+    n: PositiveInt = Field(8, description="n-gram size in words (lower case, split on whitespace, as open-r1 does).")
     field: Literal["prompt", "conversation"] = Field("prompt", description="Which text is checked.")
     benchmarks: list[str] | None = Field(None, description="Benchmarks to decontaminate against. Default: every benchmark of `eval`.")
     include_options: bool = Field(True, description="Index the evaluation items' answer options as well as their questions.")
+    whole_question_min_words: PositiveInt = Field(
+        4, description="A question of fewer than `n` words is matched whole: a record containing all its words in a row, "
+        "punctuation aside, is removed. Questions of fewer words than this are not matched (one or two words name a topic).")
 
 
 class DecontaminateFuzzy(StepBase):
-    """Remove records whose prompt is similar to an evaluation item (s1K style; rapidfuzz ratio on normalised text)."""
+    """Remove records whose prompt is similar to an evaluation item: rapidfuzz's ratio on normalised text, exactly as
+    scoring every pair would (the II-Medical cards' "fuzzy decontamination from s1k"; s1's public code publishes
+    8-gram decontamination only, so this is medrecipe's reading of it)."""
 
     type: Literal["decontaminate_fuzzy"] = Field(description="Step type.")
     threshold: float = Field(80.0, gt=0.0, le=100.0, description="Similarity in percent at or above which a record is removed.")
     field: Literal["prompt", "conversation"] = Field("prompt", description="Which text is checked.")
     benchmarks: list[str] | None = Field(None, description="Benchmarks to decontaminate against. Default: every benchmark of `eval`.")
-    include_options: bool = Field(True, description="Compare against question plus options, as the evaluation prompt shows them.")
+    include_options: bool = Field(
+        True, description="Compare with each question alone and with the question plus its options (as the evaluation "
+        "prompt shows them), keeping the higher score; off: the question alone.")
 
 
 class Embedding(Strict):

@@ -1,0 +1,230 @@
+"""Decontamination: the n-gram step removes exactly what open-r1's definition and whole short questions say; the
+fuzzy step removes exactly what scoring every pair with rapidfuzz says; the kinds of copies a benchmark question
+reaches training data as are removed, and questions that only look alike are kept.
+
+The evaluation rows are in MedMCQA's layout (openlifescienceai/medmcqa: id, question, opa..opd, cop; the layout
+and its evidence are in medrecipe/catalog/datasets.py). Their questions are written here in MedMCQA's style,
+short stems included ("Koplik spots are seen in").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from rapidfuzz import fuzz, process
+
+from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize
+from medrecipe.blocks.evalsets import EvalItem, load_items
+from medrecipe.blocks.text import decontamination_words, tokens
+from medrecipe.catalog.benchmark_items import item_text, to_item
+
+from .conftest import RECIPES
+
+QUICKSTART_DATA = RECIPES / "data" / "quickstart"
+
+MEDMCQA_ROWS = [
+    {"id": "m-0", "question": "Koplik spots are seen in", "opa": "Measles", "opb": "Rubella", "opc": "Mumps", "opd": "Chickenpox", "cop": 0},
+    {"id": "m-1", "question": "Drug of choice for absence seizures in a child is:", "opa": "Ethosuximide", "opb": "Phenytoin",
+     "opc": "Carbamazepine", "opd": "Phenobarbitone", "cop": 0},
+    {"id": "m-2", "question": "Which of the following nerves supplies the lateral rectus muscle?", "opa": "Oculomotor nerve",
+     "opb": "Trochlear nerve", "opc": "Abducens nerve", "opd": "Ophthalmic nerve", "cop": 2},
+    {"id": "m-3", "question": "Most common site of carcinoid tumour is", "opa": "Appendix", "opb": "Ileum", "opc": "Rectum",
+     "opd": "Stomach", "cop": 1},
+    {"id": "m-4", "question": "A 45-year-old man has a sudden severe headache, the worst of his life. A non-contrast CT of the head is "
+     "normal. What is the next step in management?", "opa": "Lumbar puncture", "opb": "MRI of the brain", "opc": "Discharge with analgesia",
+     "opd": "Repeat CT in 24 hours", "cop": 0},
+    {"id": "m-5", "question": "Hypokalemia seen", "opa": "Vomiting", "opb": "Renal failure", "opc": "Addison disease", "opd": "Rhabdomyolysis",
+     "cop": 0},
+    {"id": "m-6", "question": "麻疹黏膜斑见于哪种疾病", "opa": "麻疹", "opb": "风疹", "opc": "腮腺炎", "opd": "水痘", "cop": 0},
+]
+
+
+def _items(rows: list[dict], include_options: bool = True) -> list[EvalItem]:
+    found = []
+    for index, row in enumerate(rows):
+        item = to_item(row, "multiple_choice", {"gold": "cop"}, index)
+        found.append(EvalItem("medmcqa", item["id"], item_text(item, include_options), item_text(item, False)))
+    return found
+
+
+def _change_a_letter(text: str, every: int) -> str:
+    """One letter replaced by another in every `every`-th word."""
+    words = text.split(" ")
+    for index in range(every - 1, len(words), every):
+        word = words[index]
+        middle = len(word) // 2
+        words[index] = word[:middle] + ("e" if word[middle : middle + 1] != "e" else "a") + word[middle + 1 :]
+    return " ".join(words)
+
+
+# ------------------------------------------------------------------------------------------------ n-grams
+
+
+def _brute_force_ngrams(items: list[EvalItem], texts: list[str], n: int, whole_question_min_words: int) -> list[bool]:
+    """open-r1's n-gram overlap, or a question of fewer than n words contained whole (its tokens in a row)."""
+    evaluation = set()
+    questions = []
+    for item in items:
+        words = decontamination_words(item.text)
+        evaluation |= {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+        question = tokens(item.question)
+        if len(item.question.split()) < n and len(question) >= whole_question_min_words:
+            questions.append(question)
+    found = []
+    for text in texts:
+        words = decontamination_words(text)
+        shared = any(" ".join(words[i : i + n]) in evaluation for i in range(len(words) - n + 1))
+        mine = tokens(text)
+        whole = any(mine[i : i + len(q)] == q for q in questions for i in range(len(mine) - len(q) + 1))
+        found.append(shared or whole)
+    return found
+
+
+def test_ngram_matches_equal_open_r1_and_whole_questions():
+    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n)}
+                 for n, r, s in (("medmcqa", "multiple_choice", {"gold": "cop"}), ("medqa", "multiple_choice", {"gold": "answer_idx"}),
+                                 ("pubmedqa", "pubmedqa", {}))]
+    items = load_items(locations, include_options=True) + _items(MEDMCQA_ROWS)
+    texts = [json.loads(line)["question"] for name in ("medical_en", "medical_zh", "r1_traces")
+             for line in (QUICKSTART_DATA / f"{name}.jsonl").read_text().splitlines()]
+    for item in items[:20]:  # near misses: seven words of an item, then a different word
+        words = item.text.lower().split()
+        texts.append(" ".join(words[:7] + ["zzz"] + words[8:12]))
+    texts += ["Koplik spots are seen in which of the following?", "Are Koplik spots seen in measles?", "Hypokalemia seen in vomiting",
+              "患儿发热三天，麻疹黏膜斑见于哪种疾病？请说明。", "麻疹黏膜斑见于"]
+    for n in (3, 8, 10):
+        index = NgramIndex(items, n, whole_question_min_words=4)
+        found = index.matches(texts)
+        assert [hit is not None for hit in found] == _brute_force_ngrams(items, texts, n, 4)
+        for text, hit in zip(texts, found):
+            if hit is not None:  # the words shared are in the record and in the item
+                shared = " ".join(tokens(hit[1]))
+                assert shared in " ".join(tokens(text)) and shared in " ".join(tokens(items[hit[0]].text))
+
+
+def test_short_questions_are_matched_whole():
+    index = NgramIndex(_items(MEDMCQA_ROWS), 8)
+    texts = ["Koplik spots are seen in which of the following?",  # the 5-word stem, then more
+             "KOPLIK SPOTS -- are seen in: (a) measles",  # re-punctuated
+             "Koplik spots are commonly seen in measles",  # a word in between
+             "Hypokalemia seen in vomiting",  # a 2-word question names a topic, not an item
+             "患儿发热三天，麻疹黏膜斑见于哪种疾病？",  # a Chinese question is one whitespace word: matched whole, by characters
+             "麻疹黏膜斑见于什么病"]
+    found = [None if hit is None else index.items[hit[0]].item_id for hit in index.matches(texts)]
+    assert found == ["m-0", "m-0", None, None, "m-6", None]
+
+
+# -------------------------------------------------------------------------------------------------- fuzzy
+
+
+def _brute_force_fuzzy(items: list[EvalItem], texts: list[str]) -> list[float]:
+    """The best `fuzz.ratio` of each text against every question and every question with its options."""
+    compared = [fuzzy_normalize(t) for item in items for t in {item.question, item.text}]
+    scores = process.cdist([fuzzy_normalize(t) for t in texts], [c for c in compared if c], scorer=fuzz.ratio)
+    return [float(row.max()) for row in scores]
+
+
+def test_fuzzy_removes_the_copies_that_escape_n_grams_and_keeps_look_alikes():
+    items = _items(MEDMCQA_ROWS)
+    full = {item.item_id: item.text for item in items}
+    copies = {
+        "short stem copied verbatim": ("Koplik spots are seen in", "m-0"),
+        "short stem, a letter changed in every third word": (_change_a_letter("Drug of choice for absence seizures in a child is:", 3), "m-1"),
+        "question and options, a letter changed in every third word": (_change_a_letter(full["m-4"], 3), "m-4"),
+        "question and options, a letter changed in every word": (_change_a_letter(full["m-2"], 1), "m-2"),
+        "re-punctuated": ("Koplik spots -- are seen in...?", "m-0"),
+        "re-punctuated options": (full["m-2"].replace("\nA. ", " (a) ").replace("\nB. ", "; (b) ").replace("\nC. ", "; (c) ")
+                                  .replace("\nD. ", "; (d) "), "m-2"),
+        "run into its options": ("Koplik spots are seen in measles, rubella, mumps or chickenpox", "m-0"),
+        "most common site run into options": ("most common site of carcinoid tumour is appendix ileum rectum stomach", "m-3"),
+    }
+    look_alikes = ["What are Koplik spots, and when do they appear in the course of measles?",
+                   "Which nerve supplies the lateral rectus?",
+                   "Describe the mechanism of action of ethosuximide in absence seizures.",
+                   "A 45-year-old woman has had a dull headache for three weeks. What is the most likely cause?"]
+    texts = [text for text, _ in copies.values()] + look_alikes
+    index = FuzzyIndex(items, 80)
+    found = index.matches(texts)
+    for (case, (text, item_id)), hit in zip(copies.items(), found):
+        assert hit is not None and index.items[hit[0]].item_id == item_id, case
+    assert found[len(copies):] == [None] * len(look_alikes)
+    best = _brute_force_fuzzy(items, texts)
+    assert [hit is not None for hit in found] == [score >= 80 for score in best]
+    assert any(80 <= score < 90 for score in best[: len(copies)]), "a copy between 80 and 90 is among the cases"
+
+
+def _random_corpus(seed: int) -> tuple[list[EvalItem], list[str]]:
+    """Items in MedMCQA's layout with stems of 3 to 40 words, and records: unrelated text, and copies edited as
+    contamination reaches training sets (letters changed, words dropped or added, cut short, run into options)."""
+    rng = random.Random(seed)
+    vocabulary = ("patient fever cough pain chest acute chronic renal hepatic cardiac dose drug treatment diagnosis most "
+                  "common cause site sign seen in of the with and is a which following first line management test serum "
+                  "level nerve muscle artery vein tumour infection child adult woman man year old presents history "
+                  "examination finding shows normal raised low high blood pressure rate deficiency syndrome disease").split()
+
+    def words(count: int) -> str:
+        return " ".join(rng.choice(vocabulary) for _ in range(count))
+
+    rows = [{"id": f"r-{i}", "question": words(rng.choice([3, 4, 5, 6, 8, 12, 20, 40])).capitalize() + rng.choice(["?", ":", ""]),
+             "opa": words(rng.randint(1, 3)), "opb": words(rng.randint(1, 3)), "opc": words(rng.randint(1, 3)),
+             "opd": words(rng.randint(1, 3)), "cop": rng.randrange(4)} for i in range(120)]
+    items = _items(rows)
+    texts = [words(rng.randint(3, 60)) for _ in range(200)]
+    for item in rng.choices(items, k=160):
+        source = rng.choice([item.question, item.text])
+        edit = rng.randrange(6)
+        if edit == 0:
+            texts.append(_change_a_letter(source, rng.choice([1, 2, 3, 4, 6])))
+        elif edit == 1:  # words dropped
+            kept = [w for w in source.split() if rng.random() > rng.choice([0.1, 0.2, 0.3, 0.4, 0.5])]
+            texts.append(" ".join(kept))
+        elif edit == 2:  # words added
+            parts = source.split()
+            for _ in range(max(1, len(parts) // rng.choice([3, 5, 8]))):
+                parts.insert(rng.randrange(len(parts) + 1), rng.choice(vocabulary))
+            texts.append(" ".join(parts))
+        elif edit == 3:  # cut short
+            texts.append(source[: max(3, int(len(source) * rng.uniform(0.5, 0.95)))])
+        elif edit == 4:  # run into the options, without their letters
+            texts.append(item.question + " " + " ".join(line[3:] for line in item.text.split("\n")[1:]))
+        else:  # re-punctuated and re-cased
+            texts.append(source.upper().replace(" ", rng.choice([", ", " - ", "  "]), 3) + "?!")
+    return items, texts
+
+
+@pytest.mark.parametrize("threshold", [80, 90])
+@pytest.mark.parametrize("include_options", [True, False])
+def test_fuzzy_matches_equal_scoring_every_pair(threshold, include_options):
+    items, texts = _random_corpus(seed=threshold)
+    if not include_options:
+        items = [EvalItem(i.benchmark, i.item_id, i.question, i.question) for i in items]
+    found = FuzzyIndex(items, threshold).matches(texts)
+    best = _brute_force_fuzzy(items, texts)
+    assert [hit is not None for hit in found] == [score >= threshold for score in best]
+    for hit, score in zip(found, best):
+        if hit is not None:
+            assert hit[1] == pytest.approx(score)
+    assert sum(80 <= score < 90 for score in best) >= 10, "the corpus reaches the band between 80 and 90"
+    assert sum(70 <= score < 80 for score in best) >= 10, "and the near misses below it"
+
+
+def test_fuzzy_matches_on_the_quickstart_corpus_equal_scoring_every_pair():
+    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n)}
+                 for n, r, s in (("medmcqa", "multiple_choice", {"gold": "cop"}), ("medqa", "multiple_choice", {"gold": "answer_idx"}),
+                                 ("pubmedqa", "pubmedqa", {}))]
+    items = load_items(locations, include_options=True)
+    texts = [json.loads(line)["question"] for name in ("medical_en", "medical_zh", "r1_traces")
+             for line in (QUICKSTART_DATA / f"{name}.jsonl").read_text().splitlines()]
+    found = FuzzyIndex(items, 80).matches(texts)
+    assert [hit is not None for hit in found] == [score >= 80 for score in _brute_force_fuzzy(items, texts)]
+    assert sum(hit is not None for hit in found) >= 4
+
+
+def test_ngram_matches_survive_lower_case_that_changes_length():
+    question = "the patient from İzmir presents with fever and chills since yesterday"
+    items = [EvalItem("medqa", "q1", question, question)]
+    texts = ["İİİ " * 20, "unrelated words here", "a patient from İzmir presents with fever and chills since yesterday"]
+    found = NgramIndex(items, 8).matches(texts)
+    assert [hit is not None for hit in found] == [False, False, True]
