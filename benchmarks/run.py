@@ -45,7 +45,7 @@ from medrecipe.blocks.decontaminate import (  # noqa: E402
     fuzzy_normalize,
 )
 from medrecipe.blocks.evalsets import EvalItem  # noqa: E402
-from medrecipe.blocks.minhash import duplicate_clusters, signature  # noqa: E402
+from medrecipe.blocks.minhash import Verifier, duplicate_clusters, sketches  # noqa: E402
 from medrecipe.blocks.text import tokens  # noqa: E402
 
 
@@ -128,16 +128,18 @@ def _quality(rows: list[dict], removed: set[str], truth: dict) -> dict:
     }
 
 
-def _signatures(texts: list[str]) -> np.ndarray:
-    return np.stack([signature(t, 4, 128) for t in texts])
+def _sketches(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    computed = [sketches(t, 4, 128) for t in texts]
+    return np.stack([c[0] for c in computed]), np.stack([c[1] for c in computed])
 
 
 def medrecipe_dedup(rows: list[dict]) -> set[str]:
     texts = [row["response"] for row in rows]
     chunks = [texts[i : i + 512] for i in range(0, len(texts), 512)]
     with ProcessPoolExecutor(CORES) as pool:
-        signatures = np.concatenate(list(pool.map(_signatures, chunks)))
-    labels = duplicate_clusters(signatures, 0.7, verify=True)
+        parts = list(pool.map(_sketches, chunks))
+    signatures = np.concatenate([p[0] for p in parts])
+    labels, _ = duplicate_clusters(signatures, Verifier.in_memory(np.concatenate([p[1] for p in parts]), 0.7), 0.7)
     return {rows[i]["id"] for i in np.flatnonzero(labels != np.arange(len(rows)))}
 
 

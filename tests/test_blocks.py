@@ -14,7 +14,7 @@ import pytest
 from medrecipe.blocks import readers
 from medrecipe.blocks.domain import kmeans, majority, nearest_per_cluster, parse_label
 from medrecipe.blocks.hashing import code_points, lower_code_points, token_hashes, whitespace_word_hashes
-from medrecipe.blocks.minhash import duplicate_clusters, lsh_bands, signature
+from medrecipe.blocks.minhash import Verifier, duplicate_clusters, estimated_jaccard, lsh_bands, signature, sketches
 from medrecipe.blocks.readers import SourceReader
 from medrecipe.blocks.record import MappingError, build_record
 from medrecipe.blocks.text import tokens, whole_word_count, word_count
@@ -82,13 +82,34 @@ def test_chinese_near_duplicates_share_character_shingles():
     assert (signature(a, 4, 128) == signature(c, 4, 128)).mean() < 0.2
 
 
+def test_verification_sketch_estimates_jaccard_closely():
+    rng = random.Random(0)
+    vocabulary = [f"w{i}" for i in range(5000)]
+    base = [rng.choice(vocabulary) for _ in range(1500)]
+    errors = []
+    for changed in (0.02, 0.04, 0.05, 0.06, 0.08):
+        for _ in range(5):
+            edited = list(base)
+            for index in rng.sample(range(len(base)), int(changed * len(base))):
+                edited[index] = rng.choice(vocabulary)
+            a, b = " ".join(base), " ".join(edited)
+            errors.append(float(estimated_jaccard(sketches(a, 4, 128)[1], sketches(b, 4, 128)[1])) - _jaccard(a, b))
+    assert np.sqrt(np.mean(np.square(errors))) < 0.02
+
+
 def test_lsh_bands_suit_the_threshold():
-    for verify in (True, False):
-        bands, rows = lsh_bands(0.7, 128, verify)
-        assert bands * rows <= 128
-        assert abs((1 / bands) ** (1 / rows) - 0.7) < 0.12  # the S-curve's midpoint sits near the threshold
+    bands, rows = lsh_bands(0.7, 128, verify=False)
+    assert bands * rows <= 128 and abs((1 / bands) ** (1 / rows) - 0.7) < 0.12  # the S-curve's midpoint at the threshold
     bands, rows = lsh_bands(0.7, 128, verify=True)
-    assert 1 - (1 - 0.8**rows) ** bands > 0.99, "verified candidates favour recall"
+    assert (bands, rows) == (25, 5)
+    assert 1 - (1 - 0.7**rows) ** bands > 0.985, "verified candidates: nearly every pair at the threshold is proposed"
+    assert 1 - (1 - 0.7 ** (rows + 1)) ** (128 // (rows + 1)) < 0.985, "with the fewest candidates that allows"
+
+
+def _clusters(texts: list[str], verify: bool = True) -> np.ndarray:
+    computed = [sketches(t, 4, 128) for t in texts]
+    verifier = Verifier.in_memory(np.stack([c[1] for c in computed]), 0.7)
+    return duplicate_clusters(np.stack([c[0] for c in computed]), verifier if verify else None, 0.7)[0]
 
 
 def test_duplicate_clusters_keep_the_first_and_link_transitively():
@@ -96,12 +117,47 @@ def test_duplicate_clusters_keep_the_first_and_link_transitively():
     texts = [" ".join(f"t{rng.randrange(10**6)}" for _ in range(300)) for _ in range(30)]
     texts[10] = texts[3]
     texts[20] = texts[3].replace(texts[3].split()[5], "changed", 1)
-    signatures = np.stack([signature(t, 4, 128) for t in texts])
-    labels = duplicate_clusters(signatures, 0.7, verify=True)
-    assert labels[10] == labels[20] == 3
-    assert sorted(set(range(30)) - {10, 20}) == sorted(i for i in range(30) if labels[i] == i)
-    empty = np.stack([signature("", 4, 128)] * 2)
-    assert duplicate_clusters(empty, 0.7, verify=True).tolist() == [0, 1], "empty texts are never duplicates"
+    for verify in (True, False):
+        labels = _clusters(texts, verify)
+        assert labels[10] == labels[20] == 3
+        assert sorted(set(range(30)) - {10, 20}) == sorted(i for i in range(30) if labels[i] == i)
+    assert _clusters(["", ""]).tolist() == [0, 1], "empty texts are never duplicates"
+
+
+def test_a_bucket_whose_first_member_is_unlike_the_rest_still_links_the_rest():
+    """Rows 1 and 2 are duplicates; row 0 shares every LSH bucket with them but not their text."""
+    signatures = np.zeros((3, 128), dtype=np.uint32)
+    rng = np.random.default_rng(0)
+    unlike, alike = rng.integers(0, 2**16, size=(2, 1024), dtype=np.uint16)
+    verifier = Verifier.in_memory(np.stack([unlike, alike, alike]), 0.7)
+    labels, counts = duplicate_clusters(signatures, verifier, 0.7)
+    assert labels.tolist() == [0, 1, 1]
+    assert counts["buckets_searched"] == 25
+
+
+def test_near_duplicates_are_found_with_their_exact_jaccard_band():
+    """Pairs planted at exact 4-gram Jaccard 0.6-0.9 among unrelated texts: at the threshold 0.7, at least 90 % of the
+    pairs at 0.7-0.8 are found, and at least 95 % of the removed records belong to a pair at 0.7 or more."""
+    rng = random.Random(2)
+    vocabulary = [f"v{i}" for i in range(20000)]
+    texts, pairs = [], []
+    for _ in range(240):
+        base = [rng.choice(vocabulary) for _ in range(rng.randint(300, 1500))]
+        edited = list(base)
+        for index in rng.sample(range(len(base)), int(rng.uniform(0.02, 0.07) * len(base))):
+            edited[index] = rng.choice(vocabulary)
+        pairs.append((len(texts), len(texts) + 1))
+        texts += [" ".join(base), " ".join(edited)]
+    texts += [" ".join(rng.choice(vocabulary) for _ in range(500)) for _ in range(500)]
+    labels = _clusters(texts)
+    similarity = np.array([_jaccard(texts[a], texts[b]) for a, b in pairs])
+    found = np.array([labels[a] == labels[b] for a, b in pairs])
+    band = (similarity >= 0.7) & (similarity < 0.8)
+    assert band.sum() >= 40, "the planted pairs reach the band"
+    assert found[band].mean() >= 0.9
+    removed = np.flatnonzero(labels != np.arange(len(texts)))
+    true = {i for (a, b), s in zip(pairs, similarity) if s >= 0.7 for i in (a, b)}
+    assert len(set(removed.tolist()) & true) / len(removed) >= 0.95
 
 
 # ----------------------------------------------------------------------------------------- record mapping

@@ -9,7 +9,6 @@ exclusion folder.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 from pathlib import Path
 
@@ -92,26 +91,31 @@ class CurationFilter(CurationStep):
 
 
 def save_arrays(folder: str, rank: int, **arrays: np.ndarray) -> None:
-    """Write a task's arrays atomically (a rerun of a crashed task overwrites them whole)."""
-    path = Path(folder) / f"{rank:05d}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    partial = path.with_suffix(".npz.partial")
-    partial.write_bytes(buffer.getvalue())
-    os.replace(partial, path)
+    """Write a task's arrays, one `.npy` file each, atomically (a rerun of a crashed task overwrites them whole)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for key, array in arrays.items():
+        path = Path(folder) / f"{rank:05d}.{key}.npy"
+        partial = path.with_suffix(".npy.partial")
+        with partial.open("wb") as handle:
+            np.save(handle, array)
+        os.replace(partial, path)
 
 
-def load_arrays(folder: str) -> list[dict[str, np.ndarray]]:
-    """Every task's arrays, in rank order."""
-    return [dict(np.load(path)) for path in sorted(Path(folder).glob("*.npz"))]
+def load_arrays(folder: str, memory_map: bool = False) -> list[dict[str, np.ndarray]]:
+    """Every task's arrays, in rank order; with `memory_map`, read from disk only where indexed (large sketches)."""
+    parts: dict[str, dict[str, np.ndarray]] = {}
+    for path in sorted(Path(folder).glob("*.npy")):
+        rank, key = path.name.removesuffix(".npy").split(".", 1)
+        parts.setdefault(rank, {})[key] = np.load(path, mmap_mode="r" if memory_map else None)
+    return [parts[rank] for rank in sorted(parts)]
 
 
 class ArrayCollector(CurationStep):
-    """Forwards every record; from the selected ones computes a value per record and saves them with their order.
+    """Forwards every record; from the selected ones computes arrays with a row per record and saves them with
+    the records' order.
 
-    Subclasses implement `values(docs) -> np.ndarray` (one row per record). The collected arrays feed a
-    resolve step that decides, over the whole corpus, what an apply step then removes.
+    Subclasses implement `arrays(docs) -> {name: array}`. The collected arrays feed a resolve step that decides,
+    over the whole corpus, what an apply step then removes.
     """
 
     batch_size = 256
@@ -120,17 +124,18 @@ class ArrayCollector(CurationStep):
         super().__init__(name, sources)
         self.folder = folder
 
-    def values(self, docs: list[Document]) -> np.ndarray:
+    def arrays(self, docs: list[Document]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         orders: list[int] = []
-        chunks: list[np.ndarray] = []
+        chunks: dict[str, list[np.ndarray]] = {}
         batch: list[Document] = []
 
         def flush():
             with self.track_time("batch"):
-                chunks.append(self.values(batch))
+                for key, array in self.arrays(batch).items():
+                    chunks.setdefault(key, []).append(array)
             orders.extend(d.metadata["order"] for d in batch)
             batch.clear()
 
@@ -142,5 +147,5 @@ class ArrayCollector(CurationStep):
             yield doc
         if batch:
             flush()
-        values = np.concatenate(chunks) if chunks else np.zeros((0,), dtype=np.float32)
-        save_arrays(self.folder, rank, order=np.asarray(orders, dtype=np.int64), values=values)
+        save_arrays(self.folder, rank, order=np.asarray(orders, dtype=np.int64),
+                    **{key: np.concatenate(parts) for key, parts in chunks.items()})

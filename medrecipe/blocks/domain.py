@@ -75,10 +75,10 @@ class EmbeddingCollector(ArrayCollector):
         self.encoder_options = encoder
         self.encoder: Encoder | None = None
 
-    def values(self, docs: list[Document]) -> np.ndarray:
+    def arrays(self, docs: list[Document]) -> dict[str, np.ndarray]:
         if self.encoder is None:
             self.encoder = Encoder(**self.encoder_options)
-        return self.encoder.encode([field_text(d, "prompt") for d in docs])
+        return {"embeddings": self.encoder.encode([field_text(d, "prompt") for d in docs])}
 
 
 # ------------------------------------------------------------------------------------------------ k-means
@@ -257,7 +257,7 @@ def _corpus(folder: str) -> tuple[np.ndarray, np.ndarray]:
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32)
     orders = np.concatenate([p["order"] for p in parts])
-    vectors = np.concatenate([p["values"] for p in parts])
+    vectors = np.concatenate([p["embeddings"] for p in parts])
     sort = np.argsort(orders)
     return orders[sort], vectors[sort]
 

@@ -67,8 +67,8 @@ class WordCountCollector(ArrayCollector):
         super().__init__(name, folder, sources)
         self.counter = WordOccurrences(word, field, case_sensitive)
 
-    def values(self, docs: list[Document]) -> np.ndarray:
-        return np.fromiter((self.counter.count(d) for d in docs), dtype=np.int64, count=len(docs))
+    def arrays(self, docs: list[Document]) -> dict[str, np.ndarray]:
+        return {"counts": np.fromiter((self.counter.count(d) for d in docs), dtype=np.int64, count=len(docs))}
 
 
 class ResolveWordThreshold(CurationStep):
@@ -84,7 +84,7 @@ class ResolveWordThreshold(CurationStep):
         self.max_count, self.percentile = max_count, percentile
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        parts = [part["values"] for part in load_arrays(self.counts_folder)]
+        parts = [part["counts"] for part in load_arrays(self.counts_folder) if "counts" in part]
         counts = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         observed = int(np.percentile(counts, self.percentile, method="higher")) if self.percentile and counts.size else None
         threshold = self.max_count if self.max_count is not None else observed

@@ -339,8 +339,9 @@ class NearDedup(StepBase):
     threshold: float = Field(0.7, gt=0.0, lt=1.0, description="Jaccard similarity at or above which two records are duplicates.")
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations; LSH bands x rows are derived from it and the threshold.")
     verify: bool = Field(
-        True, description="Confirm each LSH candidate pair by its MinHash Jaccard estimate before merging (raises precision)."
-    )
+        True, description="Link an LSH candidate pair only if a 1,024-bin MinHash sketch estimates its Jaccard at or above the "
+        "threshold (standard error about 0.015), checking every candidate pair that could join two clusters; off: every "
+        "candidate pair is a link, as in datatrove.")
 
 
 class DecontaminateNgram(StepBase):
