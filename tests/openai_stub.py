@@ -1,6 +1,7 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for the LLM steps' tests: deterministic answers.
 
-- domain classification prompts: "Medical" when the question mentions a patient, else "Mathematics";
+- domain classification prompts: "Medical" when the question mentions a patient, else "Maths." (a synonym the
+  recipe has to map);
 - judge prompts: "Score: 9" when the graded answer contains GOOD, else "Score: 4";
 - anything else is a generation: the prompt's first line names how many wrong answers precede the right
   one ("[wrong=2]"); the server answers \\boxed{B} that many times for that prompt, then \\boxed{A}.
@@ -61,7 +62,7 @@ class StubServer:
 
     def answer(self, prompt: str) -> str:
         if prompt.startswith("Classify the domain"):
-            return "Medical" if "patient" in prompt.lower() else "Mathematics"
+            return "Medical" if "patient" in prompt.lower() else "Maths."
         if prompt.startswith("You are grading"):
             graded = prompt.split("Answer to grade:", 1)[1]
             return "Score: 9" if "GOOD" in graded else "Score: 4"

@@ -1,5 +1,5 @@
-"""The curation blocks on their own: tokens, MinHash, record mapping, the reader's caps, clustering and voting
-(decontamination: test_decontamination.py)."""
+"""The curation blocks on their own: tokens, MinHash, record mapping, the reader's caps (decontamination:
+test_decontamination.py; domain curation: test_domain.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from medrecipe.blocks import readers
-from medrecipe.blocks.domain import kmeans, majority, nearest_per_cluster, parse_label
 from medrecipe.blocks.hashing import code_points, lower_code_points, token_hashes, whitespace_word_hashes
 from medrecipe.blocks.minhash import Verifier, duplicate_clusters, estimated_jaccard, lsh_bands, signature, sketches
 from medrecipe.blocks.readers import SourceReader
@@ -227,28 +226,3 @@ def test_reader_reads_json_arrays_of_pairs(tmp_path):
     source = {"name": "apollo", "path": str(path), "kind": "prompts", "fields": {"turns": "turns"}}
     docs = list(SourceReader(source, 0).run(None, 0, 1))
     assert [d.metadata["answer"] for d in docs] == ["An arthritis.", "An infection."]
-
-
-# ------------------------------------------------------------------------------------------------ domain
-
-
-def test_kmeans_methods_agree_on_separated_clusters():
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(6, 16)) * 10
-    points = np.concatenate([c + rng.normal(size=(50, 16)) for c in centres]).astype(np.float32)
-    for method in ("lloyd", "two_level"):
-        _, labels, distances = kmeans(points, 6, 20, method, seed=0)
-        groups = [set(labels[i * 50 : (i + 1) * 50]) for i in range(6)]
-        assert all(len(g) == 1 for g in groups) and len({next(iter(g)) for g in groups}) == 6, method
-        nearest = nearest_per_cluster(labels, distances, 3)
-        assert all(len(members) == 3 for members in nearest.values())
-
-
-def test_votes_and_labels():
-    labels = ["Medical", "Biology", "Mathematics"]
-    assert majority(["Mathematics", "Medical", "Medical"], labels) == "Medical"
-    assert majority(["Mathematics", "Biology"], labels) == "Biology", "ties go to the label listed first"
-    assert majority([None, "unknown"], labels) is None
-    assert parse_label(" medical.", labels) == "Medical"
-    assert parse_label("The domain is Biology", labels) == "Biology"
-    assert parse_label("chemistry", labels) is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -40,6 +42,22 @@ data:
       embedding: {{batch_size: 16}}
       kmeans: {{clusters: 2, iterations: 10}}
       nearest: 2
+      classifier: {{backend: llm, model: stub, endpoint: {url}, labels: [Medical, Mathematics], synonyms: {{Maths: Mathematics}}}}
+      keep: [Medical]
+compute: {{tasks: 2}}
+"""
+
+WITHOUT_SYNONYMS = """
+name: llm-unlabeled
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: traces, path: traces.jsonl, fields: {{prompt: q, response: r}}}}
+  steps:
+    - type: domain_filter
+      embedding: {{batch_size: 16}}
+      kmeans: {{clusters: 2, iterations: 10}}
+      nearest: 2
       classifier: {{backend: llm, model: stub, endpoint: {url}, labels: [Medical, Mathematics]}}
       keep: [Medical]
 compute: {{tasks: 2}}
@@ -48,6 +66,12 @@ compute: {{tasks: 2}}
 
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def write_traces(path):
+    medical = [f"A patient aged {40 + i} presents with chest pain and fever, what is the diagnosis number {i}?" for i in range(6)]
+    maths = [f"Compute the sum of the integers from one to {10 + i} and explain each algebra step" for i in range(6)]
+    write_jsonl(path, [{"q": q, "r": "<think>\nok\n</think>\n\ndone"} for q in medical + maths])
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +88,7 @@ def llm_run(tmp_path_factory):
         {"q": f"Explain treatment number {i} of a patient in detail", "r": ("GOOD answer " if i % 2 else "weak answer ") + str(i),
          "ref": "reference"} for i in range(6)
     ])
-    medical = [f"A patient aged {40 + i} presents with chest pain and fever, what is the diagnosis number {i}?" for i in range(6)]
-    maths = [f"Compute the sum of the integers from one to {10 + i} and explain each algebra step" for i in range(6)]
-    write_jsonl(tmp_path / "traces.jsonl", [{"q": q, "r": "<think>\nok\n</think>\n\ndone"} for q in medical + maths])
+    write_traces(tmp_path / "traces.jsonl")
     with StubServer() as server:
         recipe = tmp_path / "llm.yaml"
         recipe.write_text(RECIPE.format(url=server.url))
@@ -106,6 +128,21 @@ def test_llm_classifier_votes_clusters(llm_run):
     kept = [r for r in rows if r["source"] == "traces"]
     assert len(kept) == 6 and all("patient" in r["messages"][0]["content"] for r in kept)
     assert sum(1 for r in server.requests if r["messages"][-1]["content"].startswith("Classify")) == 4  # 2 clusters x 2 nearest
+
+
+def test_a_cluster_whose_answers_name_no_label_stops_the_stage_with_its_prompts(llm_run, tmp_path):
+    server, _, _ = llm_run
+    write_traces(tmp_path / "traces.jsonl")
+    (tmp_path / "unlabeled.yaml").write_text(WITHOUT_SYNONYMS.format(url=server.url))
+    # in its own process, as a user runs it: datatrove's log (and any traceback) goes to the stage's log file
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", "unlabeled.yaml", "--stage", "data", "--out",
+                             "build", "--workers", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    assert "1 of 2 clusters got no valid label (the recipe accepts 0)" in result.stderr
+    listing = next((tmp_path / "build").rglob("decisions/domain_filter-unlabeled.json"))
+    representatives = json.loads(listing.read_text())["clusters"][0]["representatives"]
+    assert [r["answer"] for r in representatives] == ["Maths.", "Maths."]
+    assert all("algebra" in r["prompt"] for r in representatives)
 
 
 def test_the_api_key_is_written_nowhere(llm_run):

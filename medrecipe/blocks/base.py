@@ -18,6 +18,10 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
 
+class StepFailed(RuntimeError):
+    """A curation step failed in a worker; its message says why."""
+
+
 class CurationStep(PipelineStep):
     """A step of a recipe, applied to the records of its selected sources."""
 

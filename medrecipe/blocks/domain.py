@@ -5,24 +5,23 @@ Embeddings are computed under bfloat16 autocast where the device multiplies bflo
 CPUs with AMX or AVX512-BF16): about twice the float32 rate, with cosine agreement above 0.9999, which leaves
 cluster assignments as they were. `embedding.precision: float32` turns it off.
 
-K-means runs on faiss when it is installed (its Lloyd iterations run at about the matrix-product rate of
-the machine), else on numpy. For very many clusters on a CPU, `two_level` clusters into sqrt(K) coarse
-groups first and splits each group in proportion to its size: every iteration then compares a point with
-about 2 sqrt(K) centres instead of K.
+K-means (blocks/kmeans.py) runs on torch where a GPU is present, else on faiss (or torch, or numpy, on the CPU);
+for many clusters on a CPU it clusters in two levels.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import regex
 from datatrove.data import Document, DocumentsPipeline
 
 from ..offline_models import sentence_transformer
-from .base import ArrayCollector, CurationFilter, CurationStep, load_arrays
+from .base import ArrayCollector, CurationFilter, CurationStep, StepFailed, load_arrays
+from .kmeans import Backend, kmeans
 from .record import field_text
 
 
@@ -81,146 +80,6 @@ class EmbeddingCollector(ArrayCollector):
         return {"embeddings": self.encoder.encode([field_text(d, "prompt") for d in docs])}
 
 
-# ------------------------------------------------------------------------------------------------ k-means
-
-
-def _nearest(points: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centre of each point, and |centre|^2 - 2 point.centre for it (matrix products, in chunks)."""
-    labels = np.empty(points.shape[0], dtype=np.int64)
-    best = np.empty(points.shape[0], dtype=np.float32)
-    centre_norms = np.einsum("ij,ij->i", centres, centres)
-    for start in range(0, points.shape[0], chunk):
-        scores = points[start : start + chunk] @ centres.T
-        scores *= -2.0
-        scores += centre_norms
-        labels[start : start + chunk] = chosen = np.argmin(scores, axis=1)
-        best[start : start + chunk] = scores[np.arange(scores.shape[0]), chosen]
-    return labels, best
-
-
-def _assign(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centre of each point and the squared distance to it."""
-    labels, best = _nearest(points, centres)
-    return labels, np.maximum(best + np.einsum("ij,ij->i", points, points), 0.0)
-
-
-def seed_centres(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeds: each new centre drawn in proportion to the squared distance to the nearest one (random
-    seeds often put two centres in one group and leave another without). Small sets use their matrix of pairwise
-    distances, large ones a sample of 64 points per centre; beyond 4096 centres random points are used (the
-    groups of `two_level` stay below that)."""
-    if k > 4096:
-        return points[rng.choice(points.shape[0], size=k, replace=False)].copy()
-    if points.shape[0] > 64 * k:
-        points = points[rng.choice(points.shape[0], size=64 * k, replace=False)]
-    norms = (points * points).sum(axis=1)
-    pairwise = points.shape[0] <= 4096
-    squared = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (points @ points.T), 0.0) if pairwise else None
-
-    def distances(index: int) -> np.ndarray:
-        if squared is not None:
-            return squared[index]
-        return np.maximum(norms - 2.0 * (points @ points[index]) + norms[index], 0.0)
-
-    chosen = [int(rng.integers(points.shape[0]))]
-    nearest = distances(chosen[0]).copy()
-    for _ in range(1, k):
-        cumulative = np.cumsum(nearest)
-        if cumulative[-1] > 0:
-            chosen.append(min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(nearest) - 1))
-        else:
-            chosen.append(int(rng.integers(points.shape[0])))
-        np.minimum(nearest, distances(chosen[-1]), out=nearest)
-    return points[chosen].astype(np.float32, copy=True)
-
-
-def refine(points: np.ndarray, centres: np.ndarray, iterations: int, seed: int, use_faiss: bool = True) -> np.ndarray:
-    """`iterations` Lloyd steps from the given centres: faiss when it is installed (its steps run at about the
-    machine's matrix-product rate), else numpy's matrix products, which also suit many small problems (faiss
-    has a fixed cost per call)."""
-    k = centres.shape[0]
-    try:
-        import faiss
-    except ImportError:
-        faiss = None
-    if faiss is not None and use_faiss:
-        kmeans = faiss.Kmeans(points.shape[1], k, niter=iterations, seed=seed, verbose=False,
-                              max_points_per_centroid=max(256, math.ceil(points.shape[0] / k)))
-        kmeans.train(points, init_centroids=centres)
-        return kmeans.centroids
-    from scipy import sparse
-
-    centres = centres.copy()
-    ones, rows = np.ones(points.shape[0], dtype=np.float32), np.arange(points.shape[0])
-    for _ in range(iterations):
-        labels, _ = _nearest(points, centres)
-        counts = np.bincount(labels, minlength=k)
-        filled = counts > 0
-        # A sparse one-hot (centre x point) matrix sums each centre's points in O(n d), whatever k is.
-        sums = sparse.csr_matrix((ones, (labels, rows)), shape=(k, points.shape[0])) @ points
-        centres[filled] = sums[filled] / counts[filled, None]
-    return centres
-
-
-def lloyd(points: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
-    """Centres after k-means++ seeding and `iterations` Lloyd steps."""
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    k = min(k, points.shape[0])
-    return refine(points, seed_centres(points, k, np.random.default_rng(seed)), iterations, seed)
-
-
-def kmeans(points: np.ndarray, k: int, iterations: int, method: str, seed: int, max_training_points: int | None = None):
-    """(centres, label of each point, squared distance of each point to its centre)."""
-    if method == "auto":
-        method = "two_level" if k > 4096 and not _has_gpu() else "lloyd"
-    rng = np.random.default_rng(seed)
-    training = points
-    if max_training_points and points.shape[0] > max_training_points:
-        training = points[np.sort(rng.choice(points.shape[0], size=max_training_points, replace=False))]
-    if method == "lloyd" or k <= 16:
-        centres = lloyd(training, k, iterations, seed)
-        labels, distances = _assign(points, centres)
-        return centres, labels, distances
-    coarse_k = max(2, round(math.sqrt(k)))
-    # The coarse split needs no more than faiss's own default sample of 256 points per centre.
-    coarse_training = training[np.sort(rng.choice(training.shape[0], size=256 * coarse_k, replace=False))] \
-        if training.shape[0] > 256 * coarse_k else training
-    coarse = lloyd(coarse_training, coarse_k, iterations, seed)
-    coarse_of_points, _ = _assign(points, coarse)
-    coarse_of_training = coarse_of_points if training is points else _assign(training, coarse)[0]
-    sizes = np.bincount(coarse_of_training, minlength=coarse_k)
-    shares = np.maximum(1, np.floor(k * sizes / sizes.sum()).astype(int)) * (sizes > 0)
-    centres, labels, distances = [], np.empty(points.shape[0], dtype=np.int64), np.empty(points.shape[0], dtype=np.float32)
-    offset = 0
-    for group in range(coarse_k):
-        members = np.flatnonzero(coarse_of_points == group)
-        if members.size == 0:
-            continue
-        sub_training = training[coarse_of_training == group]
-        if sub_training.shape[0] == 0:
-            sub_training = points[members]
-        # numpy beats faiss's fixed cost per call on these many small problems
-        sub_training = np.ascontiguousarray(sub_training, dtype=np.float32)
-        share = min(int(max(1, shares[group])), sub_training.shape[0])
-        seeds = seed_centres(sub_training, share, np.random.default_rng(seed + group + 1))
-        sub_centres = refine(sub_training, seeds, iterations, seed, use_faiss=False)
-        sub_labels, sub_distances = _assign(points[members], sub_centres)
-        labels[members] = sub_labels + offset
-        distances[members] = sub_distances
-        centres.append(sub_centres)
-        offset += sub_centres.shape[0]
-    return np.concatenate(centres), labels, distances
-
-
-def _has_gpu() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
 def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, n: int) -> dict[int, np.ndarray]:
     """Indices of the n points nearest their centre, per cluster."""
     order = np.lexsort((distances, labels))
@@ -230,8 +89,8 @@ def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, n: int) -> di
     return {int(sorted_labels[s]): order[s : min(e, s + n)] for s, e in zip(starts, ends)}
 
 
-def majority(votes: list[str], labels: list[str]) -> str | None:
-    """The most frequent label; ties go to the label listed first in the recipe."""
+def majority(votes: list[str | None], labels: list[str]) -> str | None:
+    """The most frequent label among the valid votes; ties go to the label listed first in the recipe."""
     counted = Counter(v for v in votes if v in labels)
     if not counted:
         return None
@@ -239,14 +98,32 @@ def majority(votes: list[str], labels: list[str]) -> str | None:
     return next(label for label in labels if counted.get(label) == top)
 
 
-def parse_label(answer: str, labels: list[str]) -> str | None:
-    """The label an LLM answered: an exact label, else the single label its text names."""
-    text = answer.strip().strip(".*\"' ").lower()
-    for label in labels:
-        if text == label.lower():
-            return label
-    named = [label for label in labels if label.lower() in text]
-    return max(named, key=len) if named else None
+_THINKING = regex.compile(r"^\s*<think>.*?</think>", regex.DOTALL)
+_LEAD = regex.compile(r"^(?:label|answer|domain|category)\s*[:：]\s*", regex.IGNORECASE)
+_NEGATION = regex.compile(r"\b(?:not|no|non|neither|nor|never|without|except)\b|n't\b", regex.IGNORECASE)
+
+
+def parse_label(answer: str, labels: list[str], synonyms: dict[str, str] | None = None) -> str | None:
+    """The label an LLM answered, or None.
+
+    The answer's first line (after any <think> block; "Label:", quotes, asterisks and a final period aside) is a
+    label or a synonym the recipe maps to one, case aside. Otherwise a one-line answer counts if it names exactly
+    one label (or synonyms of one) as whole words and negates nothing: "The domain is Medical." is Medical;
+    "Not medical", "Non-medical", "Medical or Biology" and "Medicine" (unless mapped) are no label.
+    """
+    names = {label.lower(): label for label in labels} | {word.lower(): label for word, label in (synonyms or {}).items()}
+    text = _THINKING.sub("", answer).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    first = _LEAD.sub("", lines[0].strip()).strip("*\"'`. ").lower()
+    if first in names:
+        return names[first]
+    if len(lines) > 1 or _NEGATION.search(text):
+        return None
+    named = {label for word, label in names.items()
+             if regex.search(rf"(?<![\p{{L}}\p{{N}}-]){regex.escape(word)}(?![\p{{L}}\p{{N}}-])", text, regex.IGNORECASE)}
+    return named.pop() if len(named) == 1 else None
 
 
 # -------------------------------------------------------------------------------------------- resolve steps
@@ -266,10 +143,10 @@ class ClusterPrompts(CurationStep):
     """K-means over every embedded prompt; writes each record's cluster and the records to classify."""
 
     def __init__(self, name: str, embeddings_folder: str, clusters_file: str, clusters: int, iterations: int,
-                 method: str, max_training_points: int | None, nearest: int, seed: int):
+                 method: str, max_training_points: int | None, nearest: int, seed: int, backend: str = "auto"):
         super().__init__(name)
         self.embeddings_folder, self.clusters_file = embeddings_folder, clusters_file
-        self.clusters, self.iterations, self.method = clusters, iterations, method
+        self.clusters, self.iterations, self.method, self.backend = clusters, iterations, method, backend
         self.max_training_points, self.nearest, self.seed = max_training_points, nearest, seed
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -277,10 +154,12 @@ class ClusterPrompts(CurationStep):
         clusters: dict = {"clusters": 0, "cluster_of": {}, "representatives": {}}
         if orders.size:
             k = min(self.clusters, orders.size)
-            _, labels, distances = kmeans(vectors, k, self.iterations, self.method, self.seed, self.max_training_points)
+            _, labels, distances, ran = kmeans(vectors, k, self.iterations, self.method, self.seed, self.max_training_points,
+                                               Backend.choose(self.backend))
             chosen = nearest_per_cluster(labels, distances, self.nearest)
             clusters = {
                 "clusters": int(np.unique(labels).size),
+                "kmeans": ran,
                 "cluster_of": {str(int(o)): int(c) for o, c in zip(orders, labels)},
                 "representatives": {str(c): [int(orders[i]) for i in idx] for c, idx in chosen.items()},
             }
@@ -293,33 +172,35 @@ class VoteDomains(CurationStep):
     """Majority vote of the representatives' labels per cluster; writes the records of clusters not kept.
 
     Labels come either from an LLM's answers (a folder of classified records) or, for the embedding
-    classifier, from the nearest label description.
+    classifier, from the nearest label description. A cluster none of whose representatives has a valid label
+    (answers that name no label; no answer at all) is listed with their prompts and answers in
+    `<decision>-unlabeled.json`; up to `max_unlabeled_clusters` of them are removed, more fail the step.
     """
 
     def __init__(self, name: str, clusters_file: str, decision_file: str, labels: list[str], keep: list[str],
-                 classified_folder: str | None = None, embeddings_folder: str | None = None,
+                 max_unlabeled_clusters: int = 0, classified_folder: str | None = None, embeddings_folder: str | None = None,
                  label_descriptions: dict[str, str] | None = None, encoder: dict | None = None):
         super().__init__(name)
         self.clusters_file, self.decision_file = clusters_file, decision_file
-        self.labels, self.keep = labels, keep
+        self.labels, self.keep, self.max_unlabeled_clusters = labels, keep, max_unlabeled_clusters
         self.classified_folder, self.embeddings_folder = classified_folder, embeddings_folder
         self.label_descriptions, self.encoder = label_descriptions, encoder
 
-    def _labels_by_embedding(self, representatives: set[int]) -> dict[int, str]:
+    def _labels_by_embedding(self, representatives: set[int]) -> dict[int, dict]:
         orders, vectors = _corpus(self.embeddings_folder)
         wanted = np.isin(orders, np.fromiter(representatives, dtype=np.int64, count=len(representatives)))
         descriptions = Encoder(**self.encoder).encode([self.label_descriptions[label] for label in self.labels])
         best = np.argmax(vectors[wanted] @ descriptions.T, axis=1)
-        return {int(o): self.labels[b] for o, b in zip(orders[wanted], best)}
+        return {int(o): {"label": self.labels[b]} for o, b in zip(orders[wanted], best)}
 
-    def _labels_by_llm(self) -> dict[int, str]:
+    def _labels_by_llm(self) -> dict[int, dict]:
         from datatrove.pipeline.readers import JsonlReader
 
         found = {}
         for doc in JsonlReader(self.classified_folder, glob_pattern="*.jsonl*").run():
-            results = doc.metadata.get("rollout_results") or []
-            if results and results[0].get("label"):
-                found[doc.metadata["order"]] = results[0]["label"]
+            result = (doc.metadata.get("rollout_results") or [{}])[0]
+            found[doc.metadata["order"]] = {"label": result.get("label"), "answer": result.get("answer"),
+                                            "prompt": field_text(doc, "prompt")}
         return found
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -327,16 +208,31 @@ class VoteDomains(CurationStep):
         representatives = {int(o) for members in clusters["representatives"].values() for o in members}
         by_order = self._labels_by_embedding(representatives) if self.label_descriptions else self._labels_by_llm()
         cluster_label = {
-            int(c): majority([by_order.get(o) for o in members], self.labels)
+            int(c): majority([by_order.get(o, {}).get("label") for o in members], self.labels)
             for c, members in clusters["representatives"].items()
         }
+        unlabeled = [c for c, label in sorted(cluster_label.items()) if label is None]
+        listing = Path(self.decision_file).with_name(Path(self.decision_file).stem + "-unlabeled.json")
+        if unlabeled:
+            listing.parent.mkdir(parents=True, exist_ok=True)
+            listing.write_text(json.dumps({"clusters": [
+                {"cluster": c, "representatives": [
+                    {"order": o, "prompt": by_order.get(o, {}).get("prompt"), "answer": by_order.get(o, {}).get("answer")}
+                    for o in clusters["representatives"][str(c)]]}
+                for c in unlabeled]}, indent=2, ensure_ascii=False))
+        if len(unlabeled) > self.max_unlabeled_clusters:
+            raise StepFailed(
+                f"{self.name}: {len(unlabeled)} of {len(cluster_label)} clusters got no valid label (the recipe accepts "
+                f"{self.max_unlabeled_clusters}); their prompts and answers are in {listing}. Map answers to labels with "
+                "`classifier.synonyms`, rerun once the endpoint answers, or raise `max_unlabeled_clusters`.")
         dropped = {c for c, label in cluster_label.items() if label not in self.keep}
         decision = {
             "clusters": clusters["clusters"],
             "labels": {str(c): label for c, label in sorted(cluster_label.items())},
-            "label_counts": dict(Counter(label or "unlabelled" for label in cluster_label.values())),
+            "label_counts": dict(Counter(label or "unlabeled" for label in cluster_label.values())),
+            "unlabeled_clusters": len(unlabeled),
             "kept_clusters": len(cluster_label) - len(dropped),
-            "remove": {o: cluster_label[c] or "unlabelled" for o, c in clusters["cluster_of"].items() if c in dropped},
+            "remove": {o: cluster_label[c] or "unlabeled" for o, c in clusters["cluster_of"].items() if c in dropped},
         }
         Path(self.decision_file).parent.mkdir(parents=True, exist_ok=True)
         Path(self.decision_file).write_text(json.dumps(decision))

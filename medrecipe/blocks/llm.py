@@ -17,7 +17,7 @@ import re
 from datatrove.data import Document, DocumentsPipeline
 
 from ..grading import grade
-from .base import CurationFilter, CurationStep
+from .base import CurationFilter, CurationStep, StepFailed
 from .domain import parse_label
 from .record import prompt_text, response_text, with_response
 
@@ -81,10 +81,6 @@ class InferenceStep(CurationStep):
             raise StepFailed(f"{self.name} (task {rank}): {type(error).__name__}: {error}") from None
 
 
-class StepFailed(RuntimeError):
-    """A curation step failed in a worker; its message says why."""
-
-
 def _chat(doc: Document, prompt: str) -> list[dict]:
     system = [m for m in doc.metadata["messages"] if m["role"] == "system"]
     return [*system, {"role": "user", "content": prompt}]
@@ -118,10 +114,10 @@ async def judge(doc: Document, generate, *, template: str, max_score: float) -> 
     return {"score": float(found[-1]) if found else None, "verdict": result.text}
 
 
-async def classify(doc: Document, generate, *, template: str, labels: list[str]) -> dict:
+async def classify(doc: Document, generate, *, template: str, labels: list[str], synonyms: dict[str, str]) -> dict:
     prompt = template.format(prompt=prompt_text(doc), labels=", ".join(labels))
     result = await generate({"messages": [{"role": "user", "content": prompt}]})
-    return {"label": parse_label(result.text, labels), "answer": result.text}
+    return {"label": parse_label(result.text, labels, synonyms), "answer": result.text}
 
 
 ROLLOUTS = {"generate": generate_and_grade, "judge": judge, "classify": classify}

@@ -163,10 +163,11 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
             clusters = folder("decisions", f"{name}-clusters.json")
             resolve(f"{name}-cluster", "domain.ClusterPrompts", {
                 "embeddings_folder": embeddings, "clusters_file": clusters, "clusters": step.kmeans.clusters,
-                "iterations": step.kmeans.iterations, "method": step.kmeans.method,
+                "iterations": step.kmeans.iterations, "method": step.kmeans.method, "backend": step.kmeans.backend,
                 "max_training_points": step.kmeans.max_training_points, "nearest": step.nearest, "seed": recipe.seed})
             classifier = step.classifier
-            vote = {"clusters_file": clusters, "decision_file": decision, "keep": step.keep}
+            vote = {"clusters_file": clusters, "decision_file": decision, "keep": step.keep,
+                    "max_unlabeled_clusters": step.max_unlabeled_clusters}
             if isinstance(classifier, EmbeddingClassifier):
                 resolve(name, "domain.VoteDomains", {**vote, "labels": list(classifier.labels),
                                                      "label_descriptions": classifier.labels, "embeddings_folder": embeddings,
@@ -177,7 +178,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                     Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": records, "glob_pattern": "*" + SEGMENT_SUFFIX}),
                     Block(_B + "domain.SelectRepresentatives", {"name": f"{name}-select", "clusters_file": clusters,
                                                                 "sources": chosen(step)}),
-                    llm(classifier, name, "classify", "classify", {"template": classifier.prompt, "labels": classifier.labels},
+                    llm(classifier, name, "classify", "classify", {"template": classifier.prompt, "labels": classifier.labels,
+                                                                  "synonyms": classifier.synonyms},
                         {"temperature": classifier.temperature, "top_p": classifier.top_p, "max_tokens": classifier.max_tokens},
                         chosen(step), into=classified),
                 ]))

@@ -392,9 +392,12 @@ class KMeans(Strict):
     iterations: PositiveInt = Field(20, description="Lloyd iterations.")
     method: Literal["auto", "lloyd", "two_level"] = Field(
         "auto",
-        description="`lloyd`: full K-means; `two_level`: coarse clusters, then K-means inside each (much faster for large K); "
-        "auto: two_level when K > 4096 and there is no GPU.",
+        description="`lloyd`: full K-means; `two_level`: sqrt(K) coarse clusters, then K-means inside each, exactly K in all "
+        "(much faster for large K on a CPU); auto: two_level when K > 4096 and the backend runs on a CPU.",
     )
+    backend: Literal["auto", "torch", "faiss", "numpy"] = Field(
+        "auto", description="Where Lloyd's iterations run; auto: torch on a GPU when one is present, else numpy (which "
+        "matched torch and beat faiss on a 2-core CPU).")
     max_training_points: PositiveInt | None = Field(
         None, description="Fit the centres on a random sample of at most this many points, then assign all points."
     )
@@ -412,11 +415,22 @@ class LLMClassifier(LLMCall):
         description="Prompt template with {prompt} and {labels}.",
     )
     max_tokens: PositiveInt = Field(16, description="Maximum tokens of the answer (a label).")
+    synonyms: dict[str, str] = Field(
+        {}, description="Other answers that mean a label, e.g. {Medicine: Medical}. An answer counts only if it is a label or "
+        "a synonym (case aside), or a sentence naming exactly one of them without a negation: 'not medical', 'Non-medical' "
+        "and 'Medical or Biology' name no label.")
 
     @field_validator("prompt")
     @classmethod
     def _placeholders(cls, value: str) -> str:
         return placeholders(value, ("prompt", "labels"), ("prompt", "labels"), "the prompt template")
+
+    @model_validator(mode="after")
+    def _synonyms_name_labels(self) -> LLMClassifier:
+        unknown = sorted({label for label in self.synonyms.values() if label not in self.labels})
+        if unknown:
+            raise ValueError(f"`synonyms` map to labels the classifier does not offer: {', '.join(unknown)}")
+        return self
 
 
 class EmbeddingClassifier(Strict):
@@ -439,6 +453,10 @@ class DomainFilter(StepBase):
     nearest: PositiveInt = Field(10, description="Prompts nearest each centre that are classified.")
     classifier: Classifier = Field(description="How the selected prompts are classified.")
     keep: list[str] = Field(["Medical", "Biology"], min_length=1, description="Cluster labels to keep.")
+    max_unlabeled_clusters: NonNegativeInt = Field(
+        0, description="Clusters whose classified prompts gave no valid label (answers naming no label, failed requests) "
+        "that the step accepts; they are removed and listed with their prompts and answers in "
+        "decisions/<step>-unlabeled.json. More of them fail the data stage, with the same list.")
 
     @model_validator(mode="after")
     def _keep_known_labels(self) -> DomainFilter:

@@ -1,0 +1,298 @@
+"""K-means for domain curation: Lloyd iterations on torch (a GPU when there is one, else the CPU), faiss or
+numpy, and a two-level variant for many clusters on a CPU.
+
+Every backend assigns points in chunks whose score matrix (chunk x K floats) fits a memory budget, so 50,000
+clusters never need a 13 GB block. A cluster left empty by an update is moved onto the training point farthest
+from its centre (as scikit-learn does), so Lloyd returns K clusters that all have members.
+
+`two_level` clusters into sqrt(K) coarse groups first and splits each group into a share of K proportional
+to its size (largest remainders, never more than its points): every iteration compares a point with about
+2 sqrt(K) centres instead of K, and the shares add up to exactly K.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_CPU_BUDGET = 256 * 2**20  # bytes of one chunk's score matrix on a CPU
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def cuda_present() -> bool:
+    return _importable("torch") and __import__("torch").cuda.is_available()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where Lloyd's iterations run: `name` is torch, faiss or numpy; `device` is cuda or cpu."""
+
+    name: str
+    device: str = "cpu"
+
+    @classmethod
+    def choose(cls, wanted: str = "auto") -> Backend:
+        """auto: torch on a GPU when one is present, else numpy (on 2 cores numpy's Lloyd iterations matched torch's
+        and ran 3x faster than faiss's, and won on the small problems of two_level; benchmarks/RESULTS.md)."""
+        if wanted == "auto":
+            return cls("torch", "cuda") if cuda_present() else cls("numpy")
+        if wanted == "torch":
+            if not _importable("torch"):
+                raise ImportError("k-means backend torch needs torch: pip install 'medrecipe[curation]'")
+            return cls("torch", "cuda" if cuda_present() else "cpu")
+        if wanted == "faiss" and not _importable("faiss"):
+            raise ImportError("k-means backend faiss needs faiss: pip install faiss-cpu")
+        return cls(wanted, "cpu")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.device})"
+
+    # ----------------------------------------------------------------------------------------- assignment
+
+    def assign(self, points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest centre of each point and the squared distance to it."""
+        if self.name == "torch":
+            import torch
+
+            with _tf32(self.device):
+                labels, distances = _torch_assign(torch.as_tensor(points, device=self.device),
+                                                  torch.as_tensor(centres, device=self.device), self.device)
+            return labels.cpu().numpy(), distances.cpu().numpy()
+        return _numpy_assign(points, centres)
+
+    # -------------------------------------------------------------------------------------------- lloyd
+
+    def refine(self, points: np.ndarray, centres: np.ndarray, iterations: int, seed: int) -> np.ndarray:
+        """`iterations` Lloyd steps from the given centres."""
+        if self.name == "faiss":
+            import faiss
+
+            k = centres.shape[0]
+            kmeans = faiss.Kmeans(points.shape[1], k, niter=iterations, seed=seed, verbose=False,
+                                  max_points_per_centroid=max(256, math.ceil(points.shape[0] / k)))
+            kmeans.train(points, init_centroids=centres)
+            return kmeans.centroids
+        if self.name == "torch":
+            return _torch_refine(points, centres, iterations, self.device)
+        return _numpy_refine(points, centres, iterations)
+
+
+class _tf32:
+    """TensorFloat-32 matrix products on a GPU while clustering (several times float32's rate; the scores only
+    rank centres), the caller's setting restored after."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def __enter__(self):
+        if self.device == "cuda":
+            import torch
+
+            self.previous = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = True
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = self.previous
+
+
+def _chunk_rows(k: int, budget: int) -> int:
+    return max(1, budget // (4 * max(k, 1)))
+
+
+def _numpy_assign(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.empty(points.shape[0], dtype=np.int64)
+    best = np.empty(points.shape[0], dtype=np.float32)
+    centre_norms = np.einsum("ij,ij->i", centres, centres)
+    chunk = _chunk_rows(centres.shape[0], _CPU_BUDGET)
+    for start in range(0, points.shape[0], chunk):
+        scores = points[start : start + chunk] @ centres.T
+        scores *= -2.0
+        scores += centre_norms
+        labels[start : start + chunk] = chosen = np.argmin(scores, axis=1)
+        best[start : start + chunk] = scores[np.arange(scores.shape[0]), chosen]
+    return labels, np.maximum(best + np.einsum("ij,ij->i", points, points), 0.0)
+
+
+def _relocate_empty(centres: np.ndarray, counts: np.ndarray, points: np.ndarray, distances: np.ndarray) -> None:
+    """Move each empty cluster's centre onto one of the points farthest from their centres."""
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        farthest = np.argsort(distances)[::-1][: empty.size]
+        centres[empty[: farthest.size]] = points[farthest]
+
+
+def _numpy_refine(points: np.ndarray, centres: np.ndarray, iterations: int) -> np.ndarray:
+    from scipy import sparse
+
+    centres = centres.copy()
+    k = centres.shape[0]
+    ones, rows = np.ones(points.shape[0], dtype=np.float32), np.arange(points.shape[0])
+    for _ in range(iterations):
+        labels, distances = _numpy_assign(points, centres)
+        counts = np.bincount(labels, minlength=k)
+        filled = counts > 0
+        # A sparse one-hot (centre x point) matrix sums each centre's points in O(n d), whatever k is.
+        sums = sparse.csr_matrix((ones, (labels, rows)), shape=(k, points.shape[0])) @ points
+        centres[filled] = sums[filled] / counts[filled, None]
+        _relocate_empty(centres, counts, points, distances)
+    return centres
+
+
+def _torch_budget(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return max(64 * 2**20, min(4 * 2**30, free // 4))
+    return _CPU_BUDGET
+
+
+def _torch_assign(x, c, device: str):
+    import torch
+
+    centre_norms = (c * c).sum(dim=1)
+    labels = torch.empty(x.shape[0], dtype=torch.int64, device=device)
+    best = torch.empty(x.shape[0], dtype=torch.float32, device=device)
+    chunk = _chunk_rows(c.shape[0], _torch_budget(device))
+    for start in range(0, x.shape[0], chunk):
+        scores = torch.addmm(centre_norms, x[start : start + chunk], c.T, alpha=-2.0)
+        best[start : start + chunk], labels[start : start + chunk] = scores.min(dim=1)
+    return labels, torch.clamp(best + (x * x).sum(dim=1), min=0.0)
+
+
+def _torch_refine(points: np.ndarray, centres: np.ndarray, iterations: int, device: str) -> np.ndarray:
+    import torch
+
+    with _tf32(device):
+        x = torch.as_tensor(points, device=device)
+        c = torch.as_tensor(centres, device=device).clone()
+        k = c.shape[0]
+        for _ in range(iterations):
+            labels, distances = _torch_assign(x, c, device)
+            counts = torch.bincount(labels, minlength=k)
+            sums = torch.zeros_like(c).index_add_(0, labels, x)
+            filled = counts > 0
+            c[filled] = sums[filled] / counts[filled].unsqueeze(1).to(c.dtype)
+            empty = torch.nonzero(~filled).squeeze(1)
+            if empty.numel():
+                farthest = torch.topk(distances, min(empty.numel(), x.shape[0])).indices
+                c[empty[: farthest.numel()]] = x[farthest]
+        return c.cpu().numpy()
+
+
+# ------------------------------------------------------------------------------------------------ seeding
+
+
+def seed_centres(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeds: each new centre drawn in proportion to the squared distance to the nearest one (random
+    seeds often put two centres in one group and leave another without). Small sets use their matrix of pairwise
+    distances, large ones a sample of 64 points per centre; beyond 4096 centres random points are used (the
+    groups of `two_level` stay below that)."""
+    if k > 4096:
+        return points[rng.choice(points.shape[0], size=k, replace=False)].astype(np.float32, copy=True)
+    if points.shape[0] > 64 * k:
+        points = points[rng.choice(points.shape[0], size=64 * k, replace=False)]
+    norms = (points * points).sum(axis=1)
+    pairwise = points.shape[0] <= 4096
+    squared = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (points @ points.T), 0.0) if pairwise else None
+
+    def distances(index: int) -> np.ndarray:
+        if squared is not None:
+            return squared[index]
+        return np.maximum(norms - 2.0 * (points @ points[index]) + norms[index], 0.0)
+
+    chosen = [int(rng.integers(points.shape[0]))]
+    nearest = distances(chosen[0]).copy()
+    for _ in range(1, k):
+        cumulative = np.cumsum(nearest)
+        if cumulative[-1] > 0:
+            chosen.append(min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(nearest) - 1))
+        else:
+            chosen.append(int(rng.integers(points.shape[0])))
+        np.minimum(nearest, distances(chosen[-1]), out=nearest)
+    return points[chosen].astype(np.float32, copy=True)
+
+
+def lloyd(points: np.ndarray, k: int, iterations: int, seed: int, backend: Backend) -> np.ndarray:
+    """Centres after k-means++ seeding and `iterations` Lloyd steps."""
+    k = min(k, points.shape[0])
+    return backend.refine(points, seed_centres(points, k, np.random.default_rng(seed)), iterations, seed)
+
+
+# ---------------------------------------------------------------------------------------------- k-means
+
+
+def shares(sizes: np.ndarray, k: int) -> np.ndarray:
+    """Clusters per group: proportional to the group's size, at least one per non-empty group (while k allows),
+    never more than its points, adding up to exactly k (k at most sizes.sum())."""
+    if k < np.count_nonzero(sizes):  # fewer clusters than groups: one each for the largest groups
+        given = np.zeros(sizes.size, dtype=np.int64)
+        given[np.argsort(-sizes, kind="stable")[:k]] = 1
+        return given
+    exact = k * sizes / sizes.sum()
+    given = np.minimum(np.maximum(np.floor(exact), 1), sizes).astype(np.int64) * (sizes > 0)
+    while given.sum() < k:  # the largest remainders first, where there is room
+        gap = np.where(given < sizes, exact - given, -np.inf)
+        chosen = np.argsort(-gap, kind="stable")[: min(k - int(given.sum()), int((given < sizes).sum()))]
+        given[chosen] += 1
+    while given.sum() > k:  # one per group went beyond k: take back from those most above their exact share
+        gap = np.where(given > 1, given - exact, -np.inf)
+        chosen = np.argsort(-gap, kind="stable")[: min(int(given.sum()) - k, int((given > 1).sum()))]
+        given[chosen] -= 1
+    return given
+
+
+def kmeans(points: np.ndarray, k: int, iterations: int, method: str = "auto", seed: int = 0,
+           max_training_points: int | None = None, backend: Backend | None = None):
+    """(centres, label of each point, squared distance of each point to its centre, how it ran)."""
+    backend = backend or Backend.choose()
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    k = min(k, points.shape[0])
+    if method == "auto":
+        method = "two_level" if k > 4096 and backend.device == "cpu" else "lloyd"
+    rng = np.random.default_rng(seed)
+    training = points
+    if max_training_points and points.shape[0] > max_training_points:
+        training = points[np.sort(rng.choice(points.shape[0], size=max_training_points, replace=False))]
+    if method == "lloyd" or k <= 16:
+        centres = lloyd(training, k, iterations, seed, backend)
+        labels, distances = backend.assign(points, centres)
+        return centres, labels, distances, {"method": "lloyd", "backend": str(backend)}
+    coarse_k = max(2, round(math.sqrt(k)))
+    # The coarse split needs no more than faiss's own default sample of 256 points per centre.
+    coarse_training = training[np.sort(rng.choice(training.shape[0], size=256 * coarse_k, replace=False))] \
+        if training.shape[0] > 256 * coarse_k else training
+    coarse = lloyd(coarse_training, coarse_k, iterations, seed, backend)
+    coarse_of_points, _ = backend.assign(points, coarse)
+    coarse_of_training = coarse_of_points if training is points else backend.assign(training, coarse)[0]
+    # On a CPU, torch and faiss have a fixed cost per call that many small problems do not repay: groups run on numpy.
+    fine = backend if backend.device == "cuda" else Backend("numpy")
+    given = shares(np.bincount(coarse_of_points, minlength=coarse_k), k)
+    centres, labels, distances = [], np.empty(points.shape[0], dtype=np.int64), np.empty(points.shape[0], dtype=np.float32)
+    offset = 0
+    for group in np.flatnonzero(given):
+        members = np.flatnonzero(coarse_of_points == group)
+        sub_training = training[coarse_of_training == group]
+        if sub_training.shape[0] < given[group]:
+            sub_training = points[members]
+        seeds = seed_centres(sub_training, int(given[group]), np.random.default_rng(seed + int(group) + 1))
+        sub_centres = fine.refine(np.ascontiguousarray(sub_training), seeds, iterations, seed)
+        sub_labels, sub_distances = fine.assign(points[members], sub_centres)
+        labels[members] = sub_labels + offset
+        distances[members] = sub_distances
+        centres.append(sub_centres)
+        offset += sub_centres.shape[0]
+    ran = str(backend) if fine == backend else f"{backend} coarse, {fine} groups"
+    return np.concatenate(centres), labels, distances, {"method": "two_level", "backend": ran}

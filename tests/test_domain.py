@@ -1,0 +1,156 @@
+"""Domain curation: k-means on every backend (torch, numpy, faiss) and both methods, exactly K clusters from
+two-level, chunks sized by K; strict label parsing; a cluster without a valid label is listed and, past the
+recipe's limit, fails the step."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from datatrove.data import Document
+from datatrove.pipeline.writers import JsonlWriter
+
+from medrecipe.blocks import kmeans as kmeans_module
+from medrecipe.blocks.base import StepFailed
+from medrecipe.blocks.domain import VoteDomains, majority, nearest_per_cluster, parse_label
+from medrecipe.blocks.kmeans import Backend, kmeans, seed_centres, shares
+
+
+def _mixture(groups: int, per_group: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(groups, dim)) * 10
+    return np.concatenate([c + rng.normal(size=(per_group, dim)) for c in centres]).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy", "faiss"])
+@pytest.mark.parametrize("method", ["lloyd", "two_level"])
+def test_kmeans_finds_separated_clusters_on_every_backend(backend, method):
+    points = _mixture(40, 30)  # K = 40: two_level runs its coarse and fine levels (it falls back to Lloyd at K <= 16)
+    _, labels, distances, ran = kmeans(points, 40, 20, method, seed=0, backend=Backend.choose(backend))
+    assert ran["method"] == method and ran["backend"].startswith(backend)
+    groups = [set(labels[i * 30 : (i + 1) * 30]) for i in range(40)]
+    # every planted group lands in one cluster; at most a couple of groups share one where seeding put two centres close
+    assert sum(len(g) == 1 for g in groups) >= 38, method
+    assert np.unique(labels).size == 40
+    nearest = nearest_per_cluster(labels, distances, 3)
+    assert sum(len(members) == 3 for members in nearest.values()) >= 38
+
+
+def test_backends_agree_from_the_same_seeds():
+    points = _mixture(12, 50, dim=32, seed=1)
+    seeds = seed_centres(points, 20, np.random.default_rng(0))
+    inertia = {}
+    for name in ("torch", "numpy", "faiss"):
+        backend = Backend.choose(name)
+        centres = backend.refine(points, seeds, 10, seed=0)
+        inertia[name] = float(backend.assign(points, centres)[1].sum())
+    assert inertia["torch"] == pytest.approx(inertia["numpy"], rel=1e-4)
+    assert inertia["faiss"] == pytest.approx(inertia["numpy"], rel=0.05)
+
+
+def test_two_level_returns_exactly_k_clusters_close_to_lloyd():
+    points = _mixture(1000, 6, dim=24, seed=2)  # many small topics, as prompts are
+    for k in (37, 250, 1500):
+        centres, labels, _, _ = kmeans(points, k, 10, "two_level", seed=0, backend=Backend("numpy"))
+        assert centres.shape[0] == k and np.unique(labels).size == k
+    _, _, lloyd_distances, _ = kmeans(points, 250, 10, "lloyd", seed=0, backend=Backend("numpy"))
+    _, _, two_level_distances, _ = kmeans(points, 250, 10, "two_level", seed=0, backend=Backend("numpy"))
+    assert two_level_distances.sum() <= 1.1 * lloyd_distances.sum()
+
+
+def test_shares_add_up_to_k_and_respect_group_sizes():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        sizes = rng.integers(0, 50, size=rng.integers(2, 30))
+        if sizes.sum() == 0:
+            continue
+        k = int(rng.integers(1, sizes.sum() + 1))
+        given = shares(sizes, k)
+        assert given.sum() == k and (given <= sizes).all() and (given[sizes == 0] == 0).all()
+        if k >= (sizes > 0).sum():
+            assert (given[sizes > 0] >= 1).all()
+
+
+def test_an_empty_cluster_is_moved_onto_a_point():
+    points = _mixture(4, 25, seed=4)
+    seeds = np.stack([points[0], points[0], points[30], points[60], points[90]])  # two identical seeds: one stays empty
+    for name in ("torch", "numpy"):
+        backend = Backend(name)
+        centres = backend.refine(points, seeds, 5, seed=0)
+        assert np.unique(backend.assign(points, centres)[0]).size == 5, name
+
+
+def test_assignment_chunks_follow_k_and_the_budget(monkeypatch):
+    points = _mixture(8, 40, seed=5)
+    centres = points[::7].copy()
+    whole = Backend("numpy").assign(points, centres)
+    monkeypatch.setattr(kmeans_module, "_CPU_BUDGET", 4 * centres.shape[0] * 3)  # three rows per chunk
+    assert kmeans_module._chunk_rows(centres.shape[0], kmeans_module._CPU_BUDGET) == 3
+    for name in ("numpy", "torch"):
+        chunked = Backend(name).assign(points, centres)
+        assert np.array_equal(chunked[0], whole[0]) and np.allclose(chunked[1], whole[1], atol=1e-3)
+
+
+def test_auto_uses_the_device_present():
+    backend = Backend.choose("auto")
+    assert backend == (Backend("torch", "cuda") if kmeans_module.cuda_present() else Backend("numpy"))
+    centres, _, _, ran = kmeans(_mixture(500, 10, dim=8, seed=6), 4200, 2, "auto", seed=0)
+    assert centres.shape[0] == 4200
+    assert (ran["method"], ran["backend"]) == (("lloyd", "torch (cuda)") if kmeans_module.cuda_present() else ("two_level", "numpy (cpu)"))
+
+
+# --------------------------------------------------------------------------------------------------- labels
+
+
+def test_labels_are_parsed_strictly():
+    labels = ["Medical", "Biology", "Mathematics"]
+    assert majority(["Mathematics", "Medical", "Medical"], labels) == "Medical"
+    assert majority(["Mathematics", "Biology"], labels) == "Biology", "ties go to the label listed first"
+    assert majority([None, "unknown"], labels) is None
+    named = {" medical.": "Medical", "**Biology**": "Biology", "Label: Mathematics": "Mathematics",
+             "The domain is Biology.": "Biology", "<think>a patient, so medical?</think>\nMedical": "Medical",
+             "Medical\n\nIt asks about a patient.": "Medical"}
+    for answer, label in named.items():
+        assert parse_label(answer, labels) == label, answer
+    for answer in ("not medical", "Non-medical", "Medical or Biology", "Medicine", "biomedical", "chemistry", "",
+                   "It is not about biology but medicine", "Neither Medical nor Biology"):
+        assert parse_label(answer, labels) is None, answer
+    assert parse_label("Medicine", labels, {"Medicine": "Medical"}) == "Medical"
+    assert parse_label("The topic is medicine", labels, {"Medicine": "Medical"}) == "Medical"
+
+
+def _vote(tmp_path, answers: dict[int, str | None], max_unlabeled: int) -> tuple[VoteDomains, dict]:
+    """Clusters 0 (orders 0-2) and 1 (orders 3-5), representatives classified with the given answers."""
+    clusters = {"clusters": 2, "cluster_of": {str(o): o // 3 for o in range(6)},
+                "representatives": {"0": [0, 1, 2], "1": [3, 4, 5]}}
+    (tmp_path / "clusters.json").write_text(json.dumps(clusters))
+    labels = ["Medical", "Mathematics"]
+    with JsonlWriter(str(tmp_path / "classified"), output_filename="00000.jsonl.gz") as writer:
+        for order, answer in answers.items():
+            results = [] if answer is None else [{"label": parse_label(answer, labels), "answer": answer}]
+            writer.write(Document(text="x", id=str(order), metadata={
+                "order": order, "source": "traces", "rollout_results": results,
+                "messages": [{"role": "user", "content": f"prompt {order}"}, {"role": "assistant", "content": "x"}]}))
+    step = VoteDomains("domain_filter", str(tmp_path / "clusters.json"), str(tmp_path / "decisions" / "domain_filter.json"),
+                       labels, ["Medical"], max_unlabeled, classified_folder=str(tmp_path / "classified"))
+    return step, clusters
+
+
+def test_a_cluster_without_a_valid_label_fails_the_step_and_is_listed(tmp_path):
+    step, _ = _vote(tmp_path, {0: "Medical", 1: "Medical", 2: "not medical", 3: "Medicine", 4: "Maths", 5: None}, 0)
+    with pytest.raises(StepFailed, match="1 of 2 clusters got no valid label"):
+        list(step.run())
+    listing = json.loads((tmp_path / "decisions" / "domain_filter-unlabeled.json").read_text())
+    assert listing["clusters"] == [{"cluster": 1, "representatives": [
+        {"order": 3, "prompt": "prompt 3", "answer": "Medicine"}, {"order": 4, "prompt": "prompt 4", "answer": "Maths"},
+        {"order": 5, "prompt": "prompt 5", "answer": None}]}]
+    assert not (tmp_path / "decisions" / "domain_filter.json").exists()
+
+
+def test_unlabeled_clusters_within_the_limit_are_removed_and_counted(tmp_path):
+    step, _ = _vote(tmp_path, {0: "Medical", 1: "not medical", 2: None, 3: "Medicine", 4: "Maths", 5: None}, 1)
+    list(step.run())
+    decision = json.loads((tmp_path / "decisions" / "domain_filter.json").read_text())
+    assert decision["labels"] == {"0": "Medical", "1": None} and decision["unlabeled_clusters"] == 1
+    assert decision["remove"] == {"3": "unlabeled", "4": "unlabeled", "5": "unlabeled"}
