@@ -327,27 +327,77 @@ def _sentence_pools(rng: random.Random) -> tuple[list[str], list[str]]:
 
 
 def benchmark_eval_items(rng: random.Random, count: int) -> list[dict]:
-    """Evaluation items in MedMCQA's layout (40 to 90 words), worded apart from the traces: only planted copies match."""
+    """Evaluation items in MedMCQA's layout, worded apart from the traces (only planted copies match). Stems have
+    MedMCQA's spread of lengths: a fifth are short (3-7 words, like "Koplik spots are seen in"), most 8-20 words,
+    a fifth long case vignettes (21-45 words); options have 1-5 words."""
     vocabulary = _pseudo_words(random.Random(rng.random()), 20_000)
-    openings = ["Regarding", "In the setting of", "Considering", "With respect to", "Concerning"]
     rows = []
     for index in range(count):
-        condition = rng.choice(CONDITIONS)
-        clauses = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(6, 12))) for _ in range(rng.randint(3, 6))]
-        options = rng.sample([c[3] for c in CONDITIONS], 4)
-        rows.append({"id": f"bench-{index}", "question": f"{rng.choice(openings)} {condition[0]} (item {index}): "
-                     + "; ".join(clauses) + ". Which is the most appropriate choice?",
-                     "opa": options[0], "opb": options[1], "opc": options[2], "opd": options[3], "cop": rng.randrange(4)})
+        roll = rng.random()
+        length = rng.randint(3, 7) if roll < 0.2 else rng.randint(8, 20) if roll < 0.8 else rng.randint(21, 45)
+        stem = " ".join(rng.choice(vocabulary) for _ in range(length)).capitalize() + rng.choice(["", "?", ":", " is"])
+        options = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 5))).capitalize() for _ in range(4)]
+        rows.append({"id": f"bench-{index}", "question": stem, "opa": options[0], "opb": options[1], "opc": options[2],
+                     "opd": options[3], "cop": rng.randrange(4)})
     return rows
+
+
+def _change_letters(text: str, every: int) -> str:
+    """One letter replaced by another in every `every`-th word: most characters survive, few words do."""
+    words = text.split(" ")
+    for index in range(every - 1, len(words), every):
+        word = words[index]
+        middle = len(word) // 2
+        words[index] = word[:middle] + ("e" if word[middle : middle + 1] != "e" else "a") + word[middle + 1 :]
+    return " ".join(words)
+
+
+def _replace_words(rng: random.Random, text: str, share: float, vocabulary: list[str]) -> str:
+    words = text.split(" ")
+    for index in rng.sample(range(len(words)), max(1, round(share * len(words)))):
+        words[index] = rng.choice(vocabulary)
+    return " ".join(words)
+
+
+# What a contaminated prompt looks like, and how it was made from an evaluation item (question Q, with options QO).
+CONTAMINATION_KINDS = {
+    "copy": "QO copied verbatim",
+    "short_stem": "a stem of 4-7 words copied verbatim, then a question of our own",
+    "every_6th_word": "QO with every 6th word changed (no 8 words in a row survive)",
+    "every_3rd_word_letter": "QO with one letter changed in every 3rd word",
+    "every_word_letter": "QO with one letter changed in every word (no word survives)",
+    "partly_reworded": "QO with 15-25 % of its words replaced",
+}
+
+
+def _contaminate(rng: random.Random, item: dict, vocabulary: list[str]) -> tuple[str, str]:
+    """(prompt, kind) made from an evaluation item."""
+    question = item["question"]
+    text = item_text(to_item(item, "multiple_choice", {"gold": "cop"}, 0), True)
+    short = 4 <= len(question.split()) < 8
+    kind = rng.choice([k for k in CONTAMINATION_KINDS if short or k != "short_stem"])
+    if kind == "copy":
+        return text, kind
+    if kind == "short_stem":
+        return f"{question} which of the following, and why?", kind
+    if kind == "every_6th_word":
+        return _edit_words(rng, text, 6), kind
+    if kind == "every_3rd_word_letter":
+        return _change_letters(text, 3), kind
+    if kind == "every_word_letter":
+        return _change_letters(text, 1), kind
+    return _replace_words(rng, text, rng.uniform(0.15, 0.25), vocabulary), kind
 
 
 def benchmark_corpus(count: int, out: Path, seed: int = 7, eval_count: int = 4000) -> dict:
     """`count` traces (80 % English, 20 % Chinese; prompts ~60 words; responses 300-3,000 words, log-uniform) with
-    2 % planted near-duplicates (several edit rates, so several Jaccard bands) and 1 % contaminated prompts
-    (copied from, or every 6th word edited in, an evaluation item). Writes corpus.jsonl, eval/ and truth.json."""
+    2 % planted near-duplicates (several edit rates, so several Jaccard bands) and 1 % contaminated English
+    prompts (made from an evaluation item in one of the CONTAMINATION_KINDS). Writes corpus.jsonl, eval/ and
+    truth.json."""
     rng = random.Random(seed)
     english, chinese = _sentence_pools(rng)
     items = benchmark_eval_items(rng, eval_count)
+    rewording = _pseudo_words(random.Random(seed + 1), 5_000)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval" / "medmcqa").mkdir(parents=True, exist_ok=True)
     with (out / "eval" / "medmcqa" / "test.jsonl").open("w", encoding="utf-8") as handle:
@@ -383,10 +433,8 @@ def benchmark_corpus(count: int, out: Path, seed: int = 7, eval_count: int = 400
                           "response": "<think>\n" + separator.join(sentences) + "\n</think>\n\nThe answer is \\boxed{A}."}
                 if roll > 0.99 and not chinese_trace_:
                     item = rng.choice(items)
-                    text = item_text(to_item(item, "multiple_choice", {"gold": "cop"}, 0), True)
-                    copied = rng.random() < 0.5
-                    record["question"] = text if copied else _edit_words(rng, text, 6)
-                    truth["contaminated"].append([record["id"], item["id"], "copy" if copied else "edited"])
+                    record["question"], kind = _contaminate(rng, item, rewording)
+                    truth["contaminated"].append([record["id"], item["id"], kind])
                 recent = (recent + [record])[-200:]
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     (out / "truth.json").write_text(json.dumps(truth))

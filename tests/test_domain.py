@@ -154,3 +154,20 @@ def test_unlabeled_clusters_within_the_limit_are_removed_and_counted(tmp_path):
     decision = json.loads((tmp_path / "decisions" / "domain_filter.json").read_text())
     assert decision["labels"] == {"0": "Medical", "1": None} and decision["unlabeled_clusters"] == 1
     assert decision["remove"] == {"3": "unlabeled", "4": "unlabeled", "5": "unlabeled"}
+
+
+def test_the_gpu_check_runs_small_on_any_machine(tmp_path):
+    """benchmarks/gpu.py, the script the GPU machine runs, end to end at a small size (on the CPU here)."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    out = tmp_path / "gpu.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--prompts", "600", "--clusters", "40",
+                             "--iterations", "3", "--subsample", "0.5", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["full"]["clusters"] == 40 and report["model"].startswith("sentence-transformers/all-MiniLM-L6-v2")
+    assert {row["clusters"] for row in report["subsample"]["rows"].values()} == {20}
+    assert "two_level on numpy (cpu)" in {row["ran"] for row in report["subsample"]["rows"].values()}

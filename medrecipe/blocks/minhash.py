@@ -2,17 +2,16 @@
 
 Speed comes from never touching Python objects per token: tokens are hashed by `hashing.token_hashes`
 (numpy over code points), shingle hashes come from a rolling combination, and the sketches from
-one-permutation hashing (one hash per shingle, split into bins, the minimum per bin, empty bins filled by
-rotation densification).
+one-permutation hashing (one hash per shingle, split into bins, the minimum per bin).
 
-Each record gets two sketches from one sort of its shingles: the LSH signature (`num_perm` bins) that proposes
-candidate pairs, and a verification sketch of about 1,024 bins (16 bits each) that estimates a candidate
-pair's Jaccard similarity with a standard error near 0.015 at 0.7, against 0.04 for 128 bins (measured on the
-benchmark corpus: 128 bins confirm 78 % of its pairs at Jaccard 0.7-0.8, 1,024 bins all of them). The bands
-are chosen so that LSH proposes 99 % of the pairs at the threshold, and every candidate pair that could join
-two clusters is verified (not only the pairs with a bucket's first member), so a cluster is a connected
-component of the verified candidate pairs. Each cluster keeps its earliest record in the recipe's reading
-order.
+Each record gets two sketches from one sort of its shingles: the LSH signature (`num_perm` bins, empty bins
+filled by rotation densification) that proposes candidate pairs, and a verification sketch of about 1,024 bins
+(16 bits each, empty bins left empty) that estimates a candidate pair's Jaccard similarity with a standard error
+near 0.015 at 0.7, against 0.04 for 128 bins (on the benchmark corpus, 128 bins confirm 78 % of the pairs at
+Jaccard 0.7-0.8, 1,024 bins all of them). The bands are chosen so that LSH proposes 98.5 % of the pairs at the
+threshold, and every candidate pair that could join two clusters is verified (not only the pairs with a
+bucket's first member), so a cluster is a connected component of the verified candidate pairs. Each cluster
+keeps its earliest record in the recipe's reading order.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ _U64 = np.uint64
 _MASK32 = _U64(0xFFFFFFFF)
 VERIFY_BINS = 1024  # at least; a multiple of num_perm, so that one sort of the shingles serves both sketches
 _EMPTY = 0xFFFFFFFF
+_SMALL_BUCKET = 64  # up to this many members, a bucket is searched by comparing every pair
 
 
 def shingle_hashes(tokens: np.ndarray, ngram: int) -> np.ndarray:
@@ -59,8 +59,8 @@ def verify_bins(num_perm: int) -> int:
 
 
 def sketches(text: str, ngram: int, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """(LSH signature: `num_perm` uint32 values, verification sketch: `verify_bins(num_perm)` uint16 values) of the
-    text's shingles; an empty text's signature is all 0xFFFFFFFF.
+    """(LSH signature: `num_perm` uint32 values, verification sketch: `verify_bins(num_perm)` uint16 values, 0 where
+    no shingle fell) of the text's shingles; an empty text's signature is all 0xFFFFFFFF.
 
     One-permutation hashing: a shingle's hash picks its bin from its high 32 bits and competes there with its low
     32 bits. With V = m * num_perm verification bins, LSH bin b is the union of verification bins b*m .. b*m+m-1,
@@ -76,7 +76,9 @@ def sketches(text: str, ngram: int, num_perm: int) -> tuple[np.ndarray, np.ndarr
         first = np.flatnonzero(np.diff(sorted_bins, prepend=-1))
         fine[sorted_bins[first]] = keys[first] & _MASK32
     coarse = fine.reshape(num_perm, fine_bins // num_perm).min(axis=1)
-    return _densify(coarse), (_densify(fine) & 0xFFFF).astype(np.uint16)
+    # 0 marks an empty verification bin; an occupied one keeps 16 bits of its minimum, never 0.
+    verification = np.where(fine == _EMPTY, 0, fine % 0xFFFF + 1).astype(np.uint16)
+    return _densify(coarse), verification
 
 
 def signature(text: str, ngram: int, num_perm: int) -> np.ndarray:
@@ -85,10 +87,14 @@ def signature(text: str, ngram: int, num_perm: int) -> np.ndarray:
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Jaccard similarity estimated from verification sketches (rows of `a` against rows of `b`): the share of
-    equal bins, less the chance that two different 16-bit values are equal."""
-    chance = 2.0**-16
-    return ((a == b).mean(axis=-1) - chance) / (1.0 - chance)
+    """Jaccard similarity estimated from verification sketches (rows of `a` against rows of `b`): of the bins
+    occupied in either, the share whose minima are equal (one-permutation hashing's estimator, which needs no
+    densification), less the chance that two different 16-bit values are equal."""
+    chance = 1.0 / 0xFFFF
+    occupied = ((a != 0) | (b != 0)).sum(axis=-1)
+    equal = ((a == b) & (a != 0)).sum(axis=-1)
+    share = np.divide(equal, occupied, out=np.zeros(np.shape(occupied)), where=occupied > 0)
+    return np.maximum(share - chance, 0.0) / (1.0 - chance)
 
 
 def lsh_bands(threshold: float, num_perm: int, verify: bool = True) -> tuple[int, int]:
@@ -177,8 +183,9 @@ def duplicate_clusters(signatures: np.ndarray, verifier: Verifier | None, thresh
     could join two clusters is checked.
 
     Per bucket, every member is first compared with the bucket's first member. Where one fails, the bucket is
-    searched breadth first (the cluster found so far against the members not yet in it), which finds its
-    components exactly as comparing every pair would, in about (members x components) comparisons.
+    searched: up to 64 members by comparing every pair, larger ones breadth first (the cluster found so far
+    against the members not yet in it), which finds its components exactly as comparing every pair would, in
+    about (members x components) comparisons.
     """
     n, num_perm = signatures.shape
     bands, rows = lsh_bands(threshold, num_perm, verifier is not None)
@@ -196,15 +203,28 @@ def duplicate_clusters(signatures: np.ndarray, verifier: Verifier | None, thresh
     linked = verifier.similar(u, v)
     failed = np.sort(u[~linked] * n + v[~linked])
     links_u, links_v = [u[linked]], [v[linked]]
+    small: dict[int, list[np.ndarray]] = {}  # buckets to search, by size
     for head, (members, starts) in zip(heads, buckets):
         ends = np.append(starts[1:], members.size)
         missed = np.isin(head.astype(np.int64) * n + members, failed)
         searched = (np.add.reduceat(missed, starts) > 0) & (ends - starts > 2)  # a pair of two has nothing more to check
+        stats["buckets_searched"] += int(searched.sum())
         for start, end in zip(starts[searched], ends[searched]):
-            stats["buckets_searched"] += 1
-            found = _search_bucket(members[start:end], verifier)
-            links_u.append(found[:, 0])
-            links_v.append(found[:, 1])
+            if end - start <= _SMALL_BUCKET:
+                small.setdefault(int(end - start), []).append(members[start:end])
+            else:
+                found = _search_bucket(members[start:end], verifier)
+                links_u.append(found[:, 0])
+                links_v.append(found[:, 1])
+    # Small buckets: every pair of members, all buckets of a size at once.
+    pairs = [np.stack(group)[:, np.stack(np.triu_indices(size, 1))].transpose(0, 2, 1).reshape(-1, 2)
+             for size, group in small.items()]
+    if pairs:
+        keys = np.unique(np.concatenate([p[:, 0].astype(np.int64) * n + p[:, 1] for p in pairs]))
+        u, v = keys // n, keys % n
+        linked = verifier.similar(u, v)
+        links_u.append(u[linked])
+        links_v.append(v[linked])
     stats["verified_pairs"] = verifier.compared
     return _connected_components(n, np.concatenate(links_u), np.concatenate(links_v)), stats
 

@@ -120,6 +120,12 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             ray.init(address=address) if address else ray.init(num_cpus=workers, include_dashboard=False)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if kind == "local":
+        # Worker processes fork from datatrove's fork server: with the blocks' modules imported there once, a stage's
+        # workers start in milliseconds instead of each importing datatrove, numpy and medrecipe again.
+        import multiprocess
+
+        multiprocess.set_forkserver_preload(sorted({b["block"].rsplit(".", 1)[0] for s in content["stages"] for b in s["pipeline"]}))
     started = time.monotonic()
     previous = None
     with Progress(TextColumn("[bold]data[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
