@@ -37,23 +37,29 @@ from .record import field_text
 from .text import decontamination_words
 
 
-def _batch_grams(texts: list[str], n: int, words: Callable = whitespace_word_hashes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(n-gram hashes, the text each belongs to, its word offset in that text) for a batch of texts.
+class _BatchWords:
+    """The words of a batch of texts hashed in one numpy pass, each with the text it belongs to.
 
     `words(text)` gives the hashes of a text's words and where each starts in `text.lower()`."""
-    joined = "\n".join(texts)
-    hashes, starts = words(joined)
-    # Word offsets count characters of the lower-cased text, which is longer only where İ became "i̇".
-    lengths = map(len, texts) if "\u0130" not in joined else (len(t.lower()) for t in texts)
-    text_starts = np.cumsum([0] + [length + 1 for length in lengths][:-1])
-    first_word = np.searchsorted(starts, text_starts)
-    owner = np.repeat(np.arange(len(texts)), np.diff(first_word, append=starts.size))
-    grams = ngram_hashes(hashes, n)
-    if grams.size == 0:
-        return grams, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-    whole = owner[: grams.size] == owner[n - 1 :]  # an n-gram must not run into the next text
-    offsets = np.arange(grams.size) - first_word[owner[: grams.size]]
-    return grams[whole], owner[: grams.size][whole], offsets[whole]
+
+    def __init__(self, texts: list[str], words: Callable = whitespace_word_hashes):
+        joined = "\n".join(texts)
+        self.hashes, starts = words(joined)
+        # Word offsets count characters of the lower-cased text, which is longer only where İ became "i̇".
+        lengths = map(len, texts) if "\u0130" not in joined else (len(t.lower()) for t in texts)
+        text_starts = np.cumsum([0] + [length + 1 for length in lengths][:-1])
+        self.first_word = np.searchsorted(starts, text_starts)
+        self.owner = np.repeat(np.arange(len(texts)), np.diff(self.first_word, append=starts.size))
+
+    def grams(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n-gram hashes, the text each belongs to, its word offset in that text)."""
+        grams = ngram_hashes(self.hashes, n)
+        if grams.size == 0:
+            return grams, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        owner = self.owner[: grams.size]
+        whole = owner == self.owner[n - 1 :]  # an n-gram must not run into the next text
+        offsets = np.arange(grams.size) - self.first_word[owner]
+        return grams[whole], owner[whole], offsets[whole]
 
 
 def _token_positions(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +104,7 @@ class NgramIndex:
     def __init__(self, items: list[EvalItem], n: int, whole_question_min_words: int = 4):
         self.n, self.items = n, items
         self.words = [decontamination_words(item.text) for item in items]
-        grams, owners, _ = _batch_grams([item.text for item in items], n) if items else (np.zeros(0, np.uint64), np.zeros(0, np.intp), None)
+        grams, owners, _ = _BatchWords([item.text for item in items]).grams(n) if items else (np.zeros(0, np.uint64), np.zeros(0, np.intp), None)
         self.index = _SortedIndex(grams, owners)
         # Questions shorter than n words, by their length in tokens: one index of whole-question hashes per length.
         self.question_tokens: dict[int, list[str]] = {}
@@ -124,7 +130,7 @@ class NgramIndex:
             return results
         if self.index.hashes.size:
             words_of: dict[int, list[str]] = {}
-            grams, owner, offsets = _batch_grams(texts, self.n)
+            grams, owner, offsets = _BatchWords(texts).grams(self.n)
             position, found = self.index.lookup(grams)
             for hit in np.flatnonzero(found):
                 text = int(owner[hit])
@@ -136,16 +142,17 @@ class NgramIndex:
                     if _contains(self.words[item], candidate):  # a hash collision never removes a record
                         results[text] = (item, " ".join(candidate))
                         break
+        tokens = _BatchWords(texts, words=_token_positions) if self.whole_questions else None
+        tokens_of: dict[int, list[str]] = {}
         for length, index in self.whole_questions.items():
-            tokens_of: dict[int, list[str]] = {}
-            grams, owner, offsets = _batch_grams(texts, length, words=_token_positions)
+            grams, owner, offsets = tokens.grams(length)
             position, found = index.lookup(grams)
             for hit in np.flatnonzero(found):
                 text = int(owner[hit])
                 if results[text] is not None:
                     continue
-                tokens = tokens_of.setdefault(text, token_strings(texts[text]))
-                candidate = tokens[int(offsets[hit]) : int(offsets[hit]) + length]
+                words = tokens_of.setdefault(text, token_strings(texts[text]))
+                candidate = words[int(offsets[hit]) : int(offsets[hit]) + length]
                 for item in index.owners_of(int(position[hit]), grams[hit]):
                     if candidate == self.question_tokens[item]:
                         results[text] = (item, " ".join(candidate))
@@ -263,44 +270,61 @@ class FuzzyIndex:
         return results
 
 
-class NgramDecontaminationFilter(CurationFilter):
+class _DecontaminationFilter(CurationFilter):
+    """Removes records whose text matches an evaluation item; a subclass builds the index and names the evidence."""
+
+    def __init__(self, name: str, benchmarks: list[dict], field: str, include_options: bool, sources=None,
+                 exclusion_folder=None):
+        super().__init__(name, sources, exclusion_folder)
+        self.benchmarks, self.field, self.include_options = benchmarks, field, include_options
+        self.index: NgramIndex | FuzzyIndex | None = None
+
+    def build_index(self, items: list[EvalItem]) -> NgramIndex | FuzzyIndex:
+        raise NotImplementedError
+
+    def evidence(self, hit: tuple) -> dict:
+        raise NotImplementedError
+
+    def prepare(self, rank: int) -> None:
+        self.index = self.build_index(load_items(self.benchmarks, self.include_options))
+
+    def verdicts(self, docs: list[Document]) -> list[dict | None]:
+        found = self.index.matches([field_text(d, self.field) for d in docs])
+        return [None if hit is None else _contamination(self.index.items[hit[0]], **self.evidence(hit)) for hit in found]
+
+
+class NgramDecontaminationFilter(_DecontaminationFilter):
     """Removes records whose text shares a word n-gram, or a whole short question, with an evaluation item."""
 
     batch_size = 1024
 
     def __init__(self, name: str, benchmarks: list[dict], n: int, field: str, include_options: bool,
                  whole_question_min_words: int = 4, sources=None, exclusion_folder=None):
-        super().__init__(name, sources, exclusion_folder)
-        self.benchmarks, self.n, self.field, self.include_options = benchmarks, n, field, include_options
-        self.whole_question_min_words = whole_question_min_words
-        self.index: NgramIndex | None = None
+        super().__init__(name, benchmarks, field, include_options, sources, exclusion_folder)
+        self.n, self.whole_question_min_words = n, whole_question_min_words
 
-    def prepare(self, rank: int) -> None:
-        self.index = NgramIndex(load_items(self.benchmarks, self.include_options), self.n, self.whole_question_min_words)
+    def build_index(self, items: list[EvalItem]) -> NgramIndex:
+        return NgramIndex(items, self.n, self.whole_question_min_words)
 
-    def verdicts(self, docs: list[Document]) -> list[dict | None]:
-        found = self.index.matches([field_text(d, self.field) for d in docs])
-        return [None if hit is None else _contamination(self.index.items[hit[0]], ngram=hit[1]) for hit in found]
+    def evidence(self, hit: tuple) -> dict:
+        return {"ngram": hit[1]}
 
 
-class FuzzyDecontaminationFilter(CurationFilter):
+class FuzzyDecontaminationFilter(_DecontaminationFilter):
     """Removes records whose text is at least `threshold` % similar to an evaluation item."""
 
     batch_size = 256
 
     def __init__(self, name: str, benchmarks: list[dict], threshold: float, field: str, include_options: bool,
                  sources=None, exclusion_folder=None):
-        super().__init__(name, sources, exclusion_folder)
-        self.benchmarks, self.threshold, self.field, self.include_options = benchmarks, threshold, field, include_options
-        self.index: FuzzyIndex | None = None
+        super().__init__(name, benchmarks, field, include_options, sources, exclusion_folder)
+        self.threshold = threshold
 
-    def prepare(self, rank: int) -> None:
-        self.index = FuzzyIndex(load_items(self.benchmarks, self.include_options), self.threshold)
+    def build_index(self, items: list[EvalItem]) -> FuzzyIndex:
+        return FuzzyIndex(items, self.threshold)
 
-    def verdicts(self, docs: list[Document]) -> list[dict | None]:
-        found = self.index.matches([field_text(d, self.field) for d in docs])
-        return [None if hit is None else _contamination(self.index.items[hit[0]], score=round(hit[1], 2), compared=hit[2])
-                for hit in found]
+    def evidence(self, hit: tuple) -> dict:
+        return {"score": round(hit[1], 2), "compared": hit[2]}
 
 
 def _contamination(item: EvalItem, **evidence) -> dict:
