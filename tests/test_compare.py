@@ -8,7 +8,7 @@ import re
 import matplotlib.image
 import pytest
 
-from medrecipe import compare
+from medrecipe.report import compare, intervals
 from medrecipe.recipe import load_recipe
 
 from .conftest import RECIPES
@@ -61,12 +61,44 @@ def test_compare_cli_prints_the_table_and_writes_the_chart(cli, write, tmp_path)
     assert rows["Δ vs II-Medical-8B-1706"] == ["-0.50", "+0.00", "+0.50"] + ["–"] * 7 + ["+0.00"]
     assert rows["II-Medical-8B-1706 (reproduced)"][:3] == ["74.44", "88.61", "79.80"]
     assert rows["Qwen3-8B"][-1] == "73.94"  # its mean over the three common benchmarks
-    assert len(rows) == 1 + 7 + 2  # the header, every published model, ours and the difference
+    assert rows["95 % interval"][:4] == ["[72.6, 75.2]", "[86.7, 90.2]", "[77.7, 82.6]", "–"]
+    assert rows["ours vs II-Medical-8B-1706"][:3] == ["consistent"] * 3
+    assert len(rows) == 1 + 7 + 4  # the header, every published model, ours, the difference, intervals, verdicts
+    assert "MedQA: 88.61, 95 % interval [86.75, 90.24] (wilson, n=1273); II-Medical-8B-1706 88.61: consistent" in result.out
     assert "Avg: over the 3 benchmarks we have a score for: MedMC, MedQA, PubMed" in result.out
     chart = scores.with_name("scores.png")
     assert result.out.strip().endswith(f"chart: {chart}")
     image = matplotlib.image.imread(chart)
     assert image.shape[0] > 300 and image.shape[1] > 600
+
+
+def test_intervals_are_wilson_for_accuracies_and_normal_otherwise():
+    from scipy.stats import binomtest
+
+    for correct, items in ((1128, 1273), (0, 40), (40, 40), (3093, 4183)):
+        expected = binomtest(correct, items).proportion_ci(0.95, method="wilson")
+        found = intervals.wilson(100 * correct / items, items)
+        assert (found.low, found.high) == pytest.approx((100 * expected.low, 100 * expected.high), abs=1e-9)
+    assert intervals.wilson(0.0, 40).low == 0.0 and intervals.wilson(100.0, 40).high == 100.0
+    rubric = intervals.interval({"score": 46.2, "stderr": 1.5, "n": 5000, "metric": "healthbench_score"})
+    assert rubric.method == "normal" and (rubric.low, rubric.high) == pytest.approx((46.2 - 1.96 * 1.5, 46.2 + 1.96 * 1.5), abs=1e-3)
+    assert intervals.interval({"score": 60.0, "stderr": 0.0}) is None  # nothing measures its noise
+    assert intervals.interval({"score": 60.0, "stderr": 2.0}).method == "normal"  # accuracy, items not counted
+
+
+def test_verdicts_say_whether_the_published_score_is_within_our_interval(published):
+    scores = dict(SCORES, benchmarks={
+        "medmcqa": {"score": 73.94, "stderr": 0.68, "n": 4183, "metric": "accuracy"},  # published 74.44 inside
+        "medqa": {"score": 85.0, "stderr": 1.0, "n": 1273, "metric": "accuracy"},  # [82.9, 86.9]: 88.61 above it
+        "pubmedqa": {"score": 84.0, "stderr": 1.2, "n": 1000, "metric": "accuracy"},  # [81.6, 86.1]: 79.8 below it
+        "mmlu_pro_medical": {"score": 70.0, "stderr": 0.0, "metric": "accuracy"},
+    })
+    comparison = compare.compare(scores, published)
+    assert comparison.verdicts() == {"medmcqa": "consistent", "medqa": "lower", "pubmedqa": "higher", "mmlu_pro_medical": "no interval"}
+    lines = compare.verdict_lines(comparison)
+    assert lines[1] == "MedQA: 85.00, 95 % interval [82.93, 86.86] (wilson, n=1273); II-Medical-8B-1706 88.61: ours lower"
+    assert lines[3].endswith("no interval: scores.json gives neither items nor a standard error; II-Medical-8B-1706 "
+                             f"{published.scores['II-Medical-8B-1706']['mmlu_pro_medical']:.2f}: no interval")
 
 
 def test_compare_cli_with_an_explicit_reference_and_png(cli, write, tmp_path):

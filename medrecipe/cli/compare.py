@@ -26,10 +26,12 @@ Examples:
 def command(scores_file: Path, reference: str | None, png: Path | None) -> None:
     """Print SCORES.json (from `medrecipe run --stage eval`) beside the published table of the reference
     recipe: every published model, our scores with their standard errors, our difference to the row the
-    recipe reproduces, and averages over the benchmarks both have. Also writes a bar chart for the model card."""
+    recipe reproduces, and averages over the benchmarks both have. Each of our scores gets a 95 % interval (Wilson
+    over its items for an accuracy, else ± 1.96 standard errors) and a verdict: `consistent` when the reproduced
+    score lies inside it, else `higher` or `lower`. Also writes a bar chart for the model card, with the intervals."""
     from rich.console import Console
 
-    from .. import compare
+    from ..report import compare
 
     scores = compare.load_scores(scores_file)
     reference = reference or scores.get("recipe")
@@ -43,5 +45,7 @@ def command(scores_file: Path, reference: str | None, png: Path | None) -> None:
     comparison = compare.compare(scores, published)
     Console(width=max(120, 16 + 13 * (len(comparison.columns) + 1))).print(compare.table(comparison))
     chart = png or scores_file.with_name("scores.png")
+    for line in compare.verdict_lines(comparison):
+        click.echo(line)
     compare.plot(comparison, chart)
     click.echo(f"chart: {chart}")

@@ -1,4 +1,5 @@
-"""Our evaluation scores beside a recipe's published results table: a rich table and a bar chart.
+"""Our evaluation scores beside a recipe's published results table: a rich table and a bar chart, each of our
+scores with its 95 % interval and whether the reproduced row's score lies within it (`intervals`).
 
 The published table (`eval.published`) holds the row the recipe reproduces and the other models the original
 report compared against. Averages are over the benchmarks we have a score for, so our row and the row we
@@ -12,9 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import benchmarks
-from .errors import UserError
-from .recipe.model import Published
+from ..catalog import benchmarks
+from ..errors import UserError
+from ..recipe.model import Published
+from .intervals import Interval, interval
 
 
 @dataclass
@@ -23,6 +25,8 @@ class Comparison:
     published: Published
     columns: list[str]  # benchmark names: the published table's, in its order, then any only we have
     ours: dict[str, tuple[float, float]]  # benchmark -> (score, stderr), percent
+    items: dict[str, int]  # benchmark -> the items scored (0 when scores.json does not say)
+    intervals: dict[str, Interval | None]  # benchmark -> our score's 95 % interval, None when nothing measures it
 
     @property
     def reference(self) -> dict[str, float]:
@@ -35,6 +39,12 @@ class Comparison:
 
     def deltas(self) -> dict[str, float]:
         return {name: self.ours[name][0] - self.reference[name] for name in self.common}
+
+    def verdicts(self) -> dict[str, str]:
+        """Per common benchmark: `consistent` when the reproduced score lies in our interval, else whether ours is
+        `higher` or `lower`; `no interval` when scores.json gives neither the items nor a standard error."""
+        return {name: self.intervals[name].verdict(self.reference[name]) if self.intervals[name] else "no interval"
+                for name in self.common}
 
     def average(self, row: str | None) -> float | None:
         """The mean over the common benchmarks of our row (None) or a published row; None when it lacks one."""
@@ -64,7 +74,8 @@ def load_scores(path: Path) -> dict:
 
 
 def compare(scores: dict, published: Published) -> Comparison:
-    ours = {name: (float(entry["score"]), float(entry.get("stderr") or 0.0)) for name, entry in scores["benchmarks"].items()}
+    entries = scores["benchmarks"]
+    ours = {name: (float(entry["score"]), float(entry.get("stderr") or 0.0)) for name, entry in entries.items()}
     columns = list(dict.fromkeys(name for row in published.scores.values() for name in row))
     columns += [name for name in ours if name not in columns]
     if not set(ours) & set(published.scores[published.reproduces]):
@@ -72,7 +83,9 @@ def compare(scores: dict, published: Published) -> Comparison:
             f"the scores ({', '.join(ours)}) share no benchmark with the published row {published.reproduces!r}",
             "compare against the recipe whose benchmarks these scores are of (--reference)",
         )
-    return Comparison(str(scores.get("model", "ours")), published, columns, ours)
+    return Comparison(str(scores.get("model", "ours")), published, columns, ours,
+                      {name: int(entry.get("n") or 0) for name, entry in entries.items()},
+                      {name: interval(entry) for name, entry in entries.items()})
 
 
 def header(name: str) -> str:
@@ -107,11 +120,26 @@ def table(comparison: Comparison):
     if comparison.common:
         mean_delta = comparison.average(None) - comparison.average(published.reproduces)
     result.add_row(f"Δ vs {published.reproduces}", *[_delta(deltas.get(name)) for name in comparison.columns], _delta(mean_delta))
+    result.add_row("95 % interval", *[_interval(comparison.intervals.get(name)) for name in comparison.columns], "")
+    verdicts = comparison.verdicts()
+    result.add_row(f"ours vs {published.reproduces}", *[_verdict(verdicts.get(name)) for name in comparison.columns], "")
     return result
 
 
+def verdict_lines(comparison: Comparison) -> list[str]:
+    """One line per common benchmark: our score, its interval and items, the published score and the verdict."""
+    lines = []
+    for name, verdict in comparison.verdicts().items():
+        score, found = comparison.ours[name][0], comparison.intervals[name]
+        measured = "no interval: scores.json gives neither items nor a standard error" if found is None else (
+            f"95 % interval [{found.low:.2f}, {found.high:.2f}] ({found.method}, n={comparison.items[name] or '?'})")
+        published = f"{comparison.published.reproduces} {comparison.reference[name]:.2f}"
+        lines.append(f"{header(name)}: {score:.2f}, {measured}; {published}: {_SAID[verdict]}")
+    return lines
+
+
 def plot(comparison: Comparison, path: Path) -> None:
-    """A grouped bar chart for the model card: ours (with standard errors) beside the reproduced row."""
+    """A grouped bar chart for the model card: ours (with its 95 % intervals) beside the reproduced row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,8 +152,12 @@ def plot(comparison: Comparison, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4.2), dpi=150)
     axes.bar([x - width / 2 for x in positions], [reference[name] for name in names], width,
              label=f"{comparison.published.reproduces} (published)", color="#9aa5b1")
-    axes.bar([x + width / 2 for x in positions], [comparison.ours[name][0] for name in names], width,
-             yerr=[comparison.ours[name][1] for name in names], capsize=3, label=f"{comparison.model} (ours)", color="#1f77b4")
+    scores = [comparison.ours[name][0] for name in names]
+    found = [comparison.intervals[name] for name in names]
+    below = [score - i.low if i else 0.0 for score, i in zip(scores, found)]
+    above = [i.high - score if i else 0.0 for score, i in zip(scores, found)]
+    axes.bar([x + width / 2 for x in positions], scores, width, yerr=[below, above], capsize=3,
+             label=f"{comparison.model} (ours, 95 % interval)", color="#1f77b4")
     axes.set_xticks(list(positions), [header(name) for name in names], rotation=30, ha="right")
     axes.set_ylabel("score (%)")
     axes.set_ylim(0, 100)
@@ -139,6 +171,18 @@ def plot(comparison: Comparison, path: Path) -> None:
 
 def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
+
+
+_SAID = {"consistent": "consistent", "higher": "ours higher", "lower": "ours lower", "no interval": "no interval"}
+
+
+def _interval(found: Interval | None) -> str:
+    return "–" if found is None else f"[{found.low:.1f}, {found.high:.1f}]"
+
+
+def _verdict(verdict: str | None) -> str:
+    colour = {"consistent": "green", "higher": "cyan", "lower": "red"}.get(verdict or "")
+    return "–" if verdict is None else f"[{colour}]{verdict}[/]" if colour else verdict
 
 
 def _delta(value: float | None) -> str:

@@ -1,0 +1,60 @@
+"""95 % intervals for benchmark scores, and whether a published score lies within them.
+
+A benchmark is a sample of the questions its domain could ask, so a score measured on n items is known only to
+within sampling noise. For an accuracy (each item right or wrong) the interval is Wilson's score interval, which
+stays inside [0, 100] and keeps its coverage near 0 % and 100 %, where the normal interval does not. For any other
+score (HealthBench's rubric fraction) it is the normal interval from lighteval's standard error over items. A
+published score inside our interval is "consistent": the difference is within the noise of our own measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float  # percent
+    high: float
+    method: str  # "wilson" or "normal"
+
+    def verdict(self, published: float) -> str:
+        """`consistent` when `published` lies in the interval, else whether ours is `higher` or `lower`."""
+        if published < self.low:
+            return "higher"
+        if published > self.high:
+            return "lower"
+        return "consistent"
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+def wilson(score: float, n: int, z: float = Z_95) -> Interval:
+    """Wilson's score interval for an accuracy of `score` percent over `n` items."""
+    if n <= 0:
+        raise ValueError("an interval needs at least one item")
+    p = min(max(score / 100.0, 0.0), 1.0)
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n)) / denominator
+    return Interval(100.0 * max(centre - half, 0.0), 100.0 * min(centre + half, 1.0), "wilson")
+
+
+def normal(score: float, stderr: float, z: float = Z_95) -> Interval:
+    """score ± z standard errors, in percent."""
+    return Interval(score - z * stderr, score + z * stderr, "normal")
+
+
+def interval(entry: dict) -> Interval | None:
+    """The interval of a scores.json entry (`score`, `stderr`, `n`, `metric`), or None when nothing measures its
+    noise (no items counted and no standard error)."""
+    score, n = float(entry["score"]), int(entry.get("n") or 0)
+    if entry.get("metric", "accuracy") == "accuracy" and n > 0:
+        return wilson(score, n)
+    stderr = float(entry.get("stderr") or 0.0)
+    return normal(score, stderr) if stderr > 0 else None
