@@ -101,7 +101,7 @@ def lsh_bands(threshold: float, num_perm: int, verify: bool = True) -> tuple[int
     """(bands, rows) of the LSH.
 
     With `verify`, a false candidate costs one sketch comparison and a missed pair is lost, so the bands are the
-    most selective ones (most rows) that still propose 99 % of the pairs at the threshold: 25 x 5 at 0.7 with
+    most selective ones (most rows) that still propose 98.5 % of the pairs at the threshold: 25 x 5 at 0.7 with
     128 permutations. Without it, the (bands, rows) minimising false positives below the threshold plus false
     negatives above it, equally weighted, as datasketch chooses them.
     """
