@@ -119,14 +119,14 @@ def materialize(model: str, python: Path) -> Path | None:
     return private_hub_cache()
 
 
-def tool_environment(models: list[str], python: Path) -> dict[str, str]:
+def tool_environment(models: list[str], python: Path, dry_run: bool = False) -> dict[str, str]:
     """Environment variables for a tool process that must load `models`: when offline, the PyPI-shipped
-    ones are materialized and the process reads the private cache."""
+    ones are materialized (not in a dry run) and the process reads the private cache."""
     if not offline():
         return {}
     provided = [m for m in models if m in CAUSAL_LMS]
     if not provided:
         return {"HF_HUB_OFFLINE": "1"}
-    for model in provided:
+    for model in provided if not dry_run else ():
         materialize(model, python)
     return {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(private_hub_cache())}

@@ -6,6 +6,9 @@ HealthBench answers graded by a judge endpoint on 127.0.0.1, end to end to eval/
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,6 +21,7 @@ from medrecipe.recipe import load_recipe
 from medrecipe.run.stages import RunOptions, run_stage
 
 from .judge_server import JudgeServer
+from .slurm_cluster import SlurmUnavailable, slurm_cluster
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 JUDGE_KEY = "sk-medrecipe-test-judge-key"
@@ -162,5 +166,72 @@ def test_vllm_needs_the_gpu_build(write, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="GPU build") as info:
         run_stage(loaded, layout, "eval", RunOptions())
     assert info.value.hint == "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate"
-    with pytest.raises(UserError, match="runs lighteval on this machine"):
+    with pytest.raises(UserError, match="GPU build"):
         run_stage(loaded, layout, "eval", RunOptions(launcher="slurm"))
+    with pytest.raises(UserError, match="runs with --launcher local or --launcher slurm"):
+        run_stage(loaded, layout, "eval", RunOptions(launcher="ray"))
+
+
+# ------------------------------------------------------------------------------------------------- on Slurm
+
+
+def test_slurm_dry_run_prints_the_eval_job(write, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))  # a dry run needs no environment
+    monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", JUDGE_KEY)
+    loaded, layout = compiled(write, tmp_path, "eval.backend=vllm", "eval.tensor_parallel_size=2",
+                              "compute.slurm.partition=gpu", "compute.slurm.time=02:00:00")
+    result = run_stage(loaded, layout, "eval", RunOptions(launcher="slurm", dry_run=True))
+    printed = capsys.readouterr().out
+    assert result.status == "dry-run" and not layout.work_dir("eval").exists()
+    script = printed.split("\n", 1)[1].rsplit("\n# sbatch ", 1)[0]
+    headers = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert headers == ["#SBATCH --job-name=tiny-eval-eval", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
+                       "#SBATCH --gpus-per-node=2", "#SBATCH --time=02:00:00",
+                       f"#SBATCH --output={layout.work_dir('eval')}/slurm-eval-%j.out", "#SBATCH --partition=gpu"]
+    gpu_build = tmp_path / "empty-cache" / "envs"
+    assert "export EVAL_MODEL=HuggingFaceTB/SmolLM2-135M-Instruct" in script
+    assert f"export EVAL_OUTPUT={layout.work_dir('eval')}" in script
+    assert f"export PATH={gpu_build}" in script and "eval-gpu-" in script  # vLLM: the GPU build
+    assert f"srun --kill-on-bad-exit=1 bash {layout.root / 'eval' / 'launch.sh'}" in script
+    assert "$MEDRECIPE_TEST_JUDGE_KEY (the judge's key) reaches the job from the submitting shell" in script
+    assert JUDGE_KEY not in printed
+    # The results are read back by the function a local run uses, its arguments as Python literals.
+    program = script.split("<<'PY'\n", 1)[1].rsplit("\nPY", 1)[0]
+    compile(program, "readback", "exec")
+    assert "def write_scores(output: str, spec: dict, target: str) -> None:" in program
+    assert f"{str(layout.eval_scores())!r})" in program
+    assert printed.strip().endswith(f"# sbatch {layout.stage_dir('eval') / 'eval.sbatch'}")
+
+
+@pytest.mark.slow
+def test_eval_job_runs_on_a_one_node_slurm(cli, write, tool_python, monkeypatch, tmp_path):
+    """The tiny model evaluated on the CPU as a batch job of a real one-node Slurm cluster the test starts; the
+    job writes scores.json, and a local run then finds the model evaluated."""
+    tool_python("eval")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    recipe = write("slurm-eval.yaml", RECIPE.format(fixtures=FIXTURES, endpoint="http://127.0.0.1:9/v1").replace(
+        "    - {name: pubmedqa", "    # - {name: pubmedqa").replace("    - {name: healthbench", "    # - {name: healthbench"))
+    slurm = ["--set", "compute.slurm.partition=debug", "--set", "compute.slurm.time=00:20:00"]
+    try:
+        with slurm_cluster() as environment:
+            monkeypatch.setenv("SLURM_CONF", environment["SLURM_CONF"])
+            result = cli("run", str(recipe), "--stage", "eval", "--out", "build", "--launcher", "slurm", *slurm)
+            assert result.code == 0, result.err[-3000:]
+            job = re.search(r"Slurm job (\d+)", result.out.replace("\n", " ")).group(1)
+            for _ in range(600):
+                if not subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, env=environment).stdout.strip():
+                    break
+                time.sleep(1)
+    except SlurmUnavailable as reason:
+        pytest.skip(f"no Slurm here: {reason}")
+    build = tmp_path / "build"
+    logs = list((build / "eval").glob("*/slurm-eval-*.out"))
+    assert logs, "the job wrote no log"
+    scores_file = build / "eval" / "scores.json"
+    assert scores_file.is_file(), logs[0].read_text()[-3000:]
+    scores = json.loads(scores_file.read_text())
+    assert list(scores["benchmarks"]) == ["medmcqa"] and scores["benchmarks"]["medmcqa"]["n"] == 2
+    assert scores["lighteval"] == "0.13.0" and scores["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    again = cli("run", str(recipe), "--stage", "eval", "--out", "build")
+    assert again.code == 0 and "skipped" in again.out

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from ..catalog import benchmarks
 from ..recipe import LoadedRecipe
@@ -252,7 +251,3 @@ def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
             except Exception as exc:  # noqa: BLE001 - every rejection is reported, not just the first
                 problems.append(f"{stage['name']}: {block['block']}: {exc}")
     return problems
-
-
-def load_plan(path: Path) -> dict:
-    return json.loads(path.read_text())

@@ -84,11 +84,6 @@ class Layout:
             )
         return keys
 
-    @property
-    def evaluated_model_key(self) -> str:
-        """What `eval.model` names, as a key: a stage's key, or the model id itself."""
-        return self._model_key(self.keys)
-
     def _model_key(self, keys: dict[str, str]) -> str:
         recipe = self.recipe
         choice = recipe.evaluated_model()

@@ -1,20 +1,22 @@
-"""Run the eval stage: the compiled `eval/launch.sh` (lighteval) in the eval environment, then its results
-read back into `eval/scores.json`.
+"""Run the eval stage: the compiled `eval/launch.sh` (lighteval) in the eval environment, on this machine or as
+a one-node Slurm job, then its results read back into `eval/scores.json`.
 
 lighteval writes `results/<model>/results_<time>.json` (each task's metrics and standard errors) and, with
 `--save-details`, `details/<model>/<time>/details_<task>_<time>.parquet` (one row per evaluated item) into
 the stage's content-keyed folder; the newest run is the one read. A finished evaluation of the same model
 is skipped (its scores.json names the stage key and the model); lighteval's answer cache, in the same
-folder, makes a rerun after an interruption regenerate nothing it already has.
+folder, makes a rerun after an interruption regenerate nothing it already has. The results are read back by
+`write_scores`, a self-contained function run with the eval environment's Python, here or at the end of the job.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import shlex
+import subprocess
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from .. import offline_models
 from ..catalog import benchmarks
@@ -33,27 +35,27 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     scores_file = layout.eval_scores()
     outputs = [("eval scores", str(scores_file))]
     launch = jobs.compiled(loaded, layout.root, lighteval.LAUNCH)
-    if options.launcher != "local":
-        raise UserError("the eval stage runs lighteval on this machine (--launcher local)",
-                        f"to use a cluster, run {launch} in a job from the eval environment")
+    if options.launcher == "ray":
+        raise UserError("the eval stage runs with --launcher local or --launcher slurm",
+                        f"on a Ray cluster, run {launch} from the eval environment as a Ray job")
     model = _evaluated_model(loaded, layout, options)
     if _already_scored(scores_file, layout, model):
         return StageResult("eval", "skipped", outputs, notes=[f"{model} is already evaluated (delete {scores_file} to evaluate again)"])
     _check_inputs(loaded, options)
 
     gpu = options.gpu or ev.backend == "vllm"  # lighteval's vLLM backend is in the GPU build only
-    if ev.backend == "vllm" and envs.python("eval", gpu=True) is None:
-        raise NotRunnableHere("eval.backend is vllm, and the eval environment's GPU build (with vLLM) is not set up",
-                        "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate")
-    python = envs.require("eval", gpu=gpu)
+    python = _python(gpu, options)
     output = layout.work_dir("eval")
     env = {
         "EVAL_MODEL": model,
         "EVAL_OUTPUT": str(output),
         "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",  # lighteval and python of the environment
         "HF_HUB_DISABLE_TELEMETRY": "1",
-        **offline_models.tool_environment([model], python),
+        **offline_models.tool_environment([model], python, options.dry_run),
     }
+    spec = scores_spec(loaded, layout, model)
+    if options.launcher == "slurm":
+        return _slurm(loaded, layout, options, python, launch, env, spec, gpu, outputs)
     job = jobs.Job(f"lighteval {ev.backend} evaluation", ["bash", str(launch)], env)
     if options.dry_run:
         jobs.show(job)
@@ -65,12 +67,51 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     output.mkdir(parents=True, exist_ok=True)
     jobs.run_local(job, f"rerun the same command: answers lighteval already generated are cached in {output / 'cache'}")
 
-    version = envs.installed("eval", True if gpu else None)["lighteval"]  # the build `require` chose
-    scores = read_scores(output, loaded, layout, model, version)
-    scores_file.parent.mkdir(parents=True, exist_ok=True)
-    scores_file.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    read_back = subprocess.run([str(python), "-I", "-c", readback_program(str(output), spec, str(scores_file))],
+                               capture_output=True, text=True)
+    if read_back.returncode != 0:
+        raise UserError(f"reading lighteval's results back failed: {read_back.stderr.strip()[-2000:]}", "see lighteval's output above")
+    scores = json.loads(scores_file.read_text(encoding="utf-8"))
     notes = [f"{name}: {entry['score']:.2f} ± {entry['stderr']:.2f} (n={entry['n']})" for name, entry in scores["benchmarks"].items()]
     return StageResult("eval", "done", outputs, notes=notes)
+
+
+def _python(gpu: bool, options: RunOptions) -> Path:
+    """The eval environment's interpreter (its GPU build for vLLM). A dry run shows where the GPU build will be
+    when it is not set up yet."""
+    if gpu and envs.python("eval", gpu=True) is None:
+        if options.dry_run:
+            return envs.env_dir("eval", gpu=True) / "bin" / "python"
+        raise NotRunnableHere("the eval environment's GPU build (with vLLM) is not set up",
+                              "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate")
+    return envs.require("eval", gpu=gpu)
+
+
+def _slurm(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Path, launch: Path, env: dict[str, str],
+           spec: dict, gpu: bool, outputs: list[tuple[str, str]]) -> StageResult:
+    """One node: vLLM on `eval.tensor_parallel_size` GPUs (one GPU for the accelerate backend with --gpu, none
+    otherwise), then the results read back into scores.json by the same function a local run uses."""
+    recipe = loaded.recipe
+    ev = recipe.eval
+    assert ev is not None
+    work = layout.work_dir("eval")
+    gpus = ev.tensor_parallel_size if ev.backend == "vllm" else int(gpu)
+    program = readback_program(env["EVAL_OUTPUT"], spec, str(layout.eval_scores()))
+    body = [*(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items()) if name != "PATH"),
+            f"export PATH={shlex.quote(str(python.parent))}:\"$PATH\""]
+    if ev.judge and ev.judge.api_key_env:
+        body.append(f"# ${ev.judge.api_key_env} (the judge's key) reaches the job from the submitting shell: sbatch exports it.")
+    body += [
+        f"mkdir -p {shlex.quote(env['EVAL_OUTPUT'])}",
+        f"{jobs.srun(recipe)} bash {shlex.quote(str(launch))}",
+        f"{shlex.quote(str(python))} -I - <<'PY'",
+        *program.rstrip("\n").splitlines(),
+        "PY",
+    ]
+    script_text = jobs.slurm_script(recipe, "eval", 1, gpus, work, body)
+    if not options.dry_run:
+        lighteval.ensure_offline_import(python)  # the environment is on the storage the node shares
+    return jobs.submit_stage("eval", layout.stage_dir("eval") / "eval.sbatch", script_text, work, outputs, options.dry_run)
 
 
 def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> str:
@@ -113,51 +154,73 @@ def _check_inputs(loaded: LoadedRecipe, options: RunOptions) -> None:
 # ------------------------------------------------------------------------------------------ reading back
 
 
-def read_scores(output: Path, loaded: LoadedRecipe, layout: Layout, model: str, version: str) -> dict:
-    """The newest lighteval run under `output` as scores.json: per benchmark its score and standard error in
-    percent, the items evaluated, what the score measures and, for boxed answers, the fraction found unboxed."""
+def scores_spec(loaded: LoadedRecipe, layout: Layout, model: str) -> dict:
+    """What `write_scores` needs to know of the recipe: scores.json's header, and per benchmark its lighteval task,
+    the metric that is its score and what that measures."""
     recipe = loaded.recipe
     ev = recipe.eval
     assert ev is not None
-    found = sorted(output.glob("results/**/results_*.json"), key=lambda path: path.name)  # the name holds the time
-    if not found:
-        raise UserError(f"lighteval wrote no results under {output / 'results'}", "see lighteval's output above")
-    results_file = found[-1]
-    results = json.loads(results_file.read_text(encoding="utf-8"))["results"]
-    counts = _items_per_task(output, results_file.stem.removeprefix("results_"))
     scores = {}
     for ref in ev.benchmarks:
-        task = f"{lighteval.task_name(ref.name)}|0"
-        if task not in results:
-            raise UserError(f"{results_file} has no results for {task}", "see lighteval's output above")
         score = lighteval.score_of(benchmarks.get(ref.name), ev.mode, ev.judge and ev.judge.model)
-        values = results[task]
-        scores[ref.name] = {
-            "score": round(100 * values[score.key], 4),
-            "stderr": round(100 * values.get(f"{score.key}_stderr", 0.0), 4),
-            "n": counts.get(task, 0),
-            "metric": score.metric,
-            "scoring": score.description,
-            "unboxed": round(values["unboxed"], 4) if score.unboxed else None,
-        }
+        scores[ref.name] = {"task": f"{lighteval.task_name(ref.name)}|0", "key": score.key, "metric": score.metric,
+                            "scoring": score.description, "unboxed": score.unboxed}
     sampling = ev.sampling
     return {
         "recipe": recipe.name,
         "key": layout.keys["eval"],
         "model": model,
-        "lighteval": version,
         "mode": ev.mode,  # loglikelihood: nothing was generated, the generation parameters went unused
         "generation": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
                        "max_new_tokens": sampling.max_new_tokens, "seed": recipe.seed},
         "benchmarks": scores,
-        "results": str(results_file),
     }
 
 
-def _items_per_task(output: Path, timestamp: str) -> dict[str, int]:
-    """Rows of each task's details file of one run (`details_<task>_<time>.parquet`)."""
+def write_scores(output: str, spec: dict, target: str) -> None:
+    """The newest lighteval run under `output` written to `target` as scores.json: per benchmark its score and
+    standard error in percent, the items evaluated (rows of its details file), what the score measures and, for
+    boxed answers, the fraction found unboxed. Self-contained: it runs with the eval environment's Python, on
+    this machine or at the end of a Slurm job."""
+    import glob
+    import json
+    import os
+    from importlib.metadata import version
+
+    import pyarrow.parquet as pq
+
+    found = sorted(glob.glob(os.path.join(output, "results", "**", "results_*.json"), recursive=True), key=os.path.basename)
+    if not found:  # the name holds the time: the last is the newest
+        raise SystemExit(f"lighteval wrote no results under {os.path.join(output, 'results')}")
+    results_file = found[-1]
+    timestamp = os.path.basename(results_file)[len("results_"):-len(".json")]
+    with open(results_file, encoding="utf-8") as handle:
+        results = json.load(handle)["results"]
     counts = {}
-    for path in output.glob(f"details/**/{timestamp}/details_*_{timestamp}.parquet"):
-        task = path.name.removeprefix("details_").removesuffix(f"_{timestamp}.parquet")
-        counts[task] = pq.read_metadata(path).num_rows
-    return counts
+    for path in glob.glob(os.path.join(output, "details", "**", timestamp, f"details_*_{timestamp}.parquet"), recursive=True):
+        counts[os.path.basename(path)[len("details_"):-len(f"_{timestamp}.parquet")]] = pq.read_metadata(path).num_rows
+    scores = {}
+    for name, score in spec["benchmarks"].items():
+        if score["task"] not in results:
+            raise SystemExit(f"{results_file} has no results for {score['task']}")
+        values = results[score["task"]]
+        scores[name] = {
+            "score": round(100 * values[score["key"]], 4),
+            "stderr": round(100 * values.get(f"{score['key']}_stderr", 0.0), 4),
+            "n": counts.get(score["task"], 0),
+            "metric": score["metric"],
+            "scoring": score["scoring"],
+            "unboxed": round(values["unboxed"], 4) if score["unboxed"] else None,
+        }
+    written = {**{key: spec[key] for key in ("recipe", "key", "model")}, "lighteval": version("lighteval"),
+               "mode": spec["mode"], "generation": spec["generation"], "benchmarks": scores, "results": results_file}
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target + ".partial", "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(written, indent=2) + "\n")
+    os.replace(target + ".partial", target)
+
+
+def readback_program(output: str, spec: dict, target: str) -> str:
+    """Python source that runs `write_scores` on these arguments (each a Python literal)."""
+    call = f"write_scores({output!r}, json.loads({json.dumps(spec, allow_nan=False)!r}), {target!r})"
+    return "import json\n\n" + inspect.getsource(write_scores) + "\n" + call + "\n"

@@ -1,4 +1,4 @@
-"""Starting training jobs: a process on this machine, or a Slurm batch job with one task per node.
+"""Starting training and evaluation jobs: a process on this machine, or a Slurm batch job with one task per node.
 
 Shared by the SFT, RL and eval runners, with the check that their compiled inputs exist. A dry run prints the exact command (or batch script) and starts nothing.
 """
@@ -66,16 +66,13 @@ def show(job: Job) -> None:
 
 
 def slurm_script(recipe: Recipe, name: str, nodes: int, gpus_per_node: int, log_dir: Path, body: list[str]) -> str:
-    """An sbatch script: one task per node (each starts its node's processes), the recipe's Slurm settings."""
+    """An sbatch script: one task per node (each starts its node's processes), the recipe's Slurm settings. A job
+    of 0 GPUs per node asks for none."""
     slurm = recipe.compute.slurm
-    options = {
-        "job-name": f"{recipe.name}-{name}",
-        "nodes": str(nodes),
-        "ntasks-per-node": "1",
-        "gpus-per-node": str(gpus_per_node),
-        "time": slurm.time,
-        "output": str(log_dir / f"slurm-{name}-%j.out"),
-    }
+    options = {"job-name": f"{recipe.name}-{name}", "nodes": str(nodes), "ntasks-per-node": "1"}
+    if gpus_per_node:
+        options["gpus-per-node"] = str(gpus_per_node)
+    options |= {"time": slurm.time, "output": str(log_dir / f"slurm-{name}-%j.out")}
     for key, value in (("partition", slurm.partition), ("account", slurm.account), ("qos", slurm.qos)):
         if value:
             options[key] = value

@@ -69,7 +69,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     # A Slurm job runs on GPU nodes: it needs the GPU build (DeepSpeed, FlashAttention) unless the recipe is CPU-only.
     gpu = options.gpu or (options.launcher == "slurm" and not cpu_compatible(sft, batch))
     python = _python(gpu, options.dry_run)
-    env = _environment(loaded, python)
+    env = _environment(loaded, python, options.dry_run)
     work = layout.work_dir("sft")
     if options.launcher == "slurm":
         return _slurm(loaded, layout, options, python, batch, env, outputs)
@@ -93,11 +93,11 @@ def _python(gpu: bool, dry_run: bool) -> Path:
     return envs.require("sft", gpu=gpu)
 
 
-def _environment(loaded: LoadedRecipe, python: Path) -> dict[str, str]:
+def _environment(loaded: LoadedRecipe, python: Path, dry_run: bool) -> dict[str, str]:
     """What the Axolotl process adds to the environment: no telemetry and, offline, the private Hub cache that
     serves PyPI-shipped models under their Hub ids."""
     env = {"AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    env.update(offline_models.tool_environment([sft_base_model(loaded)], python))
+    env.update(offline_models.tool_environment([sft_base_model(loaded)], python, dry_run))
     return env
 
 
