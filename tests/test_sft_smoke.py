@@ -99,3 +99,21 @@ def test_tiny_sft_trains_on_cpu_and_saves_a_loadable_model(write, cli, tool_pyth
 
     again = cli("run", str(recipe), "--out", "build", "--stage", "sft")
     assert again.code == 0 and "already trained" in again.out
+
+
+@pytest.mark.slow
+def test_the_offline_checkpoint_is_the_same_whichever_environment_asks_first(tool_python, monkeypatch, tmp_path):
+    """Every tool environment reads one converted SmolLM2. When the eval environment (transformers 4) asked first,
+    its conversion was kept: a tokenizer that adds <|im_start|> as a BOS and that transformers 5 (Axolotl) cannot
+    load. The conversion is now done with transformers 5, whoever asks."""
+    sft, evaluation = tool_python("sft"), tool_python("eval")
+    monkeypatch.setattr(offline_models, "private_hub_cache", lambda: tmp_path / "hf-hub")
+    root = offline_models.materialize("HuggingFaceTB/SmolLM2-135M-Instruct", evaluation)
+    snapshot = next(root.glob("models--HuggingFaceTB--SmolLM2-135M-Instruct/snapshots/*"))
+    config = json.loads((snapshot / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "GPT2Tokenizer" and config["add_prefix_space"] is False
+    assert not (snapshot / "tokenizer.model").exists()
+    encode = "import sys; from transformers import AutoTokenizer; print(AutoTokenizer.from_pretrained(sys.argv[1])('Hello world')['input_ids'])"
+    for python in (sft, evaluation):  # both transformers load it, and neither adds a BOS
+        ids = subprocess.run([str(python), "-c", encode, str(snapshot)], capture_output=True, text=True, check=True)
+        assert ids.stdout.strip() == "[19556, 905]", python
