@@ -73,23 +73,23 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = [item for item in items if item not in chosen] + needing
     from concurrent.futures import ThreadPoolExecutor
 
-    from medrecipe.run import envs
+    from medrecipe.envs import tools
 
-    pool = ThreadPoolExecutor(len(envs.ENVIRONMENTS), thread_name_prefix="tool-env")
-    for name in envs.ENVIRONMENTS:
-        _ENV_BUILDS[name] = pool.submit(envs.setup, name, log=lambda line: None)
+    pool = ThreadPoolExecutor(len(tools.ENVIRONMENTS), thread_name_prefix="tool-env")
+    for name in tools.ENVIRONMENTS:
+        _ENV_BUILDS[name] = pool.submit(tools.setup, name, log=lambda line: None)
     pool.shutdown(wait=False)
 
 
 @pytest.fixture(scope="session")
 def tool_python():
     """tool_python("sft" | "rl" | "eval") -> the interpreter of that pinned environment, built once per run."""
-    from medrecipe.run import envs
+    from medrecipe.envs import tools
 
     def get(name: str) -> Path:
         if name in _ENV_BUILDS:
             return _ENV_BUILDS[name].result()
-        return envs.setup(name, log=lambda line: print(line, file=sys.stderr))
+        return tools.setup(name, log=lambda line: print(line, file=sys.stderr))
 
     return get
 

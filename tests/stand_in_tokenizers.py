@@ -19,7 +19,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from medrecipe import offline_models
+from medrecipe.envs import offline_models
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 

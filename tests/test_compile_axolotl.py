@@ -239,6 +239,6 @@ def test_every_shipped_recipe_compiles_to_a_config_axolotl_accepts(shipped_probl
 
 
 def test_compiler_targets_the_pinned_axolotl():
-    from medrecipe.run import envs
+    from medrecipe.envs import tools
 
-    assert f"axolotl=={axolotl.VERSION}" in envs.ENVIRONMENTS["sft"].requirements(gpu=False)
+    assert f"axolotl=={axolotl.VERSION}" in tools.ENVIRONMENTS["sft"].requirements(gpu=False)

@@ -274,6 +274,6 @@ def test_every_shipped_recipe_compiles_to_flags_openrlhf_accepts(tmp_path, rl_en
 
 
 def test_compiler_targets_the_pinned_openrlhf():
-    from medrecipe.run import envs
+    from medrecipe.envs import tools
 
-    assert f"openrlhf=={openrlhf.VERSION}" in envs.ENVIRONMENTS["rl"].without_dependencies(gpu=False)
+    assert f"openrlhf=={openrlhf.VERSION}" in tools.ENVIRONMENTS["rl"].without_dependencies(gpu=False)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from medrecipe.compile import data as data_compiler
-from medrecipe.compile.build import compile_recipe
+from medrecipe.run.main_job import build
 from medrecipe.compile.layout import Layout
 from medrecipe.recipe import load_recipe
 
@@ -27,7 +27,7 @@ def compiled(tmp_path_factory):
     builds = {}
     for path in SHIPPED:
         out = tmp_path_factory.mktemp(path.stem)
-        compile_recipe(load_recipe(path), out)
+        build(load_recipe(path), out)
         builds[path.stem] = out
     return builds
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from medrecipe import offline_models
+from medrecipe.envs import offline_models
 from medrecipe.compile.layout import Layout
 from medrecipe.recipe import load_recipe
 

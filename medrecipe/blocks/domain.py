@@ -19,7 +19,7 @@ import numpy as np
 import regex
 from datatrove.data import Document, DocumentsPipeline
 
-from ..offline_models import sentence_transformer
+from ..envs.offline_models import sentence_transformer
 from .base import ArrayCollector, CurationFilter, CurationStep, StepFailed, load_arrays
 from .kmeans import Backend, kmeans
 from .record import field_text

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..compile.build import compile_recipe, default_out
+from ..compile.build import default_out
 from ..compile.layout import STAGES
 from .common import load, overrides_option, recipe_argument
 
@@ -32,10 +32,11 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None, stages: t
     from rich.console import Console
 
     from ..compile.checks import check_build
+    from ..run import main_job
 
     loaded, _ = load(recipe, overrides)
     target = out or default_out(loaded)
-    builds = compile_recipe(loaded, target, list(stages) or None)
+    builds = main_job.build(loaded, target, list(stages) or None)
     console = Console(stderr=True)
     for build in builds:
         for warning in build.warnings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..run import envs
+from ..envs import tools
 
 
 @click.group(
@@ -23,13 +23,13 @@ def command() -> None:
 
 
 @command.command()
-@click.argument("names", nargs=-1, required=True, type=click.Choice([*envs.ENVIRONMENTS, "all"]))
+@click.argument("names", nargs=-1, required=True, type=click.Choice([*tools.ENVIRONMENTS, "all"]))
 @click.option("--gpu", is_flag=True, help="Build the GPU variant (DeepSpeed, FlashAttention, vLLM; needs CUDA).")
 def setup(names: tuple[str, ...], gpu: bool) -> None:
     """Build the named environments (sft, rl, eval, or all); ready ones are reused."""
-    chosen = list(envs.ENVIRONMENTS) if "all" in names else list(dict.fromkeys(names))
+    chosen = list(tools.ENVIRONMENTS) if "all" in names else list(dict.fromkeys(names))
     for name in chosen:
-        envs.setup(name, gpu=gpu, log=lambda line: click.echo(line, err=True))
+        tools.setup(name, gpu=gpu, log=lambda line: click.echo(line, err=True))
 
 
 @command.command(name="list")
@@ -39,12 +39,12 @@ def list_() -> None:
     from rich.table import Table
 
     table = Table("env", "tool", "status", "versions", "path")
-    for name, env in envs.ENVIRONMENTS.items():
-        interpreter = envs.python(name)
+    for name, env in tools.ENVIRONMENTS.items():
+        interpreter = tools.python(name)
         if interpreter is None:
             table.add_row(name, env.tool, "[yellow]not set up[/]", "", f"medrecipe env setup {name}")
             continue
-        packages = envs.installed(name)
+        packages = tools.installed(name)
         keys = [env.tool, "torch", "transformers", "vllm"]
         versions = ", ".join(f"{k} {packages[k]}" for k in keys if k in packages)
         table.add_row(name, env.tool, "[green]ready[/]", versions, str(interpreter.parent.parent))

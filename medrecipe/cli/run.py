@@ -6,13 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..compile.build import compile_recipe, default_out, write_cards
-from ..compile.layout import STAGES, Layout
-from ..errors import NotRunnableHere, UserError
+from ..compile.build import default_out
+from ..compile.layout import STAGES
 from ..recipe.load import display
+from ..run.main_job import MAIN_JOB
 from .common import load, overrides_option, recipe_argument
-
-MAIN_JOB = "main"
 
 
 @click.command(
@@ -44,50 +42,17 @@ def command(recipe, overrides, stage, out, executor, workers, launcher, model, g
     recipe starts clean (stage folders are keyed by the recipe content they depend on)."""
     from rich.console import Console
 
-    from ..run.stages import RunOptions, StageResult, run_stage
+    from ..run import main_job
+    from ..run.stages import RunOptions
 
     console = Console()
     loaded, _ = load(recipe, overrides)
     target = (out or default_out(loaded)).resolve()
-    builds = compile_recipe(loaded, target)
-    for build in builds:
-        for warning in build.warnings:
-            console.print(f"[yellow]warning[/] {build.stage}: {warning}")
-    layout = Layout(target, loaded.recipe)
     options = RunOptions(launcher=launcher, executor=executor, workers=workers, dry_run=dry_run, model=model, gpu=gpu)
-    present = [s for s in STAGES if getattr(loaded.recipe, s) is not None]
-    if stage == MAIN_JOB:
-        wanted = [s for s in ("data",) if s in present]
-    elif stage == "all":
-        wanted = present
-    else:
-        if stage not in present:
-            raise UserError(f"the recipe has no `{stage}` section")
-        wanted = [stage]
-
-    results: list[StageResult] = []
-    for name in wanted:
-        console.rule(f"[bold]{name}")
-        try:
-            results.append(run_stage(loaded, layout, name, options))
-        except NotRunnableHere as exc:
-            if stage != "all":
-                raise
-            results.append(StageResult(name, "skipped", notes=[str(exc)]))  # `all` goes on with what can run here
-    if not dry_run:
-        write_cards(loaded, layout)  # with whatever the stages produced
-    if stage in (MAIN_JOB, "all") and not dry_run:
-        from ..hub.repos import write_repos
-
-        # The dataset repo, and a model repo for each stage whose checkpoint exists.
-        ready = [s for s in present if s == "data" or _ran(results, s)]
-        repos = write_repos(loaded, layout, target / "hub", stages=ready)
-        results.append(StageResult("repos", "done", outputs=[(repo, str(folder)) for repo, folder in repos]))
-    _summary(console, loaded, target, results)
-
-
-def _ran(results, stage: str) -> bool:
-    return any(r.stage == stage and r.status == "done" for r in results)
+    job = main_job.run(loaded, target, stage, options,
+                       on_warning=lambda name, text: console.print(f"[yellow]warning[/] {name}: {text}"),
+                       on_stage=lambda name: console.rule(f"[bold]{name}"))
+    _summary(console, loaded, target, job.results)
 
 
 def _summary(console, loaded, target: Path, results) -> None:

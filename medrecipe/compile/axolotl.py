@@ -288,9 +288,9 @@ def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
 
 def check_many(builds: list[tuple[LoadedRecipe, Layout]]) -> list[list[str]]:
     """`check` for several compiled recipes in one process (importing Axolotl takes most of the time)."""
-    from ..run import envs
+    from ..envs import tools
 
-    python = envs.require("sft")
+    python = tools.require("sft")
     arguments: list[str] = []
     for loaded, layout in builds:
         sft = loaded.recipe.sft

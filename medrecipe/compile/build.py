@@ -55,7 +55,7 @@ def compile_stage(loaded: LoadedRecipe, layout: Layout, stage: str) -> StageBuil
     return module.build(loaded, layout)
 
 
-def _write(out: Path, artifact: Artifact) -> str:
+def write_artifact(out: Path, artifact: Artifact) -> str:
     """Write one artifact under `out`; returns its sha256 for lock.json."""
     target = (out / artifact.path).resolve()
     if not target.is_relative_to(out.resolve()):
@@ -66,27 +66,6 @@ def _write(out: Path, artifact: Artifact) -> str:
     if artifact.executable:
         target.chmod(0o755)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
-    """Write cards/<artifact>/README.md as they stand: from the recipe and whatever the runs have written so far.
-    They change as stages finish, so lock.json (what the recipe compiled to) does not list them."""
-    from ..hub import cards as render
-    from ..hub.release import offline_namespace
-    from ..hub.repos import release_of
-
-    release = release_of(loaded, offline_namespace(loaded.recipe, None))
-    stats = written_json(layout.data_stats()) if loaded.recipe.data else None
-    scores = written_json(layout.eval_scores()) if loaded.recipe.eval else None
-    chart = "scores.png" if scores and layout.eval_chart().is_file() else None
-    build = StageBuild("cards")
-    for artifact in release.artifacts:
-        text = (render.dataset_card(loaded, release, artifact, stats=stats) if artifact.kind == "dataset"
-                else render.model_card(loaded, release, artifact, stats=stats, scores=scores, chart=chart))
-        build.artifacts.append(Artifact(f"cards/{artifact.kind}/README.md", text))
-    for artifact in build.artifacts:
-        _write(layout.root, artifact)
-    return build
 
 
 def written_json(path: Path) -> dict | None:
@@ -103,13 +82,13 @@ def written_json(path: Path) -> dict | None:
 
 
 def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
-    """Write every compiled artifact and the cards under `out`; returns what each stage compiled to."""
+    """Write every compiled artifact, the resolved recipe and lock.json under `out`; returns what each stage
+    compiled to. The cards are written by `hub.card_files`, above this layer."""
     out = out.resolve()
     layout = Layout(out, loaded.recipe)
     builds = [compile_stage(loaded, layout, stage) for stage in (stages or stages_of(loaded))]
-    files = {a.path: _write(out, a) for a in [Artifact("recipe.resolved.yaml", to_yaml(loaded, comments=True))]
+    files = {a.path: write_artifact(out, a) for a in [Artifact("recipe.resolved.yaml", to_yaml(loaded, comments=True))]
              + [a for b in builds for a in b.artifacts]}
-    builds.append(write_cards(loaded, layout))
     lock = {
         "recipe": loaded.recipe.name,
         "recipe_sha256": recipe_sha256(loaded.recipe),

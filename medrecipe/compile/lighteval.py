@@ -436,9 +436,9 @@ def _model_args(loaded: LoadedRecipe) -> str:
 
 def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
     """tasks.py loaded into lighteval's own registry in the eval environment; every recipe benchmark present."""
-    from ..run import envs
+    from ..envs import tools
 
-    python = envs.require("eval")
+    python = tools.require("eval")
     tasks_file = layout.root / TASKS
     if not tasks_file.is_file():
         return [f"{tasks_file} is missing: compile first"]

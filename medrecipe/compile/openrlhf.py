@@ -670,9 +670,9 @@ _PARSER = Path(__file__).with_name("openrlhf_parse.py")
 
 def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
     """OpenRLHF's own argument parser and post-parse checks on the compiled flags, in the rl environment."""
-    from ..run import envs
+    from ..envs import tools
 
-    python = envs.require("rl")
+    python = tools.require("rl")
     args_file = layout.root / ARGS
     if not args_file.is_file():
         return [f"{args_file} is missing: compile first"]

@@ -33,7 +33,7 @@ from ..recipe.model import (
 from ..recipe.registry import resource_dir
 from ..recipe.rules import step_names
 from ..recipe.show import to_yaml
-from .release import DATASET_FILES, Artifact, Release, hub_url
+from .release import DATASET_FILES, HubRepo, Release, hub_url
 
 RL_TITLES = {"dapo": "DAPO", "grpo": "GRPO", "dpo": "DPO", "reward_model": "Reward model"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -42,7 +42,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def model_card(
     loaded: LoadedRecipe,
     release: Release,
-    artifact: Artifact,
+    artifact: HubRepo,
     *,
     stats: dict | None = None,
     scores: dict | None = None,
@@ -77,7 +77,7 @@ def model_card(
     return _render("model_card.md.j2", context)
 
 
-def dataset_card(loaded: LoadedRecipe, release: Release, artifact: Artifact, *, stats: dict | None = None) -> str:
+def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, stats: dict | None = None) -> str:
     """README.md of the dataset repository; `stats` is the data stage's stats.json."""
     recipe = loaded.recipe
     assert recipe.data is not None
@@ -178,12 +178,12 @@ def _fence(text: str) -> str:
 # ------------------------------------------------------------------------------------------ model card
 
 
-def _trained_sft(recipe: Recipe, artifact: Artifact) -> bool:
+def _trained_sft(recipe: Recipe, artifact: HubRepo) -> bool:
     """Whether the SFT stage is part of this model's history."""
     return artifact.stage == "sft" or (recipe.rl is not None and recipe.rl.init_from == "sft")
 
 
-def _methods(recipe: Recipe, artifact: Artifact) -> list[str]:
+def _methods(recipe: Recipe, artifact: HubRepo) -> list[str]:
     methods = ["SFT"] if recipe.sft and _trained_sft(recipe, artifact) else []
     if artifact.stage == "rl":
         assert recipe.rl is not None
@@ -191,7 +191,7 @@ def _methods(recipe: Recipe, artifact: Artifact) -> list[str]:
     return methods
 
 
-def _base_model(loaded: LoadedRecipe, artifact: Artifact) -> str:
+def _base_model(loaded: LoadedRecipe, artifact: HubRepo) -> str:
     """The model this one derives from: the SFT base, or where RL started when it did not start from SFT."""
     recipe = loaded.recipe
     if artifact.stage == "rl" and recipe.rl and recipe.rl.init_from != "sft":
@@ -199,7 +199,7 @@ def _base_model(loaded: LoadedRecipe, artifact: Artifact) -> str:
     return checks.sft_base_model(loaded)
 
 
-def _model_metadata(loaded: LoadedRecipe, release: Release, artifact: Artifact, scores: dict | None) -> ModelCardData:
+def _model_metadata(loaded: LoadedRecipe, release: Release, artifact: HubRepo, scores: dict | None) -> ModelCardData:
     recipe = loaded.recipe
     card = recipe.publish.card
     dataset = release.get("dataset")
@@ -360,12 +360,12 @@ def _hub_link(loaded: LoadedRecipe, path: tuple, value: str) -> dict:
     return {"id": value, "url": hub_url(value, "dataset") if is_hub else None}
 
 
-def _curated(recipe: Recipe, artifact: Artifact) -> bool:
+def _curated(recipe: Recipe, artifact: HubRepo) -> bool:
     """Whether this model's SFT trained on the data stage's curated output."""
     return bool(recipe.data and recipe.sft and recipe.sft.datasets is None and _trained_sft(recipe, artifact))
 
 
-def _named_data(loaded: LoadedRecipe, artifact: Artifact) -> list[dict]:
+def _named_data(loaded: LoadedRecipe, artifact: HubRepo) -> list[dict]:
     """Training data the recipe names directly (SFT datasets, RL prompts), as {role, id, url} links."""
     recipe = loaded.recipe
     links = []
@@ -387,7 +387,7 @@ def _rl_warmup(rl: PolicyOptimization | PreferenceStage) -> str:
     return f"{rl.warmup_steps or 0} steps"
 
 
-def _data_summary(loaded: LoadedRecipe, release: Release, artifact: Artifact, stats: dict | None) -> dict:
+def _data_summary(loaded: LoadedRecipe, release: Release, artifact: HubRepo, stats: dict | None) -> dict:
     recipe = loaded.recipe
     reproduces = recipe.hub.reproduces
     curated = None
@@ -408,7 +408,7 @@ def _data_summary(loaded: LoadedRecipe, release: Release, artifact: Artifact, st
     }
 
 
-def _evaluation(recipe: Recipe, release: Release, artifact: Artifact, scores: dict | None, chart: str | None) -> dict | None:
+def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dict | None, chart: str | None) -> dict | None:
     """The eval table: this model's scores beside the published reference row, when the recipe has one;
     without scores, the reference row alone."""
     if recipe.eval is None:
@@ -500,7 +500,7 @@ def _size_category(records: int) -> str:
     return next((label for bound, label in bounds if records < bound), "n>1B")
 
 
-def _dataset_metadata(recipe: Recipe, artifact: Artifact, records: int | None) -> DatasetCardData:
+def _dataset_metadata(recipe: Recipe, artifact: HubRepo, records: int | None) -> DatasetCardData:
     assert recipe.data is not None
     card = recipe.publish.card
     hub_sources = list(dict.fromkeys(source.hub for source in recipe.data.sources if source.hub))

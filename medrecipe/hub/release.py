@@ -22,7 +22,7 @@ def dataset_file(index: int, count: int) -> str:
 
 
 @dataclass(frozen=True)
-class Artifact:
+class HubRepo:
     """One repository of the release."""
 
     kind: Literal["dataset", "sft", "model"]  # model: the final model (the RL output, else the SFT output)
@@ -53,9 +53,9 @@ class Release:
     recipe: Recipe
     recipe_sha256: str  # lock.json's hash of the resolved recipe
     namespace: str
-    artifacts: tuple[Artifact, ...]
+    artifacts: tuple[HubRepo, ...]
 
-    def get(self, kind: str) -> Artifact | None:
+    def get(self, kind: str) -> HubRepo | None:
         return next((a for a in self.artifacts if a.kind == kind), None)
 
     @property
@@ -64,7 +64,7 @@ class Release:
         return f"recipe-{self.recipe_sha256[:12]}"
 
     @property
-    def evaluated(self) -> Artifact | None:
+    def evaluated(self) -> HubRepo | None:
         """The published model that `eval.model` names, whose card carries the scores (None: base or external)."""
         recipe = self.recipe
         if recipe.eval is None:
@@ -78,11 +78,11 @@ def release(recipe: Recipe, recipe_sha256: str, namespace: str) -> Release:
     publish = recipe.publish
     artifacts = []
     if recipe.data and publish.dataset:
-        artifacts.append(Artifact("dataset", f"{namespace}/{recipe.repo_name('dataset')}", "data"))
+        artifacts.append(HubRepo("dataset", f"{namespace}/{recipe.repo_name('dataset')}", "data"))
     if recipe.sft and recipe.rl and publish.sft_model:
-        artifacts.append(Artifact("sft", f"{namespace}/{recipe.repo_name('sft')}", "sft"))
+        artifacts.append(HubRepo("sft", f"{namespace}/{recipe.repo_name('sft')}", "sft"))
     if publish.model and (recipe.rl or recipe.sft):
-        artifacts.append(Artifact("model", f"{namespace}/{recipe.repo_name('model')}", "rl" if recipe.rl else "sft"))
+        artifacts.append(HubRepo("model", f"{namespace}/{recipe.repo_name('model')}", "rl" if recipe.rl else "sft"))
     return Release(recipe, recipe_sha256, namespace, tuple(artifacts))
 
 

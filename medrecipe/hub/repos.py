@@ -21,7 +21,7 @@ from ..recipe import LoadedRecipe
 from ..recipe.load import display
 from ..recipe.untrusted import redact
 from . import cards
-from .release import Artifact, Release, dataset_file, offline_namespace, release
+from .release import HubRepo, Release, dataset_file, offline_namespace, release
 
 STAGE_CHOICES = (*STAGES, "all")
 CARD = "README.md"
@@ -55,7 +55,7 @@ class RepoFile:
 
 @dataclass(frozen=True)
 class RepoContent:
-    artifact: Artifact
+    artifact: HubRepo
     private: bool
     files: tuple[RepoFile, ...]  # the card included
     complete: bool  # the repository holds exactly these files (others are removed); False: only these are updated
@@ -251,7 +251,7 @@ class _Outputs:
         return folder
 
 
-def _content(loaded: LoadedRecipe, release: Release, artifact: Artifact, outputs: _Outputs) -> RepoContent:
+def _content(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> RepoContent:
     private = loaded.recipe.hub.private
     if artifact.kind == "dataset":
         shards = outputs.parquet_files()
@@ -267,7 +267,7 @@ def _content(loaded: LoadedRecipe, release: Release, artifact: Artifact, outputs
     return RepoContent(artifact, private, tuple(files), complete=True)
 
 
-def _card_update(loaded: LoadedRecipe, release: Release, artifact: Artifact, outputs: _Outputs) -> RepoContent:
+def _card_update(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> RepoContent:
     """`--stage eval`: the evaluated model's card (and chart) with the scores, its checkpoint left as it is."""
     outputs.scores(required=True)
     card = _model_card(loaded, release, artifact, outputs)
@@ -275,7 +275,7 @@ def _card_update(loaded: LoadedRecipe, release: Release, artifact: Artifact, out
     return RepoContent(artifact, loaded.recipe.hub.private, tuple(files), complete=False)
 
 
-def _model_card(loaded: LoadedRecipe, release: Release, artifact: Artifact, outputs: _Outputs) -> str:
+def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> str:
     evaluated = release.evaluated == artifact
     chart = CHART if evaluated and outputs.chart() and outputs.scores(required=False) else None
     return cards.model_card(
@@ -288,7 +288,7 @@ def _model_card(loaded: LoadedRecipe, release: Release, artifact: Artifact, outp
     )
 
 
-def _evaluation_files(release: Release, artifact: Artifact, outputs: _Outputs) -> list[RepoFile]:
+def _evaluation_files(release: Release, artifact: HubRepo, outputs: _Outputs) -> list[RepoFile]:
     """The score chart, in the repository of the model it scores."""
     chart = outputs.chart()
     if release.evaluated != artifact or chart is None or outputs.scores(required=False) is None:

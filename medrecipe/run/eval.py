@@ -18,13 +18,14 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from .. import offline_models
+from ..envs import offline_models
 from ..catalog import benchmarks
 from ..compile import lighteval
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
-from . import envs, jobs
+from ..envs import tools
+from . import jobs
 from .stages import RunOptions, StageResult
 
 
@@ -79,12 +80,12 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
 def _python(gpu: bool, options: RunOptions) -> Path:
     """The eval environment's interpreter (its GPU build for vLLM). A dry run shows where the GPU build will be
     when it is not set up yet."""
-    if gpu and envs.python("eval", gpu=True) is None:
+    if gpu and tools.python("eval", gpu=True) is None:
         if options.dry_run:
-            return envs.env_dir("eval", gpu=True) / "bin" / "python"
+            return tools.env_dir("eval", gpu=True) / "bin" / "python"
         raise NotRunnableHere("the eval environment's GPU build (with vLLM) is not set up",
                               "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate")
-    return envs.require("eval", gpu=gpu)
+    return tools.require("eval", gpu=gpu)
 
 
 def _slurm(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Path, launch: Path, env: dict[str, str],

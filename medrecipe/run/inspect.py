@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import offline_models
+from ..envs import offline_models
 from ..catalog.checks import sft_base_model
 from ..compile.build import compile_recipe
 from ..compile.lighteval import STAGE_DATA, TASKS, ensure_offline_import, task_name
@@ -32,7 +32,7 @@ from ..compile.openrlhf import LABEL_COLUMN, PROMPT_COLUMN
 from ..errors import UserError
 from ..recipe import LoadedRecipe, RecipeError
 from ..recipe.model import PolicyOptimization, PreferenceStage
-from . import envs
+from ..envs import tools
 from .preflight import read_samples
 
 _HERE = Path(__file__).resolve().parent.parent / "compile"
@@ -64,7 +64,7 @@ class Inspection:
 
 
 def _tool(env: str, script: str, arguments: list[str], environment: dict[str, str]) -> dict:
-    python = envs.require(env)
+    python = tools.require(env)
     result = subprocess.run([str(python), "-I", str(_HERE / script), *arguments], capture_output=True, text=True,
                             env={**os.environ, **environment})
     if result.returncode != 0:
@@ -75,7 +75,7 @@ def _tool(env: str, script: str, arguments: list[str], environment: dict[str, st
 
 def _tool_environment(model: str, env: str) -> dict[str, str]:
     """Offline, a model medrecipe can provide (SmolLM2 from its PyPI package) is read from the private cache."""
-    python = envs.require(env)
+    python = tools.require(env)
     return {**offline_models.tool_environment([model], python), "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
@@ -131,7 +131,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
             found.rl_prompt = rl["prompts"][0] if rl["prompts"] else None
             found.pair = rl["pairs"][0] if rl["pairs"] else None
         if recipe.eval and evaluation:
-            python = envs.require("eval")
+            python = tools.require("eval")
             ensure_offline_import(python)
             staging = work_dir / "build" / STAGE_DATA
             if staging.is_file():  # the benchmarks read as files, linked where tasks.py reads them

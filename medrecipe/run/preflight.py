@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import offline_models
+from ..envs import offline_models
 from ..blocks.readers import first_rows, local_files
 from ..blocks.record import AnswerNotAnOption, MappingError, build_record
 from ..catalog import benchmarks

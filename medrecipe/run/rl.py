@@ -22,7 +22,8 @@ from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import preference_gpus, rollout_plan
 from ..recipe.model import PolicyOptimization
-from . import envs, jobs, rl_prompts
+from ..envs import tools
+from . import jobs, rl_prompts
 from .stages import RunOptions, StageResult
 
 
@@ -88,8 +89,8 @@ def _python(options: RunOptions) -> Path:
     """The rl environment's GPU build (OpenRLHF needs vLLM, DeepSpeed and FlashAttention to train). A dry run
     shows where it will be when it is not set up yet."""
     if options.dry_run:
-        return envs.python("rl", gpu=True) or envs.env_dir("rl", gpu=True) / "bin" / "python"
-    return envs.require("rl", gpu=True)
+        return tools.python("rl", gpu=True) or tools.env_dir("rl", gpu=True) / "bin" / "python"
+    return tools.require("rl", gpu=True)
 
 
 def _slurm(

@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 
 
-from .. import offline_models
+from ..envs import offline_models
 from ..catalog.checks import sft_base_model
 from ..compile import axolotl
 from ..compile.layout import Layout
@@ -26,7 +26,8 @@ from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import SFTBatch, sft_batch
 from ..recipe.model import SFT
-from . import envs, jobs
+from ..envs import tools
+from . import jobs
 from .stages import RunOptions, StageResult
 
 
@@ -88,9 +89,9 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
 
 def _python(gpu: bool, dry_run: bool) -> Path:
     """The sft environment's interpreter; a dry run shows where the GPU build will be when it is not set up yet."""
-    if dry_run and gpu and envs.python("sft", gpu=True) is None:
-        return envs.env_dir("sft", gpu=True) / "bin" / "python"
-    return envs.require("sft", gpu=gpu)
+    if dry_run and gpu and tools.python("sft", gpu=True) is None:
+        return tools.env_dir("sft", gpu=True) / "bin" / "python"
+    return tools.require("sft", gpu=gpu)
 
 
 def _environment(loaded: LoadedRecipe, python: Path, dry_run: bool) -> dict[str, str]:

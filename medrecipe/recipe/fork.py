@@ -1,0 +1,84 @@
+"""Forking a recipe: a new file that `extends` its parent and holds only the differences."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import shlex
+from pathlib import Path
+from typing import Callable
+
+from ruamel.yaml import YAML
+
+from ..errors import UserError
+from .load import load_tree, parse_override
+from .registry import resource_dir, shipped_recipes_dir
+
+
+def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overrides: tuple[str, ...],
+               validate: Callable[[Path], object]) -> tuple[Path, str]:
+    """Write directory/NAME.yaml extending `parent_file` (named `parent` on the command line) with `overrides`,
+    and check it with `validate`; an invalid fork is removed, not left behind. Returns the file and what it
+    extends. An existing file is never overwritten."""
+    target = directory / f"{name}.yaml"
+    if target.exists():
+        raise UserError(f"{target} already exists", "choose another name, or edit that file")
+    parent_file = parent_file.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    if parent_file.parent == directory.resolve() or parent_file.parent == shipped_recipes_dir().resolve():
+        extends = parent_file.stem
+    else:
+        extends = os.path.relpath(parent_file, directory.resolve())
+    schema_file = resource_dir("schemas") / "recipe.schema.json"
+    schema = os.path.relpath(schema_file, directory.resolve()) if schema_file.exists() else None
+    child = fork_data(load_tree(parent_file).data, name, extends, overrides)
+    target.write_text(render(child, parent, overrides, schema), encoding="utf-8")
+    try:
+        validate(target)
+    except BaseException:
+        target.unlink()
+        raise
+    return target, extends
+
+
+def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, ...]) -> dict:
+    """The child recipe's own data: `extends`, `name`, `hub.reproduces: ~` (a fork reproduces nothing), and the overrides.
+
+    Lists are replaced whole by inheritance, so an override inside a list (`data.sources.3.path=...`)
+    copies the parent's list into the child with that one item changed.
+    """
+    child: dict = {"extends": extends, "name": name}
+    if (parent_data.get("hub") or {}).get("reproduces"):
+        child["hub"] = {"reproduces": None}  # a fork is a new system: its cards must not claim to reproduce the parent's
+    for text in overrides:
+        path, value, _ = parse_override(text)
+        list_at = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
+        node, parent_node = child, parent_data
+        for depth, part in enumerate(path[:-1]):
+            parent_node = parent_node.get(part) if isinstance(parent_node, dict) else (
+                parent_node[part] if isinstance(parent_node, list) and isinstance(part, int) and part < len(parent_node) else None
+            )
+            if list_at is not None and depth + 1 == list_at and part not in node:
+                node[part] = copy.deepcopy(parent_node) if isinstance(parent_node, list) else []
+            elif isinstance(node, dict) and part not in node:
+                node[part] = {}
+            node = node[part]
+        if isinstance(node, list) and (not isinstance(path[-1], int) or path[-1] >= len(node)):
+            raise UserError(f"--set {text}: the parent has no such list item")
+        node[path[-1]] = value
+    return child
+
+
+def render(child: dict, parent: str, overrides: tuple[str, ...], schema: str | None) -> str:
+    out = io.StringIO()
+    if schema:
+        out.write(f"# yaml-language-server: $schema={schema}\n")
+    out.write(f"# Fork of {parent}: only what differs is written here; everything else is inherited.\n")
+    command = shlex.join(["medrecipe", "new", child["name"], "--from", parent, *(arg for o in overrides for arg in ("--set", o))])
+    out.write(f"# Created with: {command}\n")
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "~"))
+    yaml.dump(child, out)
+    return out.getvalue()

@@ -1,0 +1,69 @@
+"""The main job: the build folder (compiled inputs, lock.json, cards), then the stages asked for, then the cards
+again with what the stages wrote and, for `main` and `all`, the repositories' contents under hub/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..compile.build import StageBuild, compile_recipe
+from ..compile.layout import STAGES, Layout
+from ..errors import NotRunnableHere, UserError
+from ..hub.card_files import write_cards
+from ..hub.repos import write_repos
+from ..recipe import LoadedRecipe
+from .stages import RunOptions, StageResult, run_stage
+
+MAIN_JOB = "main"  # curate the data, compile everything, write cards and the repositories' contents
+
+
+def build(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
+    """Compile the recipe into `out` and write its cards; returns what each stage compiled to, then the cards."""
+    builds = compile_recipe(loaded, out, stages)
+    return builds + [write_cards(loaded, Layout(out.resolve(), loaded.recipe))]
+
+
+@dataclass
+class MainJob:
+    builds: list[StageBuild]
+    results: list[StageResult]
+
+
+def run(loaded: LoadedRecipe, target: Path, stage: str, options: RunOptions,
+        on_warning: Callable[[str, str], None], on_stage: Callable[[str], None]) -> MainJob:
+    """Build, then run `stage`: `main` (the data stage), `all` (every stage the recipe has; one that cannot run on
+    this machine is skipped with the reason, and the rest go on) or one stage. `on_warning(stage, text)` hears
+    each compile warning before anything runs, `on_stage(name)` each stage as it starts."""
+    builds = build(loaded, target)
+    for compiled in builds:
+        for warning in compiled.warnings:
+            on_warning(compiled.stage, warning)
+    layout = Layout(target, loaded.recipe)
+    present = [s for s in STAGES if getattr(loaded.recipe, s) is not None]
+    if stage == MAIN_JOB:
+        wanted = [s for s in ("data",) if s in present]
+    elif stage == "all":
+        wanted = present
+    elif stage in present:
+        wanted = [stage]
+    else:
+        raise UserError(f"the recipe has no `{stage}` section")
+
+    results: list[StageResult] = []
+    for name in wanted:
+        on_stage(name)
+        try:
+            results.append(run_stage(loaded, layout, name, options))
+        except NotRunnableHere as exc:
+            if stage != "all":
+                raise
+            results.append(StageResult(name, "skipped", notes=[str(exc)]))
+    if not options.dry_run:
+        write_cards(loaded, layout)  # with whatever the stages produced
+    if stage in (MAIN_JOB, "all") and not options.dry_run:
+        # The dataset repo, and a model repo for each stage whose checkpoint exists.
+        ready = [s for s in present if s == "data" or any(r.stage == s and r.status == "done" for r in results)]
+        repos = write_repos(loaded, layout, target / "hub", stages=ready)
+        results.append(StageResult("repos", "done", outputs=[(repo, str(folder)) for repo, folder in repos]))
+    return MainJob(builds, results)
