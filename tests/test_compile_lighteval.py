@@ -17,6 +17,7 @@ from medrecipe import grading
 from medrecipe.catalog import benchmark_items, benchmarks
 from medrecipe.cli.common import load
 from medrecipe.compile import lighteval
+from medrecipe.envs import tools
 from medrecipe.compile.build import compile_recipe
 from medrecipe.compile.layout import Layout
 from medrecipe.recipe import RecipeError, load_recipe
@@ -161,7 +162,7 @@ def test_embedded_modules_and_task_code_define_distinct_names():
         return names
 
     sources = [inspect.getsource(benchmark_items), inspect.getsource(grading),
-               (Path(lighteval.__file__).parent / "lighteval_tasks_runtime.py").read_text()]
+               (Path(lighteval.__file__).parent / "tasks_runtime.py").read_text()]
     seen: dict[str, str] = {}
     for source in sources:
         for name, definition in top_level(source).items():
@@ -278,8 +279,7 @@ def test_local_copies_and_hub_locations(write, tmp_path):
 
 
 def test_tool_version_matches_the_eval_environment_pin():
-    pins = (Path(lighteval.__file__).parents[1] / "run" / "requirements" / "eval.txt").read_text()
-    assert f"lighteval=={lighteval.VERSION}" in pins.splitlines()
+    assert f"lighteval=={lighteval.VERSION}" in tools.ENVIRONMENTS["eval"].requirements(gpu=False)
 
 
 def test_every_registry_builtin_names_a_setting():
@@ -292,7 +292,7 @@ def test_every_registry_builtin_names_a_setting():
 
 
 def prepare(*args: str, cwd: Path) -> str:
-    script = Path(lighteval.__file__).parent / "lighteval_prepare_model.py"
+    script = Path(lighteval.__file__).parent / "prepare_model.py"
     return subprocess.run(["python3", str(script), *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
 

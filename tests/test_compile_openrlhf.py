@@ -218,12 +218,12 @@ def test_train_time_arithmetic_checks(write):
     sync = {"train.colocate_all": True, "actor.num_nodes": 1, "actor.num_gpus_per_node": 8, "vllm.num_engines": 4,
             "vllm.tensor_parallel_size": 1, "algo.kl.init_coef": 0.0}
     with pytest.raises(UserError, match="must equal vLLM's 4 engines"):
-        openrlhf._train_time_checks(sync)
+        openrlhf.train_time_checks(sync)
     with pytest.raises(UserError, match="reference 1 x 4"):
-        openrlhf._train_time_checks({**sync, "vllm.num_engines": 8, "algo.kl.init_coef": 0.01, "ref.num_gpus_per_node": 4})
+        openrlhf.train_time_checks({**sync, "vllm.num_engines": 8, "algo.kl.init_coef": 0.01, "ref.num_gpus_per_node": 4})
     with pytest.raises(UserError, match="critic and reward"):
-        openrlhf._train_time_checks({"critic.model_name_or_path": "m", "train.colocate_critic_reward": True, "critic.num_nodes": 2})
-    openrlhf._train_time_checks({**sync, "vllm.num_engines": 8})
+        openrlhf.train_time_checks({"critic.model_name_or_path": "m", "train.colocate_critic_reward": True, "critic.num_nodes": 2})
+    openrlhf.train_time_checks({**sync, "vllm.num_engines": 8})
 
 
 def test_compiling_twice_gives_the_same_files(write):

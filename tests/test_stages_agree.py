@@ -130,7 +130,7 @@ def test_lighteval_scores_every_ii_medical_benchmark_and_the_judge_sees_the_answ
         responses["medrecipe:healthbench"] = [THINK + "Call emergency services now; do not drive yourself."]
         request = tmp_path / "request.json"
         request.write_text(json.dumps({"tasks": tasks, "documents": 2, "responses": {}}))
-        probe = [str(envs["eval"]), "-I", str(COMPILE / "lighteval_prompts.py"), str(build / "eval" / "tasks.py"),
+        probe = [str(envs["eval"]), "-I", str(COMPILE / "lighteval" / "prompts.py"), str(build / "eval" / "tasks.py"),
                  str(tokenizers["qwen3"]), str(request)]
         env = hub_env(fixture_hub, OPENAI_API_KEY="sk-test-judge")
         documents = json.loads(subprocess.run(probe, capture_output=True, text=True, env=env, check=True).stdout.splitlines()[-1])
@@ -179,7 +179,7 @@ def test_a_text_prompt_key_beside_conversations_breaks_openrlhf(fixture_hub, env
     request = tmp_path / "pairs.json"
     request.write_text(json.dumps({"pairs": [row], "prompt_key": "prompt", "chosen_key": "chosen", "rejected_key": "rejected",
                                    "input_key": "prompt", "label_key": "label"}))
-    result = subprocess.run([str(envs["rl"]), "-I", str(COMPILE / "openrlhf_prompts.py"), str(tokenizers["llama3"]), str(request)],
+    result = subprocess.run([str(envs["rl"]), "-I", str(COMPILE / "openrlhf" / "prompts.py"), str(tokenizers["llama3"]), str(request)],
                             capture_output=True, text=True, check=True)
     # the chat template is applied to the text prompt itself (a string is not a list of turns) and fails
     pairs = json.loads(result.stdout.splitlines()[-1])["pairs"]

@@ -1,6 +1,6 @@
 """The layouts of the Hub datasets that the shipped recipes and the benchmark registry read, each with its evidence.
 
-One coherent table, hence its length. For every dataset: the configurations (what `load_dataset(repo, name)`
+This module is one table, hence its length. For every dataset: the configurations (what `load_dataset(repo, name)`
 reads) or the files medrecipe reads directly, their splits and columns, how the values of a column are written
 where its type does not say (`formats`), the keys and role values of conversation columns, and where each fact
 was read. None of it was read from the Hub itself (this project's machines cannot reach it); the evidence is

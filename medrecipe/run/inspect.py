@@ -2,12 +2,12 @@
 the stages agree.
 
 - SFT: the first record of the first curation source, tokenized by Axolotl's chat-template strategy with the
-  compiled config (compile/axolotl_tokenize.py, sft environment): the text, and which of it carries the loss.
+  compiled config (compile/axolotl/tokenization.py, sft environment): the text, and which of it carries the loss.
   Axolotl's `load_tokenizer` sets the chat template into the tokenizer, which training saves with the model.
 - RL: the first RL prompt (or preference pair) through OpenRLHF's own `preprocess_data` with that tokenizer
-  (compile/openrlhf_prompts.py, rl environment), as PromptDataset / RewardDataset call it.
+  (compile/openrlhf/prompts.py, rl environment), as PromptDataset / RewardDataset call it.
 - Evaluation: the first item of each benchmark through lighteval's registry and PromptManager with that tokenizer
-  (compile/lighteval_prompts.py, eval environment), tokenized as launch.sh makes lighteval tokenize it.
+  (compile/lighteval/prompts.py, eval environment), tokenized as launch.sh makes lighteval tokenize it.
 
 The checks: the generation prompt ends exactly where SFT's trained text starts (no think tag or newline that
 training never saw), the RL and evaluation prompts are that template's generation prompts, a trained answer that
@@ -110,7 +110,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
                 request["prompts"]["pair"] = pair["prompt"]
             (work_dir / "sft.json").write_text(json.dumps(request))
             saved = work_dir / "tokenizer"
-            sft = _tool("sft", "axolotl_tokenize.py", [str(work_dir / "build" / "sft" / "axolotl.yaml"), source_tokenizer,
+            sft = _tool("sft", "axolotl/tokenization.py", [str(work_dir / "build" / "sft" / "axolotl.yaml"), source_tokenizer,
                                                       str(work_dir / "sft.json"), str(saved)], _tool_environment(source_tokenizer, "sft"))
             found.sft, found.generation_prompt = sft["pieces"], sft["generation_prompt"]
             trained_tokenizer = str(saved)
@@ -126,7 +126,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
                 request.update(prompt_key=recipe.rl.data.prompt_key, chosen_key=recipe.rl.data.chosen_key,
                                rejected_key=recipe.rl.data.rejected_key, is_dpo=recipe.rl.algorithm == "dpo")
             (work_dir / "rl.json").write_text(json.dumps(request))
-            rl = _tool("rl", "openrlhf_prompts.py", [trained_tokenizer, str(work_dir / "rl.json")],
+            rl = _tool("rl", "openrlhf/prompts.py", [trained_tokenizer, str(work_dir / "rl.json")],
                        _tool_environment(trained_tokenizer, "rl"))
             found.rl_prompt = rl["prompts"][0] if rl["prompts"] else None
             found.pair = rl["pairs"][0] if rl["pairs"] else None
@@ -141,7 +141,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
                     raise UserError(f"staging the benchmark files failed:\n{linked.stderr.strip()[-2000:]}")
             request = {"tasks": [task_name(name) for name in evaluation]}
             (work_dir / "eval.json").write_text(json.dumps(request))
-            result = _tool("eval", "lighteval_prompts.py", [str(work_dir / "build" / TASKS), trained_tokenizer, str(work_dir / "eval.json")],
+            result = _tool("eval", "lighteval/prompts.py", [str(work_dir / "build" / TASKS), trained_tokenizer, str(work_dir / "eval.json")],
                            _tool_environment(trained_tokenizer, "eval"))
             found.evaluation = {name: result[task_name(name)][0] for name in evaluation}
         _prompt_agreements(found, sft["prompts"])

@@ -1,7 +1,7 @@
 """What Axolotl trains on: one chat record tokenized by Axolotl's own code with the compiled config. Runs INSIDE the
 sft environment (medrecipe is not installed there): standard library, PyYAML and Axolotl only.
 
-    python axolotl_tokenize.py CONFIG.yaml TOKENIZER_DIR REQUEST.json SAVE_DIR
+    python tokenization.py CONFIG.yaml TOKENIZER_DIR REQUEST.json SAVE_DIR
 
 CONFIG.yaml is the compiled sft/axolotl.yaml; TOKENIZER_DIR a folder with the base model's tokenizer and
 config.json (it stands in for `base_model`). REQUEST.json holds {"messages": [...], "prompts": {name: [turns]}}.

@@ -1,7 +1,7 @@
 """Validate an Axolotl config with Axolotl's own code. Runs INSIDE the sft environment (medrecipe is not
 installed there): standard library, PyYAML and Axolotl only.
 
-    python axolotl_validate.py CONFIG.yaml CAPABILITIES_JSON [CONFIG.yaml CAPABILITIES_JSON ...]
+    python validation.py CONFIG.yaml CAPABILITIES_JSON [CONFIG.yaml CAPABILITIES_JSON ...]
 
 Prints one JSON line {"problems": [[...], ...]}: a list per config. Two kinds of problem:
 - keys Axolotl's schema does not know (top level and per dataset): Axolotl would drop them silently;

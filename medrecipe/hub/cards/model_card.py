@@ -1,39 +1,26 @@
-"""The model and dataset cards: metadata built with huggingface_hub's own card classes, text from hub_cards/*.j2.
-
-A card is a function of the recipe and of what the run has produced so far, passed in as data: without
-scores the model card has no model-index and says how to evaluate; without the data stage's stats the
-dataset card lists every curation step with its parameters and no counts. Nothing in a card depends on the
-time or the machine, so an unchanged release renders the same bytes and re-publishing it makes no commit.
-"""
+"""README.md of a model repository: huggingface_hub's ModelCardData metadata (with the model-index of the
+scores), the training recipe, the data and the evaluation."""
 
 from __future__ import annotations
 
-import html
-import json
 import re
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import jinja2
-from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
+from huggingface_hub import EvalResult, ModelCardData
 
-from ..catalog import benchmarks, checks
-from ..recipe import LoadedRecipe
-from ..recipe.derive import sft_batch
-from ..recipe.model import (
-    DecontaminateFuzzy,
-    DecontaminateNgram,
-    NearDedup,
+from ...catalog import benchmarks, checks
+from ...recipe import LoadedRecipe
+from ...recipe.derive import sft_batch
+from ...recipe.model import (
     PolicyOptimization,
     PreferenceStage,
     Recipe,
     Reproduces,
 )
-from ..recipe.registry import resource_dir
-from ..recipe.rules import step_names
-from ..recipe.show import to_yaml
-from .release import DATASET_FILES, HubRepo, Release, hub_url
+from ..release import HubRepo, Release, hub_url
+
+from .rendering import format_value, markdown_text, recipe_text, render
+
 
 RL_TITLES = {"dapo": "DAPO", "grpo": "GRPO", "dpo": "DPO", "reward_model": "Reward model"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -72,110 +59,9 @@ def model_card(
         "usage": _usage(recipe),
         "limitations": recipe.publish.card.limitations,
         "citation": recipe.publish.card.citation,
-        "recipe_yaml": _recipe_text(loaded),
+        "recipe_yaml": recipe_text(loaded),
     }
-    return _render("model_card.md.j2", context)
-
-
-def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, stats: dict | None = None) -> str:
-    """README.md of the dataset repository; `stats` is the data stage's stats.json."""
-    recipe = loaded.recipe
-    assert recipe.data is not None
-    records = stats["output"]["records"] if stats else None
-    context = {
-        "metadata": _dataset_metadata(recipe, artifact, records).to_yaml(),
-        "artifact": artifact,
-        "release": release,
-        "recipe": recipe,
-        "model": release.get("model"),
-        "reproduces": recipe.hub.reproduces or Reproduces(),
-        "stats": stats is not None,
-        "records": records,
-        "files": len(stats["output"]["files"]) if stats else None,
-        "sources": _sources(recipe, stats),
-        "steps": _steps(recipe, stats),
-        "dedup": [_describe_dedup(step) for step in recipe.data.steps if isinstance(step, NearDedup)],
-        "decontamination": _decontamination(recipe, stats),
-        "limitations": recipe.publish.card.limitations,
-        "recipe_yaml": _recipe_text(loaded),
-    }
-    return _render("dataset_card.md.j2", context)
-
-
-# --------------------------------------------------------------------------------------------- rendering
-
-
-def _recipe_text(loaded: LoadedRecipe) -> str:
-    """The resolved recipe for a card. to_yaml's first line names the recipe files by their path from the
-    working directory; a card names them by file name, so that it does not change with the directory
-    publish runs in (a changed card is a new commit) nor show a local path."""
-    first, rest = to_yaml(loaded).split("\n", 1)
-    assert first.startswith("# Resolved recipe:"), first
-    return f"# Resolved recipe: {' <- '.join(Path(file).name for file in loaded.tree.files)}\n{rest}"
-
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(resource_dir("hub_cards")),
-        undefined=jinja2.StrictUndefined,  # a misspelt variable fails the render instead of vanishing from a card
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    environment.filters["cell"] = _cell
-    environment.filters["text"] = markdown_text
-    environment.filters["number"] = _number
-    environment.filters["count"] = _count
-    environment.filters["fence"] = _fence
-    environment.filters["pystr"] = lambda text: json.dumps(text, ensure_ascii=False)  # a Python string literal
-    return environment
-
-
-def _render(template: str, context: dict) -> str:
-    return _environment().get_template(template).render(context).rstrip("\n") + "\n"
-
-
-def markdown_text(value: Any) -> str:
-    """Text a recipe wrote, shown as text: HTML (<script>, onerror=...) escaped, and no inline link (a `](javascript:`
-    written in a description stays words). Links a card shows are built by medrecipe from validated ids and URLs."""
-    return html.escape(str(value), quote=False).replace("](", "]\\(")
-
-
-def _cell(value: Any) -> str:
-    """A value as a Markdown table cell: formatted, with pipes escaped and lines joined."""
-    return _number(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _number(value: Any) -> str:
-    """Recipe values as people write them: 5e-5, 0.28, 16378, yes/no, lists joined."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        text = repr(value)
-        if "e" in text:
-            mantissa, exponent = text.split("e")
-            text = f"{mantissa}e{int(exponent)}"
-        return text
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_number(item) for item in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {_number(item)}" for key, item in value.items())
-    return "" if value is None else str(value)
-
-
-def _count(value: int | None) -> str:
-    return "–" if value is None else f"{value:,}"
-
-
-def _fence(text: str) -> str:
-    """A code fence longer than any run of backticks inside `text`."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)
-
-
-# ------------------------------------------------------------------------------------------ model card
+    return render("model_card.md.j2", context)
 
 
 def _trained_sft(recipe: Recipe, artifact: HubRepo) -> bool:
@@ -259,10 +145,10 @@ def _sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
     if sft.warmup_steps is not None:
         warmup: Any = f"{sft.warmup_steps} steps"
     elif sft.warmup_ratio is not None:
-        warmup = f"{_number(sft.warmup_ratio)} of all steps"
+        warmup = f"{format_value(sft.warmup_ratio)} of all steps"
     else:
         warmup = "none"
-    schedule = sft.lr_scheduler + (f", min lr {_number(sft.min_lr)}" if sft.min_lr is not None else "")
+    schedule = sft.lr_scheduler + (f", min lr {format_value(sft.min_lr)}" if sft.min_lr is not None else "")
     rows: list[tuple[str, Any]] = [
         ("Base model", checks.sft_base_model(loaded)),
         ("Chat template", checks.chat_template(loaded)),
@@ -274,7 +160,7 @@ def _sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
         ("Learning rate", sft.learning_rate),
         ("LR schedule", schedule),
         ("Warmup", warmup),
-        ("Optimizer", f"{sft.optimizer} (betas {_number(sft.adam_betas)}, epsilon {_number(sft.adam_epsilon)})"),
+        ("Optimizer", f"{sft.optimizer} (betas {format_value(sft.adam_betas)}, epsilon {format_value(sft.adam_epsilon)})"),
         ("Weight decay", sft.weight_decay),
         ("Max grad norm", sft.max_grad_norm),
         ("NEFTune noise alpha", sft.neftune_noise_alpha if sft.neftune_noise_alpha is not None else "off"),
@@ -301,9 +187,9 @@ def _rl_section(recipe: Recipe) -> dict:
     if isinstance(rl, PolicyOptimization):
         overlong = "off"
         if rl.overlong:
-            overlong = f"{rl.overlong.buffer_length} tokens, penalty factor {_number(rl.overlong.penalty_factor)}"
+            overlong = f"{rl.overlong.buffer_length} tokens, penalty factor {format_value(rl.overlong.penalty_factor)}"
             overlong += ", truncated responses masked" if rl.overlong.filter else ""
-        reward = f"{_number(rl.reward.correct)} correct, {_number(rl.reward.incorrect)} wrong"
+        reward = f"{format_value(rl.reward.correct)} correct, {format_value(rl.reward.incorrect)} wrong"
         reward += " (an answer counts only inside `\\boxed{}`)" if rl.reward.require_box else ""
         rows += [
             ("Prompts", rl.data.hub or rl.data.path),
@@ -311,12 +197,12 @@ def _rl_section(recipe: Recipe) -> dict:
             ("Max response length", f"{rl.max_response_length} tokens"),
             ("Overlong buffer", overlong),
             ("Reward (rule-based verifier)", reward),
-            ("Clip ratio low / high", f"{_number(rl.clip_ratio_low)} / {_number(rl.clip_ratio_high)}"),
+            ("Clip ratio low / high", f"{format_value(rl.clip_ratio_low)} / {format_value(rl.clip_ratio_high)}"),
             ("Rollout batch (train prompts)", rl.rollout_batch_size),
             ("Generation batch (prompts)", rl.generation_batch_size or rl.rollout_batch_size),
             ("Mini-batch (prompts)", rl.mini_batch_size),
             ("Responses per prompt", rl.samples_per_prompt),
-            ("Rollout sampling", f"temperature {_number(rl.temperature)}, top-p {_number(rl.top_p)}, top-k {rl.top_k}"),
+            ("Rollout sampling", f"temperature {format_value(rl.temperature)}, top-p {format_value(rl.top_p)}, top-k {rl.top_k}"),
             ("Learning rate", rl.learning_rate),
             ("Warmup", _rl_warmup(rl)),
             ("Weight decay", rl.weight_decay),
@@ -339,7 +225,7 @@ def _rl_section(recipe: Recipe) -> dict:
             ("Weight decay", rl.weight_decay),
             ("Gradient clipping", rl.max_grad_norm),
         ]
-    schedule = rl.lr_scheduler + (f", down to {_number(rl.min_lr_ratio)} of the peak" if rl.lr_scheduler == "cosine" else "")
+    schedule = rl.lr_scheduler + (f", down to {format_value(rl.min_lr_ratio)} of the peak" if rl.lr_scheduler == "cosine" else "")
     rows += [
         ("LR schedule", schedule),
         ("Adam betas", rl.adam_betas),
@@ -383,7 +269,7 @@ def _named_data(loaded: LoadedRecipe, artifact: HubRepo) -> list[dict]:
 
 def _rl_warmup(rl: PolicyOptimization | PreferenceStage) -> str:
     if rl.warmup_ratio is not None:
-        return f"{_number(rl.warmup_ratio)} of all steps"
+        return f"{format_value(rl.warmup_ratio)} of all steps"
     return f"{rl.warmup_steps or 0} steps"
 
 
@@ -487,132 +373,4 @@ def _usage(recipe: Recipe) -> dict | None:
         "max_new_tokens": sampling.max_new_tokens,
         "prompt": prompt.template.replace("{instruction}", prompt.instruction),
         "example": f"<question>\n\n{prompt.instruction}",
-    }
-
-
-# ---------------------------------------------------------------------------------------- dataset card
-
-
-def _size_category(records: int) -> str:
-    """The Hub's size bucket for a record count."""
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
-    return next((label for bound, label in bounds if records < bound), "n>1B")
-
-
-def _dataset_metadata(recipe: Recipe, artifact: HubRepo, records: int | None) -> DatasetCardData:
-    assert recipe.data is not None
-    card = recipe.publish.card
-    hub_sources = list(dict.fromkeys(source.hub for source in recipe.data.sources if source.hub))
-    return DatasetCardData(
-        pretty_name=artifact.name,
-        license=recipe.license,
-        language=card.language,
-        task_categories=["text-generation", "question-answering"],
-        size_categories=_size_category(records) if records is not None else None,
-        source_datasets=hub_sources or None,
-        tags=[*card.tags, "medrecipe"],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": DATASET_FILES}]}],
-    )
-
-
-def _sources(recipe: Recipe, stats: dict | None) -> list[list[str]]:
-    """One table row per source, plus a total row: where it is read from and what survived curation."""
-    assert recipe.data is not None
-    counted = {item["name"]: item for item in stats["sources"]} if stats else {}
-    rows = []
-    for source in recipe.data.sources:
-        counts = counted.get(source.name, {})
-        if source.hub:
-            url = source.url or hub_url(source.hub, "dataset")
-            where = f"[{source.hub}]({url})"
-            detail = [part for part in (source.subset, source.split) if part] + list(source.data_files or [])
-        else:
-            where = f"local `{source.path}`"
-            detail = []
-        name = f"`{source.name}`" + (f" ({markdown_text(source.description)})" if source.description else "")
-        expected = counts.get("expected") or source.expected_samples
-        rows.append([name, where, " / ".join(detail), source.kind, source.group or "",
-                     _count(counts.get("read")), _count(counts.get("kept")), _count(expected)])
-    if stats:
-        total_read = sum(item["read"] for item in stats["sources"])
-        rows.append(["**Total**", "", "", "", "", _count(total_read), _count(stats["output"]["records"]),
-                     _count(recipe.data.expected_samples)])
-    return rows
-
-
-def _steps(recipe: Recipe, stats: dict | None) -> list[dict]:
-    assert recipe.data is not None
-    counted = {item["name"]: item for item in stats["steps"]} if stats else {}
-    steps = []
-    for name, step in zip(step_names(recipe), recipe.data.steps):
-        counts = counted.get(name)
-        steps.append(
-            {
-                "name": name,
-                "type": step.type,
-                "summary": (type(step).__doc__ or "").strip().splitlines()[0],
-                "sources": step.sources,
-                "params": _parameters(step.model_dump(mode="json", exclude={"name", "type", "sources"})),
-                "counts": counts,
-                "resolved": _parameters(counts.get("resolved") or {}) if counts else [],
-            }
-        )
-    return steps
-
-
-def _parameters(values: dict, prefix: str = "") -> list[tuple[str, str]]:
-    """Step parameters as (dotted name, value) table rows, e.g. `kmeans.clusters`; unset ones are left out.
-    Text is shown as code, so that values such as `<think>` stay visible in rendered Markdown."""
-    rows: list[tuple[str, str]] = []
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            rows += _parameters(value, f"{prefix}{key}.")
-        elif value is not None:
-            rows.append((f"{prefix}{key}", _code(value) if isinstance(value, str) else _number(value)))
-    return rows
-
-
-def _code(text: str) -> str:
-    """An inline code span that survives backticks inside the text."""
-    text = text.replace("\n", " ")
-    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
-    return f"{ticks}{padded}{ticks}"
-
-
-def _describe_dedup(step: NearDedup) -> str:
-    return (
-        f"{step.ngram}-gram MinHash LSH on the {step.field} ({step.num_perm} permutations); records at Jaccard similarity "
-        f">= {_number(step.threshold)} are duplicates, the first one read is kept"
-        + ("; candidate pairs are confirmed by their MinHash estimate" if step.verify else "")
-    )
-
-
-def _decontamination(recipe: Recipe, stats: dict | None) -> dict | None:
-    assert recipe.data is not None
-    steps = [step for step in recipe.data.steps if isinstance(step, (DecontaminateNgram, DecontaminateFuzzy))]
-    if not steps:
-        return None
-    if stats and stats.get("decontamination"):
-        names = stats["decontamination"]["benchmarks"]
-    else:
-        default = [ref.name for ref in recipe.eval.benchmarks] if recipe.eval else []
-        names = list(dict.fromkeys(name for step in steps for name in (step.benchmarks or default)))
-    methods = []
-    for step in steps:
-        if isinstance(step, DecontaminateNgram):
-            scope = "with their options" if step.include_options else "questions only"
-            methods.append(f"{step.n}-gram overlap between the {step.field} and the evaluation items ({scope}); questions "
-                           f"shorter than {step.n} words matched whole")
-        else:
-            scope = "each question alone and with its options" if step.include_options else "each question alone"
-            methods.append(
-                f"fuzzy match (rapidfuzz ratio >= {_number(step.threshold)}% on lower-cased text without punctuation) between "
-                f"the {step.field} and {scope}"
-            )
-    known = [benchmarks.get(name) for name in names if name in benchmarks.BENCHMARKS]
-    return {
-        "methods": methods,
-        "benchmarks": [f"[{b.title}]({hub_url(b.hub, 'dataset')})" for b in known],
     }

@@ -1,7 +1,7 @@
 """What OpenRLHF feeds the model: RL prompts and preference pairs through OpenRLHF's own data code. Runs INSIDE the
 rl environment (medrecipe is not installed there): standard library, transformers and OpenRLHF only.
 
-    python openrlhf_prompts.py TOKENIZER_DIR REQUEST.json
+    python prompts.py TOKENIZER_DIR REQUEST.json
 
 REQUEST.json holds {"prompts": [row, ...], "input_key", "label_key", "pairs": [row, ...], "prompt_key",
 "chosen_key", "rejected_key", "is_dpo", "apply_chat_template"}. Prompt rows go through

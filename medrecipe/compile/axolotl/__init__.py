@@ -22,14 +22,14 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from .. import __version__
-from ..catalog import checks
-from ..errors import UserError
-from ..recipe import LoadedRecipe
-from ..recipe.derive import SFTBatch, sft_batch
-from ..recipe.model import SFT, SFTDataset
-from .build import Artifact, StageBuild
-from .layout import Layout, recipe_sha256
+from ... import __version__
+from ...catalog import checks
+from ...errors import UserError
+from ...recipe import LoadedRecipe
+from ...recipe.derive import SFTBatch, sft_batch
+from ...recipe.model import SFT, SFTDataset
+from ..build import Artifact, StageBuild
+from ..layout import Layout, recipe_sha256
 
 VERSION = "0.19.0"
 TOOL = f"Axolotl {VERSION}"
@@ -221,7 +221,7 @@ def _passthrough(sft: SFT) -> dict[str, Any]:
 
 def deepspeed_config(name: str) -> str:
     """The text of a ZeRO config shipped in this package (`zero1`, `zero2`, `zero3`, `zero3_offload`)."""
-    return resources.files("medrecipe.compile").joinpath("deepspeed", f"{name}.json").read_text(encoding="utf-8")
+    return resources.files("medrecipe.compile.axolotl").joinpath("deepspeed", f"{name}.json").read_text(encoding="utf-8")
 
 
 def _batch_line(batch: SFTBatch) -> str:
@@ -278,7 +278,7 @@ def dump_yaml(data: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------------ check
 
-_VALIDATOR = Path(__file__).with_name("axolotl_validate.py")
+_VALIDATOR = Path(__file__).with_name("validation.py")
 
 
 def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
@@ -288,7 +288,7 @@ def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
 
 def check_many(builds: list[tuple[LoadedRecipe, Layout]]) -> list[list[str]]:
     """`check` for several compiled recipes in one process (importing Axolotl takes most of the time)."""
-    from ..envs import tools
+    from ...envs import tools
 
     python = tools.require("sft")
     arguments: list[str] = []

@@ -1,7 +1,7 @@
 """What lighteval feeds the model and how it scores: the compiled tasks through lighteval's own code. Runs INSIDE
 the eval environment (medrecipe is not installed there).
 
-    python lighteval_prompts.py TASKS_PY TOKENIZER_DIR REQUEST.json
+    python prompts.py TASKS_PY TOKENIZER_DIR REQUEST.json
 
 REQUEST.json holds {"tasks": ["medrecipe:medmcqa", ...], "documents": N, "responses": {task: [text, ...]}}. The
 tasks are loaded into lighteval's registry from the compiled tasks.py (as --custom-tasks does) and their documents

@@ -1,7 +1,7 @@
 """Parse OpenRLHF flags with OpenRLHF's own parser. Runs INSIDE the rl environment (medrecipe is not
 installed there; on a CPU machine OpenRLHF is installed without its dependencies): standard library only.
 
-    python openrlhf_parse.py train_ppo_ray|train_dpo|train_rm ARGV_JSON
+    python parse.py train_ppo_ray|train_dpo|train_rm ARGV_JSON
 
 OpenRLHF builds its parser and checks the parsed arguments in the `if __name__ == "__main__":` block of
 each CLI module, whose imports (ray, vLLM, DeepSpeed, torch) cannot load without GPUs. This runs exactly

@@ -1,0 +1,66 @@
+"""The evaluated model as lighteval receives it: which model, its context length and generation parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...catalog import models
+from ...recipe import LoadedRecipe
+from ..layout import Layout
+
+from .names import PROMPT_ROOM
+
+
+def default_model(loaded: LoadedRecipe, layout: Layout) -> str | Path:
+    """What `eval.model` names: a stage's output folder, a local folder, or a Hub id."""
+    recipe = loaded.recipe
+    choice = recipe.evaluated_model()
+    if choice == "rl":
+        return layout.rl_output()
+    if choice == "sft":
+        return layout.sft_output()
+    if choice == "base":
+        return _local_or_hub(loaded, recipe.base_model, ("base_model",))
+    return _local_or_hub(loaded, choice, ("eval", "model"))
+
+
+def _local_or_hub(loaded: LoadedRecipe, value: str, path: tuple) -> str | Path:
+    local = loaded.local_path(path)
+    if value.startswith(("/", ".", "~")) or local.exists():
+        return local
+    return value
+
+
+def max_model_length(loaded: LoadedRecipe) -> int:
+    """eval.max_model_length, else prompt room plus the answer budget, within the model's positions when known
+    (vLLM refuses a longer context than the model's)."""
+    recipe = loaded.recipe
+    ev = recipe.eval
+    assert ev is not None
+    if ev.max_model_length:
+        return ev.max_model_length
+    facts = models.facts(ev.model if ev.model not in ("final", "sft", "rl", "base") else recipe.base_model)
+    return min(wanted_length(ev), facts.max_positions) if facts else wanted_length(ev)
+
+
+def wanted_length(ev) -> int:
+    return PROMPT_ROOM + (ev.sampling.max_new_tokens if ev.mode == "generative" else 0)
+
+
+def samples(loaded: LoadedRecipe) -> bool:
+    ev = loaded.recipe.eval
+    assert ev is not None
+    return ev.mode == "generative" and ev.sampling.temperature > 0
+
+
+def generation_parameters(loaded: LoadedRecipe) -> dict:
+    """lighteval's GenerationParameters for the recipe (top_k -1, "disabled", is lighteval's unset)."""
+    recipe = loaded.recipe
+    assert recipe.eval is not None
+    sampling = recipe.eval.sampling
+    parameters: dict = {"temperature": sampling.temperature, "top_p": sampling.top_p}
+    if sampling.top_k is not None and sampling.top_k >= 0:
+        parameters["top_k"] = sampling.top_k
+    parameters["max_new_tokens"] = sampling.max_new_tokens
+    parameters["seed"] = recipe.seed
+    return parameters

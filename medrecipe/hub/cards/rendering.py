@@ -1,0 +1,86 @@
+"""Rendering a card: the hub_cards/*.j2 templates, and how recipe values and text appear in Markdown."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ...recipe import LoadedRecipe
+from ...recipe.registry import resource_dir
+from ...recipe.show import to_yaml
+
+
+def recipe_text(loaded: LoadedRecipe) -> str:
+    """The resolved recipe for a card. to_yaml's first line names the recipe files by their path from the
+    working directory; a card names them by file name, so that it does not change with the directory
+    publish runs in (a changed card is a new commit) nor show a local path."""
+    first, rest = to_yaml(loaded).split("\n", 1)
+    assert first.startswith("# Resolved recipe:"), first
+    return f"# Resolved recipe: {' <- '.join(Path(file).name for file in loaded.tree.files)}\n{rest}"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("hub_cards")),
+        undefined=jinja2.StrictUndefined,  # a misspelt variable fails the render instead of vanishing from a card
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    environment.filters["cell"] = cell
+    environment.filters["text"] = markdown_text
+    environment.filters["number"] = format_value
+    environment.filters["count"] = format_count
+    environment.filters["fence"] = fence
+    environment.filters["pystr"] = lambda text: json.dumps(text, ensure_ascii=False)  # a Python string literal
+    return environment
+
+
+def render(template: str, context: dict) -> str:
+    return _environment().get_template(template).render(context).rstrip("\n") + "\n"
+
+
+def markdown_text(value: Any) -> str:
+    """Text a recipe wrote, shown as text: HTML (<script>, onerror=...) escaped, and no inline link (a `](javascript:`
+    written in a description stays words). Links a card shows are built by medrecipe from validated ids and URLs."""
+    return html.escape(str(value), quote=False).replace("](", "]\\(")
+
+
+def cell(value: Any) -> str:
+    """A value as a Markdown table cell: formatted, with pipes escaped and lines joined."""
+    return format_value(value).replace("|", "\\|").replace("\n", " ")
+
+
+def format_value(value: Any) -> str:
+    """Recipe values as people write them: 5e-5, 0.28, 16378, yes/no, lists joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}e{int(exponent)}"
+        return text
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {format_value(item)}" for key, item in value.items())
+    return "" if value is None else str(value)
+
+
+def format_count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def fence(text: str) -> str:
+    """A code fence longer than any run of backticks inside `text`."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)

@@ -1,0 +1,33 @@
+"""The recipe: one typed description of a whole medical-LLM release, one module per section.
+
+Every field carries a description (it becomes the JSON Schema, the editor hints and `--help` text) and a
+default where a sensible one exists. Every model forbids unknown keys, so a misspelt key is an error with
+a "did you mean" hint rather than a silently ignored setting. Rules that need more than one field live in
+`recipe/rules.py`, so that they can name the exact field that is wrong. Code outside imports the models
+from here.
+"""
+
+from .compute import Compute
+from .data import DatasetLocation, Fields
+from .eval import Published
+from .hub import Reproduces
+from .root import Recipe
+from .rl import PolicyOptimization, PreferenceStage
+from .sft import SFT, SFTDataset
+from .steps import (
+    DecontaminateFuzzy,
+    DecontaminateNgram,
+    DomainFilter,
+    EmbeddingClassifier,
+    Generate,
+    JudgeFilter,
+    LLMClassifier,
+    MaxWordOccurrences,
+    NearDedup,
+)
+
+__all__ = [
+    "Compute", "DatasetLocation", "DecontaminateFuzzy", "DecontaminateNgram", "DomainFilter", "EmbeddingClassifier",
+    "Fields", "Generate", "JudgeFilter", "LLMClassifier", "MaxWordOccurrences", "NearDedup", "PolicyOptimization",
+    "PreferenceStage", "Published", "Recipe", "Reproduces", "SFT", "SFTDataset",
+]

@@ -1,0 +1,102 @@
+"""What every section of the recipe builds on: the strict base model and the checked value types (Hub ids,
+splits, Slurm words, bounded numbers, template placeholders)."""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Base of every recipe model: unknown keys are errors, defaults are validated, numbers are finite (an
+    infinity or NaN would be written into configs, scripts and JSON that cannot hold it)."""
+
+    # defer_build: nested models are compiled once, inside Recipe's schema, not each on its own (import time).
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True, allow_inf_nan=False)
+
+
+# Names that reach file paths, scripts and URLs follow the rules of the system that owns them, so that a recipe
+# written to break out of a path or a script is an error at its line.
+_HUB_PART = re.compile(r"[A-Za-z0-9_]([\w.-]{0,94}[A-Za-z0-9_])?", re.ASCII)
+
+
+def _hub_id(value: str) -> str:
+    """The Hub's repository-id rules (huggingface_hub utils/_validators.py, validate_repo_id): alphanumerics, '-', '_'
+    and '.', at most 96 on each side of one '/', no '--' or '..', not ending in '.git'."""
+    parts = value.split("/")
+    if len(parts) > 2 or not all(_HUB_PART.fullmatch(part) for part in parts) or "--" in value or ".." in value \
+            or value.endswith(".git"):
+        raise ValueError(f"{value!r} is not a Hub repository id (namespace/name: letters, digits, '-', '_', '.')")
+    return value
+
+
+def _namespace(value: str) -> str:
+    if "/" in value:
+        raise ValueError(f"{value!r} is not a Hub user or organisation name")
+    return _hub_id(value)
+
+
+def _model_reference(value: str) -> str:
+    """A Hub model id, or a local path (which may hold anything but control characters)."""
+    if value.startswith(("/", ".", "~")) or "/" in value and value.count("/") > 1:
+        return value
+    return _hub_id(value)
+
+
+def _repo_path(value: str) -> str:
+    if value.startswith("/") or ".." in value.split("/") or "\\" in value:
+        raise ValueError(f"{value!r} is not a path inside the repository")
+    return value
+
+
+Slug = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=96, description="Lower-case letters, digits, '.', '_', '-'."),
+]
+RepoName = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=96, description="A Hub repository name (no namespace)."),
+    AfterValidator(_hub_id),
+]
+HubId = Annotated[str, AfterValidator(_hub_id)]
+ModelRef = Annotated[str, AfterValidator(_model_reference)]
+Namespace = Annotated[str, AfterValidator(_namespace)]
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
+# datasets' split-name rule (datasets/naming.py, _split_re); configuration names as the Hub shows them.
+SplitName = Annotated[str, Field(pattern=r"^\w+(\.\w+)*$", max_length=128)]
+ConfigName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)]
+Url = Annotated[str, Field(pattern=r"^https?://[^\s<>\"'`]+$", max_length=2048)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+# Slurm names and #SBATCH values go into a batch script, where a shell quote cannot protect them: a safe alphabet.
+SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
+SbatchOption = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
+SbatchValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.,:=/@%+-]*$", max_length=256)]
+# Paths and image names datatrove's Slurm executor writes into its batch script unquoted.
+ScriptWord = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./~+@:%=,-]+$", max_length=1024)]
+# Bounded so that no number reaches a tool that its integers cannot hold.
+INT_LIMIT = 2**31 - 1
+PositiveInt = Annotated[int, Field(gt=0, le=INT_LIMIT)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT_LIMIT)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def placeholders(template: str, allowed: tuple[str, ...], required: tuple[str, ...], what: str) -> str:
+    """Check a str.format template: only `allowed` fields, every `required` one, literal braces doubled. A worker
+    that formats it must never fail on a brace the recipe meant as text."""
+    try:
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}; write a literal brace as {{{{ or }}}}") from None
+    fields = [name for name, _, _ in parsed]
+    unknown = sorted({name for name in fields if name not in allowed})
+    if unknown:
+        raise ValueError(f"{what} has the placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; it takes "
+                         f"{', '.join('{' + n + '}' for n in allowed)} (write a literal brace as {{{{ or }}}})")
+    if any(spec or conversion for _, spec, conversion in parsed):
+        raise ValueError(f"{what}: placeholders take no format (write {{name}}, and a literal brace as {{{{ or }}}})")
+    missing = [name for name in required if name not in fields]
+    if missing:
+        raise ValueError(f"{what} must contain {', '.join('{' + n + '}' for n in missing)}")
+    return template

@@ -1,0 +1,107 @@
+"""The recipe's `eval` section: the benchmarks, the generation and the published table reproduced."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .basics import INT_LIMIT, PositiveInt, Probability, SplitName, Strict
+from .steps import LLMCall
+
+
+class BenchmarkRef(Strict):
+    """A benchmark of the registry, optionally read from a local copy."""
+
+    name: str = Field(description="Registry name, e.g. `medmcqa` (see `medrecipe plan`).")
+    path: str | None = Field(None, description="Local folder or file holding the benchmark (offline runs), relative to the recipe.")
+    split: SplitName | None = Field(None, description="Split to evaluate on. Default: the registry's.")
+    max_samples: PositiveInt | None = Field(None, description="Evaluate on at most this many items.")
+
+
+class Sampling(Strict):
+    """Generation parameters for evaluation."""
+
+    temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature; 0 decodes greedily.")
+    top_p: Probability = Field(0.9, description="Nucleus sampling threshold.")
+    top_k: int | None = Field(None, ge=-1, le=INT_LIMIT, description="Top-k; unset: the backend's default.")
+    max_new_tokens: PositiveInt = Field(32768, description="Maximum generated tokens per answer.")
+
+
+class EvalPrompt(Strict):
+    """How a benchmark item becomes a prompt."""
+
+    instruction: str = Field(
+        "Please reason step-by-step, and put your final answer within \\boxed{}.",
+        description="Instruction appended to every question.",
+    )
+
+
+    template: str = Field(
+        "{question}\n\n{options}\n\n{instruction}",
+        description="Prompt template with {question}, {options} (lettered lines, empty when none) and {instruction}.",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        for name in ("{question}", "{instruction}"):
+            if name not in value:
+                raise ValueError(f"the template must contain {name}")
+        return value
+
+
+class Published(Strict):
+    """A published results table: our reproduction is compared against it."""
+
+    source: str = Field(description="Where the numbers come from (card, paper, table).")
+    reproduces: str = Field(description="The row of `scores` this recipe reproduces.")
+    scores: dict[str, dict[str, float]] = Field(description="Model name -> benchmark name -> score in percent.")
+    averages: dict[str, float] = Field(
+        default_factory=dict, description="The table's own average column, by model (checked against the mean of its scores)."
+    )
+
+    @model_validator(mode="after")
+    def _rows_present(self) -> Published:
+        for name in [self.reproduces, *self.averages]:
+            if name not in self.scores:
+                raise ValueError(f"{name!r} has no row in `scores`")
+        for name, average in self.averages.items():
+            row = self.scores[name]
+            mean = sum(row.values()) / len(row)
+            if abs(mean - average) > 0.01 + 0.005 * len(row):
+                raise ValueError(f"the average of {name!r} is {average}, but its scores average {mean:.2f}")
+        return self
+
+
+class Eval(Strict):
+    """Evaluation, compiled to a lighteval suite."""
+
+    benchmarks: list[BenchmarkRef] = Field(min_length=1, description="Benchmarks to evaluate on (names, or mappings with a local path).")
+    model: str = Field("final", description="`final` (last trained stage), `sft`, `rl`, `base`, or a model id / path.")
+    backend: Literal["vllm", "accelerate"] = Field("vllm", description="lighteval backend; accelerate for CPU and small runs.")
+    mode: Literal["generative", "loglikelihood"] = Field(
+        "generative",
+        description="`generative`: the model answers (reasoning allowed) and the letter or yes/no/maybe of its final "
+        "\\boxed{} is scored; `loglikelihood`: the option letter the model finds most likely after the prompt is its "
+        "answer (multiple choice without generation; rubric-graded benchmarks need `generative`).",
+    )
+    sampling: Sampling = Field({}, description="Generation parameters.")
+    prompt: EvalPrompt = Field({}, description="Prompt construction.")
+    max_model_length: PositiveInt | None = Field(
+        None, description="Context length (prompt plus answer). Default: 4096 prompt tokens plus `max_new_tokens`."
+    )
+    batch_size: PositiveInt = Field(
+        8, description="Sequences per batch on the accelerate backend (unset, lighteval would probe from 512). vLLM batches by itself."
+    )
+    tensor_parallel_size: PositiveInt = Field(1, description="GPUs per vLLM engine.")
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="Model dtype.")
+    judge: LLMCall | None = Field(None, description="Judge model for rubric-graded benchmarks (HealthBench).")
+    published: Published | None = Field(None, description="The published results table this recipe reproduces.")
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _names_as_refs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value

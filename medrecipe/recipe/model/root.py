@@ -1,0 +1,44 @@
+"""The whole recipe: every section under one model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .basics import ModelRef, Slug, Strict
+from .compute import Compute
+from .data import Data
+from .eval import Eval
+from .hub import Hub, Publish
+from .rl import RL
+from .sft import SFT
+
+
+class Recipe(Strict):
+    """A whole medical-LLM release: data, SFT, RL, evaluation and publishing."""
+
+    name: Slug = Field(description="Name of the recipe; default repository names derive from it.")
+    description: str = Field("", description="One line on what the recipe builds.")
+    base_model: ModelRef = Field(description="The model everything starts from (Hub id or path).")
+    license: str = Field("apache-2.0", description="License of the released artifacts (Hub license id).")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="The one seed every tool receives.")
+    hub: Hub = Field({}, description="Hub publishing targets.")
+    data: Data | None = Field(None, description="Data curation.")
+    sft: SFT | None = Field(None, description="Supervised fine-tuning.")
+    rl: RL | None = Field(None, description="Post-SFT stage: DAPO / GRPO, DPO, or a reward model.")
+    eval: Eval | None = Field(None, description="Evaluation.")
+    publish: Publish = Field({}, description="What is published.")
+    compute: Compute = Field({}, description="Where the work runs: GPUs, nodes and the data executor.")
+
+    def evaluated_model(self) -> str:
+        """What `eval.model` names once `final` is resolved: "rl", "sft", "base", or a model id / path."""
+        assert self.eval is not None
+        if self.eval.model == "final":
+            return "rl" if self.rl else ("sft" if self.sft else "base")
+        return self.eval.model
+
+    def repo_name(self, artifact: Literal["model", "sft", "dataset"]) -> str:
+        """The Hub repository name of an artifact (namespace excluded)."""
+        explicit = {"model": self.hub.model_repo, "sft": self.hub.sft_repo, "dataset": self.hub.dataset_repo}[artifact]
+        return explicit or {"model": self.name, "sft": f"{self.name}-sft", "dataset": f"{self.name}-data"}[artifact]
