@@ -31,7 +31,7 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None, stages: t
     exactly is printed as a warning naming the recipe field."""
     from rich.console import Console
 
-    from ..compile.checks import check_build
+    from ..compile.tool_checks import check_build
     from ..run import main_job
 
     loaded, _ = load(recipe, overrides)

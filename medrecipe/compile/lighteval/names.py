@@ -18,7 +18,7 @@ DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 _HERE = Path(__file__).parent
 RUNTIME = _HERE / "tasks_runtime.py"
 PREPARE_MODEL_SOURCE = _HERE / "prepare_model.py"
-REGISTRY_CHECK = _HERE / "registry.py"
+REGISTRY_CHECK = _HERE / "registry_check.py"
 
 
 # What lighteval 0.13's own task for a benchmark does (lighteval/tasks/tasks/med.py, pubmedqa.py, mmlu.py).

@@ -10,8 +10,8 @@ from ...catalog import benchmark_items, benchmarks
 from ...recipe import LoadedRecipe
 from ..layout import recipe_sha256
 
-from .data import DataPlan
-from .model import samples
+from .benchmark_files import DataPlan
+from .evaluated_model import samples
 from .names import RUNTIME, TOOL, task_name
 
 

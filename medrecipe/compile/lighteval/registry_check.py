@@ -1,6 +1,6 @@
 """Load a compiled eval/tasks.py into lighteval's own task registry. Runs INSIDE the eval environment.
 
-    python registry.py TASKS_PY REQUEST_JSON
+    python registry_check.py TASKS_PY REQUEST_JSON
 
 REQUEST_JSON: {"tasks": ["medrecipe:medmcqa", ...], "builtins": ["med_mcqa", ...]}. The registry is built
 the way `lighteval vllm|accelerate ... --custom-tasks TASKS_PY` builds it: every built-in task module plus
