@@ -296,6 +296,8 @@ def test_an_alias_bomb_is_refused_while_composing(tmp_path):
     (bytes(range(256)) * 4, "not UTF-8 text"),
     (b"name: x\x00\n", "NUL bytes"),
     (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than"),
+    (b"a: " + b"[" * 400_000 + b"]" * 400_000 + b"\n", "nested more than"),  # libyaml's composer would crash here
+    (b"a:\n" + b"".join(b" " * i + b"- \n" for i in range(0, 2_000, 2)), "nested more than"),  # block style
     (b"name: x\nseed: " + b"9" * 5000 + b"\n", "cannot read this value"),
     (b"name: x\nbase_model: \"Qwen/\x1b[31mQwen3-8B\"\n", "is not allowed in a recipe"),
     (b"name: x\nbase_model: \"Qwen/\\e[31mQwen3-8B\"\n", "control characters are not allowed"),
