@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..compile.build import compile_stage, default_out, stages_of
+from ..compile.build import default_out
 from ..compile.layout import Layout
 from .common import load, overrides_option, recipe_argument
 
@@ -29,50 +29,36 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..recipe.derive import sft_batch, sft_steps_per_epoch
+    from ..compile.plan import plan
 
     console = Console()
     loaded, findings = load(recipe, overrides, warn=False)
     recipe_ = loaded.recipe
-    layout = Layout((out or default_out(loaded)).resolve(), recipe_)
+    release = plan(loaded, out or default_out(loaded))
     console.rule(f"[bold]{recipe_.name}")
     console.print(f"{recipe_.description}\nbase model [bold]{recipe_.base_model}[/], seed {recipe_.seed}, license {recipe_.license}")
     console.print("from " + " <- ".join(str(f) for f in loaded.tree.files) + "".join(f"\n  --set {o}" for o in loaded.overrides))
 
     warnings = [str(w) for w in findings.warnings]
-    for stage in stages_of(loaded):
-        build = compile_stage(loaded, layout, stage)
-        console.rule(f"[bold]{stage}[/] (key {layout.keys[stage]})")
-        if stage == "data":
-            _data(console, recipe_, layout)
-        elif stage == "sft":
-            batch = sft_batch(recipe_.sft, recipe_.compute)
-            samples = recipe_.data.expected_samples if recipe_.data and recipe_.sft.datasets is None else None
-            steps = sft_steps_per_epoch(recipe_.sft, recipe_.compute, samples)
+    for stage in release.stages:
+        console.rule(f"[bold]{stage.stage}[/] (key {stage.key})")
+        if stage.stage == "data":
+            _data(console, recipe_, release.layout)
+        if stage.derived:
             table = Table("derived", "value", show_header=False)
-            if batch.requested_tokens:
-                table.add_row("tokens per step", f"{batch.tokens_per_step:,} (requested {batch.requested_tokens:,}, "
-                              f"{batch.token_deviation:+.1%})")
-            table.add_row("steps per epoch", f"{steps:,} ({samples:,} samples)" if steps else
-                          "depends on the data size" + (" and packing" if recipe_.sft.sample_packing else ""))
-            if steps:
-                table.add_row("total steps", f"{steps * recipe_.sft.epochs:,} ({recipe_.sft.epochs} epochs)")
+            for row in stage.derived:
+                table.add_row(*row)
             console.print(table)
-        _facts(console, build.facts)
-        warnings += [f"{stage}: {w}" for w in build.warnings]
+        _facts(console, stage.facts)
+        warnings += [f"{stage.stage}: {w}" for w in stage.warnings]
 
     console.rule("[bold]hub")
-    namespace = recipe_.hub.namespace or "<your account>"
     table = Table("artifact", "repository", "visibility")
-    for artifact, present in (("dataset", recipe_.data and recipe_.publish.dataset), ("sft", recipe_.sft and recipe_.publish.sft_model),
-                              ("model", (recipe_.rl or recipe_.sft) and recipe_.publish.model)):
-        if present:
-            kind = "dataset" if artifact == "dataset" else "model"
-            table.add_row(artifact, f"{namespace}/{recipe_.repo_name(artifact)} ({kind})", "private" if recipe_.hub.private else "public")
+    for row in release.repos:
+        table.add_row(*row)
     console.print(table)
-    if recipe_.hub.reproduces:
-        console.print(f"reproduces {recipe_.hub.reproduces.model or ''} {recipe_.hub.reproduces.dataset or ''}".rstrip()
-                      + " (never pushed to by default)")
+    if release.reproduces:
+        console.print(f"reproduces {release.reproduces} (never pushed to by default)")
     if warnings:
         console.rule("[bold yellow]warnings")
         for warning in warnings:
