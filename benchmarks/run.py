@@ -5,6 +5,7 @@ same 2 cores, in one invocation.
     python benchmarks/run.py                 # every section; scaling at 10k, 100k and 1M traces
     python benchmarks/run.py --quick         # smaller sizes, for a try
     python benchmarks/run.py --only kmeans   # one section (the others keep their last results)
+    python benchmarks/run.py --scaling-sizes 10000,100000   # scaling without the 1M run
 
 - near-dedup, per language: whole pipelines on the same N documents (medrecipe's data stage with one near_dedup
   step; datatrove's four-stage MinHash pipeline with its default word tokenizer), then kernels on the same
@@ -667,6 +668,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--only", default="dedup,decontamination,embeddings,kmeans,scaling")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scaling-sizes", default=None, help="records per scaling run, comma-separated (default: 10,000, "
+                        "100,000 and 1,000,000; with --quick, the first two)")
     arguments = parser.parse_args()
     quick = arguments.quick
     WORK.mkdir(exist_ok=True)
@@ -686,7 +689,9 @@ def main() -> None:
         results["kmeans"] = bench_kmeans(20_000 if quick else 100_000, 500 if quick else 2_000, 20_000 if quick else 100_000,
                                          5_000 if quick else 50_000, 5 if quick else 10, rate)
     if "scaling" in only:
-        results["scaling"] = bench_scaling([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
+        sizes = [int(size) for size in arguments.scaling_sizes.split(",")] if arguments.scaling_sizes else (
+            [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000])
+        results["scaling"] = bench_scaling(sizes)
         plot(results["scaling"], HERE / "scaling.png")
     output.write_text(json.dumps(results, indent=2) + "\n")
     report(results, HERE / "RESULTS.md")
