@@ -121,6 +121,13 @@ def test_syntax_error_has_a_position(write):
     assert "invalid YAML" in found[0]
 
 
+def test_yaml_1_2_plain_scalars_hold_colons_in_flow_mappings(write):
+    """A URL written plainly inside {...} is YAML 1.2; libyaml (YAML 1.1) refuses it ("found unexpected ':'"), which
+    is why recipes are composed by ruamel's own parser."""
+    recipe = write("r.yaml", MINIMAL + "eval:\n  benchmarks: [medmcqa]\n  judge: {model: m, endpoint: http://127.0.0.1:8000/v1}\n")
+    assert load_recipe(recipe).recipe.eval.judge.endpoint == "http://127.0.0.1:8000/v1"
+
+
 def test_a_recipe_must_be_a_mapping(write):
     assert problems(write("r.yaml", "- a\n- b\n")) == [
         "r.yaml:1:1: a recipe must be a mapping of sections (name:, data:, sft:, ...)"

@@ -16,7 +16,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -180,25 +179,7 @@ class _Builder:
 
 
 def _yaml() -> YAML:
-    """libyaml's parser (ruamel.yaml.clib) where installed: it composes a recipe 7x faster than the pure-Python one,
-    which `validate` would otherwise spend most of its time in. Its composer recurses in C, where deep nesting
-    crashes the process instead of raising, so `_refuse_deep_nesting` runs first."""
-    return YAML(typ="safe", pure=False)
-
-
-def _refuse_deep_nesting(yaml: YAML, text: str, name: str) -> None:
-    """Refuse nesting far past MAX_DEPTH from the parser's events, which need no recursion, before anything is
-    composed. Nesting up to one level past the limit is left to the builder, which names the path."""
-    depth = 0
-    for event in yaml.parse(text):
-        if isinstance(event, CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH + 1:
-                where = Position(name, event.start_mark.line + 1, event.start_mark.column + 1)
-                raise RecipeError([Problem(where, "", f"the recipe is nested more than {MAX_DEPTH} levels deep",
-                                           "a recipe is a small file of settings")])
-        elif isinstance(event, CollectionEndEvent):
-            depth -= 1
+    return YAML(typ="safe", pure=True)
 
 
 def _read_text(file: Path, name: str) -> str:
@@ -231,7 +212,6 @@ def parse_file(file: Path) -> Tree:
     text = _read_text(file, name)
     yaml = _yaml()
     try:
-        _refuse_deep_nesting(yaml, text, name)
         node = yaml.compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -241,7 +221,7 @@ def parse_file(file: Path) -> Tree:
         line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else 0
         raise RecipeError([Problem(Position(name, line, 1 if line else 0), "",
                                    f"invalid YAML: character {exc.character!r} is not allowed in a recipe")]) from None
-    except RecursionError:  # the pure-Python composer (no libyaml) recurses once per level
+    except RecursionError:  # the composer recurses once per level: deep nesting ends it before anything is built
         raise RecipeError([Problem(Position(name), "", f"the recipe is nested more than {MAX_DEPTH} levels deep")]) from None
     builder = _Builder(file, yaml)
     builder.tree.key_pos[()] = Position(name, 1, 1)
