@@ -27,8 +27,8 @@ from ...recipe import LoadedRecipe
 from ..build import Artifact, StageBuild
 from ..layout import Layout
 from .benchmark_files import DataPlan, data_plan
-from .launch import launch_script, stage_data_script
 from .evaluated_model import wanted_length, default_model, max_model_length, samples
+from .launch import launch_script, stage_data_script
 from .names import (
     LAUNCH, PREPARE_MODEL, PREPARE_MODEL_SOURCE, PROMPT_ROOM, REGISTRY_CHECK, STAGE_DATA, TASKS, TOOL, VERSION, builtin_setting, task_name,
 )

@@ -24,11 +24,11 @@ from ...recipe.model import PolicyOptimization
 from ..build import Artifact, StageBuild
 from ..layout import Layout
 from .flags import train_time_checks
-from .warmup import warmup_ratio
 from .launch import ARGS, LABEL_COLUMN, LAUNCH, PROMPT_COLUMN, REWARD, TOOL, VERSION, argv
 from .policy import policy_launch
 from .preference import preference_launch
 from .reward import reward_source
+from .warmup import warmup_ratio
 
 __all__ = ["ARGS", "LABEL_COLUMN", "LAUNCH", "PROMPT_COLUMN", "REWARD", "TOOL", "VERSION", "argv", "build", "check",
            "train_time_checks", "warmup_ratio"]

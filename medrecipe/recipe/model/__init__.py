@@ -11,8 +11,8 @@ from .compute import Compute
 from .data import DatasetLocation, Fields
 from .eval import Published
 from .hub import Reproduces
-from .root import Recipe
 from .rl import PolicyOptimization, PreferenceStage
+from .root import Recipe
 from .sft import SFT, SFTDataset
 from .steps import (
     DecontaminateFuzzy,
