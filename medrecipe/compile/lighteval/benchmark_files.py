@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ...catalog import benchmarks
 from ...recipe import LoadedRecipe
-
 from .names import DATA_SUFFIXES
 
 

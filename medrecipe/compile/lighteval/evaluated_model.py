@@ -7,7 +7,6 @@ from pathlib import Path
 from ...catalog import models
 from ...recipe import LoadedRecipe
 from ..layout import Layout
-
 from .names import PROMPT_ROOM
 
 

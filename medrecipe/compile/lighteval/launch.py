@@ -10,7 +10,6 @@ from pathlib import Path
 from ... import __version__
 from ...recipe import LoadedRecipe
 from ..layout import Layout, recipe_sha256
-
 from .benchmark_files import DataPlan
 from .evaluated_model import default_model, generation_parameters, max_model_length, samples
 from .names import TOOL, task_name

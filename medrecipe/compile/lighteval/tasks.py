@@ -9,7 +9,6 @@ from ... import __version__, grading
 from ...catalog import benchmark_items, benchmarks
 from ...recipe import LoadedRecipe
 from ..layout import recipe_sha256
-
 from .benchmark_files import DataPlan
 from .evaluated_model import samples
 from .names import RUNTIME, TOOL, task_name

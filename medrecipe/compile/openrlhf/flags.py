@@ -1,5 +1,5 @@
-"""Flags every OpenRLHF launch shares: the model, the data, precision, checkpoints, warmup, and the checks
-OpenRLHF makes only once training starts."""
+"""Flags every OpenRLHF launch shares: the model, the data, precision and checkpoints, and the checks OpenRLHF
+makes only once training starts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from ...errors import UserError
 from ...recipe import LoadedRecipe
 from ...recipe.model import PolicyOptimization, PreferenceStage
 from ..layout import Layout
-
 from .launch import DATA_SUFFIXES
 
 

@@ -10,7 +10,6 @@ from ... import __version__
 from ...errors import UserError
 from ...recipe import LoadedRecipe
 from ..layout import recipe_sha256
-
 from .warmup import warmup_snippet
 
 

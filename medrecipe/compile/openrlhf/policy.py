@@ -10,7 +10,6 @@ from ...recipe.describe import describe_location, describe_mapping
 from ...recipe.model import PolicyOptimization
 from ..build import StageBuild
 from ..layout import Layout
-
 from .flags import checkpoint_flags, known_count, model_path, precision_flags, reading_flags
 from .launch import LABEL_COLUMN, LOSS_AGGREGATION, Launch, PROMPT_COLUMN, REWARD, SCHEDULERS, merge_passthrough
 from .warmup import warmup

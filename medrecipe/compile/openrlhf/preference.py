@@ -10,7 +10,6 @@ from ...recipe.derive import preference_gpus
 from ...recipe.model import PreferenceStage
 from ..build import StageBuild
 from ..layout import Layout
-
 from .flags import checkpoint_flags, data_path, known_count, model_path, precision_flags, reading_flags
 from .launch import Launch, SCHEDULERS, merge_passthrough
 from .warmup import warmup

@@ -18,7 +18,6 @@ from ...recipe.model import (
 )
 from ...recipe.rules import step_names
 from ..release import DATASET_FILES, HubRepo, Release, hub_url
-
 from .rendering import format_count, format_value, markdown_text, recipe_text, render
 
 

@@ -18,7 +18,6 @@ from ...recipe.model import (
     Reproduces,
 )
 from ..release import HubRepo, Release, hub_url
-
 from .rendering import format_value, markdown_text, recipe_text, render
 
 
