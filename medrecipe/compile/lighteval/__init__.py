@@ -27,11 +27,10 @@ from ...recipe import LoadedRecipe
 from ..build import Artifact, StageBuild
 from ..layout import Layout
 from .benchmark_files import DataPlan, data_plan
-from .evaluated_model import wanted_length, default_model, max_model_length, samples
+from .evaluated_model import default_model, max_model_length, samples, wanted_length
 from .launch import launch_script, stage_data_script
-from .names import (
-    LAUNCH, PREPARE_MODEL, PREPARE_MODEL_SOURCE, PROMPT_ROOM, REGISTRY_CHECK, STAGE_DATA, TASKS, TOOL, VERSION, builtin_setting, task_name,
-)
+from .names import (LAUNCH, PREPARE_MODEL, PREPARE_MODEL_SOURCE, PROMPT_ROOM, REGISTRY_CHECK, STAGE_DATA, TASKS, TOOL,
+                    VERSION, builtin_setting, task_name)
 from .scores import score_of
 from .tasks import tasks_module
 
