@@ -10,7 +10,7 @@ from ...errors import UserError
 from ...recipe import LoadedRecipe
 from ...recipe.model import PolicyOptimization, PreferenceStage
 from ..layout import Layout
-from .launch import DATA_SUFFIXES
+from .launch import DATA_SUFFIXES, SCHEDULERS
 
 
 def model_path(loaded: LoadedRecipe, layout: Layout) -> str:
@@ -23,6 +23,20 @@ def data_path(loaded: LoadedRecipe, path: str) -> str:
     """A local file or folder (relative to the recipe that names it) as an absolute path; a Hub id as it is."""
     local = path.startswith((".", "/", "~")) or path.endswith(DATA_SUFFIXES)
     return str(loaded.local_path(("rl", "data", "path")).resolve()) if local else path
+
+
+def optimizer_flags(rl: PolicyOptimization | PreferenceStage, prefix: str) -> dict[str, Any]:
+    """Adam, clipping and the schedule under `prefix`: `actor.` for train_ppo_ray, none for train_dpo / train_rm."""
+    flags = {
+        f"{prefix}adam.lr": rl.learning_rate,
+        f"{prefix}adam.betas": list(rl.adam_betas),
+        f"{prefix}adam.weight_decay": rl.weight_decay,
+        f"{prefix}max_norm": rl.max_grad_norm,
+        f"{prefix}lr_scheduler": SCHEDULERS[rl.lr_scheduler],
+    }
+    if rl.lr_scheduler == "cosine":
+        flags[f"{prefix}min_lr_ratio"] = rl.min_lr_ratio
+    return flags
 
 
 def reading_flags(rl: PolicyOptimization | PreferenceStage, flags: dict[str, Any], per_step: int) -> int | None:

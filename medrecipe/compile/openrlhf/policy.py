@@ -10,8 +10,8 @@ from ...recipe.describe import describe_location, describe_mapping
 from ...recipe.model import PolicyOptimization
 from ..build import StageBuild
 from ..layout import Layout
-from .flags import checkpoint_flags, known_count, model_path, precision_flags, reading_flags
-from .launch import LABEL_COLUMN, LOSS_AGGREGATION, Launch, PROMPT_COLUMN, REWARD, SCHEDULERS, merge_passthrough
+from .flags import checkpoint_flags, known_count, model_path, optimizer_flags, precision_flags, reading_flags
+from .launch import LABEL_COLUMN, LOSS_AGGREGATION, Launch, PROMPT_COLUMN, REWARD, merge_passthrough
 from .warmup import warmup
 
 
@@ -87,15 +87,9 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
             "train.micro_batch_size": rl.micro_train_batch_size,
             "train.num_episodes": rl.epochs,
             "train.seed": recipe.seed,
-            "actor.adam.lr": rl.learning_rate,
-            "actor.adam.betas": list(rl.adam_betas),
-            "actor.adam.weight_decay": rl.weight_decay,
-            "actor.max_norm": rl.max_grad_norm,
-            "actor.lr_scheduler": SCHEDULERS[rl.lr_scheduler],
+            **optimizer_flags(rl, "actor."),
         }
     )
-    if rl.lr_scheduler == "cosine":
-        flags["actor.min_lr_ratio"] = rl.min_lr_ratio
     precision_flags(rl, flags, "actor.gradient_checkpointing_enable")
     if rl.flash_attention:
         flags["ds.packing_samples"] = True  # throughput only; OpenRLHF packs with FlashAttention and vLLM

@@ -10,8 +10,8 @@ from ...recipe.derive import preference_gpus
 from ...recipe.model import PreferenceStage
 from ..build import StageBuild
 from ..layout import Layout
-from .flags import checkpoint_flags, data_path, known_count, model_path, precision_flags, reading_flags
-from .launch import Launch, SCHEDULERS, merge_passthrough
+from .flags import checkpoint_flags, data_path, known_count, model_path, optimizer_flags, precision_flags, reading_flags
+from .launch import Launch, merge_passthrough
 from .warmup import warmup
 
 
@@ -41,15 +41,9 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
             "train.micro_batch_size": rl.micro_train_batch_size,
             "train.max_epochs": rl.epochs,
             "train.seed": recipe.seed,
-            "adam.lr": rl.learning_rate,
-            "adam.betas": list(rl.adam_betas),
-            "adam.weight_decay": rl.weight_decay,
-            "max_norm": rl.max_grad_norm,
-            "lr_scheduler": SCHEDULERS[rl.lr_scheduler],
+            **optimizer_flags(rl, ""),
         }
     )
-    if rl.lr_scheduler == "cosine":
-        flags["min_lr_ratio"] = rl.min_lr_ratio
     precision_flags(rl, flags, "model.gradient_checkpointing_enable")
     checkpoint_flags(rl, work, layout, flags)
     launch = Launch(rl.algorithm, flags, gpus // nodes, nodes)
