@@ -48,7 +48,7 @@ CORES = 2
 from corpus import CONTAMINATION_KINDS, benchmark_corpus  # noqa: E402
 
 from medrecipe.blocks.decontaminate import FuzzyDecontaminationFilter, FuzzyIndex, NgramIndex, fuzzy_normalize  # noqa: E402
-from medrecipe.blocks.evalsets import EvalItem  # noqa: E402
+from medrecipe.blocks.evalsets import EvalItem, items_of  # noqa: E402
 from medrecipe.blocks.hashing import token_hashes  # noqa: E402
 from medrecipe.blocks.minhash import Verifier, duplicate_clusters, shingle_hashes, sketches  # noqa: E402
 from medrecipe.blocks.text import tokens  # noqa: E402
@@ -83,11 +83,8 @@ def read_rows(folder: Path, limit: int | None = None) -> list[dict]:
 
 
 def eval_items(folder: Path) -> list[EvalItem]:
-    from medrecipe.catalog.benchmark_items import item_text, to_item
-
     rows = [json.loads(line) for line in (folder / "eval" / "medmcqa" / "test.jsonl").read_text().splitlines()]
-    items = [to_item(row, "multiple_choice", {"gold": "cop"}, 0) for row in rows]
-    return [EvalItem("medmcqa", row["id"], item_text(item, True), item_text(item, False)) for row, item in zip(rows, items)]
+    return items_of("medmcqa", rows, "multiple_choice", {"gold": "cop"}, include_options=True)
 
 
 def matmul_rate() -> float:

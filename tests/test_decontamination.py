@@ -16,9 +16,8 @@ import pytest
 from rapidfuzz import fuzz, process
 
 from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize
-from medrecipe.blocks.evalsets import EvalItem, load_items
+from medrecipe.blocks.evalsets import EvalItem, items_of, load_items
 from medrecipe.blocks.text import decontamination_words, tokens
-from medrecipe.catalog.benchmark_items import item_text, to_item
 
 from .conftest import RECIPES
 
@@ -42,11 +41,7 @@ MEDMCQA_ROWS = [
 
 
 def _items(rows: list[dict], include_options: bool = True) -> list[EvalItem]:
-    found = []
-    for index, row in enumerate(rows):
-        item = to_item(row, "multiple_choice", {"gold": "cop"}, index)
-        found.append(EvalItem("medmcqa", item["id"], item_text(item, include_options), item_text(item, False)))
-    return found
+    return items_of("medmcqa", rows, "multiple_choice", {"gold": "cop"}, include_options)
 
 
 def _change_a_letter(text: str, every: int) -> str:

@@ -40,11 +40,16 @@ def benchmark_rows(location: dict):
             yield row
 
 
+def items_of(benchmark: str, rows, reader: str, spec: dict | None, include_options: bool) -> list[EvalItem]:
+    """One benchmark's rows as the text decontamination compares against."""
+    items = []
+    for index, row in enumerate(rows):
+        item = to_item(row, reader, spec, index)
+        items.append(EvalItem(benchmark, item["id"], item_text(item, include_options), item_text(item, False)))
+    return items
+
+
 def load_items(locations: list[dict], include_options: bool) -> list[EvalItem]:
     """Every item of the given benchmarks, as the text decontamination compares against."""
-    items = []
-    for location in locations:
-        for index, row in enumerate(benchmark_rows(location)):
-            item = to_item(row, location["reader"], location.get("spec"), index)
-            items.append(EvalItem(location["name"], item["id"], item_text(item, include_options), item_text(item, False)))
-    return items
+    return [item for location in locations for item in items_of(location["name"], benchmark_rows(location),
+                                                                   location["reader"], location.get("spec"), include_options)]
