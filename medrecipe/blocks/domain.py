@@ -5,8 +5,8 @@ Embeddings are computed under bfloat16 autocast where the device multiplies bflo
 CPUs with AMX or AVX512-BF16): about twice the float32 rate, with cosine agreement above 0.9999, which leaves
 cluster assignments as they were. `embedding.precision: float32` turns it off.
 
-K-means (blocks/kmeans.py) runs on torch where a GPU is present, else on faiss (or torch, or numpy, on the CPU);
-for many clusters on a CPU it clusters in two levels.
+K-means (blocks/kmeans.py) runs on torch where a GPU is present, else on numpy (torch or faiss when the recipe's
+`kmeans.backend` asks); for many clusters on a CPU it clusters in two levels.
 """
 
 from __future__ import annotations
