@@ -9,7 +9,7 @@ import click
 from ..compile.build import default_out
 from ..compile.layout import STAGES
 from ..recipe.load import display
-from ..run.main_job import MAIN_JOB
+from ..run.stages import MAIN_JOB
 from .common import load, overrides_option, recipe_argument
 
 

@@ -13,9 +13,7 @@ from ..errors import NotRunnableHere, UserError
 from ..hub.card_files import write_cards
 from ..hub.repos import write_repos
 from ..recipe import LoadedRecipe
-from .stages import RunOptions, StageResult, run_stage
-
-MAIN_JOB = "main"  # curate the data, compile everything, write cards and the repositories' contents
+from .stages import MAIN_JOB, RunOptions, StageResult, run_stage
 
 
 def build(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:

@@ -10,6 +10,7 @@ from ..compile.layout import Layout
 from ..recipe import LoadedRecipe
 
 RUNNERS = {stage: f"medrecipe.run.{stage}" for stage in ("data", "sft", "rl", "eval")}
+MAIN_JOB = "main"  # curate the data, compile everything, write cards and the repositories' contents
 
 
 @dataclass
