@@ -62,6 +62,7 @@ def write(tmp_path, monkeypatch):
 _ENV_BUILDS: dict = {}  # environment name -> Future of its interpreter
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected: only the tests that will run count
 def pytest_collection_modifyitems(session, config, items):
     """The tool environments (Axolotl, OpenRLHF, lighteval) take minutes to build on a fresh machine: when any
     collected test needs one, all are built in the background from the start, and the tests that need them
