@@ -28,6 +28,7 @@ class Benchmark:
     revision: str | None = None  # the revision those files are on, when not main
     builtin: str | None = None  # lighteval's own task for this benchmark (not the recipe's setting; see the module doc)
     note: str = ""
+    items: int | None = None  # rows evaluated (after `where`), from the dataset card's dataset_info; `plan` sizes evaluation by it
 
     @property
     def kind(self) -> str:
@@ -36,37 +37,54 @@ class Benchmark:
 
 _BIOMED_R1_EVAL = "zou-lab/BioMed-R1-Eval"
 
+# `items`, the rows a benchmark evaluates, from dataset_info's num_examples where the card has it:
+#   medmcqa validation 4,183: https://huggingface.co/datasets/openlifescienceai/medmcqa (README dataset_info, commit c8b1a7c)
+#   MedQA US 4-option test 1,273: the GBaker viewer ("test 1.27k rows") and cards that copy the set with dataset_info
+#     (lion-ai/eskulap_validation_datasets commit 94e3fc7: "num_examples: 1273"); bigbio's source test file is the same set
+#   PubMedQA pqa_labeled 1,000: https://huggingface.co/datasets/qiaojin/PubMedQA/blob/main/README.md ("num_examples: 1000")
+#   MMLU-Pro health 818: correct + wrong in public per-category results (leafspark/MMLU-Pro-Results, health_summary.json:
+#     545 + 273); a 2025-10 revision moved some health questions to other categories (TIGER-Lab/MMLU-Pro discussion 36),
+#     so 818 is an upper bound on the current main
+#   HealthBench 5,000 conversations: arXiv 2505.08775 ("HealthBench consists of 5,000 multi-turn conversations")
+#   BioMed-R1-Eval MedXpertQA 2,450 (commit 4cd0f64), medbullets_op4 308 (commit fbbbc9c): "num_examples" in the README;
+#     Lancet, NEJM and medbullets_op5 not yet read: unknown, and `plan` says so
+#   MMLU test: cais/mmlu's subsets as copied with dataset_info by hails/mmlu_no_train (anatomy 135, clinical_knowledge 265,
+#     professional_medicine 272) and tabled by BioMistral/BioInstructQA (college_biology 144, college_medicine 173,
+#     medical_genetics 100)
+_MMLU_ITEMS = {"anatomy": 135, "clinical_knowledge": 265, "college_biology": 144, "college_medicine": 173,
+               "medical_genetics": 100, "professional_medicine": 272}
+
 _ALL = [
     Benchmark("medmcqa", "MedMCQA", "MedMC", "openlifescienceai/medmcqa", "validation", "multiple_choice",
-              spec={"gold": "cop", "zero_based": True}, builtin="med_mcqa",
+              spec={"gold": "cop", "zero_based": True}, builtin="med_mcqa", items=4183,
               note="validation split (the test split has no answers)"),
     Benchmark("medqa", "MedQA (USMLE, 4 options)", "MedQA", "GBaker/MedQA-USMLE-4-options", "test", "multiple_choice",
-              spec={"gold": "answer_idx"}, note="4 options; lighteval's med_qa is the 5-option set"),
+              spec={"gold": "answer_idx"}, items=1273, note="4 options; lighteval's med_qa is the 5-option set"),
     Benchmark("medqa_5", "MedQA (USMLE, 5 options)", "MedQA-5", "bigbio/med_qa", "test", "multiple_choice",
               spec={"gold": "answer_idx"}, builtin="med_qa", data_files=("med_qa_en_source/test/0000.parquet",),
-              revision="refs/convert/parquet",
+              revision="refs/convert/parquet", items=1273,
               note="bigbio/med_qa is a script repository: the med_qa_en_source file of its parquet conversion is read"),
     Benchmark("pubmedqa", "PubMedQA", "PubMed", "qiaojin/PubMedQA", "train", "pubmedqa", subset="pqa_labeled",
-              builtin="pubmedqa", note="the 1,000 expert-labelled questions"),
+              builtin="pubmedqa", items=1000, note="the 1,000 expert-labelled questions"),
     Benchmark("mmlu_pro_medical", "MMLU-Pro (health)", "MMLU-P", "TIGER-Lab/MMLU-Pro", "test", "multiple_choice",
-              spec={"gold": "answer"}, where={"category": "health"}, note="the medical (health) questions"),
+              spec={"gold": "answer"}, where={"category": "health"}, items=818, note="the medical (health) questions"),
     Benchmark("healthbench", "HealthBench", "HealthBench", "openai/healthbench", "test", "healthbench",
-              data_files=("2025-05-07-06-14-12_oss_eval.jsonl",),
+              data_files=("2025-05-07-06-14-12_oss_eval.jsonl",), items=5000,
               note="rubric-graded by the recipe's judge model; the repository's files differ in columns, so only the "
                    "main evaluation file is read"),
     Benchmark("lancet", "Lancet QA", "Lancet", _BIOMED_R1_EVAL, "test", "multiple_choice", subset="Lancet",
               spec={"gold": "answer_idx"}),
     Benchmark("nejm", "NEJM QA", "NEJM", _BIOMED_R1_EVAL, "test", "multiple_choice", subset="NEJM", spec={"gold": "answer_idx"}),
     Benchmark("medbullets_op4", "MedBullets (4 options)", "MedB-4", _BIOMED_R1_EVAL, "test", "multiple_choice",
-              subset="medbullets_op4", spec={"gold": "answer_idx"}),
+              subset="medbullets_op4", spec={"gold": "answer_idx"}, items=308),
     Benchmark("medbullets_op5", "MedBullets (5 options)", "MedB-5", _BIOMED_R1_EVAL, "test", "multiple_choice",
               subset="medbullets_op5", spec={"gold": "answer_idx"}),
     Benchmark("medxpertqa", "MedXpertQA (text)", "MedX", _BIOMED_R1_EVAL, "test", "multiple_choice", subset="MedXpertQA",
-              spec={"gold": "answer_idx"}),
+              spec={"gold": "answer_idx"}, items=2450),
 ] + [
     Benchmark(f"mmlu_{subject}", f"MMLU {subject.replace('_', ' ').title()}", subject.replace("_", " ").title(),
               "cais/mmlu", "test", "multiple_choice", subset=subject, spec={"options": "choices", "gold": "answer"},
-              builtin=f"mmlu:{subject}")
+              builtin=f"mmlu:{subject}", items=_MMLU_ITEMS[subject])
     for subject in MMLU_MEDICAL
 ]
 

@@ -7,8 +7,53 @@ values that only fit the parent's model.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A decoder's sizes, as its config.json names them (Llama, Mistral and Qwen share the layout: grouped-query
+    attention, a gated MLP of three matrices, two RMSNorms per layer; Qwen3 adds a norm on q and k per head)."""
+
+    hidden: int  # hidden_size
+    layers: int  # num_hidden_layers
+    intermediate: int  # intermediate_size
+    vocab: int  # vocab_size
+    heads: int  # num_attention_heads
+    kv_heads: int  # num_key_value_heads
+    head_dim: int  # head_dim, else hidden_size / num_attention_heads
+    tied: bool  # tie_word_embeddings: the output layer is the embedding
+    qkv_bias: bool = False  # Qwen2.5's attention has biases on q, k and v
+    qk_norm: bool = False  # Qwen3
+
+    @classmethod
+    def from_config(cls, config: dict) -> Shape:
+        heads = config["num_attention_heads"]
+        return cls(hidden=config["hidden_size"], layers=config["num_hidden_layers"], intermediate=config["intermediate_size"],
+                   vocab=config["vocab_size"], heads=heads, kv_heads=config.get("num_key_value_heads") or heads,
+                   head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+                   tied=bool(config.get("tie_word_embeddings", False)),
+                   qkv_bias=config.get("model_type") == "qwen2" or bool(config.get("attention_bias")),
+                   qk_norm=config.get("model_type") == "qwen3")
+
+    def layer_parameters(self) -> int:
+        attention = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
+        if self.qkv_bias:
+            attention += self.head_dim * (self.heads + 2 * self.kv_heads)
+        norms = 2 * self.hidden + (2 * self.head_dim if self.qk_norm else 0)
+        return attention + 3 * self.hidden * self.intermediate + norms
+
+    def parameters(self) -> int:
+        embedding = self.vocab * self.hidden
+        return self.layers * self.layer_parameters() + embedding * (1 if self.tied else 2) + self.hidden  # + final norm
+
+    def largest_module_parameters(self) -> int:
+        """The largest single module's own parameters (what DeepSpeed's ZeRO-3 estimate gathers at once): the
+        embedding, or the widest linear layer of small-vocabulary models."""
+        return max(self.vocab * self.hidden, self.hidden * self.intermediate)
 
 
 @dataclass(frozen=True)
@@ -16,7 +61,8 @@ class ModelFacts:
     max_positions: int
     attention_heads: int
     kv_heads: int
-    billions: float
+    billions: float  # the model card's stated parameter count
+    shape: Shape | None = None
 
 
 # Axolotl chat template by model family, matched on the lower-cased model id, first match wins.
@@ -39,22 +85,34 @@ _FAMILIES = [
     (r"phi-?3", "phi_3"),
 ]
 
-# From each model's config.json (max_position_embeddings, num_attention_heads, num_key_value_heads).
+def _shape(hidden: int, layers: int, intermediate: int, vocab: int, heads: int, kv_heads: int, head_dim: int | None = None,
+           tied: bool = False, **flags: bool) -> Shape:
+    return Shape(hidden, layers, intermediate, vocab, heads, kv_heads, head_dim or hidden // heads, tied, **flags)
+
+
+# From each model's config.json on the Hub (https://huggingface.co/<id>/blob/main/config.json):
+# max_position_embeddings, num_attention_heads, num_key_value_heads, and the sizes in `Shape`. `billions` is the
+# model card's stated size; a test holds each shape to it (the Qwen3 cards also state the non-embedding count:
+# 8B "8.2B, non-embedding 6.95B", 4B "4.0B / 3.6B"), and builds each shape with transformers' own modeling code.
+_QWEN3 = {"vocab": 151936, "head_dim": 128, "qk_norm": True}
+_LLAMA3_8B = _shape(4096, 32, 14336, 128256, 32, 8)
 KNOWN: dict[str, ModelFacts] = {
-    "Qwen/Qwen3-0.6B": ModelFacts(40960, 16, 8, 0.6),
-    "Qwen/Qwen3-1.7B": ModelFacts(40960, 16, 8, 1.7),
-    "Qwen/Qwen3-4B": ModelFacts(40960, 32, 8, 4.0),
-    "Qwen/Qwen3-8B": ModelFacts(40960, 32, 8, 8.2),
-    "Qwen/Qwen3-14B": ModelFacts(40960, 40, 8, 14.8),
-    "Qwen/Qwen3-32B": ModelFacts(40960, 64, 8, 32.8),
-    "Qwen/Qwen2.5-7B-Instruct": ModelFacts(32768, 28, 4, 7.6),
+    "Qwen/Qwen3-0.6B": ModelFacts(40960, 16, 8, 0.6, _shape(1024, 28, 3072, heads=16, kv_heads=8, tied=True, **_QWEN3)),
+    "Qwen/Qwen3-1.7B": ModelFacts(40960, 16, 8, 1.7, _shape(2048, 28, 6144, heads=16, kv_heads=8, tied=True, **_QWEN3)),
+    "Qwen/Qwen3-4B": ModelFacts(40960, 32, 8, 4.0, _shape(2560, 36, 9728, heads=32, kv_heads=8, tied=True, **_QWEN3)),
+    "Qwen/Qwen3-8B": ModelFacts(40960, 32, 8, 8.2, _shape(4096, 36, 12288, heads=32, kv_heads=8, **_QWEN3)),
+    "Qwen/Qwen3-14B": ModelFacts(40960, 40, 8, 14.8, _shape(5120, 40, 17408, heads=40, kv_heads=8, **_QWEN3)),
+    "Qwen/Qwen3-32B": ModelFacts(40960, 64, 8, 32.8, _shape(5120, 64, 25600, heads=64, kv_heads=8, **_QWEN3)),
+    "Qwen/Qwen2.5-7B-Instruct": ModelFacts(32768, 28, 4, 7.6, _shape(3584, 28, 18944, 152064, 28, 4, qkv_bias=True)),
     "Qwen/Qwen2.5-32B-Instruct": ModelFacts(32768, 40, 8, 32.8),
-    "meta-llama/Meta-Llama-3-8B": ModelFacts(8192, 32, 8, 8.0),
-    "meta-llama/Meta-Llama-3-8B-Instruct": ModelFacts(8192, 32, 8, 8.0),
-    "meta-llama/Llama-3.1-8B": ModelFacts(131072, 32, 8, 8.0),
-    "meta-llama/Llama-3.1-8B-Instruct": ModelFacts(131072, 32, 8, 8.0),
-    "mistralai/Mistral-7B-v0.1": ModelFacts(32768, 32, 8, 7.2),
-    "HuggingFaceTB/SmolLM2-135M-Instruct": ModelFacts(8192, 9, 3, 0.135),
+    "meta-llama/Meta-Llama-3-8B": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B),
+    "meta-llama/Meta-Llama-3-8B-Instruct": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B),
+    "meta-llama/Llama-3.1-8B": ModelFacts(131072, 32, 8, 8.0, _LLAMA3_8B),
+    "meta-llama/Llama-3.1-8B-Instruct": ModelFacts(131072, 32, 8, 8.0, _LLAMA3_8B),
+    # fine-tuned from Meta-Llama-3-8B, whose shape it keeps (its card: "based on Llama-3"); the reward model recipe starts here
+    "TsinghuaC3I/Llama-3-8B-UltraMedical": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B),
+    "mistralai/Mistral-7B-v0.1": ModelFacts(32768, 32, 8, 7.2, _shape(4096, 32, 14336, 32000, 32, 8)),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ModelFacts(8192, 9, 3, 0.135, _shape(576, 30, 1536, 49152, 9, 3, tied=True)),
 }
 
 
@@ -69,3 +127,24 @@ def chat_template_for(model: str) -> str | None:
 
 def facts(model: str) -> ModelFacts | None:
     return KNOWN.get(model)
+
+
+def shape(model: str) -> tuple[Shape, str] | None:
+    """A model's sizes and where they were read: its own config.json when it is on this machine (a local folder,
+    or the Hugging Face cache, never a download), else the catalog."""
+    config = Path(model) / "config.json"
+    if not config.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(model, "config.json")
+        except Exception:  # not a repository id: there is no cached config to read
+            cached = None
+        config = Path(cached) if isinstance(cached, str) else config
+    if config.is_file():
+        try:
+            return Shape.from_config(json.loads(config.read_text(encoding="utf-8"))), str(config)
+        except (KeyError, TypeError, ValueError):
+            pass  # not a decoder config medrecipe can read: fall back to the catalog
+    known = KNOWN.get(model)
+    return (known.shape, "medrecipe's catalog") if known and known.shape else None
