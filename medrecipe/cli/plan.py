@@ -25,7 +25,8 @@ Examples:
 def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
     """Show, without running or writing anything: every stage, every curation step with its parameters, what
     each stage reads and writes, the derived numbers (per-device batch, gradient accumulation, steps), the
-    evaluation tasks, the Hub repositories that would be created or updated, and every warning."""
+    evaluation tasks, the Hub repositories that would be created or updated, what the GPU stages will cost
+    (tokens, FLOPs, GPU-hours, memory per GPU against the GPUs' with a verdict), and every warning."""
     from rich.console import Console
     from rich.table import Table
 
@@ -59,10 +60,39 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
     console.print(table)
     if release.reproduces:
         console.print(f"reproduces {release.reproduces} (never pushed to by default)")
+    _costs(console, release.costs)
     if warnings:
         console.rule("[bold yellow]warnings")
         for warning in warnings:
             console.print(f"[yellow]warning[/] {warning}")
+
+
+def _costs(console, costs) -> None:
+    """Tokens, FLOPs and GPU-hours per GPU stage, the memory verdicts, and what each figure rests on."""
+    from rich.table import Table
+
+    from ..compile.estimate import describe
+
+    if not costs:
+        return
+    console.rule("[bold]cost")
+    table = Table("stage", "model", "GPUs", "tokens", "FLOPs", "GPU-hours", "wall-clock hours", "memory per GPU")
+    for cost in costs:
+        verdicts = "; ".join(f"{m.phase}: {m.total_gib:,.1f} of {m.capacity_gib:g} GiB, {m.verdict}" for m in cost.memory)
+        per = f" {cost.per}" if cost.per else ""
+        table.add_row(cost.stage, cost.model, str(cost.gpus), describe(cost.tokens) + per if cost.tokens else "?",
+                      describe(cost.flops) + per if cost.flops else "?",
+                      f"{cost.gpu_hours:,.1f}{per}" if cost.gpu_hours is not None else "?",
+                      f"{cost.wall_hours:,.1f}{per}" if cost.wall_hours is not None else "?", verdicts or "?")
+    console.print(table)
+    for cost in costs:
+        for memory in cost.memory:
+            parts = ", ".join(f"{what} {size:,.1f}" for what, size in memory.parts)
+            console.print(f"[dim]{cost.stage}, {memory.phase} (GiB):[/] {parts}", highlight=False)
+        for line in cost.basis:
+            console.print(f"[dim]{cost.stage}:[/] {line}", highlight=False)
+    console.print("[dim]How these are computed, and the sources: medrecipe/compile/estimate.py. Set compute.gpu to your GPUs "
+                  "and their measured utilisation.[/]")
 
 
 def _compact(params: dict, prefix: str = "") -> str:

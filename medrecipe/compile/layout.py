@@ -73,7 +73,7 @@ class Layout:
                 {
                     "rl": recipe.rl.model_dump(mode="json"),
                     "seed": recipe.seed,
-                    "compute": recipe.compute.model_dump(mode="json"),
+                    "compute": recipe.compute.model_dump(mode="json", exclude={"gpu"}),  # the GPU type changes no output
                     "from": keys.get("sft") if recipe.rl.init_from == "sft" else recipe.rl.init_from,
                 }
             )

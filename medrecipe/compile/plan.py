@@ -1,5 +1,6 @@
 """What `medrecipe plan` shows, computed without writing anything: per stage its key, the numbers derived for it
-and what its compiler reports (facts and warnings), then the Hub repositories the release would fill."""
+and what its compiler reports (facts and warnings), the Hub repositories the release would fill, and what the GPU
+stages will cost (compile/estimate.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from ..recipe import LoadedRecipe
 from ..recipe.derive import sft_batch, sft_steps_per_epoch
 from .build import compile_stage, stages_of
+from .estimate import StageCost, estimate
 from .layout import Layout
 
 
@@ -27,6 +29,7 @@ class ReleasePlan:
     stages: list[StagePlan]
     repos: list[tuple[str, str, str]]  # (artifact, repository, visibility)
     reproduces: str | None  # the published artifacts the release reproduces (never pushed to by default)
+    costs: list[StageCost]  # GPU-hours and memory of the GPU stages
 
 
 def plan(loaded: LoadedRecipe, out: Path) -> ReleasePlan:
@@ -48,7 +51,7 @@ def plan(loaded: LoadedRecipe, out: Path) -> ReleasePlan:
     reproduces = None
     if recipe.hub.reproduces:
         reproduces = f"{recipe.hub.reproduces.model or ''} {recipe.hub.reproduces.dataset or ''}".strip()
-    return ReleasePlan(layout, stages, repos, reproduces)
+    return ReleasePlan(layout, stages, repos, reproduces, estimate(loaded, layout))
 
 
 def _derived(loaded: LoadedRecipe) -> list[tuple[str, str]]:

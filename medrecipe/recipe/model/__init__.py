@@ -7,7 +7,7 @@ a "did you mean" hint rather than a silently ignored setting. Rules that need mo
 from here.
 """
 
-from .compute import Compute
+from .compute import GPU, Compute
 from .data import DatasetLocation, Fields
 from .eval import Published
 from .hub import Reproduces
@@ -28,6 +28,6 @@ from .steps import (
 
 __all__ = [
     "Compute", "DatasetLocation", "DecontaminateFuzzy", "DecontaminateNgram", "DomainFilter", "EmbeddingClassifier",
-    "Fields", "Generate", "JudgeFilter", "LLMClassifier", "MaxWordOccurrences", "NearDedup", "PolicyOptimization",
+    "Fields", "Generate", "GPU", "JudgeFilter", "LLMClassifier", "MaxWordOccurrences", "NearDedup", "PolicyOptimization",
     "PreferenceStage", "Published", "Recipe", "Reproduces", "SFT", "SFTDataset",
 ]

@@ -33,6 +33,28 @@ class Ray(Strict):
     address: str | None = Field(None, description="Cluster address; unset: a local Ray is started.")
 
 
+class GPU(Strict):
+    """The GPUs the training and evaluation stages run on: `medrecipe plan` turns FLOPs into GPU-hours and
+    bytes into a memory verdict with them. Nothing compiled depends on it."""
+
+    type: Literal["H100-80GB", "H200-141GB", "A100-80GB", "A100-40GB", "L40S-48GB"] = Field(
+        "H100-80GB", description="GPU model (SXM parts for H100, H200 and A100)."
+    )
+    memory_gib: float | None = Field(
+        None, gt=0.0, le=10_000.0, description="Memory per GPU in GiB. Default: the type's (80, 141, 80, 40, 48)."
+    )
+    utilization: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="Fraction of the peak dense BF16 throughput training reaches (MFU). Default: 0.40 on H100, H200 "
+        "and L40S, 0.50 on A100 (public large-run figures; measure your own).",
+    )
+    generation_utilization: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="Fraction of the peak that generation (RL rollouts, evaluation) reaches. Default: 0.15, an "
+        "assumption (decoding is bound by memory bandwidth).",
+    )
+
+
 class Compute(Strict):
     """Where the work runs."""
 
@@ -43,5 +65,6 @@ class Compute(Strict):
     tasks: PositiveInt | None = Field(
         None, description="Shards the data stage is split into (part of its content key). Default: 8; raise it for large corpora."
     )
+    gpu: GPU = Field({}, description="The GPUs, for `plan`'s GPU-hours and memory verdicts.")
     slurm: Slurm = Field({}, description="Slurm settings.")
     ray: Ray = Field({}, description="Ray settings.")
