@@ -4,7 +4,9 @@ on chat records in the data stage's format, then the saved checkpoint loaded wit
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -85,9 +87,16 @@ def test_tiny_sft_trains_on_cpu_and_saves_a_loadable_model(write, cli, tool_pyth
     layout = Layout((recipe.parent / "build").resolve(), loaded.recipe)
     write_data_stage_output(layout.data_output())
 
-    result = cli("run", str(recipe), "--out", "build", "--stage", "sft")
-    assert result.code == 0, result.err
-    assert "no GPU: trained on the CPU" in " ".join(result.out.split())
+    # a real process, so that what the tool writes to the terminal is seen too
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--out", "build", "--stage", "sft"],
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no GPU: trained on the CPU" in " ".join(result.stdout.split())
+    # the console: one progress line read from the Trainer's output, none of Axolotl's own lines; those are in sft.log
+    log = layout.work_dir("sft") / "sft.log"
+    assert re.search(r"^sft: step 3/3 \(100%\) · loss [0-9.]+.* · done$", result.stdout, re.MULTILINE), result.stdout
+    assert "'loss'" in log.read_text() and "axolotl" in log.read_text().lower()
+    assert "'loss'" not in result.stdout + result.stderr and "axolotl." not in (result.stdout + result.stderr).lower()
 
     final = layout.sft_output()
     assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()

@@ -36,7 +36,8 @@ Examples:
 @click.option("--model", help="eval: evaluate this model (path or Hub id) instead of the recipe's.")
 @click.option("--gpu", is_flag=True, help="Use the GPU builds of the tool environments.")
 @click.option("--dry-run", is_flag=True, help="Print what would run (exact commands), run nothing.")
-def command(recipe, overrides, stage, out, executor, workers, launcher, model, gpu, dry_run) -> None:
+@click.option("--verbose", is_flag=True, help="Stream the tools' own output too (it always goes to each stage's log file).")
+def command(recipe, overrides, stage, out, executor, workers, launcher, model, gpu, dry_run, verbose) -> None:
     """Run RECIPE: curate the data with datatrove, train with Axolotl and OpenRLHF, evaluate with lighteval,
     each in its pinned environment. Finished work is kept: rerunning after a crash resumes, and a changed
     recipe starts clean (stage folders are keyed by the recipe content they depend on)."""
@@ -48,7 +49,8 @@ def command(recipe, overrides, stage, out, executor, workers, launcher, model, g
     console = Console()
     loaded, _ = load(recipe, overrides)
     target = (out or default_out(loaded)).resolve()
-    options = RunOptions(launcher=launcher, executor=executor, workers=workers, dry_run=dry_run, model=model, gpu=gpu)
+    options = RunOptions(launcher=launcher, executor=executor, workers=workers, dry_run=dry_run, model=model, gpu=gpu,
+                         verbose=verbose)
     job = main_job.run(loaded, target, stage, options,
                        on_warning=lambda name, text: console.print(f"[yellow]warning[/] {name}: {text}"),
                        on_stage=lambda name: console.rule(f"[bold]{name}"))

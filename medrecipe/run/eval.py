@@ -66,7 +66,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                         "run on a GPU machine, or --set eval.backend=accelerate for a CPU run")
     lighteval.ensure_offline_import(python)
     output.mkdir(parents=True, exist_ok=True)
-    jobs.run_local(job, f"rerun the same command: answers lighteval already generated are cached in {output / 'cache'}")
+    jobs.run_local(job, f"rerun the same command: answers lighteval already generated are cached in {output / 'cache'}", "eval",
+                   output / "eval.log", options.verbose)
 
     read_back = subprocess.run([str(python), "-I", "-c", readback_program(str(output), spec, str(scores_file))],
                                capture_output=True, text=True)

@@ -5,7 +5,6 @@ Shared by the SFT, RL and eval runners, with the check that their compiled input
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -18,6 +17,7 @@ import click
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.model import Recipe
+from .console import run_logged
 
 
 @dataclass
@@ -52,12 +52,12 @@ def visible_gpus(python: Path) -> int:
     return int(probe.stdout.strip().splitlines()[-1])
 
 
-def run_local(job: Job, hint: str) -> None:
-    """Run in the foreground, its output streaming to this terminal; a failure raises with `hint`."""
-    env = {**os.environ, **job.env}
-    result = subprocess.run(job.command, env=env, cwd=job.cwd)
-    if result.returncode != 0:
-        raise UserError(f"{job.what} failed (exit code {result.returncode})", hint)
+def run_local(job: Job, hint: str, stage: str, log: Path, verbose: bool = False) -> None:
+    """Run in the foreground, the tool's output in `log` and a progress line on the console; a failure raises with
+    `hint`."""
+    code = run_logged(job.command, job.env, job.cwd, stage, log, verbose)
+    if code != 0:
+        raise UserError(f"{job.what} failed (exit code {code}); its log: {log}", hint)
 
 
 def show(job: Job) -> None:

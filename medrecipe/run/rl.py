@@ -81,7 +81,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         jobs.show(job)
         return StageResult("rl", "dry-run", outputs)
     work.mkdir(parents=True, exist_ok=True)
-    jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}")
+    jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}", "rl",
+                   work / "rl.log", options.verbose)
     return StageResult("rl", "done", outputs)
 
 

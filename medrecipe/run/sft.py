@@ -37,7 +37,7 @@ def collect_final_model(output_dir: str, model_dir: str) -> None:
     import os
     import shutil
 
-    not_model = {"debug.log", "README.md", "training_args.bin"}
+    not_model = {"debug.log", "sft.log", "README.md", "training_args.bin"}  # sft.log: the console's copy (run/console.py)
     partial = model_dir + ".partial"
     os.makedirs(partial, exist_ok=True)
     for name in sorted(os.listdir(output_dir)):
@@ -82,7 +82,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         jobs.show(job)
         return StageResult("sft", "dry-run", outputs)
     work.mkdir(parents=True, exist_ok=True)
-    jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work}; Axolotl's log: {work / 'debug.log'}")
+    jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work}", "sft", work / "sft.log", options.verbose)
     collect_final_model(str(work), str(final))
     return StageResult("sft", "done", outputs, notes=notes)
 

@@ -21,6 +21,7 @@ class RunOptions:
     dry_run: bool = False  # print the exact commands, run nothing
     model: str | None = None  # eval: evaluate this model instead of the recipe's
     gpu: bool = False  # use the GPU build of the tool environment
+    verbose: bool = False  # stream the tools' own output to the console too (it always goes to the stage's log)
 
 
 @dataclass

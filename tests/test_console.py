@@ -1,0 +1,47 @@
+"""A tool's run on the console: its output in the stage's log, one progress line read from it, the log's tail on
+failure. The tool here is a Python process printing what Axolotl's Trainer prints (its log dicts and tqdm's bar,
+redrawn with carriage returns); the real Axolotl run is in test_sft_smoke.py."""
+
+from __future__ import annotations
+
+import sys
+
+from medrecipe.run.console import Progress, run_logged
+
+TOOL = r"""
+import sys, time
+print("[axolotl.cli.train] loading the model; warnings follow", flush=True)
+for step in range(1, 5):
+    sys.stdout.write(f"\r {step * 25}%|##| {step}/4 [00:0{step}<00:0{4 - step},  1.00s/it]")
+    sys.stdout.flush()
+    print(f"\n{{'loss': '{2.0 / step:.4f}', 'learning_rate': '1e-05', 'epoch': '{step / 4}'}}", flush=True)
+print("Writing model shards: 100%|##| 1/1 [00:00<00:00,  3.11it/s]")
+print("{'train_runtime': 4.0, 'train_tokens_per_second': 812.5}")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_the_console_shows_progress_and_the_log_keeps_the_tool_output(tmp_path, capsys):
+    log = tmp_path / "sft.log"
+    assert run_logged([sys.executable, "-c", TOOL, "0"], {}, None, "sft", log) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"sft: running, the tool's log is {log}", "sft: step 4/4 (100%) · loss 0.5 · 812 tokens/s · done"]
+    assert err == ""
+    text = log.read_bytes()
+    assert b"[axolotl.cli.train]" in text and b"'loss': '0.5000'" in text and b"\r" in text  # the tool's bytes, whole
+
+
+def test_a_failed_tool_shows_the_logs_last_lines(tmp_path, capsys):
+    log = tmp_path / "rl.log"
+    assert run_logged([sys.executable, "-c", TOOL, "3"], {}, None, "rl", log) == 3
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "rl: step 4/4 (100%) · loss 0.5 · 812 tokens/s · failed (exit code 3)"
+    assert err.startswith(f"the last lines of {log}:\n") and "train_tokens_per_second" in err
+
+
+def test_progress_reads_openrlhf_and_the_trainer():
+    progress = Progress("rl")
+    progress.read("Episode [1/1]:  50%|#####     | 2/4 [01:02<01:02, policy_loss=0.031, reward=0.5]")
+    assert progress.line() == "rl: step 2/4 (50%) · loss 0.031 · ETA 01:02"
+    progress.read("Map (num_proc=2): 100%|##| 272/272 [00:00<00:00, 1234.56 examples/s]")  # datasets' bar: not the run's
+    assert progress.step == 2 and progress.total == 4
