@@ -209,8 +209,9 @@ def _sft(loaded: LoadedRecipe, layout: Layout, hardware: Hardware) -> StageCost:
         cost.basis.append("the number of training samples is unknown (set data.expected_samples): no totals")
         return cost
     tokens = samples * mean * sft.epochs
-    if sft.max_steps:
-        tokens = min(tokens, sft.max_steps * batch.sequences_per_step * mean)
+    if sft.max_steps and sft.max_steps * batch.sequences_per_step * mean < tokens:
+        tokens = sft.max_steps * batch.sequences_per_step * mean
+        cost.basis.append(f"stopped at sft.max_steps {sft.max_steps:,} ({batch.sequences_per_step:,} sequences a step)")
     cost.tokens = tokens
     cost.flops = training_flops(shape, tokens, mean)
     cost.gpu_hours = hardware.hours(cost.flops)
