@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..recipe.model import CustomBenchmark, Recipe
+
 MMLU_MEDICAL = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics", "professional_medicine")
 
 
@@ -92,4 +94,24 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in _ALL}
 
 
 def get(name: str) -> Benchmark:
+    """A benchmark of the registry."""
     return BENCHMARKS[name]
+
+
+def of(recipe: Recipe, name: str) -> Benchmark:
+    """A benchmark as a recipe names it: one of its own (`eval.custom_benchmarks`), else the registry's."""
+    return known(recipe)[name]
+
+
+def known(recipe: Recipe) -> dict[str, Benchmark]:
+    """The registry and the recipe's own benchmarks, by name (a recipe's name cannot shadow the registry's: validation)."""
+    own = recipe.eval.custom_benchmarks if recipe.eval else []
+    return {**BENCHMARKS, **{custom.name: _from_recipe(custom) for custom in own}}
+
+
+def _from_recipe(custom: CustomBenchmark) -> Benchmark:
+    columns = {key: value for key, value in custom.columns.model_dump().items() if value}
+    return Benchmark(custom.name, custom.title or custom.name, custom.title or custom.name, custom.hub or "", custom.split,
+                     custom.reader, subset=custom.subset, spec={**columns, "zero_based": custom.zero_based},
+                     where=dict(custom.where), data_files=tuple(custom.data_files), revision=custom.revision,
+                     note="defined in the recipe")

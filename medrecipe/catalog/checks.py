@@ -48,28 +48,39 @@ def check(loaded: LoadedRecipe) -> Findings:
 
 
 def _unknown_benchmark(loaded: LoadedRecipe, path: tuple, name: str) -> Problem:
-    close = difflib.get_close_matches(name, list(benchmarks.BENCHMARKS), n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(benchmarks.BENCHMARKS)}"
+    names = list(benchmarks.known(loaded.recipe))
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names)} (or define it in eval.custom_benchmarks)"
     return loaded.problem(path, f"unknown benchmark {name!r}", hint)
 
 
 def _benchmarks(loaded: LoadedRecipe, found: Findings) -> None:
     recipe = loaded.recipe
+    known = benchmarks.known(recipe)
     if recipe.eval:
+        for index, custom in enumerate(recipe.eval.custom_benchmarks):
+            if custom.name in benchmarks.BENCHMARKS:
+                found.errors.append(loaded.problem(("eval", "custom_benchmarks", index, "name"),
+                                                   f"{custom.name!r} is a benchmark of the registry", "give yours another name"))
         for index, ref in enumerate(recipe.eval.benchmarks):
-            if ref.name not in benchmarks.BENCHMARKS:
+            if ref.name not in known:
                 found.errors.append(_unknown_benchmark(loaded, ("eval", "benchmarks", index), ref.name))
-            elif benchmarks.get(ref.name).kind == "rubric" and recipe.eval.judge is None:
+                continue
+            bench = known[ref.name]
+            if not bench.hub and not ref.path:
+                found.errors.append(loaded.problem(("eval", "benchmarks", index), f"{ref.name} has no Hub dataset and no local copy",
+                                                   f"give its path: {{name: {ref.name}, path: ...}}, or its hub in eval.custom_benchmarks"))
+            if bench.kind == "rubric" and recipe.eval.judge is None:
                 found.errors.append(
                     loaded.problem(("eval", "benchmarks", index), f"{ref.name} is graded by a judge model, and eval.judge is not set",
                                    "add eval.judge: {model: ..., endpoint: ...}")
                 )
-            elif benchmarks.get(ref.name).kind == "rubric" and recipe.eval.judge.endpoint is None:
+            elif bench.kind == "rubric" and recipe.eval.judge.endpoint is None:
                 found.errors.append(
                     loaded.problem(("eval", "judge"), f"{ref.name}'s judge is called at an OpenAI-compatible endpoint; "
                                    "eval.judge.endpoint is not set", "e.g. endpoint: https://api.openai.com/v1")
                 )
-            if ref.name in benchmarks.BENCHMARKS and benchmarks.get(ref.name).kind == "rubric" and recipe.eval.mode == "loglikelihood":
+            if bench.kind == "rubric" and recipe.eval.mode == "loglikelihood":
                 found.errors.append(
                     loaded.problem(("eval", "benchmarks", index), f"{ref.name} grades a written answer; eval.mode loglikelihood writes none",
                                    "set eval.mode: generative, or drop the benchmark")
@@ -80,7 +91,7 @@ def _benchmarks(loaded: LoadedRecipe, found: Findings) -> None:
         for index, step in enumerate(recipe.data.steps):
             if isinstance(step, (DecontaminateNgram, DecontaminateFuzzy)) and step.benchmarks:
                 for position, name in enumerate(step.benchmarks):
-                    if name not in benchmarks.BENCHMARKS:
+                    if name not in known:
                         found.errors.append(_unknown_benchmark(loaded, ("data", "steps", index, "benchmarks", position), name))
 
 

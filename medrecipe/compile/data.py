@@ -48,7 +48,7 @@ def _benchmark_locations(loaded: LoadedRecipe, names: list[str] | None) -> list[
     refs = {ref.name: (index, ref) for index, ref in enumerate(recipe.eval.benchmarks)} if recipe.eval else {}
     locations = []
     for name in names or list(refs):
-        entry = benchmarks.get(name)
+        entry = benchmarks.of(recipe, name)
         location = {"name": name, "reader": entry.reader, "spec": entry.spec, "where": entry.where}
         index, ref = refs.get(name, (None, None))
         if ref is not None and ref.path:

@@ -355,7 +355,7 @@ def _items(loaded: LoadedRecipe, index: int) -> int | None:
     """Items a benchmark evaluates: counted in its local copy, else the registry's count from the dataset card."""
     assert loaded.recipe.eval is not None
     reference = loaded.recipe.eval.benchmarks[index]
-    known = benchmarks.BENCHMARKS.get(reference.name)
+    known = benchmarks.known(loaded.recipe).get(reference.name)
     if reference.path:
         path = loaded.local_path(("eval", "benchmarks", index, "path"))
         try:

@@ -52,6 +52,9 @@ class Layout:
         recipe = self.recipe
         keys: dict[str, str] = {}
         decontam_sets = [b.model_dump(mode="json") for b in recipe.eval.benchmarks] if recipe.eval else []
+        # the recipe's own benchmarks are keyed only where there are some: the keys of recipes without any stay as they were
+        own = [b.model_dump(mode="json") for b in recipe.eval.custom_benchmarks] if recipe.eval else []
+        decontam_sets += own
         if recipe.data:
             keys["data"] = fingerprint(
                 {"data": recipe.data.model_dump(mode="json"), "seed": recipe.seed, "eval_sets": decontam_sets,
@@ -79,7 +82,8 @@ class Layout:
             )
         if recipe.eval:
             keys["eval"] = fingerprint(
-                {"eval": recipe.eval.model_dump(mode="json", exclude={"published"}), "seed": recipe.seed,
+                {"eval": recipe.eval.model_dump(mode="json", exclude={"published"} | (set() if own else {"custom_benchmarks"})),
+                 "seed": recipe.seed,
                  "model": self._model_key(keys)}
             )
         return keys

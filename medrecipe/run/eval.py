@@ -147,7 +147,7 @@ def _check_inputs(loaded: LoadedRecipe, options: RunOptions) -> None:
         if ref.path and not loaded.local_path(("eval", "benchmarks", index, "path")).exists():
             raise UserError(f"eval.benchmarks[{index}].path: {loaded.local_path(('eval', 'benchmarks', index, 'path'))} does not exist",
                             "point it at the benchmark's local copy, or remove `path` to read it from the Hub")
-    rubric = [ref.name for ref in ev.benchmarks if benchmarks.get(ref.name).kind == "rubric"]
+    rubric = [ref.name for ref in ev.benchmarks if benchmarks.of(loaded.recipe, ref.name).kind == "rubric"]
     if rubric and ev.judge and ev.judge.api_key_env and not os.environ.get(ev.judge.api_key_env) and not options.dry_run:
         raise NotRunnableHere(f"{', '.join(rubric)} is graded by {ev.judge.model}, and ${ev.judge.api_key_env} is not set",
                         f"export {ev.judge.api_key_env}=... (the key is read from the environment, never written)")
@@ -164,7 +164,7 @@ def scores_spec(loaded: LoadedRecipe, layout: Layout, model: str) -> dict:
     assert ev is not None
     scores = {}
     for ref in ev.benchmarks:
-        score = lighteval.score_of(benchmarks.get(ref.name), ev.mode, ev.judge and ev.judge.model)
+        score = lighteval.score_of(benchmarks.of(loaded.recipe, ref.name), ev.mode, ev.judge and ev.judge.model)
         scores[ref.name] = {"task": f"{lighteval.task_name(ref.name)}|0", "key": score.key, "metric": score.metric,
                             "scoring": score.description, "unboxed": score.unboxed}
     sampling = ev.sampling

@@ -266,7 +266,7 @@ class _Preflight:
         if not ev:
             return
         for index, ref in enumerate(ev.benchmarks):
-            bench = benchmarks.get(ref.name)
+            bench = benchmarks.of(self.loaded.recipe, ref.name)
             at = ("eval", "benchmarks", index)
             if ref.path:
                 spec = {"path": str(self.loaded.local_path((*at, "path")))}

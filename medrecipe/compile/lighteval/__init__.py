@@ -76,7 +76,7 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
         capped = ", capped at the model's positions" if length < wanted_length(ev) else ""
         stage.facts.append(("max model length", f"{length} ({room}{capped})"))
     for ref, plan in zip(ev.benchmarks, plans):
-        bench = benchmarks.get(ref.name)
+        bench = benchmarks.of(loaded.recipe, ref.name)
         line = f"custom {task_name(ref.name)} <- {plan.origin}; {score_of(bench, ev.mode, ev.judge and ev.judge.model).description}"
         if ref.max_samples:
             line += f"; first {ref.max_samples} items"
@@ -89,7 +89,7 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
             "eval.prompt.instruction asks for a \\boxed{} answer, but eval.mode loglikelihood scores the option letter "
             "right after the prompt: set an instruction that ends where the letter follows, e.g. 'Answer:'"
         )
-    if ev.judge and any(benchmarks.get(ref.name).kind == "rubric" for ref in ev.benchmarks):
+    if ev.judge and any(benchmarks.of(loaded.recipe, ref.name).kind == "rubric" for ref in ev.benchmarks):
         key = f", API key from ${ev.judge.api_key_env}" if ev.judge.api_key_env else ""
         stage.facts.append(("judge", f"{ev.judge.model} at {ev.judge.endpoint}{key}; it grades the final answer "
                                       "(after the last </think>) against each rubric item, as OpenAI's simple-evals does"))
@@ -112,7 +112,7 @@ def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
     assert ev is not None
     request = {
         "tasks": [task_name(ref.name) for ref in ev.benchmarks],
-        "builtins": sorted({b.builtin for ref in ev.benchmarks if (b := benchmarks.get(ref.name)).builtin}),
+        "builtins": sorted({b.builtin for ref in ev.benchmarks if (b := benchmarks.of(loaded.recipe, ref.name)).builtin}),
     }
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run([str(python), "-I", str(REGISTRY_CHECK), str(tasks_file), json.dumps(request)],

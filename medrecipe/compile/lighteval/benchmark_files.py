@@ -25,7 +25,7 @@ def data_plan(loaded: LoadedRecipe, index: int) -> DataPlan:
     ev = loaded.recipe.eval
     assert ev is not None
     ref = ev.benchmarks[index]
-    bench = benchmarks.get(ref.name)
+    bench = benchmarks.of(loaded.recipe, ref.name)
     split = ref.split or bench.split
     if ref.path:
         local = loaded.local_path(("eval", "benchmarks", index, "path"))

@@ -26,7 +26,7 @@ def tasks_module(loaded: LoadedRecipe, plans: list[DataPlan]) -> str:
     assert ev is not None
     entries = []
     for ref, plan in zip(ev.benchmarks, plans):
-        bench = benchmarks.get(ref.name)
+        bench = benchmarks.of(recipe, ref.name)
         entries.append({
             "name": ref.name,
             "task": task_name(ref.name),

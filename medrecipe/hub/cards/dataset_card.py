@@ -18,7 +18,7 @@ from ...recipe.model import (
 )
 from ...recipe.rules import step_names
 from ..release import DATASET_FILES, HubRepo, Release, hub_url
-from .rendering import format_count, format_value, markdown_text, recipe_text, render
+from .rendering import benchmark_link, format_count, format_value, markdown_text, recipe_text, render
 
 
 def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, stats: dict | None = None) -> str:
@@ -164,8 +164,9 @@ def _decontamination(recipe: Recipe, stats: dict | None) -> dict | None:
                 f"fuzzy match (rapidfuzz ratio >= {format_value(step.threshold)}% on lower-cased text without punctuation) between "
                 f"the {step.field} and {scope}"
             )
-    known = [benchmarks.get(name) for name in names if name in benchmarks.BENCHMARKS]
+    registry = benchmarks.known(recipe)
+    known = [registry[name] for name in names if name in registry]
     return {
         "methods": methods,
-        "benchmarks": [f"[{b.title}]({hub_url(b.hub, 'dataset')})" for b in known],
+        "benchmarks": [benchmark_link(b) for b in known],
     }

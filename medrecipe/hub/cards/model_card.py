@@ -18,7 +18,7 @@ from ...recipe.model import (
     Reproduces,
 )
 from ..release import HubRepo, Release, hub_url
-from .rendering import format_value, markdown_text, recipe_text, render
+from .rendering import benchmark_link, format_value, markdown_text, recipe_text, render
 
 
 RL_TITLES = {"dapo": "DAPO", "grpo": "GRPO", "dpo": "DPO", "reward_model": "Reward model"}
@@ -116,7 +116,9 @@ def _eval_results(recipe: Recipe, scores: dict | None) -> list[EvalResult]:
         score = scores["benchmarks"].get(ref.name)
         if score is None:
             continue
-        benchmark = benchmarks.get(ref.name)
+        benchmark = benchmarks.of(recipe, ref.name)
+        if not benchmark.hub:  # the model index names a Hub dataset; a local-only benchmark is in the card's table
+            continue
         results.append(
             EvalResult(
                 task_type="text-generation",
@@ -312,8 +314,8 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
         align.append("right")
     rows, ours, theirs = [], [], []
     for ref in recipe.eval.benchmarks:
-        benchmark = benchmarks.get(ref.name)
-        row = [f"[{benchmark.title}]({hub_url(benchmark.hub, 'dataset')})"]
+        benchmark = benchmarks.of(recipe, ref.name)
+        row = [benchmark_link(benchmark)]
         score = scores["benchmarks"].get(ref.name) if scores else None
         if scores:
             row += [f"{score['score']:.2f} ± {score['stderr']:.2f}", f"{score['n']:,}", _fraction(score["unboxed"])] if score else ["–"] * 3

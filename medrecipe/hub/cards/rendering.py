@@ -14,6 +14,7 @@ import jinja2
 from ...recipe import LoadedRecipe
 from ...recipe.registry import resource_dir
 from ...recipe.show import to_yaml
+from ..release import hub_url
 
 
 def recipe_text(loaded: LoadedRecipe) -> str:
@@ -84,3 +85,8 @@ def fence(text: str) -> str:
     """A code fence longer than any run of backticks inside `text`."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     return "`" * max(3, longest + 1)
+
+
+def benchmark_link(benchmark) -> str:
+    """A benchmark's title, linked to its Hub dataset when it has one (a recipe's own may live only in a local file)."""
+    return f"[{benchmark.title}]({hub_url(benchmark.hub, 'dataset')})" if benchmark.hub else benchmark.title

@@ -9,7 +9,7 @@ from here.
 
 from .compute import GPU, Compute
 from .data import DatasetLocation, Fields
-from .eval import Published
+from .eval import CustomBenchmark, Published
 from .hub import Reproduces
 from .rl import PolicyOptimization, PreferenceStage
 from .root import Recipe
@@ -27,7 +27,7 @@ from .steps import (
 )
 
 __all__ = [
-    "Compute", "DatasetLocation", "DecontaminateFuzzy", "DecontaminateNgram", "DomainFilter", "EmbeddingClassifier",
+    "Compute", "CustomBenchmark", "DatasetLocation", "DecontaminateFuzzy", "DecontaminateNgram", "DomainFilter", "EmbeddingClassifier",
     "Fields", "Generate", "GPU", "JudgeFilter", "LLMClassifier", "MaxWordOccurrences", "NearDedup", "PolicyOptimization",
     "PreferenceStage", "Published", "Recipe", "Reproduces", "SFT", "SFTDataset",
 ]

@@ -6,17 +6,61 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .basics import INT_LIMIT, PositiveInt, Probability, SplitName, Strict
+from .basics import INT_LIMIT, ConfigName, HubId, PositiveInt, Probability, RepoPath, SplitName, Strict
 from .steps import LLMCall
 
 
 class BenchmarkRef(Strict):
-    """A benchmark of the registry, optionally read from a local copy."""
+    """A benchmark of the registry or of `eval.custom_benchmarks`, optionally read from a local copy."""
 
-    name: str = Field(description="Registry name, e.g. `medmcqa` (see `medrecipe plan`).")
+    name: str = Field(description="Registry name, e.g. `medmcqa` (see `medrecipe plan`), or a name from `eval.custom_benchmarks`.")
     path: str | None = Field(None, description="Local folder or file holding the benchmark (offline runs), relative to the recipe.")
     split: SplitName | None = Field(None, description="Split to evaluate on. Default: the registry's.")
     max_samples: PositiveInt | None = Field(None, description="Evaluate on at most this many items.")
+
+
+class BenchmarkColumns(Strict):
+    """The columns a benchmark's rows are read from, where the reader's defaults (`question`, `options`, `answer`
+    and their usual variants) do not find them."""
+
+    id: str | None = Field(None, max_length=128, description="Column with the item id. Default: `id`, else the row number.")
+    question: str | None = Field(None, max_length=128, description="Column with the question.")
+    options: str | None = Field(
+        None, max_length=128, description="Column with the options: a list, a {letter: text} mapping, or lettered lines."
+    )
+    gold: str | None = Field(
+        None, max_length=128,
+        description="Column with the right answer: a letter, an index into the options (see `zero_based`), or the "
+        "option's text; `pubmedqa` reader: yes, no or maybe.",
+    )
+
+
+class CustomBenchmark(Strict):
+    """A benchmark of the recipe's own: evaluated when `eval.benchmarks` names it, and decontaminated against like the
+    registry's, read and scored by the same code. The registry's entries are the same objects
+    (medrecipe/catalog/benchmarks.py), each with the evidence for its columns."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64, description="Name `eval.benchmarks` and decontamination steps use.")
+    title: str | None = Field(None, max_length=200, description="Title in cards and reports. Default: the name.")
+    hub: HubId | None = Field(
+        None, description="Hub dataset it lives in. Unset: only a local copy (`path` in its `eval.benchmarks` entry)."
+    )
+    subset: ConfigName | None = Field(None, description="Hub dataset configuration.")
+    split: SplitName = Field("test", description="Split evaluated.")
+    revision: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", max_length=256, description="Hub revision.")
+    data_files: list[RepoPath] = Field(
+        default_factory=list, description="Files of the Hub repository to read, for repositories without a loadable configuration."
+    )
+    reader: Literal["multiple_choice", "pubmedqa"] = Field(
+        "multiple_choice",
+        description="How a row becomes an item and is scored: `multiple_choice` (a question, lettered options, the letter "
+        "of the answer's \\boxed{} against the gold letter) or `pubmedqa` (yes / no / maybe).",
+    )
+    columns: BenchmarkColumns = Field({}, description="Column names, where the reader's defaults do not find them.")
+    zero_based: bool = Field(True, description="An integer gold answer counts options from 0 (MedMCQA's `cop`), else from 1.")
+    where: dict[str, str | int | bool] = Field(
+        default_factory=dict, description="Keep only rows whose column equals the value, e.g. {category: health}."
+    )
 
 
 class Sampling(Strict):
@@ -78,6 +122,9 @@ class Eval(Strict):
     """Evaluation, compiled to a lighteval suite."""
 
     benchmarks: list[BenchmarkRef] = Field(min_length=1, description="Benchmarks to evaluate on (names, or mappings with a local path).")
+    custom_benchmarks: list[CustomBenchmark] = Field(
+        default_factory=list, description="Benchmarks of the recipe's own, named in `benchmarks` like the registry's."
+    )
     model: str = Field("final", description="`final` (last trained stage), `sft`, `rl`, `base`, or a model id / path.")
     backend: Literal["vllm", "accelerate"] = Field("vllm", description="lighteval backend; accelerate for CPU and small runs.")
     mode: Literal["generative", "loglikelihood"] = Field(
