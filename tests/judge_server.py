@@ -3,7 +3,8 @@
 It grades each rubric item by a rule on the item's text alone (so a test knows the scores whatever the model
 wrote): the items of tests/fixtures/benchmarks/healthbench that mention emergency services, reassurance, or
 aspirin for a child are met, the others are not. The first request gets a malformed reply, which the grader
-must retry. Every request is recorded (path, Authorization header, JSON body).
+must retry. Every request is recorded (path, Authorization header, JSON body). GET /v1/models lists its models
+to the right key, as OpenAI's API and vLLM's server do (preflight asks for it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ MET = ("emergency services", "Reassures", "aspirin to the child")
 
 
 class JudgeServer:
-    def __init__(self):
+    def __init__(self, key: str | None = None, models: tuple[str, ...] = ("rubric-judge",)):
+        """`key`: the API key GET /v1/models requires (None: any); `models`: what it lists."""
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         server = self
@@ -36,6 +38,21 @@ class JudgeServer:
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
+
+            def do_GET(self):  # the model listing preflight asks for
+                if self.path.rstrip("/") != "/v1/models":
+                    self.send_error(404)
+                    return
+                if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
+                    reply, status = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, 401
+                else:
+                    reply, status = {"object": "list", "data": [{"id": name, "object": "model"} for name in models]}, 200
+                body = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass

@@ -19,6 +19,7 @@ from medrecipe.recipe import RecipeError
 
 from . import hub_fixtures
 from .conftest import RECIPES
+from .judge_server import JudgeServer
 
 TOKEN = "hf_test"
 
@@ -147,10 +148,11 @@ def hub(fixture_hub):
     return fixture_hub
 
 
-def preflight(hub, recipe: Path, *args: str, token: str = TOKEN, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+def preflight(hub, recipe: Path, *args: str, token: str = TOKEN, cwd: Path | None = None,
+              env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     """`medrecipe preflight` in its own process (huggingface_hub reads HF_ENDPOINT when it is imported)."""
     out = (cwd or recipe.parent) / "preflight.json"
-    env = {**os.environ, **hub.client_env(token, hub.home), "COLUMNS": "200"}
+    env = {**os.environ, **hub.client_env(token, hub.home), "COLUMNS": "200", **(env or {})}
     result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "preflight", str(recipe), "--json", str(out), *args],
                             env=env, capture_output=True, text=True, cwd=cwd or recipe.parent, timeout=600)
     report = json.loads(out.read_text()) if out.is_file() else {}
@@ -162,11 +164,27 @@ def samples(report: dict, kind: str) -> dict[str, dict]:
 
 
 HUB_RECIPES = ["ii-medical-8b-1706", "internist-7b", "ultramedical-llama3-8b", "ultramedical-rm-llama3-8b"]
+JUDGE_KEY = "sk-medrecipe-preflight-key"
+
+
+@pytest.fixture
+def judge():
+    """II-Medical's two OpenAI endpoints (GPT-4o judging curated answers, GPT-4.1 grading HealthBench) stand in here
+    as one local OpenAI-compatible server that lists both models to the right key."""
+    with JudgeServer(key=JUDGE_KEY, models=("gpt-4o", "gpt-4.1")) as server:
+        yield server
+
+
+def judged(judge) -> dict:
+    """preflight's arguments for II-Medical with its endpoints on the local server, and the key in its variable."""
+    overrides = ["--set", f"data.steps.3.endpoint={judge.endpoint}", "--set", f"eval.judge.endpoint={judge.endpoint}"]
+    return {"args": overrides, "env": {"OPENAI_API_KEY": JUDGE_KEY}}
 
 
 @pytest.mark.parametrize("name", HUB_RECIPES)
-def test_preflight_reads_every_dataset_of_every_shipped_recipe(hub, tmp_path, name):
-    result, report = preflight(hub, RECIPES / f"{name}.yaml", cwd=tmp_path)
+def test_preflight_reads_every_dataset_of_every_shipped_recipe(hub, judge, tmp_path, name):
+    endpoints = judged(judge) if name == "ii-medical-8b-1706" else {"args": [], "env": {}}
+    result, report = preflight(hub, RECIPES / f"{name}.yaml", *endpoints["args"], cwd=tmp_path, env=endpoints["env"])
     failed = [check for check in report.get("checks", []) if not check["ok"]]
     if name == "internist-7b":  # its physician-curated sources are private: a local copy must be supplied
         assert result.returncode == 2 and {check["name"] for check in failed} == {"guidelines", "textbooks", "synthetic"}
@@ -176,8 +194,28 @@ def test_preflight_reads_every_dataset_of_every_shipped_recipe(hub, tmp_path, na
     assert not failed and "Traceback" not in result.stderr
 
 
-def test_ii_medical_reads_what_the_published_run_trained_on(hub, tmp_path):
-    result, report = preflight(hub, RECIPES / "ii-medical-8b-1706.yaml", cwd=tmp_path)
+def test_preflight_checks_each_endpoint_with_its_key_and_places_the_problem(hub, judge, tmp_path, monkeypatch):
+    from medrecipe.run.preflight import endpoint_problem
+
+    monkeypatch.setenv("MEDRECIPE_TEST_KEY", JUDGE_KEY)
+    assert endpoint_problem(judge.endpoint, "gpt-4.1", "MEDRECIPE_TEST_KEY") is None
+    assert "does not serve 'gpt-5'; it lists gpt-4o, gpt-4.1" in endpoint_problem(judge.endpoint, "gpt-5", "MEDRECIPE_TEST_KEY")[0]
+    monkeypatch.setenv("MEDRECIPE_TEST_KEY", "sk-wrong")
+    assert endpoint_problem(judge.endpoint, "gpt-4.1", "MEDRECIPE_TEST_KEY")[0].endswith("refused the key in $MEDRECIPE_TEST_KEY")
+    assert "cannot be reached" in endpoint_problem("http://127.0.0.1:9/v1", "gpt-4.1", None)[0]
+    # II-Medical without its key: both endpoints fail at the lines that name them, and nothing was generated
+    endpoints = judged(judge)
+    result, report = preflight(hub, RECIPES / "ii-medical-8b-1706.yaml", *endpoints["args"], cwd=tmp_path, env={"OPENAI_API_KEY": ""})
+    assert result.returncode == 2
+    failed = {check["name"]: check["result"] for check in report["checks"] if not check["ok"]}
+    assert set(failed) == {f"gpt-4o at {judge.endpoint}", f"gpt-4.1 at {judge.endpoint}"}
+    assert "data.steps[3].endpoint: $OPENAI_API_KEY is not set" in result.stderr and "eval.judge.endpoint: $OPENAI_API_KEY is not set" in result.stderr
+    assert not judge.requests  # a model listing at most, never a completion
+
+
+def test_ii_medical_reads_what_the_published_run_trained_on(hub, judge, tmp_path):
+    endpoints = judged(judge)
+    result, report = preflight(hub, RECIPES / "ii-medical-8b-1706.yaml", *endpoints["args"], cwd=tmp_path, env=endpoints["env"])
     assert result.returncode == 0, result.stderr[-3000:]
     sources = samples(report, "source")
     # Medical-R1-Distill: the reasoning column sits in the think tags, the response after them

@@ -8,11 +8,15 @@ rows of every dataset read through the recipe's own mapping.
   files exist, the token may read them, and their first rows read through the recipe's field mapping by the same
   code the data stage and the RL stage use. One mapped record per source, one RL prompt with its label, one
   preference pair as OpenRLHF splits it, and one evaluation prompt per benchmark are shown.
+- Endpoints (the evaluation's judge, the data stage's generation, judging and domain labelling at an
+  OpenAI-compatible API): the key's variable is set, the endpoint answers a model listing with it, and it serves
+  the model named. Nothing is generated, so nothing is billed; the key is never printed.
 Every problem is placed at the recipe line that names the resource. Local files are checked too.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ..envs import offline_models
@@ -138,6 +142,29 @@ class _Preflight:
             if model not in seen:
                 seen.add(model)
                 self.model(path, model)
+
+    # ------------------------------------------------------------------------------------------ endpoints
+    def endpoints(self) -> None:
+        recipe = self.loaded.recipe
+        calls = []
+        for index, step in enumerate(recipe.data.steps if recipe.data else []):
+            if isinstance(step, (Generate, JudgeFilter)) and step.endpoint:
+                calls.append((("data", "steps", index, "endpoint"), step))
+            if isinstance(step, DomainFilter) and isinstance(step.classifier, LLMClassifier) and step.classifier.endpoint:
+                calls.append((("data", "steps", index, "classifier", "endpoint"), step.classifier))
+        if recipe.eval and recipe.eval.judge and recipe.eval.judge.endpoint:
+            calls.append((("eval", "judge", "endpoint"), recipe.eval.judge))
+        seen: set[tuple] = set()
+        for path, call in calls:
+            if (call.endpoint, call.model, call.api_key_env) in seen:
+                continue
+            seen.add((call.endpoint, call.model, call.api_key_env))
+            name = f"{call.model} at {call.endpoint}"
+            problem = endpoint_problem(call.endpoint, call.model, call.api_key_env)
+            if problem:
+                self.fail("endpoint", name, path, *problem)
+            else:
+                self.ok("endpoint", name, "answers with the key, serves the model")
 
     # ------------------------------------------------------------------------------------------ datasets
     def location(self, spec: dict, what: str, name: str, at: tuple) -> list[dict] | None:
@@ -302,8 +329,34 @@ def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:
                         "preflight reads the Hub: run it where the Hub is reachable (HF_ENDPOINT names a mirror)")
     run = _Preflight(loaded, rows)
     run.models()
+    run.endpoints()
     _read(run)
     return run.report
+
+
+def endpoint_problem(endpoint: str, model: str, api_key_env: str | None) -> tuple[str, str | None] | None:
+    """Why an OpenAI-compatible endpoint cannot serve `model` with the key in `api_key_env`, or None. Asks for the
+    model list only (GET /models, as OpenAI and vLLM serve it): nothing is generated."""
+    import openai
+
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not key:
+        return f"${api_key_env} is not set, and {endpoint} needs its key", f"export {api_key_env}=... where the stage runs"
+    client = openai.OpenAI(base_url=endpoint, api_key=key or "unused", timeout=20.0, max_retries=1)
+    try:
+        served = [entry.id for entry in client.models.list()]
+    except (openai.AuthenticationError, openai.PermissionDeniedError):
+        return f"{endpoint} refused the key in ${api_key_env}", "check the key, and that it may use this endpoint"
+    except openai.NotFoundError:
+        return None  # an endpoint that lists no models: it answered, which is what can be checked
+    except openai.APIConnectionError as exc:
+        return f"{endpoint} cannot be reached ({exc.__cause__ or exc})", "check the URL, and the network from where the stage runs"
+    except openai.APIStatusError as exc:
+        return f"{endpoint} answered HTTP {exc.status_code} when asked for its models", None
+    if served and model not in served:
+        listed = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
+        return f"{endpoint} does not serve {model!r}; it lists {listed}", "name a model the endpoint lists"
+    return None
 
 
 def read_samples(loaded: LoadedRecipe, rows: int = 3) -> Report:
