@@ -68,7 +68,7 @@ def pytest_collection_modifyitems(session, config, items):
     collected test needs one, all are built in the background from the start, and the tests that need them
     run last, so the builds overlap with the rest of the suite."""
     needing = [item for item in items if "tool_python" in getattr(item, "fixturenames", ())]
-    if not needing:
+    if not needing or config.option.collectonly:
         return
     chosen = set(needing)
     items[:] = [item for item in items if item not in chosen] + needing

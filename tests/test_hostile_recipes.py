@@ -289,6 +289,8 @@ def test_an_alias_bomb_is_refused_while_composing(tmp_path):
     assert time.monotonic() - started < 20
 
 
+# Short ids: pytest puts the test's id in PYTEST_CURRENT_TEST, which the child process inherits, and pytest 9.0 spells
+# a bytes parameter out whole (6 MB for the first case: the exec fails with E2BIG).
 @pytest.mark.parametrize("content, fragment", [
     (b"name: x\n" + b"# padding\n" * 600_000, "larger than 1 MiB"),
     ("name: caf\u00e9\n".encode("latin-1"), "not UTF-8 text"),
@@ -301,7 +303,8 @@ def test_an_alias_bomb_is_refused_while_composing(tmp_path):
     (b"name: x\nseed: " + b"9" * 5000 + b"\n", "cannot read this value"),
     (b"name: x\nbase_model: \"Qwen/\x1b[31mQwen3-8B\"\n", "is not allowed in a recipe"),
     (b"name: x\nbase_model: \"Qwen/\\e[31mQwen3-8B\"\n", "control characters are not allowed"),
-])
+], ids=["over-1-MiB", "latin-1", "utf-16", "binary", "nul-byte", "flow-nesting-5k", "flow-nesting-400k", "block-nesting",
+        "5000-digit-number", "escape-byte", "escape-sequence"])
 def test_input_that_would_exhaust_or_confuse_is_refused(tmp_path, content, fragment):
     recipe = tmp_path / "r.yaml"
     recipe.write_bytes(content)
