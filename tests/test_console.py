@@ -45,3 +45,9 @@ def test_progress_reads_openrlhf_and_the_trainer():
     assert progress.line() == "rl: step 2/4 (50%) · loss 0.031 · ETA 01:02"
     progress.read("Map (num_proc=2): 100%|##| 272/272 [00:00<00:00, 1234.56 examples/s]")  # datasets' bar: not the run's
     assert progress.step == 2 and progress.total == 4
+    # lighteval: its generation bar is the progress; the splits loop around it and the parquet writing after are not
+    evaluation = Progress("eval")
+    for line in ("Greedy generation: 100%|##| 8/8 [02:09<00:00, 15.73s/it]", "Splits: 100%|##| 1/1 [02:09<00:00, 129.82s/it]",
+                 "Creating parquet from Arrow format: 100%|##| 1/1 [00:00<00:00, 680.67ba/s]"):
+        evaluation.read(line)
+    assert evaluation.line() == "eval: step 8/8 (100%)"

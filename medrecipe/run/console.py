@@ -18,9 +18,10 @@ import click
 
 # tqdm's bar, as Axolotl (the HF Trainer), OpenRLHF and lighteval draw it: " 12/30 [00:41<01:02, 2.1s/it]"
 _BAR = re.compile(r"\b(\d+)/(\d+) \[([0-9:]+)<([0-9:?]+)")
-# the bars around the run that are not its progress: datasets' map and filter (counted in examples/s), loading and
-# writing weights, tokenizing
-_HOUSEKEEPING = re.compile(r"examples/s|^\s*(Loading|Writing|Saving|Fetching|Tokenizing|Dropping|Map|Filter)\b", re.IGNORECASE)
+# the bars around the run that are not its progress: datasets' map, filter and parquet writing (counted in examples/s
+# and ba/s), loading and writing weights, tokenizing, lighteval's loop over splits around its generation bar
+_HOUSEKEEPING = re.compile(r"examples/s|ba/s|^\s*(Loading|Writing|Saving|Fetching|Tokenizing|Dropping|Map|Filter|Creating|Splits)\b",
+                           re.IGNORECASE)
 # the Trainer's log dicts ({'loss': 1.23, ...}, quoted values in transformers 5) and OpenRLHF's "loss=1.23" postfix
 _LOSS = re.compile(r"""['"]?\b(?:loss|policy_loss|train_loss)['"]?\s*[:=]\s*['"]?(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)""")
 _TOKENS = re.compile(r"""(\d+(?:\.\d+)?)\s*tokens?/s\b|tokens_per_second['"]?\s*[:=]\s*['"]?(\d+(?:\.\d+)?)""")
