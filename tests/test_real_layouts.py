@@ -195,7 +195,7 @@ def test_preflight_reads_every_dataset_of_every_shipped_recipe(hub, judge, tmp_p
 
 
 def test_preflight_checks_each_endpoint_with_its_key_and_places_the_problem(hub, judge, tmp_path, monkeypatch):
-    from medrecipe.run.preflight import endpoint_problem
+    from medrecipe.run.endpoints import endpoint_problem
 
     monkeypatch.setenv("MEDRECIPE_TEST_KEY", JUDGE_KEY)
     assert endpoint_problem(judge.endpoint, "gpt-4.1", "MEDRECIPE_TEST_KEY") is None

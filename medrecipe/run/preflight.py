@@ -16,7 +16,6 @@ Every problem is placed at the recipe line that names the resource. Local files 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from ..envs import offline_models
@@ -29,6 +28,7 @@ from ..recipe import LoadedRecipe, Problem
 from ..recipe.untrusted import printable
 from ..recipe.model import DomainFilter, Generate, JudgeFilter, LLMClassifier, PolicyOptimization, PreferenceStage
 from . import rl_prompts
+from .endpoints import endpoint_problem
 
 FILTERED_ROWS = 500  # rows read to find one that a benchmark's row filter keeps (MMLU-Pro's health questions)
 MODEL_FILES = ("config.json",)
@@ -332,31 +332,6 @@ def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:
     run.endpoints()
     _read(run)
     return run.report
-
-
-def endpoint_problem(endpoint: str, model: str, api_key_env: str | None) -> tuple[str, str | None] | None:
-    """Why an OpenAI-compatible endpoint cannot serve `model` with the key in `api_key_env`, or None. Asks for the
-    model list only (GET /models, as OpenAI and vLLM serve it): nothing is generated."""
-    import openai
-
-    key = os.environ.get(api_key_env) if api_key_env else None
-    if api_key_env and not key:
-        return f"${api_key_env} is not set, and {endpoint} needs its key", f"export {api_key_env}=... where the stage runs"
-    client = openai.OpenAI(base_url=endpoint, api_key=key or "unused", timeout=20.0, max_retries=1)
-    try:
-        served = [entry.id for entry in client.models.list()]
-    except (openai.AuthenticationError, openai.PermissionDeniedError):
-        return f"{endpoint} refused the key in ${api_key_env}", "check the key, and that it may use this endpoint"
-    except openai.NotFoundError:
-        return None  # an endpoint that lists no models: it answered, which is what can be checked
-    except openai.APIConnectionError as exc:
-        return f"{endpoint} cannot be reached ({exc.__cause__ or exc})", "check the URL, and the network from where the stage runs"
-    except openai.APIStatusError as exc:
-        return f"{endpoint} answered HTTP {exc.status_code} when asked for its models", None
-    if served and model not in served:
-        listed = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
-        return f"{endpoint} does not serve {model!r}; it lists {listed}", "name a model the endpoint lists"
-    return None
 
 
 def read_samples(loaded: LoadedRecipe, rows: int = 3) -> Report:
