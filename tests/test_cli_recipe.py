@@ -107,7 +107,8 @@ _scalar_text = st.text(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     description=_scalar_text,
-    namespace=st.none() | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,20}", fullmatch=True),
+    # a Hub namespace as huggingface_hub's validate_repo_id allows it: no '-' at either end, no '--'
+    namespace=st.none() | st.from_regex(r"[A-Za-z0-9](-?[A-Za-z0-9]){0,10}", fullmatch=True),
     learning_rate=st.floats(min_value=1e-9, max_value=1.0, allow_nan=False),
     epochs=st.integers(min_value=1, max_value=100),
     packing=st.booleans(),
