@@ -26,6 +26,13 @@ def sft_base_model(loaded: LoadedRecipe) -> str:
     return (recipe.sft and recipe.sft.base_model) or recipe.base_model
 
 
+def rl_base_model(loaded: LoadedRecipe) -> str:
+    """The model whose architecture the RL stage trains: its `init_from`, or the SFT stage's base model."""
+    rl = loaded.recipe.rl
+    assert rl is not None
+    return rl.init_from if rl.init_from != "sft" else sft_base_model(loaded)
+
+
 def chat_template(loaded: LoadedRecipe) -> str:
     """The Axolotl chat template the SFT stage uses: the recipe's, or the base model family's for `auto`."""
     assert loaded.recipe.sft is not None
@@ -113,7 +120,7 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
             )
     rl = recipe.rl
     if isinstance(rl, PolicyOptimization):
-        model = rl.init_from if rl.init_from != "sft" else sft_base_model(loaded)
+        model = rl_base_model(loaded)
         facts = models.facts(model)
         total = rl.max_prompt_length + rl.max_response_length
         if facts and total > facts.max_positions:

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 
 from ..blocks.evalsets import benchmark_rows
 from ..catalog import benchmarks, gpus, models
-from ..catalog.checks import sft_base_model
+from ..catalog.checks import rl_base_model, sft_base_model
 from ..recipe import LoadedRecipe
 from ..recipe.derive import rollout_plan, sft_batch, stage_gpus
 from ..recipe.model import GPU, PolicyOptimization
 from .layout import Layout
+from .lighteval.evaluated_model import architecture_model
+from .openrlhf.flags import known_count
 
 GIB = 2**30
 OVERHEAD_GIB = 3.0  # CUDA context, NCCL buffers, allocator fragmentation: an allowance, not a measurement
@@ -195,13 +197,14 @@ def _sft(loaded: LoadedRecipe, layout: Layout, hardware: Hardware) -> StageCost:
     tokens_per_micro_batch = batch.micro_batch_size * sft.sequence_len  # the longest sequences set the peak
     cost.memory.append(training_memory(shape, sft.deepspeed, batch.gpus, tokens_per_micro_batch,
                                        sft.gradient_checkpointing, hardware, "training"))
-    measured = _curated(layout) if recipe.data and sft.datasets is None else None
+    curated = recipe.data is not None and sft.datasets is None  # SFT trains on the data stage's output
+    measured = _curated(layout) if curated else None
     if measured:
         samples, characters = measured
         mean = min(sft.sequence_len, characters / CHARACTERS_PER_TOKEN)
         cost.basis.append(f"{samples:,} samples measured in the curated data, {mean:,.0f} tokens each on average "
                           f"({characters:,.0f} characters at {CHARACTERS_PER_TOKEN:g} a token)")
-    elif recipe.data and sft.datasets is None and recipe.data.expected_samples:
+    elif curated and recipe.data.expected_samples:
         samples, mean = recipe.data.expected_samples, float(sft.sequence_len)
         cost.basis.append(f"{samples:,} samples (data.expected_samples), each taken at sequence_len {sft.sequence_len:,}: "
                           "an upper bound until the curated data exists")
@@ -238,7 +241,7 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     recipe = loaded.recipe
     rl = recipe.rl
     assert isinstance(rl, PolicyOptimization)
-    cost, shape = _sized("rl", rl.init_from if rl.init_from != "sft" else sft_base_model(loaded))
+    cost, shape = _sized("rl", rl_base_model(loaded))
     rollout = rollout_plan(rl, recipe.compute)
     cost.gpus = rollout.gpus
     if shape is None:
@@ -263,7 +266,7 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     forward_passes = 1 + (1 if rl.kl_coef > 0 else 0)
     step_training = training_flops(shape, per_step_trained, sequence) + forward_passes * forward_flops(shape, per_step_trained, sequence)
     step_generation = forward_flops(shape, per_step_generated, sequence)
-    prompts = rl.data.size and min(rl.data.size, rl.data.max_samples or rl.data.size)
+    prompts = known_count(rl.data.size, rl.data.max_samples)
     steps = prompts // rl.rollout_batch_size * rl.epochs if prompts else None
     if rl.max_steps:
         steps = min(steps, rl.max_steps) if steps else rl.max_steps
@@ -287,7 +290,7 @@ def _preference(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     recipe = loaded.recipe
     rl = recipe.rl
     assert rl is not None and not isinstance(rl, PolicyOptimization)
-    cost, shape = _sized("rl", rl.init_from if rl.init_from != "sft" else sft_base_model(loaded))
+    cost, shape = _sized("rl", rl_base_model(loaded))
     _, gpu_count = stage_gpus(rl.nodes, rl.gpus_per_node, recipe.compute)
     cost.gpus = gpu_count
     if shape is None:
@@ -300,7 +303,7 @@ def _preference(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     if dpo:  # the frozen reference model: bf16 weights, partitioned under ZeRO-3
         reference = 2 * shape.parameters() / (gpu_count if rl.zero_stage == 3 else 1) / GIB
         cost.memory[0].parts.insert(1, ("reference model (bf16)", reference))
-    pairs = rl.data.size and min(rl.data.size, rl.data.max_samples or rl.data.size)
+    pairs = known_count(rl.data.size, rl.data.max_samples)
     if not pairs:
         cost.basis.append("the number of pairs is unknown (set rl.data.size): no totals")
         return cost
@@ -317,8 +320,7 @@ def _evaluation(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     recipe = loaded.recipe
     ev = recipe.eval
     assert ev is not None
-    model = recipe.base_model if ev.model in ("final", "sft", "rl", "base") else ev.model
-    cost, shape = _sized("eval", model)
+    cost, shape = _sized("eval", architecture_model(loaded))
     cost.gpus = recipe.compute.gpus_per_node
     if shape is None:
         return cost

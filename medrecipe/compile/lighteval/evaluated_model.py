@@ -38,8 +38,16 @@ def max_model_length(loaded: LoadedRecipe) -> int:
     assert ev is not None
     if ev.max_model_length:
         return ev.max_model_length
-    facts = models.facts(ev.model if ev.model not in ("final", "sft", "rl", "base") else recipe.base_model)
+    facts = models.facts(architecture_model(loaded))
     return min(wanted_length(ev), facts.max_positions) if facts else wanted_length(ev)
+
+
+def architecture_model(loaded: LoadedRecipe) -> str:
+    """The model whose architecture the evaluated model has: the base model for this recipe's own stages (training
+    changes no sizes), else `eval.model`."""
+    ev = loaded.recipe.eval
+    assert ev is not None
+    return loaded.recipe.base_model if ev.model in ("final", "sft", "rl", "base") else ev.model
 
 
 def wanted_length(ev) -> int:
