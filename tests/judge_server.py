@@ -13,6 +13,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .openai_stub import send_json
+
 MET = ("emergency services", "Reassures", "aspirin to the child")
 
 
@@ -32,27 +34,16 @@ class JudgeServer:
                 item = body["messages"][0]["content"].split("# Rubric item\n", 1)[1].split("\n", 1)[0]
                 verdict = {"explanation": "graded by rule", "criteria_met": any(word in item for word in MET)}
                 content = "I think it is met?" if first else "```json\n" + json.dumps(verdict) + "\n```"
-                reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                send_json(self, {"choices": [{"message": {"role": "assistant", "content": content}}]})
 
             def do_GET(self):  # the model listing preflight asks for
                 if self.path.rstrip("/") != "/v1/models":
                     self.send_error(404)
                     return
                 if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
-                    reply, status = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, 401
+                    send_json(self, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, 401)
                 else:
-                    reply, status = {"object": "list", "data": [{"id": name, "object": "model"} for name in models]}, 200
-                body = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    send_json(self, {"object": "list", "data": [{"id": name, "object": "model"} for name in models]})
 
             def log_message(self, *args):
                 pass

@@ -16,6 +16,16 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def send_json(handler: BaseHTTPRequestHandler, payload: dict, status: int = 200) -> None:
+    """Answer a request with `payload` as JSON (the local OpenAI-compatible servers of the tests)."""
+    body = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class StubServer:
     def __init__(self):
         self.calls: Counter = Counter()
@@ -27,19 +37,11 @@ class StubServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def _send(self, payload: dict, status: int = 200):
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":
-                    self._send({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+                    send_json(self, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
                 else:
-                    self._send({"error": "not found"}, 404)
+                    send_json(self, {"error": "not found"}, 404)
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
@@ -47,7 +49,7 @@ class StubServer:
                 with stub.lock:
                     stub.requests.append(request)
                 text = stub.answer(request["messages"][-1]["content"])
-                self._send({
+                send_json(self, {
                     "id": "stub", "object": "chat.completion", "model": request.get("model", "stub"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
