@@ -4,7 +4,8 @@ It grades each rubric item by a rule on the item's text alone (so a test knows t
 wrote): the items of tests/fixtures/benchmarks/healthbench that mention emergency services, reassurance, or
 aspirin for a child are met, the others are not. The first request gets a malformed reply, which the grader
 must retry. Every request is recorded (path, Authorization header, JSON body). GET /v1/models lists its models
-to the right key, as OpenAI's API and vLLM's server do (preflight asks for it).
+to the right key, as OpenAI's API and vLLM's server do (preflight asks for it); each such request is recorded
+in `listings` (path, Authorization header).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class JudgeServer:
     def __init__(self, key: str | None = None, models: tuple[str, ...] = ("rubric-judge",)):
         """`key`: the API key GET /v1/models requires (None: any); `models`: what it lists."""
         self.requests: list[dict] = []
+        self.listings: list[dict] = []
         self._lock = threading.Lock()
         server = self
 
@@ -37,6 +39,8 @@ class JudgeServer:
                 send_json(self, {"choices": [{"message": {"role": "assistant", "content": content}}]})
 
             def do_GET(self):  # the model listing preflight asks for
+                with server._lock:
+                    server.listings.append({"path": self.path, "authorization": self.headers.get("Authorization")})
                 if self.path.rstrip("/") != "/v1/models":
                     self.send_error(404)
                     return

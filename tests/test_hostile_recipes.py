@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import RECIPES
+from .judge_server import JudgeServer
 
 TOKEN = "hf_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7"
 PAYLOAD = "touch pwned"
@@ -148,6 +149,28 @@ def test_a_recipe_cannot_read_a_secret_from_the_environment(tmp_path, setting):
     assert not (tmp_path / "build").exists()
     refused(medrecipe("validate", str(RECIPES / "quickstart.yaml"), "--set", "description=${env:HF_TOKEN}", cwd=tmp_path),
             "would write a secret")
+
+
+@pytest.mark.parametrize("variable", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RAY_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "WANDB_API_KEY"])
+def test_a_recipe_cannot_send_another_services_credential_to_its_endpoint(tmp_path, variable):
+    """A recipe names both an endpoint and the variable whose value is its key: naming the Hub token (or a cloud,
+    Ray or W&B credential) would hand it to a server of the recipe author's choosing. Refused at the line, before
+    anything is sent."""
+    with JudgeServer() as server:
+        recipe = write(tmp_path, "r.yaml", BASE + f"""\
+eval:
+  benchmarks: [{{name: healthbench}}]
+  judge: {{model: rubric-judge, endpoint: "{server.endpoint}", api_key_env: {variable}}}
+""")
+        for command in ("validate", "preflight", "plan"):
+            result = medrecipe(command, str(recipe), cwd=tmp_path, env={variable: TOKEN})
+            refused(result, "r.yaml:5:", f"eval.judge.api_key_env: {variable} holds a credential of", "OPENAI_API_KEY")
+            assert TOKEN not in result.stdout + result.stderr
+        step = "data: {sources: [{name: s, path: s.jsonl}], steps: [{type: judge_filter, model: j, endpoint: 'http://127.0.0.1:9/v1', " \
+               f"api_key_env: {variable}}}]}}\n"
+        refused(medrecipe("validate", str(write(tmp_path, "d.yaml", BASE + step)), cwd=tmp_path, env={variable: TOKEN}),
+                "d.yaml:3:", f"data.steps[0].api_key_env: {variable} holds a credential of")
+        assert server.requests == [] and server.listings == []
 
 
 def test_a_token_pasted_into_a_recipe_is_redacted_everywhere(tmp_path):

@@ -3,6 +3,9 @@ text made safe to write and to print.
 
 - `secret_variable`: an environment variable whose name says it holds a secret (the Hub token variables, any
   *_TOKEN, *_KEY, *_SECRET, *_PASSWORD); a recipe may name one (api_key_env) but never read its value.
+- `foreign_credential`: a variable that holds the credential of a service other than an LLM endpoint (the Hub,
+  the Ray cluster, a cloud account, ...); a recipe names the endpoint too, so it may not name one of these as
+  the endpoint's key, or it could send your Hub token to a server of its author's choosing.
 - `redact`: the second line of defence, applied to every file medrecipe writes and everything it prints: the values
   of such variables, and anything shaped like a Hub or OpenAI token.
 - `printable`: text from data (a dataset's rows) without the control characters a terminal would obey.
@@ -16,6 +19,15 @@ import re
 _SECRET_NAMES = re.compile(
     r"(?i)^(HF_TOKEN|HUGGING_?FACE(_HUB)?_TOKEN|HF_API_TOKEN)$|(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$"
 )
+# Prefixes of the variables the tools medrecipe drives (and the machines they run on) read their own credentials
+# from; the name of the service each belongs to.
+_FOREIGN_CREDENTIALS = {
+    "HF_": "the Hugging Face Hub", "HUGGING_FACE": "the Hugging Face Hub", "HUGGINGFACE": "the Hugging Face Hub",
+    "RAY_": "the Ray cluster", "WANDB_": "Weights & Biases", "MLFLOW_": "MLflow", "COMET_": "Comet",
+    "AWS_": "AWS", "GOOGLE_": "Google Cloud", "GCP_": "Google Cloud", "AZURE_": "Azure",
+    "GITHUB_": "GitHub", "GH_": "GitHub", "GITLAB_": "GitLab", "CI_": "the CI system", "SSH_": "SSH",
+    "PYPI_": "PyPI", "TWINE_": "PyPI", "NPM_": "npm", "DOCKER_": "Docker", "SLURM_": "Slurm",
+}
 _TOKENS = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b|\bsk-[A-Za-z0-9_-]{20,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 REDACTED = "[redacted]"
@@ -23,6 +35,12 @@ REDACTED = "[redacted]"
 
 def secret_variable(name: str) -> bool:
     return bool(_SECRET_NAMES.search(name))
+
+
+def foreign_credential(name: str) -> str | None:
+    """The service whose credential the variable `name` holds, when it is not an LLM endpoint's."""
+    upper = name.upper()
+    return next((service for prefix, service in _FOREIGN_CREDENTIALS.items() if upper.startswith(prefix)), None)
 
 
 def redact(text: str) -> str:

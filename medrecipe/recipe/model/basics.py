@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..untrusted import foreign_credential
+
 
 class Strict(BaseModel):
     """Base of every recipe model: unknown keys are errors, defaults are validated, numbers are finite (an
@@ -69,6 +71,17 @@ SplitName = Annotated[str, Field(pattern=r"^\w+(\.\w+)*$", max_length=128)]
 ConfigName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)]
 Url = Annotated[str, Field(pattern=r"^https?://[^\s<>\"'`]+$", max_length=2048)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+
+
+def _endpoint_key(name: str) -> str:
+    if service := foreign_credential(name):
+        raise ValueError(f"{name} holds a credential of {service}, not an LLM endpoint's key: a recipe may not send it "
+                         "to the endpoint it names (name the variable that holds that endpoint's own key, e.g. OPENAI_API_KEY)")
+    return name
+
+
+# The variable whose value is sent to the endpoint the recipe names: never another service's credential.
+ApiKeyEnv = Annotated[EnvName, AfterValidator(_endpoint_key)]
 # Slurm names and #SBATCH values go into a batch script, where a shell quote cannot protect them: a safe alphabet.
 SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
 SbatchOption = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from .basics import EnvName, NonNegativeInt, PositiveInt, Probability, Slug, Strict, Url, placeholders
+from .basics import ApiKeyEnv, NonNegativeInt, PositiveInt, Probability, Slug, Strict, Url, placeholders
 
 class StepBase(Strict):
     """Fields common to every curation step."""
@@ -26,7 +26,7 @@ class LLMCall(Strict):
 
 
     )
-    api_key_env: EnvName | None = Field(None, description="Environment variable holding the endpoint's API key (never written anywhere).")
+    api_key_env: ApiKeyEnv | None = Field(None, description="Environment variable holding the endpoint's API key (never written anywhere).")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     top_p: Probability = Field(1.0, description="Nucleus sampling threshold.")
     max_tokens: PositiveInt = Field(1024, description="Maximum tokens generated per request.")
@@ -245,7 +245,7 @@ class JudgeFilter(LLMCall, StepBase):
 
     type: Literal["judge_filter"] = Field(description="Step type.")
     model: str = Field("gpt-4o", description="The judge model.")
-    api_key_env: EnvName | None = Field("OPENAI_API_KEY", description="Environment variable holding the judge endpoint's API key.")
+    api_key_env: ApiKeyEnv | None = Field("OPENAI_API_KEY", description="Environment variable holding the judge endpoint's API key.")
     min_score: float = Field(8.0, description="Keep responses scoring at least this.")
     max_score: float = Field(10.0, gt=0.0, description="Top of the judge's scale.")
     max_tokens: PositiveInt = Field(512, description="Maximum tokens of the judge's verdict.")
