@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from ray.job_submission import JobStatus, JobSubmissionClient
 
 from medrecipe.compile.build import compile_recipe
 from medrecipe.compile.layout import Layout
@@ -21,6 +22,7 @@ from medrecipe.recipe import load_recipe
 from medrecipe.run.stages import RunOptions, run_stage
 
 from .judge_server import JudgeServer
+from .ray_cluster import ray_cluster
 from .slurm_cluster import SlurmUnavailable, slurm_cluster
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
@@ -166,10 +168,9 @@ def test_vllm_needs_the_gpu_build(write, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="GPU build") as info:
         run_stage(loaded, layout, "eval", RunOptions())
     assert info.value.hint == "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate"
-    with pytest.raises(UserError, match="GPU build"):
-        run_stage(loaded, layout, "eval", RunOptions(launcher="slurm"))
-    with pytest.raises(UserError, match="runs with --launcher local or --launcher slurm"):
-        run_stage(loaded, layout, "eval", RunOptions(launcher="ray"))
+    for launcher in ("slurm", "ray"):
+        with pytest.raises(UserError, match="GPU build"):
+            run_stage(loaded, layout, "eval", RunOptions(launcher=launcher))
 
 
 # ------------------------------------------------------------------------------------------------- on Slurm
@@ -230,6 +231,71 @@ def test_eval_job_runs_on_a_one_node_slurm(cli, write, tool_python, monkeypatch,
     assert logs, "the job wrote no log"
     scores_file = build / "eval" / "scores.json"
     assert scores_file.is_file(), logs[0].read_text()[-3000:]
+    scores = json.loads(scores_file.read_text())
+    assert list(scores["benchmarks"]) == ["medmcqa"] and scores["benchmarks"]["medmcqa"]["n"] == 2
+    assert scores["lighteval"] == "0.13.0" and scores["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    again = cli("run", str(recipe), "--stage", "eval", "--out", "build")
+    assert again.code == 0 and "skipped" in again.out
+
+
+# --------------------------------------------------------------------------------------------------- on Ray
+
+
+def test_ray_dry_run_prints_the_eval_job_and_its_submission(write, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))  # a dry run needs no environment
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("MEDRECIPE_TEST_JUDGE_KEY", raising=False)  # a Ray job's key is the cluster's, not this shell's
+    loaded, layout = compiled(write, tmp_path, "eval.backend=vllm", "eval.tensor_parallel_size=2")
+    with pytest.raises(UserError, match="--launcher ray needs a running Ray cluster") as info:
+        run_stage(loaded, layout, "eval", RunOptions(launcher="ray", dry_run=True))
+    assert "compute.ray.address (or $RAY_ADDRESS)" in info.value.hint
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    result = run_stage(loaded, layout, "eval", RunOptions(launcher="ray", dry_run=True))
+    printed = capsys.readouterr().out
+    assert result.status == "dry-run" and not layout.work_dir("eval").exists()
+    script = layout.stage_dir("eval") / "eval.ray.sh"
+    text, submit = printed.split("\n", 1)[1].rsplit("\n# ", 1)
+    assert printed.startswith(f"# {script}\n#!/bin/bash\nset -euo pipefail\n")
+    assert re.fullmatch(f"ray job submit --address=http://head:8265 --submission-id=tiny-eval-eval-{layout.keys['eval'][:12]}-"
+                        rf"\d{{8}}-\d{{6}} --entrypoint-num-cpus=1 --entrypoint-num-gpus=2 --no-wait -- bash {re.escape(str(script))}",
+                        submit.strip()), submit
+    assert "srun" not in text and f"\nbash {layout.root / 'eval' / 'launch.sh'}\n" in text
+    assert "eval-gpu-" in text  # vLLM: the GPU build
+    # The judge's key is checked where the job runs, by name; its value is never written.
+    assert ': "${MEDRECIPE_TEST_JUDGE_KEY:?the judge\'s key: set it where the Ray cluster was started (ray start)}"' in text
+    program = text.split("<<'PY'\n", 1)[1].rsplit("\nPY", 1)[0]
+    compile(program, "readback", "exec")
+    assert f"{str(layout.eval_scores())!r})" in program
+
+
+@pytest.mark.slow
+def test_eval_job_runs_on_a_local_ray_cluster(cli, write, tool_python, monkeypatch, tmp_path):
+    """The tiny model evaluated on the CPU as a job of a real Ray cluster the test starts (token authentication
+    on): the job writes scores.json, and a local run then finds the model evaluated."""
+    tool_python("eval")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    recipe = write("ray-eval.yaml", RECIPE.format(fixtures=FIXTURES, endpoint="http://127.0.0.1:9/v1").replace(
+        "    - {name: pubmedqa", "    # - {name: pubmedqa").replace("    - {name: healthbench", "    # - {name: healthbench"))
+    with ray_cluster() as (dashboard, access):
+        for name, value in access.items():
+            monkeypatch.setenv(name, value)
+        result = cli("run", str(recipe), "--stage", "eval", "--out", "build", "--launcher", "ray",
+                     "--set", f"compute.ray.address={dashboard}")
+        assert result.code == 0, result.err[-3000:]
+        # Ray reads RAY_AUTH_MODE once, at import: this process sends the token as a header itself.
+        client = JobSubmissionClient(dashboard, headers={"Authorization": f"Bearer {access['RAY_AUTH_TOKEN']}"})
+        [job] = client.list_jobs()
+        assert re.fullmatch(r"tiny-eval-eval-[0-9a-f]{12}-\d{8}-\d{6}", job.submission_id)
+        assert job.entrypoint == f"bash {tmp_path / 'build' / 'eval' / 'eval.ray.sh'}"
+        for _ in range(900):
+            status = client.get_job_status(job.submission_id)
+            if status.is_terminal():
+                break
+            time.sleep(1)
+        logs = client.get_job_logs(job.submission_id)
+    scores_file = tmp_path / "build" / "eval" / "scores.json"
+    assert status == JobStatus.SUCCEEDED and scores_file.is_file(), f"{status}: {logs[-3000:]}"
     scores = json.loads(scores_file.read_text())
     assert list(scores["benchmarks"]) == ["medmcqa"] and scores["benchmarks"]["medmcqa"]["n"] == 2
     assert scores["lighteval"] == "0.13.0" and scores["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"

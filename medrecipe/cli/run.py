@@ -22,6 +22,7 @@ Examples:
   medrecipe run ii-medical-8b-1706 --stage sft --launcher slurm --dry-run
   medrecipe run ii-medical-8b-1706 --stage eval --model Intelligent-Internet/II-Medical-8B-1706
   medrecipe run ii-medical-8b-1706 --stage eval --launcher slurm      # one GPU node, vLLM, then scores.json
+  RAY_ADDRESS=http://head:8265 medrecipe run ii-medical-8b-1706 --stage eval --launcher ray
 """
 )
 @recipe_argument
@@ -32,7 +33,7 @@ Examples:
 @click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), help="Data-stage executor (default: the recipe's).")
 @click.option("--workers", type=int, help="Data tasks run at once (default: the recipe's, else the CPU count).")
 @click.option("--launcher", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True,
-              help="How training and evaluation jobs start: on this machine, as a Slurm batch job, or (DAPO / GRPO) on a Ray cluster.")
+              help="How training and evaluation jobs start: on this machine, as a Slurm batch job, or (DAPO / GRPO, evaluation) as a job on a running Ray cluster.")
 @click.option("--model", help="eval: evaluate this model (path or Hub id) instead of the recipe's.")
 @click.option("--gpu", is_flag=True, help="Use the GPU builds of the tool environments.")
 @click.option("--dry-run", is_flag=True, help="Print what would run (exact commands), run nothing.")

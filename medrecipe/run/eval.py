@@ -1,5 +1,5 @@
-"""Run the eval stage: the compiled `eval/launch.sh` (lighteval) in the eval environment, on this machine or as
-a one-node Slurm job, then its results read back into `eval/scores.json`.
+"""Run the eval stage: the compiled `eval/launch.sh` (lighteval) in the eval environment, on this machine, as a
+one-node Slurm job or as a job on a running Ray cluster, then its results read back into `eval/scores.json`.
 
 lighteval writes `results/<model>/results_<time>.json` (each task's metrics and standard errors) and, with
 `--save-details`, `details/<model>/<time>/details_<task>_<time>.parquet` (one row per evaluated item) into
@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 from ..envs import offline_models
@@ -36,9 +37,6 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     scores_file = layout.eval_scores()
     outputs = [("eval scores", str(scores_file))]
     launch = jobs.compiled(loaded, layout.root, lighteval.LAUNCH)
-    if options.launcher == "ray":
-        raise UserError("the eval stage runs with --launcher local or --launcher slurm",
-                        f"on a Ray cluster, run {launch} from the eval environment as a Ray job")
     model = _evaluated_model(loaded, layout, options)
     if _already_scored(scores_file, layout, model):
         return StageResult("eval", "skipped", outputs, notes=[f"{model} is already evaluated (delete {scores_file} to evaluate again)"])
@@ -55,8 +53,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         **offline_models.tool_environment([model], python, options.dry_run),
     }
     spec = scores_spec(loaded, layout, model)
-    if options.launcher == "slurm":
-        return _slurm(loaded, layout, options, python, launch, env, spec, gpu, outputs)
+    if options.launcher in ("slurm", "ray"):
+        return _batch(loaded, layout, options, python, launch, env, spec, gpu, outputs)
     job = jobs.Job(f"lighteval {ev.backend} evaluation", ["bash", str(launch)], env)
     if options.dry_run:
         jobs.show(job)
@@ -89,10 +87,11 @@ def _python(gpu: bool, options: RunOptions) -> Path:
     return tools.require("eval", gpu=gpu)
 
 
-def _slurm(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Path, launch: Path, env: dict[str, str],
+def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Path, launch: Path, env: dict[str, str],
            spec: dict, gpu: bool, outputs: list[tuple[str, str]]) -> StageResult:
-    """One node: vLLM on `eval.tensor_parallel_size` GPUs (one GPU for the accelerate backend with --gpu, none
-    otherwise), then the results read back into scores.json by the same function a local run uses."""
+    """One node as a Slurm job or a Ray job: vLLM on `eval.tensor_parallel_size` GPUs (one GPU for the accelerate
+    backend with --gpu, none otherwise), then the results read back into scores.json by the same function a local
+    run uses. The eval environment and the build folder are on storage the nodes share."""
     recipe = loaded.recipe
     ev = recipe.eval
     assert ev is not None
@@ -101,19 +100,30 @@ def _slurm(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Pa
     program = readback_program(env["EVAL_OUTPUT"], spec, str(layout.eval_scores()))
     body = [*(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items()) if name != "PATH"),
             f"export PATH={shlex.quote(str(python.parent))}:\"$PATH\""]
-    if ev.judge and ev.judge.api_key_env:
-        body.append(f"# ${ev.judge.api_key_env} (the judge's key) reaches the job from the submitting shell: sbatch exports it.")
+    key = ev.judge and ev.judge.api_key_env
+    slurm = options.launcher == "slurm"
+    address = "" if slurm else jobs.ray_dashboard(recipe)
+    if key and slurm:
+        body.append(f"# ${key} (the judge's key) reaches the job from the submitting shell: sbatch exports it.")
+    elif key and _rubric_benchmarks(loaded):
+        # A Ray job gets the environment its cluster was started with, not the submitting shell's.
+        body.append(f': "${{{key}:?the judge\'s key: set it where the Ray cluster was started (ray start)}}"')
     body += [
         f"mkdir -p {shlex.quote(env['EVAL_OUTPUT'])}",
-        f"{jobs.srun(recipe)} bash {shlex.quote(str(launch))}",
+        f"{jobs.srun(recipe) + ' ' if slurm else ''}bash {shlex.quote(str(launch))}",
         f"{shlex.quote(str(python))} -I - <<'PY'",
         *program.rstrip("\n").splitlines(),
         "PY",
     ]
-    script_text = jobs.slurm_script(recipe, "eval", 1, gpus, work, body)
     if not options.dry_run:
         lighteval.ensure_offline_import(python)  # the environment is on the storage the node shares
-    return jobs.submit_stage("eval", layout.stage_dir("eval") / "eval.sbatch", script_text, work, outputs, options.dry_run)
+    if slurm:
+        script_text = jobs.slurm_script(recipe, "eval", 1, gpus, work, body)
+        return jobs.submit_stage("eval", layout.stage_dir("eval") / "eval.sbatch", script_text, work, outputs, options.dry_run)
+    script_text = "\n".join(["#!/bin/bash", "set -euo pipefail", *body]) + "\n"
+    submission = f"{recipe.name}-eval-{layout.keys['eval'][:12]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return jobs.submit_ray("eval", layout.stage_dir("eval") / "eval.ray.sh", script_text, address, submission, gpus,
+                           work, outputs, options.dry_run)
 
 
 def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> str:
@@ -147,10 +157,19 @@ def _check_inputs(loaded: LoadedRecipe, options: RunOptions) -> None:
         if ref.path and not loaded.local_path(("eval", "benchmarks", index, "path")).exists():
             raise UserError(f"eval.benchmarks[{index}].path: {loaded.local_path(('eval', 'benchmarks', index, 'path'))} does not exist",
                             "point it at the benchmark's local copy, or remove `path` to read it from the Hub")
-    rubric = [ref.name for ref in ev.benchmarks if benchmarks.of(loaded.recipe, ref.name).kind == "rubric"]
-    if rubric and ev.judge and ev.judge.api_key_env and not os.environ.get(ev.judge.api_key_env) and not options.dry_run:
+    rubric = _rubric_benchmarks(loaded)
+    # A Ray job's key is the cluster's: its script checks it there.
+    if (rubric and ev.judge and ev.judge.api_key_env and not os.environ.get(ev.judge.api_key_env) and not options.dry_run
+            and options.launcher != "ray"):
         raise NotRunnableHere(f"{', '.join(rubric)} is graded by {ev.judge.model}, and ${ev.judge.api_key_env} is not set",
                         f"export {ev.judge.api_key_env}=... (the key is read from the environment, never written)")
+
+
+def _rubric_benchmarks(loaded: LoadedRecipe) -> list[str]:
+    """The benchmarks a judge grades."""
+    ev = loaded.recipe.eval
+    assert ev is not None
+    return [ref.name for ref in ev.benchmarks if benchmarks.of(loaded.recipe, ref.name).kind == "rubric"]
 
 
 # ------------------------------------------------------------------------------------------ reading back

@@ -1,14 +1,17 @@
-"""Starting training and evaluation jobs: a process on this machine, or a Slurm batch job with one task per node.
+"""Starting training and evaluation jobs: a process on this machine, a Slurm batch job with one task per node, or
+a job on a running Ray cluster.
 
 Shared by the SFT, RL and eval runners, with the check that their compiled inputs exist. A dry run prints the exact command (or batch script) and starts nothing.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,3 +129,45 @@ def submit(script: Path) -> str:
     if result.returncode != 0:
         raise UserError(f"sbatch rejected {script}: {result.stderr.strip()}", "check compute.slurm in the recipe")
     return result.stdout.strip().split(";")[0]
+
+
+def ray_dashboard(recipe: Recipe) -> str:
+    """The dashboard address of the Ray cluster jobs are submitted to: `compute.ray.address`, else $RAY_ADDRESS."""
+    address = recipe.compute.ray.address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise UserError("--launcher ray needs a running Ray cluster",
+                        "set compute.ray.address (or $RAY_ADDRESS) to its dashboard address, e.g. http://head:8265")
+    return address
+
+
+def ray_cli() -> str:
+    """Ray's command line from medrecipe's own environment (its `ray` extra), else from PATH."""
+    found = shutil.which("ray", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found is None:
+        raise NotRunnableHere("the ray command is not installed: this machine cannot submit Ray jobs",
+                              'pip install "medrecipe[ray]", or use --launcher local or --launcher slurm')
+    return found
+
+
+def submit_ray(stage: str, script: Path, text: str, address: str, submission_id: str, gpus: int, work: Path,
+               outputs: list, dry_run: bool):
+    """Write a stage's job script and submit it to the Ray cluster at `address` without waiting (`ray job submit
+    --no-wait`), the entrypoint holding `gpus` GPUs of one node; or print both (`--dry-run`). The script is read
+    from the storage the cluster's nodes share, as a Slurm job's is. Ray's token, when the cluster asks for one,
+    reaches `ray` from this environment ($RAY_AUTH_TOKEN) and is never written."""
+    from .stages import StageResult
+
+    command = ["ray", "job", "submit", f"--address={address}", f"--submission-id={submission_id}",
+               "--entrypoint-num-cpus=1", f"--entrypoint-num-gpus={gpus}", "--no-wait", "--", "bash", str(script)]
+    if dry_run:
+        click.echo(f"# {script}\n{text}\n# {shlex.join(command)}")
+        return StageResult(stage, "dry-run", outputs)
+    command[0] = ray_cli()
+    work.mkdir(parents=True, exist_ok=True)
+    script.write_text(text, encoding="utf-8")
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"Ray refused the {stage} job: {(result.stderr or result.stdout).strip()[-2000:]}",
+                        f"check that a Ray cluster's dashboard answers at {address} (compute.ray.address or $RAY_ADDRESS)")
+    follow = f"ray job logs --address={address} --follow {submission_id}"
+    return StageResult(stage, "submitted", outputs, notes=[f"Ray job {submission_id}: {script}; follow it with: {follow}"])

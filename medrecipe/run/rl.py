@@ -61,10 +61,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if options.launcher == "ray":
         if not policy:
             raise UserError(f"{rl.algorithm} runs with torchrun, not on Ray", "use --launcher local or --launcher slurm")
-        address = recipe.compute.ray.address or os.environ.get("RAY_ADDRESS")
-        if not address:
-            raise UserError("--launcher ray needs a running Ray cluster", "set compute.ray.address (or $RAY_ADDRESS) to its dashboard address, e.g. http://head:8265")
-        env["RAY_ADDRESS"] = address
+        env["RAY_ADDRESS"] = jobs.ray_dashboard(recipe)
     else:
         if nodes > 1:
             raise NotRunnableHere(f"rl runs on {nodes} nodes, which a local launch cannot start", "use --launcher slurm, or --launcher ray on a running cluster")

@@ -1,0 +1,69 @@
+"""A real one-node Ray cluster for tests: `ray start --head --block` from medrecipe's own environment (the `ray`
+extra), its dashboard (where jobs are submitted) on 127.0.0.1 and token authentication on (`RAY_AUTH_MODE=token`);
+started by the test and stopped after, with every process it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def ray_cluster(num_cpus: int = 2):
+    """Yields the dashboard's address and what a client adds to its environment to be let in ($RAY_AUTH_MODE and
+    $RAY_AUTH_TOKEN). The head inherits this process's environment: a job sees the cluster's environment, not the
+    submitting shell's."""
+    ray = Path(sys.executable).with_name("ray")
+    token = secrets.token_hex(16)
+    dashboard = f"http://127.0.0.1:{_free_port()}"
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
+    client = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    environment = {**os.environ, **client, "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen(
+        [str(ray), "start", "--head", "--block", f"--port={_free_port()}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard.rsplit(':', 1)[1]}",
+         "--include-dashboard=true", f"--temp-dir={temp}"],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if head.poll() is not None:
+                raise RuntimeError(f"ray start exited with {head.returncode}: {head.stdout.read()[-3000:]}")
+            request = urllib.request.Request(f"{dashboard}/api/jobs/", headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Ray dashboard did not answer within 180 s")
+            time.sleep(1)
+        yield dashboard, client
+    finally:
+        head.terminate()  # --block: the head stops the cluster's processes as it exits
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
