@@ -10,7 +10,7 @@ from ..envs import tools
 @click.group(
     epilog="""\b
 Examples:
-  medrecipe env setup sft            # Axolotl 0.19.0 with the CPU torch wheel
+  medrecipe env setup sft            # Axolotl 0.19.0 with the CPU torch wheel (0.21.0 on a python3.12 on PATH)
   medrecipe env setup eval rl        # lighteval 0.13.0; OpenRLHF 0.11.2 (its parser, on CPU)
   medrecipe env setup all --gpu      # the GPU builds: DeepSpeed, FlashAttention, vLLM
   medrecipe env list

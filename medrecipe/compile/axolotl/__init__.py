@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 
 from ... import __version__
 from ...catalog import checks
+from ...envs import tools
 from ...errors import UserError
 from ...recipe import LoadedRecipe
 from ...recipe.derive import SFTBatch, sft_batch
@@ -31,7 +32,9 @@ from ...recipe.model import SFT, SFTDataset
 from ..build import Artifact, StageBuild
 from ..layout import Layout, recipe_sha256
 
-VERSION = "0.19.0"
+# The release this machine's sft environment holds: 0.21.0 where a python3.12 is found, 0.19.0 otherwise. The
+# compiled config is the same for both, and both releases' validators and tokenization accept it (tests).
+VERSION = tools.ENVIRONMENTS["sft"].pinned("axolotl")
 TOOL = f"Axolotl {VERSION}"
 CONFIG = "sft/axolotl.yaml"
 
@@ -288,8 +291,6 @@ def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:
 
 def check_many(builds: list[tuple[LoadedRecipe, Layout]]) -> list[list[str]]:
     """`check` for several compiled recipes in one process (importing Axolotl takes most of the time)."""
-    from ...envs import tools
-
     python = tools.require("sft")
     arguments: list[str] = []
     for loaded, layout in builds:

@@ -1,0 +1,78 @@
+"""Which pinned environment a machine builds: the sft environment is Axolotl 0.21.0 on Python 3.12 where a
+`python3.12` is on PATH (Axolotl 0.21's metadata: Requires-Python >=3.12), Axolotl 0.19.0 on medrecipe's own
+Python otherwise. Both requirement sets ship in the package; the compiled config, Axolotl's validator and the
+tokenization checks run in whichever was built (the rest of the suite, run with a python3.12 on PATH, runs them
+on 0.21)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medrecipe.envs import tools
+
+SFT = tools.ENVIRONMENTS["sft"]
+
+
+@pytest.fixture
+def path_with(monkeypatch, tmp_path):
+    """path_with({"python3.12": target}) -> PATH holds only those names (links), for this test."""
+    def make(links: dict[str, str]) -> None:
+        folder = tmp_path / "bin"
+        folder.mkdir(exist_ok=True)
+        for name, target in links.items():
+            (folder / name).symlink_to(target)
+        monkeypatch.setenv("PATH", str(folder))
+        tools._find_python.cache_clear()
+
+    yield make
+    tools._find_python.cache_clear()
+
+
+def _real_python312() -> str | None:
+    found = shutil.which("python3.12")
+    if found and subprocess.run([found, "-c", "import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 12)"]).returncode == 0:
+        return found
+    return None
+
+
+def test_without_python312_the_sft_environment_is_axolotl_019_on_this_python(path_with):
+    path_with({})
+    base = SFT.base()
+    assert base == tools.Base("sft", sys.executable, f"{sys.version_info.major}.{sys.version_info.minor}")
+    assert SFT.pinned("axolotl") == "0.19.0"
+    assert SFT.requirements(gpu=False)[:2] == [tools.CPU_TORCH, "axolotl==0.19.0"]
+    assert "axolotl[deepspeed,flash-attn]==0.19.0" in SFT.requirements(gpu=True)
+
+
+def test_a_python312_name_that_is_not_python_312_is_not_used(path_with):
+    path_with({"python3.12": sys.executable})  # answers with this interpreter's version
+    assert SFT.base().requirement_set == "sft" and SFT.pinned("axolotl") == "0.19.0"
+
+
+def test_with_python312_the_sft_environment_is_axolotl_021_in_its_own_folder(path_with):
+    found = _real_python312()
+    if found is None:
+        pytest.skip("no python3.12 on this machine: the Axolotl 0.21 environment is checked where one is")
+    path_with({})
+    without = tools.env_dir("sft")
+    path_with({"python3.12": os.path.realpath(found)})
+    base = SFT.base()
+    assert base.requirement_set == "sft-py312" and base.python == "3.12" and Path(base.interpreter).name == "python3.12"
+    assert SFT.pinned("axolotl") == "0.21.0"
+    requirements = SFT.requirements(gpu=False)
+    assert requirements[:2] == [tools.CPU_TORCH, "axolotl==0.21.0"] and "transformers==5.20.1" in requirements
+    gpu = SFT.requirements(gpu=True)
+    assert "axolotl[deepspeed]==0.21.0" in gpu and "flash-attn==2.8.3" in gpu and "axolotl==0.21.0" not in gpu
+    assert tools.env_dir("sft") != without  # never the 3.11 environment's folder
+    assert tools.env_dir("rl") == tools.env_dir("rl")  # the other tools stay on medrecipe's Python
+
+
+def test_both_requirement_sets_ship_with_the_package():
+    for name in ("sft", "sft-gpu", "sft-py312", "sft-py312-gpu"):
+        assert tools._read(f"{name}.txt"), name
