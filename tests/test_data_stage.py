@@ -232,6 +232,18 @@ def test_ray_executor_gives_the_local_output(lite, tmp_path):
     assert output_rows(data_work(out, recipe)) == reference
 
 
+def test_ray_executor_refuses_a_dashboard_address_clearly(lite, tmp_path):
+    """compute.ray.address names a dashboard for RL and evaluation jobs; Ray refuses an HTTP address for the data
+    stage's driver, which must say so, not fail inside Ray."""
+    recipe, _ = lite
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out",
+                             str(tmp_path / "ray"), "--executor", "ray", "--set", "compute.ray.address=http://head:8265"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "compute.ray.address is a dashboard address (http://head:8265)" in result.stderr
+    assert "compute.ray.address=head:6379" in result.stderr
+
+
 def test_slurm_executor_gives_the_local_output(lite, tmp_path):
     """The same pipeline submitted as sbatch job arrays to a real one-node Slurm that the test starts."""
     from .slurm_cluster import SlurmUnavailable, slurm_cluster

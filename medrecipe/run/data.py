@@ -117,6 +117,13 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
 
         if not ray.is_initialized():
             address = loaded.recipe.compute.ray.address
+            if address and address.startswith(("http://", "https://")):
+                # RL and evaluation jobs are submitted to a dashboard; datatrove's Ray executor drives the cluster
+                # from this process, which needs the cluster's GCS address (Ray refuses an HTTP one).
+                raise UserError(f"compute.ray.address is a dashboard address ({address}), where jobs are submitted; the data "
+                                "stage's Ray executor connects to the cluster itself",
+                                "run the data stage on a node of the cluster (--set compute.ray.address=auto), or give the "
+                                "cluster's GCS address for this stage: --set compute.ray.address=head:6379")
             ray.init(address=address) if address else ray.init(num_cpus=workers, include_dashboard=False)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

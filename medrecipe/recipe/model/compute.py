@@ -30,7 +30,12 @@ class Slurm(Strict):
 class Ray(Strict):
     """Ray cluster to run on."""
 
-    address: str | None = Field(None, description="Cluster address; unset: a local Ray is started.")
+    address: str | None = Field(
+        None,
+        description="The running cluster: its dashboard address (http://head:8265), where `--launcher ray` submits the "
+        "RL and evaluation jobs (unset: $RAY_ADDRESS); for the data stage's `ray` executor, its GCS address (head:6379, "
+        "or auto on a cluster node). Unset, the data stage starts a local Ray.",
+    )
 
 
 class GPU(Strict):
