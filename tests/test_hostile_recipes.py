@@ -173,6 +173,14 @@ eval:
         assert server.requests == [] and server.listings == []
 
 
+def test_llm_endpoints_own_keys_stay_allowed(tmp_path):
+    for variable in ("OPENAI_API_KEY", "GOOGLE_API_KEY", "AZURE_OPENAI_API_KEY", "TOGETHER_API_KEY", "MY_VLLM_KEY"):
+        recipe = write(tmp_path, "r.yaml", BASE + "eval:\n  benchmarks: [{name: healthbench}]\n"
+                       f"  judge: {{model: j, endpoint: 'http://127.0.0.1:9/v1', api_key_env: {variable}}}\n")
+        result = medrecipe("validate", str(recipe), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+
+
 def test_a_token_pasted_into_a_recipe_is_redacted_everywhere(tmp_path):
     recipe = write(tmp_path, "r.yaml", BASE + f'description: "built with {TOKEN}"\n'
                    "sft: {datasets: [{path: x}], sequence_len: 512}\n")

@@ -20,11 +20,11 @@ _SECRET_NAMES = re.compile(
     r"(?i)^(HF_TOKEN|HUGGING_?FACE(_HUB)?_TOKEN|HF_API_TOKEN)$|(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$"
 )
 # Prefixes of the variables the tools medrecipe drives (and the machines they run on) read their own credentials
-# from; the name of the service each belongs to.
+# from; the name of the service each belongs to. Not Google's or Azure's: GOOGLE_API_KEY and AZURE_OPENAI_API_KEY
+# are LLM endpoints' keys (Gemini's and Azure OpenAI's OpenAI-compatible APIs).
 _FOREIGN_CREDENTIALS = {
     "HF_": "the Hugging Face Hub", "HUGGING_FACE": "the Hugging Face Hub", "HUGGINGFACE": "the Hugging Face Hub",
-    "RAY_": "the Ray cluster", "WANDB_": "Weights & Biases", "MLFLOW_": "MLflow", "COMET_": "Comet",
-    "AWS_": "AWS", "GOOGLE_": "Google Cloud", "GCP_": "Google Cloud", "AZURE_": "Azure",
+    "RAY_": "the Ray cluster", "WANDB_": "Weights & Biases", "MLFLOW_": "MLflow", "COMET_": "Comet", "AWS_": "AWS",
     "GITHUB_": "GitHub", "GH_": "GitHub", "GITLAB_": "GitLab", "CI_": "the CI system", "SSH_": "SSH",
     "PYPI_": "PyPI", "TWINE_": "PyPI", "NPM_": "npm", "DOCKER_": "Docker", "SLURM_": "Slurm",
 }

@@ -82,6 +82,7 @@ def _endpoint_key(name: str) -> str:
 
 # The variable whose value is sent to the endpoint the recipe names: never another service's credential.
 ApiKeyEnv = Annotated[EnvName, AfterValidator(_endpoint_key)]
+
 # Slurm names and #SBATCH values go into a batch script, where a shell quote cannot protect them: a safe alphabet.
 SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
 SbatchOption = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
