@@ -26,7 +26,8 @@ from ..catalog.benchmark_items import render_prompt, to_item
 from ..errors import UserError
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.untrusted import printable
-from ..recipe.model import DomainFilter, Generate, JudgeFilter, LLMClassifier, PolicyOptimization, PreferenceStage
+from ..recipe.model import (RECIPE_MODELS, DomainFilter, Generate, JudgeFilter, LLMCall, LLMClassifier,
+                            PolicyOptimization, PreferenceStage)
 from . import rl_prompts
 from .endpoints import endpoint_problem
 
@@ -129,15 +130,14 @@ class _Preflight:
             wanted.append((("sft", "base_model"), recipe.sft.base_model))
         if recipe.rl and recipe.rl.init_from != "sft":
             wanted.append((("rl", "init_from"), recipe.rl.init_from))
-        if recipe.eval and recipe.eval.model not in ("final", "sft", "rl", "base"):
+        if recipe.eval and recipe.eval.model not in RECIPE_MODELS:
             wanted.append((("eval", "model"), recipe.eval.model))
         for index, step in enumerate(recipe.data.steps if recipe.data else []):
-            if isinstance(step, (Generate, JudgeFilter)) and step.endpoint is None:
-                wanted.append((("data", "steps", index, "model"), step.model))
+            at = ("data", "steps", index)
             if isinstance(step, DomainFilter):
-                wanted.append((("data", "steps", index, "embedding", "model"), step.embedding.model))
-                if isinstance(step.classifier, LLMClassifier) and step.classifier.endpoint is None:
-                    wanted.append((("data", "steps", index, "classifier", "model"), step.classifier.model))
+                wanted.append(((*at, "embedding", "model"), step.embedding.model))
+            # a model without an endpoint is served by vLLM from its files
+            wanted += [((*path, "model"), call.model) for path, call in _model_calls(step, at) if call.endpoint is None]
         for path, model in wanted:
             if model not in seen:
                 seen.add(model)
@@ -146,12 +146,8 @@ class _Preflight:
     # ------------------------------------------------------------------------------------------ endpoints
     def endpoints(self) -> None:
         recipe = self.loaded.recipe
-        calls = []
-        for index, step in enumerate(recipe.data.steps if recipe.data else []):
-            if isinstance(step, (Generate, JudgeFilter)) and step.endpoint:
-                calls.append((("data", "steps", index, "endpoint"), step))
-            if isinstance(step, DomainFilter) and isinstance(step.classifier, LLMClassifier) and step.classifier.endpoint:
-                calls.append((("data", "steps", index, "classifier", "endpoint"), step.classifier))
+        calls = [((*path, "endpoint"), call) for index, step in enumerate(recipe.data.steps if recipe.data else [])
+                 for path, call in _model_calls(step, ("data", "steps", index)) if call.endpoint]
         if recipe.eval and recipe.eval.judge and recipe.eval.judge.endpoint:
             calls.append((("eval", "judge", "endpoint"), recipe.eval.judge))
         seen: set[tuple] = set()
@@ -318,6 +314,15 @@ class _Preflight:
             prompt = render_prompt(item, ev.prompt.template, ev.prompt.instruction)
             self.report.samples.append(Sample("eval_prompt", ref.name, f"{prompt}\n\ngold: {item['gold'] or 'rubric'}",
                                               {"prompt": prompt, "gold": item["gold"], "item": item}))
+
+
+def _model_calls(step, at: tuple) -> list[tuple[tuple, LLMCall]]:
+    """The calls a data step makes to a language model, each with the recipe path of its settings (`at`: the step's)."""
+    if isinstance(step, (Generate, JudgeFilter)):
+        return [(at, step)]
+    if isinstance(step, DomainFilter) and isinstance(step.classifier, LLMClassifier):
+        return [((*at, "classifier"), step.classifier)]
+    return []
 
 
 def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:

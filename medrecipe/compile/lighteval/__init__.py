@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ...catalog import benchmarks
 from ...recipe import LoadedRecipe
+from ...recipe.model import RECIPE_MODELS
 from ..build import Artifact, StageBuild
 from ..layout import Layout
 from .benchmark_files import DataPlan, data_plan
@@ -58,7 +59,7 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
     ev = recipe.eval
     assert ev is not None
     model = default_model(loaded, layout)
-    stage.facts.append(("evaluated model", f"{ev.model}: {model}" if ev.model in ("final", "sft", "rl", "base") else str(model)))
+    stage.facts.append(("evaluated model", f"{ev.model}: {model}" if ev.model in RECIPE_MODELS else str(model)))
     stage.facts.append(("backend", f"lighteval {ev.backend} ({ev.dtype}), {ev.mode}"))
     if ev.mode == "generative":
         sampling = ev.sampling

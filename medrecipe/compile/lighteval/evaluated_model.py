@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ...catalog import models
 from ...recipe import LoadedRecipe
+from ...recipe.model import RECIPE_MODELS
 from ..layout import Layout
 from .names import PROMPT_ROOM
 
@@ -47,7 +48,7 @@ def architecture_model(loaded: LoadedRecipe) -> str:
     changes no sizes), else `eval.model`."""
     ev = loaded.recipe.eval
     assert ev is not None
-    return loaded.recipe.base_model if ev.model in ("final", "sft", "rl", "base") else ev.model
+    return loaded.recipe.base_model if ev.model in RECIPE_MODELS else ev.model
 
 
 def wanted_length(ev) -> int:

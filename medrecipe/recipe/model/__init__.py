@@ -9,7 +9,7 @@ from here.
 
 from .compute import GPU, Compute
 from .data import DatasetLocation, Fields
-from .eval import CustomBenchmark, Published
+from .eval import RECIPE_MODELS, CustomBenchmark, Published
 from .hub import Reproduces
 from .rl import PolicyOptimization, PreferenceStage
 from .root import Recipe
@@ -21,6 +21,7 @@ from .steps import (
     EmbeddingClassifier,
     Generate,
     JudgeFilter,
+    LLMCall,
     LLMClassifier,
     MaxWordOccurrences,
     NearDedup,
@@ -28,6 +29,6 @@ from .steps import (
 
 __all__ = [
     "Compute", "CustomBenchmark", "DatasetLocation", "DecontaminateFuzzy", "DecontaminateNgram", "DomainFilter", "EmbeddingClassifier",
-    "Fields", "Generate", "GPU", "JudgeFilter", "LLMClassifier", "MaxWordOccurrences", "NearDedup", "PolicyOptimization",
-    "PreferenceStage", "Published", "Recipe", "Reproduces", "SFT", "SFTDataset",
+    "Fields", "Generate", "GPU", "JudgeFilter", "LLMCall", "LLMClassifier", "MaxWordOccurrences", "NearDedup", "PolicyOptimization",
+    "PreferenceStage", "Published", "RECIPE_MODELS", "Recipe", "Reproduces", "SFT", "SFTDataset",
 ]

@@ -10,6 +10,10 @@ from .basics import INT_LIMIT, ConfigName, HubId, PositiveInt, Probability, Repo
 from .steps import LLMCall
 
 
+# `eval.model` values that name a model of the recipe's own (a stage's output, or its base), not a model id or path
+RECIPE_MODELS = ("final", "sft", "rl", "base")
+
+
 class BenchmarkRef(Strict):
     """A benchmark of the registry or of `eval.custom_benchmarks`, optionally read from a local copy."""
 
