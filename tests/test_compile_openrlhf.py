@@ -171,17 +171,19 @@ def test_warmup_ratio_gives_back_exactly_the_steps(warmup, total):
 
 def test_warmup_is_exact_at_compile_time_when_the_data_size_is_known(write):
     spec, launch, build = compiled(write("r.yaml", DAPO), "rl.data.size=1000")
-    # 1000 prompts x 8 samples // 128 samples per update = 62 optimizer steps
+    # 1000 prompts x 8 samples // 128 samples per update = 62 optimizer steps; a training step of 64 prompts feeds
+    # 64 // 16 = 4 of them, so 5 warmup steps are 20 optimizer steps
     ratio = spec["flags"]["actor.lr_warmup_ratio"]
-    assert math.ceil(62 * ratio) == 5
+    assert math.ceil(62 * ratio) == 20
     assert "computed_at_launch" not in spec and "WARMUP_RATIO" not in launch
-    assert any(name == "warmup" and "62 optimizer steps" in text for name, text in build.facts)
+    assert any(name == "warmup" and "5 steps x 4 updates = 20 optimizer steps" in text and "62 optimizer steps" in text
+               for name, text in build.facts)
 
 
 def test_warmup_is_computed_by_launch_sh_when_the_data_size_is_unknown(write):
     spec, launch, _ = compiled(write("r.yaml", DAPO))
     computed = spec["computed_at_launch"]["actor.lr_warmup_ratio"]
-    assert computed["warmup_steps"] == 5 and computed["samples_per_prompt"] == 8 and computed["train_batch_size"] == 128
+    assert computed["warmup_optimizer_steps"] == 20 and computed["samples_per_prompt"] == 8 and computed["train_batch_size"] == 128
     assert "actor.lr_warmup_ratio" not in spec["flags"]
     assert '--actor.lr_warmup_ratio "$WARMUP_RATIO"' in launch
     code = launch.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
@@ -256,6 +258,19 @@ def test_openrlhf_accepts_dapo_and_grpo(write, rl_env, overrides):
 @pytest.mark.parametrize("algorithm", ["dpo", "reward_model"])
 def test_openrlhf_accepts_preference_training(write, rl_env, algorithm):
     assert check(write("r.yaml", PREFERENCE.format(algorithm=algorithm)), "rl.warmup_steps=10") == []
+
+
+def test_launch_sh_counts_the_prompts_as_openrlhf_loads_them_for_the_warmup(write, rl_env, tmp_path):
+    """launch.sh's counter, run with OpenRLHF's own `blending_datasets`: 1,000 prompts x 8 samples // 128 = 62
+    optimizer steps, of which 5 warmup steps of 4 updates are 20."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"question": f"q{i}", "answer": "A"}) + "\n" for i in range(1000)))
+    spec, launch, _ = compiled(write("r.yaml", DAPO))
+    computed = dict(spec["computed_at_launch"]["actor.lr_warmup_ratio"], dataset=str(prompts))
+    code = launch.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
+    result = subprocess.run([str(rl_env), "-", json.dumps(computed)], input=code, capture_output=True, text=True, check=True)
+    assert math.ceil(62 * float(result.stdout)) == 20
+    assert "warmup: 20 of 62 optimizer steps (1000 records)" in result.stderr
 
 
 def test_openrlhf_rejects_what_it_rejects(write, rl_env):

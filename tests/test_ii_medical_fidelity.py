@@ -81,9 +81,11 @@ def test_rl_top_k_minus_one(build):
 
 
 def test_rl_warmup_steps_10(build):
-    # "Warmup steps: 10": OpenRLHF takes a ratio; launch.sh computes it from the prompt count
+    # "Warmup steps: 10": the card's RL settings are verl's DAPO recipe, whose scheduler steps once per training step
+    # of 512 prompts. OpenRLHF's steps once per optimizer update (train batch 32 prompts x 16 samples), 16 per training
+    # step; it takes a ratio of all updates, which launch.sh computes from the prompt count for 160 updates.
     computed = build[1]["computed_at_launch"]["actor.lr_warmup_ratio"]
-    assert computed["warmup_steps"] == 10
+    assert computed["warmup_optimizer_steps"] == 160 and computed["train_batch_size"] == 32 * 16
     assert '--actor.lr_warmup_ratio "$WARMUP_RATIO"' in build[2]
 
 

@@ -114,6 +114,7 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
         },
         size_field="rl.data.size",
         stage=stage,
+        updates_per_step=plan.updates_per_rollout,
     )
     merge_passthrough(flags, rl.openrlhf)
     _policy_notes(rl, plan, flags, stage)

@@ -1,5 +1,7 @@
-"""Warmup as OpenRLHF takes it: a ratio of all optimizer steps. The recipe's steps become that ratio at compile
-time when the data size is known, else launch.sh counts the data (as OpenRLHF loads it) just before it launches."""
+"""Warmup as OpenRLHF takes it: a ratio of all optimizer steps. The recipe counts warmup in training steps, which
+for DAPO and GRPO are rollouts of several optimizer updates each (as verl counts them, and as OpenRLHF's own
+`save_steps` does), and for DPO and reward models single updates. They become that ratio at compile time when the
+data size is known, else launch.sh counts the data (as OpenRLHF loads it) just before it launches."""
 
 from __future__ import annotations
 
@@ -34,26 +36,31 @@ def warmup(
     count: dict[str, Any],
     size_field: str,
     stage: StageBuild,
+    updates_per_step: int = 1,
 ) -> None:
+    """Set `flag` for `rl.warmup_steps` training steps of `updates_per_step` optimizer updates each, out of
+    `total_steps` optimizer updates (None: launch.sh counts them)."""
     if rl.warmup_ratio is not None or not rl.warmup_steps:
         launch.flags[flag] = rl.warmup_ratio or 0.0
         return
+    updates = rl.warmup_steps * updates_per_step
+    steps = f"{rl.warmup_steps} steps" + (f" x {updates_per_step} updates = {updates} optimizer steps" if updates_per_step > 1 else "")
     if total_steps is not None:
-        if rl.warmup_steps > total_steps:
+        if updates > total_steps:
             raise UserError(
-                f"rl.warmup_steps: {rl.warmup_steps} warmup steps, but the run has {total_steps} optimizer steps ({formula})",
+                f"rl.warmup_steps: {steps} of warmup, but the run has {total_steps} optimizer steps ({formula})",
                 "lower rl.warmup_steps",
             )
-        ratio = warmup_ratio(rl.warmup_steps, total_steps)
+        ratio = warmup_ratio(updates, total_steps)
         launch.flags[flag] = ratio
-        stage.facts.append(("warmup", f"{rl.warmup_steps} steps = --{flag} {ratio!r} of {total_steps} optimizer steps ({formula})"))
+        stage.facts.append(("warmup", f"{steps} = --{flag} {ratio!r} of {total_steps} optimizer steps ({formula})"))
         return
-    launch.warmup_at_launch = {"flag": flag, "warmup_steps": rl.warmup_steps, "formula": formula, **count}
+    launch.warmup_at_launch = {"flag": flag, "warmup_optimizer_steps": updates, "formula": formula, **count}
     stage.warnings.append(
         f"rl.warmup_steps: OpenRLHF takes warmup as a ratio of all optimizer steps ({formula}); with {size_field} unset, "
-        f"launch.sh counts the data and computes --{flag} for {rl.warmup_steps} steps just before it launches"
+        f"launch.sh counts the data and computes --{flag} for {steps} just before it launches"
     )
-    stage.facts.append(("warmup", f"{rl.warmup_steps} steps; --{flag} computed by launch.sh from the counted data ({formula})"))
+    stage.facts.append(("warmup", f"{steps}; --{flag} computed by launch.sh from the counted data ({formula})"))
 
 
 # Runs in OpenRLHF's environment from launch.sh: counts the data as OpenRLHF will load it (its own
@@ -69,10 +76,10 @@ if "samples_per_prompt" in spec:
     total = count * spec["samples_per_prompt"] // spec["train_batch_size"] * spec["episodes"]
 else:
     total = math.ceil(spec["epochs"] * (count // spec["train_batch_size"]))
-if total < spec["warmup_steps"]:
-    sys.exit(f"{spec['warmup_steps']} warmup steps, but {count} records give only {total} optimizer steps ({spec['formula']})")
-print(warmup_ratio(spec["warmup_steps"], total))
-print(f"warmup: {spec['warmup_steps']} of {total} optimizer steps ({count} records)", file=sys.stderr)
+if total < spec["warmup_optimizer_steps"]:
+    sys.exit(f"{spec['warmup_optimizer_steps']} optimizer steps of warmup, but {count} records give only {total} ({spec['formula']})")
+print(warmup_ratio(spec["warmup_optimizer_steps"], total))
+print(f"warmup: {spec['warmup_optimizer_steps']} of {total} optimizer steps ({count} records)", file=sys.stderr)
 """
 
 

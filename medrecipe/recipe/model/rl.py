@@ -105,7 +105,11 @@ class RLStageBase(Strict):
     init_from: str = Field("sft", description="`sft` (this recipe's SFT output) or a model id / path.")
     learning_rate: float = Field(gt=0.0, description="Peak learning rate.")
     warmup_steps: NonNegativeInt | None = Field(
-        None, description="Warmup in optimizer steps (converted to OpenRLHF's ratio). Unset, with no `warmup_ratio`: none."
+        None,
+        description="Warmup in training steps, converted to OpenRLHF's ratio of optimizer steps. For DAPO and GRPO a step is "
+        "one rollout of `rollout_batch_size` prompts and the `rollout_batch_size / mini_batch_size` updates it feeds (as "
+        "verl's `lr_warmup_steps`, `save_steps` and `max_steps` count); for DPO and reward models, one update. Unset, with "
+        "no `warmup_ratio`: none.",
     )
     warmup_ratio: float | None = Field(
         None, ge=0.0, lt=1.0, description="Warmup as a fraction of all optimizer steps (OpenRLHF's own form)."
