@@ -3,10 +3,13 @@ InferenceRunner, against an OpenAI-compatible server on 127.0.0.1 that the test 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -114,7 +117,17 @@ def test_generation_keeps_only_correct_answers_and_resamples_when_none_is(llm_ru
             assert row["messages"][0]["content"].endswith("put your final answer within \\boxed{}.")
     stats = json.loads((work / "stats.json").read_text())
     generate = next(s for s in stats["steps"] if s["type"] == "generate")
-    assert (generate["in"], generate["out"]) == (4, 4)
+    # 4 prompts in, 4 records out (2 from the first prompt), and the prompt with no correct answer is removed
+    assert (generate["in"], generate["out"], generate["removed"]) == (4, 4, 1)
+    assert generate["removed_reasons"] == {"no_correct_response": 1}
+    excluded = [json.loads(line) for f in (work / "excluded" / "generate").glob("*.jsonl.gz")
+                for line in gzip.open(f, "rt")]
+    assert [e["metadata"]["excluded"] for e in excluded] == [
+        {"step": "generate", "reason": "no_correct_response", "sampled": 4, "finish_reasons": ["stop"] * 4}]
+    assert excluded[0]["metadata"]["messages"][0]["content"].startswith("[wrong=9]")
+    # each sample of a prompt is its own request (its own seed): datatrove's request cache tells them apart
+    seeds = sorted(r["seed"] for r in server.requests if r["messages"][-1]["content"].startswith("[wrong=3]"))
+    assert seeds == [42, 43, 44, 45]
 
 
 def test_judge_keeps_high_scores(llm_run):
@@ -150,3 +163,52 @@ def test_the_api_key_is_written_nowhere(llm_run):
     for path in work.rglob("*"):
         if path.is_file():
             assert b"not-a-real-key" not in path.read_bytes(), path
+
+
+class _StallingServer(StubServer):
+    """Answers the first `answered` generation requests, then holds every later one until released."""
+
+    def __init__(self, answered: int):
+        super().__init__()
+        self.answered, self.release = answered, __import__("threading").Event()
+
+    def answer(self, prompt: str) -> str:
+        text = super().answer(prompt)
+        if sum(self.calls.values()) > self.answered:
+            self.release.wait(120)
+        return text
+
+
+def test_a_generation_killed_mid_prompt_resumes_with_each_sample_its_own(tmp_path):
+    """Killed while the third sample of a prompt is in flight, the rerun replays the two finished samples from
+    datatrove's request cache and asks only for the third: three different responses, as in an unbroken run."""
+    write_jsonl(tmp_path / "questions.jsonl", [{"q": "[wrong=0] Which option is right?", "options": ["first", "second"],
+                                                "answer": "A"}])
+    command = [sys.executable, "-m", "medrecipe.cli.main", "run", "gen.yaml", "--stage", "data", "--out", "build"]
+    with _StallingServer(answered=2) as server:
+        (tmp_path / "gen.yaml").write_text(f"""
+name: generation-resume
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
+  steps:
+    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 3, max_samples: 3}}
+compute: {{tasks: 1, workers: 1}}
+""")
+        run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while sum(server.calls.values()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)  # the two answers reach the cache's writer
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+        server.release.set()
+        assert sum(server.calls.values()) == 3
+        resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        assert sum(server.calls.values()) == 4  # only the unfinished sample is asked again
+    work = Layout((tmp_path / "build").resolve(), load_recipe(tmp_path / "gen.yaml").recipe).work_dir("data")
+    responses = [r["messages"][-1]["content"] for f in sorted((work / "output").glob("*.parquet"))
+                 for r in pq.read_table(f).to_pylist()]
+    assert len(responses) == 3 and len(set(responses)) == 3

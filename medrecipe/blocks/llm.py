@@ -11,10 +11,12 @@ step that is pickled for Slurm or Ray holds only the variable's name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 
 from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.writers import JsonlWriter
 
 from ..grading import grade
 from .base import CurationFilter, CurationStep, StepFailed
@@ -87,18 +89,23 @@ def _chat(doc: Document, prompt: str) -> list[dict]:
 
 
 async def generate_and_grade(doc: Document, generate, *, samples: int, max_samples: int, grader: str,
-                             instruction: str) -> dict:
+                             instruction: str, seed: int) -> dict:
     """Sample `samples` responses, grade them against the reference; sample more (up to `max_samples`) while
-    none is correct."""
+    none is correct.
+
+    Sample i is requested with seed `seed + i`. datatrove's request cache, which a resumed task replays, finds a
+    response by its payload: identical payloads would replay one response for every sample. The seeds also let a
+    server that honours them (vLLM does) draw the same samples again on a rerun."""
     prompt = f"{prompt_text(doc).rstrip()}\n\n{instruction}" if instruction else prompt_text(doc)
-    payload = {"messages": _chat(doc, prompt)}
+    messages = _chat(doc, prompt)
     answer, options = doc.metadata.get("answer"), doc.metadata.get("options") or None
     kind = {"auto": None, "choice": "choice", "yes_no_maybe": "yes_no_maybe", "boxed": "free", "none": None}[grader]
     graded = grader != "none" and bool(answer)
     drawn: list[dict] = []
     while len(drawn) < max_samples:
-        count = samples if not drawn else max_samples - len(drawn)
-        for result in await asyncio.gather(*(generate(dict(payload)) for _ in range(count))):
+        first, count = len(drawn), samples if not drawn else max_samples - len(drawn)
+        requests = (generate({"messages": messages, "seed": seed + index}) for index in range(first, first + count))
+        for result in await asyncio.gather(*requests):
             correct = grade(result.text, answer, kind=kind, options=options)["correct"] if graded else None
             drawn.append({"text": result.text, "finish_reason": result.finish_reason, "correct": correct})
         if not graded or any(d["correct"] for d in drawn):
@@ -124,31 +131,42 @@ ROLLOUTS = {"generate": generate_and_grade, "judge": judge, "classify": classify
 
 
 class KeepGenerations(CurationStep):
-    """Turns each prompt record into one record per kept response (apply part of generate)."""
+    """Turns each prompt record into one record per kept response (apply part of generate); a prompt with none
+    kept is removed, with what was drawn for it, to the exclusion folder."""
 
-    def __init__(self, name: str, keep: str, grader: str, sources=None):
+    def __init__(self, name: str, keep: str, grader: str, sources=None, exclusion_folder: str | None = None):
         super().__init__(name, sources)
-        self.keep, self.grader = keep, grader
+        self.keep, self.grader, self.exclusion_folder = keep, grader, exclusion_folder
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in data:
-            results = doc.metadata.pop("rollout_results", None) or [{}]
-            if not self.selected(doc) or results[0].get("skipped"):
-                yield doc
-                continue
-            source = doc.metadata["source"]
-            self.stat_update(f"in/{source}")
-            generated = results[0]
-            responses = generated["responses"]
-            kept = responses if self.grader == "none" else [r for r in responses if r["correct"]]
-            if self.keep == "first_correct":
-                kept = kept[:1]
-            self.stat_update("sampled", value=len(responses))
-            for number, response in enumerate(kept):
-                self.stat_update(f"out/{source}")
-                record = with_response(doc, generated["prompt"], response["text"], str(number))
-                record.metadata["finish_reason"] = response["finish_reason"] or ""
-                yield record
+        writer = (JsonlWriter(self.exclusion_folder, output_filename=f"{rank:05d}.jsonl.gz") if self.exclusion_folder
+                  else contextlib.nullcontext())
+        with writer as excluded:
+            for doc in data:
+                results = doc.metadata.pop("rollout_results", None) or [{}]
+                if not self.selected(doc) or results[0].get("skipped"):
+                    yield doc
+                    continue
+                source = doc.metadata["source"]
+                self.stat_update(f"in/{source}")
+                generated = results[0]
+                responses = generated["responses"]
+                kept = responses if self.grader == "none" else [r for r in responses if r["correct"]]
+                if self.keep == "first_correct":
+                    kept = kept[:1]
+                self.stat_update("sampled", value=len(responses))
+                if not kept:
+                    self.stat_update("removed:no_correct_response")
+                    if excluded is not None:
+                        doc.metadata["excluded"] = {"step": self.name, "reason": "no_correct_response", "sampled": len(responses),
+                                                    "finish_reasons": [r["finish_reason"] for r in responses]}
+                        excluded.write(doc, rank)
+                    continue
+                for number, response in enumerate(kept):
+                    self.stat_update(f"out/{source}")  # one record per kept response: a step's out may exceed its in
+                    record = with_response(doc, generated["prompt"], response["text"], str(number))
+                    record.metadata["finish_reason"] = response["finish_reason"] or ""
+                    yield record
 
 
 class JudgeVerdicts(CurationFilter):

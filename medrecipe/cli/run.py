@@ -68,8 +68,8 @@ def _summary(console, loaded, target: Path, results) -> None:
             table.add_column("in", justify="right")
             table.add_column("out", justify="right")
             table.add_column("removed", justify="right")
-            for step, count_in, count_out in result.counts:
-                table.add_row(step, f"{count_in:,}", f"{count_out:,}", f"{max(count_in - count_out, 0):,}")
+            for step, count_in, count_out, removed in result.counts:
+                table.add_row(step, f"{count_in:,}", f"{count_out:,}", f"{removed:,}")
             console.print(table)
     table = Table(title=f"{loaded.recipe.name}: where everything is", title_justify="left")
     table.add_column("stage")

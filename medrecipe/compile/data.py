@@ -187,11 +187,12 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         elif isinstance(step, Generate):
             pipeline.append(llm(step, name, "inference", "generate",
                                 {"samples": step.samples, "max_samples": step.max_samples, "grader": step.grader,
-                                 "instruction": step.instruction},
+                                 "instruction": step.instruction, "seed": recipe.seed},
                                 {"temperature": step.temperature, "top_p": step.top_p, "max_tokens": step.max_tokens},
                                 chosen(step)))
             close(write=False)
-            segment["pipeline"].append(Block(_B + "llm.KeepGenerations", {**common, "keep": step.keep, "grader": step.grader}))
+            segment["pipeline"].append(Block(_B + "llm.KeepGenerations", {**common, **excluded, "keep": step.keep,
+                                                                          "grader": step.grader}))
         elif isinstance(step, JudgeFilter):
             pipeline.append(llm(step, name, "inference", "judge", {"template": step.prompt, "max_score": step.max_score},
                                 {"temperature": step.temperature, "top_p": step.top_p, "max_tokens": step.max_tokens},

@@ -158,7 +158,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         _wait_for_slurm(previous, content, work)
     stats = gather_stats(content, work)
     Path(layout.data_stats()).write_text(json.dumps(stats, indent=2) + "\n")
-    counts = [(step["name"], step["in"], step["out"]) for step in stats["steps"]]
+    counts = [(step["name"], step["in"], step["out"], step["removed"]) for step in stats["steps"]]
     return StageResult(
         "data", "done",
         outputs=[("curated dataset", content["output"]), ("stats", str(layout.data_stats())),
@@ -248,10 +248,11 @@ def gather_stats(content: dict, work: Path) -> dict:
         resolved = {}
         if decision_file.exists():
             resolved = {k: v for k, v in json.loads(decision_file.read_text()).items() if k not in ("remove",)}
+        reasons = {label.split(":", 1)[1]: v for label, v in labels.items() if label.startswith("removed:")}
+        # every removal is counted with its reason: generation's out counts records, several per kept prompt
         steps.append({"name": step["name"], "type": step["type"], "params": step["params"], "in": total_in,
-                      "out": total_out, "removed": max(total_in - total_out, 0), "by_source": by_source,
-                      "resolved": resolved,
-                      "removed_reasons": {label.split(":", 1)[1]: v for label, v in labels.items() if label.startswith("removed:")}})
+                      "out": total_out, "removed": sum(reasons.values()), "by_source": by_source,
+                      "resolved": resolved, "removed_reasons": reasons})
     excluded = {s["name"]: f"excluded/{s['name']}" for s in content["steps"] if (work / "excluded" / s["name"]).exists()}
     return {
         "recipe": content["recipe"],

@@ -29,7 +29,7 @@ class StageResult:
     stage: str
     status: Literal["done", "dry-run", "skipped", "submitted"]  # submitted: a Slurm / Ray job that runs on
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (what, where) for the closing summary
-    counts: list[tuple[str, int, int]] = field(default_factory=list)  # (step, in, out) for the data stage
+    counts: list[tuple[str, int, int, int]] = field(default_factory=list)  # (step, in, out, removed) for the data stage
     notes: list[str] = field(default_factory=list)
 
 

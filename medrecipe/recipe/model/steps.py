@@ -211,7 +211,9 @@ class DomainFilter(StepBase):
 
 
 class Generate(LLMCall, StepBase):
-    """Synthetic generation with rejection sampling: sample responses for prompt-only sources, keep the correct ones."""
+    """Synthetic generation with rejection sampling: sample responses for prompt-only sources, keep the correct ones.
+    Sample i of a prompt is requested with seed `seed + i` (the recipe's seed); a prompt with no correct response is
+    removed to the step's exclusion folder."""
 
     type: Literal["generate"] = Field(description="Step type.")
     model: str = Field("Qwen/Qwen3-235B-A22B", description="The generating model.")
