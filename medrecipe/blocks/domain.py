@@ -194,10 +194,10 @@ class VoteDomains(CurationStep):
         return {int(o): {"label": self.labels[b]} for o, b in zip(orders[wanted], best)}
 
     def _labels_by_llm(self) -> dict[int, dict]:
-        from datatrove.pipeline.readers import JsonlReader
+        from .segments import SegmentReader
 
         found = {}
-        for doc in JsonlReader(self.classified_folder, glob_pattern="*.jsonl*").run():
+        for doc in SegmentReader(self.classified_folder, glob_pattern="*.jsonl*").run():
             result = (doc.metadata.get("rollout_results") or [{}])[0]
             found[doc.metadata["order"]] = {"label": result.get("label"), "answer": result.get("answer"),
                                             "prompt": field_text(doc, "prompt")}

@@ -10,6 +10,7 @@ exposes each row as the column `turns`.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -21,8 +22,9 @@ from urllib.parse import quote
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.writers import JsonlWriter
 
-from .record import AnswerNotAnOption, build_record, order_key, prompt_text_of, response_text_of
+from .record import EmptyText, RowRejected, build_record, order_key, prompt_text_of, response_text_of
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
 _COMPRESSED = (".gz", ".zst")
@@ -65,6 +67,24 @@ def _parts(path: Path, format: str, whole: bool) -> list[tuple[int, int] | None]
     return [(start, min(start + PART_BYTES, size)) for start in range(0, max(size, 1), PART_BYTES)]
 
 
+class BadSourceFile(ValueError):
+    """A source file that is not what its name says (a line that is not JSON); the message names the file and line."""
+
+
+def _line_of(path: Path, offset: int) -> int:
+    """The 1-based number of the line at byte `offset` of `path` (counted only when an error needs it)."""
+    with path.open("rb") as handle:
+        return handle.read(offset).count(b"\n") + 1
+
+
+def _json_row(line: bytes | str, where) -> dict:
+    """One JSON line; `where()` names its file and line in the error when it is not JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise BadSourceFile(f"{where()}:{error.colno}: not a JSON line ({error.msg})") from None
+
+
 def _json_lines(path: Path, start: int, end: int) -> Iterator[dict]:
     """The JSON lines that start in [start, end)."""
     with path.open("rb") as handle:
@@ -76,9 +96,9 @@ def _json_lines(path: Path, start: int, end: int) -> Iterator[dict]:
             line = handle.readline()
             if not line:
                 return
-            position += len(line)
+            began, position = position, position + len(line)
             if line.strip():
-                yield json.loads(line)
+                yield _json_row(line, lambda: f"{path}:{_line_of(path, began)}")
 
 
 def _rows_of_file(path: Path, format: str, part: tuple[int, int] | None = None) -> Iterator[dict]:
@@ -107,9 +127,9 @@ def rows_of_stream(handle: BinaryIO, name: str, kind: str) -> Iterator[dict]:
         for item in _json_array_items(io.TextIOWrapper(handle, encoding="utf-8")):
             yield item if isinstance(item, dict) else {"turns": item}
     else:
-        for line in _decompressed(handle, name):
+        for number, line in enumerate(_decompressed(handle, name), 1):
             if line.strip():
-                yield json.loads(line)
+                yield _json_row(line, lambda: f"{name}:{number}")
 
 
 def _decompressed(handle: BinaryIO, name: str):
@@ -211,12 +231,14 @@ class SourceReader(PipelineStep):
 
     type = "📖 - READER"
 
-    def __init__(self, source: dict, source_index: int):
-        """`source` is the recipe's Source as a dict (a local `path` already absolute)."""
+    def __init__(self, source: dict, source_index: int, exclusion_folder: str | None = None):
+        """`source` is the recipe's Source as a dict (a local `path` already absolute); rows that cannot become records
+        are written to `exclusion_folder` with their reason and counted as `rejected:<reason>`."""
         self.name = source["name"]  # before PipelineStep.__init__, which names the step's stats after it
         super().__init__()
         self.source = source
         self.source_index = source_index
+        self.exclusion_folder = exclusion_folder
 
     def _mine(self, shard: int, world_size: int, rank: int) -> bool:
         return (shard + self.source_index) % world_size == rank
@@ -254,30 +276,44 @@ class SourceReader(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
+        writer = (JsonlWriter(self.exclusion_folder, output_filename=f"{self.name}-{rank:05d}.jsonl.gz")
+                  if self.exclusion_folder else contextlib.nullcontext())
+        with writer as excluded:
+            yield from self._records(rank, world_size, excluded)
+
+    def _records(self, rank: int, world_size: int, excluded) -> DocumentsPipeline:
         cap = self.source.get("max_samples")
+        wants_response = self.source.get("kind", "conversations") == "conversations"
         read = 0
         for shard, rows in self._shards(rank, world_size):
             for row_index, row in enumerate(rows):
                 if cap is not None and read >= cap:
                     return
                 read += 1
+                row_id = str(row_index) if shard == 0 else f"{shard}:{row_index}"
                 with self.track_time():
                     try:
-                        record = build_record(
-                            row,
-                            self.source["fields"],
-                            self.name,
-                            self.source.get("kind", "conversations"),
-                            row_id=str(row_index) if shard == 0 else f"{shard}:{row_index}",
-                            order=order_key(self.source_index, (shard << 28) | row_index),
-                        )
-                    except AnswerNotAnOption:
-                        self.stat_update("answer_not_an_option")
+                        record = build_record(row, self.source["fields"], self.name, self.source.get("kind", "conversations"),
+                                              row_id=row_id, order=order_key(self.source_index, (shard << 28) | row_index))
+                        messages = record["metadata"]["messages"]
+                        if not prompt_text_of(messages).strip():
+                            raise EmptyText("the prompt is empty")
+                        if wants_response and not response_text_of(messages).strip():
+                            raise EmptyText("the response is empty")
+                    except RowRejected as rejection:
+                        self.stat_update(f"rejected:{rejection.reason}")
+                        if excluded is not None:
+                            excluded.write(_rejected_row(self.name, row_id, row, rejection.reason, str(rejection)), rank)
                         continue
-                messages = record["metadata"]["messages"]
-                wants_response = self.source.get("kind", "conversations") == "conversations"
-                if not prompt_text_of(messages).strip() or (wants_response and not response_text_of(messages).strip()):
-                    self.stat_update("malformed")
-                    continue
                 self.stat_update(f"read/{self.name}")
                 yield Document(**record)
+
+
+_ROW_CHARS = 100_000  # of a rejected row's JSON kept in excluded/read
+
+
+def _rejected_row(source: str, row_id: str, row: dict, reason: str, detail: str) -> Document:
+    """A rejected source row as its exclusion record: the row as JSON text (ASCII, so that any value can be written)."""
+    text = json.dumps(row, default=str, ensure_ascii=True)[:_ROW_CHARS]
+    return Document(text=text, id=f"{source}/{row_id}",
+                    metadata={"source": source, "excluded": {"step": "read", "reason": reason, "detail": detail}})

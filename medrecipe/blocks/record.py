@@ -30,8 +30,59 @@ class MappingError(ValueError):
         self.column = column
 
 
-class AnswerNotAnOption(ValueError):
-    """A row whose answer, declared as a letter or an option's text, names none of its options (the row is dropped)."""
+class RowRejected(ValueError):
+    """A source row that cannot become a record; the reader removes it with `reason` (stats and excluded/read)."""
+
+    reason = "rejected"
+
+
+class AnswerNotAnOption(RowRejected):
+    """A row whose answer, declared as a letter or an option's text, names none of its options."""
+
+    reason = "answer_not_an_option"
+
+
+class NotText(RowRejected):
+    """A row whose mapped text column holds a list or a mapping (numbers are read as their text)."""
+
+    reason = "not_text"
+
+
+class EmptyText(RowRejected):
+    """A row whose prompt, or whose response where the source holds conversations, is empty."""
+
+    reason = "empty_text"
+
+
+class InvalidText(RowRejected):
+    """A row whose text holds a lone surrogate (a broken escape such as "\\ud83d"): it is not Unicode text."""
+
+    reason = "invalid_text"
+
+
+_INT64 = 1 << 63
+
+
+def _text(value: Any, column: str) -> str:
+    """A text column's value as text: None is empty, numbers and booleans their text, lists and mappings refused."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        raise NotText(f"column {column!r} holds a {type(value).__name__}, not text")
+    return str(value)
+
+
+def _portable(value: Any) -> Any:
+    """A metadata value every writer can store: integers beyond 64 bits and text with lone surrogates as escaped text."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _portable(v) for k, v in value.items()}
+    return value
 
 
 def order_key(source_index: int, row_index: int) -> int:
@@ -138,28 +189,31 @@ def prompt_with_options(question: str, options: dict[str, str], context: str = "
 
 
 def assistant_content(reasoning: str, response: str, think_open: str = "<think>", think_close: str = "</think>") -> str:
-    reasoning = (reasoning or "").strip()
-    response = (response or "").strip()
+    reasoning, response = reasoning.strip(), response.strip()
     return f"{think_open}\n{reasoning}\n{think_close}\n\n{response}" if reasoning else response
 
 
 def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, order: int) -> dict:
-    """A source row as Document fields (text, id, metadata), following the recipe's field mapping."""
+    """A source row as Document fields (text, id, metadata), following the recipe's field mapping; a row that
+    cannot become one raises RowRejected."""
     messages: list[dict] = []
     options: dict[str, str] = {}
     answer = None
     if fields.get("system"):
-        system = _column(row, fields["system"], source)
+        system = _text(_column(row, fields["system"], source), fields["system"])
         if system:
-            messages.append({"role": "system", "content": str(system)})
+            messages.append({"role": "system", "content": system})
     if fields.get("messages"):
         roles = fields.get("roles") or {}
-        for turn in _column(row, fields["messages"], source) or []:
+        turns = _column(row, fields["messages"], source) or []
+        if not isinstance(turns, list) or not all(isinstance(turn, dict) for turn in turns):
+            raise NotText(f"column {fields['messages']!r} is not a list of turns")
+        for turn in turns:
             role = str(turn.get(fields.get("role_key", "role"), ""))
-            content = turn.get(fields.get("content_key", "content"))
-            messages.append({"role": roles.get(role, role), "content": "" if content is None else str(content)})
+            content = _text(turn.get(fields.get("content_key", "content")), fields["messages"])
+            messages.append({"role": roles.get(role, role), "content": content})
     elif fields.get("turns"):
-        turns = [str(t) for t in (_column(row, fields["turns"], source) or [])]
+        turns = [_text(t, fields["turns"]) for t in (_column(row, fields["turns"], source) or [])]
         if kind == "prompts":
             messages.append({"role": "user", "content": turns[0] if turns else ""})
             answer = turns[1] if len(turns) > 1 else None
@@ -169,11 +223,11 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
         if fields.get("options"):
             options = _options(row, fields["options"], source, fields.get("options_format", "auto"))
         context = _context(_column(row, fields["context"], source)) if fields.get("context") else ""
-        question = str(_column(row, fields["prompt"], source) or "")
+        question = _text(_column(row, fields["prompt"], source), fields["prompt"])
         messages.append({"role": "user", "content": prompt_with_options(question, options, context)})
     if fields.get("response") or fields.get("reasoning"):
-        reasoning = _column(row, fields["reasoning"], source) if fields.get("reasoning") else ""
-        response = _column(row, fields["response"], source) if fields.get("response") else ""
+        reasoning = _text(_column(row, fields["reasoning"], source), fields["reasoning"]) if fields.get("reasoning") else ""
+        response = _text(_column(row, fields["response"], source), fields["response"]) if fields.get("response") else ""
         messages.append({"role": "assistant", "content": assistant_content(reasoning, response)})
     if fields.get("strip_tags"):
         messages = [{**m, "content": _strip_tags(m["content"], fields["strip_tags"])} if m["role"] == "assistant" else m
@@ -184,6 +238,12 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
         answer = _answer(value, options, answer_format)
         if answer is None and answer_format != "auto":
             raise AnswerNotAnOption(f"answer {str(value)[:80]!r} names none of the options {', '.join(options) or '(none)'}")
+    for message in messages:
+        if not message["content"].isascii():
+            try:
+                message["content"].encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidText(f"the {message['role']} text holds a lone surrogate") from None
     metadata = {
         "source": source,
         "order": order,
@@ -191,9 +251,9 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
         "answer": answer,
         "options": {k: v for k, v in options.items() if k},
         "finish_reason": str(row.get(fields["finish_reason"]) or "") if fields.get("finish_reason") else "",
-        "extra": {name: row.get(name) for name in fields.get("metadata") or []},
+        "extra": {name: _portable(row.get(name)) for name in fields.get("metadata") or []},
     }
-    record_id = f"{source}/{row.get(fields['id']) if fields.get('id') and row.get(fields['id']) is not None else row_id}"
+    record_id = _portable(f"{source}/{row.get(fields['id']) if fields.get('id') and row.get(fields['id']) is not None else row_id}")
     return {"id": record_id, "text": response_text_of(messages) or prompt_text_of(messages), "metadata": metadata}
 
 

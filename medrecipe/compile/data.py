@@ -82,7 +82,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         spec = source.model_dump(mode="json")
         if source.path:
             spec["path"] = str(loaded.local_path(("data", "sources", index, "path")))
-        readers.append(Block(_B + "readers.SourceReader", {"source": spec, "source_index": index}))
+        readers.append(Block(_B + "readers.SourceReader", {"source": spec, "source_index": index,
+                                                             "exclusion_folder": str(work / "excluded" / "read")}))
     segment = {"number": 0, "pipeline": readers}
 
     def folder(*parts: str) -> str:
@@ -97,7 +98,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                                               "compression": SEGMENT_COMPRESSION}))
         stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
         segment["number"] += 1
-        segment["pipeline"] = [Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": out, "glob_pattern": "*" + SEGMENT_SUFFIX})]
+        segment["pipeline"] = [Block(_B + "segments.SegmentReader", {"data_folder": out, "glob_pattern": "*" + SEGMENT_SUFFIX})]
         return out
 
     def resolve(name: str, block: str, args: dict) -> None:
@@ -174,7 +175,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
             else:
                 classified = folder("classified", name)
                 stages.append(Stage(f"classify-{name}", tasks, [
-                    Block("datatrove.pipeline.readers.JsonlReader", {"data_folder": records, "glob_pattern": "*" + SEGMENT_SUFFIX}),
+                    Block(_B + "segments.SegmentReader", {"data_folder": records, "glob_pattern": "*" + SEGMENT_SUFFIX}),
                     Block(_B + "domain.SelectRepresentatives", {"name": f"{name}-select", "clusters_file": clusters,
                                                                 "sources": chosen(step)}),
                     llm(classifier, name, "classify", "classify", {"template": classifier.prompt, "labels": classifier.labels,

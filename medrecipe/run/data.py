@@ -164,8 +164,15 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         outputs=[("curated dataset", content["output"]), ("stats", str(layout.data_stats())),
                  ("exclusions", str(work / "excluded"))],
         counts=counts,
-        notes=notes + [f"{stats['output']['records']} records written in {time.monotonic() - started:.1f} s"],
+        notes=notes + _rejected_note(stats) + [f"{stats['output']['records']} records written in {time.monotonic() - started:.1f} s"],
     )
+
+
+def _rejected_note(stats: dict) -> list[str]:
+    """One line per source whose rows could not all become records, with the reasons."""
+    return [f"{source['name']}: {sum(source['rejected'].values()):,} rows rejected while reading ("
+            + ", ".join(f"{reason} {count:,}" for reason, count in sorted(source["rejected"].items()))
+            + "), listed in excluded/read" for source in stats["sources"] if source["rejected"]]
 
 
 def _stage_failure(name: str, work: Path, reason: str) -> UserError:
@@ -226,6 +233,9 @@ def gather_stats(content: dict, work: Path) -> dict:
             for label, value in labels.items():
                 counts[name][label] += value
     read = {label.split("/", 1)[1]: value for name in counts for label, value in counts[name].items() if label.startswith("read/")}
+    # rows the readers could not turn into records, by source and reason (listed in excluded/read)
+    rejected = {s["name"]: {label.split(":", 1)[1]: value for label, value in counts[s["name"]].items() if label.startswith("rejected:")}
+                for s in content["sources"] if any(label.startswith("rejected:") for label in counts.get(s["name"], {}))}
     import pyarrow.parquet as pq
 
     output = Path(content["output"])
@@ -254,12 +264,15 @@ def gather_stats(content: dict, work: Path) -> dict:
                       "out": total_out, "removed": sum(reasons.values()), "by_source": by_source,
                       "resolved": resolved, "removed_reasons": reasons})
     excluded = {s["name"]: f"excluded/{s['name']}" for s in content["steps"] if (work / "excluded" / s["name"]).exists()}
+    if (work / "excluded" / "read").exists():
+        excluded["read"] = "excluded/read"
     return {
         "recipe": content["recipe"],
         "key": content["key"],
         "sources": [{"name": s["name"], "location": s["location"], "read": read.get(s["name"], 0),
-                     "kept": kept_by_source.get(s["name"], 0), "expected": s["expected"]} for s in content["sources"]],
-        "malformed": sum(labels.get("malformed", 0) for labels in counts.values()),
+                     "rejected": rejected.get(s["name"], {}), "kept": kept_by_source.get(s["name"], 0),
+                     "expected": s["expected"]} for s in content["sources"]],
+        "rejected": sum(n for reasons in rejected.values() for n in reasons.values()),
         "steps": steps,
         "output": {"records": sum(kept_by_source.values()), "files": [f"output/{f.name}" for f in files],
                    "bytes": sum(f.stat().st_size for f in files)},

@@ -1,0 +1,97 @@
+"""Source rows the data stage cannot turn into records, and runs where no record is left: every rejected row is
+counted by reason and listed in excluded/read, a file that is not JSON Lines is named with its line, and a segment
+that receives no record reads as empty instead of failing the stage."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+from medrecipe.compile.layout import Layout
+from medrecipe.recipe import load_recipe
+
+ROWS = [
+    {"id": "good", "question": "What is the first-line treatment of uncomplicated hypertension?", "response": "A thiazide."},
+    {"id": "list-response", "question": "Name two beta blockers.", "response": ["atenolol", "metoprolol"]},
+    {"id": "dict-prompt", "question": {"text": "What is aspirin?"}, "response": "An NSAID."},
+    {"id": "broken-escape", "question": "Which emoji is this?", "response": "It is \ud83d"},
+    {"id": "empty-response", "question": "What is the normal sodium range?", "response": "   "},
+    {"id": "big-number", "question": "Which vitamin deficiency causes scurvy?", "response": "Vitamin C.",
+     "serial": 123456789012345678901234567890},
+    {"id": 7, "question": 12345, "response": 6789},
+]
+
+RECIPE = """
+name: odd-rows
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: odd, path: {path}, fields: {{prompt: question, response: response, id: id, metadata: [serial]}}}}
+  steps:
+    - {{type: min_prompt_words, more_than: {words}}}
+    - {{type: near_dedup, ngram: 4, threshold: 0.7}}
+compute: {{tasks: 2, workers: 2}}
+"""
+
+
+def run(tmp_path, words: int) -> tuple[subprocess.CompletedProcess, object]:
+    source = tmp_path / "odd.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))  # json.dumps writes \ud83d as its escape
+    recipe = tmp_path / "odd.yaml"
+    recipe.write_text(RECIPE.format(path=source, words=words))
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out",
+                             str(tmp_path / "build")], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "COLUMNS": "250"})  # the summary table's notes on one line each
+    return result, Layout((tmp_path / "build").resolve(), load_recipe(recipe).recipe).work_dir("data")
+
+
+def test_rows_that_cannot_become_records_are_counted_and_listed(tmp_path):
+    result, work = run(tmp_path, words=0)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((work / "stats.json").read_text())
+    source = stats["sources"][0]
+    assert source["rejected"] == {"not_text": 2, "invalid_text": 1, "empty_text": 1} and stats["rejected"] == 4
+    assert source["read"] == 3 and source["read"] + stats["rejected"] == len(ROWS)
+    listed = {}
+    for file in (work / "excluded" / "read").glob("*.jsonl.gz"):
+        for line in gzip.open(file, "rt"):
+            record = json.loads(line)
+            listed[record["id"]] = (record["metadata"]["excluded"]["reason"], json.loads(record["text"])["id"])
+    assert listed == {"odd/1": ("not_text", "list-response"), "odd/2": ("not_text", "dict-prompt"),
+                      "odd/3": ("invalid_text", "broken-escape"), "odd/4": ("empty_text", "empty-response")}
+    assert "odd: 4 rows rejected while reading (empty_text 1, invalid_text 1, not_text 2), listed in excluded/read" in result.stdout
+    import pyarrow.parquet as pq
+
+    rows = {r["id"]: r for f in (work / "output").glob("*.parquet") for r in pq.read_table(f).to_pylist()}
+    assert sorted(rows) == ["odd/7", "odd/big-number", "odd/good"]
+    assert rows["odd/7"]["messages"][0]["content"] == "12345"  # numbers are read as their text
+
+
+def test_a_run_that_removes_every_record_ends_with_an_empty_dataset(tmp_path):
+    """min_prompt_words removes all before near_dedup's segment boundary: datatrove's writer leaves no file there."""
+    result, work = run(tmp_path, words=100)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = {s["name"]: s for s in json.loads((work / "stats.json").read_text())["steps"]}
+    assert (steps["min_prompt_words"]["in"], steps["min_prompt_words"]["removed"]) == (3, 3)
+    assert (steps["near_dedup"]["in"], steps["near_dedup"]["out"]) == (0, 0)
+
+
+def test_a_line_that_is_not_json_names_its_file_and_line(tmp_path):
+    source = tmp_path / "broken.jsonl"
+    source.write_text('{"question": "one", "response": "two"}\n{"question": "three", "response": "four"\n')
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text(f"""
+name: broken
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: broken, path: {source}, fields: {{prompt: question, response: response}}}}
+compute: {{tasks: 1, workers: 1}}
+""")
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out",
+                             str(tmp_path / "build")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{source}:2:" in result.stderr and "not a JSON line" in result.stderr
