@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..envs import offline_models
 from ..blocks.readers import first_rows, local_files
-from ..blocks.record import AnswerNotAnOption, MappingError, build_record
+from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected, build_record
 from ..catalog import benchmarks
 from ..catalog.benchmark_items import render_prompt, to_item
 from ..errors import UserError
@@ -200,22 +200,27 @@ class _Preflight:
 
     def mapped(self, rows: list[dict], spec: dict, what: str, name: str, at: tuple) -> dict | None:
         """The first row as the reader builds it, or None after reporting the mapping's problem."""
-        built, unresolved = None, []
+        built, rejected = None, []
         for index, row in enumerate(rows):
             try:
                 record = build_record(row, spec["fields"], name, spec.get("kind", "conversations"), str(index), index)
             except MappingError as error:
                 self.fail(what, name, (*at, "fields", _field_of(spec["fields"], error.column)), str(error).split(": ", 1)[1])
                 return None
-            except AnswerNotAnOption as error:
-                unresolved.append(str(error))
+            except RowRejected as error:
+                rejected.append(error)
                 continue
             built = built or record
         if built is None:
-            self.fail(what, name, (*at, "fields", "answer"), f"no answer of the first {len(rows)} rows names an option: {unresolved[0]}",
-                      "check answer and answer_format against a row of the dataset")
+            first = rejected[0]
+            if isinstance(first, AnswerNotAnOption):
+                self.fail(what, name, (*at, "fields", "answer"), f"no answer of the first {len(rows)} rows names an option: {first}",
+                          "check answer and answer_format against a row of the dataset")
+            else:
+                self.fail(what, name, (*at, "fields"), f"none of the first {len(rows)} rows can be read: {first}",
+                          "check the mapping's columns against a row of the dataset")
             return None
-        skipped = f"; {len(unresolved)} of {len(rows)} rows name no option and are dropped" if unresolved else ""
+        skipped = f"; {len(rejected)} of {len(rows)} rows are rejected ({rejected[0]})" if rejected else ""
         self.ok(what, name, f"{len(rows)} rows read and mapped{skipped}")
         return built
 
