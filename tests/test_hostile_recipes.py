@@ -334,8 +334,11 @@ def test_an_alias_bomb_is_refused_while_composing(tmp_path):
     (b"name: x\nseed: " + b"9" * 5000 + b"\n", "cannot read this value"),
     (b"name: x\nbase_model: \"Qwen/\x1b[31mQwen3-8B\"\n", "is not allowed in a recipe"),
     (b"name: x\nbase_model: \"Qwen/\\e[31mQwen3-8B\"\n", "control characters are not allowed"),
+    # the hint lists micro batch sizes that fit: found by trial up to the batch, it took minutes
+    (b"name: x\nbase_model: Qwen/Qwen3-8B\nsft: {datasets: [{path: x}], batch: {global_size: 2147483647}}\n",
+     "global batch 2147483647 is not divisible by 8 GPUs"),
 ], ids=["over-1-MiB", "latin-1", "utf-16", "binary", "nul-byte", "flow-nesting-5k", "flow-nesting-400k", "block-nesting",
-        "5000-digit-number", "escape-byte", "escape-sequence"])
+        "5000-digit-number", "escape-byte", "escape-sequence", "huge-batch"])
 def test_input_that_would_exhaust_or_confuse_is_refused(tmp_path, content, fragment):
     recipe = tmp_path / "r.yaml"
     recipe.write_bytes(content)

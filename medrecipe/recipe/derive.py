@@ -48,6 +48,12 @@ def stage_gpus(nodes: int | None, gpus_per_node: int | None, compute: Compute) -
     return n, n * (gpus_per_node or compute.gpus_per_node)
 
 
+def _divisors(n: int) -> list[int]:
+    """The divisors of n in increasing order, in O(sqrt(n)) steps (a recipe may ask for a batch of 2**31 - 1)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return small + [n // d for d in reversed(small) if d * d != n]
+
+
 def sft_batch(sft: SFT, compute: Compute) -> SFTBatch:
     nodes, gpus = stage_gpus(sft.nodes, sft.gpus_per_node, compute)
     micro = sft.batch.micro_batch_size
@@ -55,7 +61,7 @@ def sft_batch(sft: SFT, compute: Compute) -> SFTBatch:
     if sft.batch.global_size is not None:
         size = sft.batch.global_size
         if size % per_pass:
-            fits = [m for m in range(1, size + 1) if size % (gpus * m) == 0]
+            fits = _divisors(size // gpus)[:8] if size % gpus == 0 else []
             hint = (
                 f"micro_batch_size values that divide it on {gpus} GPUs: {', '.join(map(str, fits[:8]))}"
                 if fits
