@@ -64,6 +64,11 @@ def write(folder: Path, name: str, text: str) -> Path:
     ("compute: {slurm: {sbatch_args: {\"constraint\\ntouch pwned\": h100}}}", "compute.slurm.sbatch_args"),
     ("compute: {slurm: {sbatch_args: {constraint: \"h100\\ntouch pwned\"}}}", "compute.slurm.sbatch_args.constraint: String should match"),
     ("compute: {slurm: {venv: '/opt/venv; touch pwned'}}", "compute.slurm.venv: String should match"),
+    # lighteval parses its model as `key=value,...` (ModelConfig._parse_args): this would add trust_remote_code=True
+    ("eval: {benchmarks: [medqa], model: 'attacker/model,trust_remote_code=True'}", "eval.model: 'attacker/model,trust"),
+    ("eval: {benchmarks: [medqa], model: './model,trust_remote_code=True'}", "eval.model: './model,trust"),
+    ("rl: {algorithm: dpo, init_from: './m,x=y', data: {path: p.jsonl}, learning_rate: 1.0e-6, train_batch_size: 8}",
+     "rl.init_from: './m,x=y'"),
 ])
 def test_names_that_reach_scripts_are_refused_at_their_line(tmp_path, setting, fragment):
     recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")

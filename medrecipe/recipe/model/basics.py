@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -42,10 +42,19 @@ def _namespace(value: str) -> str:
 
 
 def _model_reference(value: str) -> str:
-    """A Hub model id, or a local path (which may hold anything but control characters)."""
+    """A Hub model id, or a local path (which may hold anything but control characters, ',' and '=': lighteval reads
+    its model as one `key=value,key=value` argument, where a path with `,trust_remote_code=True` would add a key)."""
+    if "," in value or "=" in value:
+        raise ValueError(f"{value!r}: a model or data reference may not contain ',' or '=' (lighteval's model arguments "
+                         "and OpenRLHF's dataset lists read them as separators)")
     if value.startswith(("/", ".", "~")) or "/" in value and value.count("/") > 1:
         return value
     return _hub_id(value)
+
+
+def model_choice(own: tuple[str, ...]) -> Any:
+    """A model of the recipe's own (one of the words `own`: a stage's output or its base) or a ModelRef."""
+    return Annotated[str, AfterValidator(lambda value: value if value in own else _model_reference(value))]
 
 
 def _repo_path(value: str) -> str:

@@ -6,12 +6,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .basics import INT_LIMIT, ConfigName, HubId, PositiveInt, Probability, RepoPath, SplitName, Strict
+from .basics import INT_LIMIT, ConfigName, HubId, PositiveInt, Probability, RepoPath, SplitName, Strict, model_choice
 from .steps import LLMCall
 
 
 # `eval.model` values that name a model of the recipe's own (a stage's output, or its base), not a model id or path
 RECIPE_MODELS = ("final", "sft", "rl", "base")
+EvaluatedModel = model_choice(RECIPE_MODELS)
 
 
 class BenchmarkRef(Strict):
@@ -129,7 +130,7 @@ class Eval(Strict):
     custom_benchmarks: list[CustomBenchmark] = Field(
         default_factory=list, description="Benchmarks of the recipe's own, named in `benchmarks` like the registry's."
     )
-    model: str = Field("final", description="`final` (last trained stage), `sft`, `rl`, `base`, or a model id / path.")
+    model: EvaluatedModel = Field("final", description="`final` (last trained stage), `sft`, `rl`, `base`, or a model id / path.")
     backend: Literal["vllm", "accelerate"] = Field("vllm", description="lighteval backend; accelerate for CPU and small runs.")
     mode: Literal["generative", "loglikelihood"] = Field(
         "generative",

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
-from .basics import INT_LIMIT, ModelRef, NonNegativeInt, PositiveInt, Probability, SplitName, Strict
+from .basics import INT_LIMIT, ModelRef, NonNegativeInt, PositiveInt, Probability, SplitName, Strict, model_choice
 from .data import DatasetLocation, Fields
 
 
@@ -102,7 +102,7 @@ class Rollout(Strict):
 class RLStageBase(Strict):
     """Fields common to every post-SFT stage."""
 
-    init_from: str = Field("sft", description="`sft` (this recipe's SFT output) or a model id / path.")
+    init_from: model_choice(("sft",)) = Field("sft", description="`sft` (this recipe's SFT output) or a model id / path.")
     learning_rate: float = Field(gt=0.0, description="Peak learning rate.")
     warmup_steps: NonNegativeInt | None = Field(
         None,
