@@ -143,14 +143,22 @@ def test_hostile_local_paths_stay_data_in_every_generated_script(tmp_path, stand
     "hub: {namespace: '${env:HUGGING_FACE_HUB_TOKEN}'}",
     "description: '${env:OPENAI_API_KEY,none}'",
     "description: '${env:MY_SERVICE_PASSWORD}'",
+    "description: '${env:PGPASSWORD}'",  # names that end in a secret's word without a separator
+    "description: '${env:OPENAI_APIKEY}'",
+    "description: '${env:GITHUB_PAT}'",
+    "description: '${env:DATABASE_URL}'",  # an innocent name, a credential's value
+    "description: '${env:BUILD_NOTE}'",
 ])
 def test_a_recipe_cannot_read_a_secret_from_the_environment(tmp_path, setting):
     recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")
+    secrets = {"HUGGING_FACE_HUB_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-" + "x" * 30, "MY_SERVICE_PASSWORD": "hunter2hunter2",
+               "PGPASSWORD": "hunter3hunter3", "OPENAI_APIKEY": "hunter4hunter4", "GITHUB_PAT": "hunter5hunter5",
+               "DATABASE_URL": "postgres://admin:hunter6hunter6@db/x", "BUILD_NOTE": "ghp_" + "y" * 36}
     for command in ("validate", "show", "plan", "compile"):
-        result = medrecipe(command, str(recipe), cwd=tmp_path, env={"HUGGING_FACE_HUB_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-" + "x" * 30,
-                                                                    "MY_SERVICE_PASSWORD": "hunter2hunter2"})
-        refused(result, "r.yaml:3:", "would write a secret")
-        assert TOKEN not in result.stdout + result.stderr
+        result = medrecipe(command, str(recipe), cwd=tmp_path, env=secrets)
+        refused(result, "r.yaml:3:")
+        assert "would write a secret" in result.stderr or "would be written into the build" in result.stderr
+        assert not any(value in result.stdout + result.stderr for value in secrets.values())
     assert not (tmp_path / "build").exists()
     refused(medrecipe("validate", str(RECIPES / "quickstart.yaml"), "--set", "description=${env:HF_TOKEN}", cwd=tmp_path),
             "would write a secret")

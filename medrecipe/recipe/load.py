@@ -20,7 +20,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Position, Problem, RecipeError, dotted
-from .untrusted import secret_variable
+from .untrusted import credential_value, secret_variable
 
 Path_ = tuple  # a path into the recipe data: str keys and int list indices
 
@@ -162,6 +162,10 @@ class _Builder:
                                              "the Hub token is read by medrecipe itself"))
                 return match.group(0)
             if name in os.environ:
+                if shape := credential_value(os.environ[name]):
+                    self.problems.append(Problem(self.pos(node), dotted(path), f"${{env:{name}}} holds {shape}: it would be "
+                                                 "written into the build, its cards and the Hub", "give the value itself"))
+                    return match.group(0)
                 return os.environ[name]
             if default is not None:
                 return default
@@ -347,7 +351,8 @@ def parse_override(text: str) -> tuple[Path_, Any, Position]:
     if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
         value = raw  # "a: b" or "- x" typed on a command line is text; collections are written {...} or [...]
     if isinstance(value, str):
-        secrets = [name for name in _ENV.findall(value) if secret_variable(name[0])]
+        secrets = [name for name in _ENV.findall(value)
+                   if secret_variable(name[0]) or credential_value(os.environ.get(name[0], ""))]
         if secrets:
             raise RecipeError([Problem(label, dotted(path), f"${{env:{secrets[0][0]}}} would write a secret into the build, "
                                        "its cards and the Hub", "name the variable in a field such as api_key_env instead")])

@@ -1,8 +1,11 @@
 """A recipe is untrusted input, and so is the data it names: the secrets that may never come out of them, and
 text made safe to write and to print.
 
-- `secret_variable`: an environment variable whose name says it holds a secret (the Hub token variables, any
-  *_TOKEN, *_KEY, *_SECRET, *_PASSWORD); a recipe may name one (api_key_env) but never read its value.
+- `secret_variable`: an environment variable whose name says it holds a secret (the Hub token variables, any name
+  ending in TOKEN, KEY, SECRET, PASSWORD, PASS, PWD, PAT, CREDENTIALS, AUTH, COOKIE, SESSION or DSN: PGPASSWORD,
+  OPENAI_APIKEY and GITHUB_PAT too); a recipe may name one (api_key_env) but never read its value.
+- `credential_value`: a value shaped like a credential (a URL with a password, a known token format), which a recipe
+  may not read from the environment whatever the variable's name (DATABASE_URL=postgres://user:password@host).
 - `foreign_credential`: a variable that holds the credential of a service other than an LLM endpoint (the Hub,
   the Ray cluster, a cloud account, ...); a recipe names the endpoint too, so it may not name one of these as
   the endpoint's key, or it could send your Hub token to a server of its author's choosing.
@@ -17,8 +20,10 @@ import os
 import re
 
 _SECRET_NAMES = re.compile(
-    r"(?i)^(HF_TOKEN|HUGGING_?FACE(_HUB)?_TOKEN|HF_API_TOKEN)$|(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$"
+    r"(?i)^(HF_TOKEN|HUGGING_?FACE(_HUB)?_TOKEN|HF_API_TOKEN)$"
+    r"|(TOKENS?|KEYS?|SECRETS?|PASSWORD|PASSWD|PASSPHRASE|PASS|PWD|PAT|CREDENTIALS?|AUTH|COOKIES?|SESSION|DSN)$"
 )
+_NOT_SECRET = {"PWD", "OLDPWD"}  # the shell's working directories
 # Prefixes of the variables the tools medrecipe drives (and the machines they run on) read their own credentials
 # from; the name of the service each belongs to. Not Google's or Azure's: GOOGLE_API_KEY and AZURE_OPENAI_API_KEY
 # are LLM endpoints' keys (Gemini's and Azure OpenAI's OpenAI-compatible APIs).
@@ -28,13 +33,25 @@ _FOREIGN_CREDENTIALS = {
     "GITHUB_": "GitHub", "GH_": "GitHub", "GITLAB_": "GitLab", "CI_": "the CI system", "SSH_": "SSH",
     "PYPI_": "PyPI", "TWINE_": "PyPI", "NPM_": "npm", "DOCKER_": "Docker", "SLURM_": "Slurm",
 }
-_TOKENS = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b|\bsk-[A-Za-z0-9_-]{20,}")
+# Hub, OpenAI, GitHub, GitLab, Slack and AWS access keys, and PEM private keys
+_TOKENS = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b|\bsk-[A-Za-z0-9_-]{20,}|\b(gh[opsu]_|github_pat_)[A-Za-z0-9_]{20,}|\bglpat-[A-Za-z0-9_-]{20,}"
+                     r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAKIA[0-9A-Z]{16}\b|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_URL_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 REDACTED = "[redacted]"
 
 
 def secret_variable(name: str) -> bool:
-    return bool(_SECRET_NAMES.search(name))
+    return name.upper() not in _NOT_SECRET and bool(_SECRET_NAMES.search(name))
+
+
+def credential_value(value: str) -> str | None:
+    """What makes `value` look like a credential, or None."""
+    if _URL_PASSWORD.search(value):
+        return "a URL with a password"
+    if _TOKENS.search(value):
+        return "an access token"
+    return None
 
 
 def foreign_credential(name: str) -> str | None:
