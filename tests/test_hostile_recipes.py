@@ -186,6 +186,21 @@ eval:
         assert server.requests == [] and server.listings == []
 
 
+def test_a_recipe_cannot_choose_the_ray_cluster_that_receives_the_ray_token(tmp_path):
+    """Ray sends $RAY_AUTH_TOKEN to the cluster it connects to: with a token in the environment, an address written
+    in the recipe is refused before anything connects; the same address given on the command line is the user's."""
+    recipe = write(tmp_path, "r.yaml", f"extends: {RECIPES / 'quickstart.yaml'}\ncompute: {{ray: {{address: 'http://127.0.0.1:9'}}}}\n")
+    token = {"RAY_AUTH_TOKEN": "ray-token-of-the-user"}
+    for stage in ("eval", "data"):
+        launcher = ["--launcher", "ray"] if stage == "eval" else ["--executor", "ray"]
+        refused(medrecipe("run", str(recipe), "--stage", stage, *launcher, "--dry-run" if stage == "eval" else "--workers=1",
+                          "--out", "build", cwd=tmp_path, env=token),
+                "r.yaml:2:", "compute.ray.address (http://127.0.0.1:9) comes from the recipe", "--set compute.ray.address=")
+    mine = medrecipe("run", str(recipe), "--stage", "eval", "--launcher", "ray", "--dry-run", "--out", "build",
+                     "--set", "compute.ray.address=http://127.0.0.1:8265", cwd=tmp_path, env=token)
+    assert mine.returncode == 0 and "ray job submit --address=http://127.0.0.1:8265" in mine.stdout, mine.stderr
+
+
 def test_llm_endpoints_own_keys_stay_allowed(tmp_path):
     for variable in ("OPENAI_API_KEY", "GOOGLE_API_KEY", "AZURE_OPENAI_API_KEY", "TOGETHER_API_KEY", "MY_VLLM_KEY"):
         recipe = write(tmp_path, "r.yaml", BASE + "eval:\n  benchmarks: [{name: healthbench}]\n"

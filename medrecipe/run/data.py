@@ -19,6 +19,7 @@ from ..compile.data import instantiate, plan
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
+from . import jobs
 from .stages import RunOptions, StageResult
 
 
@@ -116,7 +117,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         import ray
 
         if not ray.is_initialized():
-            address = loaded.recipe.compute.ray.address
+            address = jobs.recipe_ray_address(loaded)
             if address and address.startswith(("http://", "https://")):
                 # RL and evaluation jobs are submitted to a dashboard; datatrove's Ray executor drives the cluster
                 # from this process, which needs the cluster's GCS address (Ray refuses an HTTP one).

@@ -102,7 +102,7 @@ def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Pa
             f"export PATH={shlex.quote(str(python.parent))}:\"$PATH\""]
     key = ev.judge and ev.judge.api_key_env
     slurm = options.launcher == "slurm"
-    address = "" if slurm else jobs.ray_dashboard(recipe)
+    address = "" if slurm else jobs.ray_dashboard(loaded)
     if key and slurm:
         body.append(f"# ${key} (the judge's key) reaches the job from the submitting shell: sbatch exports it.")
     elif key and _rubric_benchmarks(loaded):

@@ -131,9 +131,23 @@ def submit(script: Path) -> str:
     return result.stdout.strip().split(";")[0]
 
 
-def ray_dashboard(recipe: Recipe) -> str:
+def recipe_ray_address(loaded: LoadedRecipe) -> str | None:
+    """`compute.ray.address`. Ray sends $RAY_AUTH_TOKEN to the cluster it connects to: with a token in the
+    environment, an address written in the recipe (by its author, who may not be you) is refused; one given on the
+    command line (--set) is yours."""
+    address = loaded.recipe.compute.ray.address
+    if address and os.environ.get("RAY_AUTH_TOKEN"):
+        where = loaded.tree.position(("compute", "ray", "address"))
+        if where is None or not where.file.startswith("--set "):
+            raise UserError(f"{where}: compute.ray.address ({address}) comes from the recipe, and Ray would send your "
+                            "$RAY_AUTH_TOKEN to it", "give the cluster's address yourself: --set compute.ray.address=..., "
+                            "or $RAY_ADDRESS with the recipe's address removed (--set compute.ray.address=~)")
+    return address
+
+
+def ray_dashboard(loaded: LoadedRecipe) -> str:
     """The dashboard address of the Ray cluster jobs are submitted to: `compute.ray.address`, else $RAY_ADDRESS."""
-    address = recipe.compute.ray.address or os.environ.get("RAY_ADDRESS")
+    address = recipe_ray_address(loaded) or os.environ.get("RAY_ADDRESS")
     if not address:
         raise UserError("--launcher ray needs a running Ray cluster",
                         "set compute.ray.address (or $RAY_ADDRESS) to its dashboard address, e.g. http://head:8265")

@@ -61,7 +61,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if options.launcher == "ray":
         if not policy:
             raise UserError(f"{rl.algorithm} runs with torchrun, not on Ray", "use --launcher local or --launcher slurm")
-        env["RAY_ADDRESS"] = jobs.ray_dashboard(recipe)
+        env["RAY_ADDRESS"] = jobs.ray_dashboard(loaded)
     else:
         if nodes > 1:
             raise NotRunnableHere(f"rl runs on {nodes} nodes, which a local launch cannot start", "use --launcher slurm, or --launcher ray on a running cluster")

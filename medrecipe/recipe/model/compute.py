@@ -34,7 +34,8 @@ class Ray(Strict):
         None,
         description="The running cluster: its dashboard address (http://head:8265), where `--launcher ray` submits the "
         "RL and evaluation jobs (unset: $RAY_ADDRESS); for the data stage's `ray` executor, its GCS address (head:6379, "
-        "or auto on a cluster node). Unset, the data stage starts a local Ray.",
+        "or auto on a cluster node). Unset, the data stage starts a local Ray. Ray sends $RAY_AUTH_TOKEN to this "
+        "address: with a token set, an address written in a recipe file is refused; give yours with --set.",
     )
 
 
