@@ -421,16 +421,30 @@ def test_remote_code_options_are_warned_about_naming_the_field(tmp_path):
 
 
 def test_markup_in_recipe_text_stays_text_in_the_cards(tmp_path):
-    recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
-        description: 'A model <script>alert(1)</script> <img src=x onerror="alert(1)"> [click](javascript:alert(1))'
+    """Every card rendered as the Hub renders Markdown (CommonMark with inline HTML): what a recipe wrote, wherever
+    it lands (description, base model, benchmark titles, source paths, step parameters, limitations), is text."""
+    from markdown_it import MarkdownIt
+
+    recipe = write(tmp_path, "r.yaml", BASE.replace("base_model: Qwen/Qwen3-8B", "base_model: './<b>base</b>'")
+                   + textwrap.dedent("""        description: 'A model <script>alert(1)</script> <img src=x onerror="alert(1)"> [click](javascript:alert(1))'
+        data:
+          sources: [{name: s, path: "x`<img src=x onerror=alert(7)>`.jsonl", fields: {prompt: q, response: r}}]
+          steps: [{type: complete_generation, drop_finish_reasons: ["<b>x</b>"]}]
         sft: {datasets: [{path: x}]}
+        eval:
+          benchmarks: [mine]
+          custom_benchmarks: [{name: mine, title: "<img src=x onerror=alert(2)>", hub: org/mine}]
         publish: {card: {limitations: ["<iframe src=evil>"]}}
         """))
     assert medrecipe("compile", str(recipe), "--out", "build", cwd=tmp_path).returncode == 0
-    for card in (tmp_path / "build" / "cards").rglob("README.md"):
-        text = card.read_text().split("<details>")[0]  # the resolved recipe that follows is a fenced code block
-        assert "<script>" not in text and "<img" not in text and "<iframe" not in text and "](javascript:" not in text
-        assert "&lt;script&gt;" in text or card.parent.name != "model"
+    cards = list((tmp_path / "build" / "cards").rglob("README.md"))
+    assert {card.parent.name for card in cards} == {"model", "dataset"}
+    for card in cards:
+        rendered = MarkdownIt("commonmark").render(card.read_text().split("\n---\n", 1)[1])  # the body, after the YAML header
+        for element in ("<script", "<img", "<iframe", "<b>", 'href="javascript:'):
+            assert element not in rendered, (card.parent.name, element)
+        assert "&lt;script&gt;" in rendered or card.parent.name != "model"
+    refused(medrecipe("validate", str(recipe), "--set", "license=<script>x</script>", cwd=tmp_path), "license: String should match")
 
 
 def test_stage_all_stops_on_a_recipe_mistake_and_skips_only_what_this_machine_cannot_run(tmp_path):

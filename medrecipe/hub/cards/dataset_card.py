@@ -3,7 +3,7 @@ step with its counts, and the decontamination."""
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
 from huggingface_hub import DatasetCardData
 
@@ -18,7 +18,7 @@ from ...recipe.model import (
 )
 from ...recipe.rules import step_names
 from ..release import DATASET_FILES, HubRepo, Release, hub_url
-from .rendering import benchmark_link, format_count, format_value, markdown_text, recipe_text, render
+from .rendering import benchmark_link, code_span, format_count, format_value, markdown_text, recipe_text, render
 
 
 def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, stats: dict | None = None) -> str:
@@ -81,9 +81,9 @@ def _sources(recipe: Recipe, stats: dict | None) -> list[list[str]]:
             where = f"[{source.hub}]({url})"
             detail = [part for part in (source.subset, source.split) if part] + list(source.data_files or [])
         else:
-            where = f"local `{source.path}`"
+            where = f"local {code_span(source.path)}"
             detail = []
-        name = f"`{source.name}`" + (f" ({markdown_text(source.description)})" if source.description else "")
+        name = code_span(source.name) + (f" ({markdown_text(source.description)})" if source.description else "")
         expected = counts.get("expected") or source.expected_samples
         rows.append([name, where, " / ".join(detail), source.kind, source.group or "",
                      format_count(counts.get("read")), format_count(counts.get("kept")), format_count(expected)])
@@ -114,6 +114,15 @@ def _steps(recipe: Recipe, stats: dict | None) -> list[dict]:
     return steps
 
 
+def _parameter_value(value: Any) -> str:
+    """A parameter's value for a table: text as a code span (`<think>` stays visible), a list's items as escaped text."""
+    if isinstance(value, str):
+        return code_span(value)
+    if isinstance(value, list):
+        return ", ".join(markdown_text(format_value(item)) for item in value)
+    return format_value(value)
+
+
 def _parameters(values: dict, prefix: str = "") -> list[tuple[str, str]]:
     """Step parameters as (dotted name, value) table rows, e.g. `kmeans.clusters`; unset ones are left out.
     Text is shown as code, so that values such as `<think>` stay visible in rendered Markdown."""
@@ -122,16 +131,8 @@ def _parameters(values: dict, prefix: str = "") -> list[tuple[str, str]]:
         if isinstance(value, dict) and value:
             rows += _parameters(value, f"{prefix}{key}.")
         elif value is not None:
-            rows.append((f"{prefix}{key}", _code(value) if isinstance(value, str) else format_value(value)))
+            rows.append((f"{prefix}{key}", _parameter_value(value)))
     return rows
-
-
-def _code(text: str) -> str:
-    """An inline code span that survives backticks inside the text."""
-    text = text.replace("\n", " ")
-    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
-    return f"{ticks}{padded}{ticks}"
 
 
 def _describe_dedup(step: NearDedup) -> str:

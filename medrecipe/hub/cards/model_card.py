@@ -151,8 +151,8 @@ def _sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
         warmup = "none"
     schedule = sft.lr_scheduler + (f", min lr {format_value(sft.min_lr)}" if sft.min_lr is not None else "")
     rows: list[tuple[str, Any]] = [
-        ("Base model", checks.sft_base_model(loaded)),
-        ("Chat template", checks.chat_template(loaded)),
+        ("Base model", markdown_text(checks.sft_base_model(loaded))),
+        ("Chat template", markdown_text(checks.chat_template(loaded))),
         ("Max sequence length", sft.sequence_len),
         ("Sample packing", sft.sample_packing),
         ("Epochs", sft.epochs),
@@ -183,7 +183,7 @@ def _sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
 def _rl_section(recipe: Recipe) -> dict:
     rl = recipe.rl
     assert rl is not None
-    start = "the SFT model above" if rl.init_from == "sft" else rl.init_from
+    start = "the SFT model above" if rl.init_from == "sft" else markdown_text(rl.init_from)
     rows: list[tuple[str, Any]] = [("Initialised from", start)]
     if isinstance(rl, PolicyOptimization):
         overlong = "off"

@@ -41,6 +41,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["number"] = format_value
     environment.filters["count"] = format_count
     environment.filters["fence"] = fence
+    environment.filters["code"] = code_span
     environment.filters["pystr"] = lambda text: json.dumps(text, ensure_ascii=False)  # a Python string literal
     return environment
 
@@ -53,6 +54,15 @@ def markdown_text(value: Any) -> str:
     """Text a recipe wrote, shown as text: HTML (<script>, onerror=...) escaped, and no inline link (a `](javascript:`
     written in a description stays words). Links a card shows are built by medrecipe from validated ids and URLs."""
     return html.escape(str(value), quote=False).replace("](", "]\\(")
+
+
+def code_span(text: Any) -> str:
+    """Text as an inline code span that survives backticks inside it (CommonMark: a longer run of backticks fences
+    it); nothing in a code span is read as HTML or Markdown."""
+    text = str(text).replace("\n", " ")
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{ticks}{padded}{ticks}"
 
 
 def cell(value: Any) -> str:
@@ -89,4 +99,5 @@ def fence(text: str) -> str:
 
 def benchmark_link(benchmark) -> str:
     """A benchmark's title, linked to its Hub dataset when it has one (a recipe's own may live only in a local file)."""
-    return f"[{benchmark.title}]({hub_url(benchmark.hub, 'dataset')})" if benchmark.hub else benchmark.title
+    title = markdown_text(benchmark.title)
+    return f"[{title}]({hub_url(benchmark.hub, 'dataset')})" if benchmark.hub else title

@@ -10,6 +10,10 @@ from .basics import INT_LIMIT, ModelRef, NonNegativeInt, PositiveInt, Probabilit
 from .data import DatasetLocation, Fields
 
 
+# `init_from`: this recipe's SFT output, or a model id / path
+InitialModel = model_choice(("sft",))
+
+
 class PromptData(DatasetLocation):
     """Prompts with reference answers for online RL. medrecipe reads them through `fields`, as it reads a curation
     source, and writes the file OpenRLHF trains on: one chat prompt (the user turn: context, question, lettered
@@ -102,7 +106,7 @@ class Rollout(Strict):
 class RLStageBase(Strict):
     """Fields common to every post-SFT stage."""
 
-    init_from: model_choice(("sft",)) = Field("sft", description="`sft` (this recipe's SFT output) or a model id / path.")
+    init_from: InitialModel = Field("sft", description="`sft` (this recipe's SFT output) or a model id / path.")
     learning_rate: float = Field(gt=0.0, description="Peak learning rate.")
     warmup_steps: NonNegativeInt | None = Field(
         None,

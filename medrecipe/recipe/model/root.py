@@ -21,7 +21,8 @@ class Recipe(Strict):
     name: Slug = Field(description="Name of the recipe; default repository names derive from it.")
     description: str = Field("", description="One line on what the recipe builds.")
     base_model: ModelRef = Field(description="The model everything starts from (Hub id or path).")
-    license: str = Field("apache-2.0", description="License of the released artifacts (Hub license id).")
+    license: str = Field("apache-2.0", pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$",
+                         description="License of the released artifacts (a Hub license id: apache-2.0, llama3, other, ...).")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="The one seed every tool receives.")
     hub: Hub = Field({}, description="Hub publishing targets.")
     data: Data | None = Field(None, description="Data curation.")
