@@ -420,6 +420,22 @@ def test_remote_code_options_are_warned_about_naming_the_field(tmp_path):
             assert "r.yaml:" in output and field in output, (command, field)
 
 
+def test_passthrough_keys_that_send_data_elsewhere_are_warned_about_naming_the_field(tmp_path):
+    recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
+        sft: {datasets: [{path: x}], axolotl: {mlflow_tracking_uri: "http://collector:5000", push_dataset_to_hub: org/leak}}
+        rl: {algorithm: dpo, data: {path: pairs.jsonl}, learning_rate: 5.0e-7, openrlhf: {logger.tensorboard_dir: /elsewhere}}
+        """))
+    fields = ("sft.axolotl.mlflow_tracking_uri", "sft.axolotl.push_dataset_to_hub", "rl.openrlhf.logger.tensorboard_dir")
+    for command in ("validate", "plan", "compile"):
+        result = medrecipe(command, str(recipe), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        output = " ".join((result.stderr + result.stdout).split())  # plan's table wraps its warnings
+        for field in fields:
+            assert f"{field}: " in output and "this recipe chooses where your data goes" in output, (command, field)
+    removed = medrecipe("validate", str(recipe), "--set", "sft.axolotl.push_dataset_to_hub=~", cwd=tmp_path)
+    assert "push_dataset_to_hub" not in removed.stderr and "mlflow_tracking_uri" in removed.stderr
+
+
 def test_markup_in_recipe_text_stays_text_in_the_cards(tmp_path):
     """Every card rendered as the Hub renders Markdown (CommonMark with inline HTML): what a recipe wrote, wherever
     it lands (description, base model, benchmark titles, source paths, step parameters, limitations), is text."""

@@ -156,18 +156,40 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
 _REMOTE_CODE = {"trust_remote_code": "runs the model repository's own Python code",
                 "plugins": "imports the Python modules it names",
                 "agent_func_path": "runs the Python file it names"}
+# Passthrough keys that send data or write files where the recipe says (Axolotl 0.19's config keys, OpenRLHF 0.11's
+# flags: cli/train_ppo_ray.py --logger.*)
+_ELSEWHERE = {
+    ("sft", "axolotl"): {
+        "push_dataset_to_hub": "pushes the tokenized dataset to the Hub repository it names, with your token",
+        "mlflow_tracking_uri": "sends the run's metrics to the server it names",
+        "hf_mlflow_log_artifacts": "uploads the checkpoints to the MLflow server",
+        "wandb_entity": "logs the run to the W&B entity it names, with your W&B key",
+        "comet_workspace": "logs the run to the Comet workspace it names, with your Comet key",
+    },
+    ("rl", "openrlhf"): {
+        "logger.wandb.key": "logs the run to W&B with the key it holds",
+        "logger.wandb.org": "logs the run to the W&B organisation it names",
+        "logger.tensorboard_dir": "writes its logs to the folder it names, which may be outside the build",
+    },
+}
 
 
 def _remote_code(loaded: LoadedRecipe, found: Findings) -> None:
+    """Warnings for passthrough keys that run code, or send data or write files where the recipe's author chose."""
     recipe = loaded.recipe
     passthrough = [(("sft", "axolotl"), recipe.sft.axolotl if recipe.sft else {}),
                    (("rl", "openrlhf"), recipe.rl.openrlhf if recipe.rl else {})]
     for at, options in passthrough:
         for key, value in options.items():
             name = key.rsplit(".", 1)[-1]
-            if name in _REMOTE_CODE and value not in (False, None, [], ""):
+            if value in (False, None, [], ""):
+                continue
+            if name in _REMOTE_CODE:
                 found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_REMOTE_CODE[name]}; this recipe can "
                                                      "run code on the machines it runs on", "run it only if you trust its author"))
+            elif key in _ELSEWHERE[at]:
+                found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_ELSEWHERE[at][key]}; this recipe chooses "
+                                                     "where your data goes", f"remove it unless you chose it: --set {'.'.join(at)}.{key}=~"))
 
 
 def _local_sources(loaded: LoadedRecipe, found: Findings) -> None:
