@@ -51,6 +51,7 @@ sft:
   chat_template: chatml
   roles_to_train: [assistant, tool]
   sequence_len: 2048
+  excess_length: truncate
   sample_packing: true
   epochs: 2
   learning_rate: 3.0e-5
@@ -96,6 +97,7 @@ def test_every_sft_field_maps_to_an_axolotl_key(write):
         and dataset["field_messages"] == "messages" and dataset["message_property_mappings"] == {"role": "role", "content": "content"},
         "roles_to_train": dataset["roles_to_train"] == ["assistant", "tool"],
         "sequence_len": config["sequence_len"] == 2048,
+        "excess_length": config["excess_length_strategy"] == "truncate",
         "sample_packing": config["sample_packing"] is True,
         "epochs": config["num_epochs"] == 2,
         "learning_rate": config["learning_rate"] == 3e-5,

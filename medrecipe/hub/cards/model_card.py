@@ -154,6 +154,7 @@ def _sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
         ("Base model", markdown_text(checks.sft_base_model(loaded))),
         ("Chat template", markdown_text(checks.chat_template(loaded))),
         ("Max sequence length", sft.sequence_len),
+        ("Longer records", "dropped" if sft.excess_length == "drop" else "truncated"),
         ("Sample packing", sft.sample_packing),
         ("Epochs", sft.epochs),
         ("Global batch", global_batch),

@@ -51,6 +51,10 @@ class SFT(Strict):
     datasets: list[SFTDataset] | None = Field(None, description="Datasets to train on. Default: the data stage's curated output.")
     roles_to_train: list[str] = Field(["assistant"], min_length=1, description="Roles whose tokens carry the loss.")
     sequence_len: PositiveInt = Field(4096, description="Maximum sequence length in tokens.")
+    excess_length: Literal["drop", "truncate"] = Field(
+        "drop", description="A record longer than `sequence_len` tokens: `drop` it (Axolotl's default) or `truncate` it "
+        "(a reasoning trace then loses its end, its answer included).",
+    )
     sample_packing: bool = Field(False, description="Pack several samples into each sequence.")
     epochs: PositiveInt = Field(3, description="Training epochs.")
     learning_rate: float = Field(2e-5, gt=0.0, description="Peak learning rate.")
