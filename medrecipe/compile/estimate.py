@@ -259,6 +259,8 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
                               [("vLLM weights (bf16)", weights),
                                (f"KV cache: {room:,.0f} tokens, {room / sequence:,.0f} full-length sequences", cache)],
                               hardware.memory_gib))
+    # With dynamic filtering, OpenRLHF replaces each filtered group with a fresh prompt until the step has its groups:
+    # the generation batch (verl's three times the train batch in DAPO) stands for a third of the groups surviving.
     generated_prompts = rl.generation_batch_size or rl.rollout_batch_size
     per_step_generated = generated_prompts * rl.samples_per_prompt * sequence
     per_step_trained = rl.rollout_batch_size * rl.samples_per_prompt * sequence
@@ -270,6 +272,10 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     steps = prompts // rl.rollout_batch_size * rl.epochs if prompts else None
     if rl.max_steps:
         steps = min(steps, rl.max_steps) if steps else rl.max_steps
+    if rl.generation_batch_size and rl.dynamic_filtering:
+        cost.basis.append(f"generation: {generated_prompts:,} prompts per step (rl.generation_batch_size) assumes "
+                          f"{rl.rollout_batch_size / generated_prompts:.0%} of the groups survive dynamic filtering; OpenRLHF "
+                          f"samples fresh prompts until {rl.rollout_batch_size:,} do")
     cost.basis.append(f"each step generates {generated_prompts:,} prompts x {rl.samples_per_prompt} samples and trains on "
                       f"{rl.rollout_batch_size:,} x {rl.samples_per_prompt}, every sequence taken at {rl.max_prompt_length:,} + "
                       f"{rl.max_response_length:,} tokens: an upper bound")
