@@ -179,7 +179,11 @@ def submit_ray(stage: str, script: Path, text: str, address: str, submission_id:
     command[0] = ray_cli()
     work.mkdir(parents=True, exist_ok=True)
     script.write_text(text, encoding="utf-8")
-    result = subprocess.run(command, capture_output=True, text=True)
+    # Ray's job client takes $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS, over --address (ray/dashboard/utils.py,
+    # get_address_for_submission_client): the job goes where this says only with those set to the same address.
+    environment = {**os.environ, "RAY_ADDRESS": address}
+    environment.pop("RAY_API_SERVER_ADDRESS", None)
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
     if result.returncode != 0:
         raise UserError(f"Ray refused the {stage} job: {(result.stderr or result.stdout).strip()[-2000:]}",
                         f"check that a Ray cluster's dashboard answers at {address} (compute.ray.address or $RAY_ADDRESS)")
