@@ -128,6 +128,20 @@ def test_rl_prompts_are_the_file_medrecipe_prepares(write):
     assert any(name == "prompts" and "answer `answer` as written" in text for name, text in build.facts)
 
 
+def test_the_prompt_file_leaves_out_rows_without_a_usable_answer_and_says_so(write, tmp_path):
+    from medrecipe.run import rl_prompts
+
+    rows = [{"question": "Which one?", "options": ["first", "second"], "answer": answer} for answer in ("A", "Z", "B")]
+    write("prompts.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    recipe = write("r.yaml", DAPO.replace("fields: {prompt: question, answer: answer}",
+                                          "fields: {prompt: question, options: options, answer: answer, answer_format: letter}"))
+    loaded = load_recipe(recipe)
+    said = []
+    target = rl_prompts.write(loaded, Layout(tmp_path / "build", loaded.recipe), log=said.append)
+    assert [json.loads(line)["label"] for line in target.read_text().splitlines()] == ["A", "B"]
+    assert said == [f"rl: 2 prompts written to {target}; rows left out: answer_not_an_option 1"]
+
+
 def test_kl_loads_a_reference_model_beside_the_actor(write):
     flags = compiled(write("r.yaml", DAPO), "rl.kl_coef=0.001")[0]["flags"]
     assert flags["algo.kl.init_coef"] == 0.001 and flags["algo.kl.use_loss"] and flags["algo.kl.estimator"] == "k3"

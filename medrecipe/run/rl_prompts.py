@@ -39,11 +39,12 @@ def reader(loaded: LoadedRecipe) -> SourceReader:
     return SourceReader(source(loaded), 0)
 
 
-def rows(loaded: LoadedRecipe, limit: int | None = None) -> Iterator[dict]:
-    """The prompt file's rows, in the dataset's order (at most `limit`)."""
+def rows(loaded: LoadedRecipe, limit: int | None = None, step: SourceReader | None = None) -> Iterator[dict]:
+    """The prompt file's rows, in the dataset's order (at most `limit`), read by `step` (whose stats count the rows
+    it rejects) or a new reader."""
     rl = loaded.recipe.rl
     assert isinstance(rl, PolicyOptimization)
-    for count, document in enumerate(reader(loaded).run(None, 0, 1)):
+    for count, document in enumerate((step or reader(loaded)).run(None, 0, 1)):
         if limit is not None and count >= limit:
             return
         yield prompt_row(document.metadata["messages"], document.metadata["answer"], document.id, rl.data.instruction,
@@ -65,15 +66,18 @@ def write(loaded: LoadedRecipe, layout: Layout, log=print) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    count = 0
+    count, step = 0, reader(loaded)
     with partial.open("w", encoding="utf-8") as handle:
-        for row in rows(loaded):
+        for row in rows(loaded, step=step):
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
+    rejected = {str(label).split(":", 1)[1]: int(value.total) for label, value in step.stats.stats.items()
+                if str(label).startswith("rejected:")}
     if count == 0:
         partial.unlink()
         raise UserError("the RL prompt dataset gave no prompts with a usable answer",
                         "check rl.data and its fields with: medrecipe preflight RECIPE")
     partial.replace(target)
-    log(f"rl: {count:,} prompts written to {target}")
+    reasons = ", ".join(f"{reason} {number:,}" for reason, number in sorted(rejected.items()))
+    log(f"rl: {count:,} prompts written to {target}" + (f"; rows left out: {reasons}" if rejected else ""))
     return target
