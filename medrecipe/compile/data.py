@@ -18,7 +18,7 @@ from ..catalog import benchmarks
 from ..recipe import LoadedRecipe
 from ..recipe.describe import describe_location
 from ..recipe.model import DomainFilter, EmbeddingClassifier, Generate, JudgeFilter, MaxWordOccurrences
-from ..recipe.rules import step_names
+from ..recipe.rules import READ_STEP, step_names
 from .build import Artifact, StageBuild
 from .layout import Layout
 
@@ -83,7 +83,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         if source.path:
             spec["path"] = str(loaded.local_path(("data", "sources", index, "path")))
         readers.append(Block(_B + "readers.SourceReader", {"source": spec, "source_index": index,
-                                                             "exclusion_folder": str(work / "excluded" / "read")}))
+                                                             "exclusion_folder": str(work / "excluded" / READ_STEP)}))
     segment = {"number": 0, "pipeline": readers}
 
     def folder(*parts: str) -> str:

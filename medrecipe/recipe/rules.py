@@ -23,6 +23,10 @@ class Violation:
     hint: str | None = None
 
 
+# excluded/<name> holds each step's removals; excluded/read, the source rows the readers could not turn into records
+READ_STEP = "read"
+
+
 def step_names(recipe: Recipe) -> list[str]:
     """Each curation step's name: its own, else its type, numbered when a type repeats."""
     if recipe.data is None:
@@ -62,6 +66,10 @@ def _data_rules(recipe: Recipe) -> list[Violation]:
     for name, count in Counter(step_names(recipe)).items():
         if count > 1:
             found.append(Violation(("data", "steps"), f"step name {name!r} is used {count} times", "give the steps distinct `name`s"))
+    for index, name in enumerate(step_names(recipe)):
+        if name == READ_STEP:
+            found.append(Violation(("data", "steps", index, "name"), f"step name {READ_STEP!r} names the rows the readers "
+                                   "reject (excluded/read)", "give the step another name"))
 
     generated: set[str] = set()
     for index, step in enumerate(data.steps):

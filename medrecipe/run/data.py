@@ -19,6 +19,7 @@ from ..compile.data import instantiate, plan
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
+from ..recipe.rules import READ_STEP
 from . import jobs
 from .stages import RunOptions, StageResult
 
@@ -265,8 +266,8 @@ def gather_stats(content: dict, work: Path) -> dict:
                       "out": total_out, "removed": sum(reasons.values()), "by_source": by_source,
                       "resolved": resolved, "removed_reasons": reasons})
     excluded = {s["name"]: f"excluded/{s['name']}" for s in content["steps"] if (work / "excluded" / s["name"]).exists()}
-    if (work / "excluded" / "read").exists():
-        excluded["read"] = "excluded/read"
+    if (work / "excluded" / READ_STEP).exists():
+        excluded[READ_STEP] = f"excluded/{READ_STEP}"
     return {
         "recipe": content["recipe"],
         "key": content["key"],
