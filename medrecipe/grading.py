@@ -16,11 +16,15 @@ _THINK_CLOSE = "</think>"
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|emph|operatorname)\s*\{([^{}]*)\}")
 # The letter itself is matched case-sensitively ((?-i:...)): "the answer is a beta blocker" names no option.
+# "Answer: B", "**Final Answer:** B", "The correct answer is: **(B)**", "Answer: $B$", "The correct option is B", "答案是 B"
 _FALLBACK_LETTER = [
-    re.compile(r"(?:final answer|correct answer|the answer|answer)\s*(?:is|:)?\s*(?:option\s*)?\**\(?((?-i:[A-Z]))\)?\**(?![A-Za-z])", re.I),
+    re.compile(r"(?:final answer|correct answer|the answer|answer|correct option|correct choice)\**\s*(?:is\s*:?|:)?\s*\**\s*\$?"
+               r"\s*(?:option\s*|choice\s*)?\**\(?((?-i:[A-Z]))\)?\$?\**(?![A-Za-z])", re.I),
+    re.compile(r"答案\s*(?:是|为)?\s*[:：]?\s*\**\(?([A-Z])\)?"),
     re.compile(r"(?:option|choice)\s*\(?([A-Z])\)?\s*(?:is\s*(?:the\s*)?correct)", re.I),
     re.compile(r"^\s*\**\(?([A-Z])\)?[.:)]?\**\s*$", re.M),
 ]
+_ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s*(?:is)?\s*[:：]?\s*", re.I)
 
 
 def final_region(response: str) -> str:
@@ -59,12 +63,10 @@ def boxed_contents(text: str) -> list[str]:
 
 
 def last_boxed(response: str) -> str | None:
-    """The last boxed answer of the final region, else of the whole response."""
-    for text in (final_region(response), response):
-        contents = boxed_contents(text)
-        if contents:
-            return contents[-1]
-    return None
+    """The last boxed answer of the final region. A box inside the reasoning is a draft: after `</think>` the answer
+    is what the model says there, boxed or not (only a response with no final region is searched whole)."""
+    contents = boxed_contents(final_region(response))
+    return contents[-1] if contents else None
 
 
 def strip_latex(text: str) -> str:
@@ -83,8 +85,12 @@ def normalize(text: str) -> str:
 
 
 def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | None:
-    """A single option letter from an answer like `B`, `(B)`, `B. Aspirin`, `\\text{B}` or the option's text."""
-    text = strip_latex(answer).strip().strip("*").strip()
+    """A single option letter from an answer like `B`, `(B)`, `B. Aspirin`, `B, Aspirin`, `\\text{Answer: B}`, `Ｂ`
+    or the option's text."""
+    text = unicodedata.normalize("NFKC", strip_latex(answer)).strip().strip("*").strip()
+    while text.startswith("{") and text.endswith("}"):
+        text = text[1:-1].strip()
+    text = _ANSWER_PREFIX.sub("", text).strip("*").strip()
     valid = set(options) if options else set(LETTERS)
     if options:
         # The whole answer is an option's text: "A beta blocker" names that option, not option A.
@@ -92,13 +98,22 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
         hits = [letter for letter, option in options.items() if normalize(option) == wanted]
         if len(hits) == 1:
             return hits[0]
-    match = re.fullmatch(r"(?:option\s*|choice\s*)?\(?([A-Za-z])\)?(?:[.:)\s].*)?", text, re.I | re.S)
-    if match and match.group(1).upper() in valid:
-        rest = text[match.end(1):].strip(" ).:")
-        # "B. Aspirin" is B; "A or B", "A, C" name several options and are no single answer.
-        if not re.match(r"^(?:,|and\b|or\b|&|/)", rest, re.I):
-            return match.group(1).upper()
-    return None
+    match = re.fullmatch(r"(?:option\s*|choice\s*)?\(?([A-Za-z])\)?((?:[.:),]|\s).*)?", text, re.I | re.S)
+    if not match or match.group(1).upper() not in valid:
+        return None
+    letter, rest = match.group(1).upper(), (match.group(2) or "").strip()
+    if not rest:
+        return letter
+    # "A or B", "A, C" name several options and are no single answer.
+    several = re.match(r"^(?:,|and\b|or\b|&|/)\s*(?:option\s*)?\(?([A-Za-z])\)?(?![A-Za-z])", rest, re.I)
+    if several and several.group(1).upper() in valid:
+        return None
+    # "B. Aspirin", "B) Aspirin", "B, Aspirin": an upper-case letter and a separator; otherwise ("a macrophage",
+    # "I think B") the words after the letter must be that option's text.
+    if match.group(1).isupper() and rest[0] in ".:),":
+        return letter
+    said = normalize(rest.lstrip(".:),"))
+    return letter if options and letter in options and said and said == normalize(options[letter]) else None
 
 
 def fallback_letter(response: str, options: dict[str, str] | None = None) -> str | None:

@@ -93,6 +93,19 @@ def test_multiple_choice_prompt_is_the_template_filled():
     )
 
 
+@pytest.mark.parametrize("blank", ["opb", "opd"])
+def test_a_blank_option_leaves_the_other_letters_and_the_gold_in_place(blank):
+    """MedMCQA's `cop` is 0-based over opa..opd: with one option blank (dropped from the prompt), cop 3 is still D."""
+    bench = benchmarks.get("medmcqa")
+    row = {**ROWS["medmcqa"][0], blank: "", "cop": 3}
+    if blank == "opd":
+        with pytest.raises(ValueError, match="no gold answer"):  # the gold itself is blank: the row cannot be asked
+            benchmark_items.to_item(row, bench.reader, bench.spec)
+        return
+    item = benchmark_items.to_item(row, bench.reader, bench.spec)
+    assert item["gold"] == "D" and "B" not in item["options"] and item["options"]["D"] == ROWS["medmcqa"][0]["opd"]
+
+
 def test_pubmedqa_prompt_has_the_abstract_and_the_answer_words():
     item = benchmark_items.to_item(ROWS["pubmedqa"][0], "pubmedqa")
     assert item["id"] == "21645374"

@@ -37,6 +37,42 @@ def test_boxed_answer_after_the_reasoning_wins_over_boxes_inside_it():
     assert grading.last_boxed("<think>so \\boxed{B}</think>\n") == "B"
 
 
+def test_a_box_inside_the_reasoning_is_a_draft_when_the_answer_follows_unboxed():
+    response = "<think>maybe \\boxed{A}? hmm</think> The answer is B."
+    assert grading.last_boxed(response) is None
+    assert grading.grade(response, "B", "choice", CELLS) == {"correct": True, "extracted": "B", "via": "fallback"}
+
+
+CELLS = {"A": "T cells", "B": "Natural killer cells", "C": "B cells", "D": "Macrophages"}
+
+
+# How reasoning models state a letter without a box (measured on the review's outputs); gold B each time.
+@pytest.mark.parametrize("response", ["**Answer:** B", "**Final Answer:** B", "**Final Answer**: B", "The final answer is: B",
+                                      "The correct answer is: **B**", "Answer: $B$", "The correct option is B.", "答案是 B",
+                                      "答案：B"])
+def test_unboxed_letters_as_models_write_them(response):
+    assert grading.grade(response, "B", "choice", CELLS)["extracted"] == "B"
+
+
+@pytest.mark.parametrize(("boxed", "expected"), [
+    ("B, Natural killer cells", "B"),  # a comma then the option's text: one answer
+    ("\\text{Answer: B}", "B"),
+    ("\uff22", "B"),  # full-width B
+    ("{B}", "B"),
+    ("B Natural killer cells", "B"),
+    ("a macrophage", None),  # an article, not option A
+    ("A, C", None),  # several options
+    ("A or B", None),
+])
+def test_boxed_contents_as_models_write_them(boxed, expected):
+    assert grading.choice_letter(boxed, CELLS) == expected
+
+
+def test_a_letter_followed_by_words_is_not_taken_from_a_sentence():
+    ten = {letter: f"option {letter}" for letter in "ABCDEFGHIJ"}  # MMLU-Pro: I is an option
+    assert grading.choice_letter("I think B", ten) is None
+
+
 def test_final_region_is_what_follows_the_last_think():
     assert grading.final_region("<think>a</think><think>b</think> final") == " final"
     assert grading.final_region("no tags") == "no tags"

@@ -61,7 +61,8 @@ def _gold_letter(row: dict, key: str | None, options: dict[str, str], zero_based
             continue
         if isinstance(value, int):
             index = value if zero_based else value - 1
-            if 0 <= index < len(options):
+            # letters keep their positions when a blank option is dropped: the gold is the index's letter, if shown
+            if 0 <= index < len(LETTERS) and LETTERS[index] in options:
                 return LETTERS[index]
             continue
         text = str(value).strip()
