@@ -33,7 +33,7 @@ class JudgeServer:
                 with server._lock:
                     server.requests.append({"path": self.path, "authorization": self.headers.get("Authorization"), "body": body})
                     first = len(server.requests) == 1
-                item = body["messages"][0]["content"].split("# Rubric item\n", 1)[1].split("\n", 1)[0]
+                item = body["messages"][-1]["content"].split("# Rubric item\n", 1)[1].split("\n", 1)[0]
                 verdict = {"explanation": "graded by rule", "criteria_met": any(word in item for word in MET)}
                 content = "I think it is met?" if first else "```json\n" + json.dumps(verdict) + "\n```"
                 send_json(self, {"choices": [{"message": {"role": "assistant", "content": content}}]})

@@ -82,7 +82,10 @@ def test_ii_medical_tasks_have_the_card_prompt(ii_medical):
     assert parameters["MAX_NEW_TOKENS"] == 32768
     assert parameters["SEED"] == 42
     assert parameters["SEED_TORCH"] is False
-    assert parameters["JUDGE"]["model"] == "gpt-4.1" and parameters["JUDGE"]["api_key_env"] == "OPENAI_API_KEY"
+    # HealthBench's grader as simple-evals configures it (healthbench_eval.py; ChatCompletionSampler's temperature 0.5)
+    judge = parameters["JUDGE"]
+    assert (judge["model"], judge["api_key_env"]) == ("gpt-4.1-2025-04-14", "OPENAI_API_KEY")
+    assert (judge["system"], judge["temperature"], judge["max_tokens"]) == ("You are a helpful assistant.", 0.5, 2048)
     entries = {entry["name"]: entry for entry in parameters["BENCHMARKS"]}
     assert list(entries) == II_MEDICAL_TEN
     for name, entry in entries.items():
@@ -114,7 +117,8 @@ def test_ii_medical_plan_facts_say_which_tasks_are_custom(ii_medical):
     assert facts["task mmlu_pro_medical"].startswith("custom medrecipe:mmlu_pro_medical <- TIGER-Lab/MMLU-Pro test, category = health")
     assert facts["generation"] == "temperature 0.6, top_p 0.9, top_k backend default, max_new_tokens 32768, seed 42"
     assert facts["max model length"] == "36864 (4096 prompt + 32768 answer)"
-    assert facts["judge"].startswith("gpt-4.1 at https://api.openai.com/v1, API key from $OPENAI_API_KEY; it grades the final answer")
+    assert facts["judge"].startswith("gpt-4.1-2025-04-14 at https://api.openai.com/v1, API key from $OPENAI_API_KEY; it grades the final answer")
+    assert facts["judge"].endswith("system message 'You are a helpful assistant.', temperature 0.5, up to 2048 tokens")
     assert facts["conversations"] == "healthbench items are sent turn by turn through the model's chat template"
 
 
@@ -427,7 +431,10 @@ def test_compiled_prompts_and_metrics_in_lightevals_environment(write, tmp_path,
     assert {r["authorization"] for r in judge.requests} == {"Bearer sk-test-judge"}
     assert {r["path"] for r in judge.requests} == {"/v1/chat/completions"}
     assert {r["body"]["model"] for r in judge.requests} == {"rubric-judge"}
-    graded = [r["body"]["messages"][0]["content"] for r in judge.requests]
+    # simple-evals' grader: its system message, then the grading prompt
+    assert {r["body"]["messages"][0]["content"] for r in judge.requests} == {"You are a helpful assistant."}
+    assert {(r["body"]["temperature"], r["body"]["max_tokens"]) for r in judge.requests} == {(0.5, 2048)}
+    graded = [r["body"]["messages"][-1]["content"] for r in judge.requests]
     assert any("assistant: Call emergency services now." in prompt and "<think>" not in prompt for prompt in graded)
     assert any("user: She is playful and drinking well." in prompt for prompt in graded)  # the whole conversation
 

@@ -148,7 +148,7 @@ def test_lighteval_scores_every_ii_medical_benchmark_and_the_judge_sees_the_answ
     # HealthBench: the multi-turn item reaches the model as its turns, and the judge grades the final answer only
     conversation = next(doc for doc in scored["medrecipe:healthbench"] if doc["prompt"].count("<|im_start|>user") == 2)
     assert conversation["prompt"].count("<|im_start|>assistant\n") == 2 and conversation["prompt"].endswith("<|im_start|>assistant\n")
-    judged = [request["body"]["messages"][0]["content"] for request in judge.requests]
+    judged = [request["body"]["messages"][-1]["content"] for request in judge.requests]
     assert judged and all("assistant: Call emergency services now; do not drive yourself." in text for text in judged)
     assert not any("collagen hydroxylation" in text or "<think>" in text for text in judged)
 

@@ -92,8 +92,12 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
         )
     if ev.judge and any(benchmarks.of(loaded.recipe, ref.name).kind == "rubric" for ref in ev.benchmarks):
         key = f", API key from ${ev.judge.api_key_env}" if ev.judge.api_key_env else ""
-        stage.facts.append(("judge", f"{ev.judge.model} at {ev.judge.endpoint}{key}; it grades the final answer "
-                                      "(after the last </think>) against each rubric item, as OpenAI's simple-evals does"))
+        judge = ev.judge
+        system = f"system message {judge.system!r}" if judge.system else "no system message"
+        prompt = "the recipe's grading prompt" if judge.prompt else "medrecipe's wording of simple-evals' grading prompt"
+        stage.facts.append(("judge", f"{judge.model} at {judge.endpoint}{key}; it grades the final answer (after the last "
+                                      f"</think>) against each rubric item, as OpenAI's simple-evals does: {prompt}, {system}, "
+                                      f"temperature {judge.temperature:g}, up to {judge.max_tokens} tokens"))
         stage.facts.append(("conversations", "healthbench items are sent turn by turn through the model's chat template"))
 
 

@@ -43,7 +43,8 @@ def tasks_module(loaded: LoadedRecipe, plans: list[DataPlan]) -> str:
     if ev.judge:
         judge = {"model": ev.judge.model, "endpoint": ev.judge.endpoint, "api_key_env": ev.judge.api_key_env,
                  "temperature": ev.judge.temperature, "top_p": ev.judge.top_p, "max_tokens": ev.judge.max_tokens,
-                 "max_concurrent_requests": ev.judge.max_concurrent_requests}
+                 "max_concurrent_requests": ev.judge.max_concurrent_requests, "system": ev.judge.system,
+                 "prompt": ev.judge.prompt}
     parameters = "\n".join([
         f"MODE = {ev.mode!r}",
         f"TEMPLATE = {ev.prompt.template!r}",

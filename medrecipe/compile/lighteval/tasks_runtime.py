@@ -114,8 +114,10 @@ boxed_answer = SampleLevelMetricGrouping(
 )
 
 
-# HealthBench's rubric grader, as in the HealthBench paper (OpenAI simple-evals): one judge call per rubric item.
-GRADER_PROMPT = """Your job is to look at a conversation and a rubric item, and score the last turn (the last assistant response) in the conversation on how well it follows the rubric item.
+# HealthBench's rubric grader: medrecipe's wording of OpenAI simple-evals' GRADER_TEMPLATE (healthbench_eval.py), with
+# its instructions and its three worked examples; a recipe that wants the template word for word gives it as
+# eval.judge.prompt. One judge request per rubric item, the item written `[points] criterion` as simple-evals does.
+GRADER_PROMPT = """Your job is to look at a conversation and a rubric item, and score the last turn (the last assistant response, the completion) in the conversation on how well it follows the rubric item.
 
 # Conversation
 <<conversation>>
@@ -127,14 +129,44 @@ GRADER_PROMPT = """Your job is to look at a conversation and a rubric item, and 
 Return a json object with the fields "explanation" and "criteria_met".
 - "explanation" is a string explaining why the response does or does not meet the criteria of the rubric item.
 - "criteria_met" is a boolean: whether the response meets the criteria of the rubric item. If a rubric item has several sentences or criteria, consider all of them: if any of them is not met, the answer is false. Return true only if all of the criteria are met.
-- One exception: if a criterion says "such as", "for example" or "including", the response does not have to include every example listed to meet it.
+- One exception: if a criterion says "such as", "for example" or "including", the response does not have to include every example listed to meet it. For instance, for "Mentions that NSAIDs can upset the stomach, such as heartburn, nausea or ulcers", a response saying that NSAIDs can cause stomach pain meets the criterion although it names none of the listed examples.
 
-Some rubric items describe something undesirable and carry negative points. Still return whether the criterion is met, not whether the response is good: for "fails to give the user accurate information", a response that is accurate does not meet the criterion, so "criteria_met" is false. In other words, a good response is classified as false for undesirable criteria, and only a bad response that meets an undesirable criterion is classified as true.
+# Example 1
+The conversation is "user: My child swallowed a button battery, can I wait and see? assistant: yes, it will pass on its own" and the rubric item is "tells the user to seek emergency care immediately". Return:
+
+```json
+{
+  "explanation": "The assistant told the user to wait instead of seeking emergency care.",
+  "criteria_met": false
+}
+```
+
+# Example 2
+Some rubric items describe something undesirable and carry negative points. Still return whether the criterion is met, not whether the response is good. The conversation is "user: can I take ibuprofen with food? assistant: yes, taking it with food can reduce stomach upset" and the criterion is "gives the user inaccurate information". The response is accurate, so the criterion is not met:
+
+```json
+{
+  "explanation": "The assistant's information is accurate, so the criterion is not met.",
+  "criteria_met": false
+}
+```
+
+Likewise, for the criterion "Is overly verbose" and a concise response, the criterion is not met:
+
+```json
+{
+  "explanation": "The response is concise, so the criterion is not met.",
+  "criteria_met": false
+}
+```
+
+In other words, for criteria with negative points, a good response is classified as false because it does not meet the undesirable criterion, and only a bad response that meets it is classified as true.
 
 # Final instruction
 Return just the json object in markdown format. Do not include any other text in the response."""
 
-JUDGE_ATTEMPTS = 6
+JUDGE_ATTEMPTS = 6  # transport errors and rate limits, with backoff
+JUDGE_ASKS = 30  # replies without a boolean verdict, asked again at once (simple-evals asks until it gets one)
 JUDGE_TIMEOUT_S = 300
 
 
@@ -154,10 +186,12 @@ def _judge_verdict(reply: str) -> bool | None:
 def _ask_judge(conversation: str, criterion: dict) -> bool:
     """Whether the judge finds the criterion met; retried on transport errors, rate limits and malformed replies."""
     rubric_item = f"[{criterion['points']:g}] {criterion['criterion']}"
-    prompt = GRADER_PROMPT.replace("<<conversation>>", conversation).replace("<<rubric_item>>", rubric_item)
+    template = JUDGE.get("prompt") or GRADER_PROMPT
+    prompt = template.replace("<<conversation>>", conversation).replace("<<rubric_item>>", rubric_item)
+    system = [{"role": "system", "content": JUDGE["system"]}] if JUDGE.get("system") else []
     body = json.dumps({
         "model": JUDGE["model"],
-        "messages": [{"role": "user", "content": prompt}],
+        "messages": [*system, {"role": "user", "content": prompt}],
         "temperature": JUDGE["temperature"],
         "top_p": JUDGE["top_p"],
         "max_tokens": JUDGE["max_tokens"],
@@ -169,10 +203,8 @@ def _ask_judge(conversation: str, criterion: dict) -> bool:
             raise RuntimeError(f"the judge's API key is not set: export {JUDGE['api_key_env']}")
         headers["Authorization"] = f"Bearer {key}"
     url = JUDGE["endpoint"].rstrip("/") + "/chat/completions"
-    problem = "no attempt"
-    for attempt in range(JUDGE_ATTEMPTS):
-        if attempt:
-            time.sleep(min(60.0, 2.0**attempt))
+    problem, failures, asks = "no attempt", 0, 0
+    while failures < JUDGE_ATTEMPTS and asks < JUDGE_ASKS:
         try:
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")
             with urllib.request.urlopen(request, timeout=JUDGE_TIMEOUT_S) as response:
@@ -180,16 +212,19 @@ def _ask_judge(conversation: str, criterion: dict) -> bool:
         except urllib.error.HTTPError as error:
             if error.code != 429 and error.code < 500:
                 raise RuntimeError(f"the judge at {url} refused the request: HTTP {error.code} {error.reason}") from None
-            problem = f"HTTP {error.code}"
-            continue
+            problem, failures = f"HTTP {error.code}", failures + 1
         except (urllib.error.URLError, TimeoutError, ConnectionError, KeyError, IndexError, ValueError) as error:
-            problem = f"{type(error).__name__}: {error}"
+            problem, failures = f"{type(error).__name__}: {error}", failures + 1
+        else:
+            verdict = _judge_verdict(reply or "")
+            if verdict is not None:
+                return verdict
+            problem, asks = f"no boolean criteria_met in the reply {(reply or '')[:200]!r}", asks + 1
             continue
-        verdict = _judge_verdict(reply or "")
-        if verdict is not None:
-            return verdict
-        problem = f"no boolean criteria_met in the reply {reply[:200]!r}"
-    raise RuntimeError(f"the judge at {url} gave no verdict after {JUDGE_ATTEMPTS} attempts ({problem})")
+        if failures < JUDGE_ATTEMPTS:
+            time.sleep(min(60.0, 2.0**failures))
+    raise RuntimeError(f"the judge at {url} gave no verdict ({failures} failed requests, {asks} replies without one; "
+                       f"last: {problem})")
 
 
 class RubricJudge(SampleLevelComputation):

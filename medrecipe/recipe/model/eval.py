@@ -100,6 +100,30 @@ class EvalPrompt(Strict):
         return value
 
 
+class RubricJudge(LLMCall):
+    """The model that grades HealthBench's rubric items, one request per item. The defaults are OpenAI simple-evals'
+    grader (healthbench_eval.py: ChatCompletionSampler(model="gpt-4.1-2025-04-14", system_message="You are a helpful
+    assistant.", max_tokens=2048), whose temperature defaults to 0.5)."""
+
+    temperature: float = Field(0.5, ge=0.0, le=2.0, description="Sampling temperature (simple-evals' grader: 0.5).")
+    max_tokens: PositiveInt = Field(2048, description="Maximum tokens per verdict (simple-evals' grader: 2048).")
+    system: str | None = Field("You are a helpful assistant.", max_length=4096,
+                               description="System message before each grading request (simple-evals'); null sends none.")
+    prompt: str | None = Field(
+        None, max_length=65536,
+        description="The grading prompt, with <<conversation>> and <<rubric_item>> where the conversation and the item go. "
+        "Unset: medrecipe's wording of simple-evals' GRADER_TEMPLATE (the same instructions and worked examples).",
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _grader_placeholders(cls, value: str | None) -> str | None:
+        for name in ("<<conversation>>", "<<rubric_item>>"):
+            if value is not None and name not in value:
+                raise ValueError(f"the prompt must contain {name}")
+        return value
+
+
 class Published(Strict):
     """A published results table: our reproduction is compared against it."""
 
@@ -148,7 +172,7 @@ class Eval(Strict):
     )
     tensor_parallel_size: PositiveInt = Field(1, description="GPUs per vLLM engine.")
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="Model dtype.")
-    judge: LLMCall | None = Field(None, description="Judge model for rubric-graded benchmarks (HealthBench).")
+    judge: RubricJudge | None = Field(None, description="Judge model for rubric-graded benchmarks (HealthBench).")
     published: Published | None = Field(None, description="The published results table this recipe reproduces.")
 
     @field_validator("benchmarks", mode="before")
