@@ -94,7 +94,8 @@ def test_ii_medical_tasks_have_the_card_prompt(ii_medical):
         assert (entry["reader"], entry["spec"], entry["where"], entry["split"]) == (bench.reader, bench.spec, bench.where, bench.split)
         if not bench.data_files:
             assert (entry["location"], entry["subset"], entry["staged"]) == (bench.hub, bench.subset or "default", False)
-    assert entries["mmlu_pro_medical"]["where"] == {"category": "health"}
+    # "medical related questions from MMLU-Pro": health and biology, 1,535 (medrecipe/catalog/benchmarks.py)
+    assert entries["mmlu_pro_medical"]["where"] == {"category": ("health", "biology")}
     assert entries["healthbench"]["staged"] is True  # its Hub files differ in columns: launch.sh links the one it needs
 
 
@@ -114,7 +115,7 @@ def test_ii_medical_plan_facts_say_which_tasks_are_custom(ii_medical):
     assert facts["task medmcqa"].startswith("custom medrecipe:medmcqa <- openlifescienceai/medmcqa validation;")
     assert "lighteval's own med_mcqa is not this setting: generative exact match" in facts["task medmcqa"]
     assert "lighteval's own pubmedqa is not this setting" in facts["task pubmedqa"]
-    assert facts["task mmlu_pro_medical"].startswith("custom medrecipe:mmlu_pro_medical <- TIGER-Lab/MMLU-Pro test, category = health")
+    assert facts["task mmlu_pro_medical"].startswith("custom medrecipe:mmlu_pro_medical <- TIGER-Lab/MMLU-Pro test, category in health, biology")
     assert facts["generation"] == "temperature 0.6, top_p 0.9, top_k backend default, max_new_tokens 32768, seed 42"
     assert facts["max model length"] == "36864 (4096 prompt + 32768 answer)"
     assert facts["judge"].startswith("gpt-4.1-2025-04-14 at https://api.openai.com/v1, API key from $OPENAI_API_KEY; it grades the final answer")

@@ -97,7 +97,7 @@ def test_ii_medical_is_sized_per_stage_with_its_assumptions(tmp_path):
     assert [m.phase for m in rl.memory] == ["actor training (vLLM asleep)", "rollouts (DeepSpeed asleep)"]
     assert all(m.verdict == "fits" for m in rl.memory)
     # evaluation: the registry's item counts, 32,768 generated tokens each; three BioMed-R1-Eval counts are unknown
-    assert evaluation.tokens == (4183 + 1273 + 1000 + 818 + 5000 + 308 + 2450) * (1024 + 32_768)
+    assert evaluation.tokens == (4183 + 1273 + 1000 + 1535 + 5000 + 308 + 2450) * (1024 + 32_768)
     assert any("lancet, medbullets_op5, nejm" in line for line in evaluation.basis)
 
 

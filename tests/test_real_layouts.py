@@ -171,7 +171,7 @@ JUDGE_KEY = "sk-medrecipe-preflight-key"
 def judge():
     """II-Medical's two OpenAI endpoints (GPT-4o judging curated answers, GPT-4.1 grading HealthBench) stand in here
     as one local OpenAI-compatible server that lists both models to the right key."""
-    with JudgeServer(key=JUDGE_KEY, models=("gpt-4o", "gpt-4.1")) as server:
+    with JudgeServer(key=JUDGE_KEY, models=("gpt-4o", "gpt-4.1", "gpt-4.1-2025-04-14")) as server:
         yield server
 
 
@@ -199,7 +199,7 @@ def test_preflight_checks_each_endpoint_with_its_key_and_places_the_problem(hub,
 
     monkeypatch.setenv("MEDRECIPE_TEST_KEY", JUDGE_KEY)
     assert endpoint_problem(judge.endpoint, "gpt-4.1", "MEDRECIPE_TEST_KEY") is None
-    assert "does not serve 'gpt-5'; it lists gpt-4o, gpt-4.1" in endpoint_problem(judge.endpoint, "gpt-5", "MEDRECIPE_TEST_KEY")[0]
+    assert "does not serve 'gpt-5'; it lists gpt-4o, gpt-4.1, gpt-4.1-2025-04-14" in endpoint_problem(judge.endpoint, "gpt-5", "MEDRECIPE_TEST_KEY")[0]
     monkeypatch.setenv("MEDRECIPE_TEST_KEY", "sk-wrong")
     assert endpoint_problem(judge.endpoint, "gpt-4.1", "MEDRECIPE_TEST_KEY")[0].endswith("refused the key in $MEDRECIPE_TEST_KEY")
     assert "cannot be reached" in endpoint_problem("http://127.0.0.1:9/v1", "gpt-4.1", None)[0]
@@ -208,7 +208,7 @@ def test_preflight_checks_each_endpoint_with_its_key_and_places_the_problem(hub,
     result, report = preflight(hub, RECIPES / "ii-medical-8b-1706.yaml", *endpoints["args"], cwd=tmp_path, env={"OPENAI_API_KEY": ""})
     assert result.returncode == 2
     failed = {check["name"]: check["result"] for check in report["checks"] if not check["ok"]}
-    assert set(failed) == {f"gpt-4o at {judge.endpoint}", f"gpt-4.1 at {judge.endpoint}"}
+    assert set(failed) == {f"gpt-4o at {judge.endpoint}", f"gpt-4.1-2025-04-14 at {judge.endpoint}"}
     assert "data.steps[3].endpoint: $OPENAI_API_KEY is not set" in result.stderr and "eval.judge.endpoint: $OPENAI_API_KEY is not set" in result.stderr
     assert not judge.requests  # a model listing at most, never a completion
 

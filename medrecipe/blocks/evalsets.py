@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog.benchmark_items import item_text, to_item
+from ..catalog.benchmark_items import item_text, row_matches, to_item
 from .readers import _rows_of_file, local_files
 
 
@@ -36,7 +36,7 @@ def benchmark_rows(location: dict):
 
         rows = load_dataset(location["hub"], location.get("subset"), split=location["split"], revision=location.get("revision"))
     for row in rows:
-        if all(row.get(column) == value for column, value in where.items()):
+        if row_matches(row, where):
             yield row
 
 

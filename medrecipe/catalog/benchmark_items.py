@@ -76,6 +76,13 @@ def _gold_letter(row: dict, key: str | None, options: dict[str, str], zero_based
     raise ValueError(f"no gold answer found in row (looked at {', '.join(keys)})")
 
 
+def row_matches(row: dict, where: dict) -> bool:
+    """Whether a benchmark row is kept by a registry's or recipe's filter: each column equals the value, or one of the
+    values when it is a list (MMLU-Pro's medical questions are two categories)."""
+    return all(row.get(column) in value if isinstance(value, (list, tuple)) else row.get(column) == value
+               for column, value in where.items())
+
+
 def to_item(row: dict, reader: str, spec: dict | None = None, index: int = 0) -> dict:
     """A benchmark row as an item: {id, question, options, gold, kind, context, messages, rubrics}.
 

@@ -25,7 +25,7 @@ class Benchmark:
     reader: str  # multiple_choice | pubmedqa | healthbench (see benchmark_items.to_item)
     subset: str | None = None
     spec: dict = field(default_factory=dict)  # column names where the reader's defaults do not find them
-    where: dict = field(default_factory=dict)  # keep rows whose column equals the value (MMLU-Pro's health category)
+    where: dict = field(default_factory=dict)  # keep rows whose column equals the value, or one of a tuple of values
     data_files: tuple[str, ...] = ()  # files of the Hub repository to read, for repositories without a loadable configuration
     revision: str | None = None  # the revision those files are on, when not main
     builtin: str | None = None  # lighteval's own task for this benchmark (not the recipe's setting; see the module doc)
@@ -45,8 +45,11 @@ _BIOMED_R1_EVAL = "zou-lab/BioMed-R1-Eval"
 #     (lion-ai/eskulap_validation_datasets commit 94e3fc7: "num_examples: 1273"); bigbio's source test file is the same set
 #   PubMedQA pqa_labeled 1,000: https://huggingface.co/datasets/qiaojin/PubMedQA/blob/main/README.md ("num_examples: 1000")
 #   MMLU-Pro health 818: correct + wrong in public per-category results (leafspark/MMLU-Pro-Results, health_summary.json:
-#     545 + 273); a 2025-10 revision moved some health questions to other categories (TIGER-Lab/MMLU-Pro discussion 36),
-#     so 818 is an upper bound on the current main
+#     545 + 273); biology 717 the same way. The card's "medical related questions from MMLU-Pro" are both, 1,535: the
+#     HuatuoGPT-o1 evaluation data counts 'MMLU-Pro_Medical_test': 1535 (a public script that reads it), II's own copies
+#     (II-Vietnam/EvalMedical_MMLU-Pro_Medical_Test, tuenguyen/Medical-Eval-MMLU-Pro_Medical_test) hold 1,535 rows, and
+#     BioMed-R1-Eval names the set mmlu_health_biology. A 2025-10 revision moved some health questions to other
+#     categories (TIGER-Lab/MMLU-Pro discussion 36), so 1,535 is an upper bound on the current main
 #   HealthBench 5,000 conversations: arXiv 2505.08775 ("HealthBench consists of 5,000 multi-turn conversations")
 #   BioMed-R1-Eval MedXpertQA 2,450 (commit 4cd0f64), medbullets_op4 308 (commit fbbbc9c): "num_examples" in the README;
 #     Lancet, NEJM and medbullets_op5 not yet read: unknown, and `plan` says so
@@ -68,8 +71,9 @@ _ALL = [
               note="bigbio/med_qa is a script repository: the med_qa_en_source file of its parquet conversion is read"),
     Benchmark("pubmedqa", "PubMedQA", "PubMed", "qiaojin/PubMedQA", "train", "pubmedqa", subset="pqa_labeled",
               builtin="pubmedqa", items=1000, note="the 1,000 expert-labelled questions"),
-    Benchmark("mmlu_pro_medical", "MMLU-Pro (health)", "MMLU-P", "TIGER-Lab/MMLU-Pro", "test", "multiple_choice",
-              spec={"gold": "answer"}, where={"category": "health"}, items=818, note="the medical (health) questions"),
+    Benchmark("mmlu_pro_medical", "MMLU-Pro (health, biology)", "MMLU-P", "TIGER-Lab/MMLU-Pro", "test", "multiple_choice",
+              spec={"gold": "answer"}, where={"category": ("health", "biology")}, items=1535,
+              note="the medical questions as HuatuoGPT-o1's and II's evaluation sets take them: health and biology"),
     Benchmark("healthbench", "HealthBench", "HealthBench", "openai/healthbench", "test", "healthbench",
               data_files=("2025-05-07-06-14-12_oss_eval.jsonl",), items=5000,
               note="rubric-graded by the recipe's judge model; the repository's files differ in columns, so only the "
@@ -113,5 +117,5 @@ def _from_recipe(custom: CustomBenchmark) -> Benchmark:
     columns = {key: value for key, value in custom.columns.model_dump().items() if value}
     return Benchmark(custom.name, custom.title or custom.name, custom.title or custom.name, custom.hub or "", custom.split,
                      custom.reader, subset=custom.subset, spec={**columns, "zero_based": custom.zero_based},
-                     where=dict(custom.where), data_files=tuple(custom.data_files), revision=custom.revision,
+                     where={column: tuple(value) if isinstance(value, list) else value for column, value in custom.where.items()}, data_files=tuple(custom.data_files), revision=custom.revision,
                      note="defined in the recipe")

@@ -22,7 +22,7 @@ from ..envs import offline_models
 from ..blocks.readers import first_rows, local_files
 from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected, build_record
 from ..catalog import benchmarks
-from ..catalog.benchmark_items import render_prompt, to_item
+from ..catalog.benchmark_items import render_prompt, row_matches, to_item
 from ..errors import UserError
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.untrusted import printable
@@ -306,7 +306,7 @@ class _Preflight:
             self.rows = saved
             if not rows:
                 continue
-            kept = [row for row in rows if all(row.get(column) == value for column, value in bench.where.items())]
+            kept = [row for row in rows if row_matches(row, bench.where)]
             if not kept:
                 self.fail("benchmark", ref.name, at, f"none of the first {len(rows)} rows has {bench.where}")
                 continue

@@ -40,6 +40,7 @@ def data_plan(loaded: LoadedRecipe, index: int) -> DataPlan:
         links = [(f'"$(hub_file {shlex.quote(bench.hub)} {shlex.quote(name)} {revision})"', f"{split}-{i:05d}{Path(name).suffix}")
                  for i, name in enumerate(bench.data_files)]
         return DataPlan(None, "default", links, f"{bench.hub}: {', '.join(bench.data_files)} ({split})")
-    where = "".join(f", {column} = {value}" for column, value in bench.where.items())
+    where = "".join(f", {column} in {', '.join(map(str, value))}" if isinstance(value, (list, tuple)) else f", {column} = {value}"
+                    for column, value in bench.where.items())
     subset = f" {bench.subset}" if bench.subset else ""
     return DataPlan(bench.hub, bench.subset or "default", [], f"{bench.hub}{subset} {split}{where}")

@@ -56,9 +56,10 @@ def _prompt_function(benchmark: dict):
 
 def _row_filter(where: dict):
     def keep(row: dict) -> bool:
-        return all(row.get(column) == value for column, value in where.items())
+        return row_matches(row, where)  # benchmark_items, embedded above
 
-    keep.__name__ = "keep_" + "_".join(f"{column}_{value}" for column, value in where.items())
+    keep.__name__ = "keep_" + "_".join(f"{column}_{'_'.join(map(str, value)) if isinstance(value, (list, tuple)) else value}"
+                                       for column, value in where.items())
     return keep
 
 

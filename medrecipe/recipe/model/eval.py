@@ -63,8 +63,9 @@ class CustomBenchmark(Strict):
     )
     columns: BenchmarkColumns = Field({}, description="Column names, where the reader's defaults do not find them.")
     zero_based: bool = Field(True, description="An integer gold answer counts options from 0 (MedMCQA's `cop`), else from 1.")
-    where: dict[str, str | int | bool] = Field(
-        default_factory=dict, description="Keep only rows whose column equals the value, e.g. {category: health}."
+    where: dict[str, str | int | bool | list[str | int]] = Field(
+        default_factory=dict, description="Keep only rows whose column equals the value, or one of a list of values, e.g. "
+        "{category: [health, biology]}.",
     )
 
 
