@@ -216,6 +216,27 @@ def test_publishing_without_a_valid_token_is_a_clear_error(local_hub, release):
 # ---------------------------------------------------------------------------------- offline (in-process)
 
 
+def test_a_to_dir_write_cut_off_midway_is_finished_by_the_rerun(cli, release, monkeypatch):
+    """Ctrl-C while the first repository is copied: the rerun finishes it (the folder is in the manifest before a
+    byte of it is written), instead of refusing a folder 'medrecipe did not write'."""
+    from medrecipe.hub import repos
+
+    write_run(release.layout)
+    write = repos.write_folder
+
+    def cut_off(content, folder):
+        folder.mkdir(parents=True)
+        (folder / "half-written").write_text("")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(repos, "write_folder", cut_off)
+    assert cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me").code == 130
+    monkeypatch.setattr(repos, "write_folder", write)
+    rerun = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")
+    assert rerun.code == 0, rerun.err
+    assert not any((release.folder / "hub").rglob("half-written"))
+
+
 def test_to_dir_writes_each_repository_exactly(cli, release):
     write_run(release.layout)
     result = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")

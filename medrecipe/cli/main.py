@@ -111,15 +111,12 @@ def _main() -> None:
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort outside standalone mode
+        click.echo("\ninterrupted: finished work is kept; rerun the same command to resume", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished work is kept; rerun the same command to resume", err=True)
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 
 

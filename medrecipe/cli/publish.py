@@ -37,7 +37,8 @@ rerunning with nothing changed makes no commit.
     help="What to publish: data (the dataset), sft / rl (the checkpoints), eval (the scores, into the evaluated "
     "model's card), all (default). Repeatable.",
 )
-@click.option("--namespace", metavar="NS", help="User or organisation to publish under (default: hub.namespace, else your account).")
+@click.option("--namespace", metavar="NS", callback=lambda ctx, param, value: _checked_namespace(value),
+              help="User or organisation to publish under (default: hub.namespace, else your account).")
 @click.option("--dry-run", is_flag=True, help="Print every repository, revision, file and card; contact nobody.")
 @click.option(
     "--to-dir",
@@ -121,3 +122,12 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if index == 0:
             click.echo("  ".join("-" * width for width in widths))
+
+
+def _checked_namespace(value: str | None) -> str | None:
+    from ..recipe.model.basics import hub_namespace
+
+    try:
+        return None if value is None else hub_namespace(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--namespace") from None

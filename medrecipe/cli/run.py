@@ -31,7 +31,7 @@ Examples:
               help="`main`: curate data, compile everything, write cards and repo contents; `all`: every stage; or one stage.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build folder (default: build/<recipe name>).")
 @click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), help="Data-stage executor (default: the recipe's).")
-@click.option("--workers", type=int, help="Data tasks run at once (default: the recipe's, else the CPU count).")
+@click.option("--workers", type=click.IntRange(min=1), help="Data tasks run at once (default: the recipe's, else the CPU count).")
 @click.option("--launcher", type=click.Choice(["local", "slurm", "ray"]), default="local", show_default=True,
               help="How training and evaluation jobs start: on this machine, as a Slurm batch job, or (DAPO / GRPO, evaluation) as a job on a running Ray cluster.")
 @click.option("--model", help="eval: evaluate this model (path or Hub id) instead of the recipe's.")

@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 from ..errors import UserError
 from .load import load_tree, parse_override
 from .registry import resource_dir, shipped_recipes_dir
+from .untrusted import redact
 
 
 def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overrides: tuple[str, ...],
@@ -55,18 +56,21 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
         path, value, _ = parse_override(text)
         list_at = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
         node, parent_node = child, parent_data
-        for depth, part in enumerate(path[:-1]):
-            parent_node = parent_node.get(part) if isinstance(parent_node, dict) else (
-                parent_node[part] if isinstance(parent_node, list) and isinstance(part, int) and part < len(parent_node) else None
-            )
-            if list_at is not None and depth + 1 == list_at and part not in node:
-                node[part] = copy.deepcopy(parent_node) if isinstance(parent_node, list) else []
-            elif isinstance(node, dict) and part not in node:
-                node[part] = {}
-            node = node[part]
-        if isinstance(node, list) and (not isinstance(path[-1], int) or path[-1] >= len(node)):
-            raise UserError(f"--set {text}: the parent has no such list item")
-        node[path[-1]] = value
+        try:
+            for depth, part in enumerate(path[:-1]):
+                parent_node = parent_node.get(part) if isinstance(parent_node, dict) else (
+                    parent_node[part] if isinstance(parent_node, list) and isinstance(part, int) and part < len(parent_node) else None
+                )
+                if list_at is not None and depth + 1 == list_at and part not in node:
+                    node[part] = copy.deepcopy(parent_node) if isinstance(parent_node, list) else []
+                elif isinstance(node, dict) and part not in node:
+                    node[part] = {}
+                node = node[part]
+            if isinstance(node, list) and (not isinstance(path[-1], int) or path[-1] >= len(node)):
+                raise IndexError(path[-1])
+            node[path[-1]] = value
+        except (IndexError, KeyError, TypeError):  # a list item past the end, a key under a value that is not a mapping
+            raise UserError(f"--set {text}: the parent has no such item", "check the path with: medrecipe show PARENT") from None
     return child
 
 
@@ -81,4 +85,4 @@ def render(child: dict, parent: str, overrides: tuple[str, ...], schema: str | N
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "~"))
     yaml.dump(child, out)
-    return out.getvalue()
+    return redact(out.getvalue())  # a value given on the command line may hold a token

@@ -45,6 +45,21 @@ def check(recipe: Recipe) -> list[Violation]:
     found += _data_rules(recipe)
     found += _training_rules(recipe)
     found += _eval_rules(recipe)
+    found += _hub_rules(recipe)
+    return found
+
+
+def _hub_rules(recipe: Recipe) -> list[Violation]:
+    """The release's repositories need distinct names: a model pushed as the SFT checkpoint's repository would replace
+    it, and `publish --to-dir` writes each into a folder of its name."""
+    names = {artifact: recipe.repo_name(artifact) for artifact in ("dataset", "sft", "model")}
+    found = []
+    for artifact, name in names.items():
+        others = [other for other, same in names.items() if same == name and other != artifact]
+        # blamed: a name the recipe sets, not the default it collides with (both set: each is blamed)
+        if others and getattr(recipe.hub, f"{artifact}_repo") is not None:
+            found.append(Violation(("hub", f"{artifact}_repo"), f"the {artifact} repository is named {name!r}, as the "
+                                   f"{others[0]} repository is", f"give it another name: --set hub.{artifact}_repo=..."))
     return found
 
 

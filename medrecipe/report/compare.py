@@ -68,9 +68,17 @@ def load_scores(path: Path) -> dict:
         raise UserError(f"{path} does not exist", "evaluate first: medrecipe run RECIPE --stage eval") from None
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not JSON: {error}") from None
-    if not isinstance(scores.get("benchmarks"), dict):
-        raise UserError(f"{path} has no `benchmarks` mapping", "pass the eval/scores.json that `medrecipe run --stage eval` writes")
+    hint = "pass the eval/scores.json that `medrecipe run --stage eval` writes"
+    if not isinstance(scores, dict) or not isinstance(scores.get("benchmarks"), dict):
+        raise UserError(f"{path} has no `benchmarks` mapping", hint)
+    for name, entry in scores["benchmarks"].items():
+        if not isinstance(entry, dict) or not _is_number(entry.get("score")) or not _is_number(entry.get("stderr", 0.0) or 0.0):
+            raise UserError(f"{path}: benchmarks.{name} is not a score (a mapping with a numeric `score` and `stderr`)", hint)
     return scores
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def compare(scores: dict, published: Published) -> Comparison:

@@ -78,8 +78,8 @@ def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage:
             for chunk in iter(lambda: process.stdout.read1(1 << 16), b""):
                 sink.write(chunk)
                 sink.flush()
-                if verbose:
-                    sys.stdout.buffer.write(chunk)
+                if verbose:  # as text through sys.stdout, which medrecipe's CLI redacts
+                    sys.stdout.write(chunk.decode("utf-8", "replace"))
                     sys.stdout.flush()
                 *lines, pending = re.split(rb"[\r\n]", pending + chunk)
                 changed = any([progress.read(line.decode("utf-8", "replace")) for line in lines])

@@ -35,7 +35,8 @@ def _hub_id(value: str) -> str:
     return value
 
 
-def _namespace(value: str) -> str:
+def hub_namespace(value: str) -> str:
+    """A Hub user or organisation name (the namespace part of a repository id)."""
     if "/" in value:
         raise ValueError(f"{value!r} is not a Hub user or organisation name")
     return _hub_id(value)
@@ -73,7 +74,7 @@ RepoName = Annotated[
 ]
 HubId = Annotated[str, AfterValidator(_hub_id)]
 ModelRef = Annotated[str, AfterValidator(_model_reference)]
-Namespace = Annotated[str, AfterValidator(_namespace)]
+Namespace = Annotated[str, AfterValidator(hub_namespace)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
 # datasets' split-name rule (datasets/naming.py, _split_re); configuration names as the Hub shows them.
 SplitName = Annotated[str, Field(pattern=r"^\w+(\.\w+)*$", max_length=128)]

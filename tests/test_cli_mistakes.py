@@ -1,0 +1,61 @@
+"""Mistakes users make at the command line, and interruptions: each is a clear error (exit 2 or 130), never a
+traceback, and nothing half-written stands in the way of the rerun."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .conftest import RECIPES
+
+QUICKSTART = str(RECIPES / "quickstart.yaml")
+TOKEN = "hf_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7"
+
+
+def test_a_verbose_run_streams_the_tool_through_the_redacting_output(tmp_path, cli, monkeypatch):
+    """`run --verbose` shows the tool's own output as it comes (it used to fail on the first byte), scrubbed."""
+    from medrecipe.run.console import run_logged
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    program = "import os; print('step 1/2, loss 0.5'); print('token', os.environ['HF_TOKEN'])"
+
+    def tool():
+        run_logged([sys.executable, "-c", program], {}, tmp_path, "sft", tmp_path / "sft.log", verbose=True)
+
+    monkeypatch.setattr("medrecipe.cli.validate.summary", lambda recipe: tool() or "ran")
+    result = cli("validate", QUICKSTART)
+    assert result.code == 0, result.err
+    assert "step 1/2, loss 0.5" in result.out and "token [redacted]" in result.out and TOKEN not in result.out
+
+
+def test_ctrl_c_says_how_to_resume(cli, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("medrecipe.cli.validate.load", interrupted)
+    result = cli("validate", QUICKSTART)
+    assert result.code == 130 and "interrupted: finished work is kept; rerun the same command to resume" in result.err
+
+
+def test_two_repositories_of_one_name_are_refused_where_the_recipe_names_them(cli):
+    result = cli("validate", QUICKSTART, "--set", "hub.sft_repo=quickstart")
+    assert result.code == 2 and "hub.sft_repo: the sft repository is named 'quickstart', as the model repository is" in result.err
+
+
+def test_new_reports_a_set_path_the_parent_lacks_and_writes_no_token(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    for wrong in (["data.sources.3.path=/x.jsonl"], ["sft.epochs=1", "sft.epochs.x=1"]):  # past the list; under a number
+        result = cli("new", "fork", "--from", "quickstart", "--dir", str(tmp_path), *(f"--set={w}" for w in wrong))
+        assert result.code == 2 and f"--set {wrong[-1]}: the parent has no such item" in result.err
+    assert cli("new", "tok", "--from", "quickstart", "--dir", str(tmp_path), "--set", f"description=my token {TOKEN}").code == 0
+    assert TOKEN not in (tmp_path / "tok.yaml").read_text()
+
+
+def test_malformed_scores_and_options_are_errors(tmp_path, cli):
+    scores = tmp_path / "scores.json"
+    for content in ([], {"benchmarks": {"medmcqa": 41.0}}, {"benchmarks": {"medmcqa": {"score": "x"}}}):
+        scores.write_text(json.dumps(content))
+        result = cli("compare", str(scores))
+        assert result.code == 2 and "error:" in result.err, content
+    assert cli("run", QUICKSTART, "--workers", "0", "--dry-run").code == 2
+    assert cli("publish", QUICKSTART, "--dry-run", "--namespace", "bad name!").code == 2
