@@ -59,3 +59,14 @@ def test_malformed_scores_and_options_are_errors(tmp_path, cli):
         assert result.code == 2 and "error:" in result.err, content
     assert cli("run", QUICKSTART, "--workers", "0", "--dry-run").code == 2
     assert cli("publish", QUICKSTART, "--dry-run", "--namespace", "bad name!").code == 2
+
+
+def test_a_dry_run_does_not_replace_another_recipes_build(tmp_path, cli):
+    """A queued job reads its compiled config when it starts: a dry run with other overrides must not rewrite it."""
+    out = ["--out", str(tmp_path / "build")]
+    assert cli("compile", QUICKSTART, *out).code == 0
+    config = (tmp_path / "build" / "sft" / "axolotl.yaml").read_text()
+    result = cli("run", QUICKSTART, "--stage", "sft", "--dry-run", *out, "--set", "sft.epochs=3")
+    assert result.code == 2 and "--dry-run would rewrite" in result.err
+    assert (tmp_path / "build" / "sft" / "axolotl.yaml").read_text() == config
+    assert cli("run", QUICKSTART, "--stage", "sft", "--dry-run", *out).code == 0  # the same recipe: nothing changes

@@ -196,7 +196,7 @@ def test_a_recipe_cannot_choose_the_ray_cluster_that_receives_the_ray_token(tmp_
         refused(medrecipe("run", str(recipe), "--stage", stage, *launcher, "--dry-run" if stage == "eval" else "--workers=1",
                           "--out", "build", cwd=tmp_path, env=token),
                 "r.yaml:2:", "compute.ray.address (http://127.0.0.1:9) comes from the recipe", "--set compute.ray.address=")
-    mine = medrecipe("run", str(recipe), "--stage", "eval", "--launcher", "ray", "--dry-run", "--out", "build",
+    mine = medrecipe("run", str(recipe), "--stage", "eval", "--launcher", "ray", "--dry-run", "--out", "mine",
                      "--set", "compute.ray.address=http://127.0.0.1:8265", cwd=tmp_path, env=token)
     assert mine.returncode == 0 and "ray job submit --address=http://127.0.0.1:8265" in mine.stdout, mine.stderr
 

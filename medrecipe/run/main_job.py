@@ -22,6 +22,23 @@ def build(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> l
     return builds + [write_cards(loaded, Layout(out.resolve(), loaded.recipe))]
 
 
+def _dry_run_keeps_the_build(loaded: LoadedRecipe, target: Path) -> None:
+    """A dry run compiles what it prints into `target`: refused when that would replace another recipe's (or other
+    overrides') compiled files, which a queued job may be about to read."""
+    import json
+
+    from ..compile.layout import recipe_sha256
+
+    lock = target / "lock.json"
+    try:
+        compiled = json.loads(lock.read_text(encoding="utf-8")).get("recipe_sha256") if lock.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        compiled = None
+    if compiled and compiled != recipe_sha256(loaded.recipe):
+        raise UserError(f"--dry-run would rewrite {target}, compiled from another version of the recipe (lock.json)",
+                        "give the dry run its own folder: --out /tmp/dry-run")
+
+
 @dataclass
 class MainJob:
     builds: list[StageBuild]
@@ -33,6 +50,8 @@ def run(loaded: LoadedRecipe, target: Path, stage: str, options: RunOptions,
     """Build, then run `stage`: `main` (the data stage), `all` (every stage the recipe has; one that cannot run on
     this machine is skipped with the reason, and the rest go on) or one stage. `on_warning(stage, text)` hears
     each compile warning before anything runs, `on_stage(name)` each stage as it starts."""
+    if options.dry_run:
+        _dry_run_keeps_the_build(loaded, target)
     builds = build(loaded, target)
     for compiled in builds:
         for warning in compiled.warnings:
