@@ -22,7 +22,12 @@ def command() -> None:
     under $MEDRECIPE_HOME (default ~/.cache/medrecipe); pip's cache is reused."""
 
 
-@command.command()
+@command.command(epilog="""\b
+Examples:
+  medrecipe env setup sft
+  medrecipe env setup eval rl
+  medrecipe env setup all --gpu
+""")
 @click.argument("names", nargs=-1, required=True, type=click.Choice([*tools.ENVIRONMENTS, "all"]))
 @click.option("--gpu", is_flag=True, help="Build the GPU variant (DeepSpeed, FlashAttention, vLLM; needs CUDA).")
 def setup(names: tuple[str, ...], gpu: bool) -> None:
@@ -32,7 +37,10 @@ def setup(names: tuple[str, ...], gpu: bool) -> None:
         tools.setup(name, gpu=gpu, log=lambda line: click.echo(line, err=True))
 
 
-@command.command(name="list")
+@command.command(name="list", epilog="""\b
+Examples:
+  medrecipe env list
+""")
 def list_() -> None:
     """Show each environment: ready or not, where, and the tool versions it holds."""
     from rich.console import Console
