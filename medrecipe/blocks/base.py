@@ -22,6 +22,11 @@ class StepFailed(RuntimeError):
     """A curation step failed in a worker; its message says why."""
 
 
+def exclusion_writer(folder: str | None, filename: str):
+    """The writer of a step's removals into `folder` (a context manager yielding it), or of nothing without one."""
+    return JsonlWriter(folder, output_filename=filename) if folder else contextlib.nullcontext()
+
+
 class CurationStep(PipelineStep):
     """A step of a recipe, applied to the records of its selected sources."""
 
@@ -57,12 +62,7 @@ class CurationFilter(CurationStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self.prepare(rank)
-        writer = (
-            JsonlWriter(self.exclusion_folder, output_filename=f"{rank:05d}.jsonl.gz")
-            if self.exclusion_folder
-            else contextlib.nullcontext()
-        )
-        with writer as excluded:
+        with exclusion_writer(self.exclusion_folder, f"{rank:05d}.jsonl.gz") as excluded:
             batch: list[Document] = []
             for doc in data:
                 if not self.selected(doc):

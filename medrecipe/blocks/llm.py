@@ -11,15 +11,13 @@ step that is pickled for Slurm or Ray holds only the variable's name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.writers import JsonlWriter
 
 from ..grading import grade
-from .base import CurationFilter, CurationStep, StepFailed
+from .base import CurationFilter, CurationStep, StepFailed, exclusion_writer
 from .domain import parse_label
 from .record import prompt_text, response_text, with_response
 
@@ -139,9 +137,7 @@ class KeepGenerations(CurationStep):
         self.keep, self.grader, self.exclusion_folder = keep, grader, exclusion_folder
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        writer = (JsonlWriter(self.exclusion_folder, output_filename=f"{rank:05d}.jsonl.gz") if self.exclusion_folder
-                  else contextlib.nullcontext())
-        with writer as excluded:
+        with exclusion_writer(self.exclusion_folder, f"{rank:05d}.jsonl.gz") as excluded:
             for doc in data:
                 results = doc.metadata.pop("rollout_results", None) or [{}]
                 if not self.selected(doc) or results[0].get("skipped"):

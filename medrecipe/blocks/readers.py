@@ -10,7 +10,6 @@ exposes each row as the column `turns`.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
@@ -22,8 +21,8 @@ from urllib.parse import quote
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.writers import JsonlWriter
 
+from .base import exclusion_writer
 from .record import EmptyText, RowRejected, build_record, order_key, prompt_text_of, response_text_of
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
@@ -276,9 +275,7 @@ class SourceReader(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
-        writer = (JsonlWriter(self.exclusion_folder, output_filename=f"{self.name}-{rank:05d}.jsonl.gz")
-                  if self.exclusion_folder else contextlib.nullcontext())
-        with writer as excluded:
+        with exclusion_writer(self.exclusion_folder, f"{self.name}-{rank:05d}.jsonl.gz") as excluded:
             yield from self._records(rank, world_size, excluded)
 
     def _records(self, rank: int, world_size: int, excluded) -> DocumentsPipeline:

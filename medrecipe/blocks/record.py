@@ -72,6 +72,10 @@ def _text(value: Any, column: str) -> str:
     return str(value)
 
 
+def _text_column(row: dict, name: str, source: str) -> str:
+    return _text(_column(row, name, source), name)
+
+
 def _portable(value: Any) -> Any:
     """A metadata value every writer can store: integers beyond 64 bits and text with lone surrogates as escaped text."""
     if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
@@ -200,7 +204,7 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
     options: dict[str, str] = {}
     answer = None
     if fields.get("system"):
-        system = _text(_column(row, fields["system"], source), fields["system"])
+        system = _text_column(row, fields["system"], source)
         if system:
             messages.append({"role": "system", "content": system})
     if fields.get("messages"):
@@ -223,11 +227,11 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
         if fields.get("options"):
             options = _options(row, fields["options"], source, fields.get("options_format", "auto"))
         context = _context(_column(row, fields["context"], source)) if fields.get("context") else ""
-        question = _text(_column(row, fields["prompt"], source), fields["prompt"])
+        question = _text_column(row, fields["prompt"], source)
         messages.append({"role": "user", "content": prompt_with_options(question, options, context)})
     if fields.get("response") or fields.get("reasoning"):
-        reasoning = _text(_column(row, fields["reasoning"], source), fields["reasoning"]) if fields.get("reasoning") else ""
-        response = _text(_column(row, fields["response"], source), fields["response"]) if fields.get("response") else ""
+        reasoning = _text_column(row, fields["reasoning"], source) if fields.get("reasoning") else ""
+        response = _text_column(row, fields["response"], source) if fields.get("response") else ""
         messages.append({"role": "assistant", "content": assistant_content(reasoning, response)})
     if fields.get("strip_tags"):
         messages = [{**m, "content": _strip_tags(m["content"], fields["strip_tags"])} if m["role"] == "assistant" else m

@@ -117,5 +117,5 @@ def _from_recipe(custom: CustomBenchmark) -> Benchmark:
     columns = {key: value for key, value in custom.columns.model_dump().items() if value}
     return Benchmark(custom.name, custom.title or custom.name, custom.title or custom.name, custom.hub or "", custom.split,
                      custom.reader, subset=custom.subset, spec={**columns, "zero_based": custom.zero_based},
-                     where={column: tuple(value) if isinstance(value, list) else value for column, value in custom.where.items()}, data_files=tuple(custom.data_files), revision=custom.revision,
+                     where=dict(custom.where), data_files=tuple(custom.data_files), revision=custom.revision,
                      note="defined in the recipe")

@@ -14,6 +14,15 @@ from ..hub.repos import STAGE_CHOICES, describe, human_size, plan, release_of, w
 from .common import load, overrides_option, recipe_argument
 
 
+def _checked_namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from ..recipe.model.basics import hub_namespace
+
+    try:
+        return None if value is None else hub_namespace(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--namespace") from None
+
+
 @click.command(
     epilog="""\b
 Examples:
@@ -37,7 +46,7 @@ rerunning with nothing changed makes no commit.
     help="What to publish: data (the dataset), sft / rl (the checkpoints), eval (the scores, into the evaluated "
     "model's card), all (default). Repeatable.",
 )
-@click.option("--namespace", metavar="NS", callback=lambda ctx, param, value: _checked_namespace(value),
+@click.option("--namespace", metavar="NS", callback=_checked_namespace,
               help="User or organisation to publish under (default: hub.namespace, else your account).")
 @click.option("--dry-run", is_flag=True, help="Print every repository, revision, file and card; contact nobody.")
 @click.option(
@@ -122,12 +131,3 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if index == 0:
             click.echo("  ".join("-" * width for width in widths))
-
-
-def _checked_namespace(value: str | None) -> str | None:
-    from ..recipe.model.basics import hub_namespace
-
-    try:
-        return None if value is None else hub_namespace(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--namespace") from None

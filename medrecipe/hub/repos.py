@@ -139,7 +139,7 @@ def write_repos(
                         "choose a folder outside the build for --to-dir")
     manifest = target_dir / MANIFEST
     made = _written_before(manifest)
-    written, names = [], set()
+    written = []
     for content in plan(loaded, layout, release_of(loaded, offline_namespace(loaded.recipe, namespace)), stages):
         name = content.artifact.name
         folder = (target_dir / name).resolve()
@@ -148,9 +148,6 @@ def write_repos(
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and name not in made:
             raise UserError(f"{folder} exists and medrecipe did not write it: it is left as it is",
                             "write the repositories into an empty folder (or remove that one)")
-        if name in names:  # two repositories of one name (a dataset's and a model's) would share the folder
-            raise UserError(f"two repositories of this release are named {name!r}", "give them distinct names (hub.*_repo)")
-        names.add(name)
         # named in the manifest before it is written, so that a write cut off midway (Ctrl-C) is finished by a rerun
         made.add(name)
         target_dir.mkdir(parents=True, exist_ok=True)

@@ -227,6 +227,11 @@ def _stage_counts(logging_dir: Path) -> dict[str, dict[str, int]]:
     return totals
 
 
+def _by_reason(labels: dict[str, int], kind: str) -> dict[str, int]:
+    """The counts a step labels `<kind>:<reason>` (removed:near_duplicate, rejected:not_text), by reason."""
+    return {label.split(":", 1)[1]: value for label, value in labels.items() if label.startswith(f"{kind}:")}
+
+
 def gather_stats(content: dict, work: Path) -> dict:
     """stats.json: counts in and out of every step and source, resolved thresholds, the output's size."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -236,8 +241,7 @@ def gather_stats(content: dict, work: Path) -> dict:
                 counts[name][label] += value
     read = {label.split("/", 1)[1]: value for name in counts for label, value in counts[name].items() if label.startswith("read/")}
     # rows the readers could not turn into records, by source and reason (listed in excluded/read)
-    rejected = {s["name"]: {label.split(":", 1)[1]: value for label, value in counts[s["name"]].items() if label.startswith("rejected:")}
-                for s in content["sources"] if any(label.startswith("rejected:") for label in counts.get(s["name"], {}))}
+    rejected = {s["name"]: reasons for s in content["sources"] if (reasons := _by_reason(counts.get(s["name"], {}), "rejected"))}
     import pyarrow.parquet as pq
 
     output = Path(content["output"])
@@ -260,7 +264,7 @@ def gather_stats(content: dict, work: Path) -> dict:
         resolved = {}
         if decision_file.exists():
             resolved = {k: v for k, v in json.loads(decision_file.read_text()).items() if k not in ("remove",)}
-        reasons = {label.split(":", 1)[1]: v for label, v in labels.items() if label.startswith("removed:")}
+        reasons = _by_reason(labels, "removed")
         # every removal is counted with its reason: generation's out counts records, several per kept prompt
         steps.append({"name": step["name"], "type": step["type"], "params": step["params"], "in": total_in,
                       "out": total_out, "removed": sum(reasons.values()), "by_source": by_source,

@@ -3,12 +3,13 @@ again with what the stages wrote and, for `main` and `all`, the repositories' co
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..compile.build import StageBuild, compile_recipe
-from ..compile.layout import STAGES, Layout
+from ..compile.layout import STAGES, Layout, recipe_sha256
 from ..errors import NotRunnableHere, UserError
 from ..hub.card_files import write_cards
 from ..hub.repos import write_repos
@@ -25,10 +26,6 @@ def build(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> l
 def _dry_run_keeps_the_build(loaded: LoadedRecipe, target: Path) -> None:
     """A dry run compiles what it prints into `target`: refused when that would replace another recipe's (or other
     overrides') compiled files, which a queued job may be about to read."""
-    import json
-
-    from ..compile.layout import recipe_sha256
-
     lock = target / "lock.json"
     try:
         compiled = json.loads(lock.read_text(encoding="utf-8")).get("recipe_sha256") if lock.is_file() else None
