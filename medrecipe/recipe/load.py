@@ -21,6 +21,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Position, Problem, RecipeError, dotted
 from .untrusted import credential_value, secret_variable
+from .yaml_nodes import compose_nodes
 
 Path_ = tuple  # a path into the recipe data: str keys and int list indices
 
@@ -214,9 +215,8 @@ def parse_file(file: Path) -> Tree:
     """One YAML file as a Tree (no inheritance); raises RecipeError with every problem found."""
     name = display(file)
     text = _read_text(file, name)
-    yaml = _yaml()
     try:
-        node = yaml.compose(text)
+        node = compose_nodes(text, MAX_DEPTH)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Position(name, mark.line + 1, mark.column + 1) if mark else Position(name)
@@ -227,7 +227,7 @@ def parse_file(file: Path) -> Tree:
                                    f"invalid YAML: character {exc.character!r} is not allowed in a recipe")]) from None
     except RecursionError:  # the composer recurses once per level: deep nesting ends it before anything is built
         raise RecipeError([Problem(Position(name), "", f"the recipe is nested more than {MAX_DEPTH} levels deep")]) from None
-    builder = _Builder(file, yaml)
+    builder = _Builder(file, _yaml())
     builder.tree.key_pos[()] = Position(name, 1, 1)
     if node is None:
         builder.tree.data = {}

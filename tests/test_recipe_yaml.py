@@ -1,0 +1,152 @@
+"""Recipes are composed by libyaml where it reads a document as ruamel's own parser does, and by ruamel's parser
+everywhere else (recipe/yaml_nodes.py). These tests hold the two to the same nodes: tags, values and the
+line and column every error message points at."""
+
+from __future__ import annotations
+
+import platform
+import random
+import warnings
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.parser import Parser
+
+from medrecipe.recipe import RecipeError, load_recipe
+from medrecipe.recipe.load import MAX_DEPTH
+from medrecipe.recipe.yaml_nodes import compose_nodes
+from medrecipe.recipe.registry import shipped_recipes_dir
+
+TRICKY = [
+    "a: yes\nb: 010\nc: on\nd: 1_000\ne: 0o10\nf: 1:30\ng: 2001-12-14\nh: .inf\ni: ~\nj: 0x1F\nk: 1e3\nl: +1\nm: NULL\n",
+    "x: &a [1, 2]\ny: *a\nz: {<<: {p: 1}, q: 2}\nw:\n  <<: [{r: 1}, {s: 2}]\n",
+    "é: 'ünïcode 日本'\nnext: 3\n",
+    "a: 1\r\nb:\r\n  - x\r\n  - y\r\n",  # CRLF
+    "# a comment with a line separator \u2028 and a next-line \x85 in it\na: 1\nb: 2\n",  # libyaml reads it, ruamel not
+    "a:\tx\n",  # a tab after the colon: libyaml reads it, ruamel not
+    "a: |\n  block\n   more\n\nb: >-\n  folded\n  text\n\n  para\nc: |+\n  keep\n\nd: |2\n   indented\n",
+    "a: \"dq \\x41\\u00e9\\N\\/\"\nb: 'it''s'\nc: multi\n  line plain\nd: \"dq\n  cont\"\n",
+    "a: [b, [c, {d: e}], ]\nf: {g: [1, 2], h: i}\nj: []\nk: {}\nl: ''\nm: \"\"\n",
+    "---\na: 1\n...\n",
+    "\ufeffa: 1\n",
+    "%YAML 1.1\n---\na: yes\nb: on\nc: 1:30\n",  # YAML 1.1 booleans and sexagesimals: libyaml ignores the directive
+    "judge: {model: m, endpoint: http://127.0.0.1:8000/v1}\n",  # a YAML 1.2 plain scalar libyaml refuses
+    "a: " + "[" * 60 + "]" * 60 + "\n",  # past the nesting limit: ruamel's parser, which raises, not libyaml's, which recurses
+]
+
+
+def nodes(node: Node | None, seen: set[int] | None = None) -> list:
+    """Every node in document order: its kind, tag, position and scalar value (an alias once, by position)."""
+    seen = set() if seen is None else seen
+    if node is None:
+        return [None]
+    empty_value = node.value == "" and node.tag == "tag:yaml.org,2002:null"  # libyaml places `{b: }`'s one column on
+    found = [(type(node).__name__, node.tag) + (() if empty_value else (node.start_mark.line, node.start_mark.column))]
+    if id(node) in seen:
+        return found
+    seen.add(id(node))
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            found += nodes(key, seen) + nodes(value, seen)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            found += nodes(item, seen)
+    else:
+        found.append(node.value)
+    return found
+
+
+def fast(text: str) -> Node | None:
+    return compose_nodes(text, MAX_DEPTH)
+
+
+def pure(text: str) -> Node | None:
+    return YAML(typ="safe", pure=True).compose(text)
+
+
+def outcome(compose, text: str) -> list | tuple[str, str]:
+    """The nodes a composer makes of `text`, or the error it raises, in its words."""
+    try:
+        return nodes(compose(text))
+    except (YAMLError, RecursionError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="ruamel.yaml.clib is CPython's")
+def test_libyaml_is_installed_so_the_fast_path_is_the_one_tested():
+    assert YAML(typ="safe").Parser is not Parser
+
+
+@pytest.mark.parametrize("recipe", sorted(shipped_recipes_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_recipe_composes_as_ruamel_composes_it(recipe: Path):
+    text = recipe.read_text(encoding="utf-8")
+    assert outcome(fast, text) == outcome(pure, text)
+
+
+@pytest.mark.parametrize("text", TRICKY, ids=range(len(TRICKY)))
+def test_tricky_documents_compose_as_ruamel_composes_them(text: str):
+    assert outcome(fast, text) == outcome(pure, text)
+
+
+KEYS = ["a", "b c", "'q'", '"d q"', "k:v", "-x", "?y", ":z", "ü", "日本", "1", "yes", "~", "<<", "&an k", "!!str t"]
+VALUES = [
+    "1", "1.5", "yes", "No", "on", "~", "null", "http://h:80/p", "'s:q'", '"e\\/s"', '"\\x41\\u00e9\\N"', "a #c", "a# b",
+    "a: b", "-1", ".5", "0o7", "012", "1:30", "2001-12-14", "*an", "&an v", "[1, 2]", "{x: y}", "{x: http://a:1}",
+    "[http://a:1]", "{a:b}", "[a:b]", "{? c : d}", "!!int '3'", "'it''s'", '"tab\\tx"', "|\n  block\n   more\n",
+    ">-\n  folded\n  text\n\n  para\n", "|+\n  keep\n\n", "|2\n   ind\n", "multi\n  line plain", '"dq\n  cont"',
+    "'sq\n  cont'", "[a, [b, {c: d}], ]", "{a: [1, 2], b: }", "- x", "\tx", "x\t", "@x", "`x", "%x", "!x", "[]", "{}",
+    "''", '""', "-", "- - a", "? k",
+]
+BETWEEN = ["# comment", "# c\u2028omment", "# c\x85d", "  # indented", "", "---", "...", "\t# tab"]
+
+
+def random_document(rng: random.Random) -> str:
+    """A few keys in block, nested and list layouts, from fragments chosen for where YAML parsers part ways."""
+    lines = []
+    for _ in range(rng.randint(1, 6)):
+        key, value, layout = rng.choice(KEYS), rng.choice(VALUES), rng.random()
+        if layout < 0.2:
+            lines.append(f"{key}:\n  {value}")
+        elif layout < 0.35:
+            lines.append(f"{key}:\n  - {value}\n  - {rng.choice(VALUES)}")
+        elif layout < 0.45:
+            lines.append(f"{key}:\n  sub: {value}\n  {rng.choice(KEYS)}: {rng.choice(VALUES)}")
+        else:
+            lines.append(f"{key}: {value}")
+        if rng.random() < 0.15:
+            lines.append(rng.choice(BETWEEN))
+    newline = rng.choice(["\n", "\n", "\r\n", "\r"])
+    start = rng.choice(["%YAML 1.2\n---\n", "%YAML 1.1\n---\n", "---\n", "\ufeff"]) if rng.random() < 0.1 else ""
+    return start + newline.join(lines) + newline
+
+
+def test_random_documents_compose_as_ruamel_composes_them():
+    """2,000 documents of the generator the parsers were compared on (200,000, from other seeds)."""
+    rng = random.Random(20261130)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ruamel warns of an anchor defined twice, which the generator does
+        for _ in range(2_000):
+            text = random_document(rng)
+            assert outcome(fast, text) == outcome(pure, text), text
+
+
+SFT = "  learning_rate: 5.0e-5\n  epochs: 6\n  sequence_len: 4096\n  batch: {global_size: 128}\n  datasets: [{path: org/data}]\n"
+
+
+def test_a_yaml_1_1_directive_is_honoured(write):
+    recipe = write("r.yaml", "%YAML 1.1\n---\nname: r\nbase_model: Qwen/Qwen3-8B\nsft:\n  sample_packing: on\n" + SFT)
+    assert load_recipe(recipe).recipe.sft.sample_packing is True
+
+
+def test_a_syntax_error_is_worded_and_placed_by_ruamel(write):
+    """A document libyaml refuses is read again by ruamel's parser: its message and position, not libyaml's."""
+    text = "name: r\nbase_model: Qwen/Qwen3-8B\nsft:\n  epochs: [6\n" + SFT
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write("r.yaml", text))
+    with pytest.raises(MarkedYAMLError) as ruamel:
+        YAML(typ="safe", pure=True).compose(text)
+    mark = ruamel.value.problem_mark
+    assert [str(p) for p in info.value.problems] == [f"r.yaml:{mark.line + 1}:{mark.column + 1}: invalid YAML: {ruamel.value.problem}"]
