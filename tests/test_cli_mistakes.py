@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+from medrecipe.recipe.load import display
 
 from .conftest import RECIPES
 
@@ -73,3 +76,34 @@ def test_a_dry_run_does_not_replace_another_recipes_build(tmp_path, cli):
     same = cli("run", QUICKSTART, "--stage", "data", "--dry-run", *out)  # the same recipe: the same files
     assert same.code == 0, same.err
     assert (tmp_path / "build" / "sft" / "axolotl.yaml").read_text() == config
+
+
+def test_a_missing_stage_hint_repeats_the_overrides_and_the_build_folder(tmp_path, cli):
+    """The command a hint gives builds into the same folder with the same recipe: without --set and --out it would
+    run the stage into another build (stage folders are keyed by the recipe's content)."""
+    result = cli("publish", QUICKSTART, "--set", "name=fork", "--out", str(tmp_path / "b"), "--dry-run")
+    assert result.code == 2
+    recipe = display(Path(QUICKSTART))
+    assert f"hint: run the data stage first: medrecipe run {recipe} --set name=fork --out {tmp_path / 'b'} --stage data" in result.err
+
+
+def test_a_set_under_a_plain_value_is_refused_at_the_set(cli):
+    result = cli("validate", QUICKSTART, "--set", "sft.learning_rate.x=1")
+    assert result.code == 2 and "--set sft.learning_rate.x=1: sft.learning_rate: is float, which has no 'x' to set" in result.err
+    result = cli("validate", QUICKSTART, "--set", "data.sources.0.x.y=1")  # a mapping the --set creates is placed at it
+    assert result.code == 2 and "error: --set data.sources.0.x.y=1: data.sources[0].x: unknown key 'x'" in result.err
+
+
+def test_a_folder_given_as_the_recipe_is_named_as_one(tmp_path, cli):
+    (tmp_path / "mine.yaml").mkdir()
+    result = cli("validate", str(tmp_path / "mine.yaml"))
+    assert result.code == 2 and "this is a folder, not a recipe file" in result.err
+    result = cli("validate", str(RECIPES))
+    assert result.code == 2 and f"recipes in it: {RECIPES / 'ii-medical-8b-1706.yaml'}" in result.err
+
+
+def test_options_of_a_stage_that_does_not_run_are_usage_errors(cli):
+    result = cli("run", QUICKSTART, "--stage", "data", "--model", "org/model", "--dry-run")
+    assert result.code == 2 and "--model names the model the eval stage evaluates" in result.err
+    result = cli("run", QUICKSTART, "--stage", "sft", "--workers", "2", "--dry-run")
+    assert result.code == 2 and "--workers sets how the data stage runs, which --stage sft does not run" in result.err

@@ -47,6 +47,11 @@ def command(recipe, overrides, stage, out, executor, workers, launcher, model, g
     from ..run import main_job
     from ..run.stages import RunOptions
 
+    if model and stage not in ("eval", "all"):
+        raise click.UsageError("--model names the model the eval stage evaluates: use it with --stage eval (or all)")
+    if (executor or workers) and stage not in (MAIN_JOB, "data", "all"):
+        raise click.UsageError(f"--{'executor' if executor else 'workers'} sets how the data stage runs, which --stage {stage} "
+                               "does not run")
     console = Console()
     loaded, _ = load(recipe, overrides)
     target = (out or default_out(loaded)).resolve()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..errors import UserError
 from ..recipe import LoadedRecipe
+from ..recipe.load import display
 from ..recipe.show import to_yaml
 from ..recipe.untrusted import redact
 from .layout import STAGES, Layout, recipe_sha256
@@ -44,6 +46,14 @@ class StageBuild:
 
 def default_out(loaded: LoadedRecipe) -> Path:
     return Path("build") / loaded.recipe.name
+
+
+def run_command(loaded: LoadedRecipe, root: Path, stage: str) -> str:
+    """The command that runs `stage` into this build: the same recipe file, `--set` overrides and build folder."""
+    words = ["medrecipe", "run", display(loaded.file), *(word for override in loaded.overrides for word in ("--set", override))]
+    if Path(root).resolve() != default_out(loaded).resolve():
+        words += ["--out", display(root)]
+    return shlex.join([*words, "--stage", stage])
 
 
 def stages_of(loaded: LoadedRecipe) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..compile.build import written_json
+from ..compile.build import run_command, written_json
 from ..compile.layout import STAGES, Layout, recipe_sha256
 from ..errors import UserError
 from ..recipe import LoadedRecipe
@@ -208,7 +208,7 @@ class _Outputs:
 
     def __init__(self, loaded: LoadedRecipe, layout: Layout):
         self.layout = layout
-        self.command = f"medrecipe run {display(loaded.file)}"
+        self.loaded = loaded
 
     def stats(self, required: bool) -> dict | None:
         path = self.layout.data_stats()
@@ -216,7 +216,7 @@ class _Outputs:
             return written_json(path)
         if required:
             raise UserError(
-                f"the data stage has not finished: {display(path)} is missing", f"run it first: {self.command} --stage data"
+                f"the data stage has not finished: {display(path)} is missing", f"run it first: {run_command(self.loaded, self.layout.root, 'data')}"
             )
         return None
 
@@ -225,7 +225,7 @@ class _Outputs:
         if not files:
             raise UserError(
                 f"the curated dataset is missing: no parquet files in {display(self.layout.data_output())}",
-                f"run the data stage first: {self.command} --stage data",
+                f"run the data stage first: {run_command(self.loaded, self.layout.root, 'data')}",
             )
         return files
 
@@ -234,7 +234,7 @@ class _Outputs:
         if path.is_file():
             return written_json(path)
         if required:
-            raise UserError(f"no evaluation scores: {display(path)} is missing", f"run the evaluation first: {self.command} --stage eval")
+            raise UserError(f"no evaluation scores: {display(path)} is missing", f"run the evaluation first: {run_command(self.loaded, self.layout.root, 'eval')}")
         return None
 
     def chart(self) -> Path | None:
@@ -248,7 +248,7 @@ class _Outputs:
             what = "SFT" if stage == "sft" else "RL"
             raise UserError(
                 f"no {what} checkpoint in {display(folder)} (a model folder with config.json and weights)",
-                f"run the {what} stage first: {self.command} --stage {stage}",
+                f"run the {what} stage first: {run_command(self.loaded, self.layout.root, stage)}",
             )
         return folder
 

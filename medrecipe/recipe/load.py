@@ -367,17 +367,15 @@ def apply_override(tree: Tree, text: str) -> None:
     path, value, label = parse_override(text)
     node: Any = tree.data
     for depth, part in enumerate(path[:-1]):
-        if isinstance(node, list):
-            if not isinstance(part, int) or part >= len(node):
-                raise RecipeError([Problem(label, dotted(path[: depth + 1]), "no such list item")])
-            if not isinstance(node[part], (dict, list)):
-                raise RecipeError([Problem(label, dotted(path[: depth + 1]), f"is {type(node[part]).__name__}, which has no "
-                                           f"{path[depth + 1]!r} to set", "set the whole item instead")])
-            node = node[part]
-        else:
-            if not isinstance(node.get(part), (dict, list)):
-                node[part] = {}
-            node = node[part]
+        if isinstance(node, list) and (not isinstance(part, int) or part >= len(node)):
+            raise RecipeError([Problem(label, dotted(path[: depth + 1]), "no such list item")])
+        if isinstance(node, dict) and node.get(part) is None:
+            node[part] = {}  # a section or option the recipe leaves out (or sets to null) is created, by this --set
+            tree.key_pos[path[: depth + 1]] = tree.value_pos[path[: depth + 1]] = label
+        if not isinstance(node[part], (dict, list)):
+            raise RecipeError([Problem(label, dotted(path[: depth + 1]), f"is {type(node[part]).__name__}, which has no "
+                                       f"{path[depth + 1]!r} to set", f"set {dotted(path[: depth + 1])} itself instead")])
+        node = node[part]
     last = path[-1]
     if isinstance(node, list):
         if not isinstance(last, int) or last >= len(node):

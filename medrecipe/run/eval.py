@@ -22,6 +22,7 @@ from pathlib import Path
 from ..envs import offline_models
 from ..catalog import benchmarks
 from ..compile import lighteval
+from ..compile.build import run_command
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
@@ -136,7 +137,7 @@ def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) 
         if not (model / "config.json").is_file() and not options.dry_run:
             outputs = {"sft": layout.sft_output, "rl": layout.rl_output}
             stage = next((name for name, output in outputs.items() if getattr(loaded.recipe, name) and model == output()), None)
-            hint = f"run the {stage} stage first: medrecipe run {loaded.file} --stage {stage}" if stage else "check eval.model"
+            hint = f"run the {stage} stage first: {run_command(loaded, layout.root, stage)}" if stage else "check eval.model"
             raise NotRunnableHere(f"the model to evaluate is missing: {model}", f"{hint}, or pass --model PATH_OR_REPO")
         return str(model)
     return model

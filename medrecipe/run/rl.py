@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 from ..compile import openrlhf
+from ..compile.build import run_command
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
@@ -39,7 +40,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if rl.init_from == "sft" and not (layout.sft_output() / "config.json").is_file() and not options.dry_run:
         raise NotRunnableHere(
             f"the SFT model this stage starts from is missing: {layout.sft_output()}",
-            f"run the SFT stage first: medrecipe run {loaded.file} --stage sft",
+            f"run the SFT stage first: {run_command(loaded, layout.root, 'sft')}",
         )
     python = _python(options)
     policy = isinstance(rl, PolicyOptimization)

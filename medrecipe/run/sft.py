@@ -21,6 +21,7 @@ from pathlib import Path
 from ..envs import offline_models
 from ..catalog.checks import sft_base_model
 from ..compile import axolotl
+from ..compile.build import run_command
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
@@ -61,7 +62,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if sft.datasets is None and not any(layout.data_output().glob("*.parquet")) and not options.dry_run:
         raise UserError(
             f"the SFT data is missing: no parquet files in {layout.data_output()}",
-            f"run the data stage first: medrecipe run {loaded.file} --stage data",
+            f"run the data stage first: {run_command(loaded, layout.root, 'data')}",
         )
     if options.launcher == "ray":
         raise UserError("SFT runs with --launcher local or --launcher slurm", "Axolotl's own Ray mode is not used by medrecipe")
