@@ -4,6 +4,7 @@ InferenceRunner, against an OpenAI-compatible server on 127.0.0.1 that the test 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import signal
@@ -212,3 +213,27 @@ compute: {{tasks: 1, workers: 1}}
     responses = [r["messages"][-1]["content"] for f in sorted((work / "output").glob("*.parquet"))
                  for r in pq.read_table(f).to_pylist()]
     assert len(responses) == 3 and len(set(responses)) == 3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_a_local_model_needs_vllm_only_where_the_tasks_run(tmp_path, cli):
+    """A generate step without an endpoint starts vLLM where its tasks run: on this machine with the local executor,
+    which refuses to start without it; elsewhere with Slurm, and in a dry run, which run nothing here."""
+    write_jsonl(tmp_path / "questions.jsonl", [{"q": "Which option is right?", "options": ["first", "second"], "answer": "A"}])
+    recipe = tmp_path / "local.yaml"
+    recipe.write_text("""
+name: local-model
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {name: questions, path: questions.jsonl, kind: prompts, fields: {prompt: q, options: options, answer: answer}}
+  steps:
+    - {type: generate, model: Qwen/Qwen3-8B, samples: 2}
+""")
+    out = str(tmp_path / "build")
+    refused = cli("run", str(recipe), "--stage", "data", "--out", out)
+    assert refused.code == 2 and "runs Qwen/Qwen3-8B on a local vLLM server, and vLLM is not installed here" in refused.err
+    for executor in ("local", "slurm"):
+        planned = cli("run", str(recipe), "--stage", "data", "--out", out, "--executor", executor, "--dry-run")
+        assert planned.code == 0, planned.err
+        assert f"tasks, {executor}): " in planned.out and "InferenceStep" in planned.out

@@ -46,6 +46,11 @@ def _preflight(content: dict, notes: list[str]) -> dict:
                 b for b in stage["pipeline"]
                 if not (b["block"].endswith("SourceReader") and b["args"]["source"]["name"] in missing)
             ]
+    return content
+
+
+def _require_vllm(content: dict) -> None:
+    """LLM steps without an endpoint start vLLM where their tasks run: checked only where that is this machine."""
     needs_vllm = [b for s in content["stages"] for b in s["pipeline"]
                   if b["block"].endswith("InferenceStep") and not b["args"]["endpoint"]]
     if needs_vllm:
@@ -57,7 +62,6 @@ def _preflight(content: dict, notes: list[str]) -> dict:
                 "and vLLM is not installed here",
                 "run on a GPU machine with `pip install vllm`, or set the step's `endpoint` to an OpenAI-compatible server",
             )
-    return content
 
 
 def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: str, name: str, loaded: LoadedRecipe,
@@ -108,6 +112,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     work = Path(content["work_dir"])
     kind = options.executor or loaded.recipe.compute.executor
     workers = options.workers or loaded.recipe.compute.workers or os.cpu_count() or 1
+    if kind == "local" and not options.dry_run:  # Slurm and Ray run the tasks, and so vLLM, on other machines
+        _require_vllm(content)
     if options.dry_run:
         for stage in content["stages"]:
             blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
