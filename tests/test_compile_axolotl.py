@@ -244,3 +244,36 @@ def test_compiler_targets_the_pinned_axolotl():
     from medrecipe.envs import tools
 
     assert f"axolotl=={axolotl.VERSION}" in tools.ENVIRONMENTS["sft"].requirements(gpu=False)
+
+
+# The end of an assistant turn in each template medrecipe chooses, read from Axolotl's own templates.
+_TURN_ENDINGS = r"""
+import json, sys
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from axolotl.utils.chat_templates import get_chat_template
+
+def raise_exception(message):
+    raise ValueError(message)
+
+found = {}
+for name in json.loads(sys.argv[1]):
+    template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(get_chat_template(name))
+    text = template.render(messages=[{"role": "user", "content": "QUESTION"}, {"role": "assistant", "content": "ANSWER"}],
+                           bos_token="<BOS>", eos_token="<EOS>", raise_exception=raise_exception, add_generation_prompt=False)
+    found[name] = text.split("ANSWER", 1)[1]
+print(json.dumps(found))
+"""
+
+
+def test_each_templates_turn_end_is_the_token_axolotl_writes_after_an_answer(sft_env):
+    """TURN_ENDS names the token each template ends an assistant turn with; the templates it leaves out end one with
+    the tokenizer's EOS, which Axolotl trains and generation stops at already."""
+    import subprocess
+
+    from medrecipe.catalog import models
+
+    names = sorted({template for _, template in models._FAMILIES} | set(models.TURN_ENDS) | {"alpaca"})
+    result = subprocess.run([str(sft_env), "-c", _TURN_ENDINGS, json.dumps(names)], capture_output=True, text=True, check=True)
+    after_the_answer = json.loads(result.stdout.splitlines()[-1])
+    for name in names:
+        assert after_the_answer[name].startswith(models.TURN_ENDS.get(name, "<EOS>")), (name, after_the_answer[name])

@@ -33,7 +33,7 @@ def envs(tool_python):
 @pytest.fixture(scope="module")
 def tokenizers(envs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tokenizers")
-    return {kind: stand_in_tokenizer(kind, folder / kind, envs["sft"]) for kind in ("qwen3", "llama3")}
+    return {kind: stand_in_tokenizer(kind, folder / kind, envs["sft"]) for kind in ("qwen3", "llama3", "llama3-base")}
 
 
 def hub_env(hub, **extra: str) -> dict[str, str]:
@@ -157,7 +157,7 @@ def test_lighteval_scores_every_ii_medical_benchmark_and_the_judge_sees_the_answ
 
 
 def test_ultramedical_sft_dpo_and_evaluation_agree(fixture_hub, tokenizers, tmp_path):
-    result, found = inspect(fixture_hub, "ultramedical-llama3-8b", tokenizers["llama3"], tmp_path)
+    result, found = inspect(fixture_hub, "ultramedical-llama3-8b", tokenizers["llama3-base"], tmp_path)  # Meta-Llama-3-8B
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
     assert not failed(found)
     pair = found["pair"]
@@ -165,7 +165,7 @@ def test_ultramedical_sft_dpo_and_evaluation_agree(fixture_hub, tokenizers, tmp_
     assert pair["prompt"].endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert "user" not in pair["chosen"] and pair["chosen"].rstrip().endswith("So, the answer is B.<|eot_id|>")
     trained = [text for text, is_trained in found["sft"] if is_trained]
-    assert trained[0].endswith("So, the answer is C.<|eot_id|>") or trained[0].endswith("So, the answer is C.")
+    assert trained[0].endswith("So, the answer is C.<|eot_id|>")  # the end of the turn, though the base model's EOS is another
     for name, value in found["evaluation"].items():
         assert value["leading_bos"] == 1, name  # Llama 3's template writes the BOS; the tokenizer adds none
         assert value["leading_bos_default"] == 2, name  # lighteval's default add_special_tokens would add a second
@@ -190,3 +190,15 @@ def test_the_reward_model_scores_whole_conversations(fixture_hub, tokenizers, tm
     result, found = inspect(fixture_hub, "ultramedical-rm-llama3-8b", tokenizers["llama3"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert found["pair"]["prompt"] == "" and found["pair"]["chosen"].count("<|start_header_id|>user<|end_header_id|>") == 1
+
+
+def test_an_untrained_end_of_turn_is_reported():
+    """What Axolotl did with the llama3 template on Meta-Llama-3-8B's own EOS before SFT configs named the turn end."""
+    from medrecipe.run.inspect import Inspection, _sft_agreements
+
+    prompt = "<|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    found = Inspection(sft=[[prompt, False], ["So, the answer is A.", True], ["<|eot_id|>", False]], generation_prompt=prompt)
+    _sft_agreements(found, [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "So, the answer is A."}],
+                    "<|end_of_text|>")
+    stops = next(a for a in found.agreements if a.check == "SFT trains the end of the turn, where generation stops")
+    assert not stops.ok and "the model never learns to stop" in stops.detail

