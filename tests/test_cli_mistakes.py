@@ -107,3 +107,8 @@ def test_options_of_a_stage_that_does_not_run_are_usage_errors(cli):
     assert result.code == 2 and "--model names the model the eval stage evaluates" in result.err
     result = cli("run", QUICKSTART, "--stage", "sft", "--workers", "2", "--dry-run")
     assert result.code == 2 and "--workers sets how the data stage runs, which --stage sft does not run" in result.err
+
+
+def test_a_tokenizer_folder_that_does_not_exist_is_refused_before_anything_is_read(cli):
+    result = cli("inspect", QUICKSTART, "--tokenizer", "/models/Qwen3-8B")
+    assert result.code == 2 and "/models/Qwen3-8B is not a folder" in result.err

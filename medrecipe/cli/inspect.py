@@ -28,8 +28,9 @@ def command(recipe: str, overrides: tuple[str, ...], tokenizer: str | None, json
     """Render one record of RECIPE the way each stage feeds it to the model, with the tools' own code in their
     environments: the SFT sample as Axolotl tokenizes it (trained text between « »), the RL prompt (or preference
     pair) as OpenRLHF builds it, and one prompt per benchmark as lighteval builds it, all with the chat template
-    SFT trains into the model. Then check that they agree on the template, the think block and the BOS token;
-    exit 2 when they do not. Needs `medrecipe env setup sft rl eval` and the recipe's data (see preflight)."""
+    SFT trains into the model. Then check that they agree on the template, the think block, the BOS token and
+    the end of a turn; exit 2 when they do not. Needs `medrecipe env setup sft rl eval` and the recipe's data
+    (see preflight)."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -37,6 +38,8 @@ def command(recipe: str, overrides: tuple[str, ...], tokenizer: str | None, json
     from ..recipe.untrusted import printable
     from ..run.inspect import inspect
 
+    if tokenizer and tokenizer.startswith(("/", ".", "~")) and not Path(tokenizer).expanduser().is_dir():
+        raise click.BadParameter(f"{tokenizer} is not a folder (a Hub id is written org/name)", param_hint="--tokenizer")
     loaded, _ = load(recipe, overrides)
     found = inspect(loaded, tokenizer)
     console = Console(highlight=False)
