@@ -47,7 +47,7 @@ def test_without_python312_the_sft_environment_is_axolotl_019_on_this_python(pat
     assert base == tools.Base("sft", sys.executable, f"{sys.version_info.major}.{sys.version_info.minor}")
     assert SFT.pinned("axolotl") == "0.19.0"
     assert SFT.requirements(gpu=False)[:2] == [tools.CPU_TORCH, "axolotl==0.19.0"]
-    assert "axolotl[deepspeed,flash-attn]==0.19.0" in SFT.requirements(gpu=True)
+    assert "axolotl[deepspeed]==0.19.0" in SFT.requirements(gpu=True)
 
 
 def test_a_python312_name_that_is_not_python_312_is_not_used(path_with):
@@ -68,7 +68,7 @@ def test_with_python312_the_sft_environment_is_axolotl_021_in_its_own_folder(pat
     requirements = SFT.requirements(gpu=False)
     assert requirements[:2] == [tools.CPU_TORCH, "axolotl==0.21.0"] and "transformers==5.20.1" in requirements
     gpu = SFT.requirements(gpu=True)
-    assert "axolotl[deepspeed]==0.21.0" in gpu and "flash-attn==2.8.3" in gpu and "axolotl==0.21.0" not in gpu
+    assert "axolotl[deepspeed]==0.21.0" in gpu and "axolotl==0.21.0" not in gpu
     assert tools.env_dir("sft") != without  # never the 3.11 environment's folder
     assert tools.env_dir("rl") == tools.env_dir("rl")  # the other tools stay on medrecipe's Python
 
@@ -76,3 +76,17 @@ def test_with_python312_the_sft_environment_is_axolotl_021_in_its_own_folder(pat
 def test_both_requirement_sets_ship_with_the_package():
     for name in ("sft", "sft-gpu", "sft-py312", "sft-py312-gpu"):
         assert tools._read(f"{name}.txt"), name
+
+
+def test_on_a_gpu_machine_flash_attention_is_built_against_the_installed_torch():
+    """pip builds a source package in an isolated environment, where FlashAttention's setup finds no torch ("No module
+    named 'torch'"): it is installed after the requirements that bring torch, with --no-build-isolation, and what
+    requires it (OpenRLHF) after it, so that pip finds it installed rather than building it again."""
+    for name in ("sft", "rl"):
+        spec = tools._spec(tools.ENVIRONMENTS[name], gpu=True)
+        assert spec["torch_builds"] == ["flash-attn==2.8.3"], name
+        assert not any("flash-attn" in line or "openrlhf" in line for line in spec["requirements"]), name
+    rl = tools._spec(tools.ENVIRONMENTS["rl"], gpu=True)
+    assert {"vllm==0.29.0", "deepspeed==0.19.6"} <= set(rl["requirements"]) and rl["after_torch_builds"] == ["openrlhf[vllm]==0.11.2"]
+    assert "after_torch_builds" not in tools._spec(SFT, gpu=True)
+    assert tools._spec(SFT, gpu=False)["torch_builds"] == ["deepspeed==0.18.9"]  # the CPU build is as before

