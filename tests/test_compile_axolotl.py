@@ -277,3 +277,16 @@ def test_each_templates_turn_end_is_the_token_axolotl_writes_after_an_answer(sft
     after_the_answer = json.loads(result.stdout.splitlines()[-1])
     for name in names:
         assert after_the_answer[name].startswith(models.TURN_ENDS.get(name, "<EOS>")), (name, after_the_answer[name])
+
+
+def test_passed_through_special_tokens_join_the_turn_end_and_may_not_replace_it(write, cli, tmp_path):
+    recipe = write("r.yaml", INTERNIST_LIKE)
+    out = tmp_path / "b"
+    compiled = cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "sft.chat_template=llama3",
+                   "--set", "sft.axolotl={special_tokens: {pad_token: <|end_of_text|>}}")
+    assert compiled.code == 0, compiled.err
+    config = yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())
+    assert config["special_tokens"] == {"eos_token": "<|eot_id|>", "pad_token": "<|end_of_text|>"}
+    refused = cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "sft.chat_template=llama3",
+                  "--set", "sft.axolotl={special_tokens: {eos_token: <|end_of_text|>}}")
+    assert refused.code == 2 and "sft.axolotl.special_tokens.eos_token: sft.chat_template sets it" in refused.err

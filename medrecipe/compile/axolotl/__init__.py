@@ -91,7 +91,7 @@ def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     batch = sft_batch(sft, recipe.compute)
     stage = StageBuild("sft", tool_versions={"axolotl": VERSION})
     config = _config(loaded, layout, batch)
-    passthrough = _passthrough(sft)
+    passthrough = _passthrough(sft, config.get("special_tokens", {}))
     config.update(passthrough)
     stage.artifacts.append(Artifact(CONFIG, _header(loaded, batch) + dump_yaml(config)))
     if sft.deepspeed:
@@ -216,15 +216,22 @@ def _hub_model_id(loaded: LoadedRecipe) -> str | None:
     return f"{recipe.hub.namespace}/{recipe.repo_name('sft')}"
 
 
-def _passthrough(sft: SFT) -> dict[str, Any]:
-    taken = sorted(key for key in sft.axolotl if key in DERIVED_FROM)
+def _passthrough(sft: SFT, special_tokens: dict[str, str]) -> dict[str, Any]:
+    """The `sft.axolotl` keys, with the special tokens they add merged into those the chat template sets."""
+    taken = [f"sft.axolotl.{key}: set {DERIVED_FROM[key]} instead" for key in sorted(sft.axolotl) if key in DERIVED_FROM]
+    added = sft.axolotl.get("special_tokens")
+    added = added if isinstance(added, dict) else {}  # anything else is Axolotl's validator's to refuse
+    taken += [f"sft.axolotl.special_tokens.{key}: sft.chat_template sets it (the token its turns end with)"
+              for key in special_tokens if key in added and added[key] != special_tokens[key]]
     if taken:
-        lines = [f"sft.axolotl.{key}: set {DERIVED_FROM[key]} instead" for key in taken]
         raise UserError(
-            "sft.axolotl may not set keys medrecipe derives from the recipe:\n  " + "\n  ".join(lines),
+            "sft.axolotl may not set keys medrecipe derives from the recipe:\n  " + "\n  ".join(taken),
             "the recipe field is the single source of truth; the passthrough is for keys medrecipe does not map",
         )
-    return dict(sft.axolotl)
+    merged = dict(sft.axolotl)
+    if added:
+        merged["special_tokens"] = {**special_tokens, **added}
+    return merged
 
 
 def deepspeed_config(name: str) -> str:
