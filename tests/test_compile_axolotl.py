@@ -287,6 +287,10 @@ def test_passed_through_special_tokens_join_the_turn_end_and_may_not_replace_it(
     assert compiled.code == 0, compiled.err
     config = yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())
     assert config["special_tokens"] == {"eos_token": "<|eot_id|>", "pad_token": "<|end_of_text|>"}
+    for nothing in ("{}", "null"):  # an empty or null mapping adds nothing and removes nothing
+        assert cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "sft.chat_template=llama3",
+                   "--set", f"sft.axolotl={{special_tokens: {nothing}}}").code == 0
+        assert yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())["special_tokens"] == {"eos_token": "<|eot_id|>"}
     refused = cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "sft.chat_template=llama3",
                   "--set", "sft.axolotl={special_tokens: {eos_token: <|end_of_text|>}}")
     assert refused.code == 2 and "sft.axolotl.special_tokens.eos_token: sft.chat_template sets it" in refused.err

@@ -216,7 +216,7 @@ compute: {{tasks: 1, workers: 1}}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
-def test_a_local_model_needs_vllm_only_where_the_tasks_run(tmp_path, cli):
+def test_a_local_model_needs_vllm_only_where_the_tasks_run(tmp_path, cli, monkeypatch):
     """A generate step without an endpoint starts vLLM where its tasks run: on this machine with the local executor,
     which refuses to start without it; elsewhere with Slurm, and in a dry run, which run nothing here."""
     write_jsonl(tmp_path / "questions.jsonl", [{"q": "Which option is right?", "options": ["first", "second"], "answer": "A"}])
@@ -231,8 +231,10 @@ data:
     - {type: generate, model: Qwen/Qwen3-8B, samples: 2}
 """)
     out = str(tmp_path / "build")
-    refused = cli("run", str(recipe), "--stage", "data", "--out", out)
-    assert refused.code == 2 and "runs Qwen/Qwen3-8B on a local vLLM server, and vLLM is not installed here" in refused.err
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for here in ([], ["--executor", "ray"]):  # with no Ray address, Ray starts here and runs the tasks here
+        refused = cli("run", str(recipe), "--stage", "data", "--out", out, *here)
+        assert refused.code == 2 and "runs Qwen/Qwen3-8B on a local vLLM server, and vLLM is not installed here" in refused.err
     for executor in ("local", "slurm"):
         planned = cli("run", str(recipe), "--stage", "data", "--out", out, "--executor", executor, "--dry-run")
         assert planned.code == 0, planned.err

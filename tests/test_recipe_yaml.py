@@ -27,6 +27,8 @@ TRICKY = [
     "a: 1\r\nb:\r\n  - x\r\n  - y\r\n",  # CRLF
     "# a comment with a line separator \u2028 and a next-line \x85 in it\na: 1\nb: 2\n",  # libyaml reads it, ruamel not
     "a:\tx\n",  # a tab after the colon: libyaml reads it, ruamel not
+    "a: 1\n\ufeff# a second file appended\nb: 2\n",  # a byte-order mark inside: libyaml skips it, ruamel refuses it
+    "a:\n  \ufeffb: 1\n",  # libyaml drops it from the key (and places the value a column later)
     "a: |\n  block\n   more\n\nb: >-\n  folded\n  text\n\n  para\nc: |+\n  keep\n\nd: |2\n   indented\n",
     "a: \"dq \\x41\\u00e9\\N\\/\"\nb: 'it''s'\nc: multi\n  line plain\nd: \"dq\n  cont\"\n",
     "a: [b, [c, {d: e}], ]\nf: {g: [1, 2], h: i}\nj: []\nk: {}\nl: ''\nm: \"\"\n",
@@ -100,7 +102,7 @@ VALUES = [
     "'sq\n  cont'", "[a, [b, {c: d}], ]", "{a: [1, 2], b: }", "- x", "\tx", "x\t", "@x", "`x", "%x", "!x", "[]", "{}",
     "''", '""', "-", "- - a", "? k",
 ]
-BETWEEN = ["# comment", "# c\u2028omment", "# c\x85d", "  # indented", "", "---", "...", "\t# tab"]
+BETWEEN = ["# comment", "# c\u2028omment", "# c\x85d", "  # indented", "", "---", "...", "\t# tab", "\ufeff# appended"]
 
 
 def random_document(rng: random.Random) -> str:

@@ -121,6 +121,7 @@ def test_the_offline_checkpoint_is_the_same_whichever_environment_asks_first(too
     snapshot = next(root.glob("models--HuggingFaceTB--SmolLM2-135M-Instruct/snapshots/*"))
     config = json.loads((snapshot / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "GPT2Tokenizer" and config["add_prefix_space"] is False
+    assert config["eos_token"] == "<|im_end|>"  # the GGUF's tokenizer.ggml.eos_token_id, where every chat turn ends
     assert not (snapshot / "tokenizer.model").exists()
     encode = "import sys; from transformers import AutoTokenizer; print(AutoTokenizer.from_pretrained(sys.argv[1])('Hello world')['input_ids'])"
     for python in (sft, evaluation):  # both transformers load it, and neither adds a BOS

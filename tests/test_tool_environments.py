@@ -90,3 +90,19 @@ def test_on_a_gpu_machine_flash_attention_is_built_against_the_installed_torch()
     assert {"vllm==0.29.0", "deepspeed==0.19.6"} <= set(rl["requirements"]) and rl["after_torch_builds"] == ["openrlhf[vllm]==0.11.2"]
     assert "after_torch_builds" not in tools._spec(SFT, gpu=True)
     assert tools._spec(SFT, gpu=False)["torch_builds"] == ["deepspeed==0.18.9"]  # the CPU build is as before
+
+
+def test_a_converted_model_is_loaded_from_this_converters_snapshot(tmp_path, monkeypatch):
+    """An older medrecipe sharing the cache converts into its own snapshot and points refs/main at it; the tools
+    load `main`, so a present snapshot of this converter takes refs/main back."""
+    from medrecipe.envs import offline_models
+
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path))
+    folder = tmp_path / "hf-hub" / "models--HuggingFaceTB--SmolLM2-135M-Instruct"
+    for revision in (offline_models._SNAPSHOT, "0" * 40):
+        (folder / "snapshots" / revision).mkdir(parents=True)
+        (folder / "snapshots" / revision / "config.json").write_text("{}")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0" * 40)
+    assert offline_models.materialize("HuggingFaceTB/SmolLM2-135M-Instruct", Path(sys.executable)) == tmp_path / "hf-hub"
+    assert (folder / "refs" / "main").read_text() == offline_models._SNAPSHOT

@@ -133,6 +133,7 @@ def materialize(model: str, python: Path) -> Path | None:
     folder = _cache_folder(model)
     snapshot = folder / "snapshots" / _SNAPSHOT
     if (snapshot / "config.json").is_file():
+        _point_main_at_snapshot(folder)  # an older medrecipe sharing the cache may have pointed it at its own
         return private_hub_cache()
     python = _converter(python)
     module, filename = CAUSAL_LMS[model]
@@ -152,12 +153,19 @@ def materialize(model: str, python: Path) -> Path | None:
         partial.rename(snapshot)
     except OSError:  # another process finished the same conversion first
         shutil.rmtree(partial, ignore_errors=True)
-    (folder / "refs").mkdir(parents=True, exist_ok=True)
-    (folder / "refs" / "main").write_text(_SNAPSHOT)
+    _point_main_at_snapshot(folder)
     for stale in (folder / "snapshots").iterdir():
         if stale.name != _SNAPSHOT and ".partial-" not in stale.name:
             shutil.rmtree(stale, ignore_errors=True)
     return private_hub_cache()
+
+
+def _point_main_at_snapshot(folder: Path) -> None:
+    """The tools load revision `main`: refs/main names this converter's snapshot."""
+    ref = folder / "refs" / "main"
+    if not ref.is_file() or ref.read_text() != _SNAPSHOT:
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(_SNAPSHOT)
 
 
 def tool_environment(models: list[str], python: Path, dry_run: bool = False) -> dict[str, str]:

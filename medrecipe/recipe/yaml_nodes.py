@@ -11,7 +11,7 @@ from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, Documen
 from ruamel.yaml.nodes import Node
 from ruamel.yaml.parser import Parser
 
-_READ_APART = re.compile("[\t\x85\u2028\u2029]")  # characters libyaml and ruamel's parser read apart
+_READ_APART = re.compile("[\t\x85\u2028\u2029\ufeff]")  # characters libyaml and ruamel's parser read apart
 
 
 def compose_nodes(text: str, max_depth: int) -> Node | None:
@@ -25,8 +25,9 @@ def compose_nodes(text: str, max_depth: int) -> Node | None:
     - libyaml refuses YAML 1.2 plain scalars such as a URL in a flow mapping: any libyaml error is read again by
       ruamel's parser, which also keeps its messages;
     - it ignores a `%YAML 1.1` directive: a document that names a version goes to ruamel's parser;
-    - it reads a tab after `key:` and a line separator (NEL, LS, PS) in a comment, which ruamel refuses: a
-      document with any goes to ruamel's parser;
+    - it reads a tab after `key:` and a line separator (NEL, LS, PS) in a comment, which ruamel refuses, and skips
+      a byte-order mark at the start of any line, which ruamel reads as text (the file's leading one is removed
+      when it is decoded): a document with any of these characters goes to ruamel's parser;
     - its composer recurses in C, where deep nesting crashes the process instead of raising: nesting past the
       limit, counted on the event stream, which needs no recursion, goes to ruamel's parser, which raises."""
     fast = YAML(typ="safe")

@@ -112,7 +112,9 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     work = Path(content["work_dir"])
     kind = options.executor or loaded.recipe.compute.executor
     workers = options.workers or loaded.recipe.compute.workers or os.cpu_count() or 1
-    if kind == "local" and not options.dry_run:  # Slurm and Ray run the tasks, and so vLLM, on other machines
+    # Slurm and a Ray cluster run the tasks, and so vLLM, on other machines; a Ray instance started here (no address) here
+    tasks_run_here = kind == "local" or (kind == "ray" and not (jobs.recipe_ray_address(loaded) or os.environ.get("RAY_ADDRESS")))
+    if tasks_run_here and not options.dry_run:
         _require_vllm(content)
     if options.dry_run:
         for stage in content["stages"]:

@@ -219,8 +219,8 @@ def _hub_model_id(loaded: LoadedRecipe) -> str | None:
 def _passthrough(sft: SFT, special_tokens: dict[str, str]) -> dict[str, Any]:
     """The `sft.axolotl` keys, with the special tokens they add merged into those the chat template sets."""
     taken = [f"sft.axolotl.{key}: set {DERIVED_FROM[key]} instead" for key in sorted(sft.axolotl) if key in DERIVED_FROM]
-    added = sft.axolotl.get("special_tokens")
-    added = added if isinstance(added, dict) else {}  # anything else is Axolotl's validator's to refuse
+    given = sft.axolotl.get("special_tokens")
+    added = given if isinstance(given, dict) else {}
     taken += [f"sft.axolotl.special_tokens.{key}: sft.chat_template sets it (the token its turns end with)"
               for key in special_tokens if key in added and added[key] != special_tokens[key]]
     if taken:
@@ -229,7 +229,7 @@ def _passthrough(sft: SFT, special_tokens: dict[str, str]) -> dict[str, Any]:
             "the recipe field is the single source of truth; the passthrough is for keys medrecipe does not map",
         )
     merged = dict(sft.axolotl)
-    if added:
+    if "special_tokens" in merged and (given is None or isinstance(given, dict)):  # anything else is Axolotl's to refuse
         merged["special_tokens"] = {**special_tokens, **added}
     return merged
 
