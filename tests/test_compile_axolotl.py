@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import yaml  # PyYAML: how Axolotl reads its config
 
+from medrecipe.catalog import models
 from medrecipe.compile import axolotl
 from medrecipe.compile.build import compile_recipe
 from medrecipe.compile.layout import Layout
@@ -268,10 +270,6 @@ print(json.dumps(found))
 def test_each_templates_turn_end_is_the_token_axolotl_writes_after_an_answer(sft_env):
     """TURN_ENDS names the token each template ends an assistant turn with; the templates it leaves out end one with
     the tokenizer's EOS, which Axolotl trains and generation stops at already."""
-    import subprocess
-
-    from medrecipe.catalog import models
-
     names = sorted({template for _, template in models._FAMILIES} | set(models.TURN_ENDS) | {"alpaca"})
     result = subprocess.run([str(sft_env), "-c", _TURN_ENDINGS, json.dumps(names)], capture_output=True, text=True, check=True)
     after_the_answer = json.loads(result.stdout.splitlines()[-1])

@@ -17,8 +17,8 @@ from ruamel.yaml.parser import Parser
 
 from medrecipe.recipe import RecipeError, load_recipe
 from medrecipe.recipe.load import MAX_DEPTH
-from medrecipe.recipe.yaml_nodes import compose_nodes
 from medrecipe.recipe.registry import shipped_recipes_dir
+from medrecipe.recipe.yaml_nodes import compose_nodes
 
 TRICKY = [
     "a: yes\nb: 010\nc: on\nd: 1_000\ne: 0o10\nf: 1:30\ng: 2001-12-14\nh: .inf\ni: ~\nj: 0x1F\nk: 1e3\nl: +1\nm: NULL\n",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from medrecipe.envs import tools
+from medrecipe.envs import offline_models, tools
 
 SFT = tools.ENVIRONMENTS["sft"]
 
@@ -95,8 +95,6 @@ def test_on_a_gpu_machine_flash_attention_is_built_against_the_installed_torch()
 def test_a_converted_model_is_loaded_from_this_converters_snapshot(tmp_path, monkeypatch):
     """An older medrecipe sharing the cache converts into its own snapshot and points refs/main at it; the tools
     load `main`, so a present snapshot of this converter takes refs/main back."""
-    from medrecipe.envs import offline_models
-
     monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path))
     folder = tmp_path / "hf-hub" / "models--HuggingFaceTB--SmolLM2-135M-Instruct"
     for revision in (offline_models._SNAPSHOT, "0" * 40):
