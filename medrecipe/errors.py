@@ -14,6 +14,10 @@ class UserError(Exception):
         text = super().__str__()
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
+    def report(self) -> str:
+        """What the command line prints of it."""
+        return f"error: {self}"
+
 
 class NotRunnableHere(UserError):
     """What this machine cannot do: no GPU, no tool environment, no cluster, no endpoint or key, or the output of a

@@ -94,18 +94,11 @@ def main() -> None:
 
 def _main() -> None:
     from ..errors import UserError
-    from ..recipe.errors import RecipeError
 
     try:
         code = cli.main(standalone_mode=False)
-    except RecipeError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        count = len(exc.problems)
-        click.echo(f"{count} error{'s' if count != 1 else ''} in the recipe", err=True)
-        sys.exit(2)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except UserError as exc:  # a recipe's errors (RecipeError), or the machine's or the user's
+        click.echo(exc.report(), err=True)
         sys.exit(2)
     except OSError as exc:  # a folder that cannot be written, a full disk: the machine's answer, without a traceback
         where = f": {exc.filename}" if exc.filename else ""

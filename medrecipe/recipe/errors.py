@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class Position:
@@ -33,12 +35,16 @@ class Problem:
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
 
-class RecipeError(Exception):
+class RecipeError(UserError):
     """A recipe that cannot be loaded or validated; carries every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+    def report(self) -> str:
+        count = len(self.problems)
+        return "".join(f"error: {p}\n" for p in self.problems) + f"{count} error{'s' if count != 1 else ''} in the recipe"
 
 
 def dotted(path: tuple) -> str:
