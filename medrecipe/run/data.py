@@ -112,21 +112,20 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     work = Path(content["work_dir"])
     kind = options.executor or loaded.recipe.compute.executor
     workers = options.workers or loaded.recipe.compute.workers or os.cpu_count() or 1
-    # Slurm and a Ray cluster run the tasks, and so vLLM, on other machines; a Ray instance started here (no address) here
-    tasks_run_here = kind == "local" or (kind == "ray" and not (jobs.recipe_ray_address(loaded) or os.environ.get("RAY_ADDRESS")))
-    if tasks_run_here and not options.dry_run:
-        _require_vllm(content)
     if options.dry_run:
         for stage in content["stages"]:
             blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
             print(f"{stage['name']} ({stage['tasks']} tasks, {kind}): {blocks}")
         return StageResult("data", "dry-run", outputs=[("plan", str(layout.stage_dir("data") / "plan.json"))], notes=notes)
 
+    address = jobs.recipe_ray_address(loaded) if kind == "ray" else None
+    # Slurm and a Ray cluster run the tasks, and so vLLM, on other machines; a Ray instance started here (no address) here
+    if kind == "local" or (kind == "ray" and not (address or os.environ.get("RAY_ADDRESS"))):
+        _require_vllm(content)
     if kind == "ray":
         import ray
 
         if not ray.is_initialized():
-            address = jobs.recipe_ray_address(loaded)
             if address and address.startswith(("http://", "https://")):
                 # RL and evaluation jobs are submitted to a dashboard; datatrove's Ray executor drives the cluster
                 # from this process, which needs the cluster's GCS address (Ray refuses an HTTP one).
