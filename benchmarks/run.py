@@ -50,7 +50,8 @@ from corpus import CONTAMINATION_KINDS, benchmark_corpus  # noqa: E402
 from medrecipe.blocks.decontaminate import FuzzyDecontaminationFilter, FuzzyIndex, NgramIndex, fuzzy_normalize  # noqa: E402
 from medrecipe.blocks.evalsets import EvalItem, items_of  # noqa: E402
 from medrecipe.blocks.hashing import token_hashes  # noqa: E402
-from medrecipe.blocks.minhash import Verifier, duplicate_clusters, shingle_hashes, sketches  # noqa: E402
+from medrecipe.blocks.base import ArrayCollector  # noqa: E402
+from medrecipe.blocks.minhash import Verifier, batch_sketches, duplicate_clusters, shingle_hashes  # noqa: E402
 from medrecipe.blocks.text import tokens  # noqa: E402
 
 
@@ -206,8 +207,10 @@ def datatrove_pipeline(rows: list[dict], lang: str) -> set[str]:
 
 
 def _sketch_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    computed = [sketches(t, 4, 128) for t in texts]
-    return np.stack([c[0] for c in computed]), np.stack([c[1] for c in computed])
+    """Sketches in the batches the near_dedup step uses."""
+    size = ArrayCollector.batch_size
+    computed = [batch_sketches(texts[i : i + size], 4, 128) for i in range(0, len(texts), size)]
+    return np.concatenate([c[0] for c in computed]), np.concatenate([c[1] for c in computed])
 
 
 def medrecipe_kernel(rows: list[dict]) -> set[str]:

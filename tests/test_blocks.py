@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from medrecipe.blocks import readers
-from medrecipe.blocks.hashing import code_points, lower_code_points, token_hashes, whitespace_word_hashes
-from medrecipe.blocks.minhash import Verifier, duplicate_clusters, estimated_jaccard, lsh_bands, signature, sketches
+from medrecipe.blocks.hashing import batch_token_hashes, code_points, lower_code_points, token_hashes, whitespace_word_hashes
+from medrecipe.blocks.minhash import (Verifier, batch_sketches, duplicate_clusters, estimated_jaccard, lsh_bands, shingle_hashes,
+                                      verify_bins)
 from medrecipe.blocks.readers import SourceReader
 from medrecipe.blocks.record import MappingError, build_record
 from medrecipe.blocks.text import tokens, whole_word_count, word_count
@@ -69,16 +70,18 @@ def test_signature_estimates_jaccard():
         for index in rng.sample(range(len(base)), int(changed * len(base))):
             edited[index] = rng.choice(vocabulary)
         a, b = " ".join(base), " ".join(edited)
-        estimate = float((signature(a, 4, 256) == signature(b, 4, 256)).mean())
+        signatures = batch_sketches([a, b], 4, 256)[0]
+        estimate = float((signatures[0] == signatures[1]).mean())
         assert abs(estimate - _jaccard(a, b)) < 0.08
 
 
 def test_chinese_near_duplicates_share_character_shingles():
     a = "患者出现压榨性胸骨后疼痛，心率一百二十次每分钟，考虑急性心肌梗死，应立即给予阿司匹林并完善肌钙蛋白检查。" * 3
     b = a.replace("阿司匹林", "阿斯匹林", 1)
-    assert (signature(a, 4, 128) == signature(b, 4, 128)).mean() > 0.8
     c = "患者咳嗽咳痰伴发热三天，胸部X线提示右下肺渗出影，考虑社区获得性肺炎，给予阿莫西林治疗。" * 3
-    assert (signature(a, 4, 128) == signature(c, 4, 128)).mean() < 0.2
+    signatures = batch_sketches([a, b, c], 4, 128)[0]
+    assert (signatures[0] == signatures[1]).mean() > 0.8
+    assert (signatures[0] == signatures[2]).mean() < 0.2
 
 
 def test_verification_sketch_estimates_jaccard_closely():
@@ -92,8 +95,53 @@ def test_verification_sketch_estimates_jaccard_closely():
             for index in rng.sample(range(len(base)), int(changed * len(base))):
                 edited[index] = rng.choice(vocabulary)
             a, b = " ".join(base), " ".join(edited)
-            errors.append(float(estimated_jaccard(sketches(a, 4, 128)[1], sketches(b, 4, 128)[1])) - _jaccard(a, b))
+            sketches = batch_sketches([a, b], 4, 128)[1]
+            errors.append(float(estimated_jaccard(sketches[0], sketches[1])) - _jaccard(a, b))
     assert np.sqrt(np.mean(np.square(errors))) < 0.02
+
+
+def _sketches_one_by_one(text: str, ngram: int, num_perm: int) -> tuple[list[int], list[int]]:
+    """The sketches of one text as batch_sketches defines them, in plain Python: each shingle's bin from its high 32
+    bits, the minimum of its low 32 bits per bin, LSH bins as unions of verification bins, empty LSH bins filled
+    from the next occupied one (cyclically) shifted by the distance."""
+    empty, bins = 0xFFFFFFFF, verify_bins(num_perm)
+    fine = [empty] * bins
+    for shingle in shingle_hashes(token_hashes(text), ngram).tolist():
+        slot = ((shingle >> 32) * bins) >> 32
+        fine[slot] = min(fine[slot], shingle & 0xFFFFFFFF)
+    width = bins // num_perm
+    coarse = [min(fine[i * width : (i + 1) * width]) for i in range(num_perm)]
+    occupied = [i for i, value in enumerate(coarse) if value != empty]
+    signature = list(coarse)
+    if occupied:
+        for i in range(num_perm):
+            if coarse[i] == empty:
+                nearest = next((j for j in occupied if j > i), occupied[0] + num_perm)
+                signature[i] = (coarse[nearest % num_perm] + (nearest - i) * 0x61C88647) & 0xFFFFFFFF
+    return signature, [0 if value == empty else value % 0xFFFF + 1 for value in fine]
+
+
+def test_batch_sketches_are_each_texts_own():
+    """A batch gives every text the sketches it has alone, whatever its neighbours: texts shorter than the n-gram,
+    empty and blank ones, CJK, characters beyond the BMP, and the characters whose lower case str.lower() decides
+    (İ, Σ), which send a batch down the per-text path."""
+    rng = random.Random(5)
+    alphabet = list("abcdefghij ,.\n") + list("患者出现胸痛心率") + ["Σ", "İ", "𝐀", "é", "\u3042", "\U00020000"]
+    texts = ["", "   ", "one", "two words", "three short words", "患者", "ΣΑΣ σας", "İstanbul İzmir", "𝐀𝐁 𝐂"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.choice([5, 40, 300, 2000]))) for _ in range(60)]
+    plain = [t for t in texts if not any(c in t for c in "Σİ𝐀\U00020000")]
+    for batch in (texts, plain, plain[:1]):
+        for num_perm in (128, 100):
+            signatures, sketches = batch_sketches(batch, 4, num_perm)
+            assert signatures.dtype == np.uint32 and sketches.dtype == np.uint16
+            for text, signature, sketch in zip(batch, signatures.tolist(), sketches.tolist()):
+                assert (signature, sketch) == _sketches_one_by_one(text, 4, num_perm), text[:40]
+    signatures, sketches = batch_sketches(texts * 30, 4, 128)  # sketched in several runs of characters
+    assert np.array_equal(signatures, np.tile(batch_sketches(texts, 4, 128)[0], (30, 1)))
+    assert np.array_equal(sketches, np.tile(batch_sketches(texts, 4, 128)[1], (30, 1)))
+    hashes, counts = batch_token_hashes(texts)
+    assert counts.tolist() == [token_hashes(t).size for t in texts]
+    assert np.array_equal(hashes, np.concatenate([token_hashes(t) for t in texts]))
 
 
 def test_lsh_bands_suit_the_threshold():
@@ -106,9 +154,8 @@ def test_lsh_bands_suit_the_threshold():
 
 
 def _clusters(texts: list[str], verify: bool = True) -> np.ndarray:
-    computed = [sketches(t, 4, 128) for t in texts]
-    verifier = Verifier.in_memory(np.stack([c[1] for c in computed]), 0.7)
-    return duplicate_clusters(np.stack([c[0] for c in computed]), verifier if verify else None, 0.7)[0]
+    signatures, sketches = batch_sketches(texts, 4, 128)
+    return duplicate_clusters(signatures, Verifier.in_memory(sketches, 0.7) if verify else None, 0.7)[0]
 
 
 def test_duplicate_clusters_keep_the_first_and_link_transitively():
