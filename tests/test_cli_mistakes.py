@@ -45,6 +45,17 @@ def test_two_repositories_of_one_name_are_refused_where_the_recipe_names_them(cl
     assert result.code == 2 and "hub.sft_repo: the sft repository is named 'quickstart', as the model repository is" in result.err
 
 
+def test_training_from_the_model_the_recipe_says_it_reproduces_is_refused(tmp_path, cli):
+    """A child recipe that inherits the parent's hub.reproduces and trains from the parent's released model would
+    publish cards naming one model as both its base and the model it reproduces."""
+    child = tmp_path / "rm.yaml"
+    child.write_text(f"extends: {RECIPES / 'ultramedical-rm-llama3-8b.yaml'}\nname: rm\nhub: {{reproduces: {{model: TsinghuaC3I/Llama-3-8B-UltraMedical}}}}\n")
+    result = cli("validate", str(child))
+    assert result.code == 2
+    assert ("rm.yaml:3:27: hub.reproduces.model: this recipe trains from TsinghuaC3I/Llama-3-8B-UltraMedical, the model it "
+            "says it reproduces") in result.err and "--set hub.reproduces.model=~" in result.err
+
+
 def test_new_reports_a_set_path_the_parent_lacks_and_writes_no_token(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     for wrong in (["data.sources.3.path=/x.jsonl"], ["sft.epochs=1", "sft.epochs.x=1"]):  # past the list; under a number
