@@ -162,6 +162,22 @@ def test_a_recipe_with_only_sft_on_a_hub_dataset(write):
     assert "## Citation" not in text
 
 
+def test_a_reward_model_card_serves_it_with_openrlhfs_reward_server():
+    """OpenRLHF saves a reward model as its own RewardModel class, which vLLM and SGLang do not load; its reward server
+    (openrlhf/cli/serve_rm.py at 0.11.2) does, and scores conversations rendered as RewardDataset renders them: the
+    chat template, then the EOS where the text does not end with it (datasets/reward_dataset.py, __getitem__)."""
+    loaded, _ = load(str(RECIPES / "ultramedical-rm-llama3-8b.yaml"), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "someone")
+    text = model_card(loaded, rel, rel.get("model"))
+    usage = text.split("## How to use", 1)[1].split("\n## ", 1)[0]
+    assert "python -m openrlhf.cli.serve_rm --reward.model_name_or_path someone/ultramedical-rm-llama3-8b --data.max_len 2048" in usage
+    assert 'json={"query": [text]}' in usage and 'text += " " + tokenizer.eos_token' in usage
+    assert "vllm serve" not in text and "sglang.launch_server" not in text and "temperature" not in usage
+    assert ModelCard(text).data.pipeline_tag == "text-classification"
+    # it reproduces no released model: the paper's reward models were not published
+    assert "**Reproduces:**" not in text and "TsinghuaC3I/UltraMedical-Preference" in text
+
+
 # ------------------------------------------------------------------------------ the seed cards' numbers
 
 

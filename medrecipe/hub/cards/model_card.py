@@ -55,12 +55,29 @@ def model_card(
         "rl": _rl_section(recipe) if artifact.stage == "rl" else None,
         "data": _data_summary(loaded, release, artifact, stats),
         "evaluation": _evaluation(recipe, release, artifact, scores, chart),
-        "usage": _usage(recipe),
+        "usage": None if _reward_model(recipe, artifact) else _usage(recipe),
+        "reward_server": _reward_server(recipe, artifact),
         "limitations": recipe.publish.card.limitations,
         "citation": recipe.publish.card.citation,
         "recipe_yaml": recipe_text(loaded),
     }
     return render("model_card.md.j2", context)
+
+
+def _reward_model(recipe: Recipe, artifact: HubRepo) -> bool:
+    """Whether the artifact is a reward model: it scores conversations, it does not generate."""
+    return artifact.stage == "rl" and recipe.rl is not None and recipe.rl.algorithm == "reward_model"
+
+
+def _reward_server(recipe: Recipe, artifact: HubRepo) -> dict | None:
+    """How to serve a reward model. OpenRLHF saves it as its own `RewardModel` class (a value head on the language
+    model, read at the last token), which vLLM and SGLang do not load; OpenRLHF's reward server does
+    (openrlhf/cli/serve_rm.py at 0.11.2). Its requests carry whole conversations rendered as in training: the chat
+    template, and the EOS appended where the template does not end with it (datasets/reward_dataset.py)."""
+    if not _reward_model(recipe, artifact):
+        return None
+    assert recipe.rl is not None
+    return {"max_len": recipe.rl.max_len}
 
 
 def _trained_sft(recipe: Recipe, artifact: HubRepo) -> bool:
@@ -90,7 +107,7 @@ def _model_metadata(loaded: LoadedRecipe, release: Release, artifact: HubRepo, s
     dataset = release.get("dataset")
     datasets = [dataset.repo_id] if dataset and _curated(recipe, artifact) else []
     datasets += [link["id"] for link in _named_data(loaded, artifact) if link["url"]]
-    reward_model = artifact.stage == "rl" and recipe.rl is not None and recipe.rl.algorithm == "reward_model"
+    reward_model = _reward_model(recipe, artifact)
     methods = [method.lower().replace(" ", "-") for method in _methods(recipe, artifact)]
     base = _base_model(loaded, artifact)
     results = _eval_results(recipe, scores)
