@@ -15,25 +15,35 @@ YES_NO_MAYBE = ("yes", "no", "maybe")
 _THINK_CLOSE = "</think>"
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|emph|operatorname)\s*\{([^{}]*)\}")
-# The letter itself is matched case-sensitively ((?-i:...)): "the answer is a beta blocker" names no option.
-# "Answer: B", "**Final Answer:** B", "The correct answer is: **(B)**", "Answer: $B$", "The correct option is B", "答案是 B"
+# The letter itself is matched case-sensitively ((?-i:...)): "the answer is a beta blocker" names no option; a letter
+# followed by another ("B and D", "A or C") names several options and no single answer.
+_STATED_LETTER = (r"\**\s*\$?\s*(?:option\s*|choice\s*)?\**\(?((?-i:[A-Z]))\)?\$?\**(?![A-Za-z])"
+                  r"(?![\s*$)]*(?:,|and\b|or\b|&|/)[\s*$(]*(?:option\s*)?(?-i:[A-Z])\b)")
+# Tried in order; the first that matches decides, with its last match. An answer labelled final comes first, so that
+# "**Final Answer:** B" is not overruled by an explanation that follows ("the answer A would give low sodium");
+# otherwise the label needs "is" or a colon ("Answer: B", "The correct answer is: **(B)**", "Answer: $B$",
+# "The correct option is B", "答案是 B").
 _FALLBACK_LETTER = [
-    re.compile(r"(?:final answer|correct answer|the answer|answer|correct option|correct choice)\**\s*(?:is\s*:?|:)?\s*\**\s*\$?"
-               r"\s*(?:option\s*|choice\s*)?\**\(?((?-i:[A-Z]))\)?\$?\**(?![A-Za-z])", re.I),
+    re.compile(r"final answer\**\s*(?:is\s*:?|:)?\s*" + _STATED_LETTER, re.I),
+    re.compile(r"(?:correct answer|answer|correct option|correct choice)\**\s*(?:is\s*:?|:)\s*" + _STATED_LETTER, re.I),
     re.compile(r"答案\s*(?:是|为)?\s*[:：]?\s*\**\(?([A-Z])\)?"),
     re.compile(r"(?:option|choice)\s*\(?([A-Z])\)?\s*(?:is\s*(?:the\s*)?correct)", re.I),
     re.compile(r"^\s*\**\(?([A-Z])\)?[.:)]?\**\s*$", re.M),
 ]
+_PRONOUN_I = re.compile(r"\s+[a-z]")  # "The answer is I think C": the pronoun, not option I
+_LATEX_SPACE = re.compile(r"\\(?:[ ,;:!]|quad\b|qquad\b)")
 _ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s*(?:is)?\s*[:：]?\s*", re.I)
 
 
 def final_region(response: str) -> str:
-    """The part of a response that holds the final answer: what follows the last `</think>`, if any."""
+    """The part of a response that holds the final answer: what follows the last `</think>`; the whole response when
+    it has no think block or nothing follows it; nothing when the response opened a think block and never closed it.
+    Such a response was cut off while reasoning (the token limit, or a loop of "Wait, is it B?"): a draft answer
+    there is not the model's answer, as `final_answer` shows a judge nothing of it."""
     if _THINK_CLOSE in response:
         after = response.rsplit(_THINK_CLOSE, 1)[1]
-        if after.strip():
-            return after
-    return response
+        return after if after.strip() else response
+    return "" if "<think>" in response else response
 
 
 def final_answer(response: str) -> str:
@@ -73,7 +83,7 @@ def strip_latex(text: str) -> str:
     previous = None
     while previous != text:
         previous, text = text, _TEXT_WRAPPER.sub(r"\1", text)
-    text = text.replace("\\%", "%").replace("\\$", "$").replace("$", "")
+    text = _LATEX_SPACE.sub(" ", text).replace("\\%", "%").replace("\\$", "$").replace("$", "")
     return text.strip()
 
 
@@ -98,21 +108,28 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
         hits = [letter for letter, option in options.items() if normalize(option) == wanted]
         if len(hits) == 1:
             return hits[0]
-    match = re.fullmatch(r"(?:option\s*|choice\s*)?\(?([A-Za-z])\)?((?:[.:),]|\s).*)?", text, re.I | re.S)
-    if not match or match.group(1).upper() not in valid:
+        # The option's text with its letter after it: "Central diabetes insipidus (B)".
+        named = re.fullmatch(r"(.+?)\s*\(([A-Z])\)", text, re.S)
+        if named and named.group(2) in options and normalize(named.group(1)) == normalize(options[named.group(2)]):
+            return named.group(2)
+    match = re.fullmatch(r"(?:option\s*|choice\s*)?(\()?([A-Za-z])(\))?((?:[.:),\-–—]|\s).*)?", text, re.I | re.S)
+    if not match or match.group(2).upper() not in valid:
         return None
-    letter, rest = match.group(1).upper(), (match.group(2) or "").strip()
+    letter, rest = match.group(2).upper(), (match.group(4) or "").strip()
     if not rest:
         return letter
     # "A or B", "A, C" name several options and are no single answer.
     several = re.match(r"^(?:,|and\b|or\b|&|/)\s*(?:option\s*)?\(?([A-Za-z])\)?(?![A-Za-z])", rest, re.I)
     if several and several.group(1).upper() in valid:
         return None
-    # "B. Aspirin", "B) Aspirin", "B, Aspirin": an upper-case letter and a separator; otherwise ("a macrophage",
-    # "I think B") the words after the letter must be that option's text.
-    if match.group(1).isupper() and rest[0] in ".:),":
+    # "B. Aspirin", "B) Aspirin", "(B) Aspirin", "B, Aspirin", "B - Aspirin": an upper-case letter and a separator (a
+    # dash with a space after it: "B-cell lymphoma" is no letter); otherwise ("a macrophage", "I think B") the words
+    # after the letter must be that option's text.
+    closed = match.group(3) is not None
+    dashed = rest[0] in "-–—" and rest[1:2].isspace()
+    if match.group(2).isupper() and (closed or rest[0] in ".:)," or dashed):
         return letter
-    said = normalize(rest.lstrip(".:),"))
+    said = normalize(rest.lstrip(".:),-–— "))
     return letter if options and letter in options and said and said == normalize(options[letter]) else None
 
 
@@ -121,7 +138,8 @@ def fallback_letter(response: str, options: dict[str, str] | None = None) -> str
     region = final_region(response)
     valid = set(options) if options else set(LETTERS)
     for pattern in _FALLBACK_LETTER:
-        matches = [m.group(1).upper() for m in pattern.finditer(region)]
+        matches = [m.group(1).upper() for m in pattern.finditer(region)
+                   if not (m.group(1) == "I" and _PRONOUN_I.match(region, m.end()))]
         matches = [m for m in matches if m in valid]
         if matches:
             return matches[-1]

@@ -63,6 +63,17 @@ def test_unboxed_letters_as_models_write_them(response):
     ("a macrophage", None),  # an article, not option A
     ("A, C", None),  # several options
     ("A or B", None),
+    # a letter closed by a parenthesis, or a spaced dash, then the option in other words (the review's outputs)
+    ("B) NK cells", "B"),
+    ("(B) NK cells", "B"),
+    ("\\text{(B) Natural killer cells (innate)}", "B"),
+    ("B - Natural killer lymphocytes", "B"),
+    ("B — NK cells", "B"),
+    ("\\text{B}\\ \\text{Natural killer cells}", "B"),  # a LaTeX space between the letter and its text
+    ("B-cells", None),  # a hyphenated word, not option B
+    ("Natural killer cells (B)", "B"),  # the option's text, then its letter
+    ("Macrophages (B)", None),  # option D's text with B's letter: no single answer
+    ("(B) or (C)", None),
 ])
 def test_boxed_contents_as_models_write_them(boxed, expected):
     assert grading.choice_letter(boxed, CELLS) == expected
@@ -71,12 +82,25 @@ def test_boxed_contents_as_models_write_them(boxed, expected):
 def test_a_letter_followed_by_words_is_not_taken_from_a_sentence():
     ten = {letter: f"option {letter}" for letter in "ABCDEFGHIJ"}  # MMLU-Pro: I is an option
     assert grading.choice_letter("I think B", ten) is None
+    assert grading.fallback_letter("The answer is I think C.", ten) is None  # the pronoun, not option I
+    assert grading.fallback_letter("The answer is I.", ten) == "I"
 
 
 def test_final_region_is_what_follows_the_last_think():
     assert grading.final_region("<think>a</think><think>b</think> final") == " final"
     assert grading.final_region("no tags") == "no tags"
-    assert grading.final_region("<think>unfinished reasoning") == "<think>unfinished reasoning"
+    assert grading.final_region("<think>unfinished reasoning") == ""
+
+
+# Cut off while reasoning (the token limit, or a loop): the drafts in it are no answer, as final_answer shows a judge
+# nothing of such a response. Gold B each time; the drafts name B.
+@pytest.mark.parametrize("response", [
+    "<think>\nOkay, polyuria after head injury, high sodium... central DI, so maybe \\boxed{B}? But wait, let me check",
+    "<think>\nOkay. The answer is B? Hmm, wait, let me reconsider option C. Wait, wait, wait, wait",
+])
+def test_a_response_cut_off_while_reasoning_has_no_answer(response):
+    assert grading.grade(response, "B", "choice", CELLS) == {"correct": False, "extracted": None, "via": None}
+    assert grading.final_answer(response) == ""
 
 
 # ---------------------------------------------------------------------------------------------- letters
@@ -116,6 +140,11 @@ def test_choice_letter(answer, expected):
         ("Option A is correct because it covers atypicals.", "A"),
         ("Reasoning...\n\nD\n", "D"),
         ("So the answer is a beta blocker.", None),  # "a" is an article, not option A
+        # an answer labelled final is not overruled by the explanation after it
+        ("**Final Answer:** B. Azithromycin\n\nWhy not the others: the answer A would miss atypicals.", "B"),
+        ("Answer: B and D", None),  # several options
+        ("Answer: (A) or (C)", None),
+        ("**Answer:** **B** and **D**", None),
         ("I am not sure.", None),
         ("The answer is E.", None),  # no such option
     ],
