@@ -144,6 +144,28 @@ def test_batch_sketches_are_each_texts_own():
     assert np.array_equal(hashes, np.concatenate([token_hashes(t) for t in texts]))
 
 
+def test_screening_a_quarter_of_the_sketch_decides_as_the_whole_sketch():
+    """Pairs at every Jaccard similarity, long texts and short ones (few occupied bins, never screened out): the
+    verifier's decisions are those of the whole verification sketch, and most dissimilar pairs cost a quarter."""
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(3000)]
+    texts = []
+    for _ in range(150):
+        base = [rng.choice(vocabulary) for _ in range(rng.choice([30, 400, 1500]))]
+        rate = rng.uniform(0.0, 0.15)  # 4-gram Jaccard from 1 down to about 0.3
+        edited = [rng.choice(vocabulary) if rng.random() < rate else word for word in base]
+        texts += [" ".join(base), " ".join(edited)]
+    sketches = batch_sketches(texts, 4, 128)[1]
+    u = np.array([i for i in range(0, len(texts), 2)] + [rng.randrange(len(texts)) for _ in range(2000)])
+    v = np.array([i + 1 for i in range(0, len(texts), 2)] + [rng.randrange(len(texts)) for _ in range(2000)])
+    verifier = Verifier.in_memory(sketches, 0.7)
+    decided = verifier.similar(u, v, chunk=512)
+    whole = estimated_jaccard(sketches[u], sketches[v])
+    assert np.array_equal(decided, whole >= 0.7)
+    assert ((whole >= 0.6) & (whole < 0.8)).sum() >= 10, "pairs near the threshold are among them"
+    assert verifier.screened_out > 0.8 * (whole < 0.3).sum()
+
+
 def test_lsh_bands_suit_the_threshold():
     bands, rows = lsh_bands(0.7, 128, verify=False)
     assert bands * rows <= 128 and abs((1 / bands) ** (1 / rows) - 0.7) < 0.12  # the S-curve's midpoint at the threshold

@@ -32,6 +32,7 @@ _MASK32 = _U64(0xFFFFFFFF)
 VERIFY_BINS = 1024  # at least; a multiple of num_perm, so that one pass over the shingles serves both sketches
 _EMPTY = 0xFFFFFFFF
 _SMALL_BUCKET = 64  # up to this many members, a bucket is searched by comparing every pair
+_SCREEN_OCCUPIED = 64  # occupied bins a pair needs in the screening quarter of its sketch to be rejected there
 # Texts are sketched together in runs of about this many characters: 16 to 64 texts of 2,000 to 9,000 characters
 # measured fastest (2x a text at a time); much larger runs outgrow the CPU's caches and slow down again.
 _BATCH_CHARS = 100_000
@@ -177,29 +178,49 @@ class Verifier:
     def __init__(self, parts: list[np.ndarray], rows: np.ndarray, part_of: np.ndarray, threshold: float):
         self.parts, self.rows, self.part_of, self.threshold = parts, rows, part_of, threshold
         self.compared = 0
+        self.screened_out = 0  # pairs rejected on the screening quarter of their sketches
 
     @classmethod
     def in_memory(cls, sketches: np.ndarray, threshold: float) -> Verifier:
         """One array of sketches, row i for record i."""
         return cls([sketches], np.arange(sketches.shape[0]), np.zeros(sketches.shape[0], dtype=np.intp), threshold)
 
-    def gather(self, records: np.ndarray) -> np.ndarray:
-        out = np.empty((records.size, self.parts[0].shape[1]), dtype=np.uint16)
+    def gather(self, records: np.ndarray, columns: int | None = None) -> np.ndarray:
+        """The records' sketches, or their first `columns` bins."""
+        width = columns or self.parts[0].shape[1]
+        out = np.empty((records.size, width), dtype=np.uint16)
         for number, part in enumerate(self.parts):
             mine = np.flatnonzero(self.part_of[records] == number)
             if mine.size:
                 local = self.rows[records[mine]]
                 order = np.argsort(local)  # read each file front to back
-                out[mine[order]] = part[local[order]]
+                out[mine[order]] = part[local[order], :width]
         return out
 
     def similar(self, u: np.ndarray, v: np.ndarray, chunk: int = 16384) -> np.ndarray:
-        """Whether each pair (u[i], v[i]) reaches the threshold."""
+        """Whether each pair (u[i], v[i]) reaches the threshold.
+
+        A pair is first screened on a quarter of its bins (one-permutation bins partition the hash space, so a
+        quarter of them samples the shingles at random): where 64 or more of them are occupied and their share of
+        equal minima lies more than six standard deviations (at the worst case, 0.5 / sqrt(occupied)) below the
+        threshold, the whole sketch cannot reach it but with odds under 1e-9, and the pair is rejected. Most
+        candidates from a corpus of one domain share a bucket by chance at Jaccard 0.1-0.3 (on the benchmark's
+        Chinese corpus, 99.9 % of them), and cost a quarter of a comparison.
+        """
         self.compared += u.size
         result = np.zeros(u.size, dtype=bool)
+        screen = self.parts[0].shape[1] // 4
         for start in range(0, u.size, chunk):
-            a, b = self.gather(u[start : start + chunk]), self.gather(v[start : start + chunk])
-            result[start : start + chunk] = estimated_jaccard(a, b) >= self.threshold
+            pu, pv = u[start : start + chunk], v[start : start + chunk]
+            a, b = self.gather(pu, screen), self.gather(pv, screen)
+            occupied = np.count_nonzero(a | b, axis=1)
+            equal = np.count_nonzero((a == b) & (a != 0), axis=1)
+            margin = 6 * 0.5 / np.sqrt(np.maximum(occupied, 1))
+            rest = np.flatnonzero((occupied < _SCREEN_OCCUPIED) | (equal >= (self.threshold - margin) * occupied))
+            self.screened_out += pu.size - rest.size
+            if rest.size:
+                a, b = self.gather(pu[rest]), self.gather(pv[rest])
+                result[start + rest] = estimated_jaccard(a, b) >= self.threshold
         return result
 
 
@@ -251,7 +272,7 @@ def duplicate_clusters(signatures: np.ndarray, verifier: Verifier | None, thresh
         linked = verifier.similar(u, v)
         links_u.append(u[linked])
         links_v.append(v[linked])
-    stats["verified_pairs"] = verifier.compared
+    stats["verified_pairs"], stats["screened_out_pairs"] = verifier.compared, verifier.screened_out
     return _connected_components(n, np.concatenate(links_u), np.concatenate(links_v)), stats
 
 
