@@ -60,7 +60,7 @@ def _batch_shingles(hashes: np.ndarray, counts: np.ndarray, ngram: int) -> tuple
 def _densify(minima: np.ndarray) -> np.ndarray:
     """Rotation densification, per row: an empty bin takes the next occupied bin's value (cyclically), shifted by
     the distance. A row with no occupied bin stays empty."""
-    rows, bins = minima.shape
+    bins = minima.shape[1]
     occupied = minima != _EMPTY
     partial = np.flatnonzero(occupied.any(axis=1) & ~occupied.all(axis=1))
     if partial.size == 0:

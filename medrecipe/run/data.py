@@ -108,8 +108,8 @@ def _console_to(log_file: Path):
 
 def _start_fork_server(content: dict) -> None:
     """Start datatrove's fork server now, with the blocks' modules to import there once: a stage's workers then
-    fork from it in milliseconds instead of each importing datatrove, numpy and medrecipe again, and the server
-    imports them while this process prepares the stages (0.4 s less before the first task on two cores)."""
+    fork from it in milliseconds instead of each importing datatrove, numpy and medrecipe again; started before the
+    stages are prepared, the server imports them while this process prepares."""
     import multiprocess
     import multiprocess.forkserver
 
