@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from importlinter.cli import lint_imports
@@ -34,3 +36,14 @@ def test_modules_hold_one_idea():
         if text.count("\n") > 400:
             docstring = ast.get_docstring(ast.parse(text)) or ""
             assert "one table" in docstring, f"{path.relative_to(REPO)}: {text.count(chr(10))} lines"
+
+
+def test_help_and_version_load_no_recipe_model():
+    """Every printed line passes recipe.untrusted; importing it must not load the pydantic model (0.2 s), so that
+    `medrecipe --help` and `--version` answer at once. Measured in a fresh interpreter."""
+    for option in ("--help", "--version"):
+        program = ("import sys\nfrom medrecipe.cli.main import main\nsys.argv = ['medrecipe', %r]\ntry:\n    main()\n"
+                   "except SystemExit:\n    pass\nprint([m for m in ('pydantic', 'medrecipe.recipe.model') if m in sys.modules], "
+                   "file=sys.stderr)") % option
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+        assert done.stderr.strip().endswith("[]"), done.stderr
