@@ -14,35 +14,40 @@ YES_NO_MAYBE = ("yes", "no", "maybe")
 
 _THINK_CLOSE = "</think>"
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|emph|operatorname)\s*\{([^{}]*)\}")
+# The fallback patterns read text whose whitespace runs are squeezed to one character (`_squeezed`), and their
+# quantifiers are bounded: a degenerate rollout (50,000 spaces after "Answer:") costs no backtracking.
 # The letter itself is matched case-sensitively ((?-i:...)): "the answer is a beta blocker" names no option; a letter
 # followed by another ("B and D", "A or C") names several options and no single answer.
-_STATED_LETTER = (r"\**\s*\$?\s*(?:option\s*|choice\s*)?\**\(?((?-i:[A-Z]))\)?\$?\**(?![A-Za-z])"
-                  r"(?![\s*$)]*(?:,|and\b|or\b|&|/)[\s*$(]*(?:option\s*)?(?-i:[A-Z])\b)")
+_STATED_LETTER = (r"\*{0,2}\s?\$?\s?(?:option\s?|choice\s?)?\*{0,2}\(?((?-i:[A-Z]))\)?\$?\*{0,2}(?![A-Za-z])"
+                  r"(?![\s*$)]{0,6}(?:,|and\b|or\b|&|/)[\s*$(]{0,6}(?:option\s?)?(?-i:[A-Z])\b)")
 # Tried in order; the first that matches decides, with its last match. An answer labelled final comes first, so that
 # "**Final Answer:** B" is not overruled by an explanation that follows ("the answer A would give low sodium");
 # otherwise the label needs "is" or a colon ("Answer: B", "The correct answer is: **(B)**", "Answer: $B$",
 # "The correct option is B", "答案是 B").
 _FALLBACK_LETTER = [
-    re.compile(r"final answer\**\s*(?:is\s*:?|:)?\s*" + _STATED_LETTER, re.I),
-    re.compile(r"(?:correct answer|answer|correct option|correct choice)\**\s*(?:is\s*:?|:)\s*" + _STATED_LETTER, re.I),
-    re.compile(r"答案\s*(?:是|为)?\s*[:：]?\s*\**\(?([A-Z])\)?"),
-    re.compile(r"(?:option|choice)\s*\(?([A-Z])\)?\s*(?:is\s*(?:the\s*)?correct)", re.I),
-    re.compile(r"^\s*\**\(?([A-Z])\)?[.:)]?\**\s*$", re.M),
+    re.compile(r"final answer\*{0,2}\s?(?:is\s?:?|:)?\s?" + _STATED_LETTER, re.I),
+    re.compile(r"(?:correct answer|answer|correct option|correct choice)\*{0,2}\s?(?:is\s?:?|:)\s?" + _STATED_LETTER, re.I),
+    re.compile(r"答案\s?(?:是|为)?\s?[:：]?\s?\*{0,2}\(?([A-Z])\)?"),
+    re.compile(r"(?:option|choice)\s?\(?([A-Z])\)?\s?(?:is\s?(?:the\s?)?correct)", re.I),
+    re.compile(r"^ ?\*{0,2}\(?([A-Z])\)?[.:)]?\*{0,2} ?$", re.M),  # a letter on a line of its own
 ]
+_STATED_YES_NO_MAYBE = re.compile(r"(?:answer|conclusion)\s?(?:is\s?:?|:)\s?\*{0,2}\s?(yes|no|maybe)\b", re.I)
+_WHITESPACE_RUN = re.compile(r"\s+")
 _PRONOUN_I = re.compile(r"\s+[a-z]")  # "The answer is I think C": the pronoun, not option I
 _LATEX_SPACE = re.compile(r"\\(?:[ ,;:!]|quad\b|qquad\b)")
 _ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s*(?:is)?\s*[:：]?\s*", re.I)
 
 
 def final_region(response: str) -> str:
-    """The part of a response that holds the final answer: what follows the last `</think>`; the whole response when
-    it has no think block or nothing follows it; nothing when the response opened a think block and never closed it.
-    Such a response was cut off while reasoning (the token limit, or a loop of "Wait, is it B?"): a draft answer
-    there is not the model's answer, as `final_answer` shows a judge nothing of it."""
+    """The part of a response that holds the final answer, as `final_answer` shows it to a judge: what follows the
+    last `</think>`, the whole response when it has no think block. An answer only inside the reasoning is a draft,
+    not the model's answer: a response that closed its reasoning and said nothing after it, or one cut off while
+    reasoning (the token limit, or a loop of "Wait, is it B?"), has none. (In RL, crediting the reasoning's box
+    would reward leaving the visible answer out.)"""
     if _THINK_CLOSE in response:
-        after = response.rsplit(_THINK_CLOSE, 1)[1]
-        return after if after.strip() else response
+        return response.rsplit(_THINK_CLOSE, 1)[1]
     return "" if "<think>" in response else response
 
 
@@ -55,34 +60,44 @@ def final_answer(response: str) -> str:
     return "" if "<think>" in response else response.strip()
 
 
+def _squeezed(text: str) -> str:
+    """Every run of whitespace as one newline where it holds one, else one space."""
+    return _WHITESPACE_RUN.sub(lambda run: "\n" if "\n" in run.group() else " ", text)
+
+
 def boxed_contents(text: str) -> list[str]:
-    """Contents of every `\\boxed{...}` (balanced braces, so nested LaTeX stays whole), in order."""
-    found = []
-    for match in _BOX.finditer(text):
-        depth, start = 1, match.end()
-        for index in range(start, len(text)):
-            char = text[index]
-            if char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-                if depth == 0:
-                    found.append(text[start:index])
-                    break
-    return found
+    """Contents of every `\\boxed{...}` (balanced braces, so nested LaTeX stays whole), in the order they open; a box
+    that never closes has none. One pass over the braces, however many boxes never close."""
+    starts = [match.end() for match in _BOX.finditer(text)]  # just past each box's opening brace
+    if not starts:
+        return []
+    found: dict[int, str] = {}
+    open_boxes: list[tuple[int, int]] = []  # (where its contents start, the depth inside it)
+    depth, following = 0, 0
+    for brace in _BRACE.finditer(text, starts[0] - 1):
+        if brace.group() == "{":
+            depth += 1
+            if following < len(starts) and brace.end() == starts[following]:
+                open_boxes.append((starts[following], depth))
+                following += 1
+        else:
+            if open_boxes and open_boxes[-1][1] == depth:
+                start, _ = open_boxes.pop()
+                found[start] = text[start : brace.start()]
+            depth -= 1
+    return [found[start] for start in starts if start in found]
 
 
 def last_boxed(response: str) -> str | None:
     """The last boxed answer of the final region. A box inside the reasoning is a draft: after `</think>` the answer
-    is what the model says there, boxed or not (only a response with no final region is searched whole)."""
+    is what the model says there, boxed or not."""
     contents = boxed_contents(final_region(response))
     return contents[-1] if contents else None
 
 
 def strip_latex(text: str) -> str:
-    previous = None
-    while previous != text:
-        previous, text = text, _TEXT_WRAPPER.sub(r"\1", text)
+    for _ in range(4):  # \text{\textbf{B}}: each pass unwraps one level; no answer nests deeper
+        text = _TEXT_WRAPPER.sub(r"\1", text)
     text = _LATEX_SPACE.sub(" ", text).replace("\\%", "%").replace("\\$", "$").replace("$", "")
     return text.strip()
 
@@ -135,7 +150,7 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
 
 def fallback_letter(response: str, options: dict[str, str] | None = None) -> str | None:
     """An option letter stated without a box ("The answer is B"), from the final region."""
-    region = final_region(response)
+    region = _squeezed(final_region(response))
     valid = set(options) if options else set(LETTERS)
     for pattern in _FALLBACK_LETTER:
         matches = [m.group(1).upper() for m in pattern.finditer(region)
@@ -153,8 +168,8 @@ def yes_no_maybe(answer: str) -> str | None:
 
 
 def fallback_yes_no_maybe(response: str) -> str | None:
-    region = final_region(response)
-    stated = re.findall(r"(?:answer|conclusion)\s*(?:is\s*:?|:)\s*\**\s*(yes|no|maybe)\b", region, re.I)
+    region = _squeezed(final_region(response))
+    stated = _STATED_YES_NO_MAYBE.findall(region)
     if stated:
         return stated[-1].lower()
     tail = region.strip().splitlines()[-1] if region.strip() else ""

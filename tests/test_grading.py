@@ -30,11 +30,27 @@ def test_last_boxed(response, expected):
     assert grading.last_boxed(response) == expected
 
 
+def test_degenerate_responses_are_graded_in_one_pass():
+    assert grading.boxed_contents("\\boxed{a \\boxed{b} c") == ["b"]  # the outer box never closes
+    assert grading.boxed_contents("} \\boxed{\\boxed{x}} \\fbox{y}") == ["\\boxed{x}", "x", "y"]
+    # Degenerate rollouts (the review's): thousands of unclosed boxes, or of blank lines, once cost a scan each
+    # (tens of seconds inside OpenRLHF's rollout loop); they are graded in one pass and have no answer.
+    assert grading.grade("\\boxed{" * 20000, "B", "choice", CELLS)["extracted"] is None
+    assert grading.grade("Reasoning" + "\n" * 50000, "B", "choice", CELLS)["extracted"] is None
+    assert grading.grade("Answer:" + " " * 50000, "B", "choice", CELLS)["extracted"] is None  # no backtracking either
+    assert grading.grade("Answer:" + " " * 50000, "yes", "yes_no_maybe")["extracted"] is None
+    # whitespace runs read as one: the answer survives them
+    assert grading.fallback_letter("The final answer is:   \n\n  **(B)**", CELLS) == "B"
+    assert grading.fallback_yes_no_maybe("Conclusion:\n\n   yes") == "yes"
+
+
 def test_boxed_answer_after_the_reasoning_wins_over_boxes_inside_it():
     response = "<think>Maybe \\boxed{A}? No.</think>\nThe answer is \\boxed{C}."
     assert grading.last_boxed(response) == "C"
-    # A box only inside an unfinished final region is still found in the whole response.
-    assert grading.last_boxed("<think>so \\boxed{B}</think>\n") == "B"
+    # A box only inside the reasoning, with nothing said after it, is no answer: in RL, crediting it would reward
+    # leaving the visible answer out (the review measured +1 for it against -1 for an unboxed answer after it).
+    assert grading.last_boxed("<think>so \\boxed{B}</think>\n") is None
+    assert grading.grade("<think>so \\boxed{B}</think>", "B", "choice", CELLS) == {"correct": False, "extracted": None, "via": None}
 
 
 def test_a_box_inside_the_reasoning_is_a_draft_when_the_answer_follows_unboxed():
