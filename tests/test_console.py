@@ -23,7 +23,7 @@ sys.exit(int(sys.argv[1]))
 
 def test_the_console_shows_progress_and_the_log_keeps_the_tool_output(tmp_path, capsys):
     log = tmp_path / "sft.log"
-    assert run_logged([sys.executable, "-c", TOOL, "0"], {}, None, "sft", log) == 0
+    assert run_logged([sys.executable, "-c", TOOL, "0"], {}, None, "sft", log) == (0, [])
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"sft: running, the tool's log is {log}", "sft: step 4/4 (100%) · loss 0.5 · 812 tokens/s · done"]
     assert err == ""
@@ -33,10 +33,24 @@ def test_the_console_shows_progress_and_the_log_keeps_the_tool_output(tmp_path, 
 
 def test_a_failed_tool_shows_the_logs_last_lines(tmp_path, capsys):
     log = tmp_path / "rl.log"
-    assert run_logged([sys.executable, "-c", TOOL, "3"], {}, None, "rl", log) == 3
+    assert run_logged([sys.executable, "-c", TOOL, "3"], {}, None, "rl", log)[0] == 3
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == "rl: step 4/4 (100%) · loss 0.5 · 812 tokens/s · failed (exit code 3)"
     assert err.startswith(f"the last lines of {log}:\n") and "train_tokens_per_second" in err
+
+
+def test_records_axolotl_leaves_out_are_shown_at_once_and_noted(tmp_path, capsys):
+    """Axolotl drops the records longer than sequence_len and says so once, at INFO, among thousands of lines
+    (axolotl/utils/data/utils.py at 0.19.0; the review measured 30 of the quickstart's 186 records, most of its
+    Chinese source)."""
+    tool = ("import sys\nprint('[2026-11-30 10:41:02,118] [INFO] [axolotl.utils.data.utils._log_dataset_stats:241] "
+            "[PID:12] max_input_len: 2210', flush=True)\nprint('[2026-11-30 10:41:02,530] [INFO] "
+            "[axolotl.utils.data.utils._drop_long_sequences:305] [PID:12] Dropped 30 sequences outside valid range "
+            "([None, 512])', flush=True)\n" + TOOL.split("\n", 2)[2])
+    code, notices = run_logged([sys.executable, "-c", tool, "0"], {}, None, "sft", tmp_path / "sft.log")
+    assert code == 0
+    assert notices == ["Axolotl left out 30 records longer than sft.sequence_len (512 tokens): not trained"]
+    assert f"sft: {notices[0]}" in capsys.readouterr().out.splitlines()
 
 
 def test_progress_reads_openrlhf_and_the_trainer():

@@ -60,6 +60,8 @@ def write_data_stage_output(folder):
                 "metadata": json.dumps({"index": index}),
             }
         )
+    # one record longer than sequence_len (256 tokens), which Axolotl leaves out of training
+    rows.append({**rows[0], "id": "chat/long", "messages": [rows[0]["messages"][1], {"role": "assistant", "content": "Scurvy. " * 200}]})
     folder.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), folder / "00000.parquet")
 
@@ -97,6 +99,10 @@ def test_tiny_sft_trains_on_cpu_and_saves_a_loadable_model(write, cli, tool_pyth
     assert re.search(r"^sft: step 3/3 \(100%\) · loss [0-9.]+.* · done$", result.stdout, re.MULTILINE), result.stdout
     assert "'loss'" in log.read_text() and "axolotl" in log.read_text().lower()
     assert "'loss'" not in result.stdout + result.stderr and "axolotl." not in (result.stdout + result.stderr).lower()
+    # what Axolotl left out is said at once and again in the summary, not only in its log
+    notice = "Axolotl left out 1 record longer than sft.sequence_len (256 tokens): not trained"
+    assert f"sft: {notice}" in result.stdout
+    assert " ".join(result.stdout.replace("│", " ").split()).count(notice) == 2, result.stdout
 
     final = layout.sft_output()
     assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()

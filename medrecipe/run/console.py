@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -25,6 +25,9 @@ _HOUSEKEEPING = re.compile(r"examples/s|ba/s|^\s*(Loading|Writing|Saving|Fetchin
 # the Trainer's log dicts ({'loss': 1.23, ...}, quoted values in transformers 5) and OpenRLHF's "loss=1.23" postfix
 _LOSS = re.compile(r"""['"]?\b(?:loss|policy_loss|train_loss)['"]?\s*[:=]\s*['"]?(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)""")
 _TOKENS = re.compile(r"""(\d+(?:\.\d+)?)\s*tokens?/s\b|tokens_per_second['"]?\s*[:=]\s*['"]?(\d+(?:\.\d+)?)""")
+# What a tool says it left out of training, shown at once (the run may be hours from its end): Axolotl's length
+# filter, logged at INFO among thousands of lines (axolotl/utils/data/utils.py at 0.19.0, excess_length_strategy drop)
+_DROPPED = re.compile(r"Dropped (\d+) sequences outside valid range \(\[[^\]]*?,\s*(\d+)\]\)")
 _EVERY_S = 30.0  # without a terminal to redraw on, a progress line at most this often
 _TAIL = 20  # log lines shown when the tool fails
 
@@ -39,9 +42,14 @@ class Progress:
     eta: str | None = None
     loss: float | None = None
     tokens_per_second: float | None = None
+    notices: list[str] = field(default_factory=list)  # what the tool left out of training
 
     def read(self, line: str) -> bool:
         """Take what a line says; True when the progress changed."""
+        if dropped := _DROPPED.search(line):
+            count = int(dropped[1])
+            self.notices.append(f"Axolotl left out {count:,} record{'s' if count != 1 else ''} longer than sft.sequence_len "
+                                f"({int(dropped[2]):,} tokens): not trained")
         before = (self.step, self.total, self.loss, self.tokens_per_second)
         if (bar := _BAR.search(line)) and not _HOUSEKEEPING.search(line):
             self.step, self.total, self.eta = int(bar[1]), int(bar[2]), bar[4]
@@ -64,8 +72,10 @@ class Progress:
         return f"{self.stage}: " + (" · ".join(parts) if parts else "running")
 
 
-def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage: str, log: Path, verbose: bool = False) -> int:
-    """Run a tool with its output in `log`; the console shows the progress line. Returns the exit code."""
+def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage: str, log: Path,
+               verbose: bool = False) -> tuple[int, list[str]]:
+    """Run a tool with its output in `log`; the console shows the progress line, and at once what the tool says it
+    left out of training. Returns the exit code and those notices."""
     log.parent.mkdir(parents=True, exist_ok=True)
     progress = Progress(stage)
     terminal = sys.stdout.isatty()
@@ -82,7 +92,10 @@ def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage:
                     sys.stdout.write(chunk.decode("utf-8", "replace"))
                     sys.stdout.flush()
                 *lines, pending = re.split(rb"[\r\n]", pending + chunk)
+                noticed = len(progress.notices)
                 changed = any([progress.read(line.decode("utf-8", "replace")) for line in lines])
+                for notice in progress.notices[noticed:]:
+                    click.echo(("\r\x1b[2K" if terminal else "") + f"{stage}: {notice}")
                 if changed and not verbose and (terminal or time.monotonic() - shown >= _EVERY_S):
                     click.echo(("\r\x1b[2K" if terminal else "") + progress.line(), nl=not terminal)
                     shown = time.monotonic()
@@ -98,7 +111,7 @@ def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage:
     if code != 0 and not verbose:
         click.echo(f"the last lines of {log}:", err=True)
         click.echo("\n".join(tail(log, _TAIL)), err=True)
-    return code
+    return code, progress.notices
 
 
 def tail(log: Path, count: int) -> list[str]:

@@ -55,12 +55,13 @@ def visible_gpus(python: Path) -> int:
     return int(probe.stdout.strip().splitlines()[-1])
 
 
-def run_local(job: Job, hint: str, stage: str, log: Path, verbose: bool = False) -> None:
+def run_local(job: Job, hint: str, stage: str, log: Path, verbose: bool = False) -> list[str]:
     """Run in the foreground, the tool's output in `log` and a progress line on the console; a failure raises with
-    `hint`."""
-    code = run_logged(job.command, job.env, job.cwd, stage, log, verbose)
+    `hint`. Returns what the tool said it left out of training, for the stage's notes."""
+    code, notices = run_logged(job.command, job.env, job.cwd, stage, log, verbose)
     if code != 0:
         raise UserError(f"{job.what} failed (exit code {code}); its log: {log}", hint)
+    return notices
 
 
 def show(job: Job) -> None:

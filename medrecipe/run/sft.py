@@ -83,7 +83,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         jobs.show(job)
         return StageResult("sft", "dry-run", outputs)
     work.mkdir(parents=True, exist_ok=True)
-    jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work}", "sft", work / "sft.log", options.verbose)
+    notes += jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work}", "sft", work / "sft.log",
+                            options.verbose)
     collect_final_model(str(work), str(final))
     return StageResult("sft", "done", outputs, notes=notes)
 
