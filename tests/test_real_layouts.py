@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -227,6 +228,13 @@ def test_ii_medical_reads_what_the_published_run_trained_on(hub, judge, tmp_path
     for name in ("am-deepseek-r1", "am-qwen3-instruction-following"):
         content = sources[name]["messages"][-1]["content"]
         assert "<answer>" not in content and "</answer>" not in content and content.startswith("<think>"), name
+    # every source's think block laid out as Qwen3's template renders one (the AM sets' rows read
+    # "<think>Okay...</think>\n<answer>...", which SFT would have trained as it stood)
+    thinking = {name: sample["messages"][-1]["content"] for name, sample in sources.items()
+                if "</think>" in sample["messages"][-1]["content"]}
+    assert {"am-deepseek-r1", "am-qwen3-instruction-following", "medical-r1-distill", "dolphin-r1"} <= set(thinking)
+    for name, content in thinking.items():
+        assert re.fullmatch(r"<think>\n(\S(.*\S)?\n|\n)</think>\n\n\S.*", content, re.DOTALL), (name, content[:80])
     # MedReason: the "Answer Choices:" block read as lettered options, the option text as its letter
     medreason = sources["medreason-prompts"]
     assert medreason["options"] == {"A": "Vitamin C", "B": "Vitamin D", "C": "Vitamin K", "D": "Vitamin B12"}

@@ -143,6 +143,7 @@ def _options(row: dict, mapping: str | list[str], source: str, format: str = "au
 
 
 _EXPLANATION = re.compile(r"\.?\s*Explanation\s*:.*$", re.DOTALL | re.IGNORECASE)
+_THINK_BLOCK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
 
 
 def _comparable(text: str) -> str:
@@ -192,9 +193,24 @@ def prompt_with_options(question: str, options: dict[str, str], context: str = "
     return text
 
 
-def assistant_content(reasoning: str, response: str, think_open: str = "<think>", think_close: str = "</think>") -> str:
+def assistant_content(reasoning: str, response: str) -> str:
+    """An assistant turn with its reasoning laid out as Qwen3's chat template renders it:
+    "<think>\n{reasoning}\n</think>\n\n{answer}" (reasoning_content.strip("\n"), content.lstrip("\n")); without
+    reasoning, the answer alone."""
     reasoning, response = reasoning.strip(), response.strip()
-    return f"{think_open}\n{reasoning}\n{think_close}\n\n{response}" if reasoning else response
+    return f"<think>\n{reasoning}\n</think>\n\n{response}" if reasoning else response
+
+
+def _think_layout(content: str) -> str:
+    """An assistant turn that opens with a think block, laid out as `assistant_content` lays it out (an empty block
+    as Qwen3's template renders thinking switched off: "<think>\n\n</think>\n\n"). Sources differ (no newline
+    inside the tags, one newline after them: am-deepseek-r1's "<think>Okay...</think>\n<answer>"), and SFT trains
+    each layout as it is, so a model would learn every one."""
+    block = _THINK_BLOCK.match(content)
+    if block is None:
+        return content
+    reasoning, response = block[1].strip(), block[2].strip()
+    return f"<think>\n{reasoning}\n</think>\n\n{response}"
 
 
 def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, order: int) -> dict:
@@ -236,6 +252,7 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
     if fields.get("strip_tags"):
         messages = [{**m, "content": _strip_tags(m["content"], fields["strip_tags"])} if m["role"] == "assistant" else m
                     for m in messages]
+    messages = [{**m, "content": _think_layout(m["content"])} if m["role"] == "assistant" else m for m in messages]
     if fields.get("answer"):
         answer_format = fields.get("answer_format", "auto")
         value = _column(row, fields["answer"], source)
