@@ -56,6 +56,17 @@ def test_training_from_the_model_the_recipe_says_it_reproduces_is_refused(tmp_pa
             "says it reproduces") in result.err and "--set hub.reproduces.model=~" in result.err
 
 
+def test_generating_longer_responses_than_sft_trains_is_a_warning_at_the_step(cli):
+    """Axolotl leaves out the records longer than sft.sequence_len: a generation that runs to max_tokens would be
+    paid for and never trained (the review read it in ii-medical's three generate steps, 16384 against 16378)."""
+    recipe = str(RECIPES / "ii-medical-8b-1706.yaml")
+    assert "max_tokens" not in cli("validate", recipe).err
+    result = cli("validate", recipe, "--set", "data.steps.2.max_tokens=16384")
+    assert result.code == 0
+    assert ("data.steps[2].max_tokens: responses of up to 16384 tokens, but SFT trains records of at most "
+            "sft.sequence_len = 16378 tokens with their prompts: Axolotl leaves the longer ones out") in result.err
+
+
 def test_new_reports_a_set_path_the_parent_lacks_and_writes_no_token(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     for wrong in (["data.sources.3.path=/x.jsonl"], ["sft.epochs=1", "sft.epochs.x=1"]):  # past the list; under a number

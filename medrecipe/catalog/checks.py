@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import benchmarks, dataset_checks, models
 from ..recipe import LoadedRecipe, Problem
-from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, PolicyOptimization
+from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization
 
 
 @dataclass
@@ -135,6 +135,16 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
                                f"tensor parallel size {rl.rollout.tensor_parallel_size} does not divide {model}'s "
                                f"{facts.attention_heads} attention heads")
             )
+    if recipe.sft and recipe.sft.datasets is None and recipe.data:
+        # Axolotl leaves out the records longer than sequence_len (excess_length_strategy drop, its default): a
+        # generation that runs to max_tokens would be paid for, pass complete_generation, and never be trained.
+        for index, step in enumerate(recipe.data.steps):
+            if isinstance(step, Generate) and step.max_tokens >= recipe.sft.sequence_len:
+                found.warnings.append(loaded.problem(
+                    ("data", "steps", index, "max_tokens"),
+                    f"responses of up to {step.max_tokens} tokens, but SFT trains records of at most sft.sequence_len = "
+                    f"{recipe.sft.sequence_len} tokens with their prompts: Axolotl leaves the longer ones out",
+                    f"generate at most what SFT trains, less the prompt: --set data.steps.{index}.max_tokens=..."))
     if recipe.eval:
         facts = models.facts(recipe.base_model)
         if facts and facts.attention_heads % recipe.eval.tensor_parallel_size:
