@@ -52,12 +52,10 @@ def final_region(response: str) -> str:
 
 
 def final_answer(response: str) -> str:
-    """A reasoning model's answer without its reasoning: what follows the last `</think>`, whether or not the
-    response itself opened the block (a chat template may have opened it in the prompt); nothing when the
-    response opened a think block and never closed it (cut off while reasoning). What a judge is shown."""
-    if _THINK_CLOSE in response:
-        return response.rsplit(_THINK_CLOSE, 1)[1].strip()
-    return "" if "<think>" in response else response.strip()
+    """A reasoning model's answer without its reasoning, as a judge is shown it: the final region, stripped. What
+    follows `</think>` counts whether or not the response itself opened the block (a chat template may have opened
+    it in the prompt)."""
+    return final_region(response).strip()
 
 
 def _squeezed(text: str) -> str:

@@ -113,13 +113,17 @@ def _sketch_batch(texts: list[str], ngram: int, num_perm: int) -> tuple[np.ndarr
     return _densify(coarse), verification
 
 
+def _bin_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bins whose minima are equal, bins occupied in either) of verification sketches, row against row."""
+    return np.count_nonzero((a == b) & (a != 0), axis=-1), np.count_nonzero(a | b, axis=-1)
+
+
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Jaccard similarity estimated from verification sketches (rows of `a` against rows of `b`): of the bins
     occupied in either, the share whose minima are equal (one-permutation hashing's estimator, which needs no
     densification), less the chance that two different 16-bit values are equal."""
     chance = 1.0 / 0xFFFF
-    occupied = ((a != 0) | (b != 0)).sum(axis=-1)
-    equal = ((a == b) & (a != 0)).sum(axis=-1)
+    equal, occupied = _bin_counts(a, b)
     share = np.divide(equal, occupied, out=np.zeros(np.shape(occupied)), where=occupied > 0)
     return np.maximum(share - chance, 0.0) / (1.0 - chance)
 
@@ -213,8 +217,7 @@ class Verifier:
         for start in range(0, u.size, chunk):
             pu, pv = u[start : start + chunk], v[start : start + chunk]
             a, b = self.gather(pu, screen), self.gather(pv, screen)
-            occupied = np.count_nonzero(a | b, axis=1)
-            equal = np.count_nonzero((a == b) & (a != 0), axis=1)
+            equal, occupied = _bin_counts(a, b)
             margin = 6 * 0.5 / np.sqrt(np.maximum(occupied, 1))
             rest = np.flatnonzero((occupied < _SCREEN_OCCUPIED) | (equal >= (self.threshold - margin) * occupied))
             self.screened_out += pu.size - rest.size

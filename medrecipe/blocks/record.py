@@ -193,24 +193,24 @@ def prompt_with_options(question: str, options: dict[str, str], context: str = "
     return text
 
 
-def assistant_content(reasoning: str, response: str) -> str:
+def _thinking_turn(reasoning: str, response: str) -> str:
     """An assistant turn with its reasoning laid out as Qwen3's chat template renders it:
-    "<think>\n{reasoning}\n</think>\n\n{answer}" (reasoning_content.strip("\n"), content.lstrip("\n")); without
-    reasoning, the answer alone."""
-    reasoning, response = reasoning.strip(), response.strip()
-    return f"<think>\n{reasoning}\n</think>\n\n{response}" if reasoning else response
+    "<think>\n{reasoning}\n</think>\n\n{answer}" (reasoning_content.strip("\n"), content.lstrip("\n")); an empty
+    block as it renders thinking switched off, "<think>\n\n</think>\n\n"."""
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{response.strip()}"
+
+
+def assistant_content(reasoning: str, response: str) -> str:
+    """An assistant turn from a reasoning column and a response column; without reasoning, the answer alone."""
+    return _thinking_turn(reasoning, response) if reasoning.strip() else response.strip()
 
 
 def _think_layout(content: str) -> str:
-    """An assistant turn that opens with a think block, laid out as `assistant_content` lays it out (an empty block
-    as Qwen3's template renders thinking switched off: "<think>\n\n</think>\n\n"). Sources differ (no newline
-    inside the tags, one newline after them: am-deepseek-r1's "<think>Okay...</think>\n<answer>"), and SFT trains
-    each layout as it is, so a model would learn every one."""
+    """An assistant turn that opens with a think block, laid out as `_thinking_turn` lays one out. Sources differ (no
+    newline inside the tags, one newline after them: am-deepseek-r1's "<think>Okay...</think>\n<answer>"), and SFT
+    trains each layout as it is, so a model would learn every one."""
     block = _THINK_BLOCK.match(content)
-    if block is None:
-        return content
-    reasoning, response = block[1].strip(), block[2].strip()
-    return f"<think>\n{reasoning}\n</think>\n\n{response}"
+    return content if block is None else _thinking_turn(block[1], block[2])
 
 
 def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, order: int) -> dict:
