@@ -54,6 +54,11 @@ def test_training_from_the_model_the_recipe_says_it_reproduces_is_refused(tmp_pa
     assert result.code == 2
     assert ("rm.yaml:3:27: hub.reproduces.model: this recipe trains from TsinghuaC3I/Llama-3-8B-UltraMedical, the model it "
             "says it reproduces") in result.err and "--set hub.reproduces.model=~" in result.err
+    # where SFT starts from its own base model, that is the one compared
+    child.write_text(f"extends: {RECIPES / 'ultramedical-llama3-8b.yaml'}\nname: sft\nrl: ~\n"
+                     "sft: {base_model: TsinghuaC3I/Llama-3-8B-UltraMedical}\n")
+    result = cli("validate", str(child))
+    assert result.code == 2 and "this recipe trains from TsinghuaC3I/Llama-3-8B-UltraMedical" in result.err
 
 
 def test_generating_longer_responses_than_sft_trains_is_a_warning_at_the_step(cli):

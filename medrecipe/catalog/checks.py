@@ -44,6 +44,7 @@ def chat_template(loaded: LoadedRecipe) -> str:
 
 def check(loaded: LoadedRecipe) -> Findings:
     found = Findings()
+    _reproduced_model(loaded, found)
     _benchmarks(loaded, found)
     errors, warnings = dataset_checks.check(loaded)
     found.errors += errors
@@ -52,6 +53,20 @@ def check(loaded: LoadedRecipe) -> Findings:
     _base_model(loaded, found)
     _local_sources(loaded, found)
     return found
+
+
+def _reproduced_model(loaded: LoadedRecipe, found: Findings) -> None:
+    """A recipe that trains from the model it says it reproduces (a child recipe that inherited the parent's
+    hub.reproduces) would publish cards naming one model as both its base and what it reproduces."""
+    recipe = loaded.recipe
+    reproduced = recipe.hub.reproduces.model if recipe.hub.reproduces else None
+    if reproduced is None or (recipe.sft is None and recipe.rl is None):
+        return
+    start = rl_base_model(loaded) if recipe.rl else sft_base_model(loaded)
+    if reproduced == start:
+        found.errors.append(loaded.problem(("hub", "reproduces", "model"), f"this recipe trains from {start}, the model it "
+                                           "says it reproduces", "name the published model this recipe's training "
+                                           "reproduces, or none: --set hub.reproduces.model=~"))
 
 
 def _unknown_benchmark(loaded: LoadedRecipe, path: tuple, name: str) -> Problem:

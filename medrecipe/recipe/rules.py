@@ -60,15 +60,6 @@ def _hub_rules(recipe: Recipe) -> list[Violation]:
         if others and getattr(recipe.hub, f"{artifact}_repo") is not None:
             found.append(Violation(("hub", f"{artifact}_repo"), f"the {artifact} repository is named {name!r}, as the "
                                    f"{others[0]} repository is", f"give it another name: --set hub.{artifact}_repo=..."))
-    # A recipe that trains from the model it says it reproduces (a child recipe that inherited the parent's
-    # hub.reproduces) would publish cards naming one model as both its base and what it reproduces.
-    reproduced = recipe.hub.reproduces.model if recipe.hub.reproduces else None
-    rl = recipe.rl
-    start = rl.init_from if rl is not None and rl.init_from != "sft" else recipe.base_model
-    if reproduced is not None and (recipe.sft is not None or rl is not None) and reproduced == start:
-        found.append(Violation(("hub", "reproduces", "model"), f"this recipe trains from {start}, the model it says it "
-                               "reproduces", "name the published model this recipe's training reproduces, or none: "
-                               "--set hub.reproduces.model=~"))
     return found
 
 
