@@ -265,3 +265,25 @@ def test_slurm_executor_gives_the_local_output(lite, tmp_path):
     work = data_work(out, recipe)
     assert list((work / "logs" / "segment-0").glob("launch_script.slurm")), "the stage went through sbatch"
     assert output_rows(work) == reference
+
+
+def test_fork_server_preload_leaves_workers_no_start_up_work(tmp_path):
+    """A worker forked from the data stage's fork server builds its steps and writes parquet rows without datatrove's
+    distribution scan (~70 ms a name) or pyarrow's import of pandas (~0.2 s): the preload did both once."""
+    code = f"""
+import sys
+import medrecipe.blocks.forkserver_preload
+import pyarrow as pa
+from datatrove.pipeline.writers import JsonlWriter
+from datatrove.utils._import_utils import _is_distribution_available
+from medrecipe.blocks.output import ChatParquetWriter
+from medrecipe.blocks.segments import SegmentReader
+
+scans = _is_distribution_available.cache_info().misses
+modules = set(sys.modules)
+SegmentReader({str(tmp_path)!r}), JsonlWriter({str(tmp_path)!r}), ChatParquetWriter({str(tmp_path)!r}, 64)
+pa.RecordBatch.from_pylist([{{"text": "a"}}])
+assert _is_distribution_available.cache_info().misses == scans, "a step scanned the installed distributions again"
+assert set(sys.modules) == modules, sorted(set(sys.modules) - modules)[:5]
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -108,12 +108,14 @@ def _console_to(log_file: Path):
 
 def _start_fork_server(content: dict) -> None:
     """Start datatrove's fork server now, with the blocks' modules to import there once: a stage's workers then
-    fork from it in milliseconds instead of each importing datatrove, numpy and medrecipe again; started before the
-    stages are prepared, the server imports them while this process prepares."""
+    fork from it in milliseconds instead of each importing datatrove, numpy and medrecipe again (and doing what
+    `blocks.forkserver_preload` does); started before the stages are prepared, the server imports them while this
+    process prepares."""
     import multiprocess
     import multiprocess.forkserver
 
-    multiprocess.set_forkserver_preload(sorted({b["block"].rsplit(".", 1)[0] for s in content["stages"] for b in s["pipeline"]}))
+    modules = sorted({b["block"].rsplit(".", 1)[0] for s in content["stages"] for b in s["pipeline"]})
+    multiprocess.set_forkserver_preload([*modules, "medrecipe.blocks.forkserver_preload"])
     multiprocess.forkserver.ensure_running()
 
 
