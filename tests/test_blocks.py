@@ -257,6 +257,31 @@ def test_build_record_sharegpt_turns_and_context():
         build_record({"q": "x"}, {"prompt": "question"}, "s", "prompts", "0", 0)
 
 
+def test_a_segment_gives_the_next_one_the_records_it_received(tmp_path):
+    """Every record comes back as it was written, its text included; the text a record's messages give (every record
+    the readers build) is stored once, as its message."""
+    from datatrove.data import Document
+
+    from medrecipe.blocks.segments import SegmentReader, SegmentWriter
+
+    conversation = build_record({"q": "What causes gout?", "r": "Urate crystals." * 50}, {"prompt": "q", "response": "r"}, "s", "conversations", "0", 0)
+    prompt_only = build_record({"q": "Koplik spots are seen in"}, {"prompt": "q"}, "s", "prompts", "1", 1)
+    annotated = {"text": "a verdict of its own", "id": "s/3", "metadata": conversation["metadata"]}
+    written = [Document(**record) for record in (conversation, prompt_only, annotated)]
+    with SegmentWriter(str(tmp_path), "${rank}.jsonl.zst", "zstd") as writer:
+        for document in written:
+            writer.write(document, rank=0)
+    read = list(SegmentReader(str(tmp_path), glob_pattern="*.jsonl.zst").run())
+    for document in read:
+        document.metadata.pop("file_path")  # the reader's own addition
+    assert [(d.id, d.text, d.metadata) for d in read] == [(d.id, d.text, d.metadata) for d in written]
+    import zstandard
+
+    stored = zstandard.ZstdDecompressor().decompress((tmp_path / "00000.jsonl.zst").read_bytes(), max_output_size=2**20).decode()
+    assert stored.count("Urate crystals." * 50) == 2  # the conversation's response, and the annotated record's message
+    assert [json.loads(line).get("text", "") for line in stored.splitlines()] == [None, None, "a verdict of its own"]
+
+
 def test_reader_caps_a_source_exactly_over_several_tasks(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps({"q": f"question number {i}", "r": "answer"}) + "\n" for i in range(50)))

@@ -274,14 +274,13 @@ def test_fork_server_preload_leaves_workers_no_start_up_work(tmp_path):
 import sys
 import medrecipe.blocks.forkserver_preload
 import pyarrow as pa
-from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils._import_utils import _is_distribution_available
 from medrecipe.blocks.output import ChatParquetWriter
-from medrecipe.blocks.segments import SegmentReader
+from medrecipe.blocks.segments import SegmentReader, SegmentWriter
 
 scans = _is_distribution_available.cache_info().misses
 modules = set(sys.modules)
-SegmentReader({str(tmp_path)!r}), JsonlWriter({str(tmp_path)!r}), ChatParquetWriter({str(tmp_path)!r}, 64)
+SegmentReader({str(tmp_path)!r}), SegmentWriter({str(tmp_path)!r}, 'x.jsonl.zst', 'zstd'), ChatParquetWriter({str(tmp_path)!r}, 64)
 pa.RecordBatch.from_pylist([{{"text": "a"}}])
 assert _is_distribution_available.cache_info().misses == scans, "a step scanned the installed distributions again"
 assert set(sys.modules) == modules, sorted(set(sys.modules) - modules)[:5]

@@ -275,7 +275,7 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
         "extra": {name: _portable(row.get(name)) for name in fields.get("metadata") or []},
     }
     record_id = _portable(f"{source}/{row.get(fields['id']) if fields.get('id') and row.get(fields['id']) is not None else row_id}")
-    return {"id": record_id, "text": response_text_of(messages) or prompt_text_of(messages), "metadata": metadata}
+    return {"id": record_id, "text": record_text(messages), "metadata": metadata}
 
 
 def prompt_text_of(messages: list[dict]) -> str:
@@ -288,6 +288,11 @@ def prompt_text_of(messages: list[dict]) -> str:
 
 def response_text_of(messages: list[dict]) -> str:
     return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+
+
+def record_text(messages: list[dict]) -> str:
+    """A record's doc.text: its final response, or its prompt when it has none."""
+    return response_text_of(messages) or prompt_text_of(messages)
 
 
 def prompt_text(doc: Document) -> str:

@@ -1,4 +1,7 @@
-"""Reading what an earlier segment of the data stage wrote.
+"""What one segment of the data stage writes for the next to read.
+
+A record's text is most of its bytes and, for every record the readers build, a copy of a message (`record_text`):
+a segment writes it as null, and the reader derives it again, so each text is written, compressed and parsed once.
 
 datatrove's JsonlWriter writes no file for a task that received no record, and its JsonlReader refuses a folder
 without files. Between two segments an empty folder means that every record was removed before it (the executor
@@ -7,14 +10,41 @@ has already checked that every task of the earlier segment completed), so it rea
 
 from __future__ import annotations
 
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+
+from .record import record_text
+
+
+def _text_once(writer: JsonlWriter, document: Document) -> dict:
+    """datatrove's row, with the text as null where the record's messages give it."""
+    row = writer._default_adapter(document)
+    messages = document.metadata.get("messages")
+    if document.text and messages is not None and document.text == record_text(messages):
+        row["text"] = None
+    return row
+
+
+class SegmentWriter(JsonlWriter):
+    """JsonlWriter of a segment: a text its record's messages give is written as null."""
+
+    name = "🐿 Segment"
+
+    def __init__(self, output_folder: str, output_filename: str, compression: str):
+        super().__init__(output_folder, output_filename=output_filename, compression=compression, adapter=_text_once)
 
 
 class SegmentReader(JsonlReader):
-    """JsonlReader of a segment's folder, where no file means no record."""
+    """JsonlReader of a segment's folder, where no file means no record and a null text is the messages' text."""
 
     name = "📖 Segment"
+
+    def _default_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
+        row = super()._default_adapter(data, path, id_in_file)
+        if row["text"] is None:  # absent (datatrove leaves out an empty text) stays empty
+            row["text"] = record_text(row["metadata"]["messages"])
+        return row
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:

@@ -93,7 +93,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         """End the current segment; the next one starts by reading what it wrote."""
         out = folder("segments", f"{segment['number']:02d}")
         if write:
-            segment["pipeline"].append(Block("datatrove.pipeline.writers.JsonlWriter",
+            segment["pipeline"].append(Block(_B + "segments.SegmentWriter",
                                              {"output_folder": out, "output_filename": "${rank}" + SEGMENT_SUFFIX,
                                               "compression": SEGMENT_COMPRESSION}))
         stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
