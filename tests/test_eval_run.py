@@ -188,7 +188,7 @@ def test_slurm_dry_run_prints_the_eval_job(write, tmp_path, monkeypatch, capsys)
     headers = [line for line in script.splitlines() if line.startswith("#SBATCH")]
     assert headers == ["#SBATCH --job-name=tiny-eval-eval", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
                        "#SBATCH --gpus-per-node=2", "#SBATCH --time=02:00:00",
-                       f"#SBATCH --output={layout.work_dir('eval')}/slurm-eval-%j.out", "#SBATCH --partition=gpu"]
+                       f"#SBATCH --output={layout.stage_dir('eval')}/slurm-eval-%j.out", "#SBATCH --partition=gpu"]
     gpu_build = tmp_path / "empty-cache" / "envs"
     assert "export EVAL_MODEL=HuggingFaceTB/SmolLM2-135M-Instruct" in script
     assert f"export EVAL_OUTPUT={layout.work_dir('eval')}" in script
@@ -227,7 +227,7 @@ def test_eval_job_runs_on_a_one_node_slurm(cli, write, tool_python, monkeypatch,
     except SlurmUnavailable as reason:
         pytest.skip(f"no Slurm here: {reason}")
     build = tmp_path / "build"
-    logs = list((build / "eval").glob("*/slurm-eval-*.out"))
+    logs = list((build / "eval").glob("slurm-eval-*.out"))
     assert logs, "the job wrote no log"
     scores_file = build / "eval" / "scores.json"
     assert scores_file.is_file(), logs[0].read_text()[-3000:]

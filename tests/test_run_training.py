@@ -58,6 +58,8 @@ def test_sft_slurm_dry_run_prints_the_batch_script(write, sft_env, capsys):
     assert "torch.distributed.run --nnodes 2 --nproc-per-node 8 --node-rank $SLURM_NODEID" in script
     assert f"-m axolotl.cli.train {layout.root / 'sft' / 'axolotl.yaml'}" in script
     assert "collect_final_model(" in script and str(layout.sft_output()) in script
+    # The job's log is written beside its script: in Axolotl's output folder it would be moved into the model and published.
+    assert f"#SBATCH --output={layout.stage_dir('sft')}/slurm-sft-%j.out" in script
     assert "/sft-gpu-" in script  # GPU nodes run the GPU build of the environment
     assert not (layout.stage_dir("sft") / "sft.sbatch").exists()  # a dry run writes nothing
 

@@ -119,7 +119,7 @@ def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Pa
     if not options.dry_run:
         lighteval.ensure_offline_import(python)  # the environment is on the storage the node shares
     if slurm:
-        script_text = jobs.slurm_script(recipe, "eval", 1, gpus, work, body)
+        script_text = jobs.slurm_script(recipe, "eval", 1, gpus, layout.stage_dir("eval"), body)
         return jobs.submit_stage("eval", layout.stage_dir("eval") / "eval.sbatch", script_text, work, outputs, options.dry_run)
     script_text = "\n".join(["#!/bin/bash", "set -euo pipefail", *body]) + "\n"
     submission = f"{recipe.name}-eval-{layout.keys['eval'][:12]}-{time.strftime('%Y%m%d-%H%M%S')}"

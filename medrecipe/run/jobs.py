@@ -71,7 +71,8 @@ def show(job: Job) -> None:
 
 def slurm_script(recipe: Recipe, name: str, nodes: int, gpus_per_node: int, log_dir: Path, body: list[str]) -> str:
     """An sbatch script: one task per node (each starts its node's processes), the recipe's Slurm settings. A job
-    of 0 GPUs per node asks for none."""
+    of 0 GPUs per node asks for none. Its log goes to `log_dir`: the stage's folder, never the folder a tool writes
+    the model into (SFT moves every file there into the published model)."""
     slurm = recipe.compute.slurm
     options = {"job-name": f"{recipe.name}-{name}", "nodes": str(nodes), "ntasks-per-node": "1"}
     if gpus_per_node:
@@ -119,7 +120,7 @@ def submit_stage(stage: str, script: Path, text: str, work: Path, outputs: list,
     work.mkdir(parents=True, exist_ok=True)
     script.write_text(text, encoding="utf-8")
     job_id = submit(script)
-    return StageResult(stage, "submitted", outputs, notes=[f"Slurm job {job_id}: {script}; log in {work}"])
+    return StageResult(stage, "submitted", outputs, notes=[f"Slurm job {job_id}: {script}; log in {script.parent}"])
 
 
 def submit(script: Path) -> str:

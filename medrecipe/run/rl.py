@@ -121,5 +121,5 @@ def _slurm(
         body.append(f'RAY_ADDRESS="http://$MASTER_ADDR:8265" bash {launch}')
     else:
         body.append(f"{jobs.srun(recipe)} bash {launch}")
-    script_text = jobs.slurm_script(recipe, "rl", nodes, per_node, work, body)
+    script_text = jobs.slurm_script(recipe, "rl", nodes, per_node, layout.stage_dir("rl"), body)
     return jobs.submit_stage("rl", layout.stage_dir("rl") / "rl.sbatch", script_text, work, outputs, options.dry_run)

@@ -159,5 +159,5 @@ def _slurm(
         *collect.rstrip("\n").splitlines(),
         "PY",
     ]
-    script_text = jobs.slurm_script(recipe, "sft", batch.nodes, batch.gpus // batch.nodes, work, body)
+    script_text = jobs.slurm_script(recipe, "sft", batch.nodes, batch.gpus // batch.nodes, layout.stage_dir("sft"), body)
     return jobs.submit_stage("sft", layout.stage_dir("sft") / "sft.sbatch", script_text, work, outputs, options.dry_run)
