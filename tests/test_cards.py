@@ -141,6 +141,33 @@ def test_cards_do_not_change_between_renders_or_working_directories(tiny, tmp_pa
     assert "# Resolved recipe: recipe.yaml\n" in first and str(tmp_path) not in first
 
 
+def test_cards_show_a_local_path_without_this_machines_folders(monkeypatch, ii_medical):
+    """A path from the environment names this machine's folders (a home directory, a user name): cards show its file
+    name; a relative path, the same on every machine, shows as the recipe wrote it."""
+    loaded, rel = ii_medical
+    assert "`data/evol-instruct-medical.jsonl`" in dataset_card(loaded, rel, rel.get("dataset"))
+    monkeypatch.setenv("II_MEDICAL_EVOL_INSTRUCT", "/home/alice/private/evol.jsonl")
+    loaded, _ = load(str(RECIPES / "ii-medical-8b-1706.yaml"), warn=False)
+    cards = {"dataset": dataset_card(loaded, rel, rel.get("dataset")), "model": model_card(loaded, rel, rel.get("model"))}
+    for kind, text in cards.items():
+        assert "/home/alice" not in text, kind
+        assert "path: '.../evol.jsonl'" in text, kind  # the resolved recipe
+    assert "| `evol-instruct-medical` | local `.../evol.jsonl` |" in cards["dataset"]
+
+
+def test_dataset_size_categories_are_the_hubs():
+    """Every bucket is one huggingface_hub's DatasetCardData documents, up to past a trillion records."""
+    from huggingface_hub import DatasetCardData
+
+    from medrecipe.hub.cards.dataset_card import _size_category
+
+    documented = set(re.findall(r"'([^']+)'", DatasetCardData.__doc__.split("size_categories", 1)[1].split("source_datasets", 1)[0]))
+    counts = [0, 999, 1_000, 2_197_741, 10**9 - 1, 10**9, 2 * 10**10, 10**12 - 1, 10**12, 10**15]
+    assert [_size_category(n) for n in counts] == ["n<1K", "n<1K", "1K<n<10K", "1M<n<10M", "100M<n<1B", "1B<n<10B",
+                                                   "10B<n<100B", "100B<n<1T", "n>1T", "n>1T"]
+    assert {_size_category(n) for n in counts} <= documented
+
+
 def test_a_recipe_with_only_sft_on_a_hub_dataset(write):
     path = write("sft-only.yaml", """
         name: sft-only
@@ -192,12 +219,15 @@ def test_ii_medical_model_card_carries_every_number_of_the_seed_card(ii_medical)
     assert sft["Learning rate"] == "5e-5"
     assert sft["Epochs"] == "6"
     rl = table(text, "### DAPO (OpenRLHF)")
-    assert rl["Max prompt length"] == "2048 tokens"
+    assert rl["Max prompt length"] == "2048 tokens (a longer prompt is truncated from the left)"
     assert rl["Max response length"] == "12288 tokens"
     assert rl["Overlong buffer"] == "4096 tokens, penalty factor 1.0"
     assert rl["Clip ratio low / high"] == "0.2 / 0.28"
     assert rl["Rollout batch (train prompts)"] == "512"
-    assert rl["Generation batch (prompts)"] == "1536"
+    # "Generation prompt 1536" is no OpenRLHF setting (tests/test_ii_medical_fidelity.py): the card says what ran
+    assert rl["Generation batch (prompts)"] == ("512 (the recipe's 1536 is not an OpenRLHF 0.11 setting: each step trains on 512 "
+                                                "groups of the current policy; each filtered prompt is replaced by a fresh one "
+                                                "until that many groups pass dynamic filtering)")
     assert rl["Mini-batch (prompts)"] == "32"
     assert rl["Responses per prompt"] == "16"
     assert rl["Rollout sampling"] == "temperature 1.0, top-p 1.0, top-k -1"

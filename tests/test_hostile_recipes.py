@@ -438,15 +438,18 @@ def test_passthrough_keys_that_send_data_elsewhere_are_warned_about_naming_the_f
 
 def test_markup_in_recipe_text_stays_text_in_the_cards(tmp_path):
     """Every card rendered as the Hub renders Markdown (CommonMark with inline HTML): what a recipe wrote, wherever
-    it lands (description, base model, benchmark titles, source paths, step parameters, limitations), is text."""
+    it lands (description, base model, benchmark titles, source paths, step parameters and their names, Axolotl
+    passthrough, limitations), is text."""
     from markdown_it import MarkdownIt
 
     recipe = write(tmp_path, "r.yaml", BASE.replace("base_model: Qwen/Qwen3-8B", "base_model: './<b>base</b>'")
                    + textwrap.dedent("""        description: 'A model <script>alert(1)</script> <img src=x onerror="alert(1)"> [click](javascript:alert(1))'
         data:
           sources: [{name: s, path: "x`<img src=x onerror=alert(7)>`.jsonl", fields: {prompt: q, response: r}}]
-          steps: [{type: complete_generation, drop_finish_reasons: ["<b>x</b>"]}]
-        sft: {datasets: [{path: x}]}
+          steps:
+            - {type: complete_generation, drop_finish_reasons: ["<b>x</b>"]}
+            - {type: domain_filter, classifier: {backend: embedding, labels: {"<img src=x onerror=alert(3)>": a, B: b}}, keep: [B]}
+        sft: {datasets: [{path: x}], axolotl: {wandb_name: "<img src=x onerror=alert(4)>"}}
         eval:
           benchmarks: [mine]
           custom_benchmarks: [{name: mine, title: "<img src=x onerror=alert(2)>", hub: org/mine}]

@@ -98,8 +98,21 @@ def resolved_data(loaded: LoadedRecipe) -> dict:
     return loaded.recipe.model_dump(mode="json")
 
 
-def to_yaml(loaded: LoadedRecipe, comments: bool = True) -> str:
+def _shown_paths(value: Any, show) -> Any:
+    """`value` with every `path` field's text passed through `show`."""
+    if isinstance(value, dict):
+        return {key: show(item) if key == "path" and isinstance(item, str) else _shown_paths(item, show) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shown_paths(item, show) for item in value]
+    return value
+
+
+def to_yaml(loaded: LoadedRecipe, comments: bool = True, shown_path=None) -> str:
+    """The resolved recipe as commented YAML; `shown_path` rewrites what `path` fields show (a card hides this
+    machine's folders)."""
     data = resolved_data(loaded)
+    if shown_path:
+        data = _shown_paths(data, shown_path)
     yaml = YAML()
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)

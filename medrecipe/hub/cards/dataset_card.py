@@ -18,7 +18,7 @@ from ...recipe.model import (
 )
 from ...recipe.rules import step_names
 from ..release import DATASET_FILES, HubRepo, Release, hub_url
-from .rendering import benchmark_link, code_span, format_count, format_value, markdown_text, recipe_text, render
+from .rendering import benchmark_link, code_span, format_count, format_value, markdown_text, public_path, recipe_text, render
 
 
 def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, stats: dict | None = None) -> str:
@@ -47,10 +47,11 @@ def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, s
 
 
 def _size_category(records: int) -> str:
-    """The Hub's size bucket for a record count."""
+    """The Hub's size bucket for a record count: the values huggingface_hub's DatasetCardData documents."""
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
-    return next((label for bound, label in bounds if records < bound), "n>1B")
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+              (10_000_000_000, "1B<n<10B"), (100_000_000_000, "10B<n<100B"), (1_000_000_000_000, "100B<n<1T")]
+    return next((label for bound, label in bounds if records < bound), "n>1T")
 
 
 def _dataset_metadata(recipe: Recipe, artifact: HubRepo, records: int | None) -> DatasetCardData:
@@ -81,7 +82,7 @@ def _sources(recipe: Recipe, stats: dict | None) -> list[list[str]]:
             where = f"[{source.hub}]({url})"
             detail = [part for part in (source.subset, source.split) if part] + list(source.data_files or [])
         else:
-            where = f"local {code_span(source.path)}"
+            where = f"local {code_span(public_path(source.path))}"
             detail = []
         name = code_span(source.name) + (f" ({markdown_text(source.description)})" if source.description else "")
         expected = counts.get("expected") or source.expected_samples
@@ -125,13 +126,14 @@ def _parameter_value(value: Any) -> str:
 
 def _parameters(values: dict, prefix: str = "") -> list[tuple[str, str]]:
     """Step parameters as (dotted name, value) table rows, e.g. `kmeans.clusters`; unset ones are left out.
-    Text is shown as code, so that values such as `<think>` stay visible in rendered Markdown."""
+    Text is shown as code, so that values such as `<think>` stay visible in rendered Markdown; names are escaped,
+    since a recipe writes the keys of some (classifier labels, synonyms)."""
     rows: list[tuple[str, str]] = []
     for key, value in values.items():
         if isinstance(value, dict) and value:
             rows += _parameters(value, f"{prefix}{key}.")
         elif value is not None:
-            rows.append((f"{prefix}{key}", _parameter_value(value)))
+            rows.append((markdown_text(f"{prefix}{key}"), _parameter_value(value)))
     return rows
 
 

@@ -18,7 +18,7 @@ from ...recipe.model import (
     Reproduces,
 )
 from ..release import HubRepo, Release, hub_url
-from .rendering import benchmark_link, format_value, markdown_text, recipe_text, render
+from .rendering import benchmark_link, code_span, format_value, markdown_text, public_path, recipe_text, render
 
 
 RL_TITLES = {"dapo": "DAPO", "grpo": "GRPO", "dpo": "DPO", "reward_model": "Reward model"}
@@ -194,7 +194,7 @@ def _sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
         rows.append(("Validation split", sft.val_set_size))
     if sft.max_steps:
         rows.append(("Max steps", sft.max_steps))
-    rows += [(f"Axolotl `{key}`", value) for key, value in sft.axolotl.items()]
+    rows += [(f"Axolotl {code_span(key)}", markdown_text(format_value(value))) for key, value in sft.axolotl.items()]
     return rows
 
 
@@ -211,14 +211,14 @@ def _rl_section(recipe: Recipe) -> dict:
         reward = f"{format_value(rl.reward.correct)} correct, {format_value(rl.reward.incorrect)} wrong"
         reward += " (an answer counts only inside `\\boxed{}`)" if rl.reward.require_box else ""
         rows += [
-            ("Prompts", rl.data.hub or rl.data.path),
-            ("Max prompt length", f"{rl.max_prompt_length} tokens"),
+            ("Prompts", markdown_text(rl.data.hub or public_path(rl.data.path))),
+            ("Max prompt length", f"{rl.max_prompt_length} tokens (a longer prompt is truncated from the left)"),
             ("Max response length", f"{rl.max_response_length} tokens"),
             ("Overlong buffer", overlong),
             ("Reward (rule-based verifier)", reward),
             ("Clip ratio low / high", f"{format_value(rl.clip_ratio_low)} / {format_value(rl.clip_ratio_high)}"),
             ("Rollout batch (train prompts)", rl.rollout_batch_size),
-            ("Generation batch (prompts)", rl.generation_batch_size or rl.rollout_batch_size),
+            ("Generation batch (prompts)", _generation_batch(rl)),
             ("Mini-batch (prompts)", rl.mini_batch_size),
             ("Responses per prompt", rl.samples_per_prompt),
             ("Rollout sampling", f"temperature {format_value(rl.temperature)}, top-p {format_value(rl.top_p)}, top-k {rl.top_k}"),
@@ -233,7 +233,7 @@ def _rl_section(recipe: Recipe) -> dict:
         ]
     else:
         assert isinstance(rl, PreferenceStage)
-        rows += [("Preference pairs", rl.data.path)]
+        rows += [("Preference pairs", markdown_text(public_path(rl.data.path)))]
         if rl.algorithm == "dpo":
             rows.append(("Beta", rl.beta))
         rows += [
@@ -255,14 +255,25 @@ def _rl_section(recipe: Recipe) -> dict:
     ]
     if rl.max_steps:
         rows.append(("Max steps", rl.max_steps))
-    rows += [(f"OpenRLHF `--{flag}`", value) for flag, value in rl.openrlhf.items()]
+    rows += [(f"OpenRLHF {code_span('--' + flag)}", markdown_text(format_value(value))) for flag, value in rl.openrlhf.items()]
     return {"title": RL_TITLES[rl.algorithm], "rows": rows}
+
+
+def _generation_batch(rl: PolicyOptimization) -> str:
+    """What each step generates. DAPO's generate batch (`generation_batch_size`) is recorded but not passed: OpenRLHF
+    0.11 has no such batch (compile/openrlhf/policy.py), so the card says what the run did instead."""
+    if not rl.generation_batch_size or rl.generation_batch_size == rl.rollout_batch_size:
+        return str(rl.rollout_batch_size)
+    how = ("each filtered prompt is replaced by a fresh one until that many groups pass dynamic filtering" if rl.dynamic_filtering
+           else "nothing is filtered out")
+    return (f"{rl.rollout_batch_size} (the recipe's {rl.generation_batch_size} is not an OpenRLHF 0.11 setting: each step "
+            f"trains on {rl.rollout_batch_size} groups of the current policy; {how})")
 
 
 def _hub_link(loaded: LoadedRecipe, path: tuple, value: str) -> dict:
     """{id, url} of a dataset the recipe names at `path`: a url when it is a Hub repository, not a local file."""
     is_hub = bool(_HUB_ID.match(value)) and not loaded.local_path(path).exists()
-    return {"id": value, "url": hub_url(value, "dataset") if is_hub else None}
+    return {"id": value if is_hub else public_path(value), "url": hub_url(value, "dataset") if is_hub else None}
 
 
 def _curated(recipe: Recipe, artifact: HubRepo) -> bool:
@@ -280,7 +291,7 @@ def _named_data(loaded: LoadedRecipe, artifact: HubRepo) -> list[dict]:
     rl = recipe.rl
     if artifact.stage == "rl" and isinstance(rl, PolicyOptimization):
         links.append({"role": "RL prompts", **({"id": rl.data.hub, "url": hub_url(rl.data.hub, "dataset")} if rl.data.hub
-                                              else {"id": rl.data.path, "url": None})})
+                                              else {"id": public_path(rl.data.path), "url": None})})
     elif artifact.stage == "rl" and rl:
         links.append({"role": "Preference pairs", **_hub_link(loaded, ("rl", "data", "path"), rl.data.path)})
     return links
