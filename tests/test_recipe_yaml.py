@@ -16,7 +16,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.parser import Parser
 
 from medrecipe.recipe import RecipeError, load_recipe
-from medrecipe.recipe.load import MAX_DEPTH
+from medrecipe.recipe.load import MAX_DEPTH, parse_override
 from medrecipe.recipe.registry import shipped_recipes_dir
 from medrecipe.recipe.yaml_nodes import compose_nodes
 
@@ -152,3 +152,79 @@ def test_a_syntax_error_is_worded_and_placed_by_ruamel(write):
         YAML(typ="safe", pure=True).compose(text)
     mark = ruamel.value.problem_mark
     assert [str(p) for p in info.value.problems] == [f"r.yaml:{mark.line + 1}:{mark.column + 1}: invalid YAML: {ruamel.value.problem}"]
+
+
+# ------------------------------------------------------------------ aliases, merge keys and keys: the loader's limits
+
+QUICKSTART = str(shipped_recipes_dir() / "quickstart.yaml")
+
+
+def refused(result, *fragments: str) -> None:
+    assert result.code == 2 and "Traceback" not in result.err, result.err[-2000:]
+    for fragment in fragments:
+        assert fragment in result.err, result.err
+
+
+@pytest.mark.parametrize("text, error", [
+    ("a: &a\n  b: 1\n  <<: *a\n", "r.yaml:5:3: a: merge key `<<` refers to a mapping that contains it"),
+    ("a: &a {<<: *a}\n", "r.yaml:3:8: a: merge key `<<` refers to a mapping that contains it"),
+    ("a: &a {b: {<<: *a}}\n", "r.yaml:3:12: a.b: merge key `<<` refers to a mapping that contains it"),  # an enclosing one
+    ("a: &a [{<<: *a}]\n", "r.yaml:3:9: a[0]: merge key `<<` refers to a mapping that contains it"),
+    ("a: &a {b: *a}\n", "r.yaml:3:8: a.b: alias refers to a mapping that contains it"),
+    ("a: &a [*a]\n", "r.yaml:3:4: a[0]: alias refers to a list that contains it"),
+    ("a: {<<: 1}\n", "r.yaml:3:5: a: merge key `<<` takes a mapping or a list of mappings"),
+])
+def test_a_value_that_contains_itself_is_refused_where_it_is_written(write, cli, text, error):
+    """A merge key was merged outside the node and depth limits: `a: &a {<<: *a}` recursed until Python gave up."""
+    write("r.yaml", "name: x\nbase_model: Qwen/Qwen3-8B\n" + text)
+    refused(cli("validate", "r.yaml"), f"error: {error}\n")
+
+
+def test_merged_mappings_count_towards_the_node_limit(write, cli):
+    """Merging empty mappings built nothing that was counted: nine lines of these took 10^9 steps."""
+    levels = ["m0: &m0 {}"] + [f"m{n}: &m{n} {{<<: [{', '.join([f'*m{n - 1}'] * 10)}]}}" for n in range(1, 9)]
+    write("r.yaml", "name: x\nbase_model: Qwen/Qwen3-8B\nbomb:\n" + "".join(f"  {line}\n" for line in levels))
+    refused(cli("validate", "r.yaml"), "more than 100,000 values")
+
+
+ALIAS_BOMB = "{" + ", ".join(["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+    f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 9)]) + "}"
+
+
+@pytest.mark.parametrize("override, error", [
+    ("rl.openrlhf={a: &a [*a]}", "rl.openrlhf.a[0]: alias refers to a list that contains it"),
+    ("rl.openrlhf={a: &a {<<: *a}}", "rl.openrlhf.a: merge key `<<` refers to a mapping that contains it"),
+    ("rl.openrlhf=" + ALIAS_BOMB, "more than 100,000 values"),
+    ("rl.openrlhf={a: " + "[" * 60 + "]" * 60 + "}", f"nested more than {MAX_DEPTH} levels deep"),
+    ('rl.openrlhf={a: [x, {b: "\\e[2K"}]}', "rl.openrlhf.a[1].b: control characters are not allowed in a recipe value"),
+    ('rl.openrlhf={"trust_remote_code\\e[2K\\rX": 1}', "rl.openrlhf: control characters are not allowed in a recipe key"),
+    ("rl.openrlhf=[!!python/object/apply:os.system [x]]", "rl.openrlhf[0]: YAML tag !!python/object/apply:os.system is not"),
+    ("description=a\x1b[2Kb", "description: control characters are not allowed in a recipe value"),
+    ("rl.open\x1b[2Krlhf=1", "control characters are not allowed in a recipe key"),
+])
+def test_a_set_value_is_built_with_a_recipe_files_limits(cli, tmp_path, override, error):
+    """`--set` values were loaded by a bare YAML loader: a cycle passed validate and broke show and compile."""
+    label = f"--set {override}".replace("\x1b", "\N{REPLACEMENT CHARACTER}")  # the override is printed, not obeyed
+    for command in ("validate", "show", "compile"):
+        result = cli(command, QUICKSTART, "--set", override, *(["--out", str(tmp_path / "b")] if command == "compile" else []))
+        refused(result, f"error: {label}: ", error)
+        assert "\x1b" not in result.out + result.err
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_set_collection_is_still_merged_and_read():
+    assert parse_override("rl.openrlhf={base: &b {x: 1}, tuned: {<<: *b, y: 2}}")[1] == {"base": {"x": 1}, "tuned": {"x": 1, "y": 2}}
+    assert parse_override("description=a: b")[1] == "a: b"  # typed on a command line, it is text
+    assert parse_override("seed=")[1] == "" and parse_override("seed=~")[1] is None
+
+
+def test_a_key_with_control_characters_is_refused_like_a_value(write, cli):
+    """A key reaches `plan` output and the cards as a value does: a terminal escape in one was obeyed there."""
+    write("r.yaml", 'extends: quickstart\nsft: {axolotl: {"trust_remote_code\\e[2K\\rX": 1}}\n')
+    for command in ("validate", "plan"):
+        result = cli(command, "r.yaml")
+        refused(result, "error: r.yaml:2:17: sft.axolotl: control characters are not allowed in a recipe key: "
+                        "'trust_remote_code\\x1b[2K\\rX'\n  hint: write plain text\n")
+        assert "\x1b" not in result.out + result.err
+    write("r.yaml", "extends: quickstart\n!!python/name:os.system x: 1\n")
+    refused(cli("validate", "r.yaml"), "error: r.yaml:2:1: mapping keys must be plain strings")

@@ -4,15 +4,21 @@ contains either of them."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from medrecipe.cli.common import load
 from medrecipe.compile.layout import Layout, recipe_sha256
 from medrecipe.hub.cards import dataset_card, model_card
 from medrecipe.hub.release import release
+from medrecipe.recipe import load_recipe
+from medrecipe.recipe.untrusted import REDACTED, redact
 
 from .conftest import RECIPES
 from .release_fixtures import write_recipe, write_run
@@ -65,3 +71,42 @@ def test_no_file_medrecipe_writes_contains_a_planted_secret(cli, local_hub, tmp_
         leaked = [str(path) for path in scanned if secret.encode() in path.read_bytes()]
         assert not leaked, f"{secret[:3]}... written to {leaked}"
         assert not any(secret in text for text in outputs)
+
+
+# A secret word anywhere in the name, not only at its end; a part of the name must be the word (or end in one of the
+# words no ordinary word ends in): TOKENIZERS is not TOKEN, MONKEY is not KEY.
+SECRET_NAMES = ["HF_TOKEN_BACKUP", "OPENAI_API_KEY_2", "DB_PASSWORD_PROD", "SECRET_KEY_BASE", "AWS_SECRET_ACCESS_KEY_ID",
+                "OPENAI_API_KEY2", "PGPASSWORD_PROD", "OPENAI_APIKEY_2", "GOOGLE_APPLICATION_CREDENTIALS", "hf_token_old"]
+PLAIN_NAMES = ["II_MEDICAL_EVOL_INSTRUCT", "INTERNIST_DATA", "TOKENIZERS_PARALLELISM", "MONKEY_PATH", "KEYBOARD_LAYOUT",
+               "COMPASS_DIR", "BYPASS_CACHE"]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_a_recipe_cannot_read_a_variable_named_for_a_secret_anywhere_in_its_name(cli, write, monkeypatch, name):
+    value = "myplainbackupsecret42"
+    monkeypatch.setenv(name, value)
+    write("r.yaml", f"extends: quickstart\ndescription: 'notes ${{env:{name}}}'\n")
+    for command in ("validate", "compile"):
+        result = cli(command, "r.yaml")
+        assert result.code == 2, result.err
+        assert f"error: r.yaml:2:14: description: ${{env:{name}}} would write a secret into the build" in result.err
+        assert value not in result.out + result.err
+    result = cli("validate", "r.yaml", "--set", f"description=${{env:{name}}}")
+    assert result.code == 2 and "would write a secret" in result.err and value not in result.err
+    assert not Path("build").exists()
+    assert redact(f"a card that says {value}") == f"a card that says {REDACTED}"  # the same rule keeps it out of output
+
+
+@pytest.mark.parametrize("name", PLAIN_NAMES)
+def test_a_variable_whose_name_only_resembles_a_secret_word_is_read(write, monkeypatch, name):
+    monkeypatch.setenv(name, "data/medical")
+    recipe = load_recipe(write("r.yaml", f"extends: quickstart\ndescription: 'from ${{env:{name}}}'\n")).recipe
+    assert recipe.description == "from data/medical"
+    assert redact("from data/medical") == "from data/medical"
+
+
+def test_the_shipped_recipes_still_read_their_data_folders_from_the_environment(monkeypatch):
+    monkeypatch.setenv("II_MEDICAL_EVOL_INSTRUCT", "/data/evol.jsonl")
+    monkeypatch.setenv("INTERNIST_DATA", "/data/internist")
+    assert "/data/evol.jsonl" in json.dumps(load_recipe(RECIPES / "ii-medical-8b-1706.yaml").tree.data)
+    assert "/data/internist/guidelines.jsonl" in json.dumps(load_recipe(RECIPES / "internist-7b.yaml").tree.data)

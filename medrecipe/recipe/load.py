@@ -20,7 +20,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Position, Problem, RecipeError, dotted
-from .untrusted import credential_value, secret_variable
+from .untrusted import credential_value, printable, secret_variable
 from .yaml_nodes import compose_nodes
 
 Path_ = tuple  # a path into the recipe data: str keys and int list indices
@@ -74,12 +74,13 @@ def display(path: Path) -> str:
 class _Builder:
     """Turns composed YAML nodes into data, recording positions and collecting problems."""
 
-    def __init__(self, file: Path, yaml: YAML):
-        self.name = display(file)
+    def __init__(self, name: str, yaml: YAML):
+        self.name = name
         self.yaml = yaml
         self.tree = Tree(data={})
         self.problems: list[Problem] = []
         self.nodes = 0
+        self.open: set[int] = set()  # the mappings and lists being built: an alias to one of them is a cycle
 
     def pos(self, node: Node) -> Position:
         return Position(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -100,27 +101,37 @@ class _Builder:
                 )
             )
             return None
-        if isinstance(node, MappingNode):
-            return self.mapping(node, path)
-        if isinstance(node, SequenceNode):
-            result = []
-            for index, item in enumerate(node.value):
-                self.tree.key_pos[path + (index,)] = self.pos(item)
-                self.tree.value_pos[path + (index,)] = self.pos(item)
-                result.append(self.build(item, path + (index,)))
+        if isinstance(node, (MappingNode, SequenceNode)):
+            if id(node) in self.open:  # an alias to an enclosing collection: a value without end
+                kind = "mapping" if isinstance(node, MappingNode) else "list"
+                self.problems.append(Problem(self.tree.key_pos.get(path, self.pos(node)), dotted(path),
+                                             f"alias refers to a {kind} that contains it", "a recipe is a tree of settings"))
+                return None
+            self.open.add(id(node))
+            result = self.mapping(node, path) if isinstance(node, MappingNode) else self.sequence(node, path)
+            self.open.discard(id(node))
             return result
         try:
             value = self.yaml.constructor.construct_object(node, deep=True)
         except (ValueError, OverflowError) as exc:  # an integer of thousands of digits, say
             self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this value: {str(exc).splitlines()[0][:120]}"))
             return None
-        if not isinstance(value, str):
-            return value
+        return self.text(value, node, path) if isinstance(value, str) else value
+
+    def text(self, value: str, node: Node, path: Path_) -> str:
         value = self.interpolate(value, node, path)
         if _CONTROL.search(value):
             self.problems.append(Problem(self.pos(node), dotted(path), "control characters are not allowed in a recipe value",
                                          "write plain text (tabs and newlines are fine)"))
         return value
+
+    def sequence(self, node: SequenceNode, path: Path_) -> list:
+        result = []
+        for index, item in enumerate(node.value):
+            self.tree.key_pos[path + (index,)] = self.pos(item)
+            self.tree.value_pos[path + (index,)] = self.pos(item)
+            result.append(self.build(item, path + (index,)))
+        return result
 
     def mapping(self, node: MappingNode, path: Path_) -> dict:
         result: dict = {}
@@ -130,14 +141,18 @@ class _Builder:
             if key_node.tag == _MERGE_TAG:
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for source in sources:
-                    if isinstance(source, MappingNode):
-                        merged.update(self.mapping(source, path))
+                    if not isinstance(source, MappingNode):
+                        self.problems.append(Problem(self.pos(key_node), dotted(path),
+                                                     "merge key `<<` takes a mapping or a list of mappings"))
+                    elif id(source) in self.open:  # merging it would merge this mapping into itself, without end
+                        self.problems.append(Problem(self.pos(key_node), dotted(path),
+                                                     "merge key `<<` refers to a mapping that contains it"))
+                    else:
+                        merged.update(self.build(source, path) or {})
                 continue
-            if not isinstance(key_node, ScalarNode):
-                self.problems.append(Problem(self.pos(key_node), dotted(path), "mapping keys must be plain strings"))
+            key = self.key(key_node, path)
+            if key is None:
                 continue
-            key = self.yaml.constructor.construct_object(key_node, deep=True)
-            key = key if isinstance(key, str) else str(key)
             if key in first_seen:
                 line = first_seen[key].line
                 self.problems.append(
@@ -153,6 +168,23 @@ class _Builder:
             )
             result[key] = self.build(value_node, path + (key,))
         return {**merged, **result}
+
+    def key(self, node: Node, path: Path_) -> str | None:
+        """A mapping key as text, or None (and a problem) when it is not plain text."""
+        if not isinstance(node, ScalarNode) or node.tag not in _STANDARD_TAGS:
+            self.problems.append(Problem(self.pos(node), dotted(path), "mapping keys must be plain strings"))
+            return None
+        try:
+            key = self.yaml.constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:
+            self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this key: {str(exc).splitlines()[0][:120]}"))
+            return None
+        key = key if isinstance(key, str) else str(key)
+        if _CONTROL.search(key):  # keys are printed too: in plans, warnings and cards
+            self.problems.append(Problem(self.pos(node), dotted(path), f"control characters are not allowed in a recipe key: {key!r}",
+                                         "write plain text"))
+            return None
+        return key
 
     def interpolate(self, text: str, node: Node, path: Path_) -> str:
         def replace(match: re.Match) -> str:
@@ -227,7 +259,7 @@ def parse_file(file: Path) -> Tree:
                                    f"invalid YAML: character {exc.character!r} is not allowed in a recipe")]) from None
     except RecursionError:  # the composer recurses once per level: deep nesting ends it before anything is built
         raise RecipeError([Problem(Position(name), "", f"the recipe is nested more than {MAX_DEPTH} levels deep")]) from None
-    builder = _Builder(file, _yaml())
+    builder = _Builder(name, _yaml())
     builder.tree.key_pos[()] = Position(name, 1, 1)
     if node is None:
         builder.tree.data = {}
@@ -337,28 +369,49 @@ def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
 # ------------------------------------------------------------------------------------------- overrides
 
 
+class _OverrideBuilder(_Builder):
+    """Builds a `--set` value with a recipe file's limits and checks; every problem is placed at the override."""
+
+    def __init__(self, label: Position):
+        super().__init__(label.file, _yaml())
+        self.label = label
+
+    def pos(self, node: Node) -> Position:
+        return self.label
+
+
 def parse_override(text: str) -> tuple[Path_, Any, Position]:
     """`a.b.c=value` -> (('a', 'b', 'c'), value parsed as YAML, its position label)."""
-    label = Position(f"--set {text}")
+    label = Position(f"--set {printable(text)}")  # printed with every problem: no terminal escapes in it
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise RecipeError([Problem(label, "", "an override is written KEY=VALUE, e.g. sft.learning_rate=1e-5")])
+    if _CONTROL.search(key):
+        raise RecipeError([Problem(label, "", "control characters are not allowed in a recipe key", "write plain text")])
     path = tuple(int(part) if part.isdigit() else part for part in key.strip().split("."))
+    if not raw.strip():
+        return path, "", label
+
+    def refuse(message: str) -> RecipeError:
+        return RecipeError([Problem(label, dotted(path), message)])
+
     try:
-        value = _yaml().load(raw) if raw.strip() else ""
+        node = compose_nodes(raw, MAX_DEPTH)
     except MarkedYAMLError as exc:
-        raise RecipeError([Problem(label, dotted(path), f"cannot parse the value: {exc.problem}")]) from None
-    if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
-        value = raw  # "a: b" or "- x" typed on a command line is text; collections are written {...} or [...]
-    if isinstance(value, str):
-        secrets = [name for name in _ENV.findall(value)
-                   if secret_variable(name[0]) or credential_value(os.environ.get(name[0], ""))]
-        if secrets:
-            raise RecipeError([Problem(label, dotted(path), f"${{env:{secrets[0][0]}}} would write a secret into the build, "
-                                       "its cards and the Hub", "name the variable in a field such as api_key_env instead")])
-        value = _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or m.group(0)), value)
-        if _CONTROL.search(value):
-            raise RecipeError([Problem(label, dotted(path), "control characters are not allowed in a recipe value")])
+        raise refuse(f"cannot parse the value: {exc.problem or exc.context}") from None
+    except ReaderError:
+        raise refuse("control characters are not allowed in a recipe value") from None
+    except RecursionError:
+        raise refuse(f"the value is nested more than {MAX_DEPTH} levels deep") from None
+    builder = _OverrideBuilder(label)
+    if node is None:
+        value = None
+    elif isinstance(node, (MappingNode, SequenceNode)) and not raw.lstrip().startswith(("{", "[")):
+        value = builder.text(raw, node, path)  # "a: b" or "- x" typed on a command line is text; collections are {...} or [...]
+    else:
+        value = builder.build(node, path)
+    if builder.problems:
+        raise RecipeError(builder.problems)
     return path, value, label
 
 

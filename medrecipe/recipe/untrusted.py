@@ -1,9 +1,11 @@
 """A recipe is untrusted input, and so is the data it names: the secrets that may never come out of them, and
 text made safe to write and to print.
 
-- `secret_variable`: an environment variable whose name says it holds a secret (the Hub token variables, any name
-  ending in TOKEN, KEY, SECRET, PASSWORD, PASS, PWD, PAT, CREDENTIALS, AUTH, COOKIE, SESSION or DSN: PGPASSWORD,
-  OPENAI_APIKEY and GITHUB_PAT too); a recipe may name one (api_key_env) but never read its value.
+- `secret_variable`: an environment variable whose name says it holds a secret: one of its `_`-separated parts is
+  TOKEN, KEY, SECRET, PASSWORD, PASSWD, PASSPHRASE, PASS, PWD, PAT, CREDENTIAL, AUTH, COOKIE, SESSION or DSN
+  (HF_TOKEN, HF_TOKEN_BACKUP, AWS_SECRET_ACCESS_KEY_ID, DB_PASSWORD_PROD, OPENAI_API_KEY_2), or a part ends in
+  one (PGPASSWORD, OPENAI_APIKEY_2, GITHUB_PAT); a recipe may name one (api_key_env) but never read its value. Not
+  TOKENIZERS_PARALLELISM (TOKENIZERS is not TOKEN) nor MONKEY_PATH (see _SECRET_NAMES).
 - `credential_value`: a value shaped like a credential (a URL with a password, a known token format), which a recipe
   may not read from the environment whatever the variable's name (DATABASE_URL=postgres://user:password@host).
 - `foreign_credential`: a variable that holds the credential of a service other than an LLM endpoint (the Hub,
@@ -19,10 +21,12 @@ from __future__ import annotations
 import os
 import re
 
-_SECRET_NAMES = re.compile(
-    r"(?i)^(HF_TOKEN|HUGGING_?FACE(_HUB)?_TOKEN|HF_API_TOKEN)$"
-    r"|(TOKENS?|KEYS?|SECRETS?|PASSWORD|PASSWD|PASSPHRASE|PASS|PWD|PAT|CREDENTIALS?|AUTH|COOKIES?|SESSION|DSN)$"
-)
+_SECRET_WORDS = r"(TOKENS?|KEYS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|PASS|PWD|PAT|CREDENTIALS?|AUTH|COOKIES?|SESSION|DSN)\d*"
+_GLUED_SECRET_WORDS = r"(TOKENS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|CREDENTIALS?|APIKEYS?)\d*"  # no ordinary word ends so
+# A secret word as a whole part of a name, wherever it is (a suffix such as _BACKUP or _2 still names the secret), or
+# glued to the end of a part (PGPASSWORD, OPENAI_APIKEY): at the end of the name any word, inside it only the words
+# that end no ordinary word, as KEY and PASS end MONKEY and COMPASS (MONKEY_PATH, COMPASS_DIR).
+_SECRET_NAMES = re.compile(rf"(?i)(^|_){_SECRET_WORDS}(_|$)|{_SECRET_WORDS}$|{_GLUED_SECRET_WORDS}(_|$)")
 _NOT_SECRET = {"PWD", "OLDPWD"}  # the shell's working directories
 # Prefixes of the variables the tools medrecipe drives (and the machines they run on) read their own credentials
 # from; the name of the service each belongs to. Not Google's or Azure's: GOOGLE_API_KEY and AZURE_OPENAI_API_KEY
