@@ -176,6 +176,9 @@ def test_new_refuses_to_overwrite_and_rejects_invalid_forks(cli, write, tmp_path
     assert bad.code == 2
     assert "recipes/bad-fork.yaml:" in bad.err and "sft.epochs" in bad.err
     assert not (tmp_path / "recipes" / "bad-fork.yaml").exists()
+    suffixed = cli("new", "my-fork.yaml", "--from", "ii-medical-8b-1706")
+    assert suffixed.code == 2 and "without .yaml" in suffixed.err and "medrecipe new my-fork --from" in suffixed.err
+    assert not list((tmp_path / "recipes").glob("my-fork*"))
 
 
 # ----------------------------------------------------------------------------------------------- schema
