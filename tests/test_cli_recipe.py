@@ -92,10 +92,14 @@ def test_show_keeps_comments_from_child_and_parent(cli, write):
           learning_rate: 5.0e-5
           datasets: [{path: org/data}]
         """)
-    child = write("child.yaml", "extends: base\nname: child\nsft:\n  epochs: 2  # two is enough here\n")
+    child = write("child.yaml", "extends: base\nname: child\nsft:\n  epochs: 2  # two is enough here\n"
+                                "  adam_betas: [0.9, 0.95]  # the card's betas\n  batch: {global_size: 8}  # said once\n")
     out = cli("show", str(child)).out
     assert "# the learning rate from the card" in out
     assert "epochs: 2  # two is enough here" in out
+    # a flow collection's comment is said once, on its key, not again on each of its items
+    assert out.count("# the card's betas") == 1 and "adam_betas:  # the card's betas" in out
+    assert out.count("# said once") == 1 and "batch:  # said once" in out
     assert "# Resolved recipe: child.yaml <- base.yaml" in out
 
 

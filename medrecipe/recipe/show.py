@@ -58,11 +58,15 @@ class _Comments:
     def __init__(self, loaded: LoadedRecipe):
         self.loaded = loaded
         self.by_file = {name: _file_comments(file.read_text(encoding="utf-8")) for name, file in loaded.tree.sources.items()}
+        self.given: set[tuple[str, int]] = set()
 
     def for_key(self, path: tuple) -> tuple[str | None, list[str]]:
+        """The comments of the line that wrote `path`, once: the keys of a flow mapping (`{a: 1, b: 2}  # why`)
+        share a line, and its comment goes to the first key that asks, its enclosing key when there is one."""
         position = self.loaded.tree.key_pos.get(path)
-        if position is None or position.file not in self.by_file:
+        if position is None or position.file not in self.by_file or (position.file, position.line) in self.given:
             return None, []
+        self.given.add((position.file, position.line))
         eol, before, _ = self.by_file[position.file]
         return eol.get(position.line), before.get(position.line, [])
 
@@ -75,8 +79,8 @@ def _commented(value: Any, path: tuple, comments: _Comments) -> Any:
     if isinstance(value, dict):
         node = CommentedMap()
         for key, item in value.items():
-            node[key] = _commented(item, path + (key,), comments)
             eol, before = comments.for_key(path + (key,))
+            node[key] = _commented(item, path + (key,), comments)
             if before:
                 node.yaml_set_comment_before_after_key(key, before="\n".join(before), indent=2 * len(path))
             if eol:
@@ -85,8 +89,8 @@ def _commented(value: Any, path: tuple, comments: _Comments) -> Any:
     if isinstance(value, list):
         node = CommentedSeq()
         for index, item in enumerate(value):
-            node.append(_commented(item, path + (index,), comments))
             eol, _ = comments.for_key(path + (index,))
+            node.append(_commented(item, path + (index,), comments))
             if eol and not isinstance(item, (dict, list)):
                 node.yaml_add_eol_comment(eol, index)
         return node
