@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from medrecipe.catalog import openrlhf_flags
 from medrecipe.compile import openrlhf
 from medrecipe.compile.build import compile_recipe
 from medrecipe.compile.layout import Layout
@@ -289,7 +290,7 @@ def test_launch_sh_counts_the_prompts_as_openrlhf_loads_them_for_the_warmup(writ
 
 def test_openrlhf_rejects_what_it_rejects(write, rl_env):
     path = write("r.yaml", DAPO)
-    assert check(path, "rl.openrlhf={prompt_max_len: 1024}") == ["argparse: unrecognized arguments: --prompt_max_len 1024"]
+    assert check(path, "rl.openrlhf={ckpt.max_num: many}") == ["argparse: argument --ckpt.max_num: invalid int value: 'many'"]
     assert check(path, "rl.openrlhf={actor.policy_loss_type: sum}")[0].startswith("argparse: argument --actor.policy_loss_type: invalid choice")
     # async generation with vLLM sleeping: OpenRLHF's own assertion
     assert check(path, "rl.openrlhf={train.async_enable: true}") == ["assertion: Async RLHF is not supported with --vllm.enable_sleep."]
@@ -306,3 +307,110 @@ def test_compiler_targets_the_pinned_openrlhf():
     from medrecipe.envs import tools
 
     assert f"openrlhf=={openrlhf.VERSION}" in tools.ENVIRONMENTS["rl"].without_dependencies(gpu=False)
+
+
+# --------------------------------------------------------------------- the passthrough, as OpenRLHF reads it
+
+PARSER = Path(openrlhf.__file__).with_name("parse.py")
+
+
+def with_passthrough(openrlhf_yaml: str) -> str:
+    """DAPO with `rl.openrlhf` written in the recipe file, on line 17."""
+    return DAPO.replace("  warmup_steps: 5\n", f"  warmup_steps: 5\n  openrlhf: {openrlhf_yaml}\n")
+
+
+def error_line(err: str, field: str) -> str:
+    return next(line for line in err.splitlines() if line.startswith("error: ") and f" {field}: " in line)
+
+
+def test_openrlhfs_parser_reads_the_beginning_of_a_flag_as_the_flag(rl_env):
+    """Why a passthrough name must be whole: argparse's abbreviations (allow_abbrev, its default)."""
+    result = subprocess.run([str(rl_env), "-I", str(PARSER), "train_ppo_ray", json.dumps(["--train.agent_func_pat", "a.py"])],
+                            capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout)["problems"] == []
+
+
+@pytest.mark.parametrize("cli", sorted(set(openrlhf_flags.CLI.values())))
+def test_the_flag_table_is_openrlhfs_own(rl_env, cli):
+    result = subprocess.run([str(rl_env), "-I", str(PARSER), "--flags", cli], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout)["flags"] == sorted(openrlhf_flags.FLAGS[cli])
+
+
+def test_no_flag_of_one_cli_abbreviates_a_flag_of_another():
+    """What lets the compiler hold names to the flags of every CLI (launch.merge_passthrough)."""
+    for cli, flags in openrlhf_flags.FLAGS.items():
+        assert [name for name in openrlhf_flags.EVERY_FLAG - flags if openrlhf_flags.abbreviated_flags(cli, name)] == []
+
+
+def test_an_abbreviated_passthrough_flag_is_refused_naming_the_flag_openrlhf_would_read(write, cli):
+    from medrecipe.errors import UserError
+
+    path = write("r.yaml", with_passthrough(
+        "{train.agent_func_pat: /tmp/evil.py, reward.remote_ur: http://attacker.example/collect, logger.wandb.ke: attacker-key}"))
+    for command in ("validate", "compile"):
+        result = cli(command, str(path), "--out", "build") if command == "compile" else cli(command, str(path))
+        assert result.code == 2 and "Traceback" not in result.err
+        for name, flag, does in [("train.agent_func_pat", "train.agent_func_path", ", which runs the Python file it names"),
+                                 ("reward.remote_ur", "reward.remote_url", ""),
+                                 ("logger.wandb.ke", "logger.wandb.key", ", which logs the run to W&B with the key it holds")]:
+            assert error_line(result.err, f"rl.openrlhf.{name}").startswith("error: r.yaml:17:"), (command, name)
+            assert (f"rl.openrlhf.{name}: not a flag of OpenRLHF 0.11.2's train_ppo_ray; OpenRLHF would read it as --{flag}"
+                    f"{does}\n  hint: write the whole name, {flag}, if you mean that flag") in result.err, (command, name)
+    assert not (path.parent / "build" / "rl" / "launch.sh").exists()
+    with pytest.raises(UserError, match="not flags of OpenRLHF 0.11.2: --logger.wandb.ke, --reward.remote_ur, "
+                                        "--train.agent_func_pat"):
+        compiled(path)  # the compiler refuses them without the recipe checks
+
+
+def test_a_passthrough_name_must_be_a_flag_of_the_cli_it_reaches(write, cli):
+    result = cli("validate", str(write("r.yaml", with_passthrough("{model.beta: 0.1, vllm.enforce_eagr: true, ckpt.save: 1}"))))
+    assert result.code == 2
+    assert "rl.openrlhf.model.beta: not a flag of OpenRLHF 0.11.2's train_ppo_ray" in result.err  # train_dpo's, not DAPO's
+    assert ("rl.openrlhf.vllm.enforce_eagr: not a flag of OpenRLHF 0.11.2's train_ppo_ray\n"
+            "  hint: did you mean 'vllm.enforce_eager'?") in result.err
+    assert ("rl.openrlhf.ckpt.save: not a flag of OpenRLHF 0.11.2's train_ppo_ray, but the beginning of --ckpt.save_hf, "
+            "--ckpt.save_steps\n  hint: write the whole name of the flag you mean") in result.err
+
+
+def test_a_passthrough_value_that_begins_with_a_dash_is_refused(write, cli):
+    from medrecipe.errors import UserError
+
+    path = write("r.yaml", with_passthrough(
+        '{logger.wandb.project: [medical, "--train.agent_func_path", /tmp/evil.py], ckpt.max_num: [3, "--logger.wandb.key=attacker"], '
+        'logger.wandb.run_name: "-x"}'))
+    result = cli("validate", str(path))
+    assert result.code == 2
+    for field, argument, flag in [("logger.wandb.project[1]", "--train.agent_func_path", "logger.wandb.project"),
+                                  ("ckpt.max_num[1]", "--logger.wandb.key=attacker", "ckpt.max_num"),
+                                  ("logger.wandb.run_name", "-x", "logger.wandb.run_name")]:
+        assert error_line(result.err, f"rl.openrlhf.{field}").startswith("error: r.yaml:17:"), field
+        assert (f"rl.openrlhf.{field}: {argument!r} begins with '-': OpenRLHF would read it as another flag, not as a value "
+                f"of --{flag}\n  hint: a value may not begin with '-' (a negative number may)") in result.err, field
+    assert result.err.endswith("3 errors in the recipe\n")  # /tmp/evil.py, after the flag it was meant for, is a value
+    with pytest.raises(UserError, match="values that OpenRLHF would read as further flags: --logger.wandb.project "
+                                        "'--train.agent_func_path', --ckpt.max_num '--logger.wandb.key=attacker', "
+                                        "--logger.wandb.run_name '-x'"):
+        compiled(path)
+
+
+def test_whole_passthrough_flags_and_negative_numbers_compile_unchanged(write, cli):
+    path = write("r.yaml", with_passthrough(
+        "{ckpt.save_hf: true, vllm.enforce_eager: false, eval.steps: -1, algo.advantage.gamma: -0.5, "
+        "ds.lora.target_modules: [q_proj, v_proj], logger.wandb.project: medical-rl}"))
+    result = cli("validate", str(path))
+    assert result.code == 0 and result.err == "", result.err
+    spec, launch, _ = compiled(path)
+    assert {name: spec["flags"][name] for name in ("ckpt.save_hf", "eval.steps", "algo.advantage.gamma",
+                                                    "ds.lora.target_modules", "logger.wandb.project")} == {
+        "ckpt.save_hf": True, "eval.steps": -1, "algo.advantage.gamma": -0.5, "ds.lora.target_modules": ["q_proj", "v_proj"],
+        "logger.wandb.project": "medical-rl"}
+    assert "vllm.enforce_eager" not in spec["flags"]  # false: the switch is left off
+    assert launch.endswith("  --ckpt.save_hf \\\n  --eval.steps -1 \\\n  --algo.advantage.gamma -0.5 \\\n"
+                           "  --ds.lora.target_modules q_proj v_proj \\\n  --logger.wandb.project medical-rl \\\n"
+                           '  --actor.lr_warmup_ratio "$WARMUP_RATIO"\n')
+
+
+def test_a_passthrough_flag_that_runs_code_is_warned_about_by_its_whole_name(write, cli):
+    result = cli("validate", str(write("r.yaml", with_passthrough("{train.agent_func_path: agent.py}"))))
+    assert result.code == 0
+    assert "rl.openrlhf.train.agent_func_path: train.agent_func_path: the tool runs the Python file it names" in result.err

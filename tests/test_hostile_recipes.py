@@ -410,12 +410,13 @@ def test_machine_errors_are_reported_without_a_traceback(tmp_path, cli, monkeypa
 def test_remote_code_options_are_warned_about_naming_the_field(tmp_path):
     recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
         sft: {datasets: [{path: x}], axolotl: {trust_remote_code: true, plugins: [evil.Plugin]}}
-        rl: {algorithm: dpo, data: {path: pairs.jsonl}, learning_rate: 5.0e-7, openrlhf: {model.trust_remote_code: true}}
+        rl: {algorithm: dapo, data: {path: prompts.jsonl, fields: {prompt: q, answer: a}}, learning_rate: 1.0e-6,
+             rollout_batch_size: 64, mini_batch_size: 16, samples_per_prompt: 8, openrlhf: {train.agent_func_path: agent.py}}
         """))
     for command in ("validate", "plan", "compile"):
         result = medrecipe(command, str(recipe), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        for field in ("sft.axolotl.trust_remote_code", "sft.axolotl.plugins", "rl.openrlhf.model.trust_remote_code"):
+        for field in ("sft.axolotl.trust_remote_code", "sft.axolotl.plugins", "rl.openrlhf.train.agent_func_path"):
             output = result.stderr + result.stdout
             assert "r.yaml:" in output and field in output, (command, field)
 

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import benchmarks, dataset_checks, models
+from . import benchmarks, dataset_checks, models, openrlhf_flags
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization
 
@@ -49,6 +49,7 @@ def check(loaded: LoadedRecipe) -> Findings:
     errors, warnings = dataset_checks.check(loaded)
     found.errors += errors
     found.warnings += warnings
+    _openrlhf_flags(loaded, found)
     _remote_code(loaded, found)
     _base_model(loaded, found)
     _local_sources(loaded, found)
@@ -177,10 +178,13 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
 
 
 # Tool options that make the tool import or run code named by the recipe: allowed (a recipe may need a model's
-# own code), but never silently, since recipes are shared.
-_REMOTE_CODE = {"trust_remote_code": "runs the model repository's own Python code",
-                "plugins": "imports the Python modules it names",
-                "agent_func_path": "runs the Python file it names"}
+# own code), but never silently, since recipes are shared. (OpenRLHF 0.11 has no trust_remote_code flag: it always
+# trusts the model's code.)
+_REMOTE_CODE = {
+    ("sft", "axolotl"): {"trust_remote_code": "runs the model repository's own Python code",
+                         "plugins": "imports the Python modules it names"},
+    ("rl", "openrlhf"): {"train.agent_func_path": "runs the Python file it names"},
+}
 # Passthrough keys that send data or write files where the recipe says (Axolotl 0.19's config keys, OpenRLHF 0.11's
 # flags: cli/train_ppo_ray.py --logger.*)
 _ELSEWHERE = {
@@ -206,15 +210,53 @@ def _remote_code(loaded: LoadedRecipe, found: Findings) -> None:
                    (("rl", "openrlhf"), recipe.rl.openrlhf if recipe.rl else {})]
     for at, options in passthrough:
         for key, value in options.items():
-            name = key.rsplit(".", 1)[-1]
             if value in (False, None, [], ""):
                 continue
-            if name in _REMOTE_CODE:
-                found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_REMOTE_CODE[name]}; this recipe can "
+            if key in _REMOTE_CODE[at]:
+                found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_REMOTE_CODE[at][key]}; this recipe can "
                                                      "run code on the machines it runs on", "run it only if you trust its author"))
             elif key in _ELSEWHERE[at]:
                 found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_ELSEWHERE[at][key]}; this recipe chooses "
                                                      "where your data goes", f"remove it unless you chose it: --set {'.'.join(at)}.{key}=~"))
+
+
+def _openrlhf_flags(loaded: LoadedRecipe, found: Findings) -> None:
+    """Errors for `rl.openrlhf` entries that OpenRLHF would read otherwise than written: a name that is not one of its
+    flags (argparse reads the beginning of a flag as that flag) and a value that begins with '-' (read as a flag)."""
+    rl = loaded.recipe.rl
+    if rl is None:
+        return
+    cli = openrlhf_flags.CLI[rl.algorithm]
+    for name, value in rl.openrlhf.items():
+        if value is False or value is None:
+            continue  # an unset switch, or an entry a child recipe removed: nothing is passed
+        if name not in openrlhf_flags.FLAGS[cli]:
+            found.errors.append(_not_a_flag(loaded, cli, name))
+        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]  # a list: one argument each
+        for index, item in items:
+            argument = str(item)
+            if openrlhf_flags.read_as_flag(argument):
+                found.errors.append(loaded.problem(
+                    ("rl", "openrlhf", name) if index is None else ("rl", "openrlhf", name, index),
+                    f"{argument!r} begins with '-': OpenRLHF would read it as another flag, not as a value of --{name}",
+                    "a value may not begin with '-' (a negative number may)"))
+
+
+def _not_a_flag(loaded: LoadedRecipe, cli: str, name: str) -> Problem:
+    at = ("rl", "openrlhf")
+    message = f"not a flag of OpenRLHF {openrlhf_flags.VERSION}'s {cli}"
+    begun = openrlhf_flags.abbreviated_flags(cli, name)
+    if len(begun) == 1:
+        flag = begun[0]
+        does = _REMOTE_CODE[at].get(flag) or _ELSEWHERE[at].get(flag)
+        return loaded.problem((*at, name), f"{message}; OpenRLHF would read it as --{flag}" + (f", which {does}" if does else ""),
+                              f"write the whole name, {flag}, if you mean that flag")
+    if begun:
+        return loaded.problem((*at, name), f"{message}, but the beginning of {', '.join(f'--{flag}' for flag in begun)}",
+                              "write the whole name of the flag you mean")
+    close = difflib.get_close_matches(name, openrlhf_flags.FLAGS[cli], n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"the flags are those of openrlhf/cli/{cli}.py"
+    return loaded.problem((*at, name), message, hint)
 
 
 def _local_sources(loaded: LoadedRecipe, found: Findings) -> None:

@@ -7,24 +7,20 @@ import shlex
 from typing import Any
 
 from ... import __version__
+from ...catalog import openrlhf_flags
+from ...catalog.openrlhf_flags import VERSION
 from ...errors import UserError
 from ...recipe import LoadedRecipe
 from ..layout import recipe_sha256
 from .warmup import warmup_snippet
 
 
-VERSION = "0.11.2"
 TOOL = f"OpenRLHF {VERSION}"
 ARGS = "rl/args.json"
 LAUNCH = "rl/launch.sh"
 REWARD = "rl/reward.py"
 
-MODULES = {
-    "dapo": "openrlhf.cli.train_ppo_ray",
-    "grpo": "openrlhf.cli.train_ppo_ray",
-    "dpo": "openrlhf.cli.train_dpo",
-    "reward_model": "openrlhf.cli.train_rm",
-}
+MODULES = {algorithm: f"openrlhf.cli.{cli}" for algorithm, cli in openrlhf_flags.CLI.items()}
 LOSS_AGGREGATION = {"token_mean": "token-mean", "seq_mean_token_mean": "seq-mean-token-mean"}
 SCHEDULERS = {"constant": "constant_with_warmup", "cosine": "cosine_with_min_lr"}
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow")
@@ -128,14 +124,34 @@ def _argv_lines(flags: dict[str, Any], warmup: dict[str, Any] | None) -> list[st
 
 
 def merge_passthrough(flags: dict[str, Any], extra: dict[str, Any]) -> None:
-    """`rl.openrlhf` adds flags medrecipe does not map; it may not override one derived from the recipe."""
-    taken = sorted(name for name in extra if name in flags)
+    """`rl.openrlhf` adds flags medrecipe does not map; it may not override one derived from the recipe.
+
+    OpenRLHF's parser reads the beginning of a flag as that flag and an argument that begins with '-' as a flag of its
+    own, so a recipe could set a flag it does not name: only whole flag names and values that stay values pass.
+    `medrecipe validate` refuses the same at each entry's line (catalog/checks.py); this guards every caller of the
+    compiler. Names are held to the flags of all three CLIs, which closes the same door as the launched CLI's own: no
+    flag of one CLI is the beginning of a flag of another that lacks it (catalog/openrlhf_flags.py).
+    """
+    passed = {name: list(value) if isinstance(value, (list, tuple)) else value
+              for name, value in extra.items() if value is not False and value is not None}  # else an unset switch
+    unknown = sorted(name for name in passed if name not in openrlhf_flags.EVERY_FLAG)
+    if unknown:
+        raise UserError(
+            f"rl.openrlhf has names that are not flags of OpenRLHF {VERSION}: " + ", ".join(f"--{name}" for name in unknown),
+            "write whole flag names: OpenRLHF reads the beginning of a flag as that flag "
+            "(`medrecipe validate` names the flag each one begins)",
+        )
+    flag_like = [f"--{name} {argument!r}" for name, value in passed.items()
+                 for argument in argv({name: value})[1:] if openrlhf_flags.read_as_flag(argument)]
+    if flag_like:
+        raise UserError(
+            "rl.openrlhf has values that OpenRLHF would read as further flags: " + ", ".join(flag_like),
+            "a value may not begin with '-' (a negative number may)",
+        )
+    taken = sorted(name for name in extra if name in flags)  # unset too: a derived switch is not turned off here
     if taken:
         raise UserError(
             "rl.openrlhf sets flags medrecipe derives from the recipe: " + ", ".join(f"--{name}" for name in taken),
             "set the recipe field instead (see `medrecipe plan`); the passthrough is for flags medrecipe does not map",
         )
-    for name, value in extra.items():
-        if value is False or value is None:
-            continue  # an unset switch
-        flags[name] = list(value) if isinstance(value, (list, tuple)) else value
+    flags.update(passed)

@@ -2,6 +2,7 @@
 installed there; on a CPU machine OpenRLHF is installed without its dependencies): standard library only.
 
     python parse.py train_ppo_ray|train_dpo|train_rm ARGV_JSON
+    python parse.py --flags train_ppo_ray|train_dpo|train_rm
 
 OpenRLHF builds its parser and checks the parsed arguments in the `if __name__ == "__main__":` block of
 each CLI module, whose imports (ray, vLLM, DeepSpeed, torch) cannot load without GPUs. This runs exactly
@@ -9,7 +10,8 @@ the statements of that block, read from the installed file, except the final `tr
 ModelScope hub patch: every flag, default, choice, assertion and rewrite is OpenRLHF's own code.
 
 Prints one JSON line {"problems": [...]}: what argparse rejects, a failed assertion, or a warning the
-checks print (a compiled launch should make OpenRLHF neither complain nor rewrite a flag).
+checks print (a compiled launch should make OpenRLHF neither complain nor rewrite a flag). With --flags, it
+prints {"flags": [...]}: the names of the flags the CLI's parser takes, which catalog/openrlhf_flags.py holds.
 """
 
 import argparse
@@ -66,13 +68,22 @@ def main_block(module: str):
     raise SystemExit(f"no __main__ block in {path}")
 
 
-def parse(module: str, arguments: list[str]) -> list[str]:
+class ParserBuilt(Exception):
+    """Stops the block at its parse_args: `flags` wants the parser, not a run."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        super().__init__()
+        self.parser = parser
+
+
+def run_main_block(module: str, parse_args) -> str:
+    """Run the block with `parse_args(parser)` in place of the parser's own; returns what the block printed."""
     register_config_module()
     code = main_block(module)
 
     class Parser(argparse.ArgumentParser):
         def parse_args(self, args=None, namespace=None):
-            return super().parse_args(arguments, namespace)
+            return parse_args(self)
 
         def error(self, message):
             raise ArgumentError(message)
@@ -81,19 +92,43 @@ def parse(module: str, arguments: list[str]) -> list[str]:
     shim.ArgumentParser = Parser
     scope = {"__name__": "__main__", "__builtins__": __builtins__, "argparse": shim, "datetime": datetime.datetime, "os": os}
     printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(code, scope)
+    return printed.getvalue()
+
+
+def parse(module: str, arguments: list[str]) -> list[str]:
     try:
-        with contextlib.redirect_stdout(printed):
-            exec(code, scope)
+        printed = run_main_block(module, lambda parser: argparse.ArgumentParser.parse_args(parser, arguments))
     except ArgumentError as error:
         return [f"argparse: {error}"]
     except AssertionError as error:
         return [f"assertion: {error}"]
     except Exception as error:  # the real checks also fail with TypeError / AttributeError on some combinations
         return [f"{type(error).__name__}: {error}"]
-    return [f"OpenRLHF warns: {line.strip()}" for line in printed.getvalue().splitlines() if line.strip()]
+    return [f"OpenRLHF warns: {line.strip()}" for line in printed.splitlines() if line.strip()]
+
+
+def flags(module: str) -> list[str]:
+    """The names, without `--`, of the flags the parser takes: the option strings argparse matches an argument, or
+    the beginning of one, against; less argparse's own --help."""
+
+    def stop(parser: argparse.ArgumentParser):
+        raise ParserBuilt(parser)
+
+    try:
+        run_main_block(module, stop)
+    except ParserBuilt as built:
+        options = built.parser._option_string_actions
+        return sorted(option[2:] for option, action in options.items()
+                      if option.startswith("--") and not isinstance(action, argparse._HelpAction))
+    raise SystemExit(f"the __main__ block of {module} parsed no arguments")
 
 
 def main() -> None:
+    if sys.argv[1] == "--flags":
+        print(json.dumps({"flags": flags(sys.argv[2])}))
+        return
     module, arguments = sys.argv[1], json.loads(sys.argv[2])
     print(json.dumps({"problems": parse(module, arguments)}))
 
