@@ -16,7 +16,8 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.parser import Parser
 
 from medrecipe.recipe import RecipeError, load_recipe
-from medrecipe.recipe.load import MAX_DEPTH, parse_override
+from medrecipe.recipe.load import MAX_DEPTH
+from medrecipe.recipe.overrides import parse_override
 from medrecipe.recipe.registry import shipped_recipes_dir
 from medrecipe.recipe.yaml_nodes import compose_nodes
 

@@ -12,7 +12,8 @@ from typing import Callable
 from ruamel.yaml import YAML
 
 from ..errors import UserError
-from .load import load_tree, parse_override
+from .load import load_tree
+from .overrides import parse_override
 from .registry import resource_dir, shipped_recipes_dir
 from .untrusted import redact
 

@@ -1,4 +1,4 @@
-"""Load a recipe: YAML with positions, `extends`, `${env:...}` interpolation and `--set` overrides.
+"""Load a recipe: YAML with positions, `extends` and `${env:...}` interpolation (`--set`: overrides.py).
 
 The YAML is composed into nodes and turned into plain Python data here (not by a YAML constructor), so
 that every key and value keeps the file, line and column it came from, through inheritance and
@@ -20,7 +20,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Position, Problem, RecipeError, dotted
-from .untrusted import credential_value, printable, secret_variable
+from .untrusted import credential_value, secret_variable
 from .yaml_nodes import compose_nodes
 
 Path_ = tuple  # a path into the recipe data: str keys and int list indices
@@ -35,7 +35,7 @@ _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^}]*))?\}")
 MAX_BYTES = 1 << 20  # a recipe file; the largest shipped one is 20 KB
 MAX_NODES = 100_000  # values built, aliases counted each time they are used (a "billion laughs" stops here)
 MAX_DEPTH = 48  # nesting of mappings and lists
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")  # tabs and newlines are text
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")  # tabs and newlines are text
 # Mappings whose discriminator differs describe different things: the child's replaces the parent's.
 _DISCRIMINATORS = ("type", "algorithm", "backend")
 
@@ -71,7 +71,7 @@ def display(path: Path) -> str:
 # ------------------------------------------------------------------------------------------ YAML nodes
 
 
-class _Builder:
+class NodeBuilder:
     """Turns composed YAML nodes into data, recording positions and collecting problems."""
 
     def __init__(self, name: str, yaml: YAML):
@@ -120,7 +120,7 @@ class _Builder:
 
     def text(self, value: str, node: Node, path: Path_) -> str:
         value = self.interpolate(value, node, path)
-        if _CONTROL.search(value):
+        if CONTROL_CHARACTERS.search(value):
             self.problems.append(Problem(self.pos(node), dotted(path), "control characters are not allowed in a recipe value",
                                          "write plain text (tabs and newlines are fine)"))
         return value
@@ -180,7 +180,7 @@ class _Builder:
             self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this key: {str(exc).splitlines()[0][:120]}"))
             return None
         key = key if isinstance(key, str) else str(key)
-        if _CONTROL.search(key):  # keys are printed too: in plans, warnings and cards
+        if CONTROL_CHARACTERS.search(key):  # keys are printed too: in plans, warnings and cards
             self.problems.append(Problem(self.pos(node), dotted(path), f"control characters are not allowed in a recipe key: {key!r}",
                                          "write plain text"))
             return None
@@ -215,7 +215,7 @@ class _Builder:
         return _ENV.sub(replace, text)
 
 
-def _yaml() -> YAML:
+def recipe_yaml() -> YAML:
     return YAML(typ="safe", pure=True)
 
 
@@ -259,7 +259,7 @@ def parse_file(file: Path) -> Tree:
                                    f"invalid YAML: character {exc.character!r} is not allowed in a recipe")]) from None
     except RecursionError:  # the composer recurses once per level: deep nesting ends it before anything is built
         raise RecipeError([Problem(Position(name), "", f"the recipe is nested more than {MAX_DEPTH} levels deep")]) from None
-    builder = _Builder(name, _yaml())
+    builder = NodeBuilder(name, recipe_yaml())
     builder.tree.key_pos[()] = Position(name, 1, 1)
     if node is None:
         builder.tree.data = {}
@@ -364,77 +364,3 @@ def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
     parent.files = [file, *parent.files]
     parent.sources.update(tree.sources)
     return parent
-
-
-# ------------------------------------------------------------------------------------------- overrides
-
-
-class _OverrideBuilder(_Builder):
-    """Builds a `--set` value with a recipe file's limits and checks; every problem is placed at the override."""
-
-    def __init__(self, label: Position):
-        super().__init__(label.file, _yaml())
-        self.label = label
-
-    def pos(self, node: Node) -> Position:
-        return self.label
-
-
-def parse_override(text: str) -> tuple[Path_, Any, Position]:
-    """`a.b.c=value` -> (('a', 'b', 'c'), value parsed as YAML, its position label)."""
-    label = Position(f"--set {printable(text)}")  # printed with every problem: no terminal escapes in it
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise RecipeError([Problem(label, "", "an override is written KEY=VALUE, e.g. sft.learning_rate=1e-5")])
-    if _CONTROL.search(key):
-        raise RecipeError([Problem(label, "", "control characters are not allowed in a recipe key", "write plain text")])
-    path = tuple(int(part) if part.isdigit() else part for part in key.strip().split("."))
-    if not raw.strip():
-        return path, "", label
-
-    def refuse(message: str) -> RecipeError:
-        return RecipeError([Problem(label, dotted(path), message)])
-
-    try:
-        node = compose_nodes(raw, MAX_DEPTH)
-    except MarkedYAMLError as exc:
-        raise refuse(f"cannot parse the value: {exc.problem or exc.context}") from None
-    except ReaderError:
-        raise refuse("control characters are not allowed in a recipe value") from None
-    except RecursionError:
-        raise refuse(f"the value is nested more than {MAX_DEPTH} levels deep") from None
-    builder = _OverrideBuilder(label)
-    if node is None:
-        value = None
-    elif isinstance(node, (MappingNode, SequenceNode)) and not raw.lstrip().startswith(("{", "[")):
-        value = builder.text(raw, node, path)  # "a: b" or "- x" typed on a command line is text; collections are {...} or [...]
-    else:
-        value = builder.build(node, path)
-    if builder.problems:
-        raise RecipeError(builder.problems)
-    return path, value, label
-
-
-def apply_override(tree: Tree, text: str) -> None:
-    """Set one `--set KEY=VALUE` override in `tree`, creating mappings on the way."""
-    path, value, label = parse_override(text)
-    node: Any = tree.data
-    for depth, part in enumerate(path[:-1]):
-        if isinstance(node, list) and (not isinstance(part, int) or part >= len(node)):
-            raise RecipeError([Problem(label, dotted(path[: depth + 1]), "no such list item")])
-        if isinstance(node, dict) and node.get(part) is None:
-            node[part] = {}  # a section or option the recipe leaves out (or sets to null) is created, by this --set
-            tree.key_pos[path[: depth + 1]] = tree.value_pos[path[: depth + 1]] = label
-        if not isinstance(node[part], (dict, list)):
-            raise RecipeError([Problem(label, dotted(path[: depth + 1]), f"is {type(node[part]).__name__}, which has no "
-                                       f"{path[depth + 1]!r} to set", f"set {dotted(path[: depth + 1])} itself instead")])
-        node = node[part]
-    last = path[-1]
-    if isinstance(node, list):
-        if not isinstance(last, int) or last >= len(node):
-            raise RecipeError([Problem(label, dotted(path), "no such list item")])
-    node[last] = value
-    for table in (tree.key_pos, tree.value_pos):
-        for existing in [p for p in table if p[: len(path)] == path]:
-            del table[existing]
-        table[path] = label

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from . import rules
 from .errors import Problem, RecipeError, dotted
-from .load import Tree, apply_override, load_tree
+from .load import Tree, load_tree
+from .overrides import apply_override
 from .model import Recipe
 
 
