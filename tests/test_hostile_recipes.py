@@ -407,6 +407,18 @@ def test_machine_errors_are_reported_without_a_traceback(tmp_path, cli, monkeypa
 # ------------------------------------------------------------------------------------ remote code, markup
 
 
+def test_rl_on_a_model_medrecipe_does_not_know_warns_that_openrlhf_runs_its_code(tmp_path):
+    """OpenRLHF 0.11.2 loads every model with trust_remote_code=True (openrlhf/models/model.py): a recipe that names
+    an unknown model for RL is said to run that repository's code; the shipped recipes' models are not."""
+    rl = ("rl: {algorithm: dpo, data: {path: pairs.jsonl}, learning_rate: 5.0e-7, init_from: %s}\n")
+    unknown = write(tmp_path, "r.yaml", BASE + rl % "someone/custom-arch")
+    result = medrecipe("validate", str(unknown), cwd=tmp_path)
+    assert result.returncode == 0 and "r.yaml:3:" in result.stderr
+    assert "rl.init_from: OpenRLHF 0.11.2 loads someone/custom-arch with trust_remote_code=True" in result.stderr
+    known = write(tmp_path, "k.yaml", BASE + rl % "Qwen/Qwen3-8B")
+    assert "trust_remote_code" not in medrecipe("validate", str(known), cwd=tmp_path).stderr
+
+
 def test_remote_code_options_are_warned_about_naming_the_field(tmp_path):
     recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
         sft: {datasets: [{path: x}], axolotl: {trust_remote_code: true, plugins: [evil.Plugin]}}

@@ -51,6 +51,7 @@ def check(loaded: LoadedRecipe) -> Findings:
     found.warnings += warnings
     _openrlhf_flags(loaded, found)
     _remote_code(loaded, found)
+    _rl_model_code(loaded, found)
     _base_model(loaded, found)
     _local_sources(loaded, found)
     return found
@@ -218,6 +219,20 @@ def _remote_code(loaded: LoadedRecipe, found: Findings) -> None:
             elif key in _ELSEWHERE[at]:
                 found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_ELSEWHERE[at][key]}; this recipe chooses "
                                                      "where your data goes", f"remove it unless you chose it: --set {'.'.join(at)}.{key}=~"))
+
+
+def _rl_model_code(loaded: LoadedRecipe, found: Findings) -> None:
+    """OpenRLHF 0.11 loads every model with trust_remote_code=True, unasked (openrlhf/models/model.py, actor.py,
+    utils/utils.py): the code a model repository holds (its config.json's auto_map) runs. The models the catalog knows
+    are transformers' own architectures; any other is said, since a recipe picks the model."""
+    rl = loaded.recipe.rl
+    if rl is None or models.facts(model := rl_base_model(loaded)) is not None:
+        return
+    at = ("rl", "init_from") if rl.init_from != "sft" else ("sft", "base_model") if loaded.recipe.sft and loaded.recipe.sft.base_model else ("base_model",)
+    found.warnings.append(loaded.problem(at, f"OpenRLHF {openrlhf_flags.VERSION} loads {model} with trust_remote_code=True, "
+                                             "always: Python code its repository holds runs on the machines RL runs on, and "
+                                             "medrecipe does not know this model", "run it only if you trust the model's "
+                                             "repository (an auto_map in its config.json names such code)"))
 
 
 def _openrlhf_flags(loaded: LoadedRecipe, found: Findings) -> None:
