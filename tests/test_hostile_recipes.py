@@ -69,6 +69,9 @@ def write(folder: Path, name: str, text: str) -> Path:
     ("eval: {benchmarks: [medqa], model: './model,trust_remote_code=True'}", "eval.model: './model,trust"),
     ("rl: {algorithm: dpo, init_from: './m,x=y', data: {path: p.jsonl}, learning_rate: 1.0e-6, train_batch_size: 8}",
      "rl.init_from: './m,x=y'"),
+    # card metadata the Hub reads as language codes and tags: one word each, no YAML of their own
+    ("publish: {card: {language: [\"en\\n---\\nfoo: 1\"]}}", "publish.card.language[0]: String should match"),
+    ("publish: {card: {tags: ['medical <b>x</b>']}}", "publish.card.tags[0]: String should match"),
 ])
 def test_names_that_reach_scripts_are_refused_at_their_line(tmp_path, setting, fragment):
     recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")

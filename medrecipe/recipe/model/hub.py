@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from .basics import HubId, Namespace, RepoName, Strict, Url
+
+
+# One word each: they are card metadata, which the Hub reads as language codes and filters by tag.
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]  # en, zh, pt-BR
+HubTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$")]  # medical, reward-model, region:us
 
 
 class Reproduces(Strict):
@@ -39,8 +46,8 @@ class Card(Strict):
     overview: str = Field("", description="Opening paragraph of the model card.")
     limitations: list[str] = Field(default_factory=list, description="Limitations and considerations, one per line.")
     citation: str | None = Field(None, description="BibTeX entry to cite.")
-    language: list[str] = Field(["en"], min_length=1, description="Languages (ISO 639-1) for card metadata.")
-    tags: list[str] = Field(default_factory=lambda: ["medical"], description="Extra Hub tags.")
+    language: list[LanguageCode] = Field(["en"], min_length=1, description="Languages (ISO 639-1) for card metadata.")
+    tags: list[HubTag] = Field(default_factory=lambda: ["medical"], description="Extra Hub tags.")
 
 
 class Publish(Strict):
