@@ -426,12 +426,12 @@ def test_remote_code_options_are_warned_about_naming_the_field(tmp_path):
     recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
         sft: {datasets: [{path: x}], axolotl: {trust_remote_code: true, plugins: [evil.Plugin]}}
         rl: {algorithm: dapo, data: {path: prompts.jsonl, fields: {prompt: q, answer: a}}, learning_rate: 1.0e-6,
-             rollout_batch_size: 64, mini_batch_size: 16, samples_per_prompt: 8, openrlhf: {train.agent_func_path: agent.py}}
+             rollout_batch_size: 64, mini_batch_size: 16, samples_per_prompt: 8, openrlhf: {train.agent_func_path: agent.py, use_ms: true}}
         """))
     for command in ("validate", "plan", "compile"):
         result = medrecipe(command, str(recipe), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        for field in ("sft.axolotl.trust_remote_code", "sft.axolotl.plugins", "rl.openrlhf.train.agent_func_path"):
+        for field in ("sft.axolotl.trust_remote_code", "sft.axolotl.plugins", "rl.openrlhf.train.agent_func_path", "rl.openrlhf.use_ms"):
             output = result.stderr + result.stdout
             assert "r.yaml:" in output and field in output, (command, field)
 

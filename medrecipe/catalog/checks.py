@@ -184,7 +184,9 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
 _REMOTE_CODE = {
     ("sft", "axolotl"): {"trust_remote_code": "runs the model repository's own Python code",
                          "plugins": "imports the Python modules it names"},
-    ("rl", "openrlhf"): {"train.agent_func_path": "runs the Python file it names"},
+    ("rl", "openrlhf"): {"train.agent_func_path": "runs the Python file it names",
+                         # cli/train_*.py: modelscope's patch_hub, then every model loaded with trust_remote_code=True
+                         "use_ms": "downloads the models it names from ModelScope instead of the Hub and runs their code"},
 }
 # Passthrough keys that send data or write files where the recipe says (Axolotl 0.19's config keys, OpenRLHF 0.11's
 # flags: cli/train_ppo_ray.py --logger.*)
