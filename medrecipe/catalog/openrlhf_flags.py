@@ -18,6 +18,22 @@ import re
 VERSION = "0.11.2"
 # The CLI (the module openrlhf.cli.<cli>) that trains each algorithm.
 CLI = {"dapo": "train_ppo_ray", "grpo": "train_ppo_ray", "dpo": "train_dpo", "reward_model": "train_rm"}
+# The flags train_dpo and train_rm both take (both train on pairs of chosen and rejected answers); each adds its own.
+_PAIRWISE = frozenset("""
+    adam.betas adam.eps adam.lr adam.weight_decay ckpt.disable_ds ckpt.load_enable ckpt.max_mem ckpt.max_num
+    ckpt.output_dir ckpt.path ckpt.save_hf ckpt.save_steps data.apply_chat_template data.chosen_key
+    data.dataloader_num_workers data.dataset data.dataset_probs data.dataset_split data.disable_fast_tokenizer
+    data.input_template data.max_len data.max_samples data.prompt_key data.rejected_key data.tokenizer_chat_template
+    ds.adam_offload ds.attn_implementation ds.deepcompile ds.experts_implementation ds.grad_accum_dtype
+    ds.load_in_4bit ds.lora.alpha ds.lora.dropout ds.lora.rank ds.lora.target_modules ds.overlap_comm
+    ds.packing_samples ds.param_dtype ds.ring_attn_head_stride ds.ring_attn_size ds.tensor_parallel_size
+    ds.use_universal_ckpt ds.zero_stage ds.zpg eval.dataset eval.split eval.steps local_rank logger.logging_steps
+    logger.tensorboard_dir logger.wandb.group logger.wandb.key logger.wandb.org logger.wandb.project
+    logger.wandb.run_name lr_scheduler lr_warmup_ratio max_norm min_lr_ratio model.aux_loss_coef
+    model.gradient_checkpointing_enable model.gradient_checkpointing_reentrant model.model_name_or_path muon.lr
+    muon.momentum muon.nesterov muon.no_nesterov muon.ns_steps optim train.batch_size train.full_determinism_enable
+    train.max_epochs train.micro_batch_size train.seed use_ms
+""".split())
 # Flag names without `--`. argparse's own --help is left out: it prints the help and exits instead of training.
 FLAGS: dict[str, frozenset[str]] = {
     "train_ppo_ray": frozenset("""
@@ -57,38 +73,12 @@ FLAGS: dict[str, frozenset[str]] = {
         use_ms vllm.enable_prefix_caching vllm.enable_sleep vllm.enforce_eager vllm.gpu_memory_utilization
         vllm.num_engines vllm.sync_backend vllm.sync_with_ray vllm.tensor_parallel_size
     """.split()),
-    "train_dpo": frozenset("""
-        adam.betas adam.eps adam.lr adam.weight_decay ckpt.disable_ds ckpt.load_enable ckpt.max_mem ckpt.max_num
-        ckpt.output_dir ckpt.path ckpt.save_hf ckpt.save_steps data.apply_chat_template data.chosen_key
-        data.dataloader_num_workers data.dataset data.dataset_probs data.dataset_split data.disable_fast_tokenizer
-        data.input_template data.max_len data.max_samples data.prompt_key data.rejected_key
-        data.tokenizer_chat_template ds.adam_offload ds.attn_implementation ds.deepcompile ds.experts_implementation
-        ds.grad_accum_dtype ds.load_in_4bit ds.lora.alpha ds.lora.dropout ds.lora.rank ds.lora.target_modules
-        ds.overlap_comm ds.packing_samples ds.param_dtype ds.ring_attn_head_stride ds.ring_attn_size
-        ds.tensor_parallel_size ds.use_liger_kernel ds.use_universal_ckpt ds.zero_stage ds.zpg eval.dataset
-        eval.split eval.steps local_rank logger.logging_steps logger.tensorboard_dir logger.wandb.group
-        logger.wandb.key logger.wandb.org logger.wandb.project logger.wandb.run_name lr_scheduler lr_warmup_ratio
-        max_norm min_lr_ratio model.aux_loss_coef model.beta model.gradient_checkpointing_enable
-        model.gradient_checkpointing_reentrant model.ipo_enable model.label_smoothing model.model_name_or_path
-        model.nll_loss_coef muon.lr muon.momentum muon.nesterov muon.no_nesterov muon.ns_steps optim
-        ref.model_name_or_path ref.offload train.batch_size train.full_determinism_enable train.max_epochs
-        train.micro_batch_size train.seed use_ms
+    "train_dpo": _PAIRWISE | frozenset("""
+        ds.use_liger_kernel model.beta model.ipo_enable model.label_smoothing model.nll_loss_coef
+        ref.model_name_or_path ref.offload
     """.split()),
-    "train_rm": frozenset("""
-        adam.betas adam.eps adam.lr adam.weight_decay ckpt.disable_ds ckpt.load_enable ckpt.max_mem ckpt.max_num
-        ckpt.output_dir ckpt.path ckpt.save_hf ckpt.save_steps data.apply_chat_template data.chosen_key
-        data.dataloader_num_workers data.dataset data.dataset_probs data.dataset_split data.disable_fast_tokenizer
-        data.input_template data.max_len data.max_samples data.prompt_key data.rejected_key
-        data.tokenizer_chat_template ds.adam_offload ds.attn_implementation ds.deepcompile ds.experts_implementation
-        ds.grad_accum_dtype ds.load_in_4bit ds.lora.alpha ds.lora.dropout ds.lora.rank ds.lora.target_modules
-        ds.overlap_comm ds.packing_samples ds.param_dtype ds.ring_attn_head_stride ds.ring_attn_size
-        ds.tensor_parallel_size ds.use_universal_ckpt ds.value_head_prefix ds.zero_stage ds.zpg eval.dataset
-        eval.split eval.steps local_rank logger.logging_steps logger.tensorboard_dir logger.wandb.group
-        logger.wandb.key logger.wandb.org logger.wandb.project logger.wandb.run_name lr_scheduler lr_warmup_ratio
-        max_norm min_lr_ratio model.aux_loss_coef model.compute_fp32_loss_enable model.gradient_checkpointing_enable
-        model.gradient_checkpointing_reentrant model.loss_type model.margin_loss_enable model.model_name_or_path
-        muon.lr muon.momentum muon.nesterov muon.no_nesterov muon.ns_steps optim train.batch_size
-        train.full_determinism_enable train.max_epochs train.micro_batch_size train.seed use_ms
+    "train_rm": _PAIRWISE | frozenset("""
+        ds.value_head_prefix model.compute_fp32_loss_enable model.loss_type model.margin_loss_enable
     """.split()),
 }
 EVERY_FLAG = frozenset().union(*FLAGS.values())
