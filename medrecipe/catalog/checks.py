@@ -21,16 +21,28 @@ class Findings:
     warnings: list[Problem] = field(default_factory=list)
 
 
-def sft_base_model(loaded: LoadedRecipe) -> str:
+def _sft_start(loaded: LoadedRecipe) -> tuple[str, tuple[str, ...]]:
+    """The model SFT starts from, and the recipe field that names it."""
     recipe = loaded.recipe
-    return (recipe.sft and recipe.sft.base_model) or recipe.base_model
+    if recipe.sft and recipe.sft.base_model:
+        return recipe.sft.base_model, ("sft", "base_model")
+    return recipe.base_model, ("base_model",)
+
+
+def _rl_start(loaded: LoadedRecipe) -> tuple[str, tuple[str, ...]]:
+    """The model whose architecture the RL stage trains, its `init_from` or the SFT stage's base model, and the
+    recipe field that names it."""
+    rl = loaded.recipe.rl
+    assert rl is not None
+    return (rl.init_from, ("rl", "init_from")) if rl.init_from != "sft" else _sft_start(loaded)
+
+
+def sft_base_model(loaded: LoadedRecipe) -> str:
+    return _sft_start(loaded)[0]
 
 
 def rl_base_model(loaded: LoadedRecipe) -> str:
-    """The model whose architecture the RL stage trains: its `init_from`, or the SFT stage's base model."""
-    rl = loaded.recipe.rl
-    assert rl is not None
-    return rl.init_from if rl.init_from != "sft" else sft_base_model(loaded)
+    return _rl_start(loaded)[0]
 
 
 def chat_template(loaded: LoadedRecipe) -> str:
@@ -227,10 +239,11 @@ def _rl_model_code(loaded: LoadedRecipe, found: Findings) -> None:
     """OpenRLHF 0.11 loads every model with trust_remote_code=True, unasked (openrlhf/models/model.py, actor.py,
     utils/utils.py): the code a model repository holds (its config.json's auto_map) runs. The models the catalog knows
     are transformers' own architectures; any other is said, since a recipe picks the model."""
-    rl = loaded.recipe.rl
-    if rl is None or models.facts(model := rl_base_model(loaded)) is not None:
+    if loaded.recipe.rl is None:
         return
-    at = ("rl", "init_from") if rl.init_from != "sft" else ("sft", "base_model") if loaded.recipe.sft and loaded.recipe.sft.base_model else ("base_model",)
+    model, at = _rl_start(loaded)
+    if models.facts(model) is not None:
+        return
     found.warnings.append(loaded.problem(at, f"OpenRLHF {openrlhf_flags.VERSION} loads {model} with trust_remote_code=True, "
                                              "always: Python code its repository holds runs on the machines RL runs on, and "
                                              "medrecipe does not know this model", "run it only if you trust the model's "
