@@ -270,6 +270,8 @@ def test_a_segment_gives_the_next_one_the_records_it_received(tmp_path):
     written = [Document(**record) for record in (conversation, prompt_only, annotated)]
     with SegmentWriter(str(tmp_path), "${rank}.jsonl.zst", "zstd") as writer:
         for document in written:
+            row = writer.adapter(document)
+            assert row == writer._default_adapter(document) | {"text": row["text"]}  # datatrove's row, but the text
             writer.write(document, rank=0)
     read = list(SegmentReader(str(tmp_path), glob_pattern="*.jsonl.zst").run())
     for document in read:
@@ -320,3 +322,26 @@ def test_reader_reads_json_arrays_of_pairs(tmp_path):
     source = {"name": "apollo", "path": str(path), "kind": "prompts", "fields": {"turns": "turns"}}
     docs = list(SourceReader(source, 0).run(None, 0, 1))
     assert [d.metadata["answer"] for d in docs] == ["An arthritis.", "An infection."]
+
+
+def test_the_distribution_check_answers_as_datatroves_own():
+    """blocks/distribution_check.py replaces datatrove's full scan; datatrove's function, in a process where medrecipe
+    is never imported, gives the same answers: for the names the blocks require, one installed distribution in eight
+    (each of datatrove's answers is a scan of them all) in the forms a name could be asked in, and missing names."""
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    from medrecipe.blocks.distribution_check import is_distribution_available
+
+    names = sorted({d.metadata["Name"] for d in importlib.metadata.distributions() if d.metadata["Name"]})[::8]
+    asked = sorted({form for name in names for form in (name, name.lower(), name.upper(), name.lower().replace("-", "_"),
+                                                        name.lower().replace("_", "-"))})
+    asked += ["orjson", "pyarrow", "datatrove", "no-such-distribution", "orjsonx"]
+    script = ("import json, sys\nfrom datatrove.utils._import_utils import _is_distribution_available as check\n"
+              "print(json.dumps([check(name) for name in json.load(sys.stdin)]))")
+    theirs = json.loads(subprocess.run([sys.executable, "-c", script], input=json.dumps(asked), capture_output=True,
+                                       text=True, check=True).stdout)
+    ours = [is_distribution_available(name) for name in asked]
+    assert ours.count(True) >= len(names) + 3
+    assert ours == theirs

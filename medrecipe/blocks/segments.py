@@ -18,8 +18,17 @@ from .record import record_text
 
 
 def _text_once(writer: JsonlWriter, document: Document) -> dict:
-    """datatrove's row, with the text as null where the record's messages give it."""
-    row = writer._default_adapter(document)
+    """datatrove's row (its fields that are set), with the text as null where the record's messages give it.
+
+    datatrove's own adapter builds the row with `dataclasses.asdict`, which deep-copies the metadata (every message)
+    of every record: more than half of a segment's write. The writer serialises the row at once and keeps nothing, so
+    the record's own objects serve.
+    """
+    if document.media:  # records carry none; a document that does keeps datatrove's handling of media bytes
+        row = writer._default_adapter(document)
+    else:
+        row = {key: value for key, value in (("text", document.text), ("id", document.id),
+                                             ("metadata", document.metadata)) if value}
     messages = document.metadata.get("messages")
     if document.text and messages is not None and document.text == record_text(messages):
         row["text"] = None
