@@ -269,20 +269,21 @@ def test_slurm_executor_gives_the_local_output(lite, tmp_path):
 
 def test_fork_server_preload_leaves_workers_no_start_up_work(tmp_path):
     """A worker forked from the data stage's fork server builds its steps and writes parquet rows without datatrove's
-    distribution scan (~70 ms a name) or pyarrow's import of pandas (~0.2 s): the preload did both once."""
+    scan of every installed distribution (~70 ms a name) or pyarrow's import of pandas (~0.2 s)."""
     code = f"""
 import sys
 import medrecipe.blocks.forkserver_preload
 import pyarrow as pa
-from datatrove.utils._import_utils import _is_distribution_available
+from datatrove.utils import _import_utils
+from medrecipe.blocks.distribution_check import is_distribution_available
 from medrecipe.blocks.output import ChatParquetWriter
 from medrecipe.blocks.segments import SegmentReader, SegmentWriter
 
-scans = _is_distribution_available.cache_info().misses
 modules = set(sys.modules)
 SegmentReader({str(tmp_path)!r}), SegmentWriter({str(tmp_path)!r}, 'x.jsonl.zst', 'zstd'), ChatParquetWriter({str(tmp_path)!r}, 64)
 pa.RecordBatch.from_pylist([{{"text": "a"}}])
-assert _is_distribution_available.cache_info().misses == scans, "a step scanned the installed distributions again"
+assert _import_utils._is_distribution_available is is_distribution_available, "datatrove's full scan is still in place"
+assert is_distribution_available.cache_info().misses >= 2, "the steps' check did not ask"
 assert set(sys.modules) == modules, sorted(set(sys.modules) - modules)[:5]
 """
     subprocess.run([sys.executable, "-c", code], check=True)
