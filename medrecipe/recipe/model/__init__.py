@@ -5,6 +5,10 @@ default where a sensible one exists. Every model forbids unknown keys, so a miss
 a "did you mean" hint rather than a silently ignored setting. Rules that need more than one field live in
 `recipe/rules.py`, so that they can name the exact field that is wrong. Code outside imports the models
 from here.
+
+The section modules write their annotations as objects, without `from __future__ import annotations`: pydantic
+compiles and evaluates every string annotation when it builds a model, ~8 ms of `medrecipe validate`'s start-up
+over ~330 fields. A validator returns `Self`.
 """
 
 from .compute import GPU, Compute

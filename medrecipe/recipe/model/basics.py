@@ -1,8 +1,6 @@
 """What every section of the recipe builds on: the strict base model and the checked value types (Hub ids,
 splits, Slurm words, bounded numbers, template placeholders)."""
 
-from __future__ import annotations
-
 import re
 import string
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """The recipe's `compute` section: GPUs, nodes, the data executor, Slurm and Ray."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field

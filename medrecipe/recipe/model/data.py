@@ -1,8 +1,6 @@
 """The recipe's `data` section: its sources, how their columns map into chat records, and the output."""
 
-from __future__ import annotations
-
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -71,7 +69,7 @@ class Fields(Strict):
     metadata: list[str] = Field(default_factory=list, description="Other columns to keep under `metadata`.")
 
     @model_validator(mode="after")
-    def _one_way_to_the_prompt(self) -> Fields:
+    def _one_way_to_the_prompt(self) -> Self:
         given = [name for name in ("messages", "turns", "prompt") if getattr(self, name)]
         if len(given) != 1:
             raise ValueError("map exactly one of `messages`, `turns` or `prompt`")
@@ -104,7 +102,7 @@ class DatasetLocation(Strict):
     format: Literal["auto", "jsonl", "parquet"] = Field("auto", description="File format of `path`; auto: from the file suffix.")
 
     @model_validator(mode="after")
-    def _one_location(self) -> DatasetLocation:
+    def _one_location(self) -> Self:
         if bool(self.hub) == bool(self.path):
             raise ValueError("give exactly one of `hub` or `path`")
         if self.data_files and not self.hub:
@@ -135,7 +133,7 @@ class Source(DatasetLocation):
     )
 
     @model_validator(mode="after")
-    def _prompts_have_no_responses(self) -> Source:
+    def _prompts_have_no_responses(self) -> Self:
         if self.kind == "prompts" and (self.fields.response or self.fields.reasoning):
             raise ValueError("a `prompts` source maps no `response` or `reasoning`; its responses come from a generate step")
         return self

@@ -1,8 +1,6 @@
 """The recipe's `eval` section: the benchmarks, the generation and the published table reproduced."""
 
-from __future__ import annotations
-
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -136,7 +134,7 @@ class Published(Strict):
     )
 
     @model_validator(mode="after")
-    def _rows_present(self) -> Published:
+    def _rows_present(self) -> Self:
         for name in [self.reproduces, *self.averages]:
             if name not in self.scores:
                 raise ValueError(f"{name!r} has no row in `scores`")

@@ -1,7 +1,5 @@
 """The recipe's `hub` and `publish` sections: where the release goes on the Hub and what is published."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field

@@ -1,8 +1,6 @@
 """The recipe's `rl` section: DAPO / GRPO, DPO or a reward model with OpenRLHF."""
 
-from __future__ import annotations
-
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import Field, model_validator
 
@@ -36,7 +34,7 @@ class PromptData(DatasetLocation):
 
 
     @model_validator(mode="after")
-    def _graded(self) -> PromptData:
+    def _graded(self) -> Self:
         if not self.fields.answer:
             raise ValueError("map `fields.answer`: the reward function grades each response against it")
         if self.fields.response or self.fields.reasoning:
@@ -88,7 +86,7 @@ class RuleReward(Strict):
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> RuleReward:
+    def _ordered(self) -> Self:
         if self.incorrect >= self.correct:
             raise ValueError("`incorrect` must be lower than `correct`")
         return self
@@ -140,7 +138,7 @@ class RLStageBase(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_warmup(self) -> RLStageBase:
+    def _one_warmup(self) -> Self:
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise ValueError("give at most one of `warmup_steps` or `warmup_ratio`")
         return self
@@ -186,7 +184,7 @@ class PolicyOptimization(RLStageBase):
     rollout: Rollout = Field({}, description="The vLLM rollout engines.")
 
     @model_validator(mode="after")
-    def _batches_fit(self) -> PolicyOptimization:
+    def _batches_fit(self) -> Self:
         if self.mini_batch_size > self.rollout_batch_size:
             raise ValueError("`mini_batch_size` must not exceed `rollout_batch_size`")
         if self.rollout_batch_size % self.mini_batch_size:

@@ -1,8 +1,6 @@
 """The recipe's `sft` section: supervised fine-tuning with Axolotl."""
 
-from __future__ import annotations
-
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -24,7 +22,7 @@ class Batch(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_size(self) -> Batch:
+    def _one_size(self) -> Self:
         if (self.global_size is None) == (self.global_tokens is None):
             raise ValueError("give exactly one of `global_size` or `global_tokens`")
         return self
@@ -87,7 +85,7 @@ class SFT(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_warmup(self) -> SFT:
+    def _one_warmup(self) -> Self:
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise ValueError("give at most one of `warmup_steps` or `warmup_ratio`")
         if self.min_lr is not None and self.min_lr > self.learning_rate:

@@ -1,8 +1,6 @@
 """The curation steps of `data.steps`, one model per step type, joined by `type` in `Step`."""
 
-from __future__ import annotations
-
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Self, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -68,7 +66,7 @@ class MaxWordOccurrences(StepBase):
     )
 
     @model_validator(mode="after")
-    def _threshold_given(self) -> MaxWordOccurrences:
+    def _threshold_given(self) -> Self:
         if self.max_count is None and self.percentile is None:
             raise ValueError("give `max_count`, `percentile`, or both")
         return self
@@ -170,7 +168,7 @@ class LLMClassifier(LLMCall):
         return placeholders(value, ("prompt", "labels"), ("prompt", "labels"), "the prompt template")
 
     @model_validator(mode="after")
-    def _synonyms_name_labels(self) -> LLMClassifier:
+    def _synonyms_name_labels(self) -> Self:
         unknown = sorted({label for label in self.synonyms.values() if label not in self.labels})
         if unknown:
             raise ValueError(f"`synonyms` map to labels the classifier does not offer: {', '.join(unknown)}")
@@ -203,7 +201,7 @@ class DomainFilter(StepBase):
         "decisions/<step>-unlabeled.json. More of them fail the data stage, with the same list.")
 
     @model_validator(mode="after")
-    def _keep_known_labels(self) -> DomainFilter:
+    def _keep_known_labels(self) -> Self:
         unknown = [label for label in self.keep if label not in self.classifier.labels]
         if unknown:
             raise ValueError(f"`keep` names labels the classifier does not offer: {', '.join(unknown)}")
@@ -236,7 +234,7 @@ class Generate(LLMCall, StepBase):
     )
 
     @model_validator(mode="after")
-    def _sample_range(self) -> Generate:
+    def _sample_range(self) -> Self:
         if self.max_samples < self.samples:
             raise ValueError("`max_samples` must be at least `samples`")
         return self
@@ -260,7 +258,7 @@ class JudgeFilter(LLMCall, StepBase):
     )
 
     @model_validator(mode="after")
-    def _score_range(self) -> JudgeFilter:
+    def _score_range(self) -> Self:
         if not 0 <= self.min_score <= self.max_score:
             raise ValueError("`min_score` must lie between 0 and `max_score`")
         placeholders(self.prompt, ("prompt", "answer", "response", "max_score"), ("prompt", "answer", "response"), "the judge prompt")
