@@ -1,4 +1,6 @@
 """datatrove PipelineSteps, one job each: readers, filters, dedup, decontamination, domain curation, LLM steps."""
 
+from . import distribution_check
+
 # Every process that builds or unpickles a block imports this package first.
-from . import distribution_check  # noqa: F401  (answers datatrove's per-step distribution check without a full scan)
+distribution_check.install()

@@ -29,4 +29,6 @@ def is_distribution_available(distribution_name: str) -> bool | None:
     return None
 
 
-_import_utils._is_distribution_available = is_distribution_available
+def install() -> None:
+    """Answer datatrove's checks in this process (and the processes it forks) with `is_distribution_available`."""
+    _import_utils._is_distribution_available = is_distribution_available
