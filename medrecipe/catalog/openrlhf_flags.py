@@ -8,7 +8,7 @@ catalog/checks.py places each refusal at its line, and compile/openrlhf/launch.p
 Evidence: the option strings of the parser each CLI's `__main__` block builds (openrlhf/cli/<cli>.py at 0.11.2), as
 `python medrecipe/compile/openrlhf/parse.py --flags <cli>` prints them in the rl environment;
 tests/test_compile_openrlhf.py holds this table to that output. No parser has a positional argument or an option that
-looks like a negative number, and no flag of one CLI is the beginning of a flag of another that lacks it.
+looks like a negative number.
 """
 
 from __future__ import annotations
@@ -81,7 +81,6 @@ FLAGS: dict[str, frozenset[str]] = {
         ds.value_head_prefix model.compute_fp32_loss_enable model.loss_type model.margin_loss_enable
     """.split()),
 }
-EVERY_FLAG = frozenset().union(*FLAGS.values())
 
 # argparse reads an argument that begins with '-' as a flag, unless it looks like a negative number and the parser
 # has no option that does: its `_negative_number_matcher`, here in its narrowest form (Python 3.11's).

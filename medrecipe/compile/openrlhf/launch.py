@@ -123,23 +123,24 @@ def _argv_lines(flags: dict[str, Any], warmup: dict[str, Any] | None) -> list[st
     return lines
 
 
-def merge_passthrough(flags: dict[str, Any], extra: dict[str, Any]) -> None:
+def merge_passthrough(flags: dict[str, Any], extra: dict[str, Any], algorithm: str) -> None:
     """`rl.openrlhf` adds flags medrecipe does not map; it may not override one derived from the recipe.
 
     OpenRLHF's parser reads the beginning of a flag as that flag and an argument that begins with '-' as a flag of its
-    own, so a recipe could set a flag it does not name: only whole flag names and values that stay values pass.
-    `medrecipe validate` refuses the same at each entry's line (catalog/checks.py); this guards every caller of the
-    compiler. Names are held to the flags of all three CLIs, which closes the same door as the launched CLI's own: no
-    flag of one CLI is the beginning of a flag of another that lacks it (catalog/openrlhf_flags.py).
+    own, so a recipe could set a flag it does not name: only whole flags of the CLI the algorithm launches and values
+    that stay values pass. `medrecipe validate` refuses the same at each entry's line (catalog/checks.py); this guards
+    every caller of the compiler.
     """
     passed = {name: list(value) if isinstance(value, (list, tuple)) else value
               for name, value in extra.items() if value is not False and value is not None}  # else an unset switch
-    unknown = sorted(name for name in passed if name not in openrlhf_flags.EVERY_FLAG)
+    cli = openrlhf_flags.CLI[algorithm]
+    unknown = sorted(name for name in passed if name not in openrlhf_flags.FLAGS[cli])
     if unknown:
         raise UserError(
-            f"rl.openrlhf has names that are not flags of OpenRLHF {VERSION}: " + ", ".join(f"--{name}" for name in unknown),
-            "write whole flag names: OpenRLHF reads the beginning of a flag as that flag "
-            "(`medrecipe validate` names the flag each one begins)",
+            f"rl.openrlhf has names that are not flags of OpenRLHF {VERSION}'s {cli}: "
+            + ", ".join(f"--{name}" for name in unknown),
+            "write whole flag names of the CLI rl.algorithm launches: OpenRLHF reads the beginning of a flag as that "
+            "flag (`medrecipe validate` names the flag each one begins)",
         )
     flag_like = [f"--{name} {argument!r}" for name, value in passed.items()
                  for argument in argv({name: value})[1:] if openrlhf_flags.read_as_flag(argument)]
