@@ -2,12 +2,12 @@
 
 datatrove builds every step through `PipelineStep.__new__`, which checks the step's `_requires_dependencies` with
 `_is_distribution_available(name)`: that reads and parses the metadata of every installed distribution to compare
-their names with `name`, ~70 ms a name with 300 installed, in every process that builds or unpickles steps (this
-one, the fork server, Ray and Slurm workers). importlib.metadata can instead list the distributions whose folder
+their names with `name`, ~70 ms a name with 300 installed, in every process that builds or unpickles steps (the
+main process, the fork server, Ray and Slurm workers). importlib.metadata can instead list the distributions whose folder
 carries the name: a distribution whose `Name`, lowercased, equals `name` (datatrove's test) is among them, since
 its folder is named by its normalised `Name`. Of those, the same test is applied, so the answers are datatrove's
-(tests/test_blocks.py holds them to datatrove's own function, run in a process of its own, for every installed
-distribution).
+(tests/test_blocks.py holds them to datatrove's own function, run in a process of its own, over installed names
+in every form a name could be asked in, and missing ones).
 """
 
 from __future__ import annotations
