@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -287,3 +288,37 @@ assert is_distribution_available.cache_info().misses >= 2, "the steps' check did
 assert set(sys.modules) == modules, sorted(set(sys.modules) - modules)[:5]
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_worker_killed_during_a_task_fails_the_stage_instead_of_hanging(tmp_path):
+    """datatrove's local executor waits forever for the task of a worker that died (its Pool replaces the worker, not
+    the task); run/lost_workers.py turns the death into an error. Here a task SIGKILLs its own worker, as the
+    out-of-memory killer would, under datatrove's executor with the fork server the data stage uses."""
+    script = tmp_path / "killed.py"
+    script.write_text(f"""
+import os, signal, time
+from datatrove.executor import LocalPipelineExecutor
+from medrecipe.run.lost_workers import WorkerLost, failing_when_a_worker_dies
+
+
+def killed_in_rank_1(data, rank, world_size):
+    time.sleep(0.2)
+    if rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return data
+
+
+if __name__ == "__main__":
+    executor = LocalPipelineExecutor([killed_in_rank_1], tasks=3, workers=2, logging_dir={str(tmp_path / "logs")!r})
+    assert executor.start_method == "forkserver"
+    try:
+        with failing_when_a_worker_dies():
+            executor.run()
+    except WorkerLost as lost:
+        print(lost)
+""")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.fullmatch(r"ForkServerPoolWorker-\d+ \(pid \d+\) was killed by SIGKILL \(the out-of-memory killer sends it "
+                        r"when memory runs out\) while it ran a task\n", result.stdout)
+    assert "00001" not in {marker.name for marker in (tmp_path / "logs" / "completions").glob("*")}

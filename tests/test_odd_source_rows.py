@@ -95,3 +95,25 @@ compute: {{tasks: 1, workers: 1}}
                              str(tmp_path / "build")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{source}:2:" in result.stderr and "not a JSON line" in result.stderr
+
+
+def test_workers_write_to_their_logs_and_a_failed_task_names_its_own(tmp_path):
+    """The fork server's workers (every task of a local stage) log to files, not the terminal: a run prints its
+    progress and tables, a failed task its error, and the hint names the task's log, which holds the traceback."""
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"question": f"question {i} here", "response": "r"}) + "\n" for i in range(20)))
+    (folder / "b.jsonl").write_text('{"question": "one two three four", "response": "r"}\n{"question": "five"\n')
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(RECIPE.replace("{path}", str(folder)).replace("{words}", "0").replace("{{", "{").replace("}}", "}")
+                      .replace(", id: id, metadata: [serial]", ""))
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out",
+                             str(tmp_path / "build")], capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"})
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if "| INFO" in line or "| ERROR" in line or "Traceback" in line] == []
+    error, hint = [line for line in result.stderr.splitlines() if line.startswith(("error:", "  hint:"))]
+    assert f"segment-0 failed: {folder / 'b.jsonl'}:2:" in error and "not a JSON line" in error
+    task_log = hint.split("full log: ")[1].split(";")[0]
+    assert task_log.endswith("/logs/segment-0/logs/task_00001.log") and "Traceback" in open(task_log).read()
+    workers_log = tmp_path.joinpath(task_log).parents[2] / "workers.log"
+    assert "Launching pipeline for rank=0" in workers_log.read_text()

@@ -21,7 +21,10 @@ from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.rules import READ_STEP
 from . import jobs
+from .lost_workers import failing_when_a_worker_dies
 from .stages import RunOptions, StageResult
+
+CONSOLE_LOG, WORKERS_LOG = "console.log", "workers.log"  # a stage's own output; that of the local workers of all stages
 
 
 def _preflight(content: dict, notes: list[str]) -> dict:
@@ -90,20 +93,24 @@ def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: 
 
 
 @contextlib.contextmanager
-def _console_to(log_file: Path):
-    """Send the stage's console output (datatrove logs every task at INFO, and so do its worker processes,
-    which inherit the file descriptor) to a log file; the terminal keeps medrecipe's progress."""
+def _output_to(log_file: Path, descriptors: tuple[int, ...] = (2,)):
+    """Send what this process, and every process it starts meanwhile, writes to these file descriptors (stderr by
+    default: datatrove logs every task at INFO) to a log file; the terminal keeps medrecipe's progress."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(descriptor) for descriptor in descriptors]
     with log_file.open("a") as handle:
-        os.dup2(handle.fileno(), 2)
+        for descriptor in descriptors:
+            os.dup2(handle.fileno(), descriptor)
         try:
             yield
         finally:
+            sys.stdout.flush()
             sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            for descriptor, copy in zip(descriptors, saved):
+                os.dup2(copy, descriptor)
+                os.close(copy)
 
 
 def _start_fork_server(content: dict) -> None:
@@ -116,7 +123,9 @@ def _start_fork_server(content: dict) -> None:
 
     modules = sorted({b["block"].rsplit(".", 1)[0] for s in content["stages"] for b in s["pipeline"]})
     multiprocess.set_forkserver_preload([*modules, "medrecipe.blocks.forkserver_preload"])
-    multiprocess.forkserver.ensure_running()
+    # The server's output, and so its workers' (datatrove's logs, tracebacks, model-loading bars), goes to a log.
+    with _output_to(Path(content["work_dir"]) / "logs" / WORKERS_LOG, (1, 2)):
+        multiprocess.forkserver.ensure_running()
 
 
 def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
@@ -164,7 +173,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             executor = _executor(kind, pipeline, stage["tasks"], workers, str(logs), stage["name"],
                                  loaded, depends=previous if kind == "slurm" else None)
             try:
-                with _console_to(logs / "console.log"):
+                with _output_to(logs / CONSOLE_LOG), failing_when_a_worker_dies() if kind == "local" else contextlib.nullcontext():
                     executor.run()
             except Exception as exc:  # a failed task, or sbatch refusing a job: reported with its log, no traceback
                 raise _stage_failure(stage["name"], work, str(exc)) from None
@@ -195,12 +204,18 @@ def _rejected_note(stats: dict) -> list[str]:
 
 
 def _stage_failure(name: str, work: Path, reason: str) -> UserError:
-    console = work / "logs" / name / "console.log"
-    text = console.read_text(errors="replace") if console.exists() else ""
-    errors = [line for line in text.splitlines() if "Error" in line or "error:" in line][-3:]
+    """The failure, with the last error lines of the log that tells why: the first failed task's own log (datatrove
+    writes each task's, traceback included), else the stage's console log."""
+    logs = work / "logs" / name
+    completed = {marker.name for marker in (logs / "completions").glob("*")}
+    unfinished = [log for log in sorted((logs / "logs").glob("task_*.log")) if log.stem.removeprefix("task_") not in completed]
+    failed = [log for log in unfinished if "| ERROR" in log.read_text(errors="replace")]
+    log = failed[0] if failed else logs / CONSOLE_LOG
+    text = log.read_text(errors="replace") if log.exists() else ""
+    errors = [line for line in text.splitlines() if ("Error" in line or "error:" in line) and reason not in line][-3:]
     return UserError(
         f"data stage {name} failed: {reason}" + ("".join(f"\n  {line}" for line in errors)),
-        f"full log: {console}; rerun the same command to resume (finished tasks are kept)",
+        f"full log: {log}; rerun the same command to resume (finished tasks are kept)",
     )
 
 
