@@ -322,3 +322,47 @@ if __name__ == "__main__":
     assert re.fullmatch(r"ForkServerPoolWorker-\d+ \(pid \d+\) was killed by SIGKILL \(the out-of-memory killer sends it "
                         r"when memory runs out\) while it ran a task\n", result.stdout)
     assert "00001" not in {marker.name for marker in (tmp_path / "logs" / "completions").glob("*")}
+
+
+CHANGING = """
+name: changing
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: main, path: {main}, fields: {{prompt: question, response: response}}}}
+    - {{name: more, path: {more}, required: false, fields: {{prompt: question, response: response}}}}
+compute: {{tasks: 1, workers: 1}}
+"""
+
+
+def test_source_files_changed_since_a_stage_began_are_refused_not_left_out(tmp_path):
+    """The stage's folder is keyed by the recipe: files added to a source, or data for an optional source that was
+    missing, would be left out of its finished results, which a rerun keeps (run/source_files.py)."""
+    from .conftest import run_cli
+
+    main, more = tmp_path / "main", tmp_path / "more"
+    main.mkdir(), more.mkdir()
+    row = json.dumps({"question": "What does a thiazide treat?", "response": "Hypertension."}) + "\n"
+    (main / "a.jsonl").write_text(row)
+    recipe = tmp_path / "changing.yaml"
+    recipe.write_text(CHANGING.format(main=main, more=more))
+    command = ("run", str(recipe), "--stage", "data", "--out", str(tmp_path / "build"))
+    assert run_cli(*command).code == 0  # the optional source is skipped: no data
+    assert run_cli(*command).code == 0  # unchanged: the finished stage is kept
+
+    work = data_work(tmp_path / "build", recipe)
+    for change, told in [(lambda: (main / "b.jsonl").write_text(row), f"main: {main / 'b.jsonl'} added"),
+                         (lambda: (more / "x.jsonl").write_text(row), f"more: {more / 'x.jsonl'} added"),
+                         (lambda: (main / "a.jsonl").write_text(row * 2), f"main: {main / 'a.jsonl'} rewritten")]:
+        recorded = {path: path.stat().st_mtime_ns for path in [*main.iterdir(), *more.iterdir()]}
+        change()
+        result = run_cli(*command)
+        assert result.code == 2 and "Traceback" not in result.err
+        assert f"the data sources changed since {work} was begun from them ({told})" in result.err
+        assert f"hint: to curate the current files, remove that folder and rerun: rm -rf {work}" in result.err
+        for path in [*main.iterdir(), *more.iterdir()]:
+            path.unlink() if path not in recorded else None
+        (main / "a.jsonl").write_text(row)
+        os.utime(main / "a.jsonl", ns=(recorded[main / "a.jsonl"], recorded[main / "a.jsonl"]))
+        assert run_cli(*command).code == 0  # back to the files it began from
+    assert len(output_rows(work)) == 1

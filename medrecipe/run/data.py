@@ -2,7 +2,8 @@
 
 Each stage keeps datatrove's completion markers in its logging folder under the content-keyed work
 folder, so a rerun after a crash skips finished tasks and redoes only the interrupted ones; a changed
-recipe gets a new key and starts clean. At the end the per-step counts are gathered into stats.json.
+recipe gets a new key and starts clean, and changed source files are refused (run/source_files.py). At the
+end the per-step counts are gathered into stats.json.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.rules import READ_STEP
-from . import jobs
+from . import jobs, source_files
 from .lost_workers import failing_when_a_worker_dies
 from .stages import RunOptions, StageResult
 
@@ -142,6 +143,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
             print(f"{stage['name']} ({stage['tasks']} tasks, {kind}): {blocks}")
         return StageResult("data", "dry-run", outputs=[("plan", str(layout.stage_dir("data") / "plan.json"))], notes=notes)
+    source_files.hold_to_recorded(content, work)
 
     address = jobs.recipe_ray_address(loaded) if kind == "ray" else None
     # Slurm and a Ray cluster run the tasks, and so vLLM, on other machines; a Ray instance started here (no address) here
