@@ -317,3 +317,17 @@ def test_decontamination_needs_evaluation_sets(write):
     assert found == [
         "r.yaml:11:11: data.steps[0].benchmarks: decontamination needs evaluation sets: list `benchmarks`, or add an `eval` section"
     ]
+
+
+@pytest.mark.parametrize("override, field", [
+    ("rl.data.chosen_key=", "rl.data.chosen_key"), ("rl.data.rejected_key=", "rl.data.rejected_key"),
+    ("rl.data.prompt_key=", "rl.data.prompt_key"), ("data.sources.0.fields.prompt=", "data.sources[0].fields.prompt"),
+    ("data.sources.0.fields.metadata=[a, '']", "data.sources[0].fields.metadata[1]"),
+])
+def test_an_empty_column_name_is_refused(cli, override, field):
+    """A column is named by at least one character: an empty `chosen_key` crashed validate's dataset check
+    (catalog/dataset_checks.py), and an empty `rejected_key` or `prompt_key` passed it."""
+    recipe = "ultramedical-rm-llama3-8b" if override.startswith("rl.") else "quickstart"
+    result = cli("validate", recipe, "--set", override)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert f": {field}: String should have at least 1 character" in result.err, result.err

@@ -62,9 +62,10 @@ def _repo_path(value: str) -> str:
     return value
 
 
+SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
 Slug = Annotated[
     str,
-    Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=96, description="Lower-case letters, digits, '.', '_', '-'."),
+    Field(pattern=f"^{SLUG.pattern}$", max_length=96, description="Lower-case letters, digits, '.', '_', '-'."),
 ]
 RepoName = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=96, description="A Hub repository name (no namespace)."),
@@ -74,6 +75,7 @@ HubId = Annotated[str, AfterValidator(_hub_id)]
 ModelRef = Annotated[str, AfterValidator(_model_reference)]
 Namespace = Annotated[str, AfterValidator(hub_namespace)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
+ColumnName = Annotated[str, Field(min_length=1, max_length=256)]  # a column (or a key inside one) that rows must have
 # datasets' split-name rule (datasets/naming.py, _split_re); configuration names as the Hub shows them.
 SplitName = Annotated[str, Field(pattern=r"^\w+(\.\w+)*$", max_length=128)]
 ConfigName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)]

@@ -4,7 +4,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from .basics import ConfigName, HubId, PositiveInt, RepoPath, Slug, SplitName, Strict, Url
+from .basics import ColumnName, ConfigName, HubId, PositiveInt, RepoPath, Slug, SplitName, Strict, Url
 from .steps import Step
 
 
@@ -15,33 +15,33 @@ class Fields(Strict):
     one assistant turn of `reasoning` (in think tags) and `response`, when those columns are mapped.
     """
 
-    messages: str | None = Field(
+    messages: ColumnName | None = Field(
         None, description="Column holding chat turns as a list of {role, content}; with `response` mapped, the prompt turns only."
     )
-    role_key: str = Field("role", description="Key of the role inside each turn of `messages` (ShareGPT uses `from`).")
-    content_key: str = Field("content", description="Key of the text inside each turn of `messages` (ShareGPT uses `value`).")
+    role_key: ColumnName = Field("role", description="Key of the role inside each turn of `messages` (ShareGPT uses `from`).")
+    content_key: ColumnName = Field("content", description="Key of the text inside each turn of `messages` (ShareGPT uses `value`).")
     roles: dict[str, str] = Field(
         default_factory=dict,
         description="Renames of roles inside `messages`, e.g. {human: user, gpt: assistant}.",
     )
-    turns: str | None = Field(
+    turns: ColumnName | None = Field(
         None, description="Column (or a file's row) holding alternating user/assistant strings, e.g. [q1, a1, q2, a2]."
     )
-    prompt: str | None = Field(None, description="Column with the user prompt (when there is no `messages` column).")
-    context: str | None = Field(None, description="Column with a passage placed before the prompt (PubMedQA's abstracts).")
-    options: str | list[str] | None = Field(
+    prompt: ColumnName | None = Field(None, description="Column with the user prompt (when there is no `messages` column).")
+    context: ColumnName | None = Field(None, description="Column with a passage placed before the prompt (PubMedQA's abstracts).")
+    options: ColumnName | list[ColumnName] | None = Field(
         None,
         description="Multiple-choice options appended to the prompt as lettered lines: one column (a list, a letter->text "
         "mapping, or text), or one column per option (MedMCQA's opa..opd).",
     )
 
 
-    reasoning: str | None = Field(
+    reasoning: ColumnName | None = Field(
         None, description="Column with the reasoning trace; it is wrapped in the think tags in front of the response."
     )
-    response: str | None = Field(None, description="Column with the assistant's final response.")
-    system: str | None = Field(None, description="Column with a system prompt.")
-    answer: str | None = Field(
+    response: ColumnName | None = Field(None, description="Column with the assistant's final response.")
+    system: ColumnName | None = Field(None, description="Column with a system prompt.")
+    answer: ColumnName | None = Field(
         None,
         description="Column with the reference answer, kept as metadata for graders and judges. With options, an integer "
         "answer is a 0-based option index.",
@@ -64,9 +64,9 @@ class Fields(Strict):
         description="Tags whose wrappers are removed from assistant turns, keeping what they enclose, e.g. [answer] for "
         "`<answer>...</answer>` (the AM distilled sets). The think tags are never stripped.",
     )
-    id: str | None = Field(None, description="Column with a stable record id. Default: `<source>/<row index>`.")
-    finish_reason: str | None = Field(None, description="Column with the generator's finish reason (`length` marks a cut-off trace).")
-    metadata: list[str] = Field(default_factory=list, description="Other columns to keep under `metadata`.")
+    id: ColumnName | None = Field(None, description="Column with a stable record id. Default: `<source>/<row index>`.")
+    finish_reason: ColumnName | None = Field(None, description="Column with the generator's finish reason (`length` marks a cut-off trace).")
+    metadata: list[ColumnName] = Field(default_factory=list, description="Other columns to keep under `metadata`.")
 
     @model_validator(mode="after")
     def _one_way_to_the_prompt(self) -> Self:

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import Field, model_validator
 
-from .basics import INT_LIMIT, ModelRef, NonNegativeInt, PositiveInt, Probability, SplitName, Strict, model_choice
+from .basics import INT_LIMIT, ColumnName, ModelRef, NonNegativeInt, PositiveInt, Probability, SplitName, Strict, model_choice
 from .data import DatasetLocation, Fields
 
 
@@ -47,14 +47,14 @@ class PreferenceData(Strict):
 
     path: ModelRef = Field(description="Hub dataset id or local file or folder (OpenRLHF's --data.dataset).")
     split: SplitName = Field("train", description="Split.")
-    prompt_key: str | None = Field(
+    prompt_key: ColumnName | None = Field(
         None,
         description="Column with the prompt as chat turns. Unset: the prompt is `chosen` without its last turn (OpenRLHF's "
         "DPO default), which is right when `chosen` and `rejected` are whole conversations; a reward model then scores "
         "whole conversations.",
     )
-    chosen_key: str = Field("chosen", description="Column with the preferred response (a conversation, or text with `prompt_key`).")
-    rejected_key: str = Field("rejected", description="Column with the dispreferred response.")
+    chosen_key: ColumnName = Field("chosen", description="Column with the preferred response (a conversation, or text with `prompt_key`).")
+    rejected_key: ColumnName = Field("rejected", description="Column with the dispreferred response.")
     apply_chat_template: bool = Field(True, description="Format with the model's chat template.")
     max_samples: PositiveInt | None = Field(None, description="Use at most this many pairs.")
     size: PositiveInt | None = Field(
