@@ -229,3 +229,21 @@ def test_a_key_with_control_characters_is_refused_like_a_value(write, cli):
         assert "\x1b" not in result.out + result.err
     write("r.yaml", "extends: quickstart\n!!python/name:os.system x: 1\n")
     refused(cli("validate", "r.yaml"), "error: r.yaml:2:1: mapping keys must be plain strings")
+
+
+def test_what_cannot_be_written_as_utf8_is_refused_at_its_place(cli, write):
+    """A lone surrogate (YAML's "\\ud800" escape, or Python's stand-in for a command-line byte that is not UTF-8)
+    passed validate and crashed plan, compile and run when they wrote it."""
+    write("r.yaml", 'extends: quickstart\ndescription: "\\ud800 A"\n')
+    for command in ("validate", "plan"):
+        refused(cli(command, "r.yaml"), "error: r.yaml:2:14: description: a lone surrogate ('\\ud800') is not a character")
+    write("r.yaml", 'extends: quickstart\nsft: {axolotl: {"a\\udc00": 1}}\n')
+    refused(cli("validate", "r.yaml"), "sft.axolotl: control characters are not allowed in a recipe key: 'a\\udc00'")
+    refused(cli("validate", QUICKSTART, "--set", 'sft.chat_template="\\ud800"'), "sft.chat_template: a lone surrogate")
+    refused(cli("validate", QUICKSTART, "--set", "description=ab\udcffc"),
+            "error: --set description=ab\N{REPLACEMENT CHARACTER}c: the override is not UTF-8 text")
+
+
+def test_a_set_index_is_written_in_ascii_digits(cli):
+    for digits in ("\u00b2", "\u0663"):  # superscript two, Arabic-Indic three: str.isdigit() accepts both
+        refused(cli("validate", QUICKSTART, "--set", f"data.sources.{digits}.path=x"), f"data.sources.{digits}: no such list item")

@@ -36,6 +36,10 @@ MAX_BYTES = 1 << 20  # a recipe file; the largest shipped one is 20 KB
 MAX_NODES = 100_000  # values built, aliases counted each time they are used (a "billion laughs" stops here)
 MAX_DEPTH = 48  # nesting of mappings and lists
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")  # tabs and newlines are text
+# Halves of a UTF-16 pair, which YAML's "\ud800" escape writes: not characters, and no file can be written with them.
+SURROGATES = re.compile(r"[\ud800-\udfff]")
+SURROGATE_PROBLEM = ("a lone surrogate ({}) is not a character: nothing with it can be written as UTF-8",
+                     'write the character itself, or the escape of its whole code point, e.g. "\\U0001F600"')
 # Mappings whose discriminator differs describe different things: the child's replaces the parent's.
 _DISCRIMINATORS = ("type", "algorithm", "backend")
 
@@ -123,6 +127,9 @@ class NodeBuilder:
         if CONTROL_CHARACTERS.search(value):
             self.problems.append(Problem(self.pos(node), dotted(path), "control characters are not allowed in a recipe value",
                                          "write plain text (tabs and newlines are fine)"))
+        elif surrogate := SURROGATES.search(value):
+            message, hint = SURROGATE_PROBLEM
+            self.problems.append(Problem(self.pos(node), dotted(path), message.format(ascii(surrogate.group())), hint))
         return value
 
     def sequence(self, node: SequenceNode, path: Path_) -> list:
@@ -180,8 +187,8 @@ class NodeBuilder:
             self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this key: {str(exc).splitlines()[0][:120]}"))
             return None
         key = key if isinstance(key, str) else str(key)
-        if CONTROL_CHARACTERS.search(key):  # keys are printed too: in plans, warnings and cards
-            self.problems.append(Problem(self.pos(node), dotted(path), f"control characters are not allowed in a recipe key: {key!r}",
+        if CONTROL_CHARACTERS.search(key) or SURROGATES.search(key):  # keys are printed too: in plans, warnings and cards
+            self.problems.append(Problem(self.pos(node), dotted(path), f"control characters are not allowed in a recipe key: {ascii(key)}",
                                          "write plain text"))
             return None
         return key

@@ -10,7 +10,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from .errors import Position, Problem, RecipeError, dotted
-from .load import CONTROL_CHARACTERS, MAX_DEPTH, NodeBuilder, Path_, Tree, recipe_yaml
+from .load import CONTROL_CHARACTERS, MAX_DEPTH, SURROGATES, NodeBuilder, Path_, Tree, recipe_yaml
 from .untrusted import printable
 from .yaml_nodes import compose_nodes
 
@@ -32,9 +32,11 @@ def parse_override(text: str) -> tuple[Path_, Any, Position]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise RecipeError([Problem(label, "", "an override is written KEY=VALUE, e.g. sft.learning_rate=1e-5")])
+    if SURROGATES.search(text):  # Python's stand-in for a byte of the command line that is not UTF-8
+        raise RecipeError([Problem(label, "", "the override is not UTF-8 text", "write it in UTF-8")])
     if CONTROL_CHARACTERS.search(key):
         raise RecipeError([Problem(label, "", "control characters are not allowed in a recipe key", "write plain text")])
-    path = tuple(int(part) if part.isdigit() else part for part in key.strip().split("."))
+    path = tuple(int(part) if part.isascii() and part.isdigit() else part for part in key.strip().split("."))
     if not raw.strip():
         return path, "", label
 

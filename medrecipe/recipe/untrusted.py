@@ -41,7 +41,8 @@ _FOREIGN_CREDENTIALS = {
 _TOKENS = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b|\bsk-[A-Za-z0-9_-]{20,}|\b(gh[opsu]_|github_pat_)[A-Za-z0-9_]{20,}|\bglpat-[A-Za-z0-9_-]{20,}"
                      r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAKIA[0-9A-Z]{16}\b|-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _URL_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Control characters (terminal escapes) and lone surrogates (a non-UTF-8 byte on the command line; not writable as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 REDACTED = "[redacted]"
 
 
@@ -73,3 +74,12 @@ def redact(text: str) -> str:
 
 def printable(text: str) -> str:
     return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+
+
+_LINE_BREAKS = {"\n": "\\n", "\r": "\\r", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def one_line(text: str) -> str:
+    """Text for one line of a YAML comment: its line breaks (YAML's, and those Python splits lines at) as escapes,
+    so that a value written on the command line cannot end the comment and add YAML of its own."""
+    return printable(re.sub("[\n\r\x85\u2028\u2029]", lambda found: _LINE_BREAKS[found.group()], text))
