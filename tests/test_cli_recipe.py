@@ -183,6 +183,24 @@ def test_new_refuses_to_overwrite_and_rejects_invalid_forks(cli, write, tmp_path
     suffixed = cli("new", "my-fork.yaml", "--from", "ii-medical-8b-1706")
     assert suffixed.code == 2 and "without .yaml" in suffixed.err and "medrecipe new my-fork --from" in suffixed.err
     assert not list((tmp_path / "recipes").glob("my-fork*"))
+    outside = cli("new", "../../escaped", "--from", "ii-medical-8b-1706", "--set", "name=escaped")
+    assert outside.code == 2 and "NAME is the new recipe's name, and '../../escaped' is not one" in outside.err
+    assert not list(tmp_path.parent.parent.glob("escaped*")) and not list(tmp_path.rglob("escaped*"))
+
+
+def test_a_line_break_in_an_override_stays_inside_its_comment(cli, write, tmp_path):
+    """`show` and `new` write each override in a comment: a line break in one ended the comment, and the rest became
+    recipe YAML (a `seed` the user never set, or a file that no longer loaded)."""
+    injected = 'description="harmless\nseed: 7 #"'
+    shown = cli("show", "quickstart", "--set", injected)
+    assert shown.code == 0 and "# --set description=\"harmless\\nseed: 7 #\"\n" in shown.out
+    write("shown.yaml", shown.out)
+    assert cli("validate", "shown.yaml").code == 0  # `show` output loads back
+    assert cli("new", "fork", "--from", "quickstart", "--set", injected, "--set", "description=line1\nline2").code == 0
+    fork = (tmp_path / "recipes" / "fork.yaml").read_text()
+    assert [line for line in fork.splitlines() if "seed" in line] == [
+        "# Created with: medrecipe new fork --from quickstart --set 'description=\"harmless\\nseed: 7 #\"' "
+        "--set 'description=line1\\nline2'"]
 
 
 # ----------------------------------------------------------------------------------------------- schema

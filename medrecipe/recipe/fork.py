@@ -13,9 +13,10 @@ from ruamel.yaml import YAML
 
 from ..errors import UserError
 from .load import load_tree
+from .model.basics import SLUG
 from .overrides import parse_override
 from .registry import resource_dir, shipped_recipes_dir
-from .untrusted import redact
+from .untrusted import one_line, printable, redact
 
 
 def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overrides: tuple[str, ...],
@@ -26,6 +27,10 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
     if name.endswith((".yaml", ".yml")):  # the recipe's name, which the file is named after: not x.yaml.yaml
         raise UserError(f"NAME is the new recipe's name, written without {Path(name).suffix}",
                         f"medrecipe new {Path(name).stem} --from {parent} ...")
+    if not SLUG.fullmatch(name):  # it names the file too: no folder of its own, no way out of `directory`
+        raise UserError(f"NAME is the new recipe's name, and {printable(name)!r} is not one",
+                        "use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit; --dir says "
+                        "where the file goes")
     target = directory / f"{name}.yaml"
     if target.exists():
         raise UserError(f"{target} already exists", "choose another name, or edit that file")
@@ -82,9 +87,9 @@ def render(child: dict, parent: str, overrides: tuple[str, ...], schema: str | N
     out = io.StringIO()
     if schema:
         out.write(f"# yaml-language-server: $schema={schema}\n")
-    out.write(f"# Fork of {parent}: only what differs is written here; everything else is inherited.\n")
+    out.write(f"# Fork of {one_line(parent)}: only what differs is written here; everything else is inherited.\n")
     command = shlex.join(["medrecipe", "new", child["name"], "--from", parent, *(arg for o in overrides for arg in ("--set", o))])
-    out.write(f"# Created with: {command}\n")
+    out.write(f"# Created with: {one_line(command)}\n")
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "~"))

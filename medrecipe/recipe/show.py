@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .load import display
+from .untrusted import one_line
 from .validate import LoadedRecipe
 
 
@@ -122,9 +123,9 @@ def to_yaml(loaded: LoadedRecipe, comments: bool = True, shown_path=None) -> str
     yaml.indent(mapping=2, sequence=4, offset=2)
     out = io.StringIO()
     sources = " <- ".join(display(f) for f in loaded.tree.files)
-    out.write(f"# Resolved recipe: {sources}\n")
+    out.write(f"# Resolved recipe: {one_line(sources)}\n")
     for override in loaded.overrides:
-        out.write(f"# --set {override}\n")
+        out.write(f"# --set {one_line(override)}\n")
     if comments:
         helper = _Comments(loaded)
         for line in helper.header():
