@@ -3,6 +3,7 @@ an interrupted run resumes to the same output, and the Ray executor produces it 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -219,6 +220,54 @@ def test_killed_run_resumes_to_the_same_output(lite, tmp_path):
         "the run must be cut off before the end"
     done_before = sorted(p.name for p in (work / "logs" / "segment-0" / "completions").glob("*"))
     assert done_before, "the first stage finished before the kill"
+    rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert output_rows(work) == reference
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """Not ended: a zombie has ended, whether or not something has reaped it yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_processes_of_a_killed_run_end_with_it(lite, tmp_path):
+    """Killing only the main process (the out-of-memory killer's way) left the fork server, its workers and
+    datatrove's Manager running for good, a worker still writing a task's files (blocks/parent_death.py)."""
+    recipe, reference = lite
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out", str(out),
+               "--workers", "2"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    work = data_work(out, recipe)
+    deadline = time.monotonic() + 120
+    while not list((work / "logs" / "segment-0" / "logs").glob("task_*.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = descendants(process.pid)
+    assert len(started) >= 4, "the fork server, two workers and the resource tracker"
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 3  # SIGKILL runs down the chain at once; a worker left alone would finish its task
+    while (left := {pid for pid in started if running(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in left]
     rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert output_rows(work) == reference

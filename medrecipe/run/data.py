@@ -114,6 +114,18 @@ def _output_to(log_file: Path, descriptors: tuple[int, ...] = (2,)):
                 os.close(copy)
 
 
+def _local_processes_watched(kind: str) -> contextlib.AbstractContextManager:
+    """Around a local executor's run: a worker that dies fails the stage, and the processes it forks (datatrove's
+    Manager) die with this one; the fork server and its workers do already (blocks/forkserver_preload.py)."""
+    watched = contextlib.ExitStack()
+    if kind == "local":
+        from ..blocks.parent_death import forks_die_with_this_process
+
+        watched.enter_context(failing_when_a_worker_dies())
+        watched.enter_context(forks_die_with_this_process())
+    return watched
+
+
 def _start_fork_server(content: dict) -> None:
     """Start datatrove's fork server now, with the blocks' modules to import there once: a stage's workers then
     fork from it in milliseconds instead of each importing datatrove, numpy and medrecipe again (and doing what
@@ -175,7 +187,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             executor = _executor(kind, pipeline, stage["tasks"], workers, str(logs), stage["name"],
                                  loaded, depends=previous if kind == "slurm" else None)
             try:
-                with _output_to(logs / CONSOLE_LOG), failing_when_a_worker_dies() if kind == "local" else contextlib.nullcontext():
+                with _output_to(logs / CONSOLE_LOG), _local_processes_watched(kind):
                     executor.run()
             except Exception as exc:  # a failed task, or sbatch refusing a job: reported with its log, no traceback
                 raise _stage_failure(stage["name"], work, str(exc)) from None
