@@ -339,38 +339,51 @@ assert set(sys.modules) == modules, sorted(set(sys.modules) - modules)[:5]
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_a_worker_killed_during_a_task_fails_the_stage_instead_of_hanging(tmp_path):
-    """datatrove's local executor waits forever for the task of a worker that died (its Pool replaces the worker, not
-    the task); run/lost_workers.py turns the death into an error. Here a task SIGKILLs its own worker, as the
-    out-of-memory killer would, under datatrove's executor with the fork server the data stage uses."""
-    script = tmp_path / "killed.py"
+@pytest.mark.parametrize("ending, told", [
+    ("os.kill(os.getpid(), signal.SIGKILL)", r"was killed by SIGKILL \(the out-of-memory killer sends it when memory runs out\)"),
+    ("time.sleep(0.3); os.kill(os.getpid(), signal.SIGTERM)", r"was killed by SIGTERM"),
+    ("os._exit(0)", r"exited with code 0"),
+])
+def test_a_worker_that_ends_during_a_task_fails_the_stage_instead_of_hanging(tmp_path, ending, told):
+    """datatrove's local executor waits forever for the task of a worker that ended (its Pool replaces the worker, not
+    the task); run/lost_workers.py turns the ending into an error, at once or after a while, by any signal or exit.
+    Here a task ends its own worker, under datatrove's executor with the fork server the data stage uses; then a
+    stage whose workers all finish is not failed, and the signal handler and the Pool are as they were."""
+    script = tmp_path / "ended.py"
     script.write_text(f"""
 import os, signal, time
 from datatrove.executor import LocalPipelineExecutor
-from medrecipe.run.lost_workers import WorkerLost, failing_when_a_worker_dies
+from multiprocess.pool import Pool
+from medrecipe.run.lost_workers import INTERRUPT, WorkerLost, failing_when_a_worker_dies
 
 
-def killed_in_rank_1(data, rank, world_size):
-    time.sleep(0.2)
+def ended_in_rank_1(data, rank, world_size):
     if rank == 1:
-        os.kill(os.getpid(), signal.SIGKILL)
+        {ending}
+    time.sleep(0.1)
     return data
 
 
 if __name__ == "__main__":
-    executor = LocalPipelineExecutor([killed_in_rank_1], tasks=3, workers=2, logging_dir={str(tmp_path / "logs")!r})
+    reap, handler = Pool.__dict__["_join_exited_workers"], signal.getsignal(INTERRUPT)
+    executor = LocalPipelineExecutor([ended_in_rank_1], tasks=3, workers=2, logging_dir={str(tmp_path / "logs")!r})
     assert executor.start_method == "forkserver"
     try:
         with failing_when_a_worker_dies():
             executor.run()
     except WorkerLost as lost:
         print(lost)
+    finished = LocalPipelineExecutor([lambda data, rank, world_size: time.sleep(0.3)], tasks=4, workers=2,
+                                     logging_dir={str(tmp_path / "finished")!r})
+    with failing_when_a_worker_dies():
+        finished.run()
+    assert Pool.__dict__["_join_exited_workers"] is reap and signal.getsignal(INTERRUPT) is handler
 """)
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.fullmatch(r"ForkServerPoolWorker-\d+ \(pid \d+\) was killed by SIGKILL \(the out-of-memory killer sends it "
-                        r"when memory runs out\) while it ran a task\n", result.stdout)
+    assert re.fullmatch(rf"ForkServerPoolWorker-\d+ \(pid \d+\) {told} while it ran a task\n", result.stdout), result.stdout
     assert "00001" not in {marker.name for marker in (tmp_path / "logs" / "completions").glob("*")}
+    assert len(list((tmp_path / "finished" / "completions").glob("*"))) == 4
 
 
 CHANGING = """
@@ -402,7 +415,8 @@ def test_source_files_changed_since_a_stage_began_are_refused_not_left_out(tmp_p
     work = data_work(tmp_path / "build", recipe)
     for change, told in [(lambda: (main / "b.jsonl").write_text(row), f"main: {main / 'b.jsonl'} added"),
                          (lambda: (more / "x.jsonl").write_text(row), f"more: {more / 'x.jsonl'} added"),
-                         (lambda: (main / "a.jsonl").write_text(row * 2), f"main: {main / 'a.jsonl'} rewritten")]:
+                         (lambda: (main / "a.jsonl").write_text(row * 2), f"main: {main / 'a.jsonl'} is {2 * len(row)} bytes, "
+                                                                          f"not {len(row)}")]:
         recorded = {path: path.stat().st_mtime_ns for path in [*main.iterdir(), *more.iterdir()]}
         change()
         result = run_cli(*command)
@@ -414,4 +428,8 @@ def test_source_files_changed_since_a_stage_began_are_refused_not_left_out(tmp_p
         (main / "a.jsonl").write_text(row)
         os.utime(main / "a.jsonl", ns=(recorded[main / "a.jsonl"], recorded[main / "a.jsonl"]))
         assert run_cli(*command).code == 0  # back to the files it began from
+    os.utime(main / "a.jsonl", ns=(1, 1))  # a copy or a checkout: the same size, a new modification time
+    touched = run_cli(*command)
+    told = " ".join(touched.out.replace("│", " ").split())  # the note, wrapped in the summary table's column
+    assert touched.code == 0 and "1 source file(s) have a new modification time but their recorded size" in told
     assert len(output_rows(work)) == 1

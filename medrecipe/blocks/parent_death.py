@@ -16,27 +16,35 @@ import sys
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _forks_die_with_this_process = False
+_forking_process = 0
 
 
-def die_with_parent() -> None:
-    """SIGKILL this process when its parent ends."""
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent (pid `parent`, by default the present one) ends."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    parent = os.getppid()
+    parent = parent or os.getppid()
     if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return  # refused (a sandbox's seccomp, say): the process lives as it did before
     if os.getppid() != parent:  # the parent ended before the signal was set
         os._exit(1)
 
 
+def _before_fork() -> None:
+    global _forking_process
+    _forking_process = os.getpid()
+
+
 def _after_fork_in_child() -> None:
+    global _forks_die_with_this_process
     if _forks_die_with_this_process:
-        die_with_parent()
+        _forks_die_with_this_process = False  # what the child forks in turn (from any thread) is not tied to it
+        die_with_parent(_forking_process)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def set_forks_die_with_this_process(on: bool) -> None:

@@ -1,11 +1,15 @@
-"""A local data stage fails, rather than waits forever, when one of its worker processes dies.
+"""A local data stage fails, rather than waits forever, when one of its worker processes ends during the run.
 
 datatrove's LocalPipelineExecutor hands tasks to a multiprocess Pool and waits on `imap_unordered`. When a worker
-dies in the middle of a task (the out-of-memory killer's SIGKILL, a crash in native code), the Pool starts another
-worker but never gives the task back, so the stage waits forever without a word. A watcher thread looks at the
-process's children while the executor runs; when one ends other than as the Pool ends its workers (exit 0, or the
-SIGTERM of `Pool.terminate`), it interrupts the main thread with a signal, whose handler raises `WorkerLost` there.
-The executor then closes its Pool, and the stage fails like any other: finished tasks are kept for the rerun.
+ends in the middle of a task (the out-of-memory killer's SIGKILL, earlyoom's SIGTERM, a crash in native code), the
+Pool starts another worker but never gives the task back, and the stage waits forever without a word.
+
+The Pool's own worker-handler thread notices every ending at once (it waits on the workers' sentinels) and reaps the
+worker in `Pool._join_exited_workers`, which it alone calls, and only while the Pool runs: `Pool.terminate` stops
+that thread before it ends the workers. datatrove's Pool sets no `maxtasksperchild`, so no worker ends on its own
+while the Pool runs. So, while the executor runs, that method first reports any worker it finds ended: it interrupts
+the main thread with a signal, whose handler raises `WorkerLost` there. The executor then terminates its Pool, and
+the stage fails like any other; finished tasks are kept for the rerun.
 """
 
 from __future__ import annotations
@@ -15,49 +19,48 @@ import signal
 import threading
 
 INTERRUPT = signal.SIGUSR1
-POLL_SECONDS = 0.5
 
 
 class WorkerLost(Exception):
-    """A worker process died during a task; the task will not complete."""
+    """A worker process ended during a task; the task will not complete."""
 
 
 def _ending(exitcode: int) -> str:
-    if exitcode < 0:
+    if exitcode >= 0:
+        return f"exited with code {exitcode}"
+    try:
         name = signal.Signals(-exitcode).name
-        return f"was killed by {name}" + (" (the out-of-memory killer sends it when memory runs out)"
-                                          if name == "SIGKILL" else "")
-    return f"exited with code {exitcode}"
+    except ValueError:  # a real-time signal has no name
+        return f"was killed by signal {-exitcode}"
+    return f"was killed by {name}" + (" (the out-of-memory killer sends it when memory runs out)" if name == "SIGKILL" else "")
 
 
 @contextlib.contextmanager
 def failing_when_a_worker_dies():
-    """Run the body (the executor) in the main thread; a worker's death raises WorkerLost in it."""
-    import multiprocess
+    """Run the body (the executor) in the main thread; a Pool worker's ending raises WorkerLost in it."""
+    from multiprocess.pool import Pool
 
-    lost: list[str] = []
     main = threading.get_ident()
-    stop = threading.Event()
+    lost: list[str] = []
+    armed = True
+    reap = Pool.__dict__["_join_exited_workers"]
 
     def interrupted(signum, frame):
-        raise WorkerLost(lost[0])
+        if armed:  # not once the body is over: a stage that finished is not failed
+            raise WorkerLost(lost[0])
 
-    def watch() -> None:
-        seen: set = set()
-        while not stop.wait(POLL_SECONDS):
-            seen.update(multiprocess.active_children())
-            for process in seen:
-                if process.exitcode not in (None, 0, -signal.SIGTERM):
-                    lost.append(f"{process.name} (pid {process.pid}) {_ending(process.exitcode)} while it ran a task")
-                    signal.pthread_kill(main, INTERRUPT)
-                    return
+    def reporting_reap(pool: list) -> bool:
+        ended = [worker for worker in pool if worker.exitcode is not None]
+        if ended and armed and not lost:
+            lost.append(f"{ended[0].name} (pid {ended[0].pid}) {_ending(ended[0].exitcode)} while it ran a task")
+            signal.pthread_kill(main, INTERRUPT)
+        return reap.__func__(pool)
 
     previous = signal.signal(INTERRUPT, interrupted)
-    watcher = threading.Thread(target=watch, name="lost-worker watcher", daemon=True)
-    watcher.start()
+    Pool._join_exited_workers = staticmethod(reporting_reap)
     try:
         yield
     finally:
-        stop.set()
-        watcher.join()
+        armed = False
+        Pool._join_exited_workers = reap
         signal.signal(INTERRUPT, previous)
