@@ -155,7 +155,6 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
             print(f"{stage['name']} ({stage['tasks']} tasks, {kind}): {blocks}")
         return StageResult("data", "dry-run", outputs=[("plan", str(layout.stage_dir("data") / "plan.json"))], notes=notes)
-    source_files.hold_to_recorded(content, work)
 
     address = jobs.recipe_ray_address(loaded) if kind == "ray" else None
     # Slurm and a Ray cluster run the tasks, and so vLLM, on other machines; a Ray instance started here (no address) here
@@ -173,6 +172,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                                 "run the data stage on a node of the cluster (--set compute.ray.address=auto), or give the "
                                 "cluster's GCS address for this stage: --set compute.ray.address=head:6379")
             ray.init(address=address) if address else ray.init(num_cpus=workers, include_dashboard=False)
+    notes += source_files.hold_to_recorded(content, work)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     started = time.monotonic()
