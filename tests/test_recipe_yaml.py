@@ -237,6 +237,8 @@ def test_what_cannot_be_written_as_utf8_is_refused_at_its_place(cli, write):
     write("r.yaml", 'extends: quickstart\ndescription: "\\ud800 A"\n')
     for command in ("validate", "plan"):
         refused(cli(command, "r.yaml"), "error: r.yaml:2:14: description: a lone surrogate ('\\ud800') is not a character")
+    write("r.yaml", 'extends: quickstart\ndescription: "emoji \\ud83d\\ude00"\n')  # a pair, as json.dumps escapes one
+    assert load_recipe("r.yaml").recipe.description == "emoji \N{GRINNING FACE}"
     write("r.yaml", 'extends: quickstart\nsft: {axolotl: {"a\\udc00": 1}}\n')
     refused(cli("validate", "r.yaml"), "sft.axolotl: control characters are not allowed in a recipe key: 'a\\udc00'")
     refused(cli("validate", QUICKSTART, "--set", 'sft.chat_template="\\ud800"'), "sft.chat_template: a lone surrogate")

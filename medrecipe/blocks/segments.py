@@ -22,7 +22,8 @@ def _text_once(writer: JsonlWriter, document: Document) -> dict:
 
     datatrove's own adapter builds the row with `dataclasses.asdict`, which deep-copies the metadata (every message)
     of every record: more than half of a segment's write. The writer serialises the row at once and keeps nothing, so
-    the record's own objects serve.
+    the record's own objects serve. A record's metadata holds JSON values (the readers build it from rows), which
+    orjson writes as they are; a dataclass there would be written from its attributes rather than its fields.
     """
     if document.media:  # records carry none; a document that does keeps datatrove's handling of media bytes
         row = writer._default_adapter(document)

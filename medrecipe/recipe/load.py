@@ -38,10 +38,19 @@ MAX_DEPTH = 48  # nesting of mappings and lists
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")  # tabs and newlines are text
 # Halves of a UTF-16 pair, which YAML's "\ud800" escape writes: not characters, and no file can be written with them.
 SURROGATES = re.compile(r"[\ud800-\udfff]")
-SURROGATE_PROBLEM = ("a lone surrogate ({}) is not a character: nothing with it can be written as UTF-8",
+_SURROGATE_PAIR = re.compile(r"[\ud800-\udbff][\udc00-\udfff]")
+_SURROGATE_PROBLEM = ("a lone surrogate ({}) is not a character: nothing with it can be written as UTF-8",
                      'write the character itself, or the escape of its whole code point, e.g. "\\U0001F600"')
 # Mappings whose discriminator differs describe different things: the child's replaces the parent's.
 _DISCRIMINATORS = ("type", "algorithm", "backend")
+
+
+def _whole_characters(text: str) -> tuple[str, str | None]:
+    """`text` with each pair of surrogates (JSON's escape of a character beyond U+FFFF, "\\ud83d\\ude00") made the
+    character it stands for, and the first surrogate left alone, if any."""
+    joined = _SURROGATE_PAIR.sub(lambda pair: pair.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), text)
+    lone = SURROGATES.search(joined)
+    return joined, lone.group() if lone else None
 
 
 @dataclass
@@ -127,9 +136,11 @@ class NodeBuilder:
         if CONTROL_CHARACTERS.search(value):
             self.problems.append(Problem(self.pos(node), dotted(path), "control characters are not allowed in a recipe value",
                                          "write plain text (tabs and newlines are fine)"))
-        elif surrogate := SURROGATES.search(value):
-            message, hint = SURROGATE_PROBLEM
-            self.problems.append(Problem(self.pos(node), dotted(path), message.format(ascii(surrogate.group())), hint))
+        elif SURROGATES.search(value):
+            value, lone = _whole_characters(value)
+            if lone:
+                message, hint = _SURROGATE_PROBLEM
+                self.problems.append(Problem(self.pos(node), dotted(path), message.format(ascii(lone)), hint))
         return value
 
     def sequence(self, node: SequenceNode, path: Path_) -> list:
@@ -187,6 +198,8 @@ class NodeBuilder:
             self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this key: {str(exc).splitlines()[0][:120]}"))
             return None
         key = key if isinstance(key, str) else str(key)
+        if SURROGATES.search(key):
+            key = _whole_characters(key)[0]
         if CONTROL_CHARACTERS.search(key) or SURROGATES.search(key):  # keys are printed too: in plans, warnings and cards
             self.problems.append(Problem(self.pos(node), dotted(path), f"control characters are not allowed in a recipe key: {ascii(key)}",
                                          "write plain text"))
