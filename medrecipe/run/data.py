@@ -226,7 +226,7 @@ def _stage_failure(name: str, work: Path, reason: str) -> UserError:
     failed = [log for log in unfinished if "| ERROR" in log.read_text(errors="replace")]
     log = failed[0] if failed else logs / CONSOLE_LOG
     text = log.read_text(errors="replace") if log.exists() else ""
-    errors = [line for line in text.splitlines() if ("Error" in line or "error:" in line) and reason not in line][-3:]
+    errors = [line for line in text.splitlines() if ("Error" in line or "error:" in line) and not (reason and reason in line)][-3:]
     return UserError(
         f"data stage {name} failed: {reason}" + ("".join(f"\n  {line}" for line in errors)),
         f"full log: {log}; rerun the same command to resume (finished tasks are kept)",
