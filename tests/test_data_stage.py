@@ -203,35 +203,49 @@ def lite(tmp_path_factory):
     return recipe, output_rows(data_work(out, recipe))
 
 
-def test_killed_run_resumes_to_the_same_output(lite, tmp_path):
-    recipe, reference = lite
-    out = tmp_path / "resumed"
+def started_until(recipe: Path, out: Path, folder: str, pattern: str) -> tuple[list[str], subprocess.Popen, Path]:
+    """(the command, its process, the stage's work folder): the data stage of `recipe` started in a session of its own,
+    returned once a file matching `pattern` is in `folder` of its logs."""
     command = [sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out", str(out),
                "--workers", "2"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     work = data_work(out, recipe)
     deadline = time.monotonic() + 120
-    # Kill it once the first stage has finished and the second has started: some work done, some not.
-    while not list((work / "logs" / "resolve-max_word_occurrences" / "completions").glob("*")) and time.monotonic() < deadline:
+    while not list((work / "logs" / folder).glob(pattern)) and time.monotonic() < deadline:
         time.sleep(0.05)
+    return command, process, work
+
+
+def rerun_gives(command: list[str], work: Path, reference: list[dict]) -> None:
+    rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert output_rows(work) == reference
+
+
+def test_killed_run_resumes_to_the_same_output(lite, tmp_path):
+    recipe, reference = lite
+    # Kill it once the first stage has finished and the second has started: some work done, some not.
+    command, process, work = started_until(recipe, tmp_path / "resumed", "resolve-max_word_occurrences/completions", "*")
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (work / "output").exists() or not list((work / "logs" / "segment-2" / "completions").glob("*")), \
         "the run must be cut off before the end"
     done_before = sorted(p.name for p in (work / "logs" / "segment-0" / "completions").glob("*"))
     assert done_before, "the first stage finished before the kill"
-    rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert output_rows(work) == reference
+    rerun_gives(command, work, reference)
+
+
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, parent pid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def descendants(pid: int) -> set[int]:
     """The processes below `pid`, read from /proc."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+            children.setdefault(int(stat_fields(process.name)[1]), []).append(int(process.name))
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -243,7 +257,7 @@ def descendants(pid: int) -> set[int]:
 def running(pid: int) -> bool:
     """Not ended: a zombie has ended, whether or not something has reaped it yet."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(pid)[0] != "Z"
     except OSError:
         return False
 
@@ -252,14 +266,7 @@ def test_the_processes_of_a_killed_run_end_with_it(lite, tmp_path):
     """Killing only the main process (the out-of-memory killer's way) left the fork server, its workers and
     datatrove's Manager running for good, a worker still writing a task's files (blocks/parent_death.py)."""
     recipe, reference = lite
-    out = tmp_path / "killed"
-    command = [sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out", str(out),
-               "--workers", "2"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    work = data_work(out, recipe)
-    deadline = time.monotonic() + 120
-    while not list((work / "logs" / "segment-0" / "logs").glob("task_*.log")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    command, process, work = started_until(recipe, tmp_path / "killed", "segment-0/logs", "task_*.log")
     started = descendants(process.pid)
     assert len(started) >= 4, "the fork server, two workers and the resource tracker"
     process.kill()
@@ -268,9 +275,7 @@ def test_the_processes_of_a_killed_run_end_with_it(lite, tmp_path):
     while (left := {pid for pid in started if running(pid)}) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in left]
-    rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert output_rows(work) == reference
+    rerun_gives(command, work, reference)
 
 
 def test_ray_executor_gives_the_local_output(lite, tmp_path):
