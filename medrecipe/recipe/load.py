@@ -39,8 +39,6 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u20
 # Halves of a UTF-16 pair, which YAML's "\ud800" escape writes: not characters, and no file can be written with them.
 SURROGATES = re.compile(r"[\ud800-\udfff]")
 _SURROGATE_PAIR = re.compile(r"[\ud800-\udbff][\udc00-\udfff]")
-_SURROGATE_PROBLEM = ("a lone surrogate ({}) is not a character: nothing with it can be written as UTF-8",
-                     'write the character itself, or the escape of its whole code point, e.g. "\\U0001F600"')
 # Mappings whose discriminator differs describe different things: the child's replaces the parent's.
 _DISCRIMINATORS = ("type", "algorithm", "backend")
 
@@ -139,8 +137,9 @@ class NodeBuilder:
         elif SURROGATES.search(value):
             value, lone = _whole_characters(value)
             if lone:
-                message, hint = _SURROGATE_PROBLEM
-                self.problems.append(Problem(self.pos(node), dotted(path), message.format(ascii(lone)), hint))
+                self.problems.append(Problem(self.pos(node), dotted(path), f"a lone surrogate ({ascii(lone)}) is not a character: "
+                                             "nothing with it can be written as UTF-8", 'write the character itself, or the '
+                                             'escape of its whole code point, e.g. "\\U0001F600"'))
         return value
 
     def sequence(self, node: SequenceNode, path: Path_) -> list:
