@@ -28,15 +28,14 @@ from .stages import RunOptions, StageResult
 CONSOLE_LOG, WORKERS_LOG = "console.log", "workers.log"  # a stage's own output; that of the local workers of all stages
 
 
-def _preflight(content: dict, notes: list[str]) -> dict:
-    """Missing local sources: a required one stops the run, an optional one is dropped with a note."""
+def _preflight(content: dict, files: dict[str, dict], notes: list[str]) -> dict:
+    """Missing local sources (`files`: source_files.source_files): a required one stops the run, an optional one is
+    dropped with a note."""
     missing = {}
     for source in content["sources"]:
         if source["path"] is None:
             continue
-        from ..blocks.readers import local_files
-
-        if not local_files(source["path"]):
+        if not files[source["name"]]:
             if source["required"]:
                 raise UserError(
                     f"source {source['name']!r}: no data at {source['path']}",
@@ -147,7 +146,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     kind = options.executor or loaded.recipe.compute.executor
     if kind == "local" and not options.dry_run:
         _start_fork_server(content)
-    content = _preflight(content, notes)
+    files = source_files.source_files(content)
+    content = _preflight(content, files, notes)
     work = Path(content["work_dir"])
     workers = options.workers or loaded.recipe.compute.workers or os.cpu_count() or 1
     if options.dry_run:
@@ -172,7 +172,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                                 "run the data stage on a node of the cluster (--set compute.ray.address=auto), or give the "
                                 "cluster's GCS address for this stage: --set compute.ray.address=head:6379")
             ray.init(address=address) if address else ray.init(num_cpus=workers, include_dashboard=False)
-    notes += source_files.hold_to_recorded(content, work)
+    notes += source_files.hold_to_recorded(files, work)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     started = time.monotonic()

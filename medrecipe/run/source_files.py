@@ -55,10 +55,9 @@ def _changes(recorded: dict, current: dict) -> tuple[list[str], list[str]]:
     return changed, touched
 
 
-def hold_to_recorded(content: dict, work: Path) -> list[str]:
-    """Record the files for a stage folder that has no record; refuse files that changed since the record. Returns
-    notes on files only touched since."""
-    current = source_files(content)
+def hold_to_recorded(current: dict[str, dict[str, list[int]]], work: Path) -> list[str]:
+    """Record the files (`source_files`) for a stage folder that has no record; refuse files that changed since the
+    record. Returns notes on files only touched since."""
     record = work / RECORD
     if not record.exists():
         work.mkdir(parents=True, exist_ok=True)
