@@ -7,8 +7,9 @@ same 2 cores, in one invocation.
     python benchmarks/run.py --only kmeans   # one section (the others keep their last results)
     python benchmarks/run.py --scaling-sizes 10000,100000   # scaling without the 1M run
 
-- near-dedup, per language: whole pipelines on the same N documents (medrecipe's data stage with one near_dedup
-  step; datatrove's four-stage MinHash pipeline with its default word tokenizer), then kernels on the same
+- near-dedup, per language: whole pipelines on the same N documents, each a command in a fresh process, imports
+  included (medrecipe's data stage with one near_dedup step; datatrove's four-stage MinHash pipeline with its default
+  word tokenizer, as a script), then kernels on the same
   documents (medrecipe's sketches and clustering; datasketch's MinHashLSH on the same shingles). Every method is
   scored against the exact 4-gram Jaccard similarity of every pair of the N documents.
 - decontamination: medrecipe's n-gram step beside open-r1's method, its fuzzy step beside scoring every pair, on
@@ -173,16 +174,34 @@ def medrecipe_pipeline(rows: list[dict], lang: str) -> set[str]:
         return removed
 
 
-def datatrove_pipeline(rows: list[dict], lang: str) -> set[str]:
-    """datatrove's MinHash pipeline as its docs show it: its default word tokenizer for the language (spaCy; jieba
-    for Chinese), 4-grams, its default 14 buckets x 8 hashes, on the same tasks and workers."""
-    from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
-    from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from datatrove.pipeline.readers import JsonlReader
-    from datatrove.pipeline.writers import JsonlWriter
+DATATROVE_PIPELINE = """
+import sys
 
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+from datatrove.pipeline.dedup.minhash import MinhashConfig
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+
+if __name__ == "__main__":
+    folder, lang, cores = sys.argv[1], sys.argv[2], int(sys.argv[3])
     config = MinhashConfig(n_grams=4)
+    stages = [
+        [JsonlReader(f"{folder}/docs"), MinhashDedupSignature(f"{folder}/sigs", config=config, language=lang)],
+        [MinhashDedupBuckets(f"{folder}/sigs", f"{folder}/buckets", config=config)],
+        [MinhashDedupCluster(f"{folder}/buckets", f"{folder}/remove", config=config)],
+        [JsonlReader(f"{folder}/docs"), MinhashDedupFilter(f"{folder}/remove", exclusion_writer=JsonlWriter(f"{folder}/removed")),
+         JsonlWriter(f"{folder}/kept")],
+    ]
+    for index, (pipeline, tasks) in enumerate(zip(stages, [cores, config.num_buckets, 1, cores])):
+        LocalPipelineExecutor(pipeline, tasks=tasks, workers=cores, logging_dir=f"{folder}/logs{index}").run()
+"""
+
+
+def datatrove_pipeline(rows: list[dict], lang: str) -> set[str]:
+    """datatrove's MinHash pipeline as its docs show it, run as a script in a fresh process (as the medrecipe command
+    runs, imports included): its default word tokenizer for the language (spaCy; jieba for Chinese), 4-grams, its
+    default 14 buckets x 8 hashes, on the same tasks and workers."""
     with tempfile.TemporaryDirectory(dir=WORK) as folder:
         data = Path(folder) / "docs"
         data.mkdir()
@@ -190,15 +209,9 @@ def datatrove_pipeline(rows: list[dict], lang: str) -> set[str]:
             with (data / f"{part}.jsonl").open("w", encoding="utf-8") as handle:
                 for row in chunk:
                     handle.write(json.dumps({"text": row["response"], "id": row["id"]}, ensure_ascii=False) + "\n")
-        stages = [
-            [JsonlReader(str(data)), MinhashDedupSignature(f"{folder}/sigs", config=config, language=lang)],
-            [MinhashDedupBuckets(f"{folder}/sigs", f"{folder}/buckets", config=config)],
-            [MinhashDedupCluster(f"{folder}/buckets", f"{folder}/remove", config=config)],
-            [JsonlReader(str(data)), MinhashDedupFilter(f"{folder}/remove", exclusion_writer=JsonlWriter(f"{folder}/removed")),
-             JsonlWriter(f"{folder}/kept")],
-        ]
-        for index, (pipeline, tasks) in enumerate(zip(stages, [CORES, config.num_buckets, 1, CORES])):
-            LocalPipelineExecutor(pipeline, tasks=tasks, workers=CORES, logging_dir=f"{folder}/logs{index}").run()
+        script = Path(folder) / "datatrove_minhash.py"
+        script.write_text(DATATROVE_PIPELINE)
+        subprocess.run([sys.executable, str(script), folder, lang, str(CORES)], check=True, capture_output=True)
         removed = set()
         for file in Path(f"{folder}/removed").glob("*"):
             with gzip.open(file, "rt") as handle:
@@ -596,7 +609,7 @@ def report(results: dict, target: Path) -> None:
                   "Truth: the exact 4-gram Jaccard similarity of every pair of the N documents (medrecipe's tokens: words, and "
                   "CJK characters). Recall: the pairs in a band of which a method removed either record (found/pairs); "
                   "precision: the removed records that have a partner at 0.7 or more. Pipelines are compared with datatrove's "
-                  "pipeline, kernels with datasketch's.", ""]
+                  "pipeline, each run as a command in a fresh process (imports included), kernels with datasketch's.", ""]
         for language, section in results["dedup"].items():
             methods = section["methods"]
             # like against like: a pipeline beside datatrove's pipeline, a kernel beside datasketch's
