@@ -231,6 +231,19 @@ def test_extends_of_an_unknown_recipe_suggests(write):
     assert found == ["r.yaml:1:10: extends: no recipe named 'ii-medical-8b-176'\n  hint: did you mean 'ii-medical-8b-1706'?"]
 
 
+def test_extends_reads_only_recipe_files(write, tmp_path):
+    """A parent named by path must be a .yaml file: a recipe is untrusted, and any other file it pointed at (a tool's
+    config, a key file) would be read as recipe values. A .yaml file anywhere, absolute or relative, is a recipe."""
+    (tmp_path / "settings.conf").write_text("description: copied from another tool's config\n")
+    assert problems(write("r.yaml", "extends: ./settings.conf\nname: x\n")) == [
+        "r.yaml:1:10: extends: './settings.conf' is not a recipe file\n"
+        "  hint: extends takes one recipe: its name, or the path of its .yaml file (relative to this file)"]
+    assert problems(write("r.yaml", "extends: /etc/hostname\nname: x\n"))[0].startswith("r.yaml:1:10: extends: '/etc/hostname' is not")
+    parent = write("forks/base.yaml", "name: base\nbase_model: Qwen/Qwen3-8B\nseed: 3\n")
+    assert load_recipe(write("r.yaml", f"extends: {parent}\nname: x\n")).recipe.seed == 3
+    assert load_recipe(write("r.yaml", "extends: forks/base.yaml\nname: x\n")).recipe.seed == 3
+
+
 def test_extends_a_shipped_recipe_by_name(write):
     child = write("fork.yaml", "extends: ii-medical-8b-1706\nname: fork\nsft: {epochs: 2}\n")
     recipe = load_recipe(child).recipe

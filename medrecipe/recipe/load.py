@@ -367,8 +367,11 @@ def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
         return tree
     where = tree.key_pos.pop(("extends",), None)
     value_where = tree.value_pos.pop(("extends",), where)
+    takes = "extends takes one recipe: its name, or the path of its .yaml file (relative to this file)"
     if not isinstance(ref, str) or not ref:
-        raise RecipeError([Problem(where, "extends", "extends takes one recipe name or relative path")])
+        raise RecipeError([Problem(where, "extends", takes)])
+    if ("/" in ref or os.sep in ref) and Path(ref).suffix not in (".yaml", ".yml"):  # a parent is a recipe, not any file
+        raise RecipeError([Problem(value_where, "extends", f"{ref!r} is not a recipe file", takes)])
     parent_file = resolve_recipe_ref(ref, near=file.parent)
     if parent_file is None:
         close = difflib.get_close_matches(ref, known_recipe_names(file.parent), n=1)

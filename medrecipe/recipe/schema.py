@@ -17,8 +17,8 @@ def json_schema() -> dict:
     schema["properties"] = {
         "extends": {
             "type": "string",
-            "description": "Inherit from another recipe (a shipped recipe's name or a relative path): mappings merge, "
-            "lists and scalars replace, `~` removes an optional value.",
+            "description": "Inherit from another recipe (its name, or the path of its .yaml file relative to this one): "
+            "mappings merge, lists and scalars replace, `~` removes an optional value.",
         },
         **schema["properties"],
     }
