@@ -268,6 +268,25 @@ def test_to_dir_writes_each_repository_exactly(cli, release):
     assert {p.name for p in (release.folder / "hub" / "tiny-med-data" / "data").iterdir()} == {"train-00000-of-00001.parquet"}
 
 
+def test_a_link_out_of_the_build_is_refused_not_published(cli, release):
+    """A symbolic link in an output folder would be followed by the upload and by --to-dir's copy: one that leads
+    out of the build is refused before anything is written; one to a file in the build is a file of the build."""
+    write_run(release.layout)
+    secret = release.folder / "private-key.pem"
+    secret.write_text("PRIVATE KEY\n")
+    (release.layout.rl_output() / "notes.txt").symlink_to(secret)
+    for args in (["--dry-run"], ["--to-dir", "hub", "--namespace", "me"]):
+        result = cli("publish", "recipe.yaml", *args)
+        assert result.code == 2
+        assert f"notes.txt leads out of the build, to {secret}" in result.err and "copy the file into the build" in result.err
+    assert not (release.folder / "hub").exists()
+
+    (release.layout.rl_output() / "notes.txt").unlink()
+    (release.layout.rl_output() / "notes.txt").symlink_to(release.layout.sft_output() / "config.json")
+    assert cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me").code == 0
+    assert (release.folder / "hub" / "tiny-med" / "notes.txt").read_bytes() == (release.layout.sft_output() / "config.json").read_bytes()
+
+
 def test_a_missing_output_names_the_stage_to_run(cli, release):
     write_dataset(release.layout)
     write_checkpoint(release.layout.sft_output(), "sft")

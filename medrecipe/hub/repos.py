@@ -77,7 +77,13 @@ def plan(loaded: LoadedRecipe, layout: Layout, release: Release, stages: Iterabl
     """The repositories `--stage` selects, with their contents. `all` is every artifact the recipe publishes;
     a stage named explicitly must publish something. A missing output is an error naming the command that
     makes it, raised before anything is published."""
-    stages = set(stages)
+    contents = _selected(loaded, layout, release, set(stages))
+    for content in contents:
+        _refuse_files_outside(content, layout.root)
+    return contents
+
+
+def _selected(loaded: LoadedRecipe, layout: Layout, release: Release, stages: set[str]) -> list[RepoContent]:
     recipe = loaded.recipe
     outputs = _Outputs(loaded, layout)
     if "all" in stages:
@@ -308,6 +314,21 @@ def _checkpoint_files(folder: Path) -> list[str]:
             continue
         files.append(relative.as_posix())
     return files
+
+
+def _refuse_files_outside(content: RepoContent, build: Path) -> None:
+    """Only what is in the build is published. A symbolic link in an output folder is followed by every way of
+    publishing (the upload, --to-dir's copy), so one that leads out of the build would publish whatever it points
+    at: a key, the Hub token, another run's weights."""
+    root = build.resolve()
+    for file in content.files:
+        if file.source is not None and not file.source.resolve().is_relative_to(root):
+            raise UserError(
+                f"{content.artifact.repo_id}: {display(file.source.parent)}/{file.source.name} leads out of the build, to "
+                f"{file.source.resolve()}; "
+                "only files in the build are published",
+                "copy the file into the build if it belongs to the release, or remove the link",
+            )
 
 
 def _why_not_published(recipe, stage: str) -> str:
