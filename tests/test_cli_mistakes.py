@@ -45,6 +45,24 @@ def test_two_repositories_of_one_name_are_refused_where_the_recipe_names_them(cl
     assert result.code == 2 and "hub.sft_repo: the sft repository is named 'quickstart', as the model repository is" in result.err
 
 
+def test_a_repository_name_the_hub_refuses_is_an_error_before_anything_is_pushed(cli):
+    """Repository names derived from the recipe's name keep the Hub's rules (huggingface_hub 2.4.0
+    utils/_validators.py, validate_repo_id: no '--' or '..', no '.git' at the end, 96 characters, a letter, digit
+    or '_' at each end). They failed only when the Hub refused them, after the repositories before had been pushed."""
+    ends_in_git = cli("validate", QUICKSTART, "--set", "name=quickstart.git")
+    assert ends_in_git.code == 2
+    assert ("name: the model repository would be named 'quickstart.git', which the Hub refuses: it may not end in '.git'"
+            in ends_in_git.err) and "--set hub.model_repo=..." in ends_in_git.err
+    assert cli("validate", QUICKSTART, "--set", "name=quickstart.git", "--set", "hub.model_repo=quickstart").code == 0
+    derived = cli("validate", QUICKSTART, "--set", "name=quick-")
+    assert "the dataset repository would be named 'quick--data', which the Hub refuses: it may not hold '--' or '..'" in derived.err
+    assert "the model repository would be named 'quick-', which the Hub refuses: each part is 1 to 96" in derived.err
+    too_long = cli("validate", QUICKSTART, "--set", "name=" + "q" * 92)
+    assert too_long.code == 2 and f"'{'q' * 92}-data'" in too_long.err and "model repository" not in too_long.err
+    # a repository the recipe does not publish needs no name
+    assert cli("validate", QUICKSTART, "--set", "name=" + "q" * 92, "--set", "publish.dataset=false").code == 0
+
+
 def test_training_from_the_model_the_recipe_says_it_reproduces_is_refused(tmp_path, cli):
     """A child recipe that inherits the parent's hub.reproduces and trains from the parent's released model would
     publish cards naming one model as both its base and the model it reproduces."""

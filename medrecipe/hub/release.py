@@ -74,16 +74,9 @@ class Release:
 
 
 def release(recipe: Recipe, recipe_sha256: str, namespace: str) -> Release:
-    """The artifacts `recipe.publish` asks for. Without an RL stage the SFT output is the final model."""
-    publish = recipe.publish
-    artifacts = []
-    if recipe.data and publish.dataset:
-        artifacts.append(HubRepo("dataset", f"{namespace}/{recipe.repo_name('dataset')}", "data"))
-    if recipe.sft and recipe.rl and publish.sft_model:
-        artifacts.append(HubRepo("sft", f"{namespace}/{recipe.repo_name('sft')}", "sft"))
-    if publish.model and (recipe.rl or recipe.sft):
-        artifacts.append(HubRepo("model", f"{namespace}/{recipe.repo_name('model')}", "rl" if recipe.rl else "sft"))
-    return Release(recipe, recipe_sha256, namespace, tuple(artifacts))
+    """The artifacts `recipe.publish` asks for (Recipe.published), in `namespace`."""
+    artifacts = tuple(HubRepo(kind, f"{namespace}/{recipe.repo_name(kind)}", stage) for kind, stage in recipe.published().items())
+    return Release(recipe, recipe_sha256, namespace, artifacts)
 
 
 def reproduced_namespaces(recipe: Recipe) -> set[str]:

@@ -14,6 +14,7 @@ from .model import (
     PreferenceStage,
     Recipe,
 )
+from .model.basics import hub_id_problem
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,17 @@ def check(recipe: Recipe) -> list[Violation]:
 
 
 def _hub_rules(recipe: Recipe) -> list[Violation]:
-    """The release's repositories need distinct names: a model pushed as the SFT checkpoint's repository would replace
-    it, and `publish --to-dir` writes each into a folder of its name."""
+    """The release's repositories need names the Hub takes, checked here and not when the first of them has been
+    pushed: a name derived from the recipe's (`<name>-sft`) can break rules the name alone keeps. And distinct names:
+    a model pushed as the SFT checkpoint's repository would replace it, and `publish --to-dir` writes each into a
+    folder of its name."""
     names = {artifact: recipe.repo_name(artifact) for artifact in ("dataset", "sft", "model")}
     found = []
+    for artifact in recipe.published():
+        problem = hub_id_problem(names[artifact])
+        if problem and getattr(recipe.hub, f"{artifact}_repo") is None:
+            found.append(Violation(("name",), f"the {artifact} repository would be named {names[artifact]!r}, which the Hub "
+                                   f"refuses: {problem}", f"rename the recipe, or name the repository: --set hub.{artifact}_repo=..."))
     for artifact, name in names.items():
         others = [other for other, same in names.items() if same == name and other != artifact]
         # blamed: a name the recipe sets, not the default it collides with (both set: each is blamed)

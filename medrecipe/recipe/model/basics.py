@@ -23,13 +23,26 @@ class Strict(BaseModel):
 _HUB_PART = re.compile(r"[A-Za-z0-9_]([\w.-]{0,94}[A-Za-z0-9_])?", re.ASCII)
 
 
-def _hub_id(value: str) -> str:
-    """The Hub's repository-id rules (huggingface_hub utils/_validators.py, validate_repo_id): alphanumerics, '-', '_'
-    and '.', at most 96 on each side of one '/', no '--' or '..', not ending in '.git'."""
+def hub_id_problem(value: str) -> str | None:
+    """Which of the Hub's repository-id rules `value` breaks, if any (huggingface_hub utils/_validators.py,
+    validate_repo_id): alphanumerics, '-', '_' and '.', at most 96 on each side of one '/', no '--' or '..', not
+    ending in '.git'."""
     parts = value.split("/")
-    if len(parts) > 2 or not all(_HUB_PART.fullmatch(part) for part in parts) or "--" in value or ".." in value \
-            or value.endswith(".git"):
-        raise ValueError(f"{value!r} is not a Hub repository id (namespace/name: letters, digits, '-', '_', '.')")
+    if len(parts) > 2:
+        return "it has more than one '/' (namespace/name)"
+    if not all(_HUB_PART.fullmatch(part) for part in parts):
+        return ("each part is 1 to 96 letters, digits, '-', '_' or '.', and begins and ends with a letter, digit or "
+                "'_'")
+    if "--" in value or ".." in value:
+        return "it may not hold '--' or '..'"
+    if value.endswith(".git"):
+        return "it may not end in '.git'"
+    return None
+
+
+def hub_id(value: str) -> str:
+    if problem := hub_id_problem(value):
+        raise ValueError(f"{value!r} is not a Hub repository id: {problem}")
     return value
 
 
@@ -37,7 +50,7 @@ def hub_namespace(value: str) -> str:
     """A Hub user or organisation name (the namespace part of a repository id)."""
     if "/" in value:
         raise ValueError(f"{value!r} is not a Hub user or organisation name")
-    return _hub_id(value)
+    return hub_id(value)
 
 
 def _model_reference(value: str) -> str:
@@ -48,7 +61,7 @@ def _model_reference(value: str) -> str:
                          "and OpenRLHF's dataset lists read them as separators)")
     if value.startswith(("/", ".", "~")) or "/" in value and value.count("/") > 1:
         return value
-    return _hub_id(value)
+    return hub_id(value)
 
 
 def model_choice(own: tuple[str, ...]) -> Any:
@@ -69,9 +82,9 @@ Slug = Annotated[
 ]
 RepoName = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=96, description="A Hub repository name (no namespace)."),
-    AfterValidator(_hub_id),
+    AfterValidator(hub_id),
 ]
-HubId = Annotated[str, AfterValidator(_hub_id)]
+HubId = Annotated[str, AfterValidator(hub_id)]
 ModelRef = Annotated[str, AfterValidator(_model_reference)]
 Namespace = Annotated[str, AfterValidator(hub_namespace)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]

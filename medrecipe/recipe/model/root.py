@@ -37,6 +37,18 @@ class Recipe(Strict):
             return "rl" if self.rl else ("sft" if self.sft else "base")
         return self.eval.model
 
+    def published(self) -> dict[Literal["dataset", "sft", "model"], Literal["data", "sft", "rl"]]:
+        """The artifacts `publish` asks for that the recipe makes, each with the stage whose output it is: the curated
+        dataset, the SFT checkpoint when RL follows it, and the final model (the RL output, else the SFT output)."""
+        found: dict = {}
+        if self.data and self.publish.dataset:
+            found["dataset"] = "data"
+        if self.sft and self.rl and self.publish.sft_model:
+            found["sft"] = "sft"
+        if self.publish.model and (self.rl or self.sft):
+            found["model"] = "rl" if self.rl else "sft"
+        return found
+
     def repo_name(self, artifact: Literal["model", "sft", "dataset"]) -> str:
         """The Hub repository name of an artifact (namespace excluded)."""
         explicit = {"model": self.hub.model_repo, "sft": self.hub.sft_repo, "dataset": self.hub.dataset_repo}[artifact]
