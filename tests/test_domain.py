@@ -114,10 +114,16 @@ def test_labels_are_parsed_strictly():
     for answer, label in named.items():
         assert parse_label(answer, labels) == label, answer
     for answer in ("not medical", "Non-medical", "Medical or Biology", "Medicine", "biomedical", "chemistry", "",
-                   "It is not about biology but medicine", "Neither Medical nor Biology"):
+                   "It is not about biology but medicine", "Neither Medical nor Biology",
+                   # sentences that name one label and deny it, which a list of negation words let through (review)
+                   "Anything but Medical", "Other than Medical", "I cannot say it is Medical", "None of: Medical",
+                   "Medical: false", "Medical is incorrect", "Medical (wrong)", "The domain is not Medical",
+                   # reasoning cut off by max_tokens before its </think>: no answer yet
+                   "<think>The question mentions enzymes, so biology", "<think>Is this Medical or"):
         assert parse_label(answer, labels) is None, answer
     assert parse_label("Medicine", labels, {"Medicine": "Medical"}) == "Medical"
     assert parse_label("The topic is medicine", labels, {"Medicine": "Medical"}) == "Medical"
+    assert parse_label("The domain of this question is: **Mathematics**.", labels) == "Mathematics"
 
 
 def _vote(tmp_path, answers: dict[int, str | None], max_unlabeled: int) -> tuple[VoteDomains, dict]:

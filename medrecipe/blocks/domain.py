@@ -100,18 +100,22 @@ def majority(votes: list[str | None], labels: list[str]) -> str | None:
 
 _THINKING = regex.compile(r"^\s*<think>.*?</think>", regex.DOTALL)
 _LEAD = regex.compile(r"^(?:label|answer|domain|category)\s*[:：]\s*", regex.IGNORECASE)
-_NEGATION = regex.compile(r"\b(?:not|no|non|neither|nor|never|without|except)\b|n't\b", regex.IGNORECASE)
+# The one sentence read as an answer: "The domain is Medical.", "The topic of this question is medicine".
+_AFFIRMED = regex.compile(r"^(?:the|this)\s+(?:domain|label|category|answer|topic|field|subject)(?:\s+of\s+(?:the|this)\s+"
+                          r"(?:question|prompt|text))?\s+is\s*[:：]?\s*(?P<name>.+)$", regex.IGNORECASE)
 
 
 def parse_label(answer: str, labels: list[str], synonyms: dict[str, str] | None = None) -> str | None:
     """The label an LLM answered, or None.
 
-    The answer's first line (after any <think> block; "Label:", quotes, asterisks and a final period aside) is a
-    label or a synonym the recipe maps to one, case aside. Otherwise a one-line answer counts if it names exactly
-    one label (or synonyms of one) as whole words and negates nothing: "The domain is Medical." is Medical;
-    "Not medical", "Non-medical", "Medical or Biology" and "Medicine" (unless mapped) are no label.
+    The answer's first line (after a closed <think> block; "Label:", quotes, asterisks and a final period aside) is a
+    label or a synonym the recipe maps to one, case aside; or the answer is one line saying "The domain (label,
+    category, topic, ...) is <label>". Nothing else is read: a sentence can deny what it names ("Not medical",
+    "Anything but Medical", "Medical is incorrect"), and reasoning cut off before its </think> has no answer yet.
     """
     names = {label.lower(): label for label in labels} | {word.lower(): label for word, label in (synonyms or {}).items()}
+    if answer.lstrip().startswith("<think>") and not _THINKING.match(answer):
+        return None
     text = _THINKING.sub("", answer).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
@@ -119,11 +123,8 @@ def parse_label(answer: str, labels: list[str], synonyms: dict[str, str] | None 
     first = _LEAD.sub("", lines[0].strip()).strip("*\"'`. ").lower()
     if first in names:
         return names[first]
-    if len(lines) > 1 or _NEGATION.search(text):
-        return None
-    named = {label for word, label in names.items()
-             if regex.search(rf"(?<![\p{{L}}\p{{N}}-]){regex.escape(word)}(?![\p{{L}}\p{{N}}-])", text, regex.IGNORECASE)}
-    return named.pop() if len(named) == 1 else None
+    affirmed = _AFFIRMED.match(text.strip("*\"'`. ")) if len(lines) == 1 else None
+    return names.get(affirmed["name"].strip("*\"'`. ").lower()) if affirmed else None
 
 
 # -------------------------------------------------------------------------------------------- resolve steps

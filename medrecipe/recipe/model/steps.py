@@ -158,9 +158,9 @@ class LLMClassifier(LLMCall):
     )
     max_tokens: PositiveInt = Field(16, description="Maximum tokens of the answer (a label).")
     synonyms: dict[str, str] = Field(
-        {}, description="Other answers that mean a label, e.g. {Medicine: Medical}. An answer counts only if it is a label or "
-        "a synonym (case aside), or a sentence naming exactly one of them without a negation: 'not medical', 'Non-medical' "
-        "and 'Medical or Biology' name no label.")
+        {}, description="Other answers that mean a label, e.g. {Medicine: Medical}. An answer counts only if its first line is "
+        "a label or a synonym (case, 'Label:', quotes and asterisks aside), or it is one line saying 'The domain (label, "
+        "category, topic) is <label>': 'not medical', 'Anything but Medical' and 'Medical or Biology' name no label.")
 
     @field_validator("prompt")
     @classmethod
