@@ -100,6 +100,18 @@ def test_verification_sketch_estimates_jaccard_closely():
     assert np.sqrt(np.mean(np.square(errors))) < 0.02
 
 
+def test_a_pair_at_the_threshold_is_a_duplicate():
+    """'At or above the threshold': two short texts sharing 7 of their 10 4-grams (Jaccard 0.7 exactly, each shingle in
+    a bin of its own) are linked at 0.7 and not at 0.71 (review: a chance correction put them at 0.6999954)."""
+    a = " ".join(f"w0q{i}" for i in range(10))
+    b = a + " x0 y0 z0"
+    assert _jaccard(a, b) == 0.7
+    signatures, sketches = batch_sketches([a, b], 4, 128)
+    assert float(estimated_jaccard(sketches[0], sketches[1])) == 0.7
+    assert duplicate_clusters(signatures, Verifier.in_memory(sketches, 0.7), 0.7)[0].tolist() == [0, 0]
+    assert duplicate_clusters(signatures, Verifier.in_memory(sketches, 0.71), 0.71)[0].tolist() == [0, 1]
+
+
 def _sketches_one_by_one(text: str, ngram: int, num_perm: int) -> tuple[list[int], list[int]]:
     """The sketches of one text as batch_sketches defines them, in plain Python: each shingle's bin from its high 32
     bits, the minimum of its low 32 bits per bin, LSH bins as unions of verification bins, empty LSH bins filled
