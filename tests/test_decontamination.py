@@ -205,6 +205,16 @@ def test_fuzzy_matches_equal_scoring_every_pair(threshold, include_options):
     assert sum(70 <= score < 80 for score in best) >= 10, "and the near misses below it"
 
 
+def test_a_score_a_hair_under_a_fractional_threshold_is_no_match():
+    """rapidfuzz's extractOne lets through scores a few millionths under its score_cutoff; brute force (fuzz.ratio
+    >= threshold) does not, and neither does the index (review, reproduced: 66.6699995 matched at 66.67)."""
+    text, item = "a" * 6668 + "x" * 3333, "a" * 6668 + "y" * 3334
+    score = fuzz.ratio(fuzzy_normalize(text), fuzzy_normalize(item))
+    assert 66.67 - 1e-5 < score < 66.67
+    assert FuzzyIndex([EvalItem("b", "1", item, item)], 66.67).matches([text]) == [None]
+    assert FuzzyIndex([EvalItem("b", "1", item, item)], 66.66).matches([text])[0][1] == score
+
+
 def test_fuzzy_matches_on_the_quickstart_corpus_equal_scoring_every_pair():
     locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n)}
                  for n, r, s in (("medmcqa", "multiple_choice", {"gold": "cop"}), ("medqa", "multiple_choice", {"gold": "answer_idx"}),

@@ -264,7 +264,8 @@ class FuzzyIndex:
                 continue
             best = process.extractOne(normalized[row], [self.texts[c] for c in chosen], scorer=fuzz.ratio,
                                       score_cutoff=self.threshold)
-            if best is not None:
+            # rapidfuzz's cutoff lets through scores a few millionths under it (fuzz.ratio's own cutoff does not)
+            if best is not None and best[1] >= self.threshold:
                 position = int(chosen[best[2]])
                 results[row] = (int(self.owners[position]), float(best[1]), self.kinds[position])
         return results
