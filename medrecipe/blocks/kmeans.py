@@ -6,8 +6,8 @@ clusters never need a 13 GB block. A cluster left empty by an update is moved on
 from its centre (as scikit-learn does), so Lloyd returns K clusters that all have members.
 
 `two_level` clusters into sqrt(K) coarse groups first and splits each group into a share of K proportional
-to its size (largest remainders, never more than its points): every iteration compares a point with about
-2 sqrt(K) centres instead of K, and the shares add up to exactly K.
+to its size (largest remainders, never more than its different points): every iteration compares a point with
+about 2 sqrt(K) centres instead of K, and the shares add up to exactly K (where the points hold K different ones).
 """
 
 from __future__ import annotations
@@ -234,24 +234,34 @@ def lloyd(points: np.ndarray, k: int, iterations: int, seed: int, backend: Backe
 # ---------------------------------------------------------------------------------------------- k-means
 
 
-def shares(sizes: np.ndarray, k: int) -> np.ndarray:
+def shares(sizes: np.ndarray, k: int, room: np.ndarray | None = None) -> np.ndarray:
     """Clusters per group: proportional to the group's size, at least one per non-empty group (while k allows),
-    never more than its points, adding up to exactly k (k at most sizes.sum())."""
+    never more than its `room` (its different points; by default its points), adding up to exactly k (k at most
+    room.sum(); a non-empty group has room for one)."""
+    room = sizes if room is None else room
     if k < np.count_nonzero(sizes):  # fewer clusters than groups: one each for the largest groups
         given = np.zeros(sizes.size, dtype=np.int64)
         given[np.argsort(-sizes, kind="stable")[:k]] = 1
         return given
     exact = k * sizes / sizes.sum()
-    given = np.minimum(np.maximum(np.floor(exact), 1), sizes).astype(np.int64) * (sizes > 0)
+    given = np.minimum(np.maximum(np.floor(exact), 1), room).astype(np.int64) * (sizes > 0)
     while given.sum() < k:  # the largest remainders first, where there is room
-        gap = np.where(given < sizes, exact - given, -np.inf)
-        chosen = np.argsort(-gap, kind="stable")[: min(k - int(given.sum()), int((given < sizes).sum()))]
+        gap = np.where(given < room, exact - given, -np.inf)
+        chosen = np.argsort(-gap, kind="stable")[: min(k - int(given.sum()), int((given < room).sum()))]
         given[chosen] += 1
     while given.sum() > k:  # one per group went beyond k: take back from those most above their exact share
         gap = np.where(given > 1, given - exact, -np.inf)
         chosen = np.argsort(-gap, kind="stable")[: min(int(given.sum()) - k, int((given > 1).sum()))]
         given[chosen] -= 1
     return given
+
+
+def distinct_rows(rows: np.ndarray) -> int:
+    """How many different points `rows` holds (rows equal byte for byte are one point)."""
+    if rows.shape[0] < 2:
+        return rows.shape[0]
+    rows = np.ascontiguousarray(rows)
+    return int(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))).size)
 
 
 def kmeans(points: np.ndarray, k: int, iterations: int, method: str = "auto", seed: int = 0,
@@ -279,14 +289,24 @@ def kmeans(points: np.ndarray, k: int, iterations: int, method: str = "auto", se
     coarse_of_training = coarse_of_points if training is points else backend.assign(training, coarse)[0]
     # On a CPU, torch and faiss have a fixed cost per call that many small problems do not repay: groups run on numpy.
     fine = backend if backend.device == "cuda" else Backend("numpy")
-    given = shares(np.bincount(coarse_of_points, minlength=coarse_k), k)
+    by_group = np.argsort(coarse_of_training, kind="stable")
+    bounds = np.searchsorted(coarse_of_training[by_group], np.arange(coarse_k + 1))
+
+    def group_training(group: int) -> np.ndarray:
+        """A group's training points; its members where the training sample has none of them."""
+        rows = training[by_group[bounds[group] : bounds[group + 1]]]
+        return rows if rows.shape[0] else points[coarse_of_points == group]
+
+    # A group gets no more centres than it has different points: copies of one prompt (several responses to it) are
+    # one point, and the centres beyond them would stay empty.
+    sizes = np.bincount(coarse_of_points, minlength=coarse_k)
+    room = np.array([distinct_rows(group_training(group)) if sizes[group] else 0 for group in range(coarse_k)])
+    given = shares(sizes, min(k, int(room.sum())), room)
     centres, labels, distances = [], np.empty(points.shape[0], dtype=np.int64), np.empty(points.shape[0], dtype=np.float32)
     offset = 0
     for group in np.flatnonzero(given):
         members = np.flatnonzero(coarse_of_points == group)
-        sub_training = training[coarse_of_training == group]
-        if sub_training.shape[0] < given[group]:
-            sub_training = points[members]
+        sub_training = group_training(int(group))
         seeds = seed_centres(sub_training, int(given[group]), np.random.default_rng(seed + int(group) + 1))
         sub_centres = fine.refine(np.ascontiguousarray(sub_training), seeds, iterations, seed)
         sub_labels, sub_distances = fine.assign(points[members], sub_centres)
