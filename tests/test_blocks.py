@@ -16,7 +16,7 @@ from medrecipe.blocks.hashing import batch_token_hashes, code_points, lower_code
 from medrecipe.blocks.minhash import (Verifier, batch_sketches, duplicate_clusters, estimated_jaccard, lsh_bands, shingle_hashes,
                                       verify_bins)
 from medrecipe.blocks.readers import SourceReader
-from medrecipe.blocks.record import MappingError, build_record
+from medrecipe.blocks.record import MappingError, build_record, order_key
 from medrecipe.blocks.text import tokens, whole_word_count, word_count
 
 
@@ -357,3 +357,16 @@ def test_the_distribution_check_answers_as_datatroves_own():
     ours = [is_distribution_available(name) for name in asked]
     assert ours.count(True) >= len(names) + 3
     assert ours == theirs
+
+
+def test_reading_order_keys_never_collide():
+    """A record's order is its source, part and row in one int64. Parts had 12 bits: the 4,097th part of a source
+    (64 MiB each: 256 GiB) took the places of the next source's rows (review: order_key(0, 4096 << 28 | 5) was
+    order_key(1, 5)). A place past the bits is an error, not another record's place."""
+    places = [(0, 0, 0), (0, 0, 2**31 - 1), (0, 1, 0), (0, 4096, 5), (0, 2**20 - 1, 2**31 - 1), (1, 0, 0), (1, 0, 5),
+              (4095, 2**20 - 1, 2**31 - 1)]
+    keys = [order_key(*place) for place in places]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys) and max(keys) < 2**63
+    for beyond in ((0, 2**20, 0), (0, 0, 2**31), (4096, 0, 0)):
+        with pytest.raises(ValueError, match="past the"):
+            order_key(*beyond)

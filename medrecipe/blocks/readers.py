@@ -291,7 +291,7 @@ class SourceReader(PipelineStep):
                 with self.track_time():
                     try:
                         record = build_record(row, self.source["fields"], self.name, self.source.get("kind", "conversations"),
-                                              row_id=row_id, order=order_key(self.source_index, (shard << 28) | row_index))
+                                              row_id=row_id, order=order_key(self.source_index, shard, row_index))
                         messages = record["metadata"]["messages"]
                         if not prompt_text_of(messages).strip():
                             raise EmptyText("the prompt is empty")

@@ -19,7 +19,9 @@ from typing import Any
 from datatrove.data import Document
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-ORDER_SOURCE_SHIFT = 40  # order = source index << 40 | row index: unique and sortable across sources
+# order = source << 51 | part << 31 | row: unique and sortable across sources, the parts of a source (its files' row
+# groups, a Hub dataset's shards) and their rows, within the int64 the steps sort and store orders in.
+_PART_BITS, _ROW_BITS = 20, 31
 
 
 class MappingError(ValueError):
@@ -89,8 +91,12 @@ def _portable(value: Any) -> Any:
     return value
 
 
-def order_key(source_index: int, row_index: int) -> int:
-    return (source_index << ORDER_SOURCE_SHIFT) | row_index
+def order_key(source_index: int, part: int, row: int) -> int:
+    """A record's place in reading order: `row` of `part` of the recipe's source number `source_index`."""
+    if part >> _PART_BITS or row >> _ROW_BITS or source_index >> (63 - _PART_BITS - _ROW_BITS):
+        raise ValueError(f"source {source_index}, part {part}, row {row}: past the {1 << _PART_BITS:,} parts of "
+                         f"{1 << _ROW_BITS:,} rows a source may have (records would share a place in reading order)")
+    return (((source_index << _PART_BITS) | part) << _ROW_BITS) | row
 
 
 def _column(row: dict, name: str, source: str) -> Any:

@@ -148,7 +148,7 @@ class DataOutput(Strict):
 class Data(Strict):
     """Data curation: sources mapped into one chat format, then an ordered list of curation steps."""
 
-    sources: list[Source] = Field(min_length=1, description="Input datasets, read in this order (earlier sources win dedup ties).")
+    sources: list[Source] = Field(min_length=1, max_length=4096, description="Input datasets, read in this order (earlier sources win dedup ties).")
     steps: list[Step] = Field(default_factory=list, description="Curation steps, applied in order.")
     output: DataOutput = Field({}, description="How the curated dataset is written.")
     expected_samples: PositiveInt | None = Field(None, description="Size of the original release's dataset, for the card.")
