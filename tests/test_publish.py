@@ -207,10 +207,29 @@ def test_publishing_without_a_valid_token_is_a_clear_error(local_hub, release):
 
     wrong = publish(local_hub, release, token="hf_wrong")
     assert wrong.returncode == 2 and "the Hub did not accept the token" in wrong.stderr
+    # a rerun cannot get past a refusal: the hint says what to change, not "rerun"
     elsewhere = publish(local_hub, release, "--namespace", "someone-else")
     assert elsewhere.returncode == 2
     assert "publishing someone-else/tiny-med-data failed" in elsewhere.stderr and "rights" in elsewhere.stderr
+    assert "the token may not write to someone-else/tiny-med-data" in elsewhere.stderr and "rerun" not in elsewhere.stderr
     assert local_hub.repos == {}
+
+    # the Hub failing is not the token failing (review: a 503 was reported as a refused token)
+    local_hub.fail("GET", "^/api/whoami", status=503, message="Service Unavailable")
+    down = publish(local_hub, release)
+    assert down.returncode == 2 and "could not say whose the token is" in down.stderr and "try again later" in down.stderr
+    assert "did not accept the token" not in down.stderr and "Traceback" not in down.stderr
+
+
+def test_the_summary_shows_the_visibility_the_repository_has(local_hub, release):
+    """An existing repository keeps its visibility: the table says what it is, not what the recipe asked for."""
+    write_dataset(release.layout)
+    local_hub.seed(*DATASET, {"main": {"notes.md": b"made by hand"}}, private=False)
+    result = publish(local_hub, release, "--stage", "data")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith(DATASET[1]))
+    assert "public (kept; the recipe asks for private)" in row
+    assert not local_hub.repo(*DATASET).private and "exists and is public" in result.stderr
 
 
 # ---------------------------------------------------------------------------------- offline (in-process)

@@ -100,7 +100,8 @@ def command(
             [
                 [
                     result.content.artifact.repo_id,
-                    _visibility(result.content.private),
+                    _visibility(result.private) + ("" if result.private == result.content.private
+                                                   else f" (kept; the recipe asks for {_visibility(result.content.private)})"),
                     str(len(result.content.files)),
                     human_size(result.content.size),
                     f"{result.commit[:8]} ({'new' if result.committed else 'unchanged'})",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from huggingface_hub import HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError, HTTPError  # HTTPError: the HTTP client's base error
+from huggingface_hub.errors import HFValidationError, HfHubHTTPError, HTTPError  # HTTPError: the HTTP client's base error
 
 from .. import __version__
 from ..errors import UserError
@@ -35,6 +35,7 @@ UPLOAD_ERRORS = (HTTPError, OSError, RuntimeError, ValueError)
 @dataclass
 class Pushed:
     content: RepoContent
+    private: bool  # the repository's visibility, which an existing repository keeps whatever the recipe asks
     commit: str  # the repository's head after the push
     committed: bool  # whether this push made a commit
     tag: str  # created | moved | unchanged | off
@@ -52,14 +53,18 @@ def connect() -> tuple[HfApi, str]:
     try:
         account = api.whoami()["name"]
     except HfHubHTTPError as exc:
-        raise UserError(f"the Hub did not accept the token: {_reason(exc)}", "check HF_TOKEN or run `hf auth login`") from None
+        if _status(exc) in (401, 403):
+            raise UserError(f"the Hub did not accept the token: {_reason(exc)}", "check HF_TOKEN or run `hf auth login`") from None
+        raise UserError(f"the Hub at {api.endpoint} could not say whose the token is: {_reason(exc)}",
+                        "try again later (the Hub's status: https://status.huggingface.co), or check HF_ENDPOINT") from None
     except UPLOAD_ERRORS as exc:
         raise UserError(f"could not reach the Hub at {api.endpoint}: {_reason(exc)}", "check the network and HF_ENDPOINT") from None
     return api, account
 
 
 def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callable[[str], None]) -> list[Pushed]:
-    """Push every repository in turn; a failure stops with a UserError that says rerunning resumes."""
+    """Push every repository in turn; a failure stops with a UserError that says what to do: rerunning resumes a
+    push that broke off."""
     pushed = []
     for index, content in enumerate(contents, start=1):
         artifact = content.artifact
@@ -67,11 +72,27 @@ def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callabl
         try:
             pushed.append(_push_one(api, content, release))
         except UPLOAD_ERRORS as exc:
-            raise UserError(
-                f"publishing {artifact.repo_id} failed: {_reason(exc)}",
-                "rerun the same command to finish: what already reached the Hub is not uploaded again",
-            ) from None
+            raise UserError(f"publishing {artifact.repo_id} failed: {_reason(exc)}", _what_to_do(exc, artifact.repo_id)) from None
     return pushed
+
+
+def _what_to_do(exc: BaseException, repo_id: str) -> str:
+    """Rerunning finishes a push that broke off (a server error, too many requests, the network, a transfer); a
+    request the Hub refused would be refused again."""
+    status = _status(exc)
+    if status == 401:
+        return "the Hub no longer accepts the token: check HF_TOKEN or run `hf auth login`, then rerun"
+    if status == 403:
+        return (f"the token may not write to {repo_id}: use a token with write access to {repo_id.split('/')[0]}, "
+                "or publish under another namespace with --namespace")
+    if isinstance(exc, HFValidationError) or (status is not None and 400 <= status < 500 and status != 429):
+        return "the Hub refused the request, and would refuse it again: change what the message names, then rerun"
+    return "rerun the same command to finish: what already reached the Hub is not uploaded again"
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of the Hub's answer, where the error is one."""
+    return exc.response.status_code if isinstance(exc, HfHubHTTPError) else None
 
 
 def _push_one(api: HfApi, content: RepoContent, release: Release) -> Pushed:
@@ -103,7 +124,7 @@ def _push_one(api: HfApi, content: RepoContent, release: Release) -> Pushed:
             delete_patterns="*" if content.complete else None,
         )
     tag = _tag(api, repo, release, commit.oid) if recipe.publish.tag_recipe_hash else "off"
-    return Pushed(content, commit.oid, commit.oid != before.sha, tag, warnings)
+    return Pushed(content, before.private, commit.oid, commit.oid != before.sha, tag, warnings)
 
 
 def _tag(api: HfApi, repo: dict, release: Release, commit: str) -> str:
