@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import stat
 import subprocess
@@ -453,32 +454,61 @@ def test_passthrough_keys_that_send_data_elsewhere_are_warned_about_naming_the_f
 
 
 def test_markup_in_recipe_text_stays_text_in_the_cards(tmp_path):
-    """Every card rendered as the Hub renders Markdown (CommonMark with inline HTML): what a recipe wrote, wherever
-    it lands (description, base model, benchmark titles, source paths, step parameters and their names, Axolotl
-    passthrough, limitations), is text."""
+    """Every card rendered as the Hub renders Markdown (CommonMark with inline HTML and tables): what a recipe wrote,
+    wherever it lands (description, overview, base model, benchmark titles, sources and their files, step parameters
+    and their names, hyperparameters, Axolotl passthrough, limitations, the paper's URL), is text. The only links are
+    medrecipe's (to the Hub, to the serving tools' docs) and the URLs the recipe gives, whole; the only HTML is the
+    cards' own <details>."""
     from markdown_it import MarkdownIt
 
+    paper = "https://arxiv.org/abs/1[official](https://evil.example/p)"
+    source_url = "https://x.example/a)![pixel](https://evil.example/src.png"
     recipe = write(tmp_path, "r.yaml", BASE.replace("base_model: Qwen/Qwen3-8B", "base_model: './<b>base</b>'")
-                   + textwrap.dedent("""        description: 'A model <script>alert(1)</script> <img src=x onerror="alert(1)"> [click](javascript:alert(1))'
+                   + textwrap.dedent("""        description: 'A model <script>alert(1)</script> <img src=x onerror="alert(1)"> [click](javascript:alert(1)) [weights][w] ![t][p]'
+        hub: {reproduces: {paper: '%s'}}
         data:
-          sources: [{name: s, path: "x`<img src=x onerror=alert(7)>`.jsonl", fields: {prompt: q, response: r}}]
+          sources:
+            - {name: s, path: "x`<img src=x onerror=alert(7)>`.jsonl", fields: {prompt: q, response: r}}
+            - {name: h, hub: org/ds, url: '%s', data_files: ['<img src=x onerror=alert(8)>.jsonl', '[f](https://evil.example/f)'],
+               fields: {prompt: q, response: r}}
           steps:
             - {type: complete_generation, drop_finish_reasons: ["<b>x</b>"]}
             - {type: domain_filter, classifier: {backend: embedding, labels: {"<img src=x onerror=alert(3)>": a, B: b}}, keep: [B]}
-        sft: {datasets: [{path: x}], axolotl: {wandb_name: "<img src=x onerror=alert(4)>"}}
+        sft: {datasets: [{path: x}], optimizer: "<img src=y onerror=alert(5)>[o](https://evil.example/o)",
+              roles_to_train: ["[r](https://evil.example/r)"], axolotl: {wandb_name: "<img src=x onerror=alert(4)>"}}
         eval:
           benchmarks: [mine]
           custom_benchmarks: [{name: mine, title: "<img src=x onerror=alert(2)>", hub: org/mine}]
-        publish: {card: {limitations: ["<iframe src=evil>"]}}
-        """))
-    assert medrecipe("compile", str(recipe), "--out", "build", cwd=tmp_path).returncode == 0
+        publish:
+          card:
+            overview: "Our weights: [official][w]\\n\\n[w]: https://evil.example/phish\\n[p]: https://evil.example/pixel.png"
+            limitations: ["<iframe src=evil>"]
+        """ % (paper, source_url)))
+    compiled = medrecipe("compile", str(recipe), "--out", "build", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
     cards = list((tmp_path / "build" / "cards").rglob("README.md"))
     assert {card.parent.name for card in cards} == {"model", "dataset"}
+    markdown = MarkdownIt("commonmark").enable("table")
+
+    def tokens(found):
+        for token in found:
+            yield token
+            yield from tokens(token.children or [])
+
     for card in cards:
-        rendered = MarkdownIt("commonmark").render(card.read_text().split("\n---\n", 1)[1])  # the body, after the YAML header
-        for element in ("<script", "<img", "<iframe", "<b>", 'href="javascript:'):
+        body = card.read_text().split("\n---\n", 1)[1]  # after the YAML header
+        rendered = markdown.render(body)
+        for element in ("<script", "<img", "<iframe", "<b>", 'href="javascript:', 'href="https://evil'):
             assert element not in rendered, (card.parent.name, element)
         assert "&lt;script&gt;" in rendered or card.parent.name != "model"
+        parsed = list(tokens(markdown.parse(body)))
+        links = {token.attrGet("href") for token in parsed if token.type == "link_open"}
+        assert all(href.startswith(("https://huggingface.co/", "https://docs.vllm.ai", "https://docs.sglang.ai")) for href in links - {
+            "https://arxiv.org/abs/1%5Bofficial%5D%28https://evil.example/p%29",
+            "https://x.example/a%29!%5Bpixel%5D%28https://evil.example/src.png"}), links
+        assert not [token for token in parsed if token.type == "image"]
+        html_tags = {tag for token in parsed if token.type.startswith("html") for tag in re.findall(r"</?([A-Za-z]+)", token.content)}
+        assert html_tags <= {"details", "summary", "code"}, (card.parent.name, html_tags)
     refused(medrecipe("validate", str(recipe), "--set", "license=<script>x</script>", cwd=tmp_path), "license: String should match")
 
 

@@ -18,7 +18,7 @@ from ...recipe.model import (
 )
 from ...recipe.rules import step_names
 from ..release import DATASET_FILES, HubRepo, Release, hub_url
-from .rendering import benchmark_link, code_span, format_count, format_value, markdown_text, public_path, recipe_text, render
+from .rendering import benchmark_link, code_span, format_count, format_value, link, markdown_text, public_path, recipe_text, render
 
 
 def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, stats: dict | None = None) -> str:
@@ -78,9 +78,9 @@ def _sources(recipe: Recipe, stats: dict | None) -> list[list[str]]:
     for source in recipe.data.sources:
         counts = counted.get(source.name, {})
         if source.hub:
-            url = source.url or hub_url(source.hub, "dataset")
-            where = f"[{source.hub}]({url})"
-            detail = [part for part in (source.subset, source.split) if part] + list(source.data_files or [])
+            where = link(source.hub, source.url or hub_url(source.hub, "dataset"))
+            # subset and split are names (validated); a file pattern may hold anything, and shows as code
+            detail = [part for part in (source.subset, source.split) if part] + [code_span(f) for f in source.data_files or []]
         else:
             where = f"local {code_span(public_path(source.path))}"
             detail = []

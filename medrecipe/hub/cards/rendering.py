@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["count"] = format_count
     environment.filters["fence"] = fence
     environment.filters["code"] = code_span
+    environment.filters["link"] = link
     environment.filters["pystr"] = lambda text: json.dumps(text, ensure_ascii=False)  # a Python string literal
     return environment
 
@@ -60,9 +62,21 @@ def render(template: str, context: dict) -> str:
 
 
 def markdown_text(value: Any) -> str:
-    """Text a recipe wrote, shown as text: HTML (<script>, onerror=...) escaped, and no inline link (a `](javascript:`
-    written in a description stays words). Links a card shows are built by medrecipe from validated ids and URLs."""
-    return html.escape(str(value), quote=False).replace("](", "]\\(")
+    """Text a recipe wrote, shown as text: HTML (<script>, onerror=...) escaped, and square brackets escaped, so that
+    no link or image can be written (inline, `[text][ref]` with a `[ref]: url` definition, `![x](pixel)`). Links a card
+    shows are built by medrecipe (`link`) from validated ids and URLs."""
+    text = html.escape(str(value), quote=False).replace("\\", "\\\\")  # a backslash of its own cannot escape an escape
+    return text.replace("[", "\\[").replace("]", "\\]")
+
+
+def link(text: Any, url: str) -> str:
+    """A Markdown link to a URL the recipe gave (validated as http(s), with no spaces or quotes): its text escaped, and
+    in its destination every character that could end it or open another ( `()<>[]\\` ) percent-encoded, which
+    names the same resource (RFC 3986 2.1), so that `https://x/a)![pixel](https://evil/)` stays one link."""
+    return f"[{markdown_text(text)}]({urllib.parse.quote(url, safe=_URL_KEPT)})"
+
+
+_URL_KEPT = ":/?#@!$&'*+,;=%~-._"  # what `link` leaves in a URL; letters and digits are always kept
 
 
 def code_span(text: Any) -> str:
@@ -75,8 +89,13 @@ def code_span(text: Any) -> str:
 
 
 def cell(value: Any) -> str:
-    """A value as a Markdown table cell: formatted, with pipes escaped and lines joined."""
-    return format_value(value).replace("|", "\\|").replace("\n", " ")
+    """A value as a Markdown table cell: formatted, with pipes escaped, lines joined, and `<` and `>` outside code spans
+    escaped: a value that reached a table unescaped (an optimizer's name, say) shows its HTML as text. (A value's
+    brackets are escaped where it is put into a row: a cell holds medrecipe's own links too.)"""
+    text = format_value(value).replace("|", "\\|").replace("\n", " ")
+    parts = re.split(r"((?<!`)(`+)(?!`).*?(?<!`)\2(?!`))", text)  # code spans (CommonMark: runs of equal length) kept
+    return "".join(part if index % 3 == 1 else part.replace("<", "&lt;").replace(">", "&gt;")
+                   for index, part in enumerate(parts) if index % 3 != 2)
 
 
 def format_value(value: Any) -> str:
