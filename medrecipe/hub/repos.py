@@ -324,9 +324,8 @@ def _refuse_files_outside(content: RepoContent, build: Path) -> None:
     for file in content.files:
         if file.source is not None and not file.source.resolve().is_relative_to(root):
             raise UserError(
-                f"{content.artifact.repo_id}: {display(file.source.parent)}/{file.source.name} leads out of the build, to "
-                f"{file.source.resolve()}; "
-                "only files in the build are published",
+                f"{content.artifact.repo_id}: {display(file.source.parent)}/{file.source.name} leads out of the build, "
+                f"to {file.source.resolve()}; only files in the build are published",
                 "copy the file into the build if it belongs to the release, or remove the link",
             )
 

@@ -40,7 +40,7 @@ def hub_id_problem(value: str) -> str | None:
     return None
 
 
-def hub_id(value: str) -> str:
+def _hub_id(value: str) -> str:
     if problem := hub_id_problem(value):
         raise ValueError(f"{value!r} is not a Hub repository id: {problem}")
     return value
@@ -50,7 +50,7 @@ def hub_namespace(value: str) -> str:
     """A Hub user or organisation name (the namespace part of a repository id)."""
     if "/" in value:
         raise ValueError(f"{value!r} is not a Hub user or organisation name")
-    return hub_id(value)
+    return _hub_id(value)
 
 
 def _model_reference(value: str) -> str:
@@ -61,7 +61,7 @@ def _model_reference(value: str) -> str:
                          "and OpenRLHF's dataset lists read them as separators)")
     if value.startswith(("/", ".", "~")) or "/" in value and value.count("/") > 1:
         return value
-    return hub_id(value)
+    return _hub_id(value)
 
 
 def model_choice(own: tuple[str, ...]) -> Any:
@@ -82,9 +82,9 @@ Slug = Annotated[
 ]
 RepoName = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=96, description="A Hub repository name (no namespace)."),
-    AfterValidator(hub_id),
+    AfterValidator(_hub_id),
 ]
-HubId = Annotated[str, AfterValidator(hub_id)]
+HubId = Annotated[str, AfterValidator(_hub_id)]
 ModelRef = Annotated[str, AfterValidator(_model_reference)]
 Namespace = Annotated[str, AfterValidator(hub_namespace)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
