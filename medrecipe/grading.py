@@ -88,9 +88,10 @@ def boxed_contents(text: str) -> list[str]:
 
 def last_boxed(response: str) -> str | None:
     """The last boxed answer of the final region. A box inside the reasoning is a draft: after `</think>` the answer
-    is what the model says there, boxed or not."""
-    contents = boxed_contents(final_region(response))
-    return contents[-1] if contents else None
+    is what the model says there, boxed or not. An empty box holds no answer (models echo the prompt's "put your
+    final answer within \\boxed{}"), and is passed over."""
+    boxes = [content for content in boxed_contents(final_region(response)) if content.strip()]
+    return boxes[-1] if boxes else None
 
 
 def strip_latex(text: str) -> str:
@@ -115,6 +116,10 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
         text = text[1:-1].strip()
     text = _ANSWER_PREFIX.sub("", text).strip("*").strip()
     valid = set(options) if options else set(LETTERS)
+    # A bare letter is that option, whatever the options say: the prompt letters them, and an option whose text is a
+    # letter ("vitamin: A. B  B. C", blood groups) would otherwise take the answer.
+    if (bare := re.fullmatch(r"\(?([A-Z])\)?", text)) and bare.group(1) in valid:
+        return bare.group(1)
     if options:
         # The whole answer is an option's text: "A beta blocker" names that option, not option A.
         wanted = normalize(text)
@@ -147,8 +152,9 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
 
 
 def fallback_letter(response: str, options: dict[str, str] | None = None) -> str | None:
-    """An option letter stated without a box ("The answer is B"), from the final region."""
-    region = _squeezed(final_region(response))
+    """An option letter stated without a box ("The answer is B", "答案是Ｂ"), from the final region (full-width
+    letters and brackets read as their ASCII forms)."""
+    region = unicodedata.normalize("NFKC", _squeezed(final_region(response)))
     valid = set(options) if options else set(LETTERS)
     for pattern in _FALLBACK_LETTER:
         matches = [m.group(1).upper() for m in pattern.finditer(region)
@@ -166,12 +172,14 @@ def yes_no_maybe(answer: str) -> str | None:
 
 
 def fallback_yes_no_maybe(response: str) -> str | None:
+    """A decision stated without a box: "The answer is yes", "Conclusion: no", else a line that is the decision alone
+    ("**Yes.**"); the last of them. A "no" inside a sentence ("Note: no trials exist") decides nothing."""
     region = _squeezed(final_region(response))
     stated = _STATED_YES_NO_MAYBE.findall(region)
     if stated:
         return stated[-1].lower()
-    tail = region.strip().splitlines()[-1] if region.strip() else ""
-    return yes_no_maybe(tail)
+    alone = [normalize(line) for line in region.splitlines() if normalize(line) in YES_NO_MAYBE]
+    return alone[-1] if alone else None
 
 
 def _number(text: str) -> float | None:

@@ -233,6 +233,28 @@ def test_grade_yes_no_maybe():
     assert not grading.grade("\\boxed{maybe}", "yes", "yes_no_maybe")["correct"]
 
 
+def test_grade_what_models_write_that_was_misread():
+    """Found by review, each reproduced (the first through lighteval's own classes on a compiled task)."""
+    # a bare boxed letter is the option of that letter, when the options' texts are letters too
+    vitamins = {"A": "B", "B": "C", "C": "D", "D": "E"}
+    assert grading.grade("<think>option B.</think>\n\n\\boxed{B}", "B", options=vitamins)["extracted"] == "B"
+    assert grading.grade("\\boxed{C}", "B", options={"A": "O", "B": "A", "C": "B", "D": "AB"})["extracted"] == "C"
+    assert grading.grade("\\boxed{AB}", "D", options={"A": "O", "B": "A", "C": "B", "D": "AB"})["correct"]
+    # an empty box, echoed from the prompt, does not cancel the answer
+    options = {"A": "x", "B": "y", "C": "z", "D": "w"}
+    echoed = "The answer is \\boxed{B}.\n\n(As requested, the final answer is placed within \\boxed{}.)"
+    assert grading.grade(echoed, "B", options=options) == {"correct": True, "extracted": "B", "via": "boxed"}
+    assert grading.grade("I will put my final answer within \\boxed{}.\n\nThe answer is B.", "B", options=options)["via"] == "fallback"
+    assert grading.grade("I will answer within \\boxed{}. The answer is yes.", "yes")["correct"]
+    # a "no" in a trailing note is no decision
+    assert grading.grade("Yes.\n\nNote: no randomized trials exist.", "yes")["correct"]
+    assert grading.grade("**Yes**\n\nThe study found no difference in the control arm.", "yes")["correct"]
+    assert grading.grade("In summary, the data support yes.\n\nLimitations: no blinding.", "yes")["extracted"] is None
+    # full-width letters and brackets, unboxed
+    for response in ("The answer is Ｂ.", "答案是Ｂ", "答案：（B）", "答案为（B）"):
+        assert grading.grade(response, "B", options=options)["extracted"] == "B", response
+
+
 def test_grade_kind_is_derived_from_the_gold():
     assert grading.answer_kind("C") == "choice"
     assert grading.answer_kind("(C)") == "choice"
