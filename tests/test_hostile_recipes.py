@@ -65,6 +65,10 @@ def write(folder: Path, name: str, text: str) -> Path:
     ("compute: {slurm: {sbatch_args: {\"constraint\\ntouch pwned\": h100}}}", "compute.slurm.sbatch_args"),
     ("compute: {slurm: {sbatch_args: {constraint: \"h100\\ntouch pwned\"}}}", "compute.slurm.sbatch_args.constraint: String should match"),
     ("compute: {slurm: {venv: '/opt/venv; touch pwned'}}", "compute.slurm.venv: String should match"),
+    # Slurm would write the job's output where the recipe says (found by review): the options, and their prefixes
+    ("compute: {slurm: {sbatch_args: {output: /home/victim/.bashrc}}}", "--output would be sbatch's --output"),
+    ("compute: {slurm: {sbatch_args: {err: /home/victim/.ssh/authorized_keys}}}", "--err would be sbatch's --error"),
+    ("compute: {slurm: {sbatch_args: {chd: /tmp}}}", "--chd would be sbatch's --chdir"),
     # lighteval parses its model as `key=value,...` (ModelConfig._parse_args): this would add trust_remote_code=True
     ("eval: {benchmarks: [medqa], model: 'attacker/model,trust_remote_code=True'}", "eval.model: 'attacker/model,trust"),
     ("eval: {benchmarks: [medqa], model: './model,trust_remote_code=True'}", "eval.model: './model,trust"),

@@ -108,7 +108,21 @@ ApiKeyEnv = Annotated[EnvName, AfterValidator(_endpoint_key)]
 
 # Slurm names and #SBATCH values go into a batch script, where a shell quote cannot protect them: a safe alphabet.
 SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
-SbatchOption = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
+# sbatch options that name a file or a folder: where the job writes its output, reads its input, runs. The scripts set
+# the log's place themselves (the stage's folder); a recipe's would have Slurm write wherever it says. sbatch parses
+# #SBATCH lines with getopt_long (SchedMD/slurm src/sbatch/opt.c), which takes any unambiguous prefix of a long
+# option ("--out" is --output), so their prefixes are refused too; `export` is an option of its own.
+_SBATCH_PATHS = ("output", "error", "input", "chdir", "export-file")
+
+
+def _sbatch_option(name: str) -> str:
+    if name != "export" and (path := next((path for path in _SBATCH_PATHS if path.startswith(name)), None)):
+        raise ValueError(f"--{name} would be sbatch's --{path}, which names a file or folder: a recipe may not choose "
+                         "where Slurm writes (the job's log goes to the stage's folder)")
+    return name
+
+
+SbatchOption = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64), AfterValidator(_sbatch_option)]
 SbatchValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.,:=/@%+-]*$", max_length=256)]
 # Paths and image names datatrove's Slurm executor writes into its batch script unquoted.
 ScriptWord = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./~+@:%=,-]+$", max_length=1024)]
