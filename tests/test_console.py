@@ -65,3 +65,61 @@ def test_progress_reads_openrlhf_and_the_trainer():
                  "Creating parquet from Arrow format: 100%|##| 1/1 [00:00<00:00, 680.67ba/s]"):
         evaluation.read(line)
     assert evaluation.line() == "eval: step 8/8 (100%)"
+
+
+def test_a_secret_printed_across_two_writes_is_scrubbed_in_the_log_and_on_the_terminal(tmp_path, capsys, monkeypatch):
+    """The output is scrubbed a whole line at a time: a block-buffered tool can split a token between two reads,
+    and each half passed (review: `token=hf_AAA...` reached `--verbose`'s terminal and every stage log)."""
+    token = "hf_" + "A" * 34
+    monkeypatch.setenv("HF_TOKEN", token)
+    tool = f"import sys, time\nsys.stdout.write('token={token[:10]}'); sys.stdout.flush(); time.sleep(0.3)\nprint('{token[10:]} used')"
+    log = tmp_path / "sft.log"
+    assert run_logged([sys.executable, "-c", tool], {}, None, "sft", log, verbose=True)[0] == 0
+    out, _ = capsys.readouterr()
+    assert "token=[redacted] used" in out and "token=[redacted] used" in log.read_text()
+    assert token[:10] not in out + log.read_text() and token[10:] not in out + log.read_text()
+
+
+def test_a_line_that_never_ends_is_taken_in_bounded_pieces():
+    """Output without line breaks is handed on once it passes the limit, not searched again on every read (review:
+    16 MB of dots took 12.8 s, and memory grew without bound); what comes out is what went in."""
+    from medrecipe.run.console import _LINE_LIMIT, _complete_lines
+
+    pending, taken, largest = b"", [], 0
+    chunks = [b"." * 65536] * 40 + [b"..\rstep 3/4 [00:01<00:01]\ntail"]
+    for chunk in chunks:
+        lines, pending = _complete_lines(pending, chunk)
+        taken.append(lines)
+        largest = max(largest, len(pending))
+    assert largest < _LINE_LIMIT and b"".join(taken) + pending == b"".join(chunks)
+    assert taken[-1].endswith(b"[00:01<00:01]\n") and pending == b"tail"
+
+
+def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
+    """The tool runs in a session of its own, ended as a whole on SIGTERM (scancel, kill) and on Ctrl-C: `launch.sh`
+    and the trainer it starts (review: the trainer was left running under init)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "trainer.pid"
+    launch = f"sleep 60 & echo $! > {pid_file}; wait"
+    script = ("from pathlib import Path\nfrom medrecipe.run.console import run_logged\n"
+              f"run_logged(['bash', '-c', {launch!r}], {{}}, None, 'rl', Path({str(tmp_path / 'rl.log')!r}))")
+    for signal_number, code in ((signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)):
+        pid_file.unlink(missing_ok=True)
+        medrecipe = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            time.sleep(0.05)
+        trainer = int(pid_file.read_text())
+        medrecipe.send_signal(signal_number)
+        assert medrecipe.wait(timeout=30) == code
+        for _ in range(100):  # the trainer ends, and init reaps it
+            try:
+                os.kill(trainer, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"the trainer outlived medrecipe after signal {signal_number}")

@@ -6,15 +6,20 @@ lines and its path. `run --verbose` streams the tool's own output as well.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
+from ..recipe.untrusted import redact
 
 # tqdm's bar, as Axolotl (the HF Trainer), OpenRLHF and lighteval draw it: " 12/30 [00:41<01:02, 2.1s/it]"
 _BAR = re.compile(r"\b(\d+)/(\d+) \[([0-9:]+)<([0-9:?]+)")
@@ -30,6 +35,8 @@ _TOKENS = re.compile(r"""(\d+(?:\.\d+)?)\s*tokens?/s\b|tokens_per_second['"]?\s*
 _DROPPED = re.compile(r"Dropped (\d+) sequences outside valid range \(\[[^\]]*?,\s*(\d+)\]\)")
 _EVERY_S = 30.0  # without a terminal to redraw on, a progress line at most this often
 _TAIL = 20  # log lines shown when the tool fails
+_LINE_LIMIT = 1 << 20  # bytes of a line that never ends, taken as it is
+_GRACE_S = 10.0  # how long an ended tool has to stop before it is killed
 
 
 @dataclass
@@ -75,36 +82,46 @@ class Progress:
 def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage: str, log: Path,
                verbose: bool = False) -> tuple[int, list[str]]:
     """Run a tool with its output in `log`; the console shows the progress line, and at once what the tool says it
-    left out of training. Returns the exit code and those notices."""
+    left out of training. Returns the exit code and those notices.
+
+    The output is taken a line at a time (up to a carriage return or a newline, or `_LINE_LIMIT` bytes of a line
+    that never ends), and each line is scrubbed of secrets before it reaches the log or the terminal: a token the
+    tool printed across two writes is whole by then. The tool runs in a session of its own, and the whole of it
+    (`launch.sh` and the trainer it starts) ends with medrecipe: on Ctrl-C, on SIGTERM (scancel, kill), on an error."""
     log.parent.mkdir(parents=True, exist_ok=True)
     progress = Progress(stage)
     terminal = sys.stdout.isatty()
     click.echo(f"{stage}: running, the tool's log is {log}")
     shown, pending = time.monotonic(), b""
-    with log.open("ab") as sink:
-        process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with log.open("ab") as sink, _ended_by_sigterm():
+        process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         try:
             assert process.stdout is not None
             for chunk in iter(lambda: process.stdout.read1(1 << 16), b""):
-                sink.write(chunk)
+                lines, pending = _complete_lines(pending, chunk)
+                if not lines:
+                    continue
+                text = redact(lines.decode("utf-8", "surrogateescape"))
+                sink.write(text.encode("utf-8", "surrogateescape"))
                 sink.flush()
-                if verbose:  # as text through sys.stdout, which medrecipe's CLI redacts
-                    sys.stdout.write(chunk.decode("utf-8", "replace"))
+                if verbose:
+                    sys.stdout.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
                     sys.stdout.flush()
-                *lines, pending = re.split(rb"[\r\n]", pending + chunk)
                 noticed = len(progress.notices)
-                changed = any([progress.read(line.decode("utf-8", "replace")) for line in lines])
+                changed = any([progress.read(line) for line in re.split(r"[\r\n]", text)])
                 for notice in progress.notices[noticed:]:
                     click.echo(("\r\x1b[2K" if terminal else "") + f"{stage}: {notice}")
                 if changed and not verbose and (terminal or time.monotonic() - shown >= _EVERY_S):
                     click.echo(("\r\x1b[2K" if terminal else "") + progress.line(), nl=not terminal)
                     shown = time.monotonic()
             code = process.wait()
-        except BaseException:  # Ctrl-C or an error here: the tool must not outlive medrecipe
-            process.terminate()
-            process.wait()
+        except BaseException:  # Ctrl-C, SIGTERM or an error here: the tool must not outlive medrecipe
+            _end(process)
             raise
-    progress.read(pending.decode("utf-8", "replace"))
+        rest = redact(pending.decode("utf-8", "surrogateescape"))
+        sink.write(rest.encode("utf-8", "surrogateescape"))
+    progress.read(rest)
     if terminal and not verbose:
         click.echo("\r\x1b[2K", nl=False)
     click.echo(progress.line() + (" · done" if code == 0 else f" · failed (exit code {code})"))
@@ -112,6 +129,54 @@ def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage:
         click.echo(f"the last lines of {log}:", err=True)
         click.echo("\n".join(tail(log, _TAIL)), err=True)
     return code, progress.notices
+
+
+def _complete_lines(pending: bytes, chunk: bytes) -> tuple[bytes, bytes]:
+    """(the complete lines of what was pending plus `chunk`, what is left of a line not yet ended). Only `chunk` is
+    searched for the last line break, and a line that grows past `_LINE_LIMIT` is taken as it is, so that output
+    without line breaks costs neither quadratic time nor unbounded memory. (A character cut there is whole again in
+    the log: both halves are decoded with surrogateescape and encoded back.)"""
+    joined = pending + chunk
+    end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+    cut = len(pending) + end + 1 if end >= 0 else (len(joined) if len(joined) >= _LINE_LIMIT else 0)
+    return joined[:cut], joined[cut:]
+
+
+def _end(process: subprocess.Popen) -> None:
+    """End the tool's whole session: SIGTERM, then SIGKILL for what is left of it after `_GRACE_S`."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signal_number)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + _GRACE_S
+        while time.monotonic() < deadline:
+            process.poll()  # reap the leader: a zombie would keep its group alive
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+    process.wait()
+
+
+@contextlib.contextmanager
+def _ended_by_sigterm():
+    """SIGTERM (scancel, kill) ends medrecipe as Ctrl-C does, through the `except` that ends the tool, with exit code
+    143; by default it would end medrecipe alone. The handler before is restored after; only the main thread may set
+    one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(number, frame):
+        raise SystemExit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def tail(log: Path, count: int) -> list[str]:
