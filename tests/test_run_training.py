@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medrecipe.compile.build import compile_recipe
@@ -104,6 +106,26 @@ def test_rl_needs_the_sft_model_first(write):
     with pytest.raises(UserError, match="SFT model") as info:
         run_stage(loaded, layout, "rl", RunOptions())
     assert "--stage sft" in info.value.hint
+
+
+def test_rl_that_ends_without_a_model_is_a_failure(write, monkeypatch):
+    """OpenRLHF exiting 0 without saving the model is no finished stage (review: it was "done", and `run --stage all`
+    went on to evaluate and publish a model that is not there)."""
+    import sys
+
+    from medrecipe.envs import tools
+    from medrecipe.run import jobs, rl_prompts
+
+    monkeypatch.setattr(tools, "require", lambda name, gpu=False: Path(sys.executable))
+    monkeypatch.setattr(rl_prompts, "write", lambda loaded, layout: None)  # the prompts are on the Hub, out of reach
+    monkeypatch.setattr(jobs, "visible_gpus", lambda python: 64)
+    loaded, layout = prepared(write, "compute.nodes=1")
+    layout.sft_output().mkdir(parents=True)
+    (layout.sft_output() / "config.json").write_text("{}")
+    (layout.root / "rl" / "launch.sh").write_text("echo 'nothing to train'\nexit 0\n")
+    with pytest.raises(UserError, match="saved no model") as info:
+        run_stage(loaded, layout, "rl", RunOptions())
+    assert "rl.log" in info.value.hint
 
 
 def test_rl_slurm_dry_run_starts_a_ray_cluster_and_submits(write, capsys):

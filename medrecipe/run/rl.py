@@ -81,6 +81,9 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     work.mkdir(parents=True, exist_ok=True)
     jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}", "rl",
                    work / "rl.log", options.verbose)
+    if not (final / "config.json").is_file():  # exit code 0 and no model: nothing to evaluate or publish
+        raise UserError(f"OpenRLHF ended without an error but saved no model in {final}",
+                        f"see {work / 'rl.log'}; rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}")
     return StageResult("rl", "done", outputs)
 
 
