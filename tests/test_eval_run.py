@@ -154,6 +154,28 @@ def test_a_missing_model_is_refused(write, tmp_path, eval_env):
     assert info.value.hint.startswith("run the rl stage first: medrecipe run ")
 
 
+def test_scores_are_read_only_from_this_runs_results(write, tmp_path, eval_env, monkeypatch):
+    """Every model is evaluated in the same folder: a run whose lighteval wrote no results must not take another
+    model's (review: model B's scores.json held model A's results). A stand-in launch.sh writes lighteval's layout."""
+    from medrecipe.compile import lighteval
+    from medrecipe.run import eval as evaluation
+
+    monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", "unused")
+    monkeypatch.setattr(lighteval, "ensure_offline_import", lambda python: None)
+    loaded, layout = compiled(write, tmp_path)
+    spec = evaluation.scores_spec(loaded, layout, "org/model-a")
+    results = {"results": {b["task"]: {b["key"]: 0.9, "unboxed": 0.0} for b in spec["benchmarks"].values()}}
+    launch = layout.root / "eval" / "launch.sh"
+    launch.write_text('mkdir -p "$EVAL_OUTPUT/results/a"\ncat > "$EVAL_OUTPUT/results/a/results_2026-01-01T00-00-00.json" <<J\n'
+                      + json.dumps(results) + "\nJ\n")
+    assert run_stage(loaded, layout, "eval", RunOptions(model="org/model-a")).status == "done"
+    assert json.loads(layout.eval_scores().read_text())["model"] == "org/model-a"
+    launch.write_text("echo 'lighteval: out of memory, giving up'\nexit 0\n")
+    with pytest.raises(UserError, match="no results of this run"):
+        run_stage(loaded, layout, "eval", RunOptions(model="org/model-b"))
+    assert json.loads(layout.eval_scores().read_text())["model"] == "org/model-a"
+
+
 def test_an_unset_judge_key_is_refused_before_generating(write, tmp_path, eval_env, monkeypatch):
     monkeypatch.delenv("MEDRECIPE_TEST_JUDGE_KEY", raising=False)
     loaded, layout = compiled(write, tmp_path)

@@ -53,7 +53,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         "HF_HUB_DISABLE_TELEMETRY": "1",
         **offline_models.tool_environment([model], python, options.dry_run),
     }
-    spec = scores_spec(loaded, layout, model)
+    # Results already there (another model's, a run before) are not this run's: one that wrote none fails.
+    spec = {**scores_spec(loaded, layout, model), "earlier": sorted(str(path) for path in output.glob("results/**/results_*.json"))}
     if options.launcher in ("slurm", "ray"):
         return _batch(loaded, layout, options, python, launch, env, spec, gpu, outputs)
     job = jobs.Job(f"lighteval {ev.backend} evaluation", ["bash", str(launch)], env)
@@ -202,8 +203,9 @@ def scores_spec(loaded: LoadedRecipe, layout: Layout, model: str) -> dict:
 def write_scores(output: str, spec: dict, target: str) -> None:
     """The newest lighteval run under `output` written to `target` as scores.json: per benchmark its score and
     standard error in percent, the items evaluated (rows of its details file), what the score measures and, for
-    boxed answers, the fraction found unboxed. Self-contained: it runs with the eval environment's Python, on
-    this machine or at the end of a Slurm job."""
+    boxed answers, the fraction found unboxed. Results listed in `spec["earlier"]` were there before this run
+    (another model's, say) and are not read. Self-contained: it runs with the eval environment's Python, on this
+    machine or at the end of a Slurm job."""
     import glob
     import json
     import os
@@ -211,9 +213,10 @@ def write_scores(output: str, spec: dict, target: str) -> None:
 
     import pyarrow.parquet as pq
 
-    found = sorted(glob.glob(os.path.join(output, "results", "**", "results_*.json"), recursive=True), key=os.path.basename)
+    found = sorted(set(glob.glob(os.path.join(output, "results", "**", "results_*.json"), recursive=True)) - set(spec["earlier"]),
+                   key=os.path.basename)
     if not found:  # the name holds the time: the last is the newest
-        raise SystemExit(f"lighteval wrote no results under {os.path.join(output, 'results')}")
+        raise SystemExit(f"lighteval wrote no results of this run under {os.path.join(output, 'results')}")
     results_file = found[-1]
     timestamp = os.path.basename(results_file)[len("results_"):-len(".json")]
     with open(results_file, encoding="utf-8") as handle:
