@@ -5,6 +5,7 @@ started by the test and stopped after, with every process it started.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -48,7 +49,10 @@ def ray_cluster(num_cpus: int = 2):
         while True:
             if head.poll() is not None:
                 raise RuntimeError(f"ray start exited with {head.returncode}: {head.stdout.read()[-3000:]}")
-            request = urllib.request.Request(f"{dashboard}/api/jobs/", headers={"Authorization": f"Bearer {token}"})
+            # Ready when it takes a job: the dashboard answers before the node's agent, which runs the jobs, has joined
+            # ("No available agent to submit job" on a loaded machine).
+            request = urllib.request.Request(f"{dashboard}/api/jobs/", data=json.dumps({"entrypoint": "true"}).encode(),
+                                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(request, timeout=5) as answer:
                     if answer.status == 200:
@@ -56,7 +60,7 @@ def ray_cluster(num_cpus: int = 2):
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the Ray dashboard did not answer within 180 s")
+                raise RuntimeError("the Ray cluster took no job within 180 s")
             time.sleep(1)
         yield dashboard, client
     finally:

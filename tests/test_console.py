@@ -105,7 +105,9 @@ def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
 
     pid_file = tmp_path / "trainer.pid"
     launch = f"sleep 60 & echo $! > {pid_file}; wait"
-    script = ("from pathlib import Path\nfrom medrecipe.run.console import run_logged\n"
+    # Ctrl-C as a terminal delivers it: Python ignores SIGINT where its parent did (a CI job started in the background)
+    script = ("import signal\nfrom pathlib import Path\nfrom medrecipe.run.console import run_logged\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               f"run_logged(['bash', '-c', {launch!r}], {{}}, None, 'rl', Path({str(tmp_path / 'rl.log')!r}))")
     for signal_number, code in ((signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)):
         pid_file.unlink(missing_ok=True)
