@@ -56,6 +56,7 @@ def ray_cluster(num_cpus: int = 2):
             try:
                 with urllib.request.urlopen(request, timeout=5) as answer:
                     if answer.status == 200:
+                        _remove_when_done(dashboard, token, json.load(answer)["submission_id"], deadline)
                         break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
@@ -71,3 +72,14 @@ def ray_cluster(num_cpus: int = 2):
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _remove_when_done(dashboard: str, token: str, job: str, deadline: float) -> None:
+    """Delete the job that showed the cluster ready, once it has ended, so that the tests see only theirs."""
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(urllib.request.Request(f"{dashboard}/api/jobs/{job}", headers=headers), timeout=5) as answer:
+            if json.load(answer)["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+                break
+        time.sleep(0.5)
+    urllib.request.urlopen(urllib.request.Request(f"{dashboard}/api/jobs/{job}", headers=headers, method="DELETE"), timeout=5).close()
