@@ -98,10 +98,10 @@ def test_a_line_that_never_ends_is_taken_in_bounded_pieces():
 def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
     """The tool runs in a session of its own, ended as a whole on SIGTERM (scancel, kill) and on Ctrl-C: `launch.sh`
     and the trainer it starts (review: the trainer was left running under init)."""
-    import os
     import signal
     import subprocess
     import time
+    from pathlib import Path
 
     pid_file = tmp_path / "trainer.pid"
     launch = f"sleep 60 & echo $! > {pid_file}; wait"
@@ -117,10 +117,12 @@ def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
         trainer = int(pid_file.read_text())
         medrecipe.send_signal(signal_number)
         assert medrecipe.wait(timeout=30) == code
-        for _ in range(100):  # the trainer ends, and init reaps it
+        stat = Path(f"/proc/{trainer}/stat")
+        for _ in range(100):  # the trainer ends (a zombie until init reaps it, in its own time)
             try:
-                os.kill(trainer, 0)
-            except ProcessLookupError:
+                if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            except FileNotFoundError:
                 break
             time.sleep(0.05)
         else:

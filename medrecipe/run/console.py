@@ -143,21 +143,41 @@ def _complete_lines(pending: bytes, chunk: bytes) -> tuple[bytes, bytes]:
 
 
 def _end(process: subprocess.Popen) -> None:
-    """End the tool's whole session: SIGTERM, then SIGKILL for what is left of it after `_GRACE_S`."""
+    """End the tool's whole session: SIGTERM to what of it runs, then SIGKILL to what still runs after `_GRACE_S`."""
     for signal_number in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, signal_number)
-        except ProcessLookupError:
+        running = _running_in_session(process.pid)
+        if not running:
             break
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal_number)
         deadline = time.monotonic() + _GRACE_S
-        while time.monotonic() < deadline:
-            process.poll()  # reap the leader: a zombie would keep its group alive
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
+        while time.monotonic() < deadline and _running_in_session(process.pid):
+            process.poll()  # reap the leader
             time.sleep(0.05)
     process.wait()
+
+
+def _running_in_session(session: int) -> list[int]:
+    """What of a session still runs, as pids to signal: its processes, from /proc, where a zombie (ended, but not yet
+    reaped by init, which takes what a killed shell leaves in its own time) does not count; where there is no /proc,
+    its process group as a whole (-session), while the group has members."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(session, 0)
+        except ProcessLookupError:
+            return []
+        return [-session]
+    running = []
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _, _, member_session = stat.read_text().rsplit(")", 1)[1].split()[:4]
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+        if int(member_session) == session and state != "Z":
+            running.append(int(stat.parent.name))
+    return running
 
 
 @contextlib.contextmanager
