@@ -129,3 +129,8 @@ def fixture_hub(tmp_path_factory):
                 server.repo("model", model).granted.add("tester")
         server.home = root / "home"
         yield server
+
+
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, parent pid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -8,6 +8,8 @@ import sys
 
 from medrecipe.run.console import Progress, run_logged
 
+from .conftest import stat_fields
+
 TOOL = r"""
 import sys, time
 print("[axolotl.cli.train] loading the model; warnings follow", flush=True)
@@ -101,7 +103,6 @@ def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
     import signal
     import subprocess
     import time
-    from pathlib import Path
 
     pid_file = tmp_path / "trainer.pid"
     launch = f"sleep 60 & echo $! > {pid_file}; wait"
@@ -117,10 +118,9 @@ def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
         trainer = int(pid_file.read_text())
         medrecipe.send_signal(signal_number)
         assert medrecipe.wait(timeout=30) == code
-        stat = Path(f"/proc/{trainer}/stat")
         for _ in range(100):  # the trainer ends (a zombie until init reaps it, in its own time)
             try:
-                if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                if stat_fields(trainer)[0] == "Z":
                     break
             except FileNotFoundError:
                 break

@@ -20,7 +20,7 @@ import pytest
 from medrecipe.compile.layout import Layout
 from medrecipe.recipe import load_recipe
 
-from .conftest import RECIPES, REPO
+from .conftest import RECIPES, REPO, stat_fields
 
 QUICKSTART = RECIPES / "quickstart.yaml"
 PLANTED = json.loads((RECIPES / "data" / "quickstart" / "planted.json").read_text())
@@ -233,11 +233,6 @@ def test_killed_run_resumes_to_the_same_output(lite, tmp_path):
     done_before = sorted(p.name for p in (work / "logs" / "segment-0" / "completions").glob("*"))
     assert done_before, "the first stage finished before the kill"
     rerun_gives(command, work, reference)
-
-
-def stat_fields(pid: int | str) -> list[str]:
-    """/proc/<pid>/stat after the command name: state, parent pid, ..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def descendants(pid: int) -> set[int]:
