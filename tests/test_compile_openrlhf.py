@@ -130,17 +130,30 @@ def test_rl_prompts_are_the_file_medrecipe_prepares(write):
 
 
 def test_the_prompt_file_leaves_out_rows_without_a_usable_answer_and_says_so(write, tmp_path):
+    from medrecipe.errors import UserError
     from medrecipe.run import rl_prompts
 
+    def prompt_file(rows: list[dict], fields: str, build: str) -> tuple[list[dict], list[str]]:
+        write("prompts.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+        loaded = load_recipe(write("r.yaml", DAPO.replace("fields: {prompt: question, answer: answer}", fields)))
+        said = []
+        target = rl_prompts.write(loaded, Layout(tmp_path / build, loaded.recipe), log=said.append)
+        return [json.loads(json.loads(line)["label"]) for line in target.read_text().splitlines()], said
+
+    # a letter that names none of the options
     rows = [{"question": "Which one?", "options": ["first", "second"], "answer": answer} for answer in ("A", "Z", "B")]
-    write("prompts.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
-    recipe = write("r.yaml", DAPO.replace("fields: {prompt: question, answer: answer}",
-                                          "fields: {prompt: question, options: options, answer: answer, answer_format: letter}"))
-    loaded = load_recipe(recipe)
-    said = []
-    target = rl_prompts.write(loaded, Layout(tmp_path / "build", loaded.recipe), log=said.append)
-    assert [json.loads(line)["label"] for line in target.read_text().splitlines()] == ["A", "B"]
-    assert said == [f"rl: 2 prompts written to {target}; rows left out: answer_not_an_option 1"]
+    labels, said = prompt_file(rows, "fields: {prompt: question, options: options, answer: answer, answer_format: letter}", "mcq")
+    options = {"A": "first", "B": "second"}
+    assert labels == [{"answer": "A", "options": options}, {"answer": "B", "options": options}]
+    assert said[0].startswith("rl: 2 prompts written to ") and said[0].endswith("; rows left out: answer_not_an_option 1")
+    # no answer at all: every sample of the prompt would score 0
+    rows = [{"question": "How many?", "answer": answer} for answer in ("4", None, "", "  ")]
+    labels, said = prompt_file(rows, "fields: {prompt: question, answer: answer}", "free")
+    assert labels == [{"answer": "4", "options": {}}]
+    assert said[0].startswith("rl: 1 prompts written to ") and said[0].endswith("; rows left out: no_answer 3")
+    # a mapping that finds no answer in any row writes nothing and says so
+    with pytest.raises(UserError, match="no prompts with a usable answer"):
+        prompt_file(rows[1:], "fields: {prompt: question, answer: answer}", "none")
 
 
 def test_kl_loads_a_reference_model_beside_the_actor(write):

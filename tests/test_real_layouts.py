@@ -244,7 +244,8 @@ def test_ii_medical_reads_what_the_published_run_trained_on(hub, judge, tmp_path
     assert "system" not in {turn["role"] for turn in sources["nemotron-science"]["messages"]}  # not its "detailed thinking on"
     # the DAPO prompt: the choices are in the prompt, the label is the gold letter, the instruction asks for a box
     rl = samples(report, "rl_prompt")["rl.data"]
-    assert rl["label"] == "A"
+    assert json.loads(rl["label"]) == {"answer": "A", "options": {"A": "Vitamin C", "B": "Vitamin D", "C": "Vitamin K",
+                                                                  "D": "Vitamin B12"}}
     assert rl["prompt"] == [{"role": "user", "content": "Scurvy is caused by deficiency of which vitamin?\n\nA. Vitamin C\nB. Vitamin D\n"
                              "C. Vitamin K\nD. Vitamin B12\n\nPlease reason step-by-step, and put your final answer within \\boxed{}."}]
     evaluation = samples(report, "eval_prompt")
@@ -352,5 +353,5 @@ def test_the_data_and_rl_stages_read_every_hub_dataset_of_ii_medical(hub, tmp_pa
     assert read["prompts"][0] == {
         "prompt": [{"role": "user", "content": "Scurvy is caused by deficiency of which vitamin?\n\nA. Vitamin C\nB. Vitamin D\n"
                     "C. Vitamin K\nD. Vitamin B12\n\nPlease reason step-by-step, and put your final answer within \\boxed{}."}],
-        "label": "A", "id": "rl-prompts/0"}
-    assert [row["label"] for row in read["prompts"]] == ["A", "B"]
+        "label": read["prompts"][0]["label"], "id": "rl-prompts/0"}
+    assert [json.loads(row["label"])["answer"] for row in read["prompts"]] == ["A", "B"]

@@ -1,7 +1,8 @@
 """rl/reward.py, the verifier OpenRLHF loads: the generated file itself, imported from a compiled build folder.
 
 OpenRLHF calls `reward_func([query], [prompt], [label])` once per sample; the query is the chat-templated
-prompt followed by the response, decoded with special tokens (openrlhf/utils/agent.py).
+prompt followed by the response, decoded with special tokens (openrlhf/utils/agent.py), and the label is the prompt
+file's, as medrecipe wrote it (run/rl_prompts.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import subprocess
 
 import pytest
+
+from medrecipe.run.rl_prompts import reference_label
 
 RECIPE = """
 name: tiny-dapo
@@ -35,6 +38,7 @@ PROMPT = (
     f"most likely occluded?\nA. Left anterior descending\nB. Left circumflex\nC. Right coronary\nD. Left main\n\n"
     f"{INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n"
 )
+OPTIONS = {"A": "Left anterior descending", "B": "Left circumflex", "C": "Right coronary", "D": "Left main"}
 END = "<|im_end|><|endoftext|><|endoftext|>"  # end of turn, then padding, as decoded
 
 
@@ -66,7 +70,11 @@ def reward(compiled):
     return load_reward(compiled["strict"]).reward_func
 
 
-def score(reward_func, response: str, label, prompt: str = PROMPT, query: str | None = None) -> dict:
+def score(reward_func, response: str, answer: str, prompt: str = PROMPT, query: str | None = None, options=None) -> dict:
+    """The reward of `response` to a prompt whose reference answer is `answer` (a letter: of OPTIONS)."""
+    if options is None:
+        options = OPTIONS if len(answer) == 1 else {}
+    label = reference_label(answer, options)
     return reward_func([query if query is not None else prompt + response], [prompt], [label])
 
 
@@ -125,11 +133,12 @@ def test_prompt_not_found_verbatim_falls_back_to_the_assistant_header(reward):
     assert score(reward, "", "C", query=query)["scores"] == 1.0
 
 
-def test_missing_or_odd_labels(reward):
-    answer = "<think>\n...\n</think>\n\n\\boxed{3}" + END
-    assert score(reward, answer, 3)["scores"] == 1.0  # a non-string label from the dataset
-    assert score(reward, answer, "")["scores"] == 0.0
-    assert score(reward, answer, None)["scores"] == 0.0
+def test_the_right_options_text_boxed_is_that_option(reward):
+    """As evaluation and rejection sampling grade it (grading.grade with the options): the label carries them."""
+    answer = "<think>\nInferior wall.\n</think>\n\nThe answer is \\boxed{Right coronary}." + END
+    assert score(reward, answer, "C") == {"rewards": 1.0, "scores": 1.0, "extra_logs": {"boxed": 1.0, "answered": 1.0}}
+    assert score(reward, answer, "B")["scores"] == 0.0
+    assert score(reward, answer, "C", options={})["extra_logs"]["answered"] == 0.0  # without them, no letter is read
 
 
 def test_one_sample_per_call(reward):
@@ -161,11 +170,11 @@ def test_reward_file_runs_in_openrlhfs_environment_without_medrecipe(compiled, t
         "spec = importlib.util.spec_from_file_location('reward_func', sys.argv[1])\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
         "assert importlib.util.find_spec('medrecipe') is None\n"
-        "print(json.dumps(module.reward_func([sys.argv[2]], [sys.argv[3]], ['C'])))\n"
+        "print(json.dumps(module.reward_func([sys.argv[2]], [sys.argv[3]], [sys.argv[4]])))\n"
     )
     response = "<think>\nRCA\n</think>\n\n\\boxed{C}" + END
     result = subprocess.run(
-        [str(tool_python("rl")), "-I", "-c", code, str(compiled["strict"]), PROMPT + response, PROMPT],
+        [str(tool_python("rl")), "-I", "-c", code, str(compiled["strict"]), PROMPT + response, PROMPT, reference_label("C", OPTIONS)],
         capture_output=True, text=True, check=True,
     )
     assert json.loads(result.stdout) == {"rewards": 1.0, "scores": 1.0, "extra_logs": {"boxed": 1.0, "answered": 1.0}}

@@ -68,12 +68,12 @@ def test_ii_medical_sft_rl_and_evaluation_agree(fixture_hub, tokenizers, tmp_pat
     assert after == "\n"
     assert found["generation_prompt"].endswith("<|im_start|>user\nA 60-year-old man has crushing chest pain radiating to the left "
                                                 "arm. What is the first-line diagnostic test?<|im_end|>\n<|im_start|>assistant\n")
-    # OpenRLHF's prompt shows the choices and asks for a box; its label is the gold letter
+    # OpenRLHF's prompt shows the choices and asks for a box; its label holds the gold letter
     rl = found["rl_prompt"]
     assert rl["text"] == ("<|im_start|>user\nScurvy is caused by deficiency of which vitamin?\n\nA. Vitamin C\nB. Vitamin D\n"
                           "C. Vitamin K\nD. Vitamin B12\n\nPlease reason step-by-step, and put your final answer within "
                           "\\boxed{}.<|im_end|>\n<|im_start|>assistant\n")
-    assert rl["label"] == "A" and rl["leading_bos"] <= 1
+    assert json.loads(rl["label"])["answer"] == "A" and rl["leading_bos"] <= 1
     # lighteval renders every benchmark through the same template, the generation prompt opening no think block
     assert set(found["evaluation"]) == {"medmcqa", "medqa", "pubmedqa", "mmlu_pro_medical", "healthbench", "lancet",
                                         "medbullets_op4", "medbullets_op5", "medxpertqa", "nejm"}
@@ -106,12 +106,13 @@ spec = importlib.util.spec_from_file_location("reward_func", {str(tmp_path / "bu
 reward = importlib.util.module_from_spec(spec); spec.loader.exec_module(reward)
 prompt, label = json.loads(sys.argv[1])
 answers = {{letter: reward.reward_func([prompt + {THINK!r} + "The answer is \\\\boxed{{" + letter + "}}.<|im_end|>"], [prompt], [label])
-           for letter in "ABCD"}}
+           for letter in ["A", "B", "C", "D", "Vitamin C", "Vitamin K"]}}
 print(json.dumps({{letter: value["rewards"] for letter, value in answers.items()}}))
 """
     rewards = json.loads(subprocess.run([str(envs["rl"]), "-c", script, json.dumps([prompt, label])], capture_output=True,
                                         text=True, check=True).stdout)
-    assert rewards == {"A": 1.0, "B": -1.0, "C": -1.0, "D": -1.0}
+    # the right option's text, boxed, is that option, as evaluation grades it
+    assert rewards == {"A": 1.0, "B": -1.0, "C": -1.0, "D": -1.0, "Vitamin C": 1.0, "Vitamin K": -1.0}
 
 
 def test_lighteval_scores_every_ii_medical_benchmark_and_the_judge_sees_the_answer_only(fixture_hub, envs, tokenizers, tmp_path):

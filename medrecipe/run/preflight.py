@@ -247,9 +247,12 @@ class _Preflight:
         spec = rl_prompts.source(self.loaded)
         rows = self.location(spec, "RL prompts", spec["hub"] or spec["path"], ("rl", "data"))
         record = rows and self.mapped(rows, spec, "RL prompts", "rl.data", ("rl", "data"))
-        if record:
-            row = rl_prompts.prompt_row(record["metadata"]["messages"], record["metadata"]["answer"], record["id"],
-                                        rl.data.instruction, rl.data.apply_chat_template)
+        if record and not rl_prompts.has_answer(record["metadata"]):
+            self.fail("RL prompts", "rl.data", ("rl", "data", "fields", "answer"),
+                      "the first row read has no reference answer: rows without one are left out of RL, as nothing grades them",
+                      "map `answer` to the column that holds the gold answer")
+        elif record:
+            row = rl_prompts.prompt_row(record["metadata"], record["id"], rl.data.instruction, rl.data.apply_chat_template)
             prompt = row["prompt"] if isinstance(row["prompt"], str) else _turns(row["prompt"])
             self.report.samples.append(Sample("rl_prompt", "rl.data", f"{prompt}\n\nlabel (what reward.py grades against): {row['label']!r}", row))
 

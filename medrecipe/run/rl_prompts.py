@@ -3,8 +3,10 @@
 The recipe's prompt dataset is read through its field mapping by the same reader as a curation source (so an
 'Answer Choices:' block becomes lettered options, and an answer given as option text becomes its letter), and
 each row becomes one JSON line: `prompt` (the chat turns: any system turn, then the user turn with the
-recipe's instruction appended; plain text without a chat template), `label` (the reference answer that
-rl/reward.py grades against) and `id`. OpenRLHF reads the file with --data.input_key prompt --data.label_key label.
+recipe's instruction appended; plain text without a chat template), `label` (what rl/reward.py grades against:
+`reference_label`) and `id`. OpenRLHF reads the file with --data.input_key prompt --data.label_key label, and hands
+each sample's label to the reward as it is (openrlhf/datasets/prompts_dataset.py, preprocess_data). A row without a
+reference answer is left out: every sample of it would score 0, and DAPO would spend its rollouts for nothing.
 """
 
 from __future__ import annotations
@@ -44,19 +46,41 @@ def rows(loaded: LoadedRecipe, limit: int | None = None, step: SourceReader | No
     it rejects) or a new reader."""
     rl = loaded.recipe.rl
     assert isinstance(rl, PolicyOptimization)
-    for count, document in enumerate((step or reader(loaded)).run(None, 0, 1)):
+    step = step or reader(loaded)
+    count = 0
+    for document in step.run(None, 0, 1):
         if limit is not None and count >= limit:
             return
-        yield prompt_row(document.metadata["messages"], document.metadata["answer"], document.id, rl.data.instruction,
-                         rl.data.apply_chat_template)
+        if not has_answer(document.metadata):
+            step.stat_update(f"rejected:{NO_ANSWER}")
+            continue
+        count += 1
+        yield prompt_row(document.metadata, document.id, rl.data.instruction, rl.data.apply_chat_template)
 
 
-def prompt_row(messages: list[dict], answer: str | None, record_id: str, instruction: str | None, chat: bool) -> dict:
-    turns = [dict(turn) for turn in messages if turn["role"] in ("system", "user")]
+NO_ANSWER = "no_answer"
+
+
+def has_answer(metadata: dict) -> bool:
+    """Whether a record (blocks/record.py's metadata) has a reference answer to grade against."""
+    return bool((metadata["answer"] or "").strip())
+
+
+def prompt_row(metadata: dict, record_id: str, instruction: str | None, chat: bool) -> dict:
+    """A record (blocks/record.py's metadata) as one line of the prompt file."""
+    turns = [dict(turn) for turn in metadata["messages"] if turn["role"] in ("system", "user")]
     if instruction:
         turns[-1]["content"] = f"{turns[-1]['content'].rstrip()}\n\n{instruction}"
     prompt: list[dict] | str = turns if chat else "\n\n".join(turn["content"] for turn in turns)
-    return {PROMPT_COLUMN: prompt, LABEL_COLUMN: answer, "id": record_id}
+    return {PROMPT_COLUMN: prompt, LABEL_COLUMN: reference_label(metadata["answer"], metadata["options"]), "id": record_id}
+
+
+def reference_label(answer: str, options: dict[str, str]) -> str:
+    """The `label` of a prompt: its reference answer and its options ({letter: text}, {} for none) as JSON text, which
+    rl/reward.py reads back (compile/openrlhf/reward_entry.py, `reference`) to grade as evaluation and rejection
+    sampling do, where the right option's text, boxed, is that option. Text rather than an object, because the
+    `datasets` library OpenRLHF reads the file with would give every row's options one struct type."""
+    return json.dumps({"answer": answer, "options": options}, ensure_ascii=False)
 
 
 def write(loaded: LoadedRecipe, layout: Layout, log=print) -> Path:
@@ -73,7 +97,7 @@ def write(loaded: LoadedRecipe, layout: Layout, log=print) -> Path:
             count += 1
     rejected = {str(label).split(":", 1)[1]: int(value.total) for label, value in step.stats.stats.items()
                 if str(label).startswith("rejected:")}
-    if count == 0:
+    if count == 0:  # a mapping that finds no answer in any row (a misnamed column) is caught here
         partial.unlink()
         raise UserError("the RL prompt dataset gave no prompts with a usable answer",
                         "check rl.data and its fields with: medrecipe preflight RECIPE")

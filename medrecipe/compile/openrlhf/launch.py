@@ -25,7 +25,7 @@ LOSS_AGGREGATION = {"token_mean": "token-mean", "seq_mean_token_mean": "seq-mean
 SCHEDULERS = {"constant": "constant_with_warmup", "cosine": "cosine_with_min_lr"}
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow")
 # The columns of the prompts file medrecipe writes for DAPO / GRPO (run/rl_prompts.py): the chat prompt and the
-# reference answer reward.py grades against.
+# reference answer and options reward.py grades against (as JSON text: rl_prompts.reference_label).
 PROMPT_COLUMN = "prompt"
 LABEL_COLUMN = "label"
 

@@ -10,6 +10,8 @@ from ...grading import grade
 
 # ---------------------------------------------------------------- OpenRLHF's entry point (medrecipe)
 
+import json  # here, below the marker, so that the compiled file has it too
+
 CORRECT_REWARD = 1.0
 INCORRECT_REWARD = -1.0
 REQUIRE_BOX = True
@@ -39,14 +41,21 @@ def response_text(query: str, prompt: str) -> str:
     return text[: min(ends)] if ends else text
 
 
+def reference(label: str) -> tuple[str, dict | None]:
+    """The reference answer and the options ({letter: text}, None for none) of the label medrecipe wrote for the
+    prompt (run/rl_prompts.py, reference_label)."""
+    found = json.loads(label)
+    return found["answer"], found["options"] or None
+
+
 def reward_func(queries, prompts, labels, **kwargs):
     """OpenRLHF's custom reward: one sample per call (three lists of length 1). `scores` (1 correct, 0 not)
     drive dynamic filtering; `rewards` drive the advantages."""
     if len(queries) != 1:
         raise ValueError(f"expected one sample per call (OpenRLHF 0.11), got {len(queries)}")
     response = response_text(queries[0], prompts[0])
-    gold = "" if labels[0] is None else str(labels[0])
-    result = grade(response, gold) if gold.strip() else {"correct": False, "extracted": None, "via": None}
+    gold, options = reference(labels[0])
+    result = grade(response, gold, options=options)
     correct = bool(result["correct"]) and (result["via"] == "boxed" or not REQUIRE_BOX)
     return {
         "rewards": CORRECT_REWARD if correct else INCORRECT_REWARD,
