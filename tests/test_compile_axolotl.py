@@ -106,7 +106,7 @@ def test_every_sft_field_maps_to_an_axolotl_key(write):
         "lr_scheduler": config["lr_scheduler"] == "cosine",
         "min_lr": config["cosine_min_lr_ratio"] * config["learning_rate"] == pytest.approx(3e-6),
         "warmup_steps": config["warmup_steps"] == 20 and "warmup_ratio" not in config,
-        "warmup_ratio": True,  # the alternative to warmup_steps, below
+        "warmup_ratio": True,  # the alternative to warmup_steps: test_the_warmup_axolotl_derives_is_the_recipes
         "optimizer": config["optimizer"] == "adamw_torch",
         "adam_betas": (config["adam_beta1"], config["adam_beta2"]) == (0.85, 0.98),
         "adam_epsilon": config["adam_epsilon"] == 1e-6,
@@ -133,8 +133,6 @@ def test_every_sft_field_maps_to_an_axolotl_key(write):
     assert config["seed"] == 42
     assert config["hub_model_id"] == "my-org/every-field-sft"
 
-    ratio = compile_sft(write("r.yaml", EVERY_FIELD), "sft.warmup_steps=null", "sft.warmup_ratio=0.05")[0]
-    assert ratio["warmup_ratio"] == 0.05 and "warmup_steps" not in ratio
 
 
 def test_numbers_are_floats_to_pyyaml(write):
@@ -220,6 +218,43 @@ def test_axolotl_check_catches_unknown_and_invalid_keys(write, sft_env):
     assert "sample_packing_eff: not a key Axolotl knows (it would be ignored)" in keys
     assert any(p.startswith("save_total_limit: Input should be a valid integer") for p in keys)
     assert any(p.startswith("chat_template") for p in template)
+
+
+# Axolotl's own derivation of the warmup from its config (core/builders/base.py), at 1,000 optimizer steps.
+AXOLOTL_WARMUP = """
+import json, sys, types
+import yaml
+from axolotl.core.builders.base import TrainerBuilderBase
+from axolotl.utils.dict import DictDefault
+
+found = {}
+for path in sys.argv[1:]:
+    kwargs = {}
+    TrainerBuilderBase._configure_warmup_and_logging(types.SimpleNamespace(cfg=DictDefault(yaml.safe_load(open(path)))), 1000, kwargs)
+    found[path] = kwargs["warmup_steps"]
+print(json.dumps(found))
+"""
+
+
+def test_the_warmup_axolotl_derives_is_the_recipes(write, sft_env):
+    """A recipe without warmup has none (Axolotl alone would warm up 3 % of the steps, at most 100)."""
+    path = write("r.yaml", EVERY_FIELD)
+    variants = {"none": ["sft.warmup_steps=null"], "steps": [], "ratio": ["sft.warmup_steps=null", "sft.warmup_ratio=0.05"]}
+    configs = {}
+    for name, overrides in variants.items():
+        compiled_for_check(path, *overrides, out=name)
+        configs[name] = str(path.parent / name / "sft" / "axolotl.yaml")
+    result = subprocess.run([str(sft_env), "-c", AXOLOTL_WARMUP, *configs.values()], capture_output=True, text=True, check=True)
+    warmup = json.loads(result.stdout.splitlines()[-1])
+    assert {name: warmup[config] for name, config in configs.items()} == {"none": 0, "steps": 20, "ratio": 50}
+
+
+def test_a_constant_schedule_takes_no_warmup(write):
+    from medrecipe.errors import UserError
+
+    with pytest.raises(UserError, match="the `constant` schedule has no warmup: use `constant_with_warmup`"):
+        load_recipe(write("r.yaml", EVERY_FIELD), ["sft.lr_scheduler=constant"])
+    assert load_recipe(write("r.yaml", EVERY_FIELD), ["sft.lr_scheduler=constant", "sft.warmup_steps=0"]).recipe.sft.warmup_steps == 0
 
 
 SHIPPED_WITH_SFT = sorted(p.name for p in RECIPES.glob("*.yaml") if load_recipe(p).recipe.sft is not None)

@@ -148,10 +148,10 @@ def _config(loaded: LoadedRecipe, layout: Layout, batch: SFTBatch) -> dict[str, 
     config["lr_scheduler"] = sft.lr_scheduler
     if sft.min_lr is not None and sft.lr_scheduler == "cosine":
         config["cosine_min_lr_ratio"] = sft.min_lr / sft.learning_rate
-    if sft.warmup_steps is not None:
-        config["warmup_steps"] = sft.warmup_steps
     if sft.warmup_ratio is not None:
         config["warmup_ratio"] = sft.warmup_ratio
+    else:  # given as 0 when the recipe has none: Axolotl 0.19 warms up 3 % of the steps (at most 100) when neither is
+        config["warmup_steps"] = sft.warmup_steps or 0  # set (core/builders/base.py, _configure_warmup_and_logging)
     config.update(
         {
             "optimizer": sft.optimizer,

@@ -58,7 +58,8 @@ class SFT(Strict):
     learning_rate: float = Field(2e-5, gt=0.0, description="Peak learning rate.")
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field("cosine", description="Learning-rate schedule.")
     min_lr: float | None = Field(None, ge=0.0, description="Learning rate at the end of a cosine schedule.")
-    warmup_steps: NonNegativeInt | None = Field(None, description="Warmup in optimizer steps.")
+    warmup_steps: NonNegativeInt | None = Field(
+        None, description="Warmup in optimizer steps. With neither this nor `warmup_ratio`, there is no warmup.")
     warmup_ratio: float | None = Field(None, ge=0.0, lt=1.0, description="Warmup as a fraction of all steps.")
     optimizer: str = Field("adamw_torch_fused", description="Optimizer name as Axolotl knows it.")
     adam_betas: tuple[float, float] = Field((0.9, 0.999), description="Adam beta1 and beta2.")
@@ -88,6 +89,9 @@ class SFT(Strict):
     def _one_warmup(self) -> Self:
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise ValueError("give at most one of `warmup_steps` or `warmup_ratio`")
+        if self.lr_scheduler == "constant" and (self.warmup_steps or self.warmup_ratio):
+            # transformers' get_scheduler builds the constant schedule without its warmup arguments (optimization.py)
+            raise ValueError("the `constant` schedule has no warmup: use `constant_with_warmup`, or leave the warmup out")
         if self.min_lr is not None and self.min_lr > self.learning_rate:
             raise ValueError("`min_lr` must not exceed `learning_rate`")
         return self
