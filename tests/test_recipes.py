@@ -90,6 +90,8 @@ def test_ultramedical_numbers(compiled):
     sft = yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())
     assert (sft["base_model"], sft["sequence_len"], sft["learning_rate"], sft["num_epochs"]) == ("meta-llama/Meta-Llama-3-8B", 8192, 1e-5, 3)
     assert sft["micro_batch_size"] * sft["gradient_accumulation_steps"] * 8 == 16
+    # [repo] run_sft.py: TRL's SFTTrainer packs (16 sequences of 8,192 tokens a step) and trains on the whole text
+    assert sft["sample_packing"] and set(sft["datasets"][0]["roles_to_train"]) == {"system", "user", "assistant"}
     dpo = json.loads((out / "rl" / "args.json").read_text())
     assert dpo["module"] == "openrlhf.cli.train_dpo"
     flags = dpo["flags"]

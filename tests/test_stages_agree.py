@@ -166,7 +166,8 @@ def test_ultramedical_sft_dpo_and_evaluation_agree(fixture_hub, tokenizers, tmp_
     assert pair["prompt"].endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert "user" not in pair["chosen"] and pair["chosen"].rstrip().endswith("So, the answer is B.<|eot_id|>")
     trained = [text for text, is_trained in found["sft"] if is_trained]
-    assert trained[0].endswith("So, the answer is C.<|eot_id|>")  # the end of the turn, though the base model's EOS is another
+    assert len(trained) == 2  # the user's turn and the answer: the authors' trainer puts the loss on the whole text
+    assert trained[1].endswith("So, the answer is C.<|eot_id|>")  # the end of the turn, though the base model's EOS is another
     for name, value in found["evaluation"].items():
         assert value["leading_bos"] == 1, name  # Llama 3's template writes the BOS; the tokenizer adds none
         assert value["leading_bos_default"] == 2, name  # lighteval's default add_special_tokens would add a second

@@ -154,11 +154,14 @@ def _ending(text: str, size: int = 40) -> str:
 
 def _sft_agreements(found: Inspection, record: list[dict], eos: str | None) -> None:
     pieces = found.sft or []
-    first = next((index for index, (_, trained) in enumerate(pieces) if trained), None)
-    if first is None:
+    trained = [index for index, (_, is_trained) in enumerate(pieces) if is_trained]
+    if not trained:
         found.agreements.append(Agreement("SFT trains the assistant turn", False, "no token of the record carries the loss"))
         return
-    last = max(index for index, (_, trained) in enumerate(pieces) if trained)
+    last = trained[-1]
+    first = last  # where the answer's trained text starts: the last run of trained pieces (earlier turns may be trained too)
+    while first > 0 and pieces[first - 1][1]:
+        first -= 1
     stops = eos is not None and pieces[last][0].endswith(eos)
     found.agreements.append(Agreement(
         "SFT trains the end of the turn, where generation stops", stops,
