@@ -65,10 +65,14 @@ def write(folder: Path, name: str, text: str) -> Path:
     ("compute: {slurm: {sbatch_args: {\"constraint\\ntouch pwned\": h100}}}", "compute.slurm.sbatch_args"),
     ("compute: {slurm: {sbatch_args: {constraint: \"h100\\ntouch pwned\"}}}", "compute.slurm.sbatch_args.constraint: String should match"),
     ("compute: {slurm: {venv: '/opt/venv; touch pwned'}}", "compute.slurm.venv: String should match"),
-    # Slurm would write the job's output where the recipe says (found by review): the options, and their prefixes
-    ("compute: {slurm: {sbatch_args: {output: /home/victim/.bashrc}}}", "--output would be sbatch's --output"),
-    ("compute: {slurm: {sbatch_args: {err: /home/victim/.ssh/authorized_keys}}}", "--err would be sbatch's --error"),
-    ("compute: {slurm: {sbatch_args: {chd: /tmp}}}", "--chd would be sbatch's --chdir"),
+    # Slurm would write the job's output where the recipe says, or run a file of the recipe's in bash before the job
+    # (--export=BASH_ENV=..., found by review): only the options that shape the job's request, by their full names
+    ("compute: {slurm: {sbatch_args: {output: /home/victim/.bashrc}}}", "--output is not an sbatch option a recipe may set"),
+    ("compute: {slurm: {sbatch_args: {err: /home/victim/.ssh/authorized_keys}}}", "--err is not an sbatch option"),
+    ("compute: {slurm: {sbatch_args: {chd: /tmp}}}", "--chd is not an sbatch option"),
+    ("compute: {slurm: {sbatch_args: {export: 'ALL,BASH_ENV=recipes/evil.yaml'}}}", "--export is not an sbatch option"),
+    ("compute: {slurm: {sbatch_args: {container: /tmp/bundle}}}", "--container is not an sbatch option"),
+    ("compute: {slurm: {sbatch_args: {wrap: x}}}", "--wrap is not an sbatch option"),
     # lighteval parses its model as `key=value,...` (ModelConfig._parse_args): this would add trust_remote_code=True
     ("eval: {benchmarks: [medqa], model: 'attacker/model,trust_remote_code=True'}", "eval.model: 'attacker/model,trust"),
     ("eval: {benchmarks: [medqa], model: './model,trust_remote_code=True'}", "eval.model: './model,trust"),
@@ -194,6 +198,33 @@ eval:
         assert server.requests == [] and server.listings == []
 
 
+def test_a_providers_key_goes_to_that_provider_only(tmp_path):
+    """Found by review: `preflight` sent $OPENAI_API_KEY to the judge endpoint a recipe named (a server of its author's
+    on 127.0.0.1), asking it for its models. A provider's key is now refused for any host but its own API's."""
+    key = {"OPENAI_API_KEY": "sk-proj-" + "v" * 30}
+    with JudgeServer() as server:
+        recipe = write(tmp_path, "r.yaml", BASE + f"""\
+eval:
+  benchmarks: [{{name: healthbench}}]
+  judge: {{model: rubric-judge, endpoint: "{server.endpoint}", api_key_env: OPENAI_API_KEY}}
+""")
+        for command in ("validate", "preflight"):
+            refused(medrecipe(command, str(recipe), cwd=tmp_path, env=key), "r.yaml:5:",
+                    "eval.judge.api_key_env: OPENAI_API_KEY is a key of api.openai.com's API, and medrecipe sends it there "
+                    "only (over HTTPS), not to 127.0.0.1", "put its own key in a variable of its own")
+        # the judge_filter step's default variable is OpenAI's too
+        step = "data: {sources: [{name: s, path: s.jsonl}], steps: [{type: judge_filter, model: j, endpoint: 'https://api.openai.com.evil.example/v1'}]}\n"
+        refused(medrecipe("validate", str(write(tmp_path, "d.yaml", BASE + step)), cwd=tmp_path, env=key),
+                "d.yaml:3:", "data.steps[0].api_key_env: OPENAI_API_KEY is a key of api.openai.com's API")
+        assert server.requests == [] and server.listings == []
+    from medrecipe.recipe.untrusted import key_destination_problem
+
+    assert key_destination_problem("OPENAI_API_KEY", "https://api.openai.com/v1") is None
+    assert key_destination_problem("AZURE_OPENAI_API_KEY", "https://my-resource.openai.azure.com/openai") is None
+    assert key_destination_problem("OPENAI_API_KEY", "http://api.openai.com/v1")  # not over HTTPS
+    assert key_destination_problem("MY_SERVER_KEY", "http://127.0.0.1:8000/v1") is None  # a variable of the server's own
+
+
 def test_a_recipe_cannot_choose_the_ray_cluster_that_receives_the_ray_token(tmp_path):
     """Ray sends $RAY_AUTH_TOKEN to the cluster it connects to: with a token in the environment, an address written
     in the recipe is refused before anything connects; the same address given on the command line is the user's."""
@@ -210,9 +241,12 @@ def test_a_recipe_cannot_choose_the_ray_cluster_that_receives_the_ray_token(tmp_
 
 
 def test_llm_endpoints_own_keys_stay_allowed(tmp_path):
-    for variable in ("OPENAI_API_KEY", "GOOGLE_API_KEY", "AZURE_OPENAI_API_KEY", "TOGETHER_API_KEY", "MY_VLLM_KEY"):
+    for variable, endpoint in (("OPENAI_API_KEY", "https://api.openai.com/v1"),
+                               ("GOOGLE_API_KEY", "https://generativelanguage.googleapis.com/v1beta/openai"),
+                               ("AZURE_OPENAI_API_KEY", "https://med.openai.azure.com/openai/v1"),
+                               ("TOGETHER_API_KEY", "https://api.together.xyz/v1"), ("MY_VLLM_KEY", "http://127.0.0.1:9/v1")):
         recipe = write(tmp_path, "r.yaml", BASE + "eval:\n  benchmarks: [{name: healthbench}]\n"
-                       f"  judge: {{model: j, endpoint: 'http://127.0.0.1:9/v1', api_key_env: {variable}}}\n")
+                       f"  judge: {{model: j, endpoint: '{endpoint}', api_key_env: {variable}}}\n")
         result = medrecipe("validate", str(recipe), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
 
@@ -299,7 +333,7 @@ def test_a_judge_prompt_with_literal_braces_is_refused_at_validation(tmp_path):
         data:
           sources: [{name: s, path: s.jsonl, fields: {prompt: q, response: r, answer: a}}]
           steps:
-            - {type: judge_filter, endpoint: "http://127.0.0.1:9/v1", prompt: 'Reply as JSON {"score": N}. {prompt} {answer} {response}'}
+            - {type: judge_filter, endpoint: "http://127.0.0.1:9/v1", api_key_env: ~, prompt: 'Reply as JSON {"score": N}. {prompt} {answer} {response}'}
         """))
     refused(medrecipe("validate", str(recipe), cwd=tmp_path), "r.yaml:6:", 'the judge prompt has the placeholder(s) {"score"}',
             "write a literal brace as {{ or }}")

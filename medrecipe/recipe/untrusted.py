@@ -11,6 +11,8 @@ text made safe to write and to print.
 - `foreign_credential`: a variable that holds the credential of a service other than an LLM endpoint (the Hub,
   the Ray cluster, a cloud account, ...); a recipe names the endpoint too, so it may not name one of these as
   the endpoint's key, or it could send your Hub token to a server of its author's choosing.
+- `key_destination_problem`: an LLM provider's own key (OPENAI_API_KEY, ...) is sent to that provider's API only; a
+  recipe that names another endpoint names the variable of that endpoint's own key.
 - `redact`: the second line of defence, applied to every file medrecipe writes and everything it prints: the values
   of such variables, and anything shaped like a Hub or OpenAI token.
 - `printable`: text from data (a dataset's rows) without the control characters a terminal would obey.
@@ -44,6 +46,43 @@ _URL_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 # Control characters (terminal escapes) and lone surrogates (a non-UTF-8 byte on the command line; not writable as UTF-8).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 REDACTED = "[redacted]"
+
+# The variables LLM providers' own SDKs and docs read their API keys from, and the hosts of each provider's API (the
+# base URLs their docs give for OpenAI-compatible clients). A recipe names both the endpoint and the variable whose
+# value is sent to it, so a provider's key goes to that provider's hosts (or their subdomains) over HTTPS, never to a
+# server the recipe's author chose.
+PROVIDER_KEYS = {
+    "OPENAI_API_KEY": ("api.openai.com",),
+    "AZURE_OPENAI_API_KEY": ("openai.azure.com",),
+    "ANTHROPIC_API_KEY": ("api.anthropic.com",),
+    "GEMINI_API_KEY": ("generativelanguage.googleapis.com",),
+    "GOOGLE_API_KEY": ("generativelanguage.googleapis.com",),
+    "MISTRAL_API_KEY": ("api.mistral.ai",),
+    "GROQ_API_KEY": ("api.groq.com",),
+    "TOGETHER_API_KEY": ("api.together.xyz", "api.together.ai"),
+    "FIREWORKS_API_KEY": ("api.fireworks.ai",),
+    "DEEPSEEK_API_KEY": ("api.deepseek.com",),
+    "OPENROUTER_API_KEY": ("openrouter.ai",),
+    "XAI_API_KEY": ("api.x.ai",),
+    "CEREBRAS_API_KEY": ("api.cerebras.ai",),
+    "PERPLEXITY_API_KEY": ("api.perplexity.ai",),
+    "DEEPINFRA_API_KEY": ("api.deepinfra.com",),
+    "NVIDIA_API_KEY": ("integrate.api.nvidia.com",),
+}
+
+
+def key_destination_problem(variable: str, endpoint: str) -> str | None:
+    """Why the key in `variable` may not be sent to `endpoint`, or None."""
+    from urllib.parse import urlsplit
+
+    hosts = PROVIDER_KEYS.get(variable.upper())
+    if hosts is None:
+        return None
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and any(host == allowed or host.endswith(f".{allowed}") for allowed in hosts):
+        return None
+    return f"{variable} is a key of {hosts[0]}'s API, and medrecipe sends it there only (over HTTPS), not to {host or endpoint}"
 
 
 def secret_variable(name: str) -> bool:

@@ -26,8 +26,7 @@ from ..catalog.benchmark_items import render_prompt, row_matches, to_item
 from ..errors import UserError
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.untrusted import printable
-from ..recipe.model import (RECIPE_MODELS, DomainFilter, Generate, JudgeFilter, LLMCall, LLMClassifier,
-                            PolicyOptimization, PreferenceStage)
+from ..recipe.model import RECIPE_MODELS, DomainFilter, PolicyOptimization, PreferenceStage
 from . import rl_prompts
 from .endpoints import endpoint_problem
 
@@ -133,11 +132,10 @@ class _Preflight:
         if recipe.eval and recipe.eval.model not in RECIPE_MODELS:
             wanted.append((("eval", "model"), recipe.eval.model))
         for index, step in enumerate(recipe.data.steps if recipe.data else []):
-            at = ("data", "steps", index)
             if isinstance(step, DomainFilter):
-                wanted.append(((*at, "embedding", "model"), step.embedding.model))
-            # a model without an endpoint is served by vLLM from its files
-            wanted += [((*path, "model"), call.model) for path, call in _model_calls(step, at) if call.endpoint is None]
+                wanted.append((("data", "steps", index, "embedding", "model"), step.embedding.model))
+        # a curation model without an endpoint is served by vLLM from its files (the judge always has one)
+        wanted += [((*path, "model"), call.model) for path, call in recipe.model_calls() if path[0] == "data" and call.endpoint is None]
         for path, model in wanted:
             if model not in seen:
                 seen.add(model)
@@ -146,10 +144,7 @@ class _Preflight:
     # ------------------------------------------------------------------------------------------ endpoints
     def endpoints(self) -> None:
         recipe = self.loaded.recipe
-        calls = [((*path, "endpoint"), call) for index, step in enumerate(recipe.data.steps if recipe.data else [])
-                 for path, call in _model_calls(step, ("data", "steps", index)) if call.endpoint]
-        if recipe.eval and recipe.eval.judge and recipe.eval.judge.endpoint:
-            calls.append((("eval", "judge", "endpoint"), recipe.eval.judge))
+        calls = [((*path, "endpoint"), call) for path, call in recipe.model_calls() if call.endpoint]
         seen: set[tuple] = set()
         for path, call in calls:
             if (call.endpoint, call.model, call.api_key_env) in seen:
@@ -322,15 +317,6 @@ class _Preflight:
             prompt = render_prompt(item, ev.prompt.template, ev.prompt.instruction)
             self.report.samples.append(Sample("eval_prompt", ref.name, f"{prompt}\n\ngold: {item['gold'] or 'rubric'}",
                                               {"prompt": prompt, "gold": item["gold"], "item": item}))
-
-
-def _model_calls(step, at: tuple) -> list[tuple[tuple, LLMCall]]:
-    """The calls a data step makes to a language model, each with the recipe path of its settings (`at`: the step's)."""
-    if isinstance(step, (Generate, JudgeFilter)):
-        return [(at, step)]
-    if isinstance(step, DomainFilter) and isinstance(step.classifier, LLMClassifier):
-        return [((*at, "classifier"), step.classifier)]
-    return []
 
 
 def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:

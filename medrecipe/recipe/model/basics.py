@@ -108,17 +108,29 @@ ApiKeyEnv = Annotated[EnvName, AfterValidator(_endpoint_key)]
 
 # Slurm names and #SBATCH values go into a batch script, where a shell quote cannot protect them: a safe alphabet.
 SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
-# sbatch options that name a file or a folder: where the job writes its output, reads its input, runs. The scripts set
-# the log's place themselves (the stage's folder); a recipe's would have Slurm write wherever it says. sbatch parses
-# #SBATCH lines with getopt_long (SchedMD/slurm src/sbatch/opt.c), which takes any unambiguous prefix of a long
-# option ("--out" is --output), so their prefixes are refused too; `export` is an option of its own.
-_SBATCH_PATHS = ("output", "error", "input", "chdir", "export-file")
+# The #SBATCH options a recipe may add: those that shape what the job asks of the scheduler (resources, placement,
+# priority, timing), by their full names in sbatch(1). Any other option can reach outside the job's request: name files
+# Slurm writes or reads (--output, --chdir, --nodefile, --bbf), set the job's environment (--export=BASH_ENV=<file>
+# runs that file in bash before the script), choose a container (--container), or change how sbatch itself runs
+# (--wrap, --wait, --array). An allow-list, because sbatch parses #SBATCH lines with getopt_long (SchedMD/slurm
+# src/sbatch/opt.c), which also takes any unambiguous prefix of an option ("--out" is --output).
+SBATCH_OPTIONS = frozenset({
+    "account", "begin", "cluster-constraint", "clusters", "comment", "constraint", "contiguous", "core-spec",
+    "cores-per-socket", "cpu-freq", "cpus-per-gpu", "cpus-per-task", "deadline", "distribution", "exclude", "exclusive",
+    "extra-node-info", "gpu-bind", "gpu-freq", "gpus", "gpus-per-node", "gpus-per-socket", "gpus-per-task", "gres",
+    "gres-flags", "hint", "licenses", "mem", "mem-bind", "mem-per-cpu", "mem-per-gpu", "mincpus", "network", "nice",
+    "nodelist", "nodes", "ntasks", "ntasks-per-core", "ntasks-per-gpu", "ntasks-per-node", "ntasks-per-socket",
+    "overcommit", "oversubscribe", "partition", "prefer", "priority", "qos", "reservation", "signal",
+    "sockets-per-node", "spread-job", "switches", "threads-per-core", "time", "time-min", "tmp", "use-min-nodes",
+    "wckey",
+})
 
 
 def _sbatch_option(name: str) -> str:
-    if name != "export" and (path := next((path for path in _SBATCH_PATHS if path.startswith(name)), None)):
-        raise ValueError(f"--{name} would be sbatch's --{path}, which names a file or folder: a recipe may not choose "
-                         "where Slurm writes (the job's log goes to the stage's folder)")
+    if name not in SBATCH_OPTIONS:
+        raise ValueError(f"--{name} is not an sbatch option a recipe may set: only those that shape the job's request "
+                         "(resources, placement, priority, timing), by their full names, e.g. constraint, gres, mem, "
+                         "exclusive, reservation, nodelist; the job's log, folder and environment are medrecipe's")
     return name
 
 

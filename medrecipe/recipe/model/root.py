@@ -11,6 +11,7 @@ from .eval import Eval
 from .hub import Hub, Publish
 from .rl import RL
 from .sft import SFT
+from .steps import Generate, JudgeFilter, LLMCall, LLMClassifier
 
 
 class Recipe(Strict):
@@ -47,6 +48,19 @@ class Recipe(Strict):
             found["sft"] = "sft"
         if self.publish.model and (self.rl or self.sft):
             found["model"] = "rl" if self.rl else "sft"
+        return found
+
+    def model_calls(self) -> list[tuple[tuple, LLMCall]]:
+        """Every language model the recipe calls (curation steps, the domain classifier, the evaluation judge), each
+        with the recipe path of its settings."""
+        found: list[tuple[tuple, LLMCall]] = []
+        for index, step in enumerate(self.data.steps if self.data else []):
+            if isinstance(step, (Generate, JudgeFilter)):
+                found.append((("data", "steps", index), step))
+            elif isinstance(getattr(step, "classifier", None), LLMClassifier):
+                found.append((("data", "steps", index, "classifier"), step.classifier))
+        if self.eval and self.eval.judge:
+            found.append((("eval", "judge"), self.eval.judge))
         return found
 
     def repo_name(self, artifact: Literal["model", "sft", "dataset"]) -> str:
