@@ -49,6 +49,21 @@ def test_backends_agree_from_the_same_seeds():
     assert inertia["faiss"] == pytest.approx(inertia["numpy"], rel=0.05)
 
 
+@pytest.mark.parametrize("name", ["torch", "numpy"])
+def test_lloyd_stops_when_no_point_changes_cluster_with_the_same_centres(name, monkeypatch):
+    """`iterations` is a most: once the labels repeat, every further step gives the same centres (a recipe asking for
+    2**31 iterations ran until killed, found by review)."""
+    points = _mixture(12, 50, dim=32, seed=1)
+    seeds = seed_centres(points, 12, np.random.default_rng(0))
+    backend = Backend.choose(name)
+    converged = backend.refine(points, seeds, 100, seed=0)
+    steps = []
+    assign = getattr(kmeans_module, f"_{name}_assign")
+    monkeypatch.setattr(kmeans_module, f"_{name}_assign", lambda *args: steps.append(1) or assign(*args))
+    assert np.array_equal(backend.refine(points, seeds, 10**6, seed=0), converged)
+    assert len(steps) < 100
+
+
 def test_two_level_returns_exactly_k_clusters_close_to_lloyd():
     points = _mixture(1000, 6, dim=24, seed=2)  # many small topics, as prompts are
     for k in (37, 250, 1500):

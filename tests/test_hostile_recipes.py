@@ -150,6 +150,27 @@ def test_hostile_local_paths_stay_data_in_every_generated_script(tmp_path, stand
 # ------------------------------------------------------------------------------------------ secrets
 
 
+def test_a_recipe_reads_no_data_from_hidden_files_and_folders(tmp_path):
+    """Found by review: a data source at ~/.kaggle/kaggle.json (one JSON line) became a record, and `publish` would
+    have pushed the key. A path through a hidden file or folder is refused where the recipe names it, and a folder or
+    glob leaves out what it finds in hidden ones (`path: ~` searched the whole home folder)."""
+    from medrecipe.blocks.readers import local_files
+
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    (home / ".kaggle" / "kaggle.json").write_text('{"username": "victim", "key": "0123456789abcdef0123456789abcdef"}\n')
+    (home / "data").mkdir()
+    (home / "data" / "notes.jsonl").write_text('{"q": "a", "r": "b"}\n')
+    for setting, line in (("data: {sources: [{name: notes, path: ~/.kaggle/kaggle.json, fields: {prompt: username, response: key}}]}", 3),
+                          ("sft: {datasets: [{path: /home/victim/.cache/huggingface/x.jsonl}]}", 3),
+                          ("eval: {benchmarks: [{name: medqa, path: ./.secrets/medqa}]}", 3)):
+        refused(medrecipe("validate", str(write(tmp_path, "r.yaml", BASE + setting + "\n")), cwd=tmp_path, env={"HOME": str(home)}),
+                f"r.yaml:{line}:", "a hidden file or folder, where credentials and settings are kept")
+    assert local_files(str(home)) == [home / "data" / "notes.jsonl"]
+    assert local_files(str(home / ".kaggle" / "*.json")) == [home / ".kaggle" / "kaggle.json"]  # named whole: validation's
+    assert local_files(str(home / "*")) == []
+
+
 @pytest.mark.parametrize("setting", [
     'description: "built with ${env:HF_TOKEN}"',
     "hub: {namespace: '${env:HUGGING_FACE_HUB_TOKEN}'}",
@@ -160,12 +181,20 @@ def test_hostile_local_paths_stay_data_in_every_generated_script(tmp_path, stand
     "description: '${env:GITHUB_PAT}'",
     "description: '${env:DATABASE_URL}'",  # an innocent name, a credential's value
     "description: '${env:BUILD_NOTE}'",
+    # found by review: a CI job's JWT, a Google OAuth token, a signing key under names that said none of these words
+    "description: '${env:CI_JOB_JWT}'",
+    "description: '${env:OAUTH_BEARER}'",
+    "description: '${env:SIGNING_PRIVATE}'",
+    "description: '${env:SERVICE_NOTE}'",
+    "description: '${env:RUNNER_NOTE}'",
 ])
 def test_a_recipe_cannot_read_a_secret_from_the_environment(tmp_path, setting):
     recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")
     secrets = {"HUGGING_FACE_HUB_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-" + "x" * 30, "MY_SERVICE_PASSWORD": "hunter2hunter2",
                "PGPASSWORD": "hunter3hunter3", "OPENAI_APIKEY": "hunter4hunter4", "GITHUB_PAT": "hunter5hunter5",
-               "DATABASE_URL": "postgres://admin:hunter6hunter6@db/x", "BUILD_NOTE": "ghp_" + "y" * 36}
+               "DATABASE_URL": "postgres://admin:hunter6hunter6@db/x", "BUILD_NOTE": "ghp_" + "y" * 36,
+               "CI_JOB_JWT": "hunter7hunter7", "OAUTH_BEARER": "hunter8hunter8", "SIGNING_PRIVATE": "hunter9hunter9",
+               "SERVICE_NOTE": "ya29.a0AfH6SMB" + "z" * 30, "RUNNER_NOTE": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ2aWN0aW0ifQ.c2lnbmF0dXJl"}
     for command in ("validate", "show", "plan", "compile"):
         result = medrecipe(command, str(recipe), cwd=tmp_path, env=secrets)
         refused(result, "r.yaml:3:")
@@ -328,6 +357,14 @@ def test_numbers_a_tool_cannot_hold_are_refused(tmp_path, setting, field):
 # ------------------------------------------------------------------------------------------ hangs
 
 
+def test_sizes_that_would_exhaust_the_machine_are_refused(tmp_path):
+    """Found by review: 2**31 - 1 data tasks grew past 7 GB before a task ran; k-means iterations are bounded too."""
+    for override, fragment in (("compute.tasks=2147483647", "compute.tasks: Input should be less than or equal to 100000"),
+                               ("compute.workers=2147483647", "compute.workers: Input should be less than or equal to 100000"),
+                               ("data.steps.4.kmeans.iterations=2147483647", "data.steps[4].kmeans.iterations: Input should be less than or equal to 1000")):
+        refused(medrecipe("validate", str(RECIPES / "ii-medical-8b-1706.yaml"), "--set", override, cwd=tmp_path), fragment)
+
+
 def test_a_judge_prompt_with_literal_braces_is_refused_at_validation(tmp_path):
     recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
         data:
@@ -473,6 +510,28 @@ def test_remote_code_options_are_warned_about_naming_the_field(tmp_path):
         for field in ("sft.axolotl.trust_remote_code", "sft.axolotl.plugins", "rl.openrlhf.train.agent_func_path", "rl.openrlhf.use_ms"):
             output = result.stderr + result.stdout
             assert "r.yaml:" in output and field in output, (command, field)
+
+
+def test_code_the_recipe_chooses_to_run_is_warned_about_naming_the_field(tmp_path):
+    """Found by review: a curation step without an endpoint has datatrove start vLLM with --trust-remote-code, and the
+    Slurm jobs source the recipe's virtual environment (a bash script) and run in its container; nothing said so."""
+    recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
+        data:
+          sources: [{name: s, path: s.jsonl, kind: prompts, fields: {prompt: q, answer: a}}]
+          steps: [{type: generate, model: attacker/custom-arch, samples: 1, max_samples: 1}, {type: generate, model: Qwen/Qwen3-8B, samples: 1, max_samples: 1}]
+        compute: {slurm: {venv: recipes/tools, container: attacker/image}}
+        """))
+    for command in ("validate", "plan", "compile"):
+        result = medrecipe(command, str(recipe), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        output = " ".join((result.stderr + result.stdout).split())  # plan's table wraps its warnings
+        assert "data.steps[0].model: datatrove serves attacker/custom-arch with vLLM and --trust-remote-code" in output, command
+        assert "data.steps[1].model" not in output, command  # transformers' own architecture: nothing of its own to run
+        for field in ("compute.slurm.venv", "compute.slurm.container"):
+            assert f"{field}: medrecipe " in output and "this recipe chooses code that runs on the cluster" in output, (command, field)
+    # a model name is never an option of the `vllm serve` command datatrove runs
+    step = "data: {sources: [{name: s, path: s.jsonl}], steps: [{type: generate, model: '--served-model-name=x', samples: 1, max_samples: 1}]}\n"
+    refused(medrecipe("validate", str(write(tmp_path, "m.yaml", BASE + step)), cwd=tmp_path), "m.yaml:3:", "data.steps[0].model: String should match")
 
 
 def test_passthrough_keys_that_send_data_elsewhere_are_warned_about_naming_the_field(tmp_path):

@@ -139,10 +139,14 @@ def _numpy_refine(points: np.ndarray, centres: np.ndarray, iterations: int) -> n
     centres = centres.copy()
     k = centres.shape[0]
     ones, rows = np.ones(points.shape[0], dtype=np.float32), np.arange(points.shape[0])
+    previous = None
     for _ in range(iterations):
         labels, distances = _numpy_assign(points, centres)
         counts = np.bincount(labels, minlength=k)
         filled = counts > 0
+        if previous is not None and filled.all() and np.array_equal(labels, previous):
+            break  # converged: the centres these labels give are the ones they were assigned to
+        previous = labels
         # A sparse one-hot (centre x point) matrix sums each centre's points in O(n d), whatever k is.
         sums = sparse.csr_matrix((ones, (labels, rows)), shape=(k, points.shape[0])) @ points
         centres[filled] = sums[filled] / counts[filled, None]
@@ -179,11 +183,15 @@ def _torch_refine(points: np.ndarray, centres: np.ndarray, iterations: int, devi
         x = torch.as_tensor(points, device=device)
         c = torch.as_tensor(centres, device=device).clone()
         k = c.shape[0]
+        previous = None
         for _ in range(iterations):
             labels, distances = _torch_assign(x, c, device)
             counts = torch.bincount(labels, minlength=k)
-            sums = torch.zeros_like(c).index_add_(0, labels, x)
             filled = counts > 0
+            if previous is not None and bool(filled.all()) and torch.equal(labels, previous):
+                break  # converged: the centres these labels give are the ones they were assigned to
+            previous = labels
+            sums = torch.zeros_like(c).index_add_(0, labels, x)
             c[filled] = sums[filled] / counts[filled].unsqueeze(1).to(c.dtype)
             empty = torch.nonzero(~filled).squeeze(1)
             if empty.numel():

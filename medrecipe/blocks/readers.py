@@ -31,15 +31,17 @@ PART_BYTES = 64 << 20  # fixed, not derived from the task count, so that record 
 
 
 def local_files(path: str) -> list[Path]:
-    """The data files a source path names: a file, a folder (searched recursively) or a glob, sorted."""
+    """The data files a source path names: a file, a folder (searched recursively) or a glob, sorted. What a folder or a
+    glob finds in hidden files and folders is left out, as the `datasets` library leaves it out of data files: that is
+    where credentials are kept (a recipe's `path: ~` would otherwise read ~/.kaggle/kaggle.json)."""
     target = Path(path)
     if any(char in target.name for char in "*?["):
-        found = sorted(target.parent.glob(target.name))
+        root, found = target.parent, sorted(target.parent.glob(target.name))
     elif target.is_dir():
-        found = sorted(p for p in target.rglob("*") if p.is_file())
+        root, found = target, sorted(p for p in target.rglob("*") if p.is_file())
     else:
-        found = [target] if target.exists() else []
-    return [p for p in found if p.name.endswith(_SUFFIXES)]
+        return [target] if target.exists() and target.name.endswith(_SUFFIXES) else []
+    return [p for p in found if p.name.endswith(_SUFFIXES) and not any(part.startswith(".") for part in p.relative_to(root).parts)]
 
 
 def _kind(path: Path, format: str) -> str:

@@ -64,6 +64,8 @@ def check(loaded: LoadedRecipe) -> Findings:
     _openrlhf_flags(loaded, found)
     _remote_code(loaded, found)
     _rl_model_code(loaded, found)
+    _curation_model_code(loaded, found)
+    _slurm_environment(loaded, found)
     _base_model(loaded, found)
     _local_sources(loaded, found)
     return found
@@ -248,6 +250,30 @@ def _rl_model_code(loaded: LoadedRecipe, found: Findings) -> None:
                                              "always: Python code its repository holds runs on the machines RL runs on, and "
                                              "medrecipe does not know this model", "run it only if you trust the model's "
                                              "repository (an auto_map in its config.json names such code)"))
+
+
+def _curation_model_code(loaded: LoadedRecipe, found: Findings) -> None:
+    """A curation step without an endpoint has datatrove start vLLM for its model, always with --trust-remote-code
+    (datatrove 0.10 pipeline/inference/servers/vllm_server.py): as for RL, a model the catalog does not know is said."""
+    for path, call in loaded.recipe.model_calls():
+        if path[0] == "data" and call.endpoint is None and models.facts(call.model) is None:
+            found.warnings.append(loaded.problem((*path, "model"), f"datatrove serves {call.model} with vLLM and "
+                                                 "--trust-remote-code, always: Python code its repository holds runs where "
+                                                 "the data stage runs, and medrecipe does not know this model",
+                                                 "run it only if you trust the model's repository, or give the step an "
+                                                 "endpoint that serves it"))
+
+
+def _slurm_environment(loaded: LoadedRecipe, found: Findings) -> None:
+    """The environment the Slurm jobs run in is code the recipe chooses: the virtual environment's activate script
+    (sourced by every data job) and the container image (srun --container-image)."""
+    slurm = loaded.recipe.compute.slurm
+    for key, value, what in (("venv", slurm.venv, f"sources {slurm.venv}/bin/activate, a shell script, in every data job"),
+                             ("container", slurm.container, f"runs every Slurm job in the image {slurm.container}")):
+        if value:
+            found.warnings.append(loaded.problem(("compute", "slurm", key), f"compute.slurm.{key}: medrecipe {what}; this "
+                                                 "recipe chooses code that runs on the cluster",
+                                                 f"run it only if you chose it or trust its author: --set compute.slurm.{key}=..."))
 
 
 def _openrlhf_flags(loaded: LoadedRecipe, found: Findings) -> None:

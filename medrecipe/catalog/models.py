@@ -121,6 +121,9 @@ KNOWN: dict[str, ModelFacts] = {
     "Qwen/Qwen3-8B": ModelFacts(40960, 32, 8, 8.2, _shape(4096, 36, 12288, heads=32, kv_heads=8, **_QWEN3)),
     "Qwen/Qwen3-14B": ModelFacts(40960, 40, 8, 14.8, _shape(5120, 40, 17408, heads=40, kv_heads=8, **_QWEN3)),
     "Qwen/Qwen3-32B": ModelFacts(40960, 64, 8, 32.8, _shape(5120, 64, 25600, heads=64, kv_heads=8, **_QWEN3)),
+    # the II-Medical recipe's curation model, served by vLLM (its card: 235B in total, 94 layers, 64 query and 4 key-value
+    # heads, "The code of Qwen3-MoE has been in the latest Hugging Face transformers": no code of its own to trust)
+    "Qwen/Qwen3-235B-A22B": ModelFacts(40960, 64, 4, 235.0),
     "Qwen/Qwen2.5-7B-Instruct": ModelFacts(32768, 28, 4, 7.6, _shape(3584, 28, 18944, 152064, 28, 4, qkv_bias=True)),
     "Qwen/Qwen2.5-32B-Instruct": ModelFacts(32768, 40, 8, 32.8),
     "meta-llama/Meta-Llama-3-8B": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B),

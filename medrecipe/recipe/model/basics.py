@@ -85,7 +85,21 @@ RepoName = Annotated[
     AfterValidator(_hub_id),
 ]
 HubId = Annotated[str, AfterValidator(_hub_id)]
+def visible_path(value: str) -> str:
+    """A path a recipe reads data from may not pass through a hidden file or folder: credentials and settings live there
+    (~/.ssh, ~/.kaggle/kaggle.json, ~/.cache/huggingface), and what a data stage reads can be published."""
+    hidden = next((part for part in value.replace("\\", "/").split("/") if part.startswith(".") and part not in (".", "..")), None)
+    if hidden:
+        raise ValueError(f"{value!r} goes through {hidden!r}, a hidden file or folder, where credentials and settings are "
+                         "kept: a recipe does not read data there (move or link the data elsewhere)")
+    return value
+
+
 ModelRef = Annotated[str, AfterValidator(_model_reference)]
+# A model named to an endpoint, or to the vLLM server datatrove starts (`vllm serve <model>`: never an option there).
+ModelName = Annotated[str, Field(pattern=r"^[^\s-]\S*$", max_length=256)]
+DataPath = Annotated[str, AfterValidator(visible_path)]  # a local file, folder or glob of data
+DataRef = Annotated[str, AfterValidator(_model_reference), AfterValidator(visible_path)]  # a Hub id or a DataPath
 Namespace = Annotated[str, AfterValidator(hub_namespace)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]  # a column (or a key inside one) that rows must have

@@ -1,6 +1,6 @@
 """The recipe's `compute` section: GPUs, nodes, the data executor, Slurm and Ray."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -59,15 +59,19 @@ class GPU(Strict):
     )
 
 
+# Bounded: each data task is a process, a log and a completion marker, and a few billion of them exhaust the machine.
+TaskCount = Annotated[int, Field(gt=0, le=100_000)]
+
+
 class Compute(Strict):
     """Where the work runs."""
 
     gpus_per_node: PositiveInt = Field(8, description="GPUs per node for training and evaluation.")
     nodes: PositiveInt = Field(1, description="Nodes for training.")
     executor: Literal["local", "ray", "slurm"] = Field("local", description="Executor of the data stage.")
-    workers: PositiveInt | None = Field(None, description="Data tasks run at once. Default: the CPU count (local).")
-    tasks: PositiveInt | None = Field(
-        None, description="Shards the data stage is split into (part of its content key). Default: 8; raise it for large corpora."
+    workers: TaskCount | None = Field(None, description="Data tasks run at once. Default: the CPU count (local).")
+    tasks: TaskCount | None = Field(
+        None, description="Shards the data stage is split into (part of its content key). Default: 8; raise it for large corpora.",
     )
     gpu: GPU = Field({}, description="The GPUs, for `plan`'s GPU-hours and memory verdicts.")
     slurm: Slurm = Field({}, description="Slurm settings.")

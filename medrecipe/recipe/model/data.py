@@ -4,7 +4,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from .basics import ColumnName, ConfigName, HubId, PositiveInt, RepoPath, Slug, SplitName, Strict, Url
+from .basics import ColumnName, ConfigName, DataPath, HubId, PositiveInt, RepoPath, Slug, SplitName, Strict, Url
 from .steps import Step
 
 
@@ -98,7 +98,9 @@ class DatasetLocation(Strict):
         description="Files inside the Hub repository to read (json/jsonl/jsonl.zst/parquet) instead of a configuration: for "
         "repositories without a loadable one, or files a configuration cannot type (nested columns that vary by row).",
     )
-    path: str | None = Field(None, description="Local file, folder or glob of jsonl/json/parquet files, relative to the recipe file.")
+    path: DataPath | None = Field(
+        None, description="Local file, folder (searched recursively, hidden files and folders left out) or glob of "
+        "jsonl/json/parquet files, relative to the recipe file; not in a hidden folder.")
     format: Literal["auto", "jsonl", "parquet"] = Field("auto", description="File format of `path`; auto: from the file suffix.")
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from .basics import INT_LIMIT, ConfigName, HubId, PositiveInt, Probability, RepoPath, SplitName, Strict, model_choice
+from .basics import INT_LIMIT, ConfigName, DataPath, HubId, PositiveInt, Probability, RepoPath, SplitName, Strict, model_choice
 from .steps import LLMCall
 
 
@@ -17,7 +17,7 @@ class BenchmarkRef(Strict):
     """A benchmark of the registry or of `eval.custom_benchmarks`, optionally read from a local copy."""
 
     name: str = Field(description="Registry name, e.g. `medmcqa` (see `medrecipe plan`), or a name from `eval.custom_benchmarks`.")
-    path: str | None = Field(None, description="Local folder or file holding the benchmark (offline runs), relative to the recipe.")
+    path: DataPath | None = Field(None, description="Local folder or file holding the benchmark (offline runs), relative to the recipe.")
     split: SplitName | None = Field(None, description="Split to evaluate on. Default: the registry's.")
     max_samples: PositiveInt | None = Field(None, description="Evaluate on at most this many items.")
 

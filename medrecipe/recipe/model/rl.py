@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import Field, model_validator
 
-from .basics import INT_LIMIT, ColumnName, ModelRef, NonNegativeInt, PositiveInt, Probability, SplitName, Strict, model_choice
+from .basics import INT_LIMIT, ColumnName, DataRef, NonNegativeInt, PositiveInt, Probability, SplitName, Strict, model_choice
 from .data import DatasetLocation, Fields
 
 
@@ -45,7 +45,7 @@ class PromptData(DatasetLocation):
 class PreferenceData(Strict):
     """Preference pairs for DPO or reward-model training, read by OpenRLHF itself."""
 
-    path: ModelRef = Field(description="Hub dataset id or local file or folder (OpenRLHF's --data.dataset).")
+    path: DataRef = Field(description="Hub dataset id or local file or folder (OpenRLHF's --data.dataset).")
     split: SplitName = Field("train", description="Split.")
     prompt_key: ColumnName | None = Field(
         None,

@@ -4,7 +4,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from .basics import ConfigName, NonNegativeInt, PositiveInt, SplitName, Strict
+from .basics import ConfigName, DataPath, NonNegativeInt, PositiveInt, SplitName, Strict
 
 
 class Batch(Strict):
@@ -31,7 +31,7 @@ class Batch(Strict):
 class SFTDataset(Strict):
     """An SFT dataset other than the data stage's own output."""
 
-    path: str = Field(description="Hub dataset id or local path.")
+    path: DataPath = Field(description="Hub dataset id or local path.")
     subset: ConfigName | None = Field(None, description="Hub dataset configuration.")
     split: SplitName = Field("train", description="Split to train on.")
     format: Literal["chat", "alpaca"] = Field("chat", description="`chat`: a messages column; `alpaca`: instruction/input/output columns.")

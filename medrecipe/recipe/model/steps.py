@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Self, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from .basics import ApiKeyEnv, NonNegativeInt, PositiveInt, Probability, Slug, Strict, Url, placeholders
+from .basics import ApiKeyEnv, ModelName, NonNegativeInt, PositiveInt, Probability, Slug, Strict, Url, placeholders
 
 class StepBase(Strict):
     """Fields common to every curation step."""
@@ -18,7 +18,7 @@ class StepBase(Strict):
 class LLMCall(Strict):
     """A model behind an OpenAI-compatible API: an existing endpoint, or a vLLM server datatrove starts."""
 
-    model: str = Field(description="Model name (Hub id for a vLLM server, or the endpoint's model name).")
+    model: ModelName = Field(description="Model name (Hub id for a vLLM server, or the endpoint's model name).")
     endpoint: Url | None = Field(
         None, description="Base URL of an OpenAI-compatible API (…/v1). Unset: datatrove's InferenceRunner starts vLLM locally."
 
@@ -131,7 +131,8 @@ class KMeans(Strict):
     """K-means clustering of the embeddings."""
 
     clusters: PositiveInt = Field(50_000, description="Number of clusters K.")
-    iterations: PositiveInt = Field(20, description="Lloyd iterations.")
+    iterations: Annotated[int, Field(gt=0, le=1000)] = Field(
+        20, description="Lloyd iterations, at most (fewer once no point changes cluster).")
     method: Literal["auto", "lloyd", "two_level"] = Field(
         "auto",
         description="`lloyd`: full K-means; `two_level`: sqrt(K) coarse clusters, then K-means inside each, exactly K in all "
@@ -149,7 +150,7 @@ class LLMClassifier(LLMCall):
     """Classify each selected prompt with an LLM."""
 
     backend: Literal["llm"] = Field(description="Classifier type.")
-    model: str = Field("Qwen/Qwen2.5-32B-Instruct", description="The classifying model.")
+    model: ModelName = Field("Qwen/Qwen2.5-32B-Instruct", description="The classifying model.")
     labels: list[str] = Field(min_length=2, description="The label set offered to the model.")
     prompt: str = Field(
         "Classify the domain of the following question. Answer with exactly one label from this list: {labels}.\n\n"
@@ -214,7 +215,7 @@ class Generate(LLMCall, StepBase):
     removed to the step's exclusion folder."""
 
     type: Literal["generate"] = Field(description="Step type.")
-    model: str = Field("Qwen/Qwen3-235B-A22B", description="The generating model.")
+    model: ModelName = Field("Qwen/Qwen3-235B-A22B", description="The generating model.")
     samples: PositiveInt = Field(6, description="Responses sampled per prompt.")
     max_samples: PositiveInt = Field(
         10, description="If none of the first `samples` responses is correct, keep sampling up to this many."
@@ -244,7 +245,7 @@ class JudgeFilter(LLMCall, StepBase):
     """LLM-as-judge: score each response against the reference answer, keep those scoring at least `min_score`."""
 
     type: Literal["judge_filter"] = Field(description="Step type.")
-    model: str = Field("gpt-4o", description="The judge model.")
+    model: ModelName = Field("gpt-4o", description="The judge model.")
     api_key_env: ApiKeyEnv | None = Field("OPENAI_API_KEY", description="Environment variable holding the judge endpoint's API key.")
     min_score: float = Field(8.0, description="Keep responses scoring at least this.")
     max_score: float = Field(10.0, gt=0.0, description="Top of the judge's scale.")
