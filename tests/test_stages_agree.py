@@ -173,6 +173,16 @@ def test_ultramedical_sft_dpo_and_evaluation_agree(fixture_hub, tokenizers, tmp_
         assert value["leading_bos_default"] == 2, name  # lighteval's default add_special_tokens would add a second
 
 
+def test_a_record_longer_than_sequence_len_is_reported(fixture_hub, tokenizers, tmp_path):
+    """Axolotl tokenizes a record, then drops it when it is longer than sequence_len (found by review: inspect showed a
+    19,016-token record as trained at 4,096): the pieces are what it trains only if the record fits."""
+    result, found = inspect(fixture_hub, "ultramedical-llama3-8b", tokenizers["llama3-base"], tmp_path, "--set", "sft.sequence_len=32")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert failed(found) == ["the record fits in sft.sequence_len"]
+    detail = next(a["detail"] for a in found["agreements"] if a["check"] == "the record fits in sft.sequence_len")
+    assert detail.endswith("tokens, over 32: Axolotl drops the record: none of it is trained")
+
+
 def test_a_text_prompt_key_beside_conversations_breaks_openrlhf(fixture_hub, envs, tokenizers, tmp_path):
     """The UltraMedical recipes' preference flags before this fix, through OpenRLHF's own preprocess_data."""
     from . import hub_fixtures

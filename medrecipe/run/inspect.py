@@ -115,6 +115,7 @@ def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
             found.sft, found.generation_prompt = sft["pieces"], sft["generation_prompt"]
             trained_tokenizer = str(saved)
             _sft_agreements(found, record, sft["eos_token"])
+            found.agreements.append(_fits(sft["tokens"], recipe.sft.sequence_len, recipe.sft.excess_length))
         else:
             sft = {"prompts": {}}
         if rl_row or pair_row:
@@ -180,6 +181,16 @@ def _sft_agreements(found: Inspection, record: list[dict], eos: str | None) -> N
             "the model writes its own <think>", writes,
             "the trained text opens the think block, so the final answer is what follows </think>" if writes else
             "the template opens <think> before the trained text: the model never writes it, and responses lack it"))
+
+
+def _fits(tokens: int, sequence_len: int, excess_length: str) -> Agreement:
+    """Axolotl tokenizes every record, then drops (or cuts) those longer than sequence_len (utils/data/utils.py,
+    handle_long_seq_in_dataset): the pieces above are what it would train only if the record fits."""
+    if tokens <= sequence_len:
+        return Agreement("the record fits in sft.sequence_len", True, f"{tokens:,} tokens of {sequence_len:,}")
+    fate = "drops the record: none of it is trained" if excess_length == "drop" else \
+        f"cuts it at {sequence_len:,} tokens: what follows, the answer's end included, is not trained"
+    return Agreement("the record fits in sft.sequence_len", False, f"{tokens:,} tokens, over {sequence_len:,}: Axolotl {fate}")
 
 
 def _prompt_agreements(found: Inspection, rendered: dict[str, str]) -> None:

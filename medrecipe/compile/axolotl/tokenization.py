@@ -9,6 +9,7 @@ Axolotl's `load_tokenizer` sets the chat template the config names (as training 
 chat-template strategy tokenizes the record with the compiled dataset entry (roles_to_train, train_on_eos), and
 the tokenizer is saved into SAVE_DIR for the RL and evaluation renderings. Prints one JSON line:
   pieces             [[text, trained], ...] of the record, in order: what carries the loss
+  tokens             the record's length in tokens (Axolotl drops or cuts one over sequence_len after tokenizing)
   generation_prompt  the record's turns before the last assistant turn, rendered with add_generation_prompt
   prompts            each probe prompt rendered with add_generation_prompt
   bos_token          the tokenizer's BOS token, or null
@@ -54,6 +55,7 @@ def main(config_path: str, tokenizer_dir: str, request_path: str, save_dir: str)
     tokenizer.save_pretrained(save_dir)
     return {
         "pieces": pieces(tokenizer, tokenized["input_ids"], tokenized["labels"]),
+        "tokens": len(tokenized["input_ids"]),
         "generation_prompt": tokenizer.apply_chat_template(request["messages"][:last_assistant], tokenize=False,
                                                            add_generation_prompt=True),
         "prompts": {name: tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
