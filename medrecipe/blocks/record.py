@@ -149,6 +149,8 @@ def _options(row: dict, mapping: str | list[str], source: str, format: str = "au
 
 
 _EXPLANATION = re.compile(r"\.?\s*Explanation\s*:.*$", re.DOTALL | re.IGNORECASE)
+# MedReason writes PubMedQA's answer as "The final decision is: yes. <long answer>" (catalog: UCSC-VLAA/MedReason)
+_DECISION = re.compile(r"^\s*The final decision is:\s*(yes|no|maybe)\b.*$", re.DOTALL | re.IGNORECASE)
 _THINK_BLOCK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)
 
 
@@ -165,7 +167,7 @@ def _answer(value: Any, options: dict[str, str], format: str = "auto") -> str | 
         letter = str(value).strip().strip("()").strip().upper()
         return letter if letter in options else None
     if format == "option_text":
-        text = _comparable(_EXPLANATION.sub("", str(value)))
+        text = _comparable(_DECISION.sub(r"\1", _EXPLANATION.sub("", str(value))))
         matches = [letter for letter, option in options.items() if _comparable(option) == text]
         return matches[0] if len(matches) == 1 else None
     if isinstance(value, bool):
