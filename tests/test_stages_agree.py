@@ -91,6 +91,10 @@ def test_the_qwen3_templates_are_caught(fixture_hub, tokenizers, tmp_path, templ
     assert failed(found) == ["the generation prompt ends where SFT's trained text starts", "the model writes its own <think>"]
     assert found["rl_prompt"]["text"].endswith(prompt_end)
     assert found["sft"][0][0].endswith("<|im_start|>assistant\n<think>\n") and not found["sft"][0][1]  # left out of the loss
+    # and validate says so before anything runs
+    warned = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "validate", str(RECIPES / "ii-medical-8b-1706.yaml"),
+                             "--set", f"sft.chat_template={template}"], capture_output=True, text=True, cwd=tmp_path)
+    assert f"sft.chat_template: {template}: with this template Axolotl leaves the <think> opener" in warned.stderr
 
 
 def test_the_dapo_reward_prefers_the_gold_letter_of_a_real_layout_row(fixture_hub, envs, tokenizers, tmp_path):

@@ -65,6 +65,7 @@ def check(loaded: LoadedRecipe) -> Findings:
     _remote_code(loaded, found)
     _rl_model_code(loaded, found)
     _curation_model_code(loaded, found)
+    _thinking_template(loaded, found)
     _slurm_environment(loaded, found)
     _base_model(loaded, found)
     _local_sources(loaded, found)
@@ -262,6 +263,18 @@ def _curation_model_code(loaded: LoadedRecipe, found: Findings) -> None:
                                                  "the data stage runs, and medrecipe does not know this model",
                                                  "run it only if you trust the model's repository, or give the step an "
                                                  "endpoint that serves it"))
+
+
+def _thinking_template(loaded: LoadedRecipe, found: Findings) -> None:
+    """A Qwen3 model trained with Axolotl's `qwen3` template or with its tokenizer's own never learns to open its
+    <think> block: both put the opener outside the loss (catalog/models.py says how), and `auto` picks ChatML."""
+    sft = loaded.recipe.sft
+    if sft is None or sft.chat_template not in ("qwen3", "tokenizer_default") or "qwen3" not in sft_base_model(loaded).lower():
+        return
+    found.warnings.append(loaded.problem(("sft", "chat_template"), f"{sft.chat_template}: with this template Axolotl leaves the "
+                                         "<think> opener of the answer out of the loss, so the model is never trained to write "
+                                         "it, and prompts end where no trained response begins",
+                                         "chat_template: auto (ChatML for Qwen3); `medrecipe inspect` shows both"))
 
 
 def _slurm_environment(loaded: LoadedRecipe, found: Findings) -> None:
