@@ -116,7 +116,7 @@ def test_ii_medical_plan_facts_say_which_tasks_are_custom(ii_medical):
     assert "lighteval's own med_mcqa is not this setting: generative exact match" in facts["task medmcqa"]
     assert "lighteval's own pubmedqa is not this setting" in facts["task pubmedqa"]
     assert facts["task mmlu_pro_medical"].startswith("custom medrecipe:mmlu_pro_medical <- TIGER-Lab/MMLU-Pro test, category in health, biology")
-    assert facts["generation"] == "temperature 0.6, top_p 0.9, top_k backend default, max_new_tokens 32768, seed 42"
+    assert facts["generation"] == "temperature 0.6, top_p 0.9, top_k none, max_new_tokens 32768, seed 42"
     assert facts["max model length"] == "36864 (4096 prompt + 32768 answer)"
     assert facts["judge"].startswith("gpt-4.1-2025-04-14 at https://api.openai.com/v1, API key from $OPENAI_API_KEY; it grades the final answer")
     assert facts["judge"].endswith("system message 'You are a helpful assistant.', temperature 0.5, up to 2048 tokens")
@@ -218,7 +218,7 @@ def test_accelerate_sampling_evaluates_a_sampling_copy(write, tmp_path):
     argv = lighteval_command(launch)
     assert argv[:2] == ["lighteval", "accelerate"]
     assert argv[2] == ("model_name=$model,add_special_tokens=$special_tokens,dtype=float32,max_length=4144,batch_size=4,cache_dir=cache,"
-                       "generation_parameters={temperature:0.6,top_p:0.9,seed:7}")  # top_k -1: unset
+                       "generation_parameters={temperature:0.6,top_p:0.9,top_k:0,seed:7}")  # top_k -1: none, 0 to transformers
     # No max_new_tokens on accelerate: lighteval would truncate each prompt to that many tokens. The task's
     # generation_size bounds the answer.
     assert parameters_of(files[lighteval.TASKS])["MAX_NEW_TOKENS"] == 48

@@ -89,8 +89,9 @@ def test_tiny_model_evaluated_end_to_end(cli, write, tool_python, monkeypatch, t
     assert model_config["model_name"].endswith("-sampling")
     work = build / "eval" / scores["key"]
     assert json.loads((work / model_config["model_name"] / "generation_config.json").read_text())["do_sample"] is True
-    assert {k: model_config["generation_parameters"][k] for k in ("temperature", "top_p", "max_new_tokens")} == {
-        "temperature": 0.6, "top_p": 0.9, "max_new_tokens": None}
+    # no top-k in the recipe is none for transformers too (0), not its default of 50 (found by review)
+    assert {k: model_config["generation_parameters"][k] for k in ("temperature", "top_p", "top_k", "max_new_tokens")} == {
+        "temperature": 0.6, "top_p": 0.9, "top_k": 0, "max_new_tokens": None}
     assert (work / "cache" / "models").is_dir()  # lighteval's answer cache stays in the stage's folder
 
     # The model saw whole prompts in the recipe's format, and answered within the recipe's budget.
@@ -111,6 +112,50 @@ def test_tiny_model_evaluated_end_to_end(cli, write, tool_python, monkeypatch, t
     # Evaluated already: a rerun is skipped without starting lighteval.
     again = cli("run", str(recipe), "--stage", "eval", "--out", "build")
     assert again.code == 0 and "skipped" in again.out
+
+
+LOGLIKELIHOOD = """
+name: tiny-loglikelihood
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+eval:
+  model: base
+  backend: accelerate
+  dtype: float32
+  batch_size: 4
+  max_model_length: 1024
+  mode: loglikelihood
+  prompt: {{instruction: "Answer:"}}
+  benchmarks:
+    - {{name: medmcqa, path: {fixtures}/medmcqa, max_samples: 2}}
+"""
+
+
+@pytest.mark.slow
+def test_loglikelihood_scores_each_letter_right_after_the_prompt(cli, write, tool_python, monkeypatch, tmp_path):
+    """Found by review: with a model whose tokenizer has a chat template (this one's, Axolotl's after SFT), lighteval
+    wrapped the prompt in it and scored "\n A" after the assistant's header. The letter is scored right after
+    "Answer:", in plain text, as the recipe says."""
+    tool_python("eval")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    result = cli("run", str(write("tiny-ll.yaml", LOGLIKELIHOOD.format(fixtures=FIXTURES))), "--stage", "eval", "--out", "build")
+    assert result.code == 0, result.err[-3000:]
+    scores = json.loads((tmp_path / "build" / "eval" / "scores.json").read_text())
+    work = tmp_path / "build" / "eval" / scores["key"]
+    rows = [row for path in work.glob("details/**/details_*.parquet") for row in pq.read_table(path).to_pylist()]
+    assert len(rows) == 2 and scores["benchmarks"]["medmcqa"]["n"] == 2
+    from transformers import AutoTokenizer
+
+    from medrecipe.envs.offline_models import private_hub_cache
+
+    # the evaluated model's tokenizer, from the cache lighteval loaded it from
+    tokenizer = AutoTokenizer.from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct", cache_dir=private_hub_cache())
+    assert tokenizer.chat_template  # lighteval would have used it
+    for row in rows:
+        assert row["doc"]["choices"] == [" A", " B", " C", " D"] and row["doc"]["query"].endswith("Answer:")
+        context = tokenizer.decode(row["model_response"]["input_tokens"])
+        assert context == row["doc"]["query"], context[-200:]  # the prompt as written: no template around it
+        assert tokenizer.decode(row["model_response"]["output_tokens"][0]) == " A"  # scored right after "Answer:"
 
 
 # ------------------------------------------------------------------- what is refused before lighteval starts

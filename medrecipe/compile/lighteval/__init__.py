@@ -61,9 +61,12 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
     model = default_model(loaded, layout)
     stage.facts.append(("evaluated model", f"{ev.model}: {model}" if ev.model in RECIPE_MODELS else str(model)))
     stage.facts.append(("backend", f"lighteval {ev.backend} ({ev.dtype}), {ev.mode}"))
+    if ev.mode == "loglikelihood":
+        stage.facts.append(("scoring", "each option's likelihood right after the prompt, as plain text (no chat template, "
+                                       "the tokenizer's own special tokens)"))
     if ev.mode == "generative":
         sampling = ev.sampling
-        top_k = sampling.top_k if sampling.top_k is not None and sampling.top_k >= 0 else "backend default"
+        top_k = sampling.top_k if sampling.top_k is not None and sampling.top_k >= 0 else "none"
         stage.facts.append(("generation", f"temperature {sampling.temperature:g}, top_p {sampling.top_p:g}, top_k {top_k}, "
                                           f"max_new_tokens {sampling.max_new_tokens}, seed {recipe.seed}"))
         if ev.backend == "accelerate" and samples(loaded):

@@ -62,13 +62,17 @@ def samples(loaded: LoadedRecipe) -> bool:
 
 
 def generation_parameters(loaded: LoadedRecipe) -> dict:
-    """lighteval's GenerationParameters for the recipe (top_k -1, "disabled", is lighteval's unset)."""
+    """lighteval's GenerationParameters for the recipe. No top-k (unset, or -1) is no top_k for vLLM, whose default is
+    none, and top_k 0 for the accelerate backend: transformers' generate() would otherwise take the model's
+    generation_config.json value or its own default, 50 (found by review)."""
     recipe = loaded.recipe
     assert recipe.eval is not None
     sampling = recipe.eval.sampling
     parameters: dict = {"temperature": sampling.temperature, "top_p": sampling.top_p}
     if sampling.top_k is not None and sampling.top_k >= 0:
         parameters["top_k"] = sampling.top_k
+    elif recipe.eval.backend == "accelerate":
+        parameters["top_k"] = 0
     parameters["max_new_tokens"] = sampling.max_new_tokens
     parameters["seed"] = recipe.seed
     return parameters

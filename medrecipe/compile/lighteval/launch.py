@@ -48,15 +48,17 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
             "# transformers reads from the model's generation_config.json (greedy for most checkpoints): with --sample",
             "# the model is a linked copy whose generation config enables sampling.",
         ]
+    lines += ["# It also says whether the tokenizer adds special tokens: not when the chat template writes them (one BOS)."
+              if ev.mode == "generative" else "# Loglikelihood: plain-text prompts, so the tokenizer adds its special tokens."]
     lines += [
-        "# It also says whether the tokenizer adds special tokens: not when the chat template writes them (one BOS).",
         'if [ -d "$model" ]; then model="$(cd "$model" && pwd)"; fi',
         'mkdir -p "$output"',
         'cd "$output"',
         f'model="$(python "$here/prepare_model.py" "$model" models{" --sample" if sample else ""})"',
-        'special_tokens="$(python "$here/prepare_model.py" --special-tokens "$model")"',
-        "",
     ]
+    if ev.mode == "generative":
+        lines.append('special_tokens="$(python "$here/prepare_model.py" --special-tokens "$model")"')
+    lines.append("")
     lines += [
         f"lighteval {ev.backend} \\",
         f'  "{_model_args(loaded)}" \\',
@@ -116,7 +118,13 @@ def _model_args(loaded: LoadedRecipe) -> str:
     """lighteval's model arguments: `key=value,...` with `generation_parameters={key:value,...}` last."""
     ev = loaded.recipe.eval
     assert ev is not None
-    args = ["model_name=$model", "add_special_tokens=$special_tokens", f"dtype={ev.dtype}"]
+    if ev.mode == "generative":
+        args = ["model_name=$model", "add_special_tokens=$special_tokens", f"dtype={ev.dtype}"]
+    else:
+        # Each option is scored right after the prompt as written, in plain text: lighteval would otherwise wrap it in
+        # any chat template the tokenizer has (models/utils.py, uses_chat_template) and score "\n A" after the
+        # assistant's header, a place and form no model answers in, and that base models without a template never see.
+        args = ["model_name=$model", "add_special_tokens=true", "override_chat_template=false", f"dtype={ev.dtype}"]
     if ev.backend == "vllm":
         args += [f"max_model_length={max_model_length(loaded)}", f"tensor_parallel_size={ev.tensor_parallel_size}",
                  f"seed={loaded.recipe.seed}"]

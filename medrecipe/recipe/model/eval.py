@@ -72,7 +72,7 @@ class Sampling(Strict):
 
     temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature; 0 decodes greedily.")
     top_p: Probability = Field(0.9, description="Nucleus sampling threshold.")
-    top_k: int | None = Field(None, ge=-1, le=INT_LIMIT, description="Top-k; unset: the backend's default.")
+    top_k: int | None = Field(None, ge=-1, le=INT_LIMIT, description="Top-k; unset or -1: none, every token is a candidate.")
     max_new_tokens: PositiveInt = Field(32768, description="Maximum generated tokens per answer.")
 
 
