@@ -305,7 +305,7 @@ print(json.dumps(found))
 def test_each_templates_turn_end_is_the_token_axolotl_writes_after_an_answer(sft_env):
     """TURN_ENDS names the token each template ends an assistant turn with; the templates it leaves out end one with
     the tokenizer's EOS, which Axolotl trains and generation stops at already."""
-    names = sorted({template for _, template in models._FAMILIES} | set(models.TURN_ENDS) | {"alpaca"})
+    names = sorted({template for _, _, template in models._FAMILIES} | set(models.TURN_ENDS) | {"alpaca"})
     result = subprocess.run([str(sft_env), "-c", _TURN_ENDINGS, json.dumps(names)], capture_output=True, text=True, check=True)
     after_the_answer = json.loads(result.stdout.splitlines()[-1])
     for name in names:
@@ -315,15 +315,15 @@ def test_each_templates_turn_end_is_the_token_axolotl_writes_after_an_answer(sft
 def test_passed_through_special_tokens_join_the_turn_end_and_may_not_replace_it(write, cli, tmp_path):
     recipe = write("r.yaml", INTERNIST_LIKE)
     out = tmp_path / "b"
-    compiled = cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "sft.chat_template=llama3",
+    compiled = cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "base_model=meta-llama/Meta-Llama-3-8B", "--set", "sft.chat_template=llama3",
                    "--set", "sft.axolotl={special_tokens: {pad_token: <|end_of_text|>}}")
     assert compiled.code == 0, compiled.err
     config = yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())
     assert config["special_tokens"] == {"eos_token": "<|eot_id|>", "pad_token": "<|end_of_text|>"}
     for nothing in ("{}", "null"):  # an empty or null mapping adds nothing and removes nothing
-        assert cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "sft.chat_template=llama3",
+        assert cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "base_model=meta-llama/Meta-Llama-3-8B", "--set", "sft.chat_template=llama3",
                    "--set", f"sft.axolotl={{special_tokens: {nothing}}}").code == 0
         assert yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())["special_tokens"] == {"eos_token": "<|eot_id|>"}
-    refused = cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "sft.chat_template=llama3",
+    refused = cli("compile", str(recipe), "--stage", "sft", "--out", str(out), "--set", "base_model=meta-llama/Meta-Llama-3-8B", "--set", "sft.chat_template=llama3",
                   "--set", "sft.axolotl={special_tokens: {eos_token: <|end_of_text|>}}")
     assert refused.code == 2 and "sft.axolotl.special_tokens.eos_token: sft.chat_template sets it" in refused.err

@@ -148,3 +148,18 @@ def test_a_fork_to_a_shorter_context_model_is_flagged(cli):
     assert result.code == 2
     assert "sft.sequence_len: 16378 tokens exceed meta-llama/Meta-Llama-3-8B's 8192 positions" in result.err
     assert "rl.max_response_length" in result.err
+    # found by review: lighteval stops with "Context size is less than 0" when the answer budget leaves the prompt none
+    assert "eval.sampling.max_new_tokens: 32768 answer tokens leave no room for the prompt in a context of 8192 tokens" in result.err
+
+
+def test_a_fork_onto_another_family_may_not_keep_its_parents_template(cli):
+    """Found by review: UltraMedical's explicit llama3 template, kept on a Qwen2.5 base, validated and compiled, and
+    Axolotl failed on the first record (the template writes a BOS token Qwen2.5's tokenizer does not have)."""
+    result = cli("validate", "ultramedical-llama3-8b", "--set", "base_model=Qwen/Qwen2.5-7B-Instruct")
+    assert result.code == 2
+    assert ("sft.chat_template: llama3 is Llama 3's chat template, and Qwen/Qwen2.5-7B-Instruct is a Qwen2.5 model" in result.err
+            and "chat_template: auto (qwen_25 for Qwen2.5)" in result.err)
+    assert cli("validate", "ultramedical-llama3-8b", "--set", "base_model=Qwen/Qwen2.5-7B-Instruct", "--set", "sft.chat_template=auto").code == 0
+    # the evaluated model's own limits: its attention heads, not the base model's
+    other = cli("validate", "ultramedical-llama3-8b", "--set", "eval.model=Qwen/Qwen2.5-7B-Instruct", "--set", "eval.tensor_parallel_size=8")
+    assert "eval.tensor_parallel_size: tensor parallel size 8 does not divide Qwen/Qwen2.5-7B-Instruct's 28 attention heads" in other.err

@@ -13,6 +13,7 @@ from pathlib import Path
 from . import benchmarks, dataset_checks, models, openrlhf_flags
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization
+from ..recipe.model.eval import PROMPT_ROOM
 
 
 @dataclass
@@ -143,6 +144,11 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
                 loaded.problem(("sft", "chat_template"), f"no chat template known for {model}; the tokenizer's own is used",
                                "set sft.chat_template to an Axolotl template name")
             )
+        owner, kin = models.FAMILY_TEMPLATES.get(recipe.sft.chat_template), models.family(model)
+        if owner and kin and owner != kin:  # a fork onto another family that kept its parent's template (found by review)
+            found.errors.append(loaded.problem(
+                ("sft", "chat_template"), f"{recipe.sft.chat_template} is {owner}'s chat template, and {model} is a {kin} model: "
+                "its tokenizer lacks that format's tokens", f"chat_template: auto ({models.chat_template_for(model)} for {kin})"))
         facts = models.facts(model)
         if facts and recipe.sft.sequence_len > facts.max_positions:
             found.errors.append(
@@ -178,19 +184,34 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
                     f"{recipe.sft.sequence_len} tokens with their prompts: Axolotl leaves the longer ones out",
                     f"generate at most what SFT trains, less the prompt: --set data.steps.{index}.max_tokens=..."))
     if recipe.eval:
-        facts = models.facts(recipe.base_model)
-        if facts and facts.attention_heads % recipe.eval.tensor_parallel_size:
-            found.errors.append(
-                loaded.problem(("eval", "tensor_parallel_size"),
-                               f"tensor parallel size {recipe.eval.tensor_parallel_size} does not divide {recipe.base_model}'s "
-                               f"{facts.attention_heads} attention heads")
-            )
-        length = recipe.eval.max_model_length or recipe.eval.sampling.max_new_tokens
-        if facts and length > facts.max_positions:
-            found.warnings.append(
-                loaded.problem(("eval", "sampling", "max_new_tokens"),
-                               f"{length} tokens exceed {recipe.base_model}'s {facts.max_positions} positions; vLLM will cap it")
-            )
+        _evaluated_model(loaded, found)
+
+
+def _evaluated_model(loaded: LoadedRecipe, found: Findings) -> None:
+    """The evaluated model's limits, known for its architecture (the base model, or `eval.model`). lighteval gives the
+    answer its max_new_tokens and cuts the prompt to what is left of the context, and stops with "Context size is less
+    than 0" when nothing is (lighteval 0.13 models/vllm/vllm_model.py, _greedy_until)."""
+    ev, model = loaded.recipe.eval, loaded.recipe.evaluated_architecture()
+    assert ev is not None
+    facts = models.facts(model)
+    if facts and facts.attention_heads % ev.tensor_parallel_size:
+        found.errors.append(loaded.problem(("eval", "tensor_parallel_size"), f"tensor parallel size {ev.tensor_parallel_size} "
+                                           f"does not divide {model}'s {facts.attention_heads} attention heads"))
+    if ev.mode != "generative":
+        return
+    context = min(ev.context_length(), facts.max_positions) if facts else ev.context_length()
+    if ev.sampling.max_new_tokens >= context:
+        found.errors.append(loaded.problem(
+            ("eval", "sampling", "max_new_tokens"),
+            f"{ev.sampling.max_new_tokens} answer tokens leave no room for the prompt in a context of {context} tokens"
+            + (f" ({model}'s positions)" if facts and context == facts.max_positions else ""),
+            f"at most {context - PROMPT_ROOM} answer tokens leave the prompt {PROMPT_ROOM}: --set eval.sampling.max_new_tokens=..."))
+    elif facts and ev.context_length() > facts.max_positions and not ev.max_model_length:
+        found.warnings.append(loaded.problem(
+            ("eval", "sampling", "max_new_tokens"),
+            f"{ev.sampling.max_new_tokens} answer tokens leave prompts {facts.max_positions - ev.sampling.max_new_tokens} of "
+            f"{model}'s {facts.max_positions} positions: lighteval cuts the beginning of longer prompts",
+            f"at most {facts.max_positions - PROMPT_ROOM} answer tokens leave the prompt {PROMPT_ROOM}"))
 
 
 # Tool options that make the tool import or run code named by the recipe: allowed (a recipe may need a model's

@@ -75,15 +75,20 @@ class ModelFacts:
 # than training shows), so prompts begin inside a think block the responses never open. With ChatML the whole
 # assistant text, `<think>` included, carries the loss, and prompts end where it starts (`medrecipe inspect` checks
 # both with Axolotl's, OpenRLHF's and lighteval's own code).
-_FAMILIES = [
-    (r"qwen3", "chatml"),
-    (r"qwen2\.5|qwen2_5|qwen-2\.5", "qwen_25"),
-    (r"llama-?3", "llama3"),
-    (r"mistral|mixtral", "mistral_v1"),
-    (r"gemma-?3", "gemma3"),
-    (r"smollm", "chatml"),
-    (r"phi-?3", "phi_3"),
+_FAMILIES = [  # (pattern, family, template)
+    (r"qwen3", "Qwen3", "chatml"),
+    (r"qwen2\.5|qwen2_5|qwen-2\.5", "Qwen2.5", "qwen_25"),
+    (r"llama-?3", "Llama 3", "llama3"),
+    (r"mistral|mixtral", "Mistral", "mistral_v1"),
+    (r"gemma-?3", "Gemma 3", "gemma3"),
+    (r"smollm", "SmolLM2", "chatml"),
+    (r"phi-?3", "Phi-3", "phi_3"),
 ]
+# Axolotl's templates that are one family's own format, written with that family's special tokens (a test renders
+# each): on another family's tokenizer they write tokens it does not have (llama3's `bos_token` is undefined on
+# Qwen2.5's tokenizer, which has none, and rendering fails) or train a format the model never saw.
+FAMILY_TEMPLATES = {"qwen3": "Qwen3", "qwen_25": "Qwen2.5", "llama3": "Llama 3", "mistral_v1": "Mistral", "gemma3": "Gemma 3",
+                    "phi_3": "Phi-3"}
 
 # The token each Axolotl template ends an assistant turn with, where it writes one of its own (Axolotl 0.19.0,
 # axolotl/utils/chat_templates/templates/<name>.jinja; a test renders each there). Axolotl trains the tokenizer's
@@ -137,13 +142,14 @@ KNOWN: dict[str, ModelFacts] = {
 }
 
 
+def family(model: str) -> str | None:
+    """A model id's family, from its name; None when unknown."""
+    return next((name for pattern, name, _ in _FAMILIES if re.search(pattern, model.lower())), None)
+
+
 def chat_template_for(model: str) -> str | None:
     """Axolotl's chat template for a model id, from its family; None when the family is unknown."""
-    lowered = model.lower()
-    for pattern, template in _FAMILIES:
-        if re.search(pattern, lowered):
-            return template
-    return None
+    return next((template for pattern, _, template in _FAMILIES if re.search(pattern, model.lower())), None)
 
 
 def facts(model: str) -> ModelFacts | None:

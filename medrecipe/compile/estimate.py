@@ -29,7 +29,6 @@ from ..recipe import LoadedRecipe
 from ..recipe.derive import rollout_plan, sft_batch, stage_gpus
 from ..recipe.model import GPU, PolicyOptimization
 from .layout import Layout
-from .lighteval.evaluated_model import architecture_model
 from .openrlhf.flags import known_count
 
 GIB = 2**30
@@ -326,7 +325,7 @@ def _evaluation(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     recipe = loaded.recipe
     ev = recipe.eval
     assert ev is not None
-    cost, shape = _sized("eval", architecture_model(loaded))
+    cost, shape = _sized("eval", loaded.recipe.evaluated_architecture())
     cost.gpus = recipe.compute.gpus_per_node
     if shape is None:
         return cost

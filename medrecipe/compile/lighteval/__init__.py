@@ -25,12 +25,13 @@ from pathlib import Path
 from ...catalog import benchmarks
 from ...recipe import LoadedRecipe
 from ...recipe.model import RECIPE_MODELS
+from ...recipe.model.eval import PROMPT_ROOM
 from ..build import Artifact, StageBuild
 from ..layout import Layout
 from .benchmark_files import DataPlan, data_plan
-from .evaluated_model import default_model, max_model_length, samples, wanted_length
+from .evaluated_model import default_model, max_model_length, samples
 from .launch import launch_script, stage_data_script
-from .names import (LAUNCH, PREPARE_MODEL, PREPARE_MODEL_SOURCE, PROMPT_ROOM, REGISTRY_CHECK, STAGE_DATA, TASKS, TOOL,
+from .names import (LAUNCH, PREPARE_MODEL, PREPARE_MODEL_SOURCE, REGISTRY_CHECK, STAGE_DATA, TASKS, TOOL,
                     VERSION, builtin_setting, task_name)
 from .scores import score_of
 from .tasks import tasks_module
@@ -77,7 +78,7 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
         stage.facts.append(("max model length", str(length)))
     else:
         room = f"{PROMPT_ROOM} prompt" + (f" + {ev.sampling.max_new_tokens} answer" if ev.mode == "generative" else "")
-        capped = ", capped at the model's positions" if length < wanted_length(ev) else ""
+        capped = ", capped at the model's positions" if length < ev.context_length() else ""
         stage.facts.append(("max model length", f"{length} ({room}{capped})"))
     for ref, plan in zip(ev.benchmarks, plans):
         bench = benchmarks.of(loaded.recipe, ref.name)

@@ -6,9 +6,7 @@ from pathlib import Path
 
 from ...catalog import models
 from ...recipe import LoadedRecipe
-from ...recipe.model import RECIPE_MODELS
 from ..layout import Layout
-from .names import PROMPT_ROOM
 
 
 def default_model(loaded: LoadedRecipe, layout: Layout) -> str | Path:
@@ -32,27 +30,15 @@ def _local_or_hub(loaded: LoadedRecipe, value: str, path: tuple) -> str | Path:
 
 
 def max_model_length(loaded: LoadedRecipe) -> int:
-    """eval.max_model_length, else prompt room plus the answer budget, within the model's positions when known
-    (vLLM refuses a longer context than the model's)."""
+    """The context lighteval is given (Eval.context_length), within the model's positions when known (vLLM refuses a
+    longer context than the model's; validation refuses an answer budget that does not leave the prompt its room)."""
     recipe = loaded.recipe
     ev = recipe.eval
     assert ev is not None
     if ev.max_model_length:
         return ev.max_model_length
-    facts = models.facts(architecture_model(loaded))
-    return min(wanted_length(ev), facts.max_positions) if facts else wanted_length(ev)
-
-
-def architecture_model(loaded: LoadedRecipe) -> str:
-    """The model whose architecture the evaluated model has: the base model for this recipe's own stages (training
-    changes no sizes), else `eval.model`."""
-    ev = loaded.recipe.eval
-    assert ev is not None
-    return loaded.recipe.base_model if ev.model in RECIPE_MODELS else ev.model
-
-
-def wanted_length(ev) -> int:
-    return PROMPT_ROOM + (ev.sampling.max_new_tokens if ev.mode == "generative" else 0)
+    facts = models.facts(recipe.evaluated_architecture())
+    return min(ev.context_length(), facts.max_positions) if facts else ev.context_length()
 
 
 def samples(loaded: LoadedRecipe) -> bool:

@@ -13,7 +13,6 @@ LAUNCH = "eval/launch.sh"
 STAGE_DATA = "eval/stage_data.sh"
 PREPARE_MODEL = "eval/prepare_model.py"
 TASK_PREFIX = "medrecipe:"
-PROMPT_ROOM = 4096  # prompt tokens assumed when eval.max_model_length is unset
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 _HERE = Path(__file__).parent
 RUNTIME = _HERE / "tasks_runtime.py"

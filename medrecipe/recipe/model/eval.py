@@ -146,6 +146,9 @@ class Published(Strict):
         return self
 
 
+PROMPT_ROOM = 4096  # prompt tokens assumed when eval.max_model_length is unset
+
+
 class Eval(Strict):
     """Evaluation, compiled to a lighteval suite."""
 
@@ -173,6 +176,10 @@ class Eval(Strict):
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="Model dtype.")
     judge: RubricJudge | None = Field(None, description="Judge model for rubric-graded benchmarks (HealthBench).")
     published: Published | None = Field(None, description="The published results table this recipe reproduces.")
+
+    def context_length(self) -> int:
+        """The context lighteval is given: `max_model_length`, else room for the prompt plus the answer budget."""
+        return self.max_model_length or PROMPT_ROOM + (self.sampling.max_new_tokens if self.mode == "generative" else 0)
 
     @field_validator("benchmarks", mode="before")
     @classmethod

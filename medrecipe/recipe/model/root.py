@@ -7,7 +7,7 @@ from pydantic import Field
 from .basics import ModelRef, Slug, Strict
 from .compute import Compute
 from .data import Data
-from .eval import Eval
+from .eval import RECIPE_MODELS, Eval
 from .hub import Hub, Publish
 from .rl import RL
 from .sft import SFT
@@ -37,6 +37,12 @@ class Recipe(Strict):
         if self.eval.model == "final":
             return "rl" if self.rl else ("sft" if self.sft else "base")
         return self.eval.model
+
+    def evaluated_architecture(self) -> str:
+        """The model whose architecture the evaluated model has: the base model for this recipe's own stages (training
+        changes no sizes), else `eval.model`."""
+        assert self.eval is not None
+        return self.base_model if self.eval.model in RECIPE_MODELS else self.eval.model
 
     def published(self) -> dict[Literal["dataset", "sft", "model"], Literal["data", "sft", "rl"]]:
         """The artifacts `publish` asks for that the recipe makes, each with the stage whose output it is: the curated
