@@ -172,7 +172,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                                 "run the data stage on a node of the cluster (--set compute.ray.address=auto), or give the "
                                 "cluster's GCS address for this stage: --set compute.ray.address=head:6379")
             ray.init(address=address) if address else ray.init(num_cpus=workers, include_dashboard=False)
-    notes += source_files.hold_to_recorded(files, work)
+    source_files.hold_to_recorded(files, work)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     started = time.monotonic()

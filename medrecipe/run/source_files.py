@@ -6,14 +6,18 @@ out of a finished stage, or mixed into a resumed one; a file of another size wou
 JSON Lines file into byte ranges per task, so a resumed task would read other rows than the finished ones did. The
 evaluation sets the decontamination steps read from local copies count as well. Those changes are refused.
 
-A file is known by its size and modification time: reading gigabytes to hash them on every run would cost more than
-the check is worth. A new modification time at the same size (`touch`, a copy, a checkout) is noted, not refused.
+A file is known by its size and modification time, and by a digest of its contents taken when the stage begins
+(one more read of the data, once). A rerun reads a file again only when its modification time is new at the same size
+(`touch`, a copy, a checkout, or an edit that kept the size): the same contents are the same file, other contents are
+refused like any other change (found by review: an evaluation item edited at the same size left a contaminated
+record in a finished stage's output, and two same-size edits mid-stage gave an output of neither version).
 Hub datasets are not recorded: a pinned `revision` is in the recipe, and so in the folder's key; an unpinned one
 reads whatever the dataset's main branch holds on the day, which only pinning makes repeatable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from pathlib import Path
@@ -40,9 +44,15 @@ def source_files(content: dict) -> dict[str, dict[str, list[int]]]:
     return found
 
 
-def _changes(recorded: dict, current: dict) -> tuple[list[str], list[str]]:
-    """(changes that alter what the stage reads, files only touched)."""
-    changed, touched = [], []
+def _digest(file: str) -> str:
+    with open(file, "rb") as handle:
+        return hashlib.file_digest(handle, "blake2b").hexdigest()
+
+
+def _changes(recorded: dict, current: dict) -> list[str]:
+    """The changes that alter what the stage reads: files added, removed, resized, or (read again only when their
+    modification time is new) with other contents."""
+    changed = []
     for name in sorted(recorded.keys() | current.keys()):
         before, now = recorded.get(name, {}), current.get(name, {})
         changed += [f"{name}: {file} added" for file in sorted(now.keys() - before.keys())]
@@ -50,25 +60,24 @@ def _changes(recorded: dict, current: dict) -> tuple[list[str], list[str]]:
         for file in sorted(now.keys() & before.keys()):
             if now[file][0] != before[file][0]:
                 changed.append(f"{name}: {file} is {now[file][0]:,} bytes, not {before[file][0]:,}")
-            elif now[file][1] != before[file][1]:
-                touched.append(file)
-    return changed, touched
+            elif now[file][1] != before[file][1] and _digest(file) != before[file][2]:
+                changed.append(f"{name}: {file} holds other contents at the same size")
+    return changed
 
 
-def hold_to_recorded(current: dict[str, dict[str, list[int]]], work: Path) -> list[str]:
-    """Record the files (`source_files`) for a stage folder that has no record; refuse files that changed since the
-    record. Returns notes on files only touched since."""
+def hold_to_recorded(current: dict[str, dict[str, list[int]]], work: Path) -> None:
+    """Record the files (`source_files`, with a digest of each) for a stage folder that has no record; refuse files
+    that changed since the record."""
     record = work / RECORD
     if not record.exists():
         work.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
-        return []
-    changed, touched = _changes(json.loads(record.read_text()), current)
+        digested = {name: {file: [*known, _digest(file)] for file, known in files.items()} for name, files in current.items()}
+        record.write_text(json.dumps(digested, indent=1, sort_keys=True) + "\n")
+        return
+    changed = _changes(json.loads(record.read_text()), current)
     if changed:
         shown = "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise UserError(
             f"the data sources changed since {work} was begun from them ({shown}), so its results would not be theirs",
             f"to curate the current files, remove that folder and rerun: rm -rf {shlex.quote(str(work))}",
         )
-    return [f"{len(touched)} source file(s) have a new modification time but their recorded size, and are taken as "
-            f"the files this stage began from ({touched[0]}{', ...' if len(touched) > 1 else ''})"] if touched else []
