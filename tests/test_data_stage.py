@@ -434,3 +434,20 @@ def test_source_files_changed_since_a_stage_began_are_refused_not_left_out(tmp_p
     (main / "a.jsonl").write_text(row.replace("thiazide", "Thiazide"))
     edited = run_cli(*command)
     assert edited.code == 2 and f"main: {main / 'a.jsonl'} holds other contents at the same size" in edited.err
+
+
+def test_without_metadata_the_output_holds_the_conversation_and_its_answer_only(tmp_path):
+    """Found by review: data.output.keep_metadata: false was accepted and ignored, so ids, sources and the mapped
+    metadata columns were published all the same."""
+    from .conftest import run_cli
+
+    main, more = tmp_path / "main", tmp_path / "more"
+    main.mkdir(), more.mkdir()
+    (main / "a.jsonl").write_text(json.dumps({"question": "What does a thiazide treat?", "response": "Hypertension."}) + "\n")
+    recipe = tmp_path / "bare.yaml"
+    recipe.write_text(CHANGING.format(main=main, more=more).replace("data:\n", "data:\n  output: {keep_metadata: false}\n"))
+    assert run_cli("run", str(recipe), "--stage", "data", "--out", str(tmp_path / "build")).code == 0
+    files = list((data_work(tmp_path / "build", recipe) / "output").glob("*.parquet"))
+    assert [pq.read_schema(file).names for file in files] == [["messages", "answer"]]
+    assert pq.read_table(files[0]).to_pylist() == [{"messages": [{"role": "user", "content": "What does a thiazide treat?"},
+                                                                 {"role": "assistant", "content": "Hypertension."}], "answer": None}]

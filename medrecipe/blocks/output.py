@@ -34,9 +34,26 @@ def chat_row(writer, doc: Document) -> dict:
     }
 
 
-class ChatParquetWriter(ParquetWriter):
-    """datatrove's ParquetWriter with the chat schema."""
+# What is left without the record's provenance (data.output.keep_metadata: false): the conversation and its answer.
+CHAT_ONLY = pa.schema([SCHEMA.field("messages"), SCHEMA.field("answer")])
 
-    def __init__(self, output_folder: str, max_file_size_mb: int):
-        super().__init__(output_folder, output_filename="${rank}.parquet", adapter=chat_row, schema=SCHEMA,
-                         max_file_size=max_file_size_mb * 2**20)
+
+def chat_only_row(writer, doc: Document) -> dict:
+    return {"messages": [{"role": m["role"], "content": m["content"]} for m in doc.metadata["messages"]],
+            "answer": doc.metadata.get("answer")}
+
+
+class ChatParquetWriter(ParquetWriter):
+    """datatrove's ParquetWriter with the chat schema: with `keep_metadata`, each record's id, source and metadata
+    beside its messages and answer. Its stats count the records kept of each source (`kept/<source>`), whichever
+    columns are written."""
+
+    name = "output"
+
+    def write(self, document: Document, rank: int = 0, **kwargs):
+        self.stat_update(f"kept/{document.metadata['source']}")
+        super().write(document, rank, **kwargs)
+
+    def __init__(self, output_folder: str, max_file_size_mb: int, keep_metadata: bool = True):
+        super().__init__(output_folder, output_filename="${rank}.parquet", adapter=chat_row if keep_metadata else chat_only_row,
+                         schema=SCHEMA if keep_metadata else CHAT_ONLY, max_file_size=max_file_size_mb * 2**20)

@@ -204,7 +204,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                         "params": step.model_dump(mode="json", exclude={"name", "type", "sources"})})
     output = folder("output")
     segment["pipeline"].append(Block(_B + "output.ChatParquetWriter", {"output_folder": output,
-                                                                      "max_file_size_mb": data.output.max_file_size_mb}))
+                                                                      "max_file_size_mb": data.output.max_file_size_mb,
+                                                                      "keep_metadata": data.output.keep_metadata}))
     stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
     decontaminated = sorted({loc["name"] for s in data.steps if s.type.startswith("decontaminate")
                              for loc in _benchmark_locations(loaded, s.benchmarks)})

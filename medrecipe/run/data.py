@@ -25,6 +25,7 @@ from . import jobs, source_files
 from .lost_workers import failing_when_a_worker_dies
 from .stages import RunOptions, StageResult
 
+OUTPUT_STEP = "output"  # blocks/output.py's ChatParquetWriter: the name its counts are kept under
 CONSOLE_LOG, WORKERS_LOG = "console.log", "workers.log"  # a stage's own output; that of the local workers of all stages
 
 
@@ -288,14 +289,8 @@ def gather_stats(content: dict, work: Path) -> dict:
     read = {label.split("/", 1)[1]: value for name in counts for label, value in counts[name].items() if label.startswith("read/")}
     # rows the readers could not turn into records, by source and reason (listed in excluded/read)
     rejected = {s["name"]: reasons for s in content["sources"] if (reasons := _by_reason(counts.get(s["name"], {}), "rejected"))}
-    import pyarrow.parquet as pq
-
-    output = Path(content["output"])
-    files = sorted(output.glob("*.parquet"))
-    kept_by_source: dict[str, int] = defaultdict(int)
-    for file in files:  # ParquetFile, not read_table: read_table imports pyarrow.dataset and with it pandas (0.3 s)
-        for source in pq.ParquetFile(file).read(columns=["source"]).column("source").to_pylist():
-            kept_by_source[source] += 1
+    files = sorted(Path(content["output"]).glob("*.parquet"))
+    kept_by_source = {label.split("/", 1)[1]: value for label, value in counts.get(OUTPUT_STEP, {}).items() if label.startswith("kept/")}
     steps = []
     for step in content["steps"]:
         labels = counts.get(step["name"], {})

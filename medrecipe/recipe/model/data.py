@@ -144,7 +144,8 @@ class DataOutput(Strict):
     """The curated dataset as written by the data stage."""
 
     max_file_size_mb: PositiveInt = Field(512, description="Start a new parquet shard past this size.")
-    keep_metadata: bool = Field(True, description="Keep `source`, `id` and per-record metadata columns beside `messages`.")
+    keep_metadata: bool = Field(True, description="Keep the `id`, `source` and `metadata` columns beside `messages` and "
+                                "`answer` (false: the published dataset holds no record's provenance).")
 
 
 class Data(Strict):
