@@ -158,14 +158,17 @@ def test_new_writes_only_the_overrides_and_validates(cli, write, tmp_path):
     text = fork.read_text()
     assert text.startswith("# yaml-language-server: $schema=")
     raw = YAML(typ="safe").load(text)
-    # The child's own file: extends, name, the override, the one list it had to copy, and no claim to reproduce.
-    assert set(raw) == {"extends", "name", "base_model", "data", "hub"}
-    assert raw["hub"] == {"reproduces": None}
+    # The child's own file: extends, name, the override, the one list it had to copy, and no claim to reproduce: its
+    # cards open with a description of its own, not the parent's overview ("This build reproduces it", found by review).
+    assert set(raw) == {"extends", "name", "base_model", "data", "hub", "publish", "description"}
+    assert raw["hub"] == {"reproduces": None} and raw["publish"] == {"card": {"overview": ""}}
+    assert raw["description"] == "The ii-medical-8b-1706 recipe on Qwen/Qwen3-4B."
     assert raw["extends"] == "ii-medical-8b-1706"
+    assert "note: the license is the parent's" in result.out
     parent = resolved_data(load_recipe(RECIPES / "ii-medical-8b-1706.yaml"))
     child = resolved_data(load_recipe(fork))
     differences = {key for key in parent if parent[key] != child[key]}
-    assert differences == {"name", "base_model", "data", "hub"}
+    assert differences == {"name", "base_model", "data", "hub", "publish", "description"}
     assert {k for k in parent["hub"] if parent["hub"][k] != child["hub"][k]} == {"reproduces"}
     parent_sources, child_sources = parent["data"]["sources"], child["data"]["sources"]
     assert [i for i, (a, b) in enumerate(zip(parent_sources, child_sources)) if a != b] == [19]
@@ -183,9 +186,14 @@ def test_new_refuses_to_overwrite_and_rejects_invalid_forks(cli, write, tmp_path
     suffixed = cli("new", "my-fork.yaml", "--from", "ii-medical-8b-1706")
     assert suffixed.code == 2 and "without .yaml" in suffixed.err and "medrecipe new my-fork --from" in suffixed.err
     assert not list((tmp_path / "recipes").glob("my-fork*"))
-    outside = cli("new", "../../escaped", "--from", "ii-medical-8b-1706", "--set", "name=escaped")
+    outside = cli("new", "../../escaped", "--from", "ii-medical-8b-1706", "--set", "sft.epochs=2")
     assert outside.code == 2 and "NAME is the new recipe's name, and '../../escaped' is not one" in outside.err
     assert not list(tmp_path.parent.parent.glob("escaped*")) and not list(tmp_path.rglob("escaped*"))
+    # NAME names the recipe and its file; --set name= would make them disagree (found by review)
+    renamed = cli("new", "x2", "--from", "quickstart", "--set", "name=other")
+    assert renamed.code == 2 and "a fork is named by NAME" in renamed.err and not (tmp_path / "recipes" / "x2.yaml").exists()
+    # a fork may say what it reproduces itself
+    assert cli("new", "x3", "--from", "ii-medical-8b-1706", "--set", "hub.reproduces.model=org/model").code == 0
 
 
 def test_a_line_break_in_an_override_stays_inside_its_comment(cli, write, tmp_path):

@@ -13,7 +13,7 @@ from .common import load, recipe_path
 @click.command(
     epilog="""\b
 Examples:
-  medrecipe new ii-medical-qwen3-4b --from ii-medical-8b-1706 --set base_model=Qwen/Qwen3-4B
+  medrecipe new ii-medical-qwen3-1.7b --from ii-medical-8b-1706 --set base_model=Qwen/Qwen3-1.7B
   medrecipe new my-run --from recipes/quickstart.yaml --set sft.epochs=1 --set compute.workers=4
   medrecipe new ii-medical-llama31 --from ii-medical-8b-1706 \\
       --set base_model=meta-llama/Llama-3.1-8B-Instruct --set hub.namespace=my-org
@@ -31,3 +31,5 @@ def command(name: str, parent: str, overrides: tuple[str, ...], directory: Path 
                                  validate=lambda path: load(str(path)))
     click.echo(f"wrote {target} (extends {extends}; {len(overrides)} override{'s' if len(overrides) != 1 else ''}); "
                f"next: medrecipe plan {target}")
+    if any(override.startswith("base_model=") for override in overrides) and not any(o.startswith("license=") for o in overrides):
+        click.echo("note: the license is the parent's; the new base model's may differ: --set license=...")

@@ -54,13 +54,26 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
 
 def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, ...]) -> dict:
     """The child recipe's own data: `extends`, `name`, `hub.reproduces: ~` (a fork reproduces nothing), and the overrides.
+    A fork onto another base model leaves out the parent's card overview (its cards would describe the parent's model,
+    "This build reproduces it"), and its description says what it is unless one is given.
 
     Lists are replaced whole by inheritance, so an override inside a list (`data.sources.3.path=...`)
     copies the parent's list into the child with that one item changed.
     """
+    parsed = [parse_override(text)[:2] for text in overrides]
+    paths = [path for path, _ in parsed]
+    if ("name",) in paths:
+        raise UserError("a fork is named by NAME, which names its file too, not by --set name=...",
+                        f"medrecipe new NEW-NAME --from {extends} ...")
     child: dict = {"extends": extends, "name": name}
-    if (parent_data.get("hub") or {}).get("reproduces"):
+    if (parent_data.get("hub") or {}).get("reproduces") and not any(path[:2] == ("hub", "reproduces") for path in paths):
         child["hub"] = {"reproduces": None}  # a fork is a new system: its cards must not claim to reproduce the parent's
+    base = next((value for path, value in parsed if path == ("base_model",)), None)
+    if base is not None and base != parent_data.get("base_model"):
+        if ((parent_data.get("publish") or {}).get("card") or {}).get("overview") and ("publish", "card", "overview") not in paths:
+            child["publish"] = {"card": {"overview": ""}}  # the card opens with the description
+        if ("description",) not in paths:
+            child["description"] = f"The {extends} recipe on {base}."
     for text in overrides:
         path, value, _ = parse_override(text)
         list_at = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
