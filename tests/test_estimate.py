@@ -46,6 +46,14 @@ def test_a_local_config_is_read_before_the_catalog(tmp_path):
     assert shape.parameters() == 2 * (64 * 16 * 12 + 3 * 64 * 128 + 128) + 1000 * 64 + 64
     assert models.shape("Qwen/Qwen3-8B") == (QWEN3_8B, "medrecipe's catalog")
     assert models.shape("someone/unknown-model") is None
+    # a mixture of experts (Mixtral-8x7B's config.json) is not sized as the dense model of one expert (found by review:
+    # 7.24B parameters of its 46.7B, and a "fits" verdict)
+    mixtral = tmp_path / "mixtral"
+    mixtral.mkdir()
+    (mixtral / "config.json").write_text(json.dumps({
+        "model_type": "mixtral", "hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336, "vocab_size": 32000,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "num_local_experts": 8, "num_experts_per_tok": 2}))
+    assert models.shape(str(mixtral)) is None
 
 
 def test_the_formulas_give_the_hand_computed_values():

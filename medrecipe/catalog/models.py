@@ -31,6 +31,10 @@ class Shape:
 
     @classmethod
     def from_config(cls, config: dict) -> Shape:
+        """The shape a dense decoder's config.json gives; ValueError for a mixture of experts, whose expert MLPs this
+        shape cannot hold (Mixtral-8x7B would count as 7.2B parameters of its 46.7B, found by review)."""
+        if any(config.get(key) for key in ("num_local_experts", "num_experts", "n_routed_experts", "moe_intermediate_size")):
+            raise ValueError("a mixture of experts")
         heads = config["num_attention_heads"]
         return cls(hidden=config["hidden_size"], layers=config["num_hidden_layers"], intermediate=config["intermediate_size"],
                    vocab=config["vocab_size"], heads=heads, kv_heads=config.get("num_key_value_heads") or heads,
