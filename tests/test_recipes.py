@@ -152,6 +152,21 @@ def test_a_fork_to_a_shorter_context_model_is_flagged(cli):
     assert "eval.sampling.max_new_tokens: 32768 answer tokens leave no room for the prompt in a context of 8192 tokens" in result.err
 
 
+def test_a_local_models_limits_are_read_from_its_config(cli, tmp_path):
+    """Found by review: the length and tensor-parallel checks read the catalog only, so a fork onto a local folder
+    validated what vLLM and the model would refuse (Qwen2.5-7B-Instruct's published config.json)."""
+    model = tmp_path / "q25"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "qwen2", "hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18944, "vocab_size": 152064,
+        "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 32768}))
+    result = cli("validate", "ii-medical-8b-1706", "--set", f"base_model={model}", "--set", "rl.rollout.tensor_parallel_size=8",
+                 "--set", "sft.sequence_len=40000")
+    assert result.code == 2
+    assert f"tensor parallel size 8 does not divide {model}'s 28 attention heads" in result.err
+    assert f"sft.sequence_len: 40000 tokens exceed {model}'s 32768 positions" in result.err
+
+
 def test_a_fork_onto_another_family_may_not_keep_its_parents_template(cli):
     """Found by review: UltraMedical's explicit llama3 template, kept on a Qwen2.5 base, validated and compiled, and
     Axolotl failed on the first record (the template writes a BOS token Qwen2.5's tokenizer does not have)."""

@@ -149,29 +149,29 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
             found.errors.append(loaded.problem(
                 ("sft", "chat_template"), f"{recipe.sft.chat_template} is {owner}'s chat template, and {model} is a {kin} model: "
                 "its tokenizer lacks that format's tokens", f"chat_template: auto ({models.chat_template_for(model)} for {kin})"))
-        facts = models.facts(model)
-        if facts and recipe.sft.sequence_len > facts.max_positions:
+        bounds = models.limits(model)
+        if bounds and recipe.sft.sequence_len > bounds.max_positions:
             found.errors.append(
                 loaded.problem(("sft", "sequence_len"),
-                               f"{recipe.sft.sequence_len} tokens exceed {model}'s {facts.max_positions} positions",
-                               f"lower sft.sequence_len to at most {facts.max_positions}")
+                               f"{recipe.sft.sequence_len} tokens exceed {model}'s {bounds.max_positions} positions",
+                               f"lower sft.sequence_len to at most {bounds.max_positions}")
             )
     rl = recipe.rl
     if isinstance(rl, PolicyOptimization):
         model = rl_base_model(loaded)
-        facts = models.facts(model)
+        bounds = models.limits(model)
         total = rl.max_prompt_length + rl.max_response_length
-        if facts and total > facts.max_positions:
+        if bounds and total > bounds.max_positions:
             found.errors.append(
                 loaded.problem(("rl", "max_response_length"),
                                f"prompt {rl.max_prompt_length} + response {rl.max_response_length} = {total} tokens exceed "
-                               f"{model}'s {facts.max_positions} positions")
+                               f"{model}'s {bounds.max_positions} positions")
             )
-        if facts and facts.attention_heads % rl.rollout.tensor_parallel_size:
+        if bounds and bounds.attention_heads % rl.rollout.tensor_parallel_size:
             found.errors.append(
                 loaded.problem(("rl", "rollout", "tensor_parallel_size"),
                                f"tensor parallel size {rl.rollout.tensor_parallel_size} does not divide {model}'s "
-                               f"{facts.attention_heads} attention heads")
+                               f"{bounds.attention_heads} attention heads")
             )
     if recipe.sft and recipe.sft.datasets is None and recipe.data:
         # Axolotl leaves out the records longer than sequence_len (excess_length_strategy drop, its default): a
@@ -193,25 +193,25 @@ def _evaluated_model(loaded: LoadedRecipe, found: Findings) -> None:
     than 0" when nothing is (lighteval 0.13 models/vllm/vllm_model.py, _greedy_until)."""
     ev, model = loaded.recipe.eval, loaded.recipe.evaluated_architecture()
     assert ev is not None
-    facts = models.facts(model)
-    if facts and facts.attention_heads % ev.tensor_parallel_size:
+    bounds = models.limits(model)
+    if bounds and bounds.attention_heads % ev.tensor_parallel_size:
         found.errors.append(loaded.problem(("eval", "tensor_parallel_size"), f"tensor parallel size {ev.tensor_parallel_size} "
-                                           f"does not divide {model}'s {facts.attention_heads} attention heads"))
+                                           f"does not divide {model}'s {bounds.attention_heads} attention heads"))
     if ev.mode != "generative":
         return
-    context = min(ev.context_length(), facts.max_positions) if facts else ev.context_length()
+    context = min(ev.context_length(), bounds.max_positions) if bounds else ev.context_length()
     if ev.sampling.max_new_tokens >= context:
         found.errors.append(loaded.problem(
             ("eval", "sampling", "max_new_tokens"),
             f"{ev.sampling.max_new_tokens} answer tokens leave no room for the prompt in a context of {context} tokens"
-            + (f" ({model}'s positions)" if facts and context == facts.max_positions else ""),
+            + (f" ({model}'s positions)" if bounds and context == bounds.max_positions else ""),
             f"at most {context - PROMPT_ROOM} answer tokens leave the prompt {PROMPT_ROOM}: --set eval.sampling.max_new_tokens=..."))
-    elif facts and ev.context_length() > facts.max_positions and not ev.max_model_length:
+    elif bounds and ev.context_length() > bounds.max_positions and not ev.max_model_length:
         found.warnings.append(loaded.problem(
             ("eval", "sampling", "max_new_tokens"),
-            f"{ev.sampling.max_new_tokens} answer tokens leave prompts {facts.max_positions - ev.sampling.max_new_tokens} of "
-            f"{model}'s {facts.max_positions} positions: lighteval cuts the beginning of longer prompts",
-            f"at most {facts.max_positions - PROMPT_ROOM} answer tokens leave the prompt {PROMPT_ROOM}"))
+            f"{ev.sampling.max_new_tokens} answer tokens leave prompts {bounds.max_positions - ev.sampling.max_new_tokens} of "
+            f"{model}'s {bounds.max_positions} positions: lighteval cuts the beginning of longer prompts",
+            f"at most {bounds.max_positions - PROMPT_ROOM} answer tokens leave the prompt {PROMPT_ROOM}"))
 
 
 # Tool options that make the tool import or run code named by the recipe: allowed (a recipe may need a model's

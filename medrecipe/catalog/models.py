@@ -160,9 +160,8 @@ def facts(model: str) -> ModelFacts | None:
     return KNOWN.get(model)
 
 
-def shape(model: str) -> tuple[Shape, str] | None:
-    """A model's sizes and where they were read: its own config.json when it is on this machine (a local folder,
-    or the Hugging Face cache, never a download), else the catalog."""
+def _local_config(model: str) -> tuple[dict, str] | None:
+    """A model's config.json when it is on this machine (a local folder, or the Hugging Face cache, never a download)."""
     config = Path(model) / "config.json"
     if not config.is_file():
         try:
@@ -172,9 +171,46 @@ def shape(model: str) -> tuple[Shape, str] | None:
         except Exception:  # not a repository id: there is no cached config to read
             cached = None
         config = Path(cached) if isinstance(cached, str) else config
-    if config.is_file():
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text(encoding="utf-8")), str(config)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What bounds a model's lengths and tensor-parallel sizes."""
+
+    max_positions: int  # max_position_embeddings
+    attention_heads: int  # num_attention_heads
+    kv_heads: int  # num_key_value_heads
+
+
+def limits(model: str) -> Limits | None:
+    """A model's limits: the catalog's, else those of its config.json on this machine, as `shape` reads it (found by
+    review: a local folder's were never checked)."""
+    if model in KNOWN:
+        known = KNOWN[model]
+        return Limits(known.max_positions, known.attention_heads, known.kv_heads)
+    found = _local_config(model)
+    if found is None:
+        return None
+    config = found[0]
+    try:
+        heads = config["num_attention_heads"]
+        return Limits(int(config["max_position_embeddings"]), int(heads), int(config.get("num_key_value_heads") or heads))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def shape(model: str) -> tuple[Shape, str] | None:
+    """A model's sizes and where they were read: its own config.json when it is on this machine, else the catalog."""
+    found = _local_config(model)
+    if found is not None:
         try:
-            return Shape.from_config(json.loads(config.read_text(encoding="utf-8"))), str(config)
+            return Shape.from_config(found[0]), found[1]
         except (KeyError, TypeError, ValueError):
             pass  # not a decoder config medrecipe can read: fall back to the catalog
     known = KNOWN.get(model)

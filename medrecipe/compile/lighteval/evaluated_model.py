@@ -37,8 +37,8 @@ def max_model_length(loaded: LoadedRecipe) -> int:
     assert ev is not None
     if ev.max_model_length:
         return ev.max_model_length
-    facts = models.facts(recipe.evaluated_architecture())
-    return min(ev.context_length(), facts.max_positions) if facts else ev.context_length()
+    bounds = models.limits(recipe.evaluated_architecture())
+    return min(ev.context_length(), bounds.max_positions) if bounds else ev.context_length()
 
 
 def samples(loaded: LoadedRecipe) -> bool:
