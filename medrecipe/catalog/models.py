@@ -79,20 +79,28 @@ class ModelFacts:
 # than training shows), so prompts begin inside a think block the responses never open. With ChatML the whole
 # assistant text, `<think>` included, carries the loss, and prompts end where it starts (`medrecipe inspect` checks
 # both with Axolotl's, OpenRLHF's and lighteval's own code).
-_FAMILIES = [  # (pattern, family, template)
+# A family's later versions changed format (Axolotl 0.19 has mistral_v2v3, mistral_v3_tekken, mistral_v7_tekken,
+# gemma3n, phi_35, qwen3_5): a version the catalog does not place gets no template (`auto` then warns and uses the
+# tokenizer's own) rather than an older version's. Mistral's v1 format ("[INST] ...") is that of Mistral-7B v0.1 and
+# v0.2 and Mixtral-8x7B (mistral-common's tokenizer versions: v1 for these, v3 from Mistral-7B v0.3 and Mixtral-8x22B).
+_FAMILIES = [  # (pattern, family, template), the first match wins
+    (r"qwen3\.5|qwen3_5", "Qwen3.5", None),
     (r"qwen3", "Qwen3", "chatml"),
     (r"qwen2\.5|qwen2_5|qwen-2\.5", "Qwen2.5", "qwen_25"),
     (r"llama-?3", "Llama 3", "llama3"),
-    (r"mistral|mixtral", "Mistral", "mistral_v1"),
+    (r"mistral-7b(-instruct)?-v0\.[12]|mixtral-8x7b", "Mistral", "mistral_v1"),
+    (r"mistral|mixtral", "Mistral", None),
+    (r"gemma-?3n", "Gemma 3n", "gemma3n"),
     (r"gemma-?3", "Gemma 3", "gemma3"),
     (r"smollm", "SmolLM2", "chatml"),
+    (r"phi-?3\.5", "Phi-3.5", "phi_35"),
     (r"phi-?3", "Phi-3", "phi_3"),
 ]
 # Axolotl's templates that are one family's own format, written with that family's special tokens (a test renders
 # each): on another family's tokenizer they write tokens it does not have (llama3's `bos_token` is undefined on
 # Qwen2.5's tokenizer, which has none, and rendering fails) or train a format the model never saw.
 FAMILY_TEMPLATES = {"qwen3": "Qwen3", "qwen_25": "Qwen2.5", "llama3": "Llama 3", "mistral_v1": "Mistral", "gemma3": "Gemma 3",
-                    "phi_3": "Phi-3"}
+                    "gemma3n": "Gemma 3n", "phi_3": "Phi-3", "phi_35": "Phi-3.5"}
 
 # The token each Axolotl template ends an assistant turn with, where it writes one of its own (Axolotl 0.19.0,
 # axolotl/utils/chat_templates/templates/<name>.jinja; a test renders each there). Axolotl trains the tokenizer's
@@ -108,7 +116,9 @@ TURN_ENDS = {
     "qwen3": "<|im_end|>",
     "llama3": "<|eot_id|>",
     "gemma3": "<end_of_turn>",
+    "gemma3n": "<end_of_turn>",
     "phi_3": "<|end|>",
+    "phi_35": "<|end|>",
 }
 
 
