@@ -167,6 +167,15 @@ def test_a_local_models_limits_are_read_from_its_config(cli, tmp_path):
     assert f"sft.sequence_len: 40000 tokens exceed {model}'s 32768 positions" in result.err
 
 
+def test_every_model_a_recipe_serves_or_trains_is_held_to_its_limits(cli):
+    """Found by review: DPO's max_len and the curation models' tensor-parallel sizes were never checked."""
+    dpo = cli("validate", "ultramedical-llama3-8b", "--set", "rl.max_len=65536")
+    assert dpo.code == 2 and "rl.max_len: 65536 tokens exceed meta-llama/Meta-Llama-3-8B's 8192 positions" in dpo.err
+    served = cli("validate", "ii-medical-8b-1706", "--set", "data.steps.4.classifier.tensor_parallel_size=3")
+    assert served.code == 2 and ("data.steps[4].classifier.tensor_parallel_size: tensor parallel size 3 does not divide "
+                                 "Qwen/Qwen2.5-32B-Instruct's 40 attention heads") in served.err
+
+
 def test_a_fork_onto_another_family_may_not_keep_its_parents_template(cli):
     """Found by review: UltraMedical's explicit llama3 template, kept on a Qwen2.5 base, validated and compiled, and
     Axolotl failed on the first record (the template writes a BOS token Qwen2.5's tokenizer does not have)."""

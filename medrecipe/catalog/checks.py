@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import benchmarks, dataset_checks, models, openrlhf_flags
 from ..recipe import LoadedRecipe, Problem
-from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization
+from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization, PreferenceStage
 from ..recipe.model.eval import PROMPT_ROOM
 
 
@@ -173,6 +173,17 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
                                f"tensor parallel size {rl.rollout.tensor_parallel_size} does not divide {model}'s "
                                f"{bounds.attention_heads} attention heads")
             )
+    elif isinstance(rl, PreferenceStage):
+        model = rl_base_model(loaded)
+        bounds = models.limits(model)
+        if bounds and rl.max_len > bounds.max_positions:
+            found.errors.append(loaded.problem(("rl", "max_len"), f"{rl.max_len} tokens exceed {model}'s {bounds.max_positions} "
+                                               "positions", f"lower rl.max_len to at most {bounds.max_positions}"))
+    for path, call in recipe.model_calls():  # the vLLM servers datatrove starts for curation steps
+        bounds = models.limits(call.model) if path[0] == "data" and call.endpoint is None else None
+        if bounds and bounds.attention_heads % call.tensor_parallel_size:
+            found.errors.append(loaded.problem((*path, "tensor_parallel_size"), f"tensor parallel size {call.tensor_parallel_size} "
+                                               f"does not divide {call.model}'s {bounds.attention_heads} attention heads"))
     if recipe.sft and recipe.sft.datasets is None and recipe.data:
         # Axolotl leaves out the records longer than sequence_len (excess_length_strategy drop, its default): a
         # generation that runs to max_tokens would be paid for, pass complete_generation, and never be trained.
