@@ -60,6 +60,7 @@ data:
 eval:
   benchmarks:
     - {name: hospital_exam, path: hospital_exam.jsonl}
+  sampling: {max_new_tokens: 1024}   # SmolLM2 has 8,192 positions
 """ + OWN
 
 

@@ -239,13 +239,17 @@ eval:
 """)
         for command in ("validate", "preflight"):
             refused(medrecipe(command, str(recipe), cwd=tmp_path, env=key), "r.yaml:5:",
-                    "eval.judge.api_key_env: OPENAI_API_KEY is a key of api.openai.com's API, and medrecipe sends it there "
-                    "only (over HTTPS), not to 127.0.0.1", "put its own key in a variable of its own")
+                    "eval.judge.endpoint: OPENAI_API_KEY is a key of api.openai.com's API, and medrecipe sends it there "
+                    "only (over HTTPS), not to 127.0.0.1, named by the recipe", "name the variable of that server's own key")
         # the judge_filter step's default variable is OpenAI's too
         step = "data: {sources: [{name: s, path: s.jsonl}], steps: [{type: judge_filter, model: j, endpoint: 'https://api.openai.com.evil.example/v1'}]}\n"
         refused(medrecipe("validate", str(write(tmp_path, "d.yaml", BASE + step)), cwd=tmp_path, env=key),
-                "d.yaml:3:", "data.steps[0].api_key_env: OPENAI_API_KEY is a key of api.openai.com's API")
+                "d.yaml:3:", "data.steps[0].endpoint: OPENAI_API_KEY is a key of api.openai.com's API")
         assert server.requests == [] and server.listings == []
+        # the endpoint given on the command line is the user's own choice, as compute.ray.address is
+        assert medrecipe("validate", str(write(tmp_path, "mine.yaml", BASE + "eval:\n  benchmarks: [{name: healthbench}]\n")),
+                         "--set", f"eval.judge={{model: rubric-judge, endpoint: '{server.endpoint}', api_key_env: OPENAI_API_KEY}}",
+                         cwd=tmp_path, env=key).returncode == 0
     from medrecipe.recipe.untrusted import key_destination_problem
 
     assert key_destination_problem("OPENAI_API_KEY", "https://api.openai.com/v1") is None

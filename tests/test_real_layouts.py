@@ -189,7 +189,7 @@ def test_preflight_reads_every_dataset_of_every_shipped_recipe(hub, judge, tmp_p
     failed = [check for check in report.get("checks", []) if not check["ok"]]
     if name == "internist-7b":  # its physician-curated sources are private: a local copy must be supplied
         assert result.returncode == 2 and {check["name"] for check in failed} == {"guidelines", "textbooks", "synthetic"}
-        assert "internist-7b.yaml:33:13: data.sources[1].path: no data files at" in result.stderr
+        assert "internist-7b.yaml:36:13: data.sources[1].path: no data files at" in result.stderr
         return
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not failed and "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ from . import benchmarks, dataset_checks, models, openrlhf_flags
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization, PreferenceStage
 from ..recipe.model.eval import PROMPT_ROOM
+from ..recipe.untrusted import key_destination_problem
 
 
 @dataclass
@@ -68,6 +69,7 @@ def check(loaded: LoadedRecipe) -> Findings:
     _curation_model_code(loaded, found)
     _thinking_template(loaded, found)
     _slurm_environment(loaded, found)
+    _key_destinations(loaded, found)
     _base_model(loaded, found)
     _local_sources(loaded, found)
     return found
@@ -307,6 +309,20 @@ def _thinking_template(loaded: LoadedRecipe, found: Findings) -> None:
                                          "<think> opener of the answer out of the loss, so the model is never trained to write "
                                          "it, and prompts end where no trained response begins",
                                          "chat_template: auto (ChatML for Qwen3); `medrecipe inspect` shows both"))
+
+
+def _key_destinations(loaded: LoadedRecipe, found: Findings) -> None:
+    """A provider's key goes to that provider's API only, unless you name the endpoint yourself (--set): a recipe file
+    names the endpoint, and its author may want your OpenAI key sent to their server (found by review: `preflight`
+    asked it for its models with the key). The rule of compute.ray.address and $RAY_AUTH_TOKEN (run/jobs.py)."""
+    for path, call in loaded.recipe.model_calls():
+        if not (call.endpoint and call.api_key_env and (problem := key_destination_problem(call.api_key_env, call.endpoint))):
+            continue
+        where = loaded.tree.position((*path, "endpoint"))
+        if where is None or not where.file.startswith("--set "):
+            found.errors.append(loaded.problem((*path, "endpoint"), f"{problem}, named by the recipe",
+                                               f"name the variable of that server's own key (api_key_env: MY_SERVER_KEY, or ~ "
+                                               f"for none), or give the endpoint yourself: --set {'.'.join(map(str, path))}.endpoint=..."))
 
 
 def _slurm_environment(loaded: LoadedRecipe, found: Findings) -> None:

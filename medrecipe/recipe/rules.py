@@ -15,7 +15,6 @@ from .model import (
     Recipe,
 )
 from .model.basics import hub_id_problem
-from .untrusted import key_destination_problem
 
 
 @dataclass(frozen=True)
@@ -48,19 +47,6 @@ def check(recipe: Recipe) -> list[Violation]:
     found += _training_rules(recipe)
     found += _eval_rules(recipe)
     found += _hub_rules(recipe)
-    found += _key_rules(recipe)
-    return found
-
-
-def _key_rules(recipe: Recipe) -> list[Violation]:
-    """A provider's key goes to that provider only: the recipe names the endpoint, and may have been written by someone
-    who would like your OpenAI key sent to their server (`medrecipe preflight` asks the endpoint for its models)."""
-    found = []
-    for path, call in recipe.model_calls():
-        if call.endpoint and call.api_key_env and (problem := key_destination_problem(call.api_key_env, call.endpoint)):
-            found.append(Violation((*path, "api_key_env"), problem,
-                                   f"for the server at {call.endpoint}, put its own key in a variable of its own and name "
-                                   "that here (api_key_env: MY_SERVER_KEY), or ~ if it takes none"))
     return found
 
 
