@@ -114,22 +114,6 @@ def test_tiny_model_evaluated_end_to_end(cli, write, tool_python, monkeypatch, t
     assert again.code == 0 and "skipped" in again.out
 
 
-LOGLIKELIHOOD = """
-name: tiny-loglikelihood
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-eval:
-  model: base
-  backend: accelerate
-  dtype: float32
-  batch_size: 4
-  max_model_length: 1024
-  mode: loglikelihood
-  prompt: {{instruction: "Answer:"}}
-  benchmarks:
-    - {{name: medmcqa, path: {fixtures}/medmcqa, max_samples: 2}}
-"""
-
-
 @pytest.mark.slow
 def test_loglikelihood_scores_each_letter_right_after_the_prompt(cli, write, tool_python, monkeypatch, tmp_path):
     """Found by review: with a model whose tokenizer has a chat template (this one's, Axolotl's after SFT), lighteval
@@ -138,7 +122,10 @@ def test_loglikelihood_scores_each_letter_right_after_the_prompt(cli, write, too
     tool_python("eval")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    result = cli("run", str(write("tiny-ll.yaml", LOGLIKELIHOOD.format(fixtures=FIXTURES))), "--stage", "eval", "--out", "build")
+    recipe = write("tiny-eval.yaml", RECIPE.format(fixtures=FIXTURES, endpoint="http://127.0.0.1:9/v1"))
+    result = cli("run", str(recipe), "--stage", "eval", "--out", "build", "--set", "eval.mode=loglikelihood",
+                 "--set", 'eval.prompt={instruction: "Answer:"}', "--set", "eval.judge=~",
+                 "--set", f"eval.benchmarks=[{{name: medmcqa, path: {FIXTURES}/medmcqa, max_samples: 2}}]")
     assert result.code == 0, result.err[-3000:]
     scores = json.loads((tmp_path / "build" / "eval" / "scores.json").read_text())
     work = tmp_path / "build" / "eval" / scores["key"]

@@ -181,8 +181,8 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
         if bounds and rl.max_len > bounds.max_positions:
             found.errors.append(loaded.problem(("rl", "max_len"), f"{rl.max_len} tokens exceed {model}'s {bounds.max_positions} "
                                                "positions", f"lower rl.max_len to at most {bounds.max_positions}"))
-    for path, call in recipe.model_calls():  # the vLLM servers datatrove starts for curation steps
-        bounds = models.limits(call.model) if path[0] == "data" and call.endpoint is None else None
+    for path, call in recipe.served_models():
+        bounds = models.limits(call.model)
         if bounds and bounds.attention_heads % call.tensor_parallel_size:
             found.errors.append(loaded.problem((*path, "tensor_parallel_size"), f"tensor parallel size {call.tensor_parallel_size} "
                                                f"does not divide {call.model}'s {bounds.attention_heads} attention heads"))
@@ -290,8 +290,8 @@ def _rl_model_code(loaded: LoadedRecipe, found: Findings) -> None:
 def _curation_model_code(loaded: LoadedRecipe, found: Findings) -> None:
     """A curation step without an endpoint has datatrove start vLLM for its model, always with --trust-remote-code
     (datatrove 0.10 pipeline/inference/servers/vllm_server.py): as for RL, a model the catalog does not know is said."""
-    for path, call in loaded.recipe.model_calls():
-        if path[0] == "data" and call.endpoint is None and models.facts(call.model) is None:
+    for path, call in loaded.recipe.served_models():
+        if models.facts(call.model) is None:
             found.warnings.append(loaded.problem((*path, "model"), f"datatrove serves {call.model} with vLLM and "
                                                  "--trust-remote-code, always: Python code its repository holds runs where "
                                                  "the data stage runs, and medrecipe does not know this model",

@@ -74,8 +74,7 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
             child["publish"] = {"card": {"overview": ""}}  # the card opens with the description
         if ("description",) not in paths:
             child["description"] = f"The {extends} recipe on {base}."
-    for text in overrides:
-        path, value, _ = parse_override(text)
+    for text, (path, value) in zip(overrides, parsed):
         list_at = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
         node, parent_node = child, parent_data
         try:

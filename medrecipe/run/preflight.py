@@ -134,8 +134,7 @@ class _Preflight:
         for index, step in enumerate(recipe.data.steps if recipe.data else []):
             if isinstance(step, DomainFilter):
                 wanted.append((("data", "steps", index, "embedding", "model"), step.embedding.model))
-        # a curation model without an endpoint is served by vLLM from its files (the judge always has one)
-        wanted += [((*path, "model"), call.model) for path, call in recipe.model_calls() if path[0] == "data" and call.endpoint is None]
+        wanted += [((*path, "model"), call.model) for path, call in recipe.served_models()]  # vLLM serves them from their files
         for path, model in wanted:
             if model not in seen:
                 seen.add(model)

@@ -69,6 +69,11 @@ class Recipe(Strict):
             found.append((("eval", "judge"), self.eval.judge))
         return found
 
+    def served_models(self) -> list[tuple[tuple, LLMCall]]:
+        """The curation steps' model calls without an endpoint: datatrove starts vLLM for each, where its tasks run
+        (the evaluation judge always has an endpoint)."""
+        return [(path, call) for path, call in self.model_calls() if path[0] == "data" and call.endpoint is None]
+
     def repo_name(self, artifact: Literal["model", "sft", "dataset"]) -> str:
         """The Hub repository name of an artifact (namespace excluded)."""
         explicit = {"model": self.hub.model_repo, "sft": self.hub.sft_repo, "dataset": self.hub.dataset_repo}[artifact]
