@@ -27,9 +27,14 @@ def send_json(handler: BaseHTTPRequestHandler, payload: dict, status: int = 200)
 
 
 class StubServer:
-    def __init__(self):
+    """On `host` (127.0.0.1; another loopback address is not localhost to datatrove, which then speaks to it as to a
+    hosted API), answering only requests that carry `key` when one is given; `seen` lists (method, path,
+    Authorization header) of every request."""
+
+    def __init__(self, host: str = "127.0.0.1", key: str | None = None):
         self.calls: Counter = Counter()
         self.requests: list[dict] = []
+        self.seen: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
         stub = self
 
@@ -37,7 +42,19 @@ class StubServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
+            def refused(self) -> bool:
+                authorization = self.headers.get("Authorization")
+                with stub.lock:
+                    stub.seen.append((self.command, self.path, authorization))
+                if key is not None and authorization != f"Bearer {key}":
+                    send_json(self, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                               "code": "invalid_api_key"}}, 401)
+                    return True
+                return False
+
             def do_GET(self):
+                if self.refused():
+                    return
                 if self.path.rstrip("/") == "/v1/models":
                     send_json(self, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
                 else:
@@ -46,6 +63,8 @@ class StubServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 request = json.loads(self.rfile.read(length))
+                if self.refused():
+                    return
                 with stub.lock:
                     stub.requests.append(request)
                 text = stub.answer(request["messages"][-1]["content"])
@@ -55,12 +74,13 @@ class StubServer:
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 })
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
 
     def answer(self, prompt: str) -> str:
         if prompt.startswith("Classify the domain"):

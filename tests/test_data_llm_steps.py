@@ -33,6 +33,7 @@ data:
       sources: [questions]
       model: stub
       endpoint: {url}
+      api_key_env: STUB_KEY
       samples: 2
       max_samples: 4
       grader: auto
@@ -46,7 +47,8 @@ data:
       embedding: {{batch_size: 16}}
       kmeans: {{clusters: 2, iterations: 10}}
       nearest: 2
-      classifier: {{backend: llm, model: stub, endpoint: {url}, labels: [Medical, Mathematics], synonyms: {{Maths: Mathematics}}}}
+      classifier: {{backend: llm, model: stub, endpoint: {url}, api_key_env: STUB_KEY, labels: [Medical, Mathematics],
+                    synonyms: {{Maths: Mathematics}}}}
       keep: [Medical]
 compute: {{tasks: 2}}
 """
@@ -62,7 +64,7 @@ data:
       embedding: {{batch_size: 16}}
       kmeans: {{clusters: 2, iterations: 10}}
       nearest: 2
-      classifier: {{backend: llm, model: stub, endpoint: {url}, labels: [Medical, Mathematics]}}
+      classifier: {{backend: llm, model: stub, endpoint: {url}, api_key_env: STUB_KEY, labels: [Medical, Mathematics]}}
       keep: [Medical]
 compute: {{tasks: 2}}
 """
@@ -93,7 +95,7 @@ def llm_run(tmp_path_factory):
          "ref": "reference"} for i in range(6)
     ])
     write_traces(tmp_path / "traces.jsonl")
-    with StubServer() as server:
+    with StubServer(key="not-a-real-key") as server:
         recipe = tmp_path / "llm.yaml"
         recipe.write_text(RECIPE.format(url=server.url))
         out = tmp_path / "build"
@@ -164,6 +166,56 @@ def test_the_api_key_is_written_nowhere(llm_run):
     for path in work.rglob("*"):
         if path.is_file():
             assert b"not-a-real-key" not in path.read_bytes(), path
+
+
+def test_every_request_carries_the_key_to_the_api_paths(llm_run):
+    server, _, _ = llm_run
+    assert {(method, path) for method, path, _ in server.seen} == {("GET", "/v1/models"), ("POST", "/v1/chat/completions")}
+    assert {authorization for _, _, authorization in server.seen} == {"Bearer not-a-real-key"}
+
+
+HOSTED = """
+name: llm-hosted
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: answers, path: answers.jsonl, fields: {{prompt: q, response: r, answer: ref}}}}
+  steps:
+    - {{type: judge_filter, model: stub, endpoint: {url}, api_key_env: STUB_KEY}}
+compute: {{tasks: 1}}
+"""
+
+
+def _judge_at(tmp_path, host: str, key: str):
+    """A judge_filter stage against a stub on `host` that takes the key `key` (the environment holds STUB_KEY)."""
+    from .conftest import run_cli
+
+    write_jsonl(tmp_path / "answers.jsonl", [{"q": f"Treat patient {i}?", "r": ("GOOD " if i % 2 else "weak ") + str(i),
+                                              "ref": "reference"} for i in range(4)])
+    with StubServer(host=host, key=key) as server:
+        (tmp_path / "hosted.yaml").write_text(HOSTED.format(url=server.url))
+        result = run_cli("run", str(tmp_path / "hosted.yaml"), "--stage", "data", "--out", str(tmp_path / "build"))
+    return server, result
+
+
+def test_a_hosted_api_is_asked_at_its_base_url_with_the_key(tmp_path, monkeypatch):
+    # 127.0.0.2 is loopback, but not localhost to datatrove, which speaks to it as to a hosted API: through the OpenAI
+    # client, which datatrove 0.10.1 gave the URL without its /v1 (requests went to /chat/completions)
+    monkeypatch.setenv("STUB_KEY", "sk-hosted")
+    server, result = _judge_at(tmp_path, "127.0.0.2", "sk-hosted")
+    assert result.code == 0, result.err + result.out
+    assert ("POST", "/v1/chat/completions", "Bearer sk-hosted") in server.seen
+    assert all(path.startswith("/v1/") and authorization == "Bearer sk-hosted" for _, path, authorization in server.seen)
+    stats = json.loads(next((tmp_path / "build").glob("data/*/stats.json")).read_text())
+    assert stats["output"]["records"] == 2  # the two GOOD answers
+
+
+def test_a_refused_key_stops_the_stage_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUB_KEY", "sk-wrong")
+    server, result = _judge_at(tmp_path, "127.0.0.2", "sk-right")
+    assert result.code == 2, result.err + result.out
+    assert "refused the key" in result.err and "sk-wrong" not in result.err + result.out
+    assert not [seen for seen in server.seen if seen[0] == "POST"]  # nothing was sent to be judged
 
 
 class _StallingServer(StubServer):

@@ -6,6 +6,12 @@ next segment turns them into records (the correct generations) or verdicts (the 
 
 The endpoint's API key is read from the environment inside the worker, when the runner is built: the
 step that is pickled for Slurm or Ray holds only the variable's name.
+
+An endpoint is spoken to as the OpenAI client speaks to a base URL (…/v1), with its key on every request, by
+`OpenAIEndpoint`: datatrove 0.10.1's EndpointServer (pipeline/inference/servers/endpoint_server.py and base.py)
+checks readiness with GET <url>/v1/models without the key, sends http://localhost requests with no
+Authorization header, and hands the OpenAI client the URL without its /v1, so a hosted API was asked at
+<url>/chat/completions (a 404), and a local vLLM started with --api-key refused every request.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ import os
 import re
 
 from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.inference.run_inference import InferenceConfig, InferenceRunner
+from datatrove.pipeline.inference.servers import EndpointServer
+from datatrove.pipeline.inference.types import ServerError
 
 from ..grading import grade
 from .base import CurationFilter, CurationStep, StepFailed, exclusion_writer
@@ -42,7 +51,6 @@ class InferenceStep(CurationStep):
         self.generation, self.rollout, self.rollout_args = generation, rollout, rollout_args
 
     def _runner(self):
-        from datatrove.pipeline.inference.run_inference import InferenceConfig, InferenceRunner
         from datatrove.pipeline.writers import JsonlWriter
 
         endpoint = (self.endpoint or "").rstrip("/")
@@ -67,8 +75,8 @@ class InferenceStep(CurationStep):
                 return {"skipped": True}
             return await rollout(document, generate, **arguments)
 
-        return InferenceRunner(rollout_fn=bound, config=config, output_writer=writer,
-                               checkpoints_local_dir=self.checkpoint_folder, records_per_chunk=2000)
+        return Runner(rollout_fn=bound, config=config, output_writer=writer, endpoint=endpoint or None,
+                      checkpoints_local_dir=self.checkpoint_folder, records_per_chunk=2000)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         runner = self._runner()
@@ -79,6 +87,44 @@ class InferenceStep(CurationStep):
             # datatrove's InferenceError cannot be unpickled (its __init__ takes two arguments): raised in a worker
             # process, it would leave the local executor's pool waiting for a result forever. A plain error crosses.
             raise StepFailed(f"{self.name} (task {rank}): {type(error).__name__}: {error}") from None
+
+
+class OpenAIEndpoint(EndpointServer):
+    """datatrove's EndpointServer asking `endpoint`, the API's base URL, through the OpenAI client with the key, for
+    readiness as for every request (see the module's docstring)."""
+
+    def __init__(self, config: InferenceConfig, rank: int, endpoint: str):
+        super().__init__(config, rank)
+        from openai import AsyncOpenAI
+
+        self.endpoint = endpoint
+        self.client = AsyncOpenAI(api_key=config.api_key or "unused", base_url=endpoint, timeout=config.request_timeout)
+
+    async def is_ready(self) -> bool:
+        """Whether the endpoint lists its models (or answers that it lists none), as `preflight` asks; a refused key
+        fails at once, where datatrove would wait out its readiness attempts (600 s in our config)."""
+        import openai
+
+        try:
+            await self.client.models.list()
+        except openai.NotFoundError:
+            return True
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+            raise ServerError(f"{self.endpoint} refused the key: {error}") from None
+        except openai.APIError:
+            return False
+        return True
+
+
+class Runner(InferenceRunner):
+    """datatrove's InferenceRunner, with an endpoint served by `OpenAIEndpoint`."""
+
+    def __init__(self, *args, endpoint: str | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.endpoint = endpoint
+
+    def _init_server(self, rank: int):
+        return OpenAIEndpoint(self.config, rank, self.endpoint) if self.endpoint else super()._init_server(rank)
 
 
 def _chat(doc: Document, prompt: str) -> list[dict]:
