@@ -53,11 +53,11 @@ class InferenceStep(CurationStep):
     def _runner(self):
         from datatrove.pipeline.writers import JsonlWriter
 
-        endpoint = (self.endpoint or "").rstrip("/")
+        endpoint = (self.endpoint or "").rstrip("/") or None
         config = InferenceConfig(
             server_type="endpoint" if endpoint else "vllm",
             model_name_or_path=self.model,
-            endpoint_url=endpoint.removesuffix("/v1") or None,
+            endpoint_url=endpoint,
             api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
             tp=self.tensor_parallel_size,
             default_generation_params=self.generation,
@@ -75,7 +75,7 @@ class InferenceStep(CurationStep):
                 return {"skipped": True}
             return await rollout(document, generate, **arguments)
 
-        return Runner(rollout_fn=bound, config=config, output_writer=writer, endpoint=endpoint or None,
+        return Runner(rollout_fn=bound, config=config, output_writer=writer, endpoint=endpoint,
                       checkpoints_local_dir=self.checkpoint_folder, records_per_chunk=2000)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
