@@ -28,16 +28,28 @@ _STATED_LETTER = (r"\*{0,2}\s?\$?\s?(?:option\s?|choice\s?)?\*{0,2}\(?((?-i:[A-Z
 # "The correct option is B", "答案是 B").
 _FALLBACK_LETTER = [
     re.compile(r"final answer\*{0,2}\s?(?:is\s?:?|:)?\s?" + _STATED_LETTER, re.I),
-    re.compile(r"(?:correct answer|answer|correct option|correct choice)\*{0,2}\s?(?:is\s?:?|:)\s?" + _STATED_LETTER, re.I),
-    re.compile(r"答案\s?(?:是|为)?\s?[:：]?\s?\*{0,2}\(?([A-Z])\)?"),
+    re.compile(r"(?:(?:correct|best|right) (?:answer|option|choice)|answer)\*{0,2}\s?(?:is\s?:?|:)\s?" + _STATED_LETTER, re.I),
+    re.compile(r"(?:答案\s?(?:是|为)?|故选|应选|选择)\s?[:：]?\s?\*{0,2}\(?([A-Z])\)?"),
     re.compile(r"(?:option|choice)\s?\(?([A-Z])\)?\s?(?:is\s?(?:the\s?)?correct)", re.I),
+    re.compile(r"(?<![A-Za-z])\(?((?-i:[A-Z]))\)?\*{0,2} is (?:the )?(?:correct|right|best) (?:answer|option|choice)", re.I),
     re.compile(r"^ ?\*{0,2}\(?([A-Z])\)?[.:)]?\*{0,2} ?$", re.M),  # a letter on a line of its own
 ]
-_STATED_YES_NO_MAYBE = re.compile(r"(?:answer|conclusion)\s?(?:is\s?:?|:)\s?\*{0,2}\s?(yes|no|maybe)\b", re.I)
+_STATED_YES_NO_MAYBE = re.compile(r"(?:answer|conclusion)\*{0,2}\s?(?:is\s?:?|:)\s?\*{0,2}\s?(yes|no|maybe)\b", re.I)
 _WHITESPACE_RUN = re.compile(r"\s+")
 _PRONOUN_I = re.compile(r"\s+[a-z]")  # "The answer is I think C": the pronoun, not option I
 _LATEX_SPACE = re.compile(r"\\(?:[ ,;:!]|quad\b|qquad\b)")
 _ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s*(?:is)?\s*[:：]?\s*", re.I)
+# Characters an ASCII fold would drop, spelled out (NFKD has already made the micro sign a Greek mu).
+_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon phi chi psi omega"
+_SPELLED = str.maketrans(
+    {chr(0x3B1 + i): name for i, name in enumerate(_GREEK.split()) if i < 17}  # α..ρ (ς, U+03C2, is skipped below)
+    | {chr(0x3C3 + i): name for i, name in enumerate(_GREEK.split()[17:])}  # σ..ω
+    | {chr(0x391 + i): name for i, name in enumerate(_GREEK.split()) if i < 17}
+    | {chr(0x3A3 + i): name for i, name in enumerate(_GREEK.split()[17:])}
+    | {"ς": "sigma", "−": "-", "–": "-", "—": "-", "‐": "-", "‑": "-", "≥": ">=", "≤": "<=", "±": "+/-", "×": "x"}
+)
+_LATEX_FRACTION = re.compile(r"\\[dt]?frac\s*(?:\{([^{}]*)\}|(\d))\s*(?:\{([^{}]*)\}|(\d))")
+_LATEX_TIMES_TEN = re.compile(r"\s*(?:\\times|\\cdot|×|x|\*)\s*10\s*\^\s*\{?\s*([+-−]?\d+)\s*\}?")
 
 
 def final_region(response: str) -> str:
@@ -102,9 +114,12 @@ def strip_latex(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Lower case, no accents, LaTeX wrappers, punctuation or extra spaces: for comparing free-form answers."""
-    text = unicodedata.normalize("NFKD", strip_latex(text)).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^a-z0-9.%/\- ]+", " ", text.lower())
+    """Lower case, no accents, LaTeX wrappers, punctuation or extra spaces: for comparing free-form answers. What tells
+    answers apart survives: Greek letters as their names ("β-blocker" is not "α-blocker"), micro as "mu" ("5 µg" is not
+    "5 g"), minus signs and dashes as "-", and the signs < > = + ("> 7%" is not "< 7%")."""
+    text = unicodedata.normalize("NFKD", strip_latex(text)).translate(_SPELLED)
+    text = text.encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9.%/<>=+\- ]+", " ", text.lower())
     return " ".join(text.split()).strip(" .")
 
 
@@ -143,6 +158,8 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
     # "B. Aspirin", "B) Aspirin", "(B) Aspirin", "B, Aspirin", "B - Aspirin": an upper-case letter and a separator (a
     # dash with a space after it: "B-cell lymphoma" is no letter); otherwise ("a macrophage", "I think B") the words
     # after the letter must be that option's text.
+    if options and _names_another_option(rest, letter, options):
+        return None
     closed = match.group(3) is not None
     dashed = rest[0] in "-–—" and rest[1:2].isspace()
     if match.group(2).isupper() and (closed or rest[0] in ".:)," or dashed):
@@ -151,18 +168,60 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
     return letter if options and letter in options and said and said == normalize(options[letter]) else None
 
 
+def _names_another_option(rest: str, letter: str, options: dict[str, str]) -> bool:
+    """Whether what follows an answer's letter names another option with its text: "B. Warfarin or C. Heparin",
+    "B: Warfarin, C: Heparin" hedge between options and are no single answer."""
+    for piece in re.split(r",|;|/|\bor\b|\band\b", rest):
+        named = re.fullmatch(r"\(?([A-Z])\)?[.:)]\s*(.+)", piece.strip(), re.S)
+        if named and named[1] != letter and named[1] in options and normalize(named[2]) == normalize(options[named[1]]):
+            return True
+    return False
+
+
+def _option_text_at(text: str, options: dict[str, str]) -> str | None:
+    """The option whose whole text `text`'s line opens with ("A decrease in preload." is that option, whatever its
+    letter, not option A), the longest such."""
+    line = normalize(text.split("\n", 1)[0])
+    opened = [(len(wanted), letter) for letter, option in options.items()
+              if (wanted := normalize(option)) and (line == wanted or line.startswith(wanted + " "))]
+    return max(opened)[1] if opened else None
+
+
+def _lettered_option_lines(region: str, options: dict[str, str]) -> list[str]:
+    """Lines that are an option's letter and its text, alone ("**B. Warfarin**", "(B) Warfarin"). The letter is found
+    by a bounded pattern and normalize() judges the rest: no pattern runs over a whole line, which could backtrack."""
+    found = []
+    for line in region.splitlines():
+        lettered = re.match(r"[\s*#>]{0,8}\(?([A-Z])\)?[.:)]", line)
+        if lettered and lettered[1] in options and normalize(line[lettered.end():]) == normalize(options[lettered[1]]):
+            found.append(lettered[1])
+    return found
+
+
 def fallback_letter(response: str, options: dict[str, str] | None = None) -> str | None:
-    """An option letter stated without a box ("The answer is B", "答案是Ｂ"), from the final region (full-width
-    letters and brackets read as their ASCII forms)."""
+    """An option letter stated without a box ("The answer is B", "答案是Ｂ", "故选B", "B is the correct answer"), from
+    the final region (full-width letters and brackets read as their ASCII forms); with the options, a stated option
+    text ("The answer is A decrease in preload") and a line holding an option's letter and text alone count too."""
     region = unicodedata.normalize("NFKC", _squeezed(final_region(response)))
     valid = set(options) if options else set(LETTERS)
     for pattern in _FALLBACK_LETTER:
-        matches = [m.group(1).upper() for m in pattern.finditer(region)
-                   if not (m.group(1) == "I" and _PRONOUN_I.match(region, m.end()))]
-        matches = [m for m in matches if m in valid]
+        matches = []
+        for m in pattern.finditer(region):
+            letter = m.group(1).upper()
+            if letter == "I" and _PRONOUN_I.match(region, m.end()):
+                continue
+            if options:
+                stated = region[m.start(1):]
+                named = _option_text_at(stated, options)
+                if named is None and _names_another_option(stated.split("\n", 1)[0][1:], letter, options):
+                    continue
+                letter = named or letter
+            if letter in valid:
+                matches.append(letter)
         if matches:
             return matches[-1]
-    return None
+    lines = _lettered_option_lines(region, options) if options else []
+    return lines[-1] if lines else None
 
 
 def yes_no_maybe(answer: str) -> str | None:
@@ -182,16 +241,35 @@ def fallback_yes_no_maybe(response: str) -> str | None:
     return alone[-1] if alone else None
 
 
-def _number(text: str) -> float | None:
+def _quantity(text: str) -> tuple[float, bool, str] | None:
+    """(value, whether it is a percentage, its unit) of an answer that is a number, as LaTeX and people write one:
+    `0.5`, `1/2`, `\\frac{1}{2}`, `50\\%`, `1,000`, `1{,}000`, `2.5 \\times 10^{3}`, `5 mg`, `5mg`; None for other text
+    (a range such as `10-20` included)."""
+    text = _LATEX_FRACTION.sub(lambda m: f"{m[1] or m[2]}/{m[3] or m[4]}", text)
     # Thousands separators go before normalize(), which would turn "1,000" into "1 000".
-    cleaned = normalize(re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)).rstrip("%").strip()
-    fraction = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)", cleaned)
-    try:
-        if fraction:
-            return float(fraction.group(1)) / float(fraction.group(2))
-        return float(cleaned)
-    except (ValueError, ZeroDivisionError):
+    text = re.sub(r"(?<=\d)(?:\{,\}|\\,|,|\u2009|\u202f)(?=\d{3}(?!\d))", "", text)
+    text = _LATEX_TIMES_TEN.sub(lambda m: "e" + m[1].replace("−", "-"), text)
+    number = re.fullmatch(r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)(?:\s*/\s*([+-]?\d+(?:\.\d+)?))?\s*(%)?\s*([a-z][a-z/. -]*)?",
+                          normalize(text))
+    if not number:
         return None
+    try:
+        value = float(number[1]) / (float(number[2]) if number[2] else 1.0)
+    except ZeroDivisionError:
+        return None
+    return value, number[3] is not None, (number[4] or "").replace(" ", "")
+
+
+def _same_quantity(answer: tuple[float, bool, str], gold: tuple[float, bool, str]) -> bool:
+    """The same number, read leniently where the forms differ: a bare 50 or 0.5 for 50 %, 50 % for 0.5 or 50, 5 for
+    5 mg (the unit left out); but never another unit (5 g is not 5 mg)."""
+    (value, percent, unit), (wanted, wanted_percent, wanted_unit) = answer, gold
+    if unit and wanted_unit and unit != wanted_unit:
+        return False
+    readings = {value}
+    if percent != wanted_percent:
+        readings.add(value / 100 if percent else value * 100)
+    return any(abs(reading - wanted) <= 1e-6 * max(1.0, abs(wanted)) for reading in readings)
 
 
 def answer_kind(gold: str) -> str:
@@ -231,9 +309,9 @@ def grade(response: str, gold: str, kind: str | None = None, options: dict[str, 
         return {"correct": extracted == gold_word, "extracted": extracted, "via": via}
     if boxed is None:
         return {"correct": False, "extracted": None, "via": None}
-    got, want = _number(boxed), _number(gold)
+    got, want = _quantity(boxed), _quantity(gold)
     if got is not None and want is not None:
-        correct = abs(got - want) <= 1e-6 * max(1.0, abs(want))
+        correct = _same_quantity(got, want)
     else:
         correct = normalize(boxed) == normalize(gold)
     return {"correct": correct, "extracted": boxed, "via": "boxed"}

@@ -271,41 +271,69 @@ def test_grade_kind_is_derived_from_the_gold():
         ("\\boxed{\\text{Vitamin C}}", "vitamin c", True),
         ("\\boxed{3}", "4", False),
         ("The answer is 4", "4", False),  # free answers need a box
+        # what tells answers apart survives normalising: Greek letters, micro, signs, minus and dashes
+        ("\\boxed{α-blocker}", "β-blocker", False),
+        ("\\boxed{beta-blocker}", "β-blocker", True),
+        ("\\boxed{5 g}", "5 µg", False),
+        ("\\boxed{> 7\\%}", "< 7%", False),
+        ("\\boxed{5}", "−5", False),
+        ("\\boxed{-5}", "−5", True),
+        ("\\boxed{1020}", "10–20", False),
+        ("\\boxed{10-20}", "10–20", True),
+        # numbers as LaTeX and people write them
+        ("\\boxed{\\frac{1}{2}}", "0.5", True),
+        ("\\boxed{\\dfrac12}", "1/2", True),
+        ("\\boxed{1{,}000}", "1000", True),
+        ("\\boxed{1\\,000}", "1000", True),
+        ("\\boxed{2.5 \\times 10^{3}}", "2500", True),
+        ("\\boxed{0.5}", "50%", True),
+        ("\\boxed{50\\%}", "0.5", True),
+        ("\\boxed{5mg}", "5 mg", True),
+        ("\\boxed{5}", "5 mg", True),  # the unit left out
+        ("\\boxed{5 g}", "5 mg", False),  # another unit
+        ("\\boxed{5 mg}", "5 mg/kg", False),
     ],
 )
 def test_grade_free_answers(response, gold, correct):
     assert grading.grade(response, gold, "free")["correct"] is correct
 
 
-# ------------------------------------------------------------------------------------------ HealthBench
+WARFARIN = {"A": "Aspirin", "B": "Warfarin", "C": "Heparin", "D": "Clopidogrel"}
+PRELOAD = {"A": "Increased afterload", "B": "Decreased contractility", "C": "A decrease in preload", "D": "Increased heart rate"}
 
 
-RUBRIC = [
-    {"criterion": "Advises calling emergency services.", "points": 10.0},
-    {"criterion": "Mentions aspirin if not allergic.", "points": 5.0},
-    {"criterion": "Suggests waiting at home.", "points": -8.0},
-]
+@pytest.mark.parametrize(
+    ("response", "options", "extracted"),
+    [
+        # an option's text that opens with the article "A" is that option, not option A
+        ("**Final Answer:** A decrease in preload", PRELOAD, "C"),
+        ("The answer is A decrease in preload.", PRELOAD, "C"),
+        ("A. Increased afterload is not it.\nThe answer is D", PRELOAD, "D"),
+        # hedges that name another option with its text are no single answer
+        ("\\boxed{B. Warfarin or C. Heparin}", WARFARIN, None),
+        ("\\boxed{B: Warfarin, C: Heparin, D: Clopidogrel}", WARFARIN, None),
+        ("The answer is B. Warfarin or C. Heparin", WARFARIN, None),
+        ("\\boxed{B. Deficiency}", {"A": "x", "B": "Deficiency of vitamins A and D", "C": "y", "D": "z"}, "B"),
+        ("The answer is B. Deficiency of vitamins A and D", {"A": "x", "B": "Deficiency of vitamins A and D", "C": "y", "D": "z"}, "B"),
+        # answers stated without a box
+        ("**B. Warfarin**", WARFARIN, "B"),
+        ("It blocks vitamin K recycling.\n(B) Warfarin", WARFARIN, "B"),
+        ("B is the correct answer.", WARFARIN, "B"),
+        ("The best choice is B.", WARFARIN, "B"),
+        ("综上，故选B", WARFARIN, "B"),
+        ("The answer is B because it inhibits vitamin K epoxide reductase.", WARFARIN, "B"),
+    ],
+)
+def test_choice_answers_as_models_state_them(response, options, extracted):
+    assert grading.grade("<think>\nreasoning\n</think>\n\n" + response, "B", options=options)["extracted"] == extracted
 
 
-def test_healthbench_score_is_points_met_over_positive_points():
-    assert grading.healthbench_score(RUBRIC, [True, True, False]) == 1.0
-    assert grading.healthbench_score(RUBRIC, [True, False, False]) == pytest.approx(10 / 15)
-    assert grading.healthbench_score(RUBRIC, [True, False, True]) == pytest.approx(2 / 15)
+def test_a_bold_final_answer_decides_yes_no_maybe():
+    assert grading.grade("**Final Answer**: yes", "yes")["extracted"] == "yes"
 
 
-def test_healthbench_score_is_not_clipped_per_conversation():
-    # A response that meets only the undesirable criterion scores below zero; the paper clips the mean only.
-    assert grading.healthbench_score(RUBRIC, [False, False, True]) == pytest.approx(-8 / 15)
-
-
-def test_healthbench_overall_clips_the_mean():
-    assert grading.healthbench_overall([0.5, -0.2]) == pytest.approx(0.15)
-    assert grading.healthbench_overall([-0.5, -0.2]) == 0.0
-    assert grading.healthbench_overall([1.0, 1.0]) == 1.0
-
-
-def test_healthbench_score_rejects_malformed_input():
-    with pytest.raises(ValueError):
-        grading.healthbench_score([{"criterion": "Is rude.", "points": -3.0}], [False])
-    with pytest.raises(ValueError):
-        grading.healthbench_score(RUBRIC, [True])  # one verdict per criterion
+def test_long_lines_after_a_letter_are_graded_in_one_pass():
+    # a pattern run over the whole line after "B." would backtrack on these for minutes
+    assert grading.grade("B. " + "." * 50_000 + "x", "B", options=WARFARIN)["extracted"] is None
+    assert grading.grade("The answer is B. " + "." * 50_000, "B", options=WARFARIN)["extracted"] == "B"
+    assert grading.grade("B, " * 20_000, "B", options=WARFARIN)["extracted"] is None
