@@ -163,6 +163,7 @@ CHECKPOINT_FILES = {"config.json", "generation_config.json", "tokenizer.json", "
 
 def write_scores(layout, medmcqa: float = 41.25, pubmedqa: float = 52.0) -> None:
     scores = {
+        "key": layout.keys["eval"],  # as run/eval.py writes them: the evaluation's key and the model it scored
         "model": str(layout.rl_output()),
         "lighteval": "0.13.0",
         "generation": {"temperature": 0.6, "top_p": 0.9, "top_k": None, "max_new_tokens": 256, "seed": 42},

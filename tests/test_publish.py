@@ -178,6 +178,32 @@ def test_scores_go_only_into_a_model_repository_that_exists(local_hub, release):
     assert local_hub.repos == {}
 
 
+def test_scores_of_another_model_go_into_no_card(local_hub, release):
+    # `run --stage eval --model ORG/OTHER` writes the build's scores.json too: they are not this model's
+    write_run(release.layout)
+    scores = json.loads(release.layout.eval_scores().read_text())
+    release.layout.eval_scores().write_text(json.dumps({**scores, "model": "Intelligent-Internet/II-Medical-8B-1706"}))
+    assert publish(local_hub, release).returncode == 0
+    files = local_hub.files(*MODEL)
+    assert "scores.png" not in files and ModelCard(files["README.md"].decode()).data.eval_results is None
+    result = publish(local_hub, release, "--stage", "eval")
+    assert result.returncode == 2 and "holds the scores of Intelligent-Internet/II-Medical-8B-1706" in result.stderr
+
+
+def test_scores_go_only_onto_the_weights_they_describe(local_hub, release):
+    write_run(release.layout)
+    assert publish(local_hub, release).returncode == 0
+    commits = len(local_hub.commits(*MODEL))
+    # the RL stage is run again (another seed of its weights), evaluated, and the new checkpoint not published
+    write_checkpoint(release.layout.rl_output(), "rl again")
+    result = publish(local_hub, release, "--stage", "eval")
+    assert result.returncode == 2, result.stdout
+    assert "tester/tiny-med does not hold this recipe's rl checkpoint (model.safetensors differs" in result.stderr
+    assert "--stage rl" in result.stderr and len(local_hub.commits(*MODEL)) == commits
+    assert publish(local_hub, release, "--stage", "rl").returncode == 0
+    assert publish(local_hub, release, "--stage", "eval").returncode == 0
+
+
 def test_dry_run_shows_every_repository_file_and_card_and_contacts_nobody(local_hub, release):
     write_run(release.layout)
     result = publish(local_hub, release, "--dry-run")

@@ -14,6 +14,7 @@ one; its value goes to no file, message or log.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,8 @@ def _push_one(api: HfApi, content: RepoContent, release: Release) -> Pushed:
             f"{artifact.repo_id} does not exist yet, so there is no card to add the scores to",
             f"publish the model first: medrecipe publish RECIPE --stage {artifact.stage}",
         )
+    if content.weights:
+        _refuse_other_weights(api, content)
     api.create_repo(**repo, private=content.private, exist_ok=True)
     before = api.repo_info(**repo)
     warnings = []
@@ -125,6 +128,34 @@ def _push_one(api: HfApi, content: RepoContent, release: Release) -> Pushed:
         )
     tag = _tag(api, repo, release, commit.oid) if recipe.publish.tag_recipe_hash else "off"
     return Pushed(content, before.private, commit.oid, commit.oid != before.sha, tag, warnings)
+
+
+def _refuse_other_weights(api: HfApi, content: RepoContent) -> None:
+    """An update of a model's card describes a checkpoint: the repository must hold its weights, which are compared by
+    content (an LFS file's sha256, a small file's git blob id, as the Hub records them). Otherwise the card, and the
+    tag, would put this recipe's name and numbers on weights another run made."""
+    artifact = content.artifact
+    held = {info.path: info for info in api.get_paths_info(artifact.repo_id, [f.path for f in content.weights],
+                                                           repo_type=artifact.repo_type)}
+    for file in content.weights:
+        info = held.get(file.path)
+        same = info is not None and (info.lfs.sha256 == _digest(file.source, "sha256") if info.lfs is not None
+                                     else info.blob_id == _digest(file.source, "git"))
+        if not same:
+            raise UserError(
+                f"{artifact.repo_id} does not hold this recipe's {artifact.stage} checkpoint ({file.path} "
+                f"{'differs from' if info is not None else 'is missing beside'} {file.source}): its card would describe other weights",
+                f"publish the checkpoint with its card: medrecipe publish RECIPE --stage {artifact.stage}",
+            )
+
+
+def _digest(path: Path, kind: str) -> str:
+    """A file's sha256, or its git blob id (sha1 of "blob <size>\\0" and the content)."""
+    digest = hashlib.sha256() if kind == "sha256" else hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _tag(api: HfApi, repo: dict, release: Release, commit: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..compile.build import run_command, written_json
+from ..compile.lighteval.evaluated_model import default_model
 from ..compile.layout import STAGES, Layout, recipe_sha256
 from ..errors import UserError
 from ..recipe import LoadedRecipe
@@ -59,6 +60,8 @@ class RepoContent:
     private: bool
     files: tuple[RepoFile, ...]  # the card included
     complete: bool  # the repository holds exactly these files (others are removed); False: only these are updated
+    # An update's repository must already hold these weights (the files of the checkpoint the update describes).
+    weights: tuple[RepoFile, ...] = ()
 
     @property
     def size(self) -> int:
@@ -236,11 +239,21 @@ class _Outputs:
         return files
 
     def scores(self, required: bool) -> dict | None:
+        """The evaluation's scores, if they are this recipe's evaluated model's: scores.json has one place in a build,
+        which an evaluation of another model (`run --stage eval --model ...`) or of an earlier training writes too."""
         path = self.layout.eval_scores()
-        if path.is_file():
-            return written_json(path)
+        evaluate = f"run the evaluation first: {run_command(self.loaded, self.layout.root, 'eval')}"
+        if not path.is_file():
+            if required:
+                raise UserError(f"no evaluation scores: {display(path)} is missing", evaluate)
+            return None
+        scores = written_json(path)
+        model, key = str(default_model(self.loaded, self.layout)), self.layout.keys["eval"]
+        if scores.get("key") == key and scores.get("model") == model:
+            return scores
         if required:
-            raise UserError(f"no evaluation scores: {display(path)} is missing", f"run the evaluation first: {run_command(self.loaded, self.layout.root, 'eval')}")
+            raise UserError(f"{display(path)} holds the scores of {redact(str(scores.get('model')))} (evaluation "
+                            f"{scores.get('key')}), not of this recipe's model {model} (evaluation {key})", evaluate)
         return None
 
     def chart(self) -> Path | None:
@@ -276,11 +289,16 @@ def _content(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs:
 
 
 def _card_update(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> RepoContent:
-    """`--stage eval`: the evaluated model's card (and chart) with the scores, its checkpoint left as it is."""
+    """`--stage eval`: the evaluated model's card (and chart) with the scores, its checkpoint left as it is. The card
+    describes this recipe's checkpoint, which the repository must hold: its weights go with the update, to be
+    compared with the repository's (hub/publish.py)."""
     outputs.scores(required=True)
+    folder = outputs.checkpoint(artifact.stage)
+    weights = tuple(RepoFile(path, (folder / path).stat().st_size, folder / path) for path in _checkpoint_files(folder)
+                    if path.endswith((".safetensors", ".bin")))
     card = _model_card(loaded, release, artifact, outputs)
     files = [*_evaluation_files(release, artifact, outputs), RepoFile(CARD, len(card.encode()), text=card)]
-    return RepoContent(artifact, loaded.recipe.hub.private, tuple(files), complete=False)
+    return RepoContent(artifact, loaded.recipe.hub.private, tuple(files), complete=False, weights=weights)
 
 
 def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> str:
