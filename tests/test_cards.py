@@ -37,6 +37,14 @@ def tiny(tmp_path, monkeypatch):
     return loaded, release(loaded.recipe, recipe_sha256(loaded.recipe), "me"), stats, scores
 
 
+def test_the_shipped_fork_onto_qwen3_4b_describes_itself_not_its_parents_model():
+    loaded, _ = load(str(RECIPES / "ii-medical-qwen3-4b.yaml"), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "someone")
+    text = model_card(loaded, rel, rel.get("model"))
+    assert "II-Medical's recipe on Qwen3-4B" in text
+    assert "This build reproduces it" not in text and "Qwen3-8B fine-tuned" not in text
+
+
 def front_matter(text: str) -> str:
     return re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL).group(1)
 
