@@ -45,6 +45,17 @@ def test_the_shipped_fork_onto_qwen3_4b_describes_itself_not_its_parents_model()
     assert "This build reproduces it" not in text and "Qwen3-8B fine-tuned" not in text
 
 
+def test_a_local_base_model_shows_in_cards_without_this_machines_folders(tiny, tmp_path):
+    model = tmp_path / "alice" / "models" / "smol"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 8192}))
+    loaded, _ = load(str(tmp_path / "recipe.yaml"), (f"base_model={model}",), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "me")
+    text = model_card(loaded, rel, rel.get("model")) + dataset_card(loaded, rel, rel.get("dataset"))
+    assert str(tmp_path) not in text and "alice" not in text
+    assert "- **Base model:** .../smol" in text and "# --set base_model=.../smol" in text
+
+
 def front_matter(text: str) -> str:
     return re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL).group(1)
 

@@ -104,17 +104,18 @@ def resolved_data(loaded: LoadedRecipe) -> dict:
 
 
 def _shown_paths(value: Any, show) -> Any:
-    """`value` with every `path` field's text passed through `show`."""
+    """`value` with every line of text passed through `show`, which rewrites the local paths among them: data paths,
+    but also a local base model, `rl.init_from` or a Slurm venv."""
     if isinstance(value, dict):
-        return {key: show(item) if key == "path" and isinstance(item, str) else _shown_paths(item, show) for key, item in value.items()}
+        return {key: _shown_paths(item, show) for key, item in value.items()}
     if isinstance(value, list):
         return [_shown_paths(item, show) for item in value]
-    return value
+    return show(value) if isinstance(value, str) and "\n" not in value else value
 
 
 def to_yaml(loaded: LoadedRecipe, comments: bool = True, shown_path=None) -> str:
-    """The resolved recipe as commented YAML; `shown_path` rewrites what `path` fields show (a card hides this
-    machine's folders)."""
+    """The resolved recipe as commented YAML; `shown_path` rewrites how its text values and `--set` values show (a card
+    hides this machine's folders)."""
     data = resolved_data(loaded)
     if shown_path:
         data = _shown_paths(data, shown_path)
@@ -125,7 +126,8 @@ def to_yaml(loaded: LoadedRecipe, comments: bool = True, shown_path=None) -> str
     sources = " <- ".join(display(f) for f in loaded.tree.files)
     out.write(f"# Resolved recipe: {one_line(sources)}\n")
     for override in loaded.overrides:
-        out.write(f"# --set {one_line(override)}\n")
+        key, _, value = override.partition("=")
+        out.write(f"# --set {one_line(f'{key}={shown_path(value)}' if shown_path else override)}\n")
     if comments:
         helper = _Comments(loaded)
         for line in helper.header():

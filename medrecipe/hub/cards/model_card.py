@@ -94,8 +94,8 @@ def _base_model(loaded: LoadedRecipe, artifact: HubRepo) -> str:
     """The model this one derives from: the SFT base, or where RL started when it did not start from SFT."""
     recipe = loaded.recipe
     if artifact.stage == "rl" and recipe.rl and recipe.rl.init_from != "sft":
-        return recipe.rl.init_from
-    return checks.sft_base_model(loaded)
+        return public_path(recipe.rl.init_from)
+    return public_path(checks.sft_base_model(loaded))
 
 
 def _model_metadata(loaded: LoadedRecipe, release: Release, artifact: HubRepo, scores: dict | None) -> ModelCardData:

@@ -21,16 +21,18 @@ from ..release import hub_url
 def recipe_text(loaded: LoadedRecipe) -> str:
     """The resolved recipe for a card. to_yaml's first line names the recipe files by their path from the
     working directory; a card names them by file name, so that it does not change with the directory
-    publish runs in (a changed card is a new commit) nor show a local path; so are the `path` fields (public_path)."""
+    publish runs in (a changed card is a new commit) nor show a local path; so are the local paths among the
+    recipe's values and overrides (public_path)."""
     first, rest = to_yaml(loaded, shown_path=public_path).split("\n", 1)
     assert first.startswith("# Resolved recipe:"), first
     return f"# Resolved recipe: {' <- '.join(Path(file).name for file in loaded.tree.files)}\n{rest}"
 
 
 def public_path(path: str) -> str:
-    """A data path as a card shows it. A relative one as the recipe wrote it: relative to the recipe, it is the same on
-    every machine. An absolute one (often from ${env:...}) names this machine's folders, a home directory or a user
-    name, so it shows as its last part only. Hub ids are relative and unchanged."""
+    """A path as a card shows it (data, a local model, any recipe value). A relative one as the recipe wrote it:
+    relative to the recipe, it is the same on every machine. An absolute one (often from ${env:...}) names this
+    machine's folders, a home directory or a user name, so it shows as its last part only. Hub ids, URLs and other
+    text are relative and unchanged."""
     if not path.startswith(("/", "~")):
         return path
     return ".../" + Path(path.rstrip("/")).name

@@ -30,7 +30,7 @@ def sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
         warmup = "none"
     schedule = sft.lr_scheduler + (f", min lr {format_value(sft.min_lr)}" if sft.min_lr is not None else "")
     rows: list[tuple[str, Any]] = [
-        ("Base model", markdown_text(checks.sft_base_model(loaded))),
+        ("Base model", markdown_text(public_path(checks.sft_base_model(loaded)))),
         ("Chat template", markdown_text(checks.chat_template(loaded))),
         ("Max sequence length", sft.sequence_len),
         ("Longer records", "dropped" if sft.excess_length == "drop" else "truncated"),
@@ -63,7 +63,7 @@ def sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
 def rl_section(recipe: Recipe) -> dict:
     rl = recipe.rl
     assert rl is not None
-    start = "the SFT model above" if rl.init_from == "sft" else markdown_text(rl.init_from)
+    start = "the SFT model above" if rl.init_from == "sft" else markdown_text(public_path(rl.init_from))
     rows: list[tuple[str, Any]] = [("Initialised from", start)]
     if isinstance(rl, PolicyOptimization):
         overlong = "off"
