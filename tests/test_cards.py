@@ -127,9 +127,11 @@ def test_a_card_without_run_outputs_is_valid(tiny):
 
 def test_sft_card_points_at_the_final_model_and_its_scores(tiny):
     loaded, rel, stats, scores = tiny
-    text = model_card(loaded, rel, rel.get("sft"), stats=stats, scores=scores)  # scores belong to the final model
+    text = model_card(loaded, rel, rel.get("sft"), stats=stats, scores=scores, rl_trained=True)  # scores: the final model's
     assert ModelCard(text).data.eval_results is None
     assert "its final model, trained from this checkpoint\nwith DAPO, is [me/tiny-med]" in text
+    # before the RL stage has run (it is skipped on a CPU), no final model is named
+    assert "its final model" not in model_card(loaded, rel, rel.get("sft"), stats=stats, scores=scores)
     assert "The recipe evaluates [me/tiny-med](https://huggingface.co/me/tiny-med); its card has the scores." in text
     assert "### Supervised fine-tuning (Axolotl)" in text and "(OpenRLHF)" not in text
 

@@ -88,7 +88,7 @@ def plan(loaded: LoadedRecipe, layout: Layout, release: Release, stages: Iterabl
 
 def _selected(loaded: LoadedRecipe, layout: Layout, release: Release, stages: set[str]) -> list[RepoContent]:
     recipe = loaded.recipe
-    outputs = _Outputs(loaded, layout)
+    outputs = RunOutputs(loaded, layout)
     if "all" in stages:
         if not release.artifacts:
             raise UserError(f"{recipe.name} publishes nothing", "see the recipe's `publish` section")
@@ -212,7 +212,7 @@ def human_size(size: float) -> str:
 # ------------------------------------------------------------------------------------------ internals
 
 
-class _Outputs:
+class RunOutputs:
     """The run's outputs that publishing reads, each checked for when it is needed."""
 
     def __init__(self, loaded: LoadedRecipe, layout: Layout):
@@ -260,6 +260,14 @@ class _Outputs:
         path = self.layout.eval_chart()
         return path if path.is_file() else None
 
+    def trained(self, stage: str) -> bool:
+        """Whether the stage's checkpoint exists (checkpoint() says what is missing)."""
+        try:
+            self.checkpoint(stage)
+        except UserError:
+            return False
+        return True
+
     def checkpoint(self, stage: str) -> Path:
         folder = self.layout.sft_output() if stage == "sft" else self.layout.rl_output()
         weights = [*folder.glob("*.safetensors"), *folder.glob("*.bin")] if folder.is_dir() else []
@@ -272,7 +280,7 @@ class _Outputs:
         return folder
 
 
-def _content(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> RepoContent:
+def _content(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: RunOutputs) -> RepoContent:
     private = loaded.recipe.hub.private
     if artifact.kind == "dataset":
         shards = outputs.parquet_files()
@@ -288,7 +296,7 @@ def _content(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs:
     return RepoContent(artifact, private, tuple(files), complete=True)
 
 
-def _card_update(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> RepoContent:
+def _card_update(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: RunOutputs) -> RepoContent:
     """`--stage eval`: the evaluated model's card (and chart) with the scores, its checkpoint left as it is. The card
     describes this recipe's checkpoint, which the repository must hold: its weights go with the update, to be
     compared with the repository's (hub/publish.py)."""
@@ -301,7 +309,7 @@ def _card_update(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outp
     return RepoContent(artifact, loaded.recipe.hub.private, tuple(files), complete=False, weights=weights)
 
 
-def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: _Outputs) -> str:
+def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: RunOutputs) -> str:
     evaluated = release.evaluated == artifact
     chart = CHART if evaluated and outputs.chart() and outputs.scores(required=False) else None
     return cards.model_card(
@@ -311,10 +319,11 @@ def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outpu
         stats=outputs.stats(required=False) if loaded.recipe.data else None,
         scores=outputs.scores(required=False) if evaluated else None,
         chart=chart,
+        rl_trained=outputs.trained("rl"),
     )
 
 
-def _evaluation_files(release: Release, artifact: HubRepo, outputs: _Outputs) -> list[RepoFile]:
+def _evaluation_files(release: Release, artifact: HubRepo, outputs: RunOutputs) -> list[RepoFile]:
     """The score chart, in the repository of the model it scores."""
     chart = outputs.chart()
     if release.evaluated != artifact or chart is None or outputs.scores(required=False) is None:

@@ -30,9 +30,11 @@ def model_card(
     stats: dict | None = None,
     scores: dict | None = None,
     chart: str | None = None,
+    rl_trained: bool = False,
 ) -> str:
     """README.md of a model repository. `scores` (eval/scores.json) and `chart` (the score chart's path in the
-    repository) count only on the card of the model the recipe evaluates; `stats` feeds the data summary."""
+    repository) count only on the card of the model the recipe evaluates; `stats` feeds the data summary. An SFT
+    card names the final model trained from it once `rl_trained` says it has been."""
     recipe = loaded.recipe
     evaluated = release.evaluated == artifact
     if not evaluated:
@@ -45,7 +47,7 @@ def model_card(
         "overview": recipe.publish.card.overview or recipe.description,
         "base_model": _base_model(loaded, artifact),
         "methods": _methods(recipe, artifact),
-        "final": release.get("model") if artifact.kind == "sft" else None,
+        "final": release.get("model") if artifact.kind == "sft" and rl_trained else None,
         "rl_title": RL_TITLES[recipe.rl.algorithm] if recipe.rl else None,
         "reproduces": recipe.hub.reproduces or Reproduces(),
         "sft_rows": sft_rows(loaded) if recipe.sft and _trained_sft(recipe, artifact) else None,
