@@ -56,6 +56,23 @@ def test_a_local_base_model_shows_in_cards_without_this_machines_folders(tiny, t
     assert "- **Base model:** .../smol" in text and "# --set base_model=.../smol" in text
 
 
+def test_local_benchmark_copies_are_named_as_such_not_as_the_hub_datasets(tmp_path, monkeypatch):
+    # the quickstart evaluates and decontaminates against small local files in MedMCQA's, MedQA's and PubMedQA's layout
+    monkeypatch.chdir(tmp_path)
+    loaded, _ = load(str(RECIPES / "quickstart.yaml"), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "me")
+    names = [ref.name for ref in loaded.recipe.eval.benchmarks]
+    scores = {"key": "k", "model": "m", "lighteval": "0.13.0", "mode": "generative",
+              "generation": {"temperature": 0.6, "top_p": 0.95, "top_k": None, "max_new_tokens": 64, "seed": 42},
+              "benchmarks": {name: {"score": 40.0, "stderr": 1.0, "n": 20, "metric": "accuracy", "unboxed": 0.0} for name in names}}
+    text = model_card(loaded, rel, rel.evaluated, scores=scores)
+    assert ModelCard(text).data.eval_results is None and "model-index" not in text
+    assert "| MedMCQA (a local copy, `data/quickstart/eval/medmcqa`) | 40.00 ± 1.00 | 20 |" in text
+    assert "openlifescienceai/medmcqa" not in text
+    data = dataset_card(loaded, rel, rel.get("dataset"))
+    assert "MedMCQA (a local copy, `data/quickstart/eval/medmcqa`)" in data and "openlifescienceai/medmcqa" not in data
+
+
 def front_matter(text: str) -> str:
     return re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL).group(1)
 

@@ -168,8 +168,8 @@ def _decontamination(recipe: Recipe, stats: dict | None) -> dict | None:
                 f"the {step.field} and {scope}"
             )
     registry = benchmarks.known(recipe)
-    known = [registry[name] for name in names if name in registry]
+    copies = {ref.name: ref.path for ref in recipe.eval.benchmarks} if recipe.eval else {}
     return {
         "methods": methods,
-        "benchmarks": [benchmark_link(b) for b in known],
+        "benchmarks": [benchmark_link(registry[name], copies.get(name)) for name in names if name in registry],
     }

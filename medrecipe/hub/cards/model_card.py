@@ -133,7 +133,7 @@ def _eval_results(recipe: Recipe, scores: dict | None) -> list[EvalResult]:
         if score is None:
             continue
         benchmark = benchmarks.of(recipe, ref.name)
-        if not benchmark.hub:  # the model index names a Hub dataset; a local-only benchmark is in the card's table
+        if not benchmark.hub or ref.path:  # the model index names a Hub dataset: a local copy is only in the card's table
             continue
         results.append(
             EvalResult(
@@ -219,7 +219,7 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
     rows, ours, theirs = [], [], []
     for ref in recipe.eval.benchmarks:
         benchmark = benchmarks.of(recipe, ref.name)
-        row = [benchmark_link(benchmark)]
+        row = [benchmark_link(benchmark, ref.path)]
         score = scores["benchmarks"].get(ref.name) if scores else None
         if scores:
             row += [f"{score['score']:.2f} ± {score['stderr']:.2f}", f"{score['n']:,}", _fraction(score["unboxed"])] if score else ["–"] * 3

@@ -127,7 +127,10 @@ def fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def benchmark_link(benchmark) -> str:
-    """A benchmark's title, linked to its Hub dataset when it has one (a recipe's own may live only in a local file)."""
+def benchmark_link(benchmark, local_copy: str | None = None) -> str:
+    """A benchmark's title, linked to its Hub dataset when it has one (a recipe's own may live only in a local file);
+    a local copy the recipe reads instead is named, not linked: its items are not the Hub dataset's."""
     title = markdown_text(benchmark.title)
+    if local_copy:
+        return f"{title} (a local copy, {code_span(public_path(local_copy))})"
     return f"[{title}]({hub_url(benchmark.hub, 'dataset')})" if benchmark.hub else title
