@@ -85,6 +85,11 @@ def test_internist_published_table_is_on_its_card(compiled):
         assert number in card, number
 
 
+def test_internist_card_shows_the_token_batch_the_run_uses_beside_the_one_asked_for(compiled):
+    card = (compiled["internist-7b"] / "cards" / "model" / "README.md").read_text()
+    assert "| Global batch | 196,608 tokens (48 packed sequences of 4,096; the recipe asks for 192,000) |" in card
+
+
 def test_ultramedical_numbers(compiled):
     out = compiled["ultramedical-llama3-8b"]
     sft = yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())

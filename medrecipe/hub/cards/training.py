@@ -19,9 +19,10 @@ def sft_rows(loaded: LoadedRecipe) -> list[tuple[str, Any]]:
     sft = recipe.sft
     assert sft is not None
     batch = sft_batch(sft, recipe.compute)
-    global_batch = (
-        f"{sft.batch.global_size} sequences" if sft.batch.global_size else f"{sft.batch.global_tokens} tokens"
-    )
+    # as the run uses it: a token batch is a whole number of packed sequences, near the recipe's figure
+    global_batch = f"{sft.batch.global_size} sequences" if sft.batch.global_size else (
+        f"{batch.tokens_per_step:,} tokens ({batch.sequences_per_step} packed sequences of {batch.sequence_len:,}"
+        + (f"; the recipe asks for {batch.requested_tokens:,})" if batch.tokens_per_step != batch.requested_tokens else ")"))
     if sft.warmup_steps is not None:
         warmup: Any = f"{sft.warmup_steps} steps"
     elif sft.warmup_ratio is not None:
