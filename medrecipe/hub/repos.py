@@ -261,7 +261,9 @@ class RunOutputs:
         return path if path.is_file() else None
 
     def trained(self, stage: str) -> bool:
-        """Whether the stage's checkpoint exists (checkpoint() says what is missing)."""
+        """Whether the recipe has the stage and its checkpoint exists (checkpoint() says what is missing)."""
+        if getattr(self.loaded.recipe, stage) is None:
+            return False
         try:
             self.checkpoint(stage)
         except UserError:
