@@ -179,15 +179,16 @@ def eval_items(rng: random.Random) -> dict[str, list[dict]]:
 
 
 def rl_prompts(rng: random.Random) -> list[dict]:
-    """Prompts with verifiable answers for RL, phrased unlike any evaluation item."""
+    """Prompts with verifiable answers for RL, phrased unlike any evaluation item; their options a lettered block, as
+    II-Medical-RL's (so that the reward knows them, and grades an answer given as an option's text)."""
     systems = sorted({c[4] for c in CONDITIONS})
     rows = []
     for index, condition in enumerate(CONDITIONS):
         options = rng.sample([s for s in systems if s != condition[4]], 3) + [condition[4]]
         rng.shuffle(options)
         lettered = "\n".join(f"{'ABCD'[i]}. {o}" for i, o in enumerate(options))
-        rows.append({"id": f"rl-{index:03d}", "prompt": f"Which organ system does {condition[0]} primarily affect?\n{lettered}",
-                     "answer": "ABCD"[options.index(condition[4])]})
+        rows.append({"id": f"rl-{index:03d}", "question": f"Which organ system does {condition[0]} primarily affect?",
+                     "options": lettered, "answer": "ABCD"[options.index(condition[4])]})
     return rows
 
 

@@ -141,6 +141,21 @@ def test_the_right_options_text_boxed_is_that_option(reward):
     assert score(reward, answer, "C", options={})["extra_logs"]["answered"] == 0.0  # without them, no letter is read
 
 
+def test_the_quickstarts_prompts_carry_their_options_to_the_reward(reward):
+    from medrecipe.cli.common import load
+    from medrecipe.run import rl_prompts
+
+    from .conftest import RECIPES
+
+    loaded, _ = load(str(RECIPES / "quickstart.yaml"), warn=False)
+    row = next(rl_prompts.rows(loaded))
+    label = json.loads(row["label"])
+    assert label == {"answer": "B", "options": {"A": "endocrine", "B": "respiratory", "C": "gastrointestinal", "D": "systemic"}}
+    prompt = row["prompt"][0]["content"]
+    response = "<think>\nPneumonia infects the lungs.\n</think>\n\n\\boxed{respiratory}" + END
+    assert reward([prompt + response], [prompt], [row["label"]])["scores"] == 1.0
+
+
 def test_one_sample_per_call(reward):
     with pytest.raises(ValueError, match="one sample per call"):
         reward(["a", "b"], ["", ""], ["A", "B"])
