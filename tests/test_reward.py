@@ -156,6 +156,14 @@ def test_the_quickstarts_prompts_carry_their_options_to_the_reward(reward):
     assert reward([prompt + response], [prompt], [row["label"]])["scores"] == 1.0
 
 
+def test_a_response_cut_off_in_reasoning_the_template_opened_has_no_answer(reward):
+    # DeepSeek-R1's distills end the prompt inside the think block: the response is reasoning until </think>
+    opened = "<｜User｜>Which artery?\nA. Left anterior descending\nB. Left circumflex\nC. Right coronary\nD. Left main<｜Assistant｜><think>\n"
+    draft = "Inferior leads, so maybe \\boxed{C}, but wait, let me check the circumflex"
+    assert score(reward, draft + "<｜end▁of▁sentence｜>", "C", prompt=opened)["scores"] == 0.0
+    assert score(reward, draft + ".\n</think>\n\n\\boxed{C}", "C", prompt=opened)["scores"] == 1.0
+
+
 def test_one_sample_per_call(reward):
     with pytest.raises(ValueError, match="one sample per call"):
         reward(["a", "b"], ["", ""], ["A", "B"])

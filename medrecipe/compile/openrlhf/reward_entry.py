@@ -24,9 +24,11 @@ ASSISTANT_STARTS = (
     "<|assistant|>\n",
     "[/INST]",
     "### Response:\n",
+    "<｜Assistant｜>",
 )
 # What ends a response when special tokens are decoded: the end-of-turn token, then padding.
-RESPONSE_ENDS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "</s>")
+RESPONSE_ENDS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "</s>",
+                 "<｜end▁of▁sentence｜>")
 
 
 def response_text(query: str, prompt: str) -> str:
@@ -39,6 +41,12 @@ def response_text(query: str, prompt: str) -> str:
         text = query[max(starts):] if starts else query
     ends = [text.find(marker) for marker in RESPONSE_ENDS if marker in text]
     return text[: min(ends)] if ends else text
+
+
+def opens_reasoning(prompt: str) -> bool:
+    """Whether the chat template opened the think block at the end of the prompt (DeepSeek-R1's distills and QwQ end
+    it with "<think>\n"): the response then starts inside its reasoning, and an answer before `</think>` is a draft."""
+    return prompt.rstrip().endswith("<think>")
 
 
 def reference(label: str) -> tuple[str, dict | None]:
@@ -54,6 +62,8 @@ def reward_func(queries, prompts, labels, **kwargs):
     if len(queries) != 1:
         raise ValueError(f"expected one sample per call (OpenRLHF 0.11), got {len(queries)}")
     response = response_text(queries[0], prompts[0])
+    if opens_reasoning(prompts[0]):
+        response = "<think>" + response
     gold, options = reference(labels[0])
     result = grade(response, gold, options=options)
     correct = bool(result["correct"]) and (result["via"] == "boxed" or not REQUIRE_BOX)
