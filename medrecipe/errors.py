@@ -10,6 +10,9 @@ class UserError(Exception):
         super().__init__(message)
         self.hint = hint
 
+    def __reduce__(self):  # raised in a worker, it is pickled to the parent and rebuilt there with its hint
+        return type(self), (self.args[0], self.hint)
+
     def __str__(self) -> str:
         text = super().__str__()
         return f"{text}\n  hint: {self.hint}" if self.hint else text

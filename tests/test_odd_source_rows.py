@@ -117,3 +117,16 @@ def test_workers_write_to_their_logs_and_a_failed_task_names_its_own(tmp_path):
     assert task_log.endswith("/logs/segment-0/logs/task_00001.log") and "Traceback" in open(task_log).read()
     workers_log = tmp_path.joinpath(task_log).parents[2] / "workers.log"
     assert "Launching pipeline for rank=" in workers_log.read_text()
+
+
+def test_a_column_the_mapping_names_and_the_rows_lack_fails_the_stage_at_once(tmp_path):
+    """The review's: a worker's MappingError could not be rebuilt in the parent, the Pool's result handler died, and
+    the stage waited forever at 100 % CPU."""
+    source = tmp_path / "renamed.jsonl"
+    source.write_text("".join(json.dumps({"q": f"question {i} here", "response": "r"}) + "\n" for i in range(20)))
+    recipe = tmp_path / "renamed.yaml"
+    recipe.write_text(RECIPE.format(path=source, words=0).replace(", id: id, metadata: [serial]", ""))
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out",
+                             str(tmp_path / "build")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "column 'question' not found; the rows have: q, response" in result.stderr

@@ -31,6 +31,9 @@ class MappingError(ValueError):
         super().__init__(message)
         self.column = column
 
+    def __reduce__(self):  # raised in a worker, it is pickled to the parent and rebuilt there with both arguments
+        return type(self), (str(self), self.column)
+
 
 class RowRejected(ValueError):
     """A source row that cannot become a record; the reader removes it with `reason` (stats and excluded/read)."""

@@ -19,6 +19,9 @@ class DerivationError(ValueError):
         self.field = field
         self.hint = hint
 
+    def __reduce__(self):
+        return type(self), (self.field, self.args[0], self.hint)
+
 
 @dataclass(frozen=True)
 class SFTBatch:

@@ -42,6 +42,9 @@ class RecipeError(UserError):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
+    def __reduce__(self):
+        return type(self), (self.problems,)
+
     def report(self) -> str:
         count = len(self.problems)
         return "".join(f"error: {p}\n" for p in self.problems) + f"{count} error{'s' if count != 1 else ''} in the recipe"

@@ -10,6 +10,10 @@ that thread before it ends the workers. datatrove's Pool sets no `maxtasksperchi
 while the Pool runs. So, while the executor runs, that method first reports any worker it finds ended: it interrupts
 the main thread with a signal, whose handler raises `WorkerLost` there. The executor then terminates its Pool, and
 the stage fails like any other; finished tasks are kept for the rerun.
+
+The Pool's result-handler thread ends in the same silence when it cannot unpickle what a worker sent back (an
+exception whose class cannot be rebuilt from its args: medrecipe's own are tested to be, a library's may not be):
+that thread dies, and the stage waits forever at 100 % CPU. It is watched the same way.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def failing_when_a_worker_dies():
     lost: list[str] = []
     armed = True
     reap = Pool.__dict__["_join_exited_workers"]
+    handle_results = Pool.__dict__["_handle_results"]
 
     def interrupted(signum, frame):
         if armed:  # not once the body is over: a stage that finished is not failed
@@ -56,11 +61,22 @@ def failing_when_a_worker_dies():
             signal.pthread_kill(main, INTERRUPT)
         return reap.__func__(pool)
 
+    def reporting_results(*args) -> None:
+        try:
+            handle_results.__func__(*args)
+        except Exception as error:
+            if armed and not lost:
+                lost.append(f"a task's result could not be read back from its worker ({type(error).__name__}: {error})")
+                signal.pthread_kill(main, INTERRUPT)
+            raise
+
     previous = signal.signal(INTERRUPT, interrupted)
     Pool._join_exited_workers = staticmethod(reporting_reap)
+    Pool._handle_results = staticmethod(reporting_results)
     try:
         yield
     finally:
         armed = False
         Pool._join_exited_workers = reap
+        Pool._handle_results = handle_results
         signal.signal(INTERRUPT, previous)
