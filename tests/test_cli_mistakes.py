@@ -157,3 +157,20 @@ def test_options_of_a_stage_that_does_not_run_are_usage_errors(cli):
 def test_a_tokenizer_folder_that_does_not_exist_is_refused_before_anything_is_read(cli):
     result = cli("inspect", QUICKSTART, "--tokenizer", "/models/Qwen3-8B")
     assert result.code == 2 and "/models/Qwen3-8B is not a folder" in result.err
+
+
+def test_a_build_or_repositories_written_into_a_data_folder_are_refused(tmp_path, cli):
+    """The review's: `--out` inside a folder source ran, and the next run read the build's excluded records,
+    decisions and parquet files as rows of that source."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "rows.jsonl").write_text((RECIPES / "data" / "quickstart" / "medical_en.jsonl").read_text())
+    folder_source = f"data.sources.0.path={source}"
+    for option, target in (("--out", source / "build"), ("--out", source)):
+        result = cli("run", QUICKSTART, "--set", folder_source, option, str(target), "--dry-run")
+        assert result.code == 2 and f"writes into the data folder {source} (data.sources[0].path)" in result.err, target
+    result = cli("publish", QUICKSTART, "--set", folder_source, "--out", str(tmp_path / "build"), "--to-dir", str(source / "hub"))
+    assert result.code == 2 and f"--to-dir {source / 'hub'} writes into the data folder {source}" in result.err
+    # beside the data, and holding a data folder it does not write into, a build is fine
+    assert cli("run", QUICKSTART, "--set", folder_source, "--out", str(tmp_path / "build"), "--dry-run").code == 0
+    assert cli("run", QUICKSTART, "--set", folder_source, "--out", str(tmp_path), "--dry-run").code == 0

@@ -15,7 +15,7 @@ from ..recipe import LoadedRecipe
 from ..recipe.load import display
 from ..recipe.show import to_yaml
 from ..recipe.untrusted import redact
-from .layout import STAGES, Layout, recipe_sha256
+from .layout import BUILD_FOLDERS, STAGES, Layout, recipe_sha256, refuse_writing_among_data
 
 # stage -> module whose `build(loaded, layout) -> StageBuild` compiles it (imported only when needed)
 COMPILERS = {
@@ -94,6 +94,7 @@ def written_json(path: Path) -> dict | None:
 def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
     """Write every compiled artifact, the resolved recipe and lock.json under `out`; returns what each stage
     compiled to. The cards are written by `hub.card_files`, above this layer."""
+    refuse_writing_among_data(loaded, out, "--out", BUILD_FOLDERS)
     out = out.resolve()
     layout = Layout(out, loaded.recipe)
     builds = [compile_stage(loaded, layout, stage) for stage in (stages or stages_of(loaded))]

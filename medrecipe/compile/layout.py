@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ..recipe import Recipe
+from ..errors import UserError
+from ..recipe import LoadedRecipe, Recipe
 from ..recipe.derive import sft_batch
+from ..recipe.errors import dotted
 
 STAGES = ("data", "sft", "rl", "eval")
+BUILD_FOLDERS = (*STAGES, "cards", "hub")  # what a build writes into, beside recipe.resolved.yaml and lock.json
 
 
 def fingerprint(value) -> str:
@@ -120,3 +123,14 @@ class Layout:
     def eval_chart(self) -> Path:
         """The bar chart of the scores (`medrecipe compare` writes it); the model card shows it."""
         return self.stage_dir("eval") / "scores.png"
+
+
+def refuse_writing_among_data(loaded: LoadedRecipe, target: Path, option: str, writes_into: tuple[str, ...] = ()) -> None:
+    """A folder medrecipe writes (a build, or --to-dir's repositories) may not be at or inside a folder the recipe reads
+    data from, nor be one of the folders it writes into (`writes_into`, under `target`): the next run would read its
+    excluded records, decisions and parquet files as data."""
+    written = target.expanduser().resolve()
+    for path, folder in loaded.data_folders():
+        if written == folder or folder in written.parents or (folder.parent == written and folder.name in writes_into):
+            raise UserError(f"{option} {target} writes into the data folder {folder} ({dotted(path)}): the next run would "
+                            "read what this one writes as data", f"write elsewhere, e.g. {option} build/{loaded.recipe.name}")

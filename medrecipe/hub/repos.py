@@ -16,7 +16,7 @@ from typing import Iterable
 
 from ..compile.build import run_command, written_json
 from ..compile.lighteval.evaluated_model import default_model
-from ..compile.layout import STAGES, Layout, recipe_sha256
+from ..compile.layout import STAGES, Layout, recipe_sha256, refuse_writing_among_data
 from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.load import display
@@ -142,6 +142,7 @@ def write_repos(
     """Write each selected repository's exact contents to `target_dir/<repository name>/`, contacting nobody
     (what `--to-dir` does). Returns (repository id, folder) pairs. Without a namespace (argument or recipe)
     the ids use a placeholder."""
+    refuse_writing_among_data(loaded, Path(target_dir), "--to-dir")
     target_dir = Path(target_dir).resolve()
     if layout.root.resolve().is_relative_to(target_dir):
         raise UserError(f"the build folder {layout.root} is inside {target_dir}: writing repositories there could replace it",

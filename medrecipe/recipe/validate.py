@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import glob
 import types
 import typing
 from dataclasses import dataclass
@@ -37,6 +38,23 @@ class LoadedRecipe:
         if position is None or position.file not in self.tree.sources:
             return Path.cwd() / value
         return self.tree.sources[position.file].parent / value
+
+    def data_folders(self) -> list[tuple[tuple, Path]]:
+        """(recipe path, folder) of every local folder the recipe reads data from: a folder source, or the folder a glob
+        starts in; benchmark copies, SFT datasets and RL prompts included. Hub ids and single files are not folders."""
+        recipe = self.recipe
+        paths = [("data", "sources", i, "path") for i, s in enumerate(recipe.data.sources if recipe.data else []) if s.path]
+        paths += [("eval", "benchmarks", i, "path") for i, b in enumerate(recipe.eval.benchmarks if recipe.eval else []) if b.path]
+        paths += [("sft", "datasets", i, "path") for i, _ in enumerate(recipe.sft.datasets or [] if recipe.sft else [])]
+        paths += [("rl", "data", "path")] if getattr(recipe.rl, "data", None) is not None else []
+        folders = []
+        for path in paths:
+            where = self.local_path(path)
+            if glob.has_magic(str(where)):
+                where = next(parent for parent in where.parents if not glob.has_magic(str(parent)))
+            if where.is_dir():
+                folders.append((path, where.resolve()))
+        return folders
 
     def _value(self, path: tuple):
         node = self.tree.data
