@@ -204,3 +204,12 @@ def test_a_dry_run_of_a_training_or_evaluation_contacts_nobody(tmp_path, cli, mo
         server.shutdown()
         server.server_close()
     assert asked == []
+
+
+def test_stages_named_together_run_in_the_pipelines_order(tmp_path, cli):
+    """`--stage` is repeatable, as compile's and publish's are (it kept only the last one)."""
+    result = cli("run", QUICKSTART, "--out", str(tmp_path / "build"), "--stage", "eval", "--stage", "sft", "--dry-run")
+    assert result.code == 0, result.err
+    assert result.out.index("sft") < result.out.index("eval") and "dry-run" in result.out
+    result = cli("run", QUICKSTART, "--out", str(tmp_path / "build"), "--stage", "all", "--stage", "sft", "--dry-run")
+    assert result.code == 2 and "--stage main and --stage all stand alone" in result.err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -340,6 +341,10 @@ def test_a_missing_output_names_the_stage_to_run(cli, release):
     assert "no RL checkpoint in build/tiny-med/rl/" in result.err
     assert "medrecipe run recipe.yaml --stage rl" in result.err
     assert "Traceback" not in result.err
+    # The dry run still shows what is ready, and which repository waits for what.
+    assert "tiny-med-data (private)" in result.out and "    data/train-00000-of-" in result.out
+    summary = result.out[result.out.index("Repository  "):]
+    assert re.search(r"tiny-med-data\s+private\s+\d+", summary) and re.search(r"tiny-med\s+-\s+not ready", summary)
 
     assert cli("publish", "recipe.yaml", "--dry-run", "--stage", "data", "--stage", "sft").code == 0
     result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "eval")

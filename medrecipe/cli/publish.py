@@ -8,6 +8,7 @@ import click
 
 from ..compile.build import default_out
 from ..compile.layout import Layout
+from ..errors import UserError
 from ..hub import publish
 from ..hub.release import PLACEHOLDER_NAMESPACE, namespace_for, offline_namespace
 from ..hub.repos import STAGE_CHOICES, describe, human_size, plan, release_of, write_repos
@@ -82,12 +83,17 @@ def command(
         _placeholder_note(loaded.recipe, namespace)
     elif dry_run:
         release = release_of(loaded, offline_namespace(loaded.recipe, namespace))
-        contents = plan(loaded, layout, release, stages)
+        missing: dict[str, UserError] = {}
+        contents = plan(loaded, layout, release, stages, missing)
         for content in contents:
             click.echo(describe(content, release) + "\n")
         _table(["Repository", "Visibility", "Files", "Size"],
-               [[c.artifact.repo_id, _visibility(c.private), str(len(c.files)), human_size(c.size)] for c in contents])
+               [[c.artifact.repo_id, _visibility(c.private), str(len(c.files)), human_size(c.size)] for c in contents]
+               + [[repo_id, "-", "not ready", "-"] for repo_id in missing])
         _placeholder_note(loaded.recipe, namespace)
+        if missing:  # what publishing would refuse to start with, each with the command that makes it
+            raise UserError("publishing would stop before it starts, for want of what these need:\n" + "\n".join(
+                f"  {repo_id}: " + str(error).replace("\n", "\n  ") for repo_id, error in missing.items()))
     else:
         api, account = publish.connect()
         release = release_of(loaded, namespace_for(loaded.recipe, namespace, lambda: account))

@@ -18,6 +18,7 @@ from .common import load, overrides_option, recipe_argument
 Examples:
   medrecipe run recipes/quickstart.yaml                 # curate, compile SFT/RL/eval, write cards and repos
   medrecipe run recipes/quickstart.yaml --stage all     # + the tiny CPU SFT and evaluation
+  medrecipe run recipes/quickstart.yaml --stage data --stage sft   # curate, then train (stages in order)
   medrecipe run ii-medical-8b-1706 --stage data --executor slurm
   medrecipe run ii-medical-8b-1706 --stage sft --launcher slurm --dry-run
   medrecipe run ii-medical-8b-1706 --stage eval --model Intelligent-Internet/II-Medical-8B-1706
@@ -27,8 +28,9 @@ Examples:
 )
 @recipe_argument
 @overrides_option
-@click.option("--stage", type=click.Choice([MAIN_JOB, *STAGES, "all"]), default=MAIN_JOB, show_default=True,
-              help="`main`: curate data, compile everything, write cards and repo contents; `all`: every stage; or one stage.")
+@click.option("--stage", "stages", type=click.Choice([MAIN_JOB, *STAGES, "all"]), multiple=True, default=[MAIN_JOB],
+              show_default=True, help="`main`: curate data, compile everything, write cards and repo contents; `all`: every "
+              "stage; or the stages named (repeatable; they run in the pipeline's order).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Build folder (default: build/<recipe name>).")
 @click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), help="Data-stage executor (default: the recipe's).")
 @click.option("--workers", type=click.IntRange(min=1), help="Data tasks run at once (default: the recipe's, else the CPU count).")
@@ -38,7 +40,7 @@ Examples:
 @click.option("--gpu", is_flag=True, help="Use the GPU builds of the tool environments.")
 @click.option("--dry-run", is_flag=True, help="Print what would run (exact commands), run nothing.")
 @click.option("--verbose", is_flag=True, help="Stream the tools' own output too (it always goes to each stage's log file).")
-def command(recipe, overrides, stage, out, executor, workers, launcher, model, gpu, dry_run, verbose) -> None:
+def command(recipe, overrides, stages, out, executor, workers, launcher, model, gpu, dry_run, verbose) -> None:
     """Run RECIPE: curate the data with datatrove, train with Axolotl and OpenRLHF, evaluate with lighteval,
     each in its pinned environment. Finished work is kept: rerunning after a crash resumes, and a changed
     recipe starts clean (stage folders are keyed by the recipe content they depend on)."""
@@ -47,17 +49,21 @@ def command(recipe, overrides, stage, out, executor, workers, launcher, model, g
     from ..run import main_job
     from ..run.stages import RunOptions
 
-    if model and stage not in ("eval", "all"):
+    stages = tuple(dict.fromkeys(stages))
+    if len(stages) > 1 and {MAIN_JOB, "all"} & set(stages):
+        raise click.UsageError(f"--stage {MAIN_JOB} and --stage all stand alone; to run several stages, name each: "
+                               "--stage data --stage sft")
+    if model and not {"eval", "all"} & set(stages):
         raise click.UsageError("--model names the model the eval stage evaluates: use it with --stage eval (or all)")
-    if (executor or workers) and stage not in (MAIN_JOB, "data", "all"):
-        raise click.UsageError(f"--{'executor' if executor else 'workers'} sets how the data stage runs, which --stage {stage} "
-                               "does not run")
+    if (executor or workers) and not {MAIN_JOB, "data", "all"} & set(stages):
+        raise click.UsageError(f"--{'executor' if executor else 'workers'} sets how the data stage runs, which "
+                               f"--stage {' --stage '.join(stages)} does not run")
     console = Console()
     loaded, _ = load(recipe, overrides)
     target = (out or default_out(loaded)).resolve()
     options = RunOptions(launcher=launcher, executor=executor, workers=workers, dry_run=dry_run, model=model, gpu=gpu,
                          verbose=verbose)
-    job = main_job.run(loaded, target, stage, options,
+    job = main_job.run(loaded, target, stages, options,
                        on_warning=lambda name, text: console.print(f"[yellow]warning[/] {name}: {text}"),
                        on_stage=lambda name: console.rule(f"[bold]{name}"))
     _summary(console, loaded, target, job.results)

@@ -11,8 +11,9 @@ import fnmatch
 import json
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..compile.build import run_command, written_json
 from ..compile.lighteval.evaluated_model import default_model
@@ -76,32 +77,45 @@ def release_of(loaded: LoadedRecipe, namespace: str) -> Release:
     return release(loaded.recipe, recipe_sha256(loaded.recipe), namespace)
 
 
-def plan(loaded: LoadedRecipe, layout: Layout, release: Release, stages: Iterable[str]) -> list[RepoContent]:
+def plan(loaded: LoadedRecipe, layout: Layout, release: Release, stages: Iterable[str],
+         missing: dict[str, UserError] | None = None) -> list[RepoContent]:
     """The repositories `--stage` selects, with their contents. `all` is every artifact the recipe publishes;
     a stage named explicitly must publish something. A missing output is an error naming the command that
-    makes it, raised before anything is published."""
-    contents = _selected(loaded, layout, release, set(stages))
+    makes it, raised before anything is published; given `missing` (a dry run, which shows what is ready),
+    it goes there instead, under the repository's id, and the repository is left out."""
+    contents = _selected(loaded, layout, release, set(stages), missing)
     for content in contents:
         _refuse_files_outside(content, layout.root)
     return contents
 
 
-def _selected(loaded: LoadedRecipe, layout: Layout, release: Release, stages: set[str]) -> list[RepoContent]:
+def _selected(loaded: LoadedRecipe, layout: Layout, release: Release, stages: set[str],
+              missing: dict[str, UserError] | None) -> list[RepoContent]:
     recipe = loaded.recipe
     outputs = RunOutputs(loaded, layout)
     if "all" in stages:
         if not release.artifacts:
             raise UserError(f"{recipe.name} publishes nothing", "see the recipe's `publish` section")
-        return [_content(loaded, release, artifact, outputs) for artifact in release.artifacts]
-    selected = [artifact for artifact in release.artifacts if artifact.stage in stages]
-    for stage in (s for s in STAGES if s in stages and s != "eval"):
-        if not any(artifact.stage == stage for artifact in selected):
-            raise UserError(f"--stage {stage}: {_why_not_published(recipe, stage)}", "see the recipe's `publish` section")
-    contents = [_content(loaded, release, artifact, outputs) for artifact in selected]
+        selected = list(release.artifacts)
+    else:
+        selected = [artifact for artifact in release.artifacts if artifact.stage in stages]
+        for stage in (s for s in STAGES if s in stages and s != "eval"):
+            if not any(artifact.stage == stage for artifact in selected):
+                raise UserError(f"--stage {stage}: {_why_not_published(recipe, stage)}", "see the recipe's `publish` section")
+    planned: list[tuple[HubRepo, Callable[[], RepoContent]]] = [
+        (artifact, partial(_content, loaded, release, artifact, outputs)) for artifact in selected]
     if "eval" in stages and release.evaluated not in selected:
         if release.evaluated is None:
             raise UserError(f"--stage eval: {_why_not_published(recipe, 'eval')}")
-        contents.append(_card_update(loaded, release, release.evaluated, outputs))
+        planned.append((release.evaluated, partial(_card_update, loaded, release, release.evaluated, outputs)))
+    contents = []
+    for artifact, content in planned:
+        try:
+            contents.append(content())
+        except UserError as error:
+            if missing is None:
+                raise
+            missing[artifact.repo_id] = error
     return contents
 
 
@@ -138,10 +152,11 @@ def write_repos(
     target_dir: Path,
     stages: Iterable[str] = ("all",),
     namespace: str | None = None,
+    missing: dict[str, UserError] | None = None,
 ) -> list[tuple[str, Path]]:
     """Write each selected repository's exact contents to `target_dir/<repository name>/`, contacting nobody
     (what `--to-dir` does). Returns (repository id, folder) pairs. Without a namespace (argument or recipe)
-    the ids use a placeholder."""
+    the ids use a placeholder. Given `missing`, a repository whose output is missing is left out (plan())."""
     refuse_writing_among_data(loaded, Path(target_dir), "--to-dir")
     target_dir = Path(target_dir).resolve()
     if layout.root.resolve().is_relative_to(target_dir):
@@ -150,7 +165,7 @@ def write_repos(
     manifest = target_dir / MANIFEST
     made = _written_before(manifest)
     written = []
-    for content in plan(loaded, layout, release_of(loaded, offline_namespace(loaded.recipe, namespace)), stages):
+    for content in plan(loaded, layout, release_of(loaded, offline_namespace(loaded.recipe, namespace)), stages, missing):
         name = content.artifact.name
         folder = (target_dir / name).resolve()
         if folder.parent != target_dir:

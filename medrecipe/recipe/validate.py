@@ -46,7 +46,7 @@ class LoadedRecipe:
         paths = [("data", "sources", i, "path") for i, s in enumerate(recipe.data.sources if recipe.data else []) if s.path]
         paths += [("eval", "benchmarks", i, "path") for i, b in enumerate(recipe.eval.benchmarks if recipe.eval else []) if b.path]
         paths += [("sft", "datasets", i, "path") for i, _ in enumerate(recipe.sft.datasets or [] if recipe.sft else [])]
-        paths += [("rl", "data", "path")] if getattr(recipe.rl, "data", None) is not None else []
+        paths += [("rl", "data", "path")] if getattr(getattr(recipe.rl, "data", None), "path", None) else []
         folders = []
         for path in paths:
             where = self.local_path(path)

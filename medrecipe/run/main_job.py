@@ -42,11 +42,12 @@ class MainJob:
     results: list[StageResult]
 
 
-def run(loaded: LoadedRecipe, target: Path, stage: str, options: RunOptions,
+def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: RunOptions,
         on_warning: Callable[[str, str], None], on_stage: Callable[[str], None]) -> MainJob:
-    """Build, then run `stage`: `main` (the data stage), `all` (every stage the recipe has; one that cannot run on
-    this machine is skipped with the reason, and the rest go on) or one stage. `on_warning(stage, text)` hears
-    each compile warning before anything runs, `on_stage(name)` each stage as it starts."""
+    """Build, then run `stages`: `main` (the data stage), `all` (every stage the recipe has; one that cannot run on
+    this machine is skipped with the reason, and the rest go on), or stages named, in the pipeline's order.
+    `on_warning(stage, text)` hears each compile warning before anything runs, `on_stage(name)` each stage as it
+    starts."""
     if options.dry_run:
         _dry_run_keeps_the_build(loaded, target)
     builds = build(loaded, target)
@@ -55,14 +56,15 @@ def run(loaded: LoadedRecipe, target: Path, stage: str, options: RunOptions,
             on_warning(compiled.stage, warning)
     layout = Layout(target, loaded.recipe)
     present = [s for s in STAGES if getattr(loaded.recipe, s) is not None]
-    if stage == MAIN_JOB:
+    whole = stages[0] if stages[0] in (MAIN_JOB, "all") else None  # these two stand alone (cli/run.py)
+    if whole == MAIN_JOB:
         wanted = [s for s in ("data",) if s in present]
-    elif stage == "all":
+    elif whole == "all":
         wanted = present
-    elif stage in present:
-        wanted = [stage]
+    elif absent := [s for s in stages if s not in present]:
+        raise UserError(f"the recipe has no `{absent[0]}` section")
     else:
-        raise UserError(f"the recipe has no `{stage}` section")
+        wanted = [s for s in STAGES if s in stages]
 
     results: list[StageResult] = []
     for name in wanted:
@@ -70,14 +72,15 @@ def run(loaded: LoadedRecipe, target: Path, stage: str, options: RunOptions,
         try:
             results.append(run_stage(loaded, layout, name, options))
         except NotRunnableHere as exc:
-            if stage != "all":
+            if whole != "all":
                 raise
             results.append(StageResult(name, "skipped", notes=[str(exc)]))
     if not options.dry_run:
         write_cards(loaded, layout)  # with whatever the stages produced
-    if stage in (MAIN_JOB, "all") and not options.dry_run:
-        # The dataset repo, and a model repo for each stage whose checkpoint exists.
-        ready = [s for s in present if s == "data" or any(r.stage == s and r.status == "done" for r in results)]
-        repos = write_repos(loaded, layout, target / "hub", stages=ready)
-        results.append(StageResult("repos", "done", outputs=[(repo, str(folder)) for repo, folder in repos]))
+    if whole and not options.dry_run:
+        # Each repository the recipe publishes whose output exists, this run's or an earlier one's.
+        missing: dict[str, UserError] = {}
+        repos = write_repos(loaded, layout, target / "hub", missing=missing) if loaded.recipe.published() else []
+        results.append(StageResult("repos", "done", outputs=[(repo, str(folder)) for repo, folder in repos],
+                                   notes=[f"{repo}: not yet, {error.hint or error}" for repo, error in missing.items()]))
     return MainJob(builds, results)
