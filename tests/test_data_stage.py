@@ -150,12 +150,13 @@ def test_plan_json_lists_stages_in_order(quickstart_run):
     assert plan["stages"][0]["pipeline"][0]["block"] == "medrecipe.blocks.readers.SourceReader"
 
 
-def test_the_main_job_writes_what_publish_to_dir_writes(quickstart_run, tmp_path):
+def test_the_main_job_writes_what_publish_to_dir_writes(quickstart_run, tmp_path, monkeypatch):
     """The README's quickstart: the main job resumes the finished data stage and writes the dataset repository's
     contents, byte for byte what `publish --stage data --to-dir` writes (no checkpoint exists yet)."""
     from .conftest import run_cli
 
     out, work, _ = quickstart_run
+    monkeypatch.setenv("COLUMNS", "400")  # the summary's notes on one line each
     main = run_cli("run", str(QUICKSTART), "--out", str(out), "--workers", "2")
     assert main.code == 0, main.err + main.out
     published = run_cli("publish", str(QUICKSTART), "--stage", "data", "--out", str(out), "--to-dir", str(tmp_path / "hub"))
@@ -169,6 +170,17 @@ def test_the_main_job_writes_what_publish_to_dir_writes(quickstart_run, tmp_path
     shards = len(list((work / "output").glob("*.parquet")))
     assert set(written) == {"quickstart-data/README.md", ".medrecipe-repos.json",  # the folders medrecipe may replace
                             *(f"quickstart-data/data/train-{i:05d}-of-{shards:05d}.parquet" for i in range(shards))}
+    # Nothing was curated again, and the summary says so (it said "records written in 0.1 s").
+    assert "curated by an earlier run of this recipe" in main.out and "records written in" not in main.out
+    assert "quickstart-sft: not yet, run the SFT stage first" in main.out
+
+    # A checkpoint an earlier `--stage sft` left is published by the next run too (only this run's were).
+    from .release_fixtures import write_checkpoint
+
+    write_checkpoint(Layout(out, load_recipe(QUICKSTART).recipe).sft_output(), "sft")
+    main = run_cli("run", str(QUICKSTART), "--out", str(out), "--workers", "2")
+    assert main.code == 0, main.err + main.out
+    assert (out / "hub" / "quickstart-sft" / "config.json").is_file()
 
 
 # ------------------------------------------------------------------------------------------- resuming

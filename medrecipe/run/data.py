@@ -178,6 +178,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
 
     started = time.monotonic()
     previous = None
+    redone = False  # whether any task was still to run: datatrove skips the tasks a run before completed
     with Progress(TextColumn("[bold]data[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), transient=False) as progress:
         bar = progress.add_task("stages", total=len(content["stages"]))
@@ -187,6 +188,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             logs = work / "logs" / stage["name"]
             executor = _executor(kind, pipeline, stage["tasks"], workers, str(logs), stage["name"],
                                  loaded, depends=previous if kind == "slurm" else None)
+            redone = redone or bool(executor.get_incomplete_ranks(range(executor.world_size)))
             try:
                 with _output_to(logs / CONSOLE_LOG), _local_processes_watched(kind):
                     executor.run()
@@ -207,7 +209,9 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         outputs=[("curated dataset", content["output"]), ("stats", str(layout.data_stats())),
                  ("exclusions", str(work / "excluded"))],
         counts=counts,
-        notes=notes + _rejected_note(stats) + [f"{stats['output']['records']} records written in {time.monotonic() - started:.1f} s"],
+        notes=notes + _rejected_note(stats) + [
+            f"{stats['output']['records']} records written in {time.monotonic() - started:.1f} s" if redone else
+            f"{stats['output']['records']} records, curated by an earlier run of this recipe (delete {work} to curate again)"],
     )
 
 
