@@ -96,9 +96,27 @@ def test_missing_environment_names_the_command_that_builds_it(write, monkeypatch
     assert info.value.hint == "run: medrecipe env setup sft"
     layout.sft_output().mkdir(parents=True)
     (layout.sft_output() / "config.json").write_text("{}")
+    from medrecipe.run import jobs
+
+    monkeypatch.setattr(jobs, "machine_gpus", lambda: 8)  # a GPU machine: what it lacks is the environment
     with pytest.raises(UserError) as info:
         run_stage(loaded, layout, "rl", RunOptions())
     assert info.value.hint == "run: medrecipe env setup rl --gpu"
+
+
+def test_rl_on_a_machine_without_the_gpus_says_so_before_asking_for_its_environment(write, monkeypatch, tmp_path):
+    """The environment's GPU build (vLLM, DeepSpeed) takes long to make and is no use where the stage cannot train:
+    a local launch counts the machine's GPUs first (review: a CPU machine was told to build it)."""
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: no NVIDIA driver
+    loaded, layout = prepared(write, "compute.nodes=1")
+    layout.sft_output().mkdir(parents=True)
+    (layout.sft_output() / "config.json").write_text("{}")
+    with pytest.raises(UserError, match=r"needs 8 GPUs \(1 node\(s\) x 8\); this machine has 0") as info:
+        run_stage(loaded, layout, "rl", RunOptions())
+    assert "--launcher slurm" in info.value.hint
+    # A dry run shows the command, with the interpreter where `medrecipe env setup rl --gpu` will put it.
+    assert run_stage(loaded, layout, "rl", RunOptions(dry_run=True)).status == "dry-run"
 
 
 def test_rl_needs_the_sft_model_first(write):
@@ -118,6 +136,7 @@ def test_rl_that_ends_without_a_model_is_a_failure(write, monkeypatch):
 
     monkeypatch.setattr(tools, "require", lambda name, gpu=False: Path(sys.executable))
     monkeypatch.setattr(rl_prompts, "write", lambda loaded, layout: None)  # the prompts are on the Hub, out of reach
+    monkeypatch.setattr(jobs, "machine_gpus", lambda: 64)
     monkeypatch.setattr(jobs, "visible_gpus", lambda python: 64)
     loaded, layout = prepared(write, "compute.nodes=1")
     layout.sft_output().mkdir(parents=True)
@@ -145,3 +164,19 @@ def test_rl_ray_launcher_needs_a_cluster_address(write, monkeypatch, capsys):
     loaded, layout = prepared(write, "compute.ray.address=http://head:8265")
     run_stage(loaded, layout, "rl", RunOptions(launcher="ray", dry_run=True))
     assert f"RAY_ADDRESS=http://head:8265 bash {layout.root / 'rl' / 'launch.sh'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("visible, expected", [(None, 4), ("1,3", 2), ("0,-1,2", 1), ("", 0)])
+def test_machine_gpus_are_those_the_driver_lists_as_cuda_visible_devices_narrows_them(tmp_path, monkeypatch, visible, expected):
+    from medrecipe.run import jobs
+
+    listing = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i}abc)\\n" for i in range(4))
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\nprintf '{listing}'\n")  # the format of `nvidia-smi -L`
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert jobs.machine_gpus() == expected

@@ -104,3 +104,30 @@ def test_a_converted_model_is_loaded_from_this_converters_snapshot(tmp_path, mon
     (folder / "refs" / "main").write_text("0" * 40)
     assert offline_models.materialize("HuggingFaceTB/SmolLM2-135M-Instruct", Path(sys.executable)) == tmp_path / "hf-hub"
     assert (folder / "refs" / "main").read_text() == offline_models._SNAPSHOT
+
+
+def test_two_setups_of_one_environment_build_it_once(tmp_path, monkeypatch):
+    """A second setup (another medrecipe, or a test run beside a running one) took the first's half-built folder
+    for an interrupted build and deleted it under its pip; it now waits for the first and reuses what it built."""
+    import threading
+    import time
+
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "home"))
+    builds, said = [], []
+
+    def build(name, gpu, directory, log):
+        builds.append(name)
+        directory.mkdir(parents=True)
+        time.sleep(0.5)  # the second setup starts while this one builds
+        tools._marker(directory).write_text("{}")
+        return directory / "bin" / "python"
+
+    monkeypatch.setattr(tools, "_build", build)
+    first = threading.Thread(target=tools.setup, args=("eval",), kwargs={"log": said.append})
+    first.start()
+    while not builds:
+        time.sleep(0.01)
+    assert tools.setup("eval", log=said.append) == tools.env_dir("eval") / "bin" / "python"
+    first.join()
+    assert builds == ["eval"]
+    assert any("another process is building" in line for line in said) and said[-1].startswith("eval: ready at")

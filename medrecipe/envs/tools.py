@@ -13,6 +13,7 @@ machine, so every command on it agrees on one environment; lock.json records the
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -171,6 +172,14 @@ def require(name: str, gpu: bool = False) -> Path:
     return found
 
 
+def interpreter(name: str, gpu: bool, dry_run: bool) -> Path:
+    """The interpreter a stage runs in: require()'s, except that a dry run, which runs nothing, shows where the
+    environment will be when it is not set up yet."""
+    if dry_run:
+        return python(name, gpu=True if gpu else None) or env_dir(name, gpu) / "bin" / "python"
+    return require(name, gpu)
+
+
 def installed(name: str, gpu: bool | None = None) -> dict[str, str]:
     """Package versions recorded when the environment was built (empty if it is not)."""
     interpreter = python(name, gpu)
@@ -181,14 +190,29 @@ def installed(name: str, gpu: bool | None = None) -> dict[str, str]:
 
 def setup(name: str, gpu: bool = False, log=print) -> Path:
     """Build (or reuse) an environment; returns its interpreter. pip's cache is reused across builds."""
-    env = ENVIRONMENTS[name]
     directory = env_dir(name, gpu)
     if _marker(directory).is_file():
         log(f"{name}: ready at {directory}")
         return directory / "bin" / "python"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # One build at a time: a second medrecipe (or test run) waits for the first and reuses its environment
+    # instead of taking its half-built folder for an interrupted one and deleting it under its pip.
+    with open(directory.parent / f"{directory.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"{name}: another process is building {directory}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if _marker(directory).is_file():
+            log(f"{name}: ready at {directory}")
+            return directory / "bin" / "python"
+        return _build(name, gpu, directory, log)
+
+
+def _build(name: str, gpu: bool, directory: Path, log) -> Path:
+    env = ENVIRONMENTS[name]
     if directory.exists():
         shutil.rmtree(directory)  # a half-built environment from an interrupted setup
-    directory.parent.mkdir(parents=True, exist_ok=True)
     spec = _spec(env, gpu)
     started = time.monotonic()
     log(f"{name}: creating {directory}")

@@ -79,14 +79,11 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
 
 
 def _python(gpu: bool, options: RunOptions) -> Path:
-    """The eval environment's interpreter (its GPU build for vLLM). A dry run shows where the GPU build will be
-    when it is not set up yet."""
-    if gpu and tools.python("eval", gpu=True) is None:
-        if options.dry_run:
-            return tools.env_dir("eval", gpu=True) / "bin" / "python"
+    """The eval environment's interpreter (its GPU build for vLLM); a dry run's, set up or not (tools.interpreter)."""
+    if gpu and not options.dry_run and tools.python("eval", gpu=True) is None:
         raise NotRunnableHere("the eval environment's GPU build (with vLLM) is not set up",
                               "run: medrecipe env setup eval --gpu; or evaluate on CPU: --set eval.backend=accelerate")
-    return tools.require("eval", gpu=gpu)
+    return tools.interpreter("eval", gpu, options.dry_run)
 
 
 def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Path, launch: Path, env: dict[str, str],
@@ -132,7 +129,12 @@ def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) 
     """`--model` (a folder or a Hub id), else what eval.model names; a stage's model must exist."""
     if options.model:
         local = Path(options.model).expanduser()
-        return str(local.resolve()) if local.exists() else options.model
+        if not options.model.startswith(("/", ".", "~")) and not local.exists():
+            return options.model  # a Hub id (one cannot start so)
+        if not (local / "config.json").is_file():  # found out before the environment and the benchmarks load
+            raise UserError(f"--model {options.model}: {'no model folder there' if not local.is_dir() else 'the folder has no config.json'}",
+                            "pass a model folder (config.json and weights) or a Hub id such as org/model")
+        return str(local.resolve())
     model = lighteval.default_model(loaded, layout)
     if isinstance(model, Path):
         if not (model / "config.json").is_file() and not options.dry_run:

@@ -55,6 +55,25 @@ def visible_gpus(python: Path) -> int:
     return int(probe.stdout.strip().splitlines()[-1])
 
 
+def machine_gpus() -> int:
+    """NVIDIA GPUs on this machine, asked before any tool environment exists: those `nvidia-smi -L` lists, as
+    CUDA_VISIBLE_DEVICES narrows them (CUDA stops reading that list at its first invalid entry, such as -1)."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):  # no driver, or one that does not answer
+        return 0
+    count = sum(line.startswith("GPU ") for line in listed.stdout.splitlines()) if listed.returncode == 0 else 0
+    chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if chosen is None:
+        return count
+    valid = 0
+    for entry in chosen.split(","):
+        if not entry.strip() or entry.strip().startswith("-"):
+            break
+        valid += 1
+    return min(count, valid)
+
+
 def run_local(job: Job, hint: str, stage: str, log: Path, verbose: bool = False) -> list[str]:
     """Run in the foreground, the tool's output in `log` and a progress line on the console; a failure raises with
     `hint`. Returns what the tool said it left out of training, for the stage's notes."""

@@ -42,13 +42,16 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
             f"the SFT model this stage starts from is missing: {layout.sft_output()}",
             f"run the SFT stage first: {run_command(loaded, layout.root, 'sft')}",
         )
-    python = _python(options)
     policy = isinstance(rl, PolicyOptimization)
     if policy:
         plan = rollout_plan(rl, recipe.compute)
         nodes, gpus = plan.nodes, plan.gpus
     else:
         nodes, gpus = preference_gpus(rl, recipe.compute)
+    if options.launcher == "local" and not options.dry_run and nodes == 1 and (present := jobs.machine_gpus()) < gpus:
+        # Before the environment: its GPU build (vLLM, DeepSpeed) is no use to a machine that cannot train.
+        raise NotRunnableHere(_too_few_gpus(nodes, gpus, present, "this machine has"), _GPU_HINT)
+    python = tools.interpreter("rl", gpu=True, dry_run=options.dry_run)
     env = {"OPENRLHF_PYTHON": str(python), "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     work = layout.work_dir("rl")
     if policy:
@@ -70,10 +73,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         if not options.dry_run:
             visible = jobs.visible_gpus(python)
             if visible < gpus:
-                raise NotRunnableHere(
-                    f"the RL stage needs {gpus} GPUs ({nodes} node(s) x {gpus // nodes}); this machine has {visible}",
-                    "run on a GPU machine, submit with --launcher slurm, or set rl.gpus_per_node / compute.gpus_per_node",
-                )
+                raise NotRunnableHere(_too_few_gpus(nodes, gpus, visible, "the rl environment's torch sees"), _GPU_HINT)
     job = jobs.Job(f"OpenRLHF {rl.algorithm}", ["bash", str(launch)], env, cwd=work)
     if options.dry_run:
         jobs.show(job)
@@ -87,12 +87,12 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     return StageResult("rl", "done", outputs)
 
 
-def _python(options: RunOptions) -> Path:
-    """The rl environment's GPU build (OpenRLHF needs vLLM, DeepSpeed and FlashAttention to train). A dry run
-    shows where it will be when it is not set up yet."""
-    if options.dry_run:
-        return tools.python("rl", gpu=True) or tools.env_dir("rl", gpu=True) / "bin" / "python"
-    return tools.require("rl", gpu=True)
+_GPU_HINT = "run on a GPU machine, submit with --launcher slurm, or set rl.gpus_per_node / compute.gpus_per_node"
+
+
+def _too_few_gpus(nodes: int, gpus: int, present: int, who: str) -> str:
+    # The rl environment is always its GPU build: OpenRLHF needs vLLM, DeepSpeed and FlashAttention to train.
+    return f"the RL stage needs {gpus} GPUs ({nodes} node(s) x {gpus // nodes}); {who} {present}"
 
 
 def _slurm(

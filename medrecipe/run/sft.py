@@ -70,7 +70,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     batch = sft_batch(sft, recipe.compute)
     # A Slurm job runs on GPU nodes: it needs the GPU build (DeepSpeed, FlashAttention) unless the recipe is CPU-only.
     gpu = options.gpu or (options.launcher == "slurm" and not cpu_compatible(sft, batch))
-    python = _python(gpu, options.dry_run)
+    python = tools.interpreter("sft", gpu, options.dry_run)
     env = _environment(loaded, python, options.dry_run)
     work = layout.work_dir("sft")
     if options.launcher == "slurm":
@@ -87,13 +87,6 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                             options.verbose)
     collect_final_model(str(work), str(final))
     return StageResult("sft", "done", outputs, notes=notes)
-
-
-def _python(gpu: bool, dry_run: bool) -> Path:
-    """The sft environment's interpreter; a dry run shows where the GPU build will be when it is not set up yet."""
-    if dry_run and gpu and tools.python("sft", gpu=True) is None:
-        return tools.env_dir("sft", gpu=True) / "bin" / "python"
-    return tools.require("sft", gpu=gpu)
 
 
 def _environment(loaded: LoadedRecipe, python: Path, dry_run: bool) -> dict[str, str]:
