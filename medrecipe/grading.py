@@ -225,9 +225,13 @@ def fallback_letter(response: str, options: dict[str, str] | None = None) -> str
 
 
 def yes_no_maybe(answer: str) -> str | None:
+    """The one decision a boxed answer names: "Yes", "No, it does not"; none for two ("yes and no") or for a negated
+    one ("not yes", "definitely not no"), which says what the answer is not."""
     words = re.findall(r"[a-z]+", normalize(answer))
     hits = [w for w in words if w in YES_NO_MAYBE]
-    return hits[0] if len(set(hits)) == 1 else None
+    negated = any(word in YES_NO_MAYBE and previous in ("not", "never", "nor", "neither")
+                  for previous, word in zip(words, words[1:]))
+    return hits[0] if len(set(hits)) == 1 and not negated else None
 
 
 def fallback_yes_no_maybe(response: str) -> str | None:

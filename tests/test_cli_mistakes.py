@@ -154,6 +154,18 @@ def test_options_of_a_stage_that_does_not_run_are_usage_errors(cli):
     assert result.code == 2 and "--workers sets how the data stage runs, which --stage sft does not run" in result.err
 
 
+def test_a_model_folder_to_evaluate_that_is_not_one_is_refused_before_anything_runs(tmp_path, cli):
+    """`--model` with a path was taken as a Hub id when the folder was not there, and lighteval failed late."""
+    out = str(tmp_path / "build")
+    result = cli("run", QUICKSTART, "--out", out, "--stage", "eval", "--model", str(tmp_path / "nowhere"), "--dry-run")
+    assert result.code == 2 and f"--model {tmp_path / 'nowhere'}: no model folder there" in result.err
+    (tmp_path / "empty").mkdir()
+    result = cli("run", QUICKSTART, "--out", out, "--stage", "eval", "--model", str(tmp_path / "empty"), "--dry-run")
+    assert result.code == 2 and "the folder has no config.json" in result.err and "Traceback" not in result.err
+    result = cli("run", QUICKSTART, "--out", out, "--stage", "eval", "--model", "org/model", "--dry-run")
+    assert result.code == 0 and "EVAL_MODEL=org/model" in result.out
+
+
 def test_a_tokenizer_folder_that_does_not_exist_is_refused_before_anything_is_read(cli):
     result = cli("inspect", QUICKSTART, "--tokenizer", "/models/Qwen3-8B")
     assert result.code == 2 and "/models/Qwen3-8B is not a folder" in result.err
