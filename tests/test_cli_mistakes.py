@@ -164,6 +164,28 @@ def test_a_model_folder_to_evaluate_that_is_not_one_is_refused_before_anything_r
     assert result.code == 2 and "the folder has no config.json" in result.err and "Traceback" not in result.err
     result = cli("run", QUICKSTART, "--out", out, "--stage", "eval", "--model", "org/model", "--dry-run")
     assert result.code == 0 and "EVAL_MODEL=org/model" in result.out
+    # A Hub id has one slash at most: more is a relative path, and it was taken for a Hub id.
+    result = cli("run", QUICKSTART, "--out", out, "--stage", "eval", "--model", "build/quickstart/sft/model", "--dry-run")
+    assert result.code == 2 and "--model build/quickstart/sft/model: no model folder there" in result.err
+    # Found before any stage runs, not after the data stage.
+    result = cli("run", QUICKSTART, "--out", out, "--stage", "data", "--stage", "eval", "--model", str(tmp_path / "nowhere"))
+    assert result.code == 2 and "no model folder there" in result.err
+    assert not list((tmp_path / "build" / "data").glob("*/source_files.json"))  # the data stage never began
+
+
+def test_a_stage_whose_input_no_stage_of_the_run_makes_is_refused_before_any_runs(tmp_path, cli):
+    """`--stage data --stage rl` without an SFT model failed after curating the data (review)."""
+    result = cli("run", QUICKSTART, "--out", str(tmp_path / "build"), "--stage", "data", "--stage", "rl")
+    assert result.code == 2 and "the SFT model this stage starts from is missing" in result.err
+    assert "--stage sft" in result.err and not list((tmp_path / "build" / "data").glob("*/source_files.json"))
+
+
+def test_batch_launchers_submit_one_training_or_evaluation_stage_at_a_time(tmp_path, cli):
+    """Each stage is its own job, submitted at once: the eval job ran before the SFT job had made its model."""
+    result = cli("run", QUICKSTART, "--out", str(tmp_path / "build"), "--stage", "sft", "--stage", "eval",
+                 "--launcher", "slurm", "--dry-run")
+    assert result.code == 2 and "--launcher slurm submits sft, eval as separate jobs" in result.err
+    assert "--stage sft, then --stage eval when it has finished" in result.err
 
 
 def test_a_tokenizer_folder_that_does_not_exist_is_refused_before_anything_is_read(cli):

@@ -150,6 +150,22 @@ def test_plan_json_lists_stages_in_order(quickstart_run):
     assert plan["stages"][0]["pipeline"][0]["block"] == "medrecipe.blocks.readers.SourceReader"
 
 
+def test_a_stage_that_fails_after_others_ran_leaves_their_summary_and_cards(quickstart_run, tmp_path, monkeypatch):
+    """`--stage data --stage sft` where SFT cannot start: the data stage's counts and where its output is were lost
+    with the error, and the dataset card was not written (review)."""
+    from .conftest import run_cli
+
+    out, work, _ = quickstart_run
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "no-environments"))
+    monkeypatch.setenv("COLUMNS", "400")
+    (out / "cards" / "dataset" / "README.md").unlink()
+    result = run_cli("run", str(QUICKSTART), "--out", str(out), "--workers", "2", "--stage", "data", "--stage", "sft")
+    assert result.code == 2 and "the sft environment (axolotl) is not set up" in result.err
+    assert "records in and out of each step" in result.out and "curated by an earlier run of this recipe" in result.out
+    records = json.loads((work / "stats.json").read_text())["output"]["records"]
+    assert f"| {records:,} |" in (out / "cards" / "dataset" / "README.md").read_text()  # the card's counts table
+
+
 def test_the_main_job_writes_what_publish_to_dir_writes(quickstart_run, tmp_path, monkeypatch):
     """The README's quickstart: the main job resumes the finished data stage and writes the dataset repository's
     contents, byte for byte what `publish --stage data --to-dir` writes (no checkpoint exists yet)."""

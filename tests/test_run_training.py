@@ -108,13 +108,18 @@ def test_rl_on_a_machine_without_the_gpus_says_so_before_asking_for_its_environm
     """The environment's GPU build (vLLM, DeepSpeed) takes long to make and is no use where the stage cannot train:
     a local launch counts the machine's GPUs first (review: a CPU machine was told to build it)."""
     monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: no NVIDIA driver
+    nvidia_smi(tmp_path, monkeypatch, "GPU 0: NVIDIA L4 (UUID: GPU-0abc)\nGPU 1: NVIDIA L4 (UUID: GPU-1abc)\n")
     loaded, layout = prepared(write, "compute.nodes=1")
     layout.sft_output().mkdir(parents=True)
     (layout.sft_output() / "config.json").write_text("{}")
-    with pytest.raises(UserError, match=r"needs 8 GPUs \(1 node\(s\) x 8\); this machine has 0") as info:
+    with pytest.raises(UserError, match=r"needs 8 GPUs \(1 node\(s\) x 8\); this machine has 2") as info:
         run_stage(loaded, layout, "rl", RunOptions())
     assert "--launcher slurm" in info.value.hint
+    # Where nvidia-smi cannot say (a container given CUDA without it, a ROCm machine), the environment is asked.
+    nvidia_smi(tmp_path, monkeypatch, None)
+    with pytest.raises(UserError) as info:
+        run_stage(loaded, layout, "rl", RunOptions())
+    assert info.value.hint == "run: medrecipe env setup rl --gpu"
     # A dry run shows the command, with the interpreter where `medrecipe env setup rl --gpu` will put it.
     assert run_stage(loaded, layout, "rl", RunOptions(dry_run=True)).status == "dry-run"
 
@@ -166,17 +171,33 @@ def test_rl_ray_launcher_needs_a_cluster_address(write, monkeypatch, capsys):
     assert f"RAY_ADDRESS=http://head:8265 bash {layout.root / 'rl' / 'launch.sh'}" in capsys.readouterr().out
 
 
+def nvidia_smi(folder: Path, monkeypatch, listing: str | None, code: int = 0) -> None:
+    """PATH holding only an nvidia-smi that prints `listing` (the format of `nvidia-smi -L`), or none at all."""
+    smi = folder / "nvidia-smi"
+    smi.unlink(missing_ok=True)
+    if listing is not None:
+        (folder / "listing.txt").write_text(listing)
+        smi.write_text(f"#!/bin/sh\n/bin/cat {folder / 'listing.txt'}\nexit {code}\n")
+        smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+
+
 @pytest.mark.parametrize("visible, expected", [(None, 4), ("1,3", 2), ("0,-1,2", 1), ("", 0)])
 def test_machine_gpus_are_those_the_driver_lists_as_cuda_visible_devices_narrows_them(tmp_path, monkeypatch, visible, expected):
     from medrecipe.run import jobs
 
-    listing = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i}abc)\\n" for i in range(4))
-    smi = tmp_path / "nvidia-smi"
-    smi.write_text(f"#!/bin/sh\nprintf '{listing}'\n")  # the format of `nvidia-smi -L`
-    smi.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    nvidia_smi(tmp_path, monkeypatch, "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i}abc)\n" for i in range(4)))
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert jobs.machine_gpus() == expected
+
+
+def test_machine_gpus_are_unknown_where_nvidia_smi_cannot_say(tmp_path, monkeypatch):
+    from medrecipe.run import jobs
+
+    nvidia_smi(tmp_path, monkeypatch, None)
+    assert jobs.machine_gpus() is None
+    nvidia_smi(tmp_path, monkeypatch, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n", code=9)
+    assert jobs.machine_gpus() is None

@@ -131,3 +131,23 @@ def test_two_setups_of_one_environment_build_it_once(tmp_path, monkeypatch):
     first.join()
     assert builds == ["eval"]
     assert any("another process is building" in line for line in said) and said[-1].startswith("eval: ready at")
+
+
+def test_a_setup_where_files_cannot_be_locked_builds_without_the_lock(tmp_path, monkeypatch):
+    """Lustre without -o flock and NFS without lockd refuse flock (ENOLCK, ENOSYS): setup worked there before the lock."""
+    import errno
+
+    def refused(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(tools.fcntl, "flock", refused)
+    built, said = [], []
+
+    def build(name, gpu, directory, log):
+        built.append(name)
+        return directory / "bin" / "python"
+
+    monkeypatch.setattr(tools, "_build", build)
+    assert tools.setup("eval", log=said.append) == tools.env_dir("eval") / "bin" / "python"
+    assert built == ["eval"] and "cannot be locked (No locks available)" in said[0]

@@ -67,6 +67,8 @@ def command(recipe, overrides, stages, out, executor, workers, launcher, model, 
                        on_warning=lambda name, text: console.print(f"[yellow]warning[/] {name}: {text}"),
                        on_stage=lambda name: console.rule(f"[bold]{name}"))
     _summary(console, loaded, target, job.results)
+    if job.failure is not None:
+        raise job.failure
 
 
 def _summary(console, loaded, target: Path, results) -> None:

@@ -203,6 +203,9 @@ def setup(name: str, gpu: bool = False, log=print) -> Path:
         except BlockingIOError:
             log(f"{name}: another process is building {directory}; waiting for it")
             fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as error:  # a file system without locks (Lustre without -o flock, NFS without lockd)
+            log(f"{name}: {directory.parent} cannot be locked ({error.strerror}); building without waiting for "
+                "another setup of it")
         if _marker(directory).is_file():
             log(f"{name}: ready at {directory}")
             return directory / "bin" / "python"

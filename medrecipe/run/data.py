@@ -141,6 +141,11 @@ def _start_fork_server(content: dict) -> None:
         multiprocess.forkserver.ensure_running()
 
 
+def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> None:
+    """The data stage reads sources, which no stage makes (their files are checked as the stage starts)."""
+    return None
+
+
 def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
     notes: list[str] = []
     content = plan(loaded, layout)

@@ -125,25 +125,36 @@ def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Pa
                            work, outputs, options.dry_run)
 
 
-def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> str:
-    """`--model` (a folder or a Hub id), else what eval.model names; a stage's model must exist."""
+def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> tuple[str | None, UserError] | None:
+    """What the model to evaluate lacks before anything runs: (the stage that makes it, or None for `--model`, the
+    error), or None. `--model` is a folder or a Hub id (org/name: one slash at most, never starting with / . ~)."""
     if options.model:
         local = Path(options.model).expanduser()
-        if not options.model.startswith(("/", ".", "~")) and not local.exists():
-            return options.model  # a Hub id (one cannot start so)
-        if not (local / "config.json").is_file():  # found out before the environment and the benchmarks load
-            raise UserError(f"--model {options.model}: {'no model folder there' if not local.is_dir() else 'the folder has no config.json'}",
-                            "pass a model folder (config.json and weights) or a Hub id such as org/model")
-        return str(local.resolve())
+        if not (local.exists() or options.model.startswith(("/", ".", "~")) or options.model.count("/") > 1):
+            return None
+        if not (local / "config.json").is_file():
+            return None, UserError(f"--model {options.model}: "
+                                   f"{'no model folder there' if not local.is_dir() else 'the folder has no config.json'}",
+                                   "pass a model folder (config.json and weights) or a Hub id such as org/model")
+        return None
     model = lighteval.default_model(loaded, layout)
-    if isinstance(model, Path):
-        if not (model / "config.json").is_file() and not options.dry_run:
-            outputs = {"sft": layout.sft_output, "rl": layout.rl_output}
-            stage = next((name for name, output in outputs.items() if getattr(loaded.recipe, name) and model == output()), None)
-            hint = f"run the {stage} stage first: {run_command(loaded, layout.root, stage)}" if stage else "check eval.model"
-            raise NotRunnableHere(f"the model to evaluate is missing: {model}", f"{hint}, or pass --model PATH_OR_REPO")
-        return str(model)
-    return model
+    if isinstance(model, Path) and not (model / "config.json").is_file():
+        outputs = {"sft": layout.sft_output, "rl": layout.rl_output}
+        stage = next((name for name, output in outputs.items() if getattr(loaded.recipe, name) and model == output()), None)
+        hint = f"run the {stage} stage first: {run_command(loaded, layout.root, stage)}" if stage else "check eval.model"
+        return stage, NotRunnableHere(f"the model to evaluate is missing: {model}", f"{hint}, or pass --model PATH_OR_REPO")
+    return None
+
+
+def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> str:
+    """`--model` (a folder or a Hub id), else what eval.model names; a stage's model must exist."""
+    missing = missing_input(loaded, layout, options)
+    if missing and (missing[0] is None or not options.dry_run):  # a stage may have trained it by the time it runs
+        raise missing[1]
+    if options.model:
+        local = Path(options.model).expanduser()
+        return str(local.resolve()) if local.exists() else options.model
+    return str(lighteval.default_model(loaded, layout))
 
 
 def _already_scored(scores_file: Path, layout: Layout, model: str) -> bool:

@@ -55,14 +55,17 @@ def visible_gpus(python: Path) -> int:
     return int(probe.stdout.strip().splitlines()[-1])
 
 
-def machine_gpus() -> int:
+def machine_gpus() -> int | None:
     """NVIDIA GPUs on this machine, asked before any tool environment exists: those `nvidia-smi -L` lists, as
-    CUDA_VISIBLE_DEVICES narrows them (CUDA stops reading that list at its first invalid entry, such as -1)."""
+    CUDA_VISIBLE_DEVICES narrows them (CUDA stops reading that list at its first invalid entry, such as -1). None
+    where nvidia-smi cannot say: not there (a container given CUDA without it, a ROCm machine), or failing."""
     try:
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):  # no driver, or one that does not answer
-        return 0
-    count = sum(line.startswith("GPU ") for line in listed.stdout.splitlines()) if listed.returncode == 0 else 0
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:
+        return None
+    count = sum(line.startswith("GPU ") for line in listed.stdout.splitlines())
     chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
     if chosen is None:
         return count

@@ -14,13 +14,27 @@ from ..errors import NotRunnableHere, UserError
 from ..hub.card_files import write_cards
 from ..hub.repos import write_repos
 from ..recipe import LoadedRecipe
-from .stages import MAIN_JOB, RunOptions, StageResult, run_stage
+from .stages import MAIN_JOB, RunOptions, StageResult, missing_input, run_stage
 
 
 def build(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
     """Compile the recipe into `out` and write its cards; returns what each stage compiled to, then the cards."""
     builds = compile_recipe(loaded, out, stages)
     return builds + [write_cards(loaded, Layout(out.resolve(), loaded.recipe))]
+
+
+def _refuse_missing_inputs(loaded: LoadedRecipe, layout: Layout, wanted: list[str], whole: str | None,
+                           options: RunOptions) -> None:
+    """Before any stage runs, what a stage would find missing that no stage of this run makes: `--stage data --stage
+    rl` without an SFT model failed after the data stage. `all` skips a stage that cannot run here when it comes to
+    it; a dry run refuses only what no stage can make (a --model that is no model folder)."""
+    for name in wanted:
+        missing = missing_input(loaded, layout, name, options)
+        if missing is None or missing[0] in wanted:
+            continue
+        maker, error = missing
+        if maker is None or not (options.dry_run or (whole == "all" and isinstance(error, NotRunnableHere))):
+            raise error
 
 
 def _dry_run_keeps_the_build(loaded: LoadedRecipe, target: Path) -> None:
@@ -39,7 +53,8 @@ def _dry_run_keeps_the_build(loaded: LoadedRecipe, target: Path) -> None:
 @dataclass
 class MainJob:
     builds: list[StageBuild]
-    results: list[StageResult]
+    results: list[StageResult]  # of the stages that ran, up to the failure
+    failure: UserError | None = None  # what stopped it: a stage that failed
 
 
 def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: RunOptions,
@@ -66,17 +81,31 @@ def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: Ru
     else:
         wanted = [s for s in STAGES if s in stages]
 
+    if options.launcher != "local" and len(submitted := [s for s in wanted if s != "data"]) > 1:
+        # Each is its own job, submitted at once: the next one's input is not there yet.
+        raise UserError(f"--launcher {options.launcher} submits {', '.join(submitted)} as separate jobs that do not wait "
+                        "for each other", f"submit one stage at a time: --stage {submitted[0]}, then --stage "
+                        f"{submitted[1]} when it has finished")
+    _refuse_missing_inputs(loaded, layout, wanted, whole, options)
+
     results: list[StageResult] = []
+    failure = None
     for name in wanted:
         on_stage(name)
         try:
             results.append(run_stage(loaded, layout, name, options))
         except NotRunnableHere as exc:
             if whole != "all":
-                raise
+                failure = exc
+                break
             results.append(StageResult(name, "skipped", notes=[str(exc)]))
+        except UserError as exc:  # the stages before it are summarised, their outputs in the cards
+            failure = exc
+            break
     if not options.dry_run:
         write_cards(loaded, layout)  # with whatever the stages produced
+    if failure is not None:
+        return MainJob(builds, results, failure)
     if whole and not options.dry_run:
         # Each repository the recipe publishes whose output exists, this run's or an earlier one's.
         missing: dict[str, UserError] = {}

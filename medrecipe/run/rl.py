@@ -28,6 +28,15 @@ from . import jobs, rl_prompts
 from .stages import RunOptions, StageResult
 
 
+def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> tuple[str, UserError] | None:
+    """The SFT model the stage starts from, when it is not there: ("sft", the error), else None."""
+    rl = loaded.recipe.rl
+    if rl is not None and rl.init_from == "sft" and not (layout.sft_output() / "config.json").is_file():
+        return "sft", NotRunnableHere(f"the SFT model this stage starts from is missing: {layout.sft_output()}",
+                                      f"run the SFT stage first: {run_command(loaded, layout.root, 'sft')}")
+    return None
+
+
 def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
     recipe = loaded.recipe
     rl = recipe.rl
@@ -37,20 +46,19 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if (final / "config.json").is_file():
         return StageResult("rl", "skipped", outputs, notes=[f"already trained: {final} (delete it to train again)"])
     launch = jobs.compiled(loaded, layout.root, openrlhf.LAUNCH)
-    if rl.init_from == "sft" and not (layout.sft_output() / "config.json").is_file() and not options.dry_run:
-        raise NotRunnableHere(
-            f"the SFT model this stage starts from is missing: {layout.sft_output()}",
-            f"run the SFT stage first: {run_command(loaded, layout.root, 'sft')}",
-        )
+    if (missing := missing_input(loaded, layout, options)) and not options.dry_run:
+        raise missing[1]
     policy = isinstance(rl, PolicyOptimization)
     if policy:
         plan = rollout_plan(rl, recipe.compute)
         nodes, gpus = plan.nodes, plan.gpus
     else:
         nodes, gpus = preference_gpus(rl, recipe.compute)
-    if options.launcher == "local" and not options.dry_run and nodes == 1 and (present := jobs.machine_gpus()) < gpus:
-        # Before the environment: its GPU build (vLLM, DeepSpeed) is no use to a machine that cannot train.
-        raise NotRunnableHere(_too_few_gpus(nodes, gpus, present, "this machine has"), _GPU_HINT)
+    if options.launcher == "local" and not options.dry_run and nodes == 1:
+        # Before the environment: its GPU build (vLLM, DeepSpeed) is no use to a machine that cannot train. Where
+        # nvidia-smi cannot say, the environment's torch is asked below.
+        if (present := jobs.machine_gpus()) is not None and present < gpus:
+            raise NotRunnableHere(_too_few_gpus(nodes, gpus, present, "this machine has"), _GPU_HINT)
     python = tools.interpreter("rl", gpu=True, dry_run=options.dry_run)
     env = {"OPENRLHF_PYTHON": str(python), "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     work = layout.work_dir("rl")

@@ -50,6 +50,15 @@ def collect_final_model(output_dir: str, model_dir: str) -> None:
     os.rename(partial, model_dir)
 
 
+def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> tuple[str, UserError] | None:
+    """The curated dataset, when the stage trains on it (no sft.datasets) and it is not there: ("data", the error)."""
+    sft = loaded.recipe.sft
+    if sft is not None and sft.datasets is None and not any(layout.data_output().glob("*.parquet")):
+        return "data", UserError(f"the SFT data is missing: no parquet files in {layout.data_output()}",
+                                 f"run the data stage first: {run_command(loaded, layout.root, 'data')}")
+    return None
+
+
 def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
     recipe = loaded.recipe
     sft = recipe.sft
@@ -59,11 +68,8 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if (final / "config.json").is_file():
         return StageResult("sft", "skipped", outputs, notes=[f"already trained: {final} (delete it to train again)"])
     config = jobs.compiled(loaded, layout.root, axolotl.CONFIG)
-    if sft.datasets is None and not any(layout.data_output().glob("*.parquet")) and not options.dry_run:
-        raise UserError(
-            f"the SFT data is missing: no parquet files in {layout.data_output()}",
-            f"run the data stage first: {run_command(loaded, layout.root, 'data')}",
-        )
+    if (missing := missing_input(loaded, layout, options)) and not options.dry_run:
+        raise missing[1]
     if options.launcher == "ray":
         raise UserError("SFT runs with --launcher local or --launcher slurm", "Axolotl's own Ray mode is not used by medrecipe")
 

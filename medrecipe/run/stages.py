@@ -1,4 +1,5 @@
-"""Running a compiled stage: each stage's runner lives in `medrecipe.run.<stage>` with the same signature."""
+"""Running a compiled stage: each stage's runner lives in `medrecipe.run.<stage>`, with the same signatures:
+`run(loaded, layout, options)` and `missing_input(loaded, layout, options)`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..compile.layout import Layout
+from ..errors import UserError
 from ..recipe import LoadedRecipe
 
 RUNNERS = {stage: f"medrecipe.run.{stage}" for stage in ("data", "sft", "rl", "eval")}
@@ -36,3 +38,8 @@ class StageResult:
 def run_stage(loaded: LoadedRecipe, layout: Layout, stage: str, options: RunOptions) -> StageResult:
     """`medrecipe.run.<stage>.run(loaded, layout, options)`; imported only when that stage runs."""
     return importlib.import_module(RUNNERS[stage]).run(loaded, layout, options)
+
+
+def missing_input(loaded: LoadedRecipe, layout: Layout, stage: str, options: RunOptions) -> tuple[str | None, UserError] | None:
+    """What `stage` reads that is not there: (the stage that makes it, None where none does, the error), or None."""
+    return importlib.import_module(RUNNERS[stage]).missing_input(loaded, layout, options)
