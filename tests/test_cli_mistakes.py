@@ -247,3 +247,9 @@ def test_stages_named_together_run_in_the_pipelines_order(tmp_path, cli):
     assert result.out.index("sft") < result.out.index("eval") and "dry-run" in result.out
     result = cli("run", QUICKSTART, "--out", str(tmp_path / "build"), "--stage", "all", "--stage", "sft", "--dry-run")
     assert result.code == 2 and "--stage main and --stage all stand alone" in result.err
+
+
+def test_compiling_a_stage_the_recipe_does_not_have_is_an_error_not_a_traceback(tmp_path, cli):
+    result = cli("compile", "ultramedical-rm-llama3-8b", "--stage", "sft", "--out", str(tmp_path / "build"))
+    assert result.code == 2 and "error: the recipe has no `sft` section" in result.err and "Traceback" not in result.err
+    assert "its stages: rl" in result.err and not (tmp_path / "build").exists()

@@ -94,6 +94,8 @@ def written_json(path: Path) -> dict | None:
 def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
     """Write every compiled artifact, the resolved recipe and lock.json under `out`; returns what each stage
     compiled to. The cards are written by `hub.card_files`, above this layer."""
+    if absent := [stage for stage in stages or () if stage not in stages_of(loaded)]:
+        raise UserError(f"the recipe has no `{absent[0]}` section", f"its stages: {', '.join(stages_of(loaded)) or 'none'}")
     refuse_writing_among_data(loaded, out, "--out", BUILD_FOLDERS)
     out = out.resolve()
     layout = Layout(out, loaded.recipe)
