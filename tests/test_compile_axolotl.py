@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -164,9 +165,14 @@ def test_impossible_batch_is_a_recipe_error_not_a_silent_change(write, cli):
 
 
 def test_passthrough_may_not_override_a_derived_key(write, cli):
-    result = cli("compile", str(write("r.yaml", INTERNIST_LIKE)), "--stage", "sft", "--set", "sft.axolotl={micro_batch_size: 4}")
-    assert result.code == 2
-    assert "sft.axolotl.micro_batch_size: set sft.batch.micro_batch_size instead" in result.err
+    """Refused by `validate` too, at the key's line (review: validate said ok, compile refused with no line)."""
+    write("r.yaml", INTERNIST_LIKE.replace("  attention: flash_attention\n", "  attention: flash_attention\n  axolotl:\n    micro_batch_size: 4\n"))
+    for command in ("validate", "compile"):
+        result = cli(command, "r.yaml")
+        assert result.code == 2
+        assert re.search(r"r\.yaml:\d+:\d+: sft\.axolotl\.micro_batch_size: medrecipe writes micro_batch_size from "
+                         r"sft\.batch\.micro_batch_size", result.err), result.err
+        assert "set sft.batch.micro_batch_size instead" in result.err
 
 
 def test_hub_model_id_only_when_the_namespace_is_known(write):

@@ -76,7 +76,8 @@ def test_no_file_medrecipe_writes_contains_a_planted_secret(cli, local_hub, tmp_
 # A secret word anywhere in the name, not only at its end; a part of the name must be the word (or end in one of the
 # words no ordinary word ends in): TOKENIZERS is not TOKEN, MONKEY is not KEY.
 SECRET_NAMES = ["HF_TOKEN_BACKUP", "OPENAI_API_KEY_2", "DB_PASSWORD_PROD", "SECRET_KEY_BASE", "AWS_SECRET_ACCESS_KEY_ID",
-                "OPENAI_API_KEY2", "PGPASSWORD_PROD", "OPENAI_APIKEY_2", "GOOGLE_APPLICATION_CREDENTIALS", "hf_token_old"]
+                "OPENAI_API_KEY2", "PGPASSWORD_PROD", "OPENAI_APIKEY_2", "GOOGLE_APPLICATION_CREDENTIALS", "hf_token_old",
+                "MY_CREDS", "SLACK_WEBHOOK_URL"]
 PLAIN_NAMES = ["II_MEDICAL_EVOL_INSTRUCT", "INTERNIST_DATA", "TOKENIZERS_PARALLELISM", "MONKEY_PATH", "KEYBOARD_LAYOUT",
                "COMPASS_DIR", "BYPASS_CACHE"]
 
@@ -110,3 +111,27 @@ def test_the_shipped_recipes_still_read_their_data_folders_from_the_environment(
     monkeypatch.setenv("INTERNIST_DATA", "/data/internist")
     assert "/data/evol.jsonl" in json.dumps(load_recipe(RECIPES / "ii-medical-8b-1706.yaml").tree.data)
     assert "/data/internist/guidelines.jsonl" in json.dumps(load_recipe(RECIPES / "internist-7b.yaml").tree.data)
+
+
+@pytest.mark.parametrize("at, entry, variable", [
+    ("rl.openrlhf", "{logger.wandb.key: 0123456789abcdef0123456789abcdef01234567}", "WANDB_API_KEY"),
+    ("sft.axolotl", "{comet_api_key: 0123456789abcdef0123456789abcdef01234567}", "COMET_API_KEY"),
+])
+def test_a_passthrough_credential_is_refused_and_the_tools_own_variable_named(cli, write, tmp_path, at, entry, variable):
+    """A W&B key in `rl.openrlhf` went into lock.json, the cards, args.json and launch.sh, and so to the Hub (review)."""
+    section, key_name = at.split(".")
+    write("r.yaml", f"extends: quickstart\n{section}:\n  {key_name}: {entry}\n")
+    result = cli("compile", "r.yaml", "--out", str(tmp_path / "build"))
+    key = entry.split(": ")[1].rstrip("}")
+    assert result.code == 2 and f"error: r.yaml:3:" in result.err and "holds a credential" in result.err
+    assert f"export {variable}=..." in result.err
+    assert key not in result.out + result.err and not (tmp_path / "build").exists()
+    if variable == "WANDB_API_KEY":  # the flag also turns W&B logging on: a switch value does, the key read by W&B
+        switched = cli("compile", "quickstart", "--set", "rl.openrlhf={logger.wandb.key: 'on'}", "--out", str(tmp_path / "b2"))
+        assert switched.code == 0, switched.err
+        assert "--logger.wandb.key on" in (tmp_path / "b2" / "rl" / "launch.sh").read_text()
+
+
+def test_a_slack_webhook_url_is_redacted():
+    url = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    assert url.split("/services/")[1] not in redact(f"notify {url} when done")

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import benchmarks, dataset_checks, models, openrlhf_flags
+from . import axolotl_keys, benchmarks, dataset_checks, models, openrlhf_flags
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization, PreferenceStage
 from ..recipe.model.eval import PROMPT_ROOM
@@ -64,6 +64,7 @@ def check(loaded: LoadedRecipe) -> Findings:
     found.errors += errors
     found.warnings += warnings
     _openrlhf_flags(loaded, found)
+    _passthrough_keys(loaded, found)
     _remote_code(loaded, found)
     _rl_model_code(loaded, found)
     _curation_model_code(loaded, found)
@@ -253,6 +254,38 @@ _ELSEWHERE = {
         "logger.tensorboard_dir": "writes its logs to the folder it names, which may be outside the build",
     },
 }
+
+
+# Passthrough entries whose value is a credential, with the variable the tool reads it from instead: a recipe is
+# shared, and its values go into lock.json, the cards and the tools' command lines. Evidence: Axolotl 0.19
+# utils/schemas/integrations.py (comet_api_key; comet_ml reads COMET_API_KEY); OpenRLHF 0.11.2 utils/logging_utils.py
+# (`if not wandb.api.api_key: wandb.login(key=args.logger.wandb.key)`): the flag turns W&B logging on, and its value is
+# used as the key only where W&B has none of its own (WANDB_API_KEY, or `wandb login`), so a switch value ("on") serves.
+_CREDENTIALS = {
+    ("sft", "axolotl"): {"comet_api_key": ("COMET_API_KEY", None)},
+    ("rl", "openrlhf"): {"logger.wandb.key": ("WANDB_API_KEY", "on")},
+}
+
+
+def _passthrough_keys(loaded: LoadedRecipe, found: Findings) -> None:
+    """Errors for passthrough keys that would contradict the recipe (Axolotl keys medrecipe writes from its fields) or
+    that hold a credential."""
+    recipe = loaded.recipe
+    passthrough = [(("sft", "axolotl"), recipe.sft.axolotl if recipe.sft else {}),
+                   (("rl", "openrlhf"), recipe.rl.openrlhf if recipe.rl else {})]
+    for at, options in passthrough:
+        for key, value in options.items():
+            if at == ("sft", "axolotl") and key in axolotl_keys.DERIVED_FROM:
+                found.errors.append(loaded.problem((*at, key), f"medrecipe writes {key} from {axolotl_keys.DERIVED_FROM[key]}",
+                                                   f"set {axolotl_keys.DERIVED_FROM[key]} instead; the passthrough is for "
+                                                   "keys medrecipe does not map"))
+            credential = _CREDENTIALS[at].get(key)
+            if credential and value not in (None, False, credential[1]):
+                variable, switch = credential
+                found.errors.append(loaded.problem(
+                    (*at, key), f"{key} holds a credential, which this recipe would write into lock.json, the cards and "
+                    "the tool's command line", f"export {variable}=... (the tool reads it from there)"
+                    + (f" and set {'.'.join(at)}.{key}: {switch}, which turns the logging on" if switch else f" and remove {key}")))
 
 
 def _remote_code(loaded: LoadedRecipe, found: Findings) -> None:

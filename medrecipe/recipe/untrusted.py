@@ -2,8 +2,8 @@
 text made safe to write and to print.
 
 - `secret_variable`: an environment variable whose name says it holds a secret: one of its `_`-separated parts is
-  TOKEN, KEY, SECRET, PASSWORD, PASSWD, PASSPHRASE, PASS, PWD, PAT, CREDENTIAL, AUTH, COOKIE, SESSION, DSN, JWT, BEARER
-  or PRIVATE
+  TOKEN, KEY, SECRET, PASSWORD, PASSWD, PASSPHRASE, PASS, PWD, PAT, CREDENTIAL, CRED, AUTH, COOKIE, SESSION, DSN, JWT,
+  BEARER, PRIVATE or WEBHOOK (a webhook's URL is its credential)
   (HF_TOKEN, HF_TOKEN_BACKUP, AWS_SECRET_ACCESS_KEY_ID, DB_PASSWORD_PROD, OPENAI_API_KEY_2), or a part ends in
   one (PGPASSWORD, OPENAI_APIKEY_2, GITHUB_PAT); a recipe may name one (api_key_env) but never read its value. Not
   TOKENIZERS_PARALLELISM (TOKENIZERS is not TOKEN) nor MONKEY_PATH (see _SECRET_NAMES).
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 
-_SECRET_WORDS = r"(TOKENS?|KEYS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|PASS|PWD|PAT|CREDENTIALS?|AUTH|COOKIES?|SESSION|DSN|JWT|BEARER|PRIVATE)\d*"
+_SECRET_WORDS = r"(TOKENS?|KEYS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|PASS|PWD|PAT|CREDENTIALS?|CREDS?|AUTH|COOKIES?|SESSION|DSN|JWT|BEARER|PRIVATE|WEBHOOKS?)\d*"
 _GLUED_SECRET_WORDS = r"(TOKENS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|CREDENTIALS?|APIKEYS?)\d*"  # no ordinary word ends so
 # A secret word as a whole part of a name, wherever it is (a suffix such as _BACKUP or _2 still names the secret), or
 # glued to the end of a part (PGPASSWORD, OPENAI_APIKEY): at the end of the name any word, inside it only the words
@@ -40,10 +40,11 @@ _FOREIGN_CREDENTIALS = {
     "GITHUB_": "GitHub", "GH_": "GitHub", "GITLAB_": "GitLab", "CI_": "the CI system", "SSH_": "SSH",
     "PYPI_": "PyPI", "TWINE_": "PyPI", "NPM_": "npm", "DOCKER_": "Docker", "SLURM_": "Slurm",
 }
-# Hub, OpenAI, GitHub, GitLab, Slack and AWS access keys, Google API keys and OAuth access tokens, JSON Web Tokens
-# (CI job tokens, bearer tokens) and PEM private keys
+# Hub, OpenAI, GitHub, GitLab, Slack and AWS access keys, Slack webhook URLs, Google API keys and OAuth access tokens,
+# JSON Web Tokens (CI job tokens, bearer tokens) and PEM private keys
 _TOKENS = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b|\bsk-[A-Za-z0-9_-]{20,}|\b(gh[opsu]_|github_pat_)[A-Za-z0-9_]{20,}|\bglpat-[A-Za-z0-9_-]{20,}"
-                     r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAKIA[0-9A-Z]{16}\b|\bAIza[0-9A-Za-z_-]{35}|\bya29\.[0-9A-Za-z_-]{20,}"
+                     r"|hooks\.slack\.com/(services|workflows|triggers)/[A-Za-z0-9/_-]+|\bxox[abprs]-[A-Za-z0-9-]{10,}"
+                     r"|\bAKIA[0-9A-Z]{16}\b|\bAIza[0-9A-Za-z_-]{35}|\bya29\.[0-9A-Za-z_-]{20,}"
                      r"|\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*|-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _URL_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 # Control characters (terminal escapes) and lone surrogates (a non-UTF-8 byte on the command line; not writable as UTF-8).

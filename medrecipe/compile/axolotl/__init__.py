@@ -23,10 +23,11 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from ... import __version__
-from ...catalog import checks, models
+from ...catalog import axolotl_keys, checks, models
 from ...envs import tools
 from ...errors import UserError
 from ...recipe import LoadedRecipe
+from ...recipe.errors import RecipeError
 from ...recipe.derive import SFTBatch, sft_batch
 from ...recipe.model import SFT, SFTDataset
 from ..build import Artifact, StageBuild
@@ -40,49 +41,6 @@ CONFIG = "sft/axolotl.yaml"
 
 ATTENTION = {"flash_attention": "flash_attention_2", "sdpa": "sdpa", "eager": "eager", "flex": "flex_attention"}
 
-# Axolotl keys that medrecipe derives from recipe fields: the `sft.axolotl` passthrough may not set them,
-# or it would silently contradict the recipe (a changed micro batch changes the global batch).
-DERIVED_FROM = {
-    "base_model": "sft.base_model",
-    "chat_template": "sft.chat_template",
-    "datasets": "sft.datasets",
-    "dataset_prepared_path": "the build folder",
-    "output_dir": "the build folder",
-    "hub_model_id": "hub.namespace / hub.sft_repo",
-    "sequence_len": "sft.sequence_len",
-    "excess_length_strategy": "sft.excess_length",
-    "sample_packing": "sft.sample_packing",
-    "micro_batch_size": "sft.batch.micro_batch_size",
-    "gradient_accumulation_steps": "sft.batch",
-    "batch_size": "sft.batch",
-    "num_epochs": "sft.epochs",
-    "max_steps": "sft.max_steps",
-    "learning_rate": "sft.learning_rate",
-    "lr_scheduler": "sft.lr_scheduler",
-    "cosine_min_lr_ratio": "sft.min_lr",
-    "warmup_steps": "sft.warmup_steps",
-    "warmup_ratio": "sft.warmup_ratio",
-    "optimizer": "sft.optimizer",
-    "adam_beta1": "sft.adam_betas",
-    "adam_beta2": "sft.adam_betas",
-    "adam_epsilon": "sft.adam_epsilon",
-    "weight_decay": "sft.weight_decay",
-    "max_grad_norm": "sft.max_grad_norm",
-    "neftune_noise_alpha": "sft.neftune_noise_alpha",
-    "bf16": "sft.bf16",
-    "attn_implementation": "sft.attention",
-    "flash_attention": "sft.attention",
-    "sdp_attention": "sft.attention",
-    "eager_attention": "sft.attention",
-    "flex_attention": "sft.attention",
-    "gradient_checkpointing": "sft.gradient_checkpointing",
-    "deepspeed": "sft.deepspeed",
-    "seed": "seed",
-    "saves_per_epoch": "sft.saves_per_epoch",
-    "logging_steps": "sft.logging_steps",
-    "val_set_size": "sft.val_set_size",
-}
-
 
 def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     recipe = loaded.recipe
@@ -91,7 +49,7 @@ def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     batch = sft_batch(sft, recipe.compute)
     stage = StageBuild("sft", tool_versions={"axolotl": VERSION})
     config = _config(loaded, layout, batch)
-    passthrough = _passthrough(sft, config.get("special_tokens", {}))
+    passthrough = _passthrough(loaded, sft, config.get("special_tokens", {}))
     config.update(passthrough)
     stage.artifacts.append(Artifact(CONFIG, _header(loaded, batch) + dump_yaml(config)))
     if sft.deepspeed:
@@ -216,18 +174,19 @@ def _hub_model_id(loaded: LoadedRecipe) -> str | None:
     return f"{recipe.hub.namespace}/{recipe.repo_name('sft')}"
 
 
-def _passthrough(sft: SFT, special_tokens: dict[str, str]) -> dict[str, Any]:
-    """The `sft.axolotl` keys, with the special tokens they add merged into those the chat template sets."""
-    taken = [f"sft.axolotl.{key}: set {DERIVED_FROM[key]} instead" for key in sorted(sft.axolotl) if key in DERIVED_FROM]
+def _passthrough(loaded: LoadedRecipe, sft: SFT, special_tokens: dict[str, str]) -> dict[str, Any]:
+    """The `sft.axolotl` keys, with the special tokens they add merged into those the chat template sets. Keys medrecipe
+    writes from the recipe's fields are refused (catalog/checks.py refuses them at validation too)."""
+    hint = "the recipe field is the single source of truth; the passthrough is for keys medrecipe does not map"
+    taken = [loaded.problem(("sft", "axolotl", key), f"medrecipe writes {key} from {axolotl_keys.DERIVED_FROM[key]}", hint)
+             for key in sorted(sft.axolotl) if key in axolotl_keys.DERIVED_FROM]
     given = sft.axolotl.get("special_tokens")
     added = given if isinstance(given, dict) else {}
-    taken += [f"sft.axolotl.special_tokens.{key}: sft.chat_template sets it (the token its turns end with)"
+    taken += [loaded.problem(("sft", "axolotl", "special_tokens", key), f"sft.chat_template sets it to {special_tokens[key]!r}, "
+                             "the token its turns end with", hint)
               for key in special_tokens if key in added and added[key] != special_tokens[key]]
     if taken:
-        raise UserError(
-            "sft.axolotl may not set keys medrecipe derives from the recipe:\n  " + "\n  ".join(taken),
-            "the recipe field is the single source of truth; the passthrough is for keys medrecipe does not map",
-        )
+        raise RecipeError(taken)
     merged = dict(sft.axolotl)
     if "special_tokens" in merged and (given is None or isinstance(given, dict)):  # anything else is Axolotl's to refuse
         merged["special_tokens"] = {**special_tokens, **added}

@@ -11,6 +11,7 @@ from ...catalog import openrlhf_flags
 from ...catalog.openrlhf_flags import VERSION
 from ...errors import UserError
 from ...recipe import LoadedRecipe
+from ...recipe.errors import RecipeError
 from ..layout import recipe_sha256
 from .warmup import warmup_snippet
 
@@ -123,7 +124,7 @@ def _argv_lines(flags: dict[str, Any], warmup: dict[str, Any] | None) -> list[st
     return lines
 
 
-def merge_passthrough(flags: dict[str, Any], extra: dict[str, Any], algorithm: str) -> None:
+def merge_passthrough(loaded: LoadedRecipe, flags: dict[str, Any], extra: dict[str, Any], algorithm: str) -> None:
     """`rl.openrlhf` adds flags medrecipe does not map; it may not override one derived from the recipe.
 
     OpenRLHF's parser reads the beginning of a flag as that flag and an argument that begins with '-' as a flag of its
@@ -151,8 +152,7 @@ def merge_passthrough(flags: dict[str, Any], extra: dict[str, Any], algorithm: s
         )
     taken = sorted(name for name in extra if name in flags)  # unset too: a derived switch is not turned off here
     if taken:
-        raise UserError(
-            "rl.openrlhf sets flags medrecipe derives from the recipe: " + ", ".join(f"--{name}" for name in taken),
-            "set the recipe field instead (see `medrecipe plan`); the passthrough is for flags medrecipe does not map",
-        )
+        raise RecipeError([loaded.problem(("rl", "openrlhf", name), f"medrecipe derives --{name} from the recipe",
+                                          "set the recipe field instead (see `medrecipe plan`); the passthrough is for "
+                                          "flags medrecipe does not map") for name in taken])
     flags.update(passed)

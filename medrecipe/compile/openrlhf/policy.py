@@ -116,7 +116,7 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
         stage=stage,
         updates_per_step=plan.updates_per_rollout,
     )
-    merge_passthrough(flags, rl.openrlhf, rl.algorithm)
+    merge_passthrough(loaded, flags, rl.openrlhf, rl.algorithm)
     _policy_notes(rl, plan, flags, stage)
     if rl.generation_batch_size and rl.generation_batch_size > rl.rollout_batch_size:
         launch.not_passed["rl.generation_batch_size"] = {

@@ -65,7 +65,7 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
         size_field="rl.data.size",
         stage=stage,
     )
-    merge_passthrough(flags, rl.openrlhf, rl.algorithm)
+    merge_passthrough(loaded, flags, rl.openrlhf, rl.algorithm)
 
     what = f"DPO (beta {rl.beta:g})" if rl.algorithm == "dpo" else "a Bradley-Terry reward model"
     stage.facts += [

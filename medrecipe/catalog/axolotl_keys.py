@@ -1,0 +1,47 @@
+"""The Axolotl config keys medrecipe writes from the recipe's own fields (Axolotl 0.19.0's config schema,
+axolotl/utils/schemas/config.py), with the field each comes from. The `sft.axolotl` passthrough may not set them, or
+it would silently contradict the recipe (a changed micro batch changes the global batch): catalog/checks.py places
+each refusal at its line."""
+
+from __future__ import annotations
+
+DERIVED_FROM = {
+    "base_model": "sft.base_model",
+    "chat_template": "sft.chat_template",
+    "datasets": "sft.datasets",
+    "dataset_prepared_path": "the build folder",
+    "output_dir": "the build folder",
+    "hub_model_id": "hub.namespace / hub.sft_repo",
+    "sequence_len": "sft.sequence_len",
+    "excess_length_strategy": "sft.excess_length",
+    "sample_packing": "sft.sample_packing",
+    "micro_batch_size": "sft.batch.micro_batch_size",
+    "gradient_accumulation_steps": "sft.batch",
+    "batch_size": "sft.batch",
+    "num_epochs": "sft.epochs",
+    "max_steps": "sft.max_steps",
+    "learning_rate": "sft.learning_rate",
+    "lr_scheduler": "sft.lr_scheduler",
+    "cosine_min_lr_ratio": "sft.min_lr",
+    "warmup_steps": "sft.warmup_steps",
+    "warmup_ratio": "sft.warmup_ratio",
+    "optimizer": "sft.optimizer",
+    "adam_beta1": "sft.adam_betas",
+    "adam_beta2": "sft.adam_betas",
+    "adam_epsilon": "sft.adam_epsilon",
+    "weight_decay": "sft.weight_decay",
+    "max_grad_norm": "sft.max_grad_norm",
+    "neftune_noise_alpha": "sft.neftune_noise_alpha",
+    "bf16": "sft.bf16",
+    "attn_implementation": "sft.attention",
+    "flash_attention": "sft.attention",
+    "sdp_attention": "sft.attention",
+    "eager_attention": "sft.attention",
+    "flex_attention": "sft.attention",
+    "gradient_checkpointing": "sft.gradient_checkpointing",
+    "deepspeed": "sft.deepspeed",
+    "seed": "seed",
+    "saves_per_epoch": "sft.saves_per_epoch",
+    "logging_steps": "sft.logging_steps",
+    "val_set_size": "sft.val_set_size",
+}
