@@ -123,7 +123,7 @@ def test_a_passthrough_credential_is_refused_and_the_tools_own_variable_named(cl
     write("r.yaml", f"extends: quickstart\n{section}:\n  {key_name}: {entry}\n")
     result = cli("compile", "r.yaml", "--out", str(tmp_path / "build"))
     key = entry.split(": ")[1].rstrip("}")
-    assert result.code == 2 and f"error: r.yaml:3:" in result.err and "holds a credential" in result.err
+    assert result.code == 2 and "error: r.yaml:3:" in result.err and "holds a credential" in result.err
     assert f"export {variable}=..." in result.err
     assert key not in result.out + result.err and not (tmp_path / "build").exists()
     if variable == "WANDB_API_KEY":  # the flag also turns W&B logging on: a switch value does, the key read by W&B

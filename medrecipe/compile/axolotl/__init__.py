@@ -25,7 +25,6 @@ from ruamel.yaml import YAML
 from ... import __version__
 from ...catalog import axolotl_keys, checks, models
 from ...envs import tools
-from ...errors import UserError
 from ...recipe import LoadedRecipe
 from ...recipe.errors import RecipeError
 from ...recipe.derive import SFTBatch, sft_batch
