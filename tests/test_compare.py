@@ -119,3 +119,20 @@ def test_compare_errors(cli, write):
     other = write("b.json", json.dumps(dict(SCORES, benchmarks={"mmlu_anatomy": {"score": 60.0, "stderr": 1.0}})))
     result = cli("compare", str(other))
     assert result.code == 2 and "share no benchmark" in result.err
+
+
+@pytest.mark.parametrize("entry", [{"score": float("nan"), "stderr": 1.0}, {"score": 150.0, "stderr": 1.0},
+                                   {"score": 70.0, "stderr": 1.0, "n": 1e999}, {"score": 70.0, "stderr": 1.0, "n": -5},
+                                   {"score": 70.0, "stderr": float("inf")}])
+def test_a_score_that_is_no_percentage_is_refused_not_compared(cli, write, entry):
+    """A NaN score was called "consistent" with the published one; n=1e999 and a score of 150 ended in tracebacks."""
+    scores = write("s.json", json.dumps(dict(SCORES, benchmarks={**SCORES["benchmarks"], "medmcqa": entry})))
+    result = cli("compare", str(scores))
+    assert result.code == 2 and "benchmarks.medmcqa is not a score" in result.err and "Traceback" not in result.err
+
+
+def test_names_from_a_scores_file_reach_the_terminal_without_its_escapes(cli, write):
+    scores = write("s.json", json.dumps(dict(SCORES, model="\x1b[2Jmine [bold red]x[/]")))
+    result = cli("compare", str(scores))
+    assert result.code == 0, result.err
+    assert "\x1b[2J" not in result.out and "[bold red]x[/]" in result.out

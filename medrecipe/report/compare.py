@@ -10,12 +10,14 @@ when it covers the same benchmarks.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog import benchmarks
 from ..errors import UserError
 from ..recipe.model import Published
+from ..recipe.untrusted import printable
 from .intervals import Interval, interval
 
 
@@ -72,13 +74,18 @@ def load_scores(path: Path) -> dict:
     if not isinstance(scores, dict) or not isinstance(scores.get("benchmarks"), dict):
         raise UserError(f"{path} has no `benchmarks` mapping", hint)
     for name, entry in scores["benchmarks"].items():
-        if not isinstance(entry, dict) or not _is_number(entry.get("score")) or not _is_number(entry.get("stderr", 0.0) or 0.0):
-            raise UserError(f"{path}: benchmarks.{name} is not a score (a mapping with a numeric `score` and `stderr`)", hint)
+        # A percentage with its standard error and item count, as run/eval.py writes them: a NaN score compared as
+        # "consistent", and a huge n or a score of 150 ended in a traceback (review).
+        if not (isinstance(entry, dict) and _is_number(entry.get("score")) and 0 <= entry["score"] <= 100
+                and _is_number(stderr := entry.get("stderr", 0.0) or 0.0) and 0 <= stderr <= 100
+                and (entry.get("n") is None or (type(entry["n"]) is int and 0 <= entry["n"] < 10**12))):
+            raise UserError(f"{path}: benchmarks.{printable(str(name))} is not a score (a mapping with a `score` from 0 "
+                            "to 100, its `stderr` and the count of items `n`)", hint)
     return scores
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def compare(scores: dict, published: Published) -> Comparison:
@@ -91,27 +98,29 @@ def compare(scores: dict, published: Published) -> Comparison:
             f"the scores ({', '.join(ours)}) share no benchmark with the published row {published.reproduces!r}",
             "compare against the recipe whose benchmarks these scores are of (--reference)",
         )
-    return Comparison(str(scores.get("model", "ours")), published, columns, ours,
+    return Comparison(printable(str(scores.get("model", "ours"))), published, columns, ours,
                       {name: int(entry.get("n") or 0) for name, entry in entries.items()},
                       {name: interval(entry) for name, entry in entries.items()})
 
 
 def header(name: str) -> str:
-    return benchmarks.BENCHMARKS[name].short if name in benchmarks.BENCHMARKS else name
+    """A benchmark's short name; one medrecipe does not know, as it is, less what a terminal would obey."""
+    return benchmarks.BENCHMARKS[name].short if name in benchmarks.BENCHMARKS else printable(name)
 
 
 def table(comparison: Comparison):
     """A rich Table: the published rows, ours, and our difference to the reproduced row, with averages."""
+    from rich.markup import escape
     from rich.table import Table
 
     published = comparison.published
-    result = Table(title=f"ours ({comparison.model}) vs {published.source}", title_justify="left")
+    result = Table(title=f"ours ({escape(comparison.model)}) vs {escape(published.source)}", title_justify="left")
     if len(comparison.common) < len(comparison.reference):
         result.caption = f"Avg: over the {len(comparison.common)} benchmarks we have a score for: " + ", ".join(map(header, comparison.common))
         result.caption_justify = "left"
     result.add_column("Model")
     for name in comparison.columns:
-        result.add_column(header(name), justify="right")
+        result.add_column(escape(header(name)), justify="right")
     result.add_column("Avg", justify="right")
     for row, values in published.scores.items():
         cells = [_number(values.get(name)) for name in comparison.columns]
