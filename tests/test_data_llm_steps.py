@@ -186,7 +186,7 @@ compute: {{tasks: 1}}
 """
 
 
-def _judge_at(tmp_path, host: str, key: str):
+def _judge_at(tmp_path, host: str, key: str, *options: str):
     """A judge_filter stage against a stub on `host` that takes the key `key` (the environment holds STUB_KEY)."""
     from .conftest import run_cli
 
@@ -194,7 +194,7 @@ def _judge_at(tmp_path, host: str, key: str):
                                               "ref": "reference"} for i in range(4)])
     with StubServer(host=host, key=key) as server:
         (tmp_path / "hosted.yaml").write_text(HOSTED.format(url=server.url))
-        result = run_cli("run", str(tmp_path / "hosted.yaml"), "--stage", "data", "--out", str(tmp_path / "build"))
+        result = run_cli("run", str(tmp_path / "hosted.yaml"), "--stage", "data", "--out", str(tmp_path / "build"), *options)
     return server, result
 
 
@@ -216,6 +216,18 @@ def test_a_refused_key_stops_the_stage_with_the_reason(tmp_path, monkeypatch):
     assert result.code == 2, result.err + result.out
     assert "refused the key" in result.err and "sk-wrong" not in result.err + result.out
     assert not [seen for seen in server.seen if seen[0] == "POST"]  # nothing was sent to be judged
+
+
+def test_a_key_exported_after_an_earlier_run_in_this_process_reaches_the_workers(tmp_path, monkeypatch):
+    """The data stage's workers fork from a server process: one that an earlier run in this process started kept that
+    run's environment, so a key exported since never reached them (found in CI, where test order decided it)."""
+    for key in ("sk-first", "sk-second"):
+        monkeypatch.setenv("STUB_KEY", key)
+        (tmp_path / key).mkdir()
+        # two tasks in two workers: one task runs in this process, where the key always was
+        server, result = _judge_at(tmp_path / key, "127.0.0.2", key, "--set", "compute.tasks=2", "--workers", "2")
+        assert result.code == 0, result.err + result.out
+        assert ("POST", "/v1/chat/completions", f"Bearer {key}") in server.seen
 
 
 class _StallingServer(StubServer):

@@ -165,6 +165,7 @@ def test_dry_run_prints_the_launch_with_the_model_override(write, tmp_path, eval
     loaded, layout = compiled(write, tmp_path)
     checkpoint = tmp_path / "checkpoints" / "step-100"
     checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text("{}")  # a model folder: one without is refused (test_cli_mistakes.py)
     result = run_stage(loaded, layout, "eval", RunOptions(dry_run=True, model="checkpoints/step-100"))
     command = capsys.readouterr().out
     assert result.status == "dry-run"

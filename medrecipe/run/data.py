@@ -134,6 +134,9 @@ def _start_fork_server(content: dict) -> None:
     import multiprocess
     import multiprocess.forkserver
 
+    # A server an earlier run in this process started (a test session, a notebook) has that run's environment (an
+    # endpoint's key exported since was missing in the workers), log file and modules: this run starts its own.
+    multiprocess.forkserver._forkserver._stop()
     modules = sorted({b["block"].rsplit(".", 1)[0] for s in content["stages"] for b in s["pipeline"]})
     multiprocess.set_forkserver_preload([*modules, "medrecipe.blocks.forkserver_preload"])
     # The server's output, and so its workers' (datatrove's logs, tracebacks, model-loading bars), goes to a log.
