@@ -75,12 +75,22 @@ def test_import_medrecipe_is_light():
 
 
 @pytest.mark.parametrize("recipe", SHIPPED, ids=lambda p: p.stem)
-def test_show_loads_back_to_the_same_recipe(cli, recipe, tmp_path):
+def test_show_loads_back_to_the_same_recipe(cli, recipe, tmp_path, monkeypatch):
+    """Saved in another folder and loaded from a third: its local paths are absolute, so each names the same file (they
+    were relative to the recipe, and read from the folder of the saved copy)."""
+    from medrecipe.recipe.show import resolved_data, with_absolute_paths
+
     result = cli("show", str(recipe))
     assert result.code == 0, result.err
-    resolved = tmp_path / "resolved.yaml"
+    resolved = tmp_path / "elsewhere" / "resolved.yaml"
+    resolved.parent.mkdir()
     resolved.write_text(result.out)
-    assert load_recipe(resolved).recipe == load_recipe(recipe).recipe
+    monkeypatch.chdir(tmp_path)
+    shown, original = load_recipe(resolved), load_recipe(recipe)
+    assert resolved_data(shown) == with_absolute_paths(original, resolved_data(original))
+    if original.recipe.data:
+        assert [shown.local_path(("data", "sources", i, "path")) for i, s in enumerate(shown.recipe.data.sources) if s.path] == \
+               [original.local_path(("data", "sources", i, "path")) for i, s in enumerate(original.recipe.data.sources) if s.path]
 
 
 def test_show_keeps_comments_from_child_and_parent(cli, write):

@@ -21,6 +21,6 @@ Examples:
 @click.option("--comments/--no-comments", default=True, help="Carry the source files' comments over (default: on).")
 def command(recipe: str, overrides: tuple[str, ...], comments: bool) -> None:
     """Print RECIPE after `extends` and `--set` are applied and every default is filled in. The output is
-    itself a valid recipe that loads back to the same thing."""
+    itself a valid recipe that loads back to the same thing, wherever it is saved (local paths are absolute)."""
     loaded, _ = load(recipe, overrides)
-    click.echo(to_yaml(loaded, comments=comments), nl=False)
+    click.echo(to_yaml(loaded, comments=comments, absolute_paths=True), nl=False)

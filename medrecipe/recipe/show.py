@@ -7,6 +7,7 @@ comment lines above it from whichever file (child or parent) set it.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -113,10 +114,35 @@ def _shown_paths(value: Any, show) -> Any:
     return show(value) if isinstance(value, str) and "\n" not in value else value
 
 
-def to_yaml(loaded: LoadedRecipe, comments: bool = True, shown_path=None) -> str:
+def with_absolute_paths(loaded: LoadedRecipe, data: dict) -> dict:
+    """`data` with every relative local path (data files, benchmark copies, local datasets and models) made absolute
+    as it was read, against the folder of the recipe file that wrote it: so the shown recipe, saved anywhere, loads
+    back the same."""
+    recipe = loaded.recipe
+    paths = [("data", "sources", i, "path") for i, source in enumerate(recipe.data.sources if recipe.data else []) if source.path]
+    paths += [("eval", "benchmarks", i, "path") for i, ref in enumerate(recipe.eval.benchmarks if recipe.eval else []) if ref.path]
+    maybe = [("sft", "datasets", i, "path") for i, _ in enumerate(recipe.sft.datasets or [] if recipe.sft else [])]
+    maybe += [("rl", "data", "path"), ("base_model",), ("sft", "base_model"), ("rl", "init_from"), ("eval", "model")]
+    for path in paths + maybe:
+        node = data
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else node[part] if isinstance(node, list) else None
+        value = node.get(path[-1]) if isinstance(node, dict) else None
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute() or path not in loaded.tree.value_pos:
+            continue  # unset, absolute already, or a default (which no recipe file wrote)
+        local = loaded.local_path(path)
+        if path in paths or value.startswith(".") or local.exists():  # else a Hub id (org/name)
+            node[path[-1]] = str(local)
+    return data
+
+
+def to_yaml(loaded: LoadedRecipe, comments: bool = True, shown_path=None, absolute_paths: bool = False) -> str:
     """The resolved recipe as commented YAML; `shown_path` rewrites how its text values and `--set` values show (a card
-    hides this machine's folders)."""
+    hides this machine's folders); `absolute_paths` writes local paths so that the text loads back the same from any
+    folder (`medrecipe show`)."""
     data = resolved_data(loaded)
+    if absolute_paths:
+        data = with_absolute_paths(loaded, data)
     if shown_path:
         data = _shown_paths(data, shown_path)
     yaml = YAML()
