@@ -307,12 +307,19 @@ def test_preflight_reports_gated_missing_and_wrong_revisions_at_their_lines(hub,
     assert "base_model" not in result.stderr
 
 
-def test_preflight_without_the_hub_is_a_clear_error(tmp_path):
+def test_preflight_without_the_hub_checks_the_local_files_and_names_what_it_could_not(tmp_path):
+    """It refused outright: a local recipe's mapping mistakes went unchecked (review)."""
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
-    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "preflight", str(RECIPES / "quickstart.yaml")],
+    (tmp_path / "r.yaml").write_text("name: local\nbase_model: Qwen/Qwen3-8B\n"
+                                     "data:\n  sources:\n    - name: local\n"
+                                     f"      path: {RECIPES / 'data' / 'quickstart' / 'medical_en.jsonl'}\n"
+                                     "      fields: {prompt: question, response: nosuchcolumn}\n")
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "preflight", "r.yaml"],
                             env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2 and "the Hub cannot be reached at http://127.0.0.1:9" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(r"r\.yaml:\d+:\d+: data\.sources\[0\]\.fields.*nosuchcolumn", result.stderr), result.stderr
+    assert re.search(r"r\.yaml:\d+:\d+: base_model: .* is on the Hub, which cannot be reached at http://127\.0\.0\.1:9: "
+                     "not checked", result.stderr), result.stderr
 
 
 READ_EVERY_SOURCE = """

@@ -23,7 +23,6 @@ from ..blocks.readers import first_rows, local_files
 from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected, build_record
 from ..catalog import benchmarks
 from ..catalog.benchmark_items import render_prompt, row_matches, to_item
-from ..errors import UserError
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.untrusted import printable
 from ..recipe.model import RECIPE_MODELS, DomainFilter, PolicyOptimization, PreferenceStage
@@ -66,13 +65,14 @@ class Report:
 
 
 class _Preflight:
-    def __init__(self, loaded: LoadedRecipe, rows: int, hub_checks: bool = True):
+    def __init__(self, loaded: LoadedRecipe, rows: int, hub_checks: bool = True, hub_reachable: bool = True):
         from huggingface_hub import HfApi
 
         self.loaded = loaded
         self.rows = rows
         self.api = HfApi()
         self.hub_checks = hub_checks  # False: only read the datasets' rows (`inspect`)
+        self.hub_reachable = hub_reachable  # False: what is on the Hub is reported as not checked
         self.report = Report()
 
     # ------------------------------------------------------------------------------------------ reporting
@@ -88,6 +88,13 @@ class _Preflight:
         """The repository's info, or None after reporting why it cannot be read."""
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
+        if not self.hub_reachable:
+            from huggingface_hub import constants
+
+            self.fail(what, repo, path, f"{repo} is on the Hub, which cannot be reached at {constants.ENDPOINT}"
+                      + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "") + ": not checked",
+                      "run preflight where the Hub is reachable (HF_ENDPOINT names a mirror)")
+            return None
         info = self.api.dataset_info if kind == "dataset" else self.api.model_info
         try:
             found = info(repo, revision=revision)
@@ -319,13 +326,9 @@ class _Preflight:
 
 
 def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:
-    """Check everything `loaded` names on the Hub (and locally); the report's problems are placed at recipe lines."""
-    from huggingface_hub import constants
-
-    if offline_models.offline():
-        raise UserError(f"the Hub cannot be reached at {constants.ENDPOINT}" + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""),
-                        "preflight reads the Hub: run it where the Hub is reachable (HF_ENDPOINT names a mirror)")
-    run = _Preflight(loaded, rows)
+    """Check everything `loaded` names on the Hub (and locally); the report's problems are placed at recipe lines.
+    Where the Hub cannot be reached, the local files are still checked and each Hub resource is a problem: not checked."""
+    run = _Preflight(loaded, rows, hub_reachable=not offline_models.offline())
     run.models()
     run.endpoints()
     _read(run)
