@@ -191,8 +191,13 @@ def test_new_refuses_to_overwrite_and_rejects_invalid_forks(cli, write, tmp_path
     assert again.code == 2 and "already exists" in again.err
     bad = cli("new", "bad-fork", "--from", "ii-medical-8b-1706", "--set", "sft.epochs=0")
     assert bad.code == 2
-    assert "recipes/bad-fork.yaml:" in bad.err and "sft.epochs" in bad.err
-    assert not (tmp_path / "recipes" / "bad-fork.yaml").exists()
+    assert "error: --set sft.epochs=0" in bad.err and "sft.epochs" in bad.err  # not a line of a fork that is removed
+    assert "bad-fork.yaml" not in bad.err and not (tmp_path / "recipes" / "bad-fork.yaml").exists()
+    # Named as its parent, the fork extends the parent's file, not itself (an `extends` cycle).
+    same = cli("new", "ii-medical-8b-1706", "--from", "ii-medical-8b-1706", "--dir", "mine")
+    assert same.code == 0, same.err
+    assert "extends: ../" in (tmp_path / "mine" / "ii-medical-8b-1706.yaml").read_text()
+    assert cli("validate", "mine/ii-medical-8b-1706.yaml").code == 0
     suffixed = cli("new", "my-fork.yaml", "--from", "ii-medical-8b-1706")
     assert suffixed.code == 2 and "without .yaml" in suffixed.err and "medrecipe new my-fork --from" in suffixed.err
     assert not list((tmp_path / "recipes").glob("my-fork*"))

@@ -20,10 +20,12 @@ from .untrusted import one_line, printable, redact
 
 
 def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overrides: tuple[str, ...],
-               validate: Callable[[Path], object]) -> tuple[Path, str]:
+               validate: Callable[[Path, tuple[str, ...], bool], object]) -> tuple[Path, str]:
     """Write directory/NAME.yaml extending `parent_file` (named `parent` on the command line) with `overrides`,
-    and check it with `validate`; an invalid fork is removed, not left behind. Returns the file and what it
-    extends. An existing file is never overwritten."""
+    and check it with `validate(file, overrides, quiet)`: first the parent with the overrides (their errors and
+    warnings name the `--set` that made them, not a fork that is then removed), then quietly the fork as written;
+    an invalid fork is removed, not left behind. Returns the file and what it extends. An existing file is never
+    overwritten."""
     if name.endswith((".yaml", ".yml")):  # the recipe's name, which the file is named after: not x.yaml.yaml
         raise UserError(f"NAME is the new recipe's name, written without {Path(name).suffix}",
                         f"medrecipe new {Path(name).stem} --from {parent} ...")
@@ -35,8 +37,13 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
     if target.exists():
         raise UserError(f"{target} already exists", "choose another name, or edit that file")
     parent_file = parent_file.resolve()
+    validate(parent_file, overrides, False)
     directory.mkdir(parents=True, exist_ok=True)
-    if parent_file.parent == directory.resolve() or parent_file.parent == shipped_recipes_dir().resolve():
+    # A shipped recipe's bare name reads the file of that name beside the fork first: the fork itself when it is named
+    # as its parent (an `extends` cycle), or another recipe of that name in its folder.
+    beside = directory / f"{parent_file.stem}.yaml"
+    if parent_file.parent == directory.resolve() or (
+            parent_file.parent == shipped_recipes_dir().resolve() and parent_file.stem != name and not beside.exists()):
         extends = parent_file.stem
     else:
         extends = os.path.relpath(parent_file, directory.resolve())
@@ -45,7 +52,7 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
     child = fork_data(load_tree(parent_file).data, name, extends, overrides)
     target.write_text(render(child, parent, overrides, schema), encoding="utf-8")
     try:
-        validate(target)
+        validate(target, (), True)
     except BaseException:
         target.unlink()
         raise
