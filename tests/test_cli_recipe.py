@@ -246,3 +246,17 @@ def test_schema_documents_every_field():
 
 def test_schema_check_command(cli):
     assert cli("schema", "--check").code == 0
+
+
+def test_show_finds_comments_only_outside_quoted_scalars(cli, write):
+    """An escaped quote ended the double-quoted value for show, which then took its '#' for a comment and wrote one
+    into recipe.resolved.yaml and the cards (review); an apostrophe inside a word opened a quote that never closed."""
+    import yaml
+
+    write("r.yaml", 'extends: quickstart\ndescription: "x\\"\\"\\" #c"\npublish:\n  card:\n    overview: it\'s ours  # the note\n')
+    shown = cli("show", "r.yaml")
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    description = next(line for line in lines if line.startswith("description:"))
+    assert yaml.safe_load(description) == {"description": 'x""" #c'} and "  #" not in description
+    assert next(line for line in lines if line.strip().startswith("overview:")).endswith("# the note")

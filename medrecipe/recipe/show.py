@@ -19,13 +19,18 @@ from .validate import LoadedRecipe
 
 
 def _split_comment(line: str) -> tuple[str, str | None]:
-    """(content, trailing comment) of a YAML line, ignoring '#' inside quotes."""
-    quote = None
+    """(content, trailing comment) of a YAML line, ignoring '#' inside quoted scalars: a quote opens one only where a
+    scalar can begin (an apostrophe inside a word does not), and a double-quoted one escapes its quote with '\\'."""
+    quote, escaped = None, False
     for index, char in enumerate(line):
         if quote:
-            if char == quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
                 quote = None
-        elif char in "'\"":
+        elif char in "'\"" and (index == 0 or line[index - 1] in " \t[{,:"):
             quote = char
         elif char == "#" and (index == 0 or line[index - 1] in " \t"):
             return line[:index], line[index + 1 :].strip()
