@@ -92,9 +92,11 @@ def test_generating_longer_responses_than_sft_trains_is_a_warning_at_the_step(cl
 
 def test_new_reports_a_set_path_the_parent_lacks_and_writes_no_token(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    for wrong in (["data.sources.3.path=/x.jsonl"], ["sft.epochs=1", "sft.epochs.x=1"]):  # past the list; under a number
+    for wrong, says in ((["data.sources.3.path=/x.jsonl"], "data.sources[3]: no such list item"),  # past the list
+                        (["sft.epochs=1", "sft.epochs.x=1"], "sft.epochs: is int, which has no 'x' to set")):  # under a number
         result = cli("new", "fork", "--from", "quickstart", "--dir", str(tmp_path), *(f"--set={w}" for w in wrong))
-        assert result.code == 2 and f"--set {wrong[-1]}: the parent has no such item" in result.err
+        assert result.code == 2 and f"--set {wrong[-1]}: {says}" in result.err
+        assert not (tmp_path / "fork.yaml").exists()
     assert cli("new", "tok", "--from", "quickstart", "--dir", str(tmp_path), "--set", f"description=my token {TOKEN}").code == 0
     assert TOKEN not in (tmp_path / "tok.yaml").read_text()
 
@@ -253,3 +255,33 @@ def test_compiling_a_stage_the_recipe_does_not_have_is_an_error_not_a_traceback(
     result = cli("compile", "ultramedical-rm-llama3-8b", "--stage", "sft", "--out", str(tmp_path / "build"))
     assert result.code == 2 and "error: the recipe has no `sft` section" in result.err and "Traceback" not in result.err
     assert "its stages: rl" in result.err and not (tmp_path / "build").exists()
+
+
+def test_a_value_not_of_a_fields_form_is_told_the_form_in_words(tmp_path, cli):
+    """It was told the regular expression it did not match."""
+    (tmp_path / "r.yaml").write_text("name: My Recipe\nbase_model: Qwen/Qwen3-8B\nlicense: Apache 2\n")
+    result = cli("validate", str(tmp_path / "r.yaml"))
+    assert result.code == 2 and "r.yaml:1:7: name: not of the form this field takes: 'My Recipe'" in result.err
+    assert "hint: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit" in result.err
+    assert "such as apache-2.0" in result.err and "should match pattern" not in result.err
+
+
+def test_every_pattern_of_the_recipe_language_is_said_in_words():
+    import json
+
+    from medrecipe.recipe.model import Recipe
+    from medrecipe.recipe.model.basics import PATTERN_WORDS
+
+    patterns = set()
+
+    def collect(node):
+        if isinstance(node, dict):
+            patterns.update([node["pattern"]] if isinstance(node.get("pattern"), str) else [])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(json.loads(json.dumps(Recipe.model_json_schema())))
+    assert patterns and patterns <= set(PATTERN_WORDS), patterns - set(PATTERN_WORDS)

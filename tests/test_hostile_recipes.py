@@ -58,13 +58,13 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 @pytest.mark.parametrize("setting, fragment", [
-    ("eval: {benchmarks: [{name: medqa, path: x.jsonl, split: 'x$(touch pwned)'}]}", "eval.benchmarks[0].split: String should match"),
-    ("compute: {slurm: {partition: \"gpu\\ntouch pwned\"}}", "compute.slurm.partition: String should match"),
-    ("compute: {slurm: {account: 'acct; touch pwned'}}", "compute.slurm.account: String should match"),
-    ("compute: {slurm: {qos: \"normal\\n#SBATCH --wrap=touch pwned\"}}", "compute.slurm.qos: String should match"),
+    ("eval: {benchmarks: [{name: medqa, path: x.jsonl, split: 'x$(touch pwned)'}]}", "eval.benchmarks[0].split: not of the form this field takes"),
+    ("compute: {slurm: {partition: \"gpu\\ntouch pwned\"}}", "compute.slurm.partition: not of the form this field takes"),
+    ("compute: {slurm: {account: 'acct; touch pwned'}}", "compute.slurm.account: not of the form this field takes"),
+    ("compute: {slurm: {qos: \"normal\\n#SBATCH --wrap=touch pwned\"}}", "compute.slurm.qos: not of the form this field takes"),
     ("compute: {slurm: {sbatch_args: {\"constraint\\ntouch pwned\": h100}}}", "compute.slurm.sbatch_args"),
-    ("compute: {slurm: {sbatch_args: {constraint: \"h100\\ntouch pwned\"}}}", "compute.slurm.sbatch_args.constraint: String should match"),
-    ("compute: {slurm: {venv: '/opt/venv; touch pwned'}}", "compute.slurm.venv: String should match"),
+    ("compute: {slurm: {sbatch_args: {constraint: \"h100\\ntouch pwned\"}}}", "compute.slurm.sbatch_args.constraint: not of the form this field takes"),
+    ("compute: {slurm: {venv: '/opt/venv; touch pwned'}}", "compute.slurm.venv: not of the form this field takes"),
     # Slurm would write the job's output where the recipe says, or run a file of the recipe's in bash before the job
     # (--export=BASH_ENV=..., found by review): only the options that shape the job's request, by their full names
     ("compute: {slurm: {sbatch_args: {output: /home/victim/.bashrc}}}", "--output is not an sbatch option a recipe may set"),
@@ -79,8 +79,8 @@ def write(folder: Path, name: str, text: str) -> Path:
     ("rl: {algorithm: dpo, init_from: './m,x=y', data: {path: p.jsonl}, learning_rate: 1.0e-6, train_batch_size: 8}",
      "rl.init_from: './m,x=y'"),
     # card metadata the Hub reads as language codes and tags: one word each, no YAML of their own
-    ("publish: {card: {language: [\"en\\n---\\nfoo: 1\"]}}", "publish.card.language[0]: String should match"),
-    ("publish: {card: {tags: ['medical <b>x</b>']}}", "publish.card.tags[0]: String should match"),
+    ("publish: {card: {language: [\"en\\n---\\nfoo: 1\"]}}", "publish.card.language[0]: not of the form this field takes"),
+    ("publish: {card: {tags: ['medical <b>x</b>']}}", "publish.card.tags[0]: not of the form this field takes"),
 ])
 def test_names_that_reach_scripts_are_refused_at_their_line(tmp_path, setting, fragment):
     recipe = write(tmp_path, "r.yaml", BASE + setting + "\n")
@@ -442,7 +442,7 @@ def test_an_alias_bomb_is_refused_while_composing(tmp_path):
     (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than"),
     (b"a: " + b"[" * 400_000 + b"]" * 400_000 + b"\n", "nested more than"),  # libyaml's composer would crash here
     (b"a:\n" + b"".join(b" " * i + b"- \n" for i in range(0, 2_000, 2)), "nested more than"),  # block style
-    (b"name: x\nseed: " + b"9" * 5000 + b"\n", "cannot read this value"),
+    (b"name: x\nseed: " + b"9" * 5000 + b"\n", "cannot read this value: a number of more than 4,300 digits"),
     (b"name: x\nbase_model: \"Qwen/\x1b[31mQwen3-8B\"\n", "is not allowed in a recipe"),
     (b"name: x\nbase_model: \"Qwen/\\e[31mQwen3-8B\"\n", "control characters are not allowed"),
     # the hint lists micro batch sizes that fit: found by trial up to the batch, it took minutes
@@ -535,7 +535,7 @@ def test_code_the_recipe_chooses_to_run_is_warned_about_naming_the_field(tmp_pat
             assert f"{field}: medrecipe " in output and "this recipe chooses code that runs on the cluster" in output, (command, field)
     # a model name is never an option of the `vllm serve` command datatrove runs
     step = "data: {sources: [{name: s, path: s.jsonl}], steps: [{type: generate, model: '--served-model-name=x', samples: 1, max_samples: 1}]}\n"
-    refused(medrecipe("validate", str(write(tmp_path, "m.yaml", BASE + step)), cwd=tmp_path), "m.yaml:3:", "data.steps[0].model: String should match")
+    refused(medrecipe("validate", str(write(tmp_path, "m.yaml", BASE + step)), cwd=tmp_path), "m.yaml:3:", "data.steps[0].model: not of the form this field takes")
 
 
 def test_passthrough_keys_that_send_data_elsewhere_are_warned_about_naming_the_field(tmp_path):
@@ -610,7 +610,7 @@ def test_markup_in_recipe_text_stays_text_in_the_cards(tmp_path):
         assert not [token for token in parsed if token.type == "image"]
         html_tags = {tag for token in parsed if token.type.startswith("html") for tag in re.findall(r"</?([A-Za-z]+)", token.content)}
         assert html_tags <= {"details", "summary", "code"}, (card.parent.name, html_tags)
-    refused(medrecipe("validate", str(recipe), "--set", "license=<script>x</script>", cwd=tmp_path), "license: String should match")
+    refused(medrecipe("validate", str(recipe), "--set", "license=<script>x</script>", cwd=tmp_path), "license: not of the form this field takes")
 
 
 def test_stage_all_stops_on_a_recipe_mistake_and_skips_only_what_this_machine_cannot_run(tmp_path):

@@ -125,7 +125,9 @@ class NodeBuilder:
         try:
             value = self.yaml.constructor.construct_object(node, deep=True)
         except (ValueError, OverflowError) as exc:  # an integer of thousands of digits, say
-            self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this value: {str(exc).splitlines()[0][:120]}"))
+            reason = ("a number of more than 4,300 digits" if "int_max_str_digits" in str(exc)  # Python's own limit
+                      else str(exc).splitlines()[0][:120])
+            self.problems.append(Problem(self.pos(node), dotted(path), f"cannot read this value: {reason}"))
             return None
         return self.text(value, node, path) if isinstance(value, str) else value
 

@@ -17,6 +17,8 @@ from .errors import Problem, RecipeError, dotted
 from .load import Tree, load_tree
 from .overrides import apply_override
 from .model import Recipe
+from .model.basics import PATTERN_WORDS
+from .untrusted import printable
 
 
 @dataclass
@@ -208,6 +210,13 @@ def _problem(tree: Tree, error: dict) -> Problem:
         hint = f"did you mean {close[0]!r}?" if close else f"one of: {', '.join(expected)}"
         where = path + (discriminator,)
         return Problem(tree.position(where), dotted(where), f"unknown {discriminator} {tag!r}", hint)
+
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        words = PATTERN_WORDS.get(pattern)
+        if words and not rest:
+            message = f"not of the form this field takes: {printable(str(_value_at(tree.data, path)))[:80]!r}"
+        hint = words
 
     if kind == "literal_error":
         value = _value_at(tree.data, path)

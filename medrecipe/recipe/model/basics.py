@@ -110,6 +110,28 @@ Url = Annotated[str, Field(pattern=r"^https?://[^\s<>\"'`]+$", max_length=2048)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 
 
+# What each pattern above asks, in words: the hint of a value that does not match.
+PATTERN_WORDS = {
+    f"^{SLUG.pattern}$": "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$": "letters, digits, '.', '_' and '-', starting with a letter or digit",
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]*$": "letters, digits, '.', '_' and '-', starting with a letter or digit",
+    r"^[^\s-]\S*$": "no spaces, and not starting with '-'",
+    r"^\w+(\.\w+)*$": "letters, digits and '_', in parts joined by '.' (train, test, validation)",
+    r"^https?://[^\s<>\"'`]+$": "an http:// or https:// URL, without spaces or quotes",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "an environment variable's name: letters, digits and '_', not starting with a digit",
+    r"^[A-Za-z0-9_.-]+$": "letters, digits, '.', '_' and '-'",
+    r"^[a-z][a-z0-9-]*$": "lower-case letters, digits and '-', starting with a letter",
+    r"^[A-Za-z0-9_.,:=/@%+-]*$": "letters, digits and _ . , : = / @ % + -",
+    r"^[a-z0-9][a-z0-9.+-]{0,63}$": "a licence identifier as the Hub writes it: lower-case, such as apache-2.0 or llama3.1",
+    r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$": "[days-]hours:minutes:seconds, such as 24:00:00 or 2-00:00:00",
+    r"^[a-z][a-z0-9_]*$": "lower-case letters, digits and '_', starting with a letter",
+    r"^[A-Za-z0-9][A-Za-z0-9._/-]*$": "a branch, tag or commit: letters, digits, '.', '_', '/' and '-'",
+    r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$": "a language code, such as en, zh or pt-BR",
+    r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$": "letters, digits and _ . : + -, such as medical or region:us",
+    r"^[A-Za-z0-9_./~+@:%=,-]+$": "letters, digits and _ . / ~ + @ : % = , -",
+}
+
+
 def _endpoint_key(name: str) -> str:
     if service := foreign_credential(name):
         raise ValueError(f"{name} holds a credential of {service}, not an LLM endpoint's key: a recipe may not send it "
