@@ -285,3 +285,11 @@ def test_every_pattern_of_the_recipe_language_is_said_in_words():
 
     collect(json.loads(json.dumps(Recipe.model_json_schema())))
     assert patterns and patterns <= set(PATTERN_WORDS), patterns - set(PATTERN_WORDS)
+
+
+def test_a_section_given_no_mapping_and_a_set_with_a_line_break_read_plainly(cli):
+    result = cli("validate", "quickstart", "--set", "sft=")
+    assert result.code == 2 and "--set sft=: sft: needs a mapping of its fields, not ''" in result.err
+    assert "Input should be a valid dictionary" not in result.err
+    result = cli("validate", "quickstart", "--set", "seed=-1\n#x")
+    assert result.code == 2 and result.err.startswith("error: --set seed=-1\\n#x: seed:")  # one line, its break shown

@@ -11,7 +11,7 @@ from ruamel.yaml.reader import ReaderError
 
 from .errors import Position, Problem, RecipeError, dotted
 from .load import CONTROL_CHARACTERS, MAX_DEPTH, SURROGATES, NodeBuilder, Path_, Tree, recipe_yaml
-from .untrusted import printable
+from .untrusted import one_line
 from .yaml_nodes import compose_nodes
 
 
@@ -28,7 +28,7 @@ class _OverrideBuilder(NodeBuilder):
 
 def parse_override(text: str) -> tuple[Path_, Any, Position]:
     """`a.b.c=value` -> (('a', 'b', 'c'), value parsed as YAML, its position label)."""
-    label = Position(f"--set {printable(text)}")  # printed with every problem: no terminal escapes in it
+    label = Position(f"--set {one_line(text)}")  # printed with every problem: on one line, no terminal escapes
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise RecipeError([Problem(label, "", "an override is written KEY=VALUE, e.g. sft.learning_rate=1e-5")])

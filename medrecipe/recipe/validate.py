@@ -211,6 +211,11 @@ def _problem(tree: Tree, error: dict) -> Problem:
         where = path + (discriminator,)
         return Problem(tree.position(where), dotted(where), f"unknown {discriminator} {tag!r}", hint)
 
+    if kind in ("model_type", "dict_type") and not rest:
+        value = _value_at(tree.data, path)
+        message = f"needs a mapping of its fields, not {printable(str(value))[:80]!r}"
+        hint = f"write it as `key: value` lines, or --set {dotted(path)}={{key: value}}; ~ removes an optional section"
+
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
         words = PATTERN_WORDS.get(pattern)
