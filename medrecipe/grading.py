@@ -224,13 +224,16 @@ def fallback_letter(response: str, options: dict[str, str] | None = None) -> str
     return lines[-1] if lines else None
 
 
+_NEGATIONS = {"not", "never", "nor", "neither", "isn", "isnt", "aren", "arent", "cannot"}
+
+
 def yes_no_maybe(answer: str) -> str | None:
     """The one decision a boxed answer names: "Yes", "No, it does not"; none for two ("yes and no") or for a negated
     one ("not yes", "definitely not no"), which says what the answer is not."""
     words = re.findall(r"[a-z]+", normalize(answer))
     hits = [w for w in words if w in YES_NO_MAYBE]
-    negated = any(word in YES_NO_MAYBE and previous in ("not", "never", "nor", "neither")
-                  for previous, word in zip(words, words[1:]))
+    # A negation up to two words before the decision ("not yes", "not a yes", "isn't yes": normalize() splits "isn t").
+    negated = any(word in YES_NO_MAYBE and _NEGATIONS & set(words[max(0, index - 2):index]) for index, word in enumerate(words))
     return hits[0] if len(set(hits)) == 1 and not negated else None
 
 

@@ -175,7 +175,8 @@ def test_fallback_letter(response, expected):
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [("yes", "yes"), ("No.", "no"), ("\\text{Maybe}", "maybe"), ("YES", "yes"), ("yes and no", None), ("perhaps", None),
-     ("Not yes", None), ("definitely not no", None), ("No, it does not", "no"), ("Yes (not in children)", "yes")],
+     ("Not yes", None), ("definitely not no", None), ("No, it does not", "no"), ("Yes (not in children)", "yes"),
+     ("isn't yes", None), ("not a yes", None)],
 )
 def test_yes_no_maybe(answer, expected):
     assert grading.yes_no_maybe(answer) == expected
