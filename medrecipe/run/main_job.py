@@ -94,13 +94,11 @@ def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: Ru
         on_stage(name)
         try:
             results.append(run_stage(loaded, layout, name, options))
-        except NotRunnableHere as exc:
-            if whole != "all":
-                failure = exc
-                break
-            results.append(StageResult(name, "skipped", notes=[str(exc)]))
-        except UserError as exc:  # the stages before it are summarised, their outputs in the cards
-            failure = exc
+        except UserError as exc:
+            if whole == "all" and isinstance(exc, NotRunnableHere):
+                results.append(StageResult(name, "skipped", notes=[str(exc)]))
+                continue
+            failure = exc  # the stages before it are summarised, their outputs in the cards
             break
     if not options.dry_run:
         write_cards(loaded, layout)  # with whatever the stages produced
