@@ -243,6 +243,33 @@ def test_a_reward_model_card_serves_it_with_openrlhfs_reward_server():
     assert "**Reproduces:**" not in text and "TsinghuaC3I/UltraMedical-Preference" in text
 
 
+def test_an_evaluation_by_likelihood_recommends_no_sampling():
+    """Internist's card recommended temperature 0.6 and 32,768 new tokens, the schema's unused defaults, for an evaluation
+    that generates nothing in a context of 4,096 tokens (review)."""
+    loaded, _ = load(str(RECIPES / "internist-7b.yaml"), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "someone")
+    usage = model_card(loaded, rel, rel.get("model")).split("## How to use", 1)[1].split("\n## ", 1)[0]
+    assert "The evaluation generates nothing: it scores each answer option by its likelihood" in usage
+    assert "temperature" not in usage and "max_tokens" not in usage and "Answer:" in usage
+
+
+def test_every_published_row_the_source_cites_is_on_the_card():
+    """UltraMedical's card said its scores were the paper's best beside the 8B's, and showed only the 8B's (review)."""
+    loaded, _ = load(str(RECIPES / "ultramedical-llama3-8b.yaml"), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "someone")
+    text = model_card(loaded, rel, rel.get("model"))
+    assert "| Benchmark | Llama-3-8B-UltraMedical (greedy) (published) | UltraMedical paper, best reported (published) |" in text
+    assert re.search(r"\| \[MedMCQA\]\([^)]*\) \| 61\.50 \| 72\.94 \|", text)
+
+
+def test_an_ungraded_generation_step_is_not_said_to_keep_the_correct_answers(ii_medical):
+    loaded, rel = ii_medical
+    text = dataset_card(loaded, rel, rel.get("dataset"), stats=None)
+    assert text.count("Synthetic generation, ungraded: sample 6 responses for each prompt") == 1
+    assert text.count("Synthetic generation, ungraded: sample 1 response for each prompt") == 1
+    assert text.count("keep the correct ones") == 1  # the one graded step
+
+
 # ------------------------------------------------------------------------------ the seed cards' numbers
 
 

@@ -105,7 +105,7 @@ def _steps(recipe: Recipe, stats: dict | None) -> list[dict]:
             {
                 "name": name,
                 "type": step.type,
-                "summary": (type(step).__doc__ or "").strip().splitlines()[0],
+                "summary": step.summary(),
                 "sources": step.sources,
                 "params": _parameters(step.model_dump(mode="json", exclude={"name", "type", "sources"})),
                 "counts": counts,

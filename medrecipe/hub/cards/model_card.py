@@ -206,6 +206,8 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
         return None
     published = recipe.eval.published
     reference = published.scores[published.reproduces] if published else {}
+    # The other published rows (another size, the paper's best) after the difference: the source may cite them.
+    others = [name for name in published.scores if name != published.reproduces] if published else []
     header, align = ["Benchmark"], ["left"]
     if scores:
         header += ["This model", "n", "Without `\\boxed{}`"]
@@ -216,6 +218,8 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
     if scores and published:
         header.append("Difference")
         align.append("right")
+    header += [f"{markdown_text(name)} (published)" for name in others]
+    align += ["right"] * len(others)
     rows, ours, theirs = [], [], []
     for ref in recipe.eval.benchmarks:
         benchmark = benchmarks.of(recipe, ref.name)
@@ -231,12 +235,13 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
             if both:
                 ours.append(score["score"])
                 theirs.append(reference[ref.name])
+        row += [_percent(published.scores[name].get(ref.name)) for name in others]
         rows.append(row)
     if ours:
         complete = len(ours) == len(recipe.eval.benchmarks)
         mean_ours, mean_theirs = sum(ours) / len(ours), sum(theirs) / len(theirs)
         label = "**Average**" if complete else f"**Average** ({len(ours)} benchmarks)"
-        rows.append([label, f"{mean_ours:.2f}", "", "", f"{mean_theirs:.2f}", f"{mean_ours - mean_theirs:+.2f}"])
+        rows.append([label, f"{mean_ours:.2f}", "", "", f"{mean_theirs:.2f}", f"{mean_ours - mean_theirs:+.2f}", *[""] * len(others)])
     elif scores and not published:
         values = [scores["benchmarks"][ref.name]["score"] for ref in recipe.eval.benchmarks if ref.name in scores["benchmarks"]]
         if values:
@@ -267,11 +272,13 @@ def _fraction(value: float | None) -> str:
 
 
 def _usage(recipe: Recipe) -> dict | None:
-    """Recommended sampling and prompt: the evaluation's, so that users see the model as it was scored."""
+    """Recommended sampling and prompt: the evaluation's, so that users see the model as it was scored. An evaluation
+    by likelihood samples nothing (its sampling settings are the schema's unused defaults): only its prompt is said."""
     if recipe.eval is None:
         return None
     sampling, prompt = recipe.eval.sampling, recipe.eval.prompt
     return {
+        "generative": recipe.eval.mode == "generative",
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "top_k": sampling.top_k,

@@ -14,6 +14,10 @@ class StepBase(Strict):
         None, description="Names or groups of the sources this step applies to; other records pass through. Default: all."
     )
 
+    def summary(self) -> str:
+        """What the step does, in one line (the dataset card's): its class's first docstring line."""
+        return (type(self).__doc__ or "").strip().splitlines()[0]
+
 
 class LLMCall(Strict):
     """A model behind an OpenAI-compatible API: an existing endpoint, or a vLLM server datatrove starts."""
@@ -233,6 +237,12 @@ class Generate(LLMCall, StepBase):
         "Please reason step-by-step, and put your final answer within \\boxed{}.",
         description="Appended to each prompt so answers can be graded.",
     )
+
+    def summary(self) -> str:
+        if self.grader == "none":  # nothing is checked: a card that said "keep the correct ones" claimed a check
+            return (f"Synthetic generation, ungraded: sample {self.samples} response{'s' if self.samples != 1 else ''} "
+                    "for each prompt of a prompt-only source and keep every one (no reference answer is checked).")
+        return super().summary()
 
     @model_validator(mode="after")
     def _sample_range(self) -> Self:
