@@ -1,7 +1,7 @@
 """The Axolotl config keys medrecipe writes from the recipe's own fields (Axolotl 0.19.0's config schema,
 axolotl/utils/schemas/config.py), with the field each comes from. The `sft.axolotl` passthrough may not set them, or
-it would silently contradict the recipe (a changed micro batch changes the global batch): catalog/checks.py places
-each refusal at its line."""
+it would silently contradict the recipe (a changed micro batch changes the global batch):
+catalog/passthrough_checks.py places each refusal at its line."""
 
 from __future__ import annotations
 

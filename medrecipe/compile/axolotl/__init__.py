@@ -175,7 +175,7 @@ def _hub_model_id(loaded: LoadedRecipe) -> str | None:
 
 def _passthrough(loaded: LoadedRecipe, sft: SFT, special_tokens: dict[str, str]) -> dict[str, Any]:
     """The `sft.axolotl` keys, with the special tokens they add merged into those the chat template sets. Keys medrecipe
-    writes from the recipe's fields are refused (catalog/checks.py refuses them at validation too)."""
+    writes from the recipe's fields are refused (catalog/passthrough_checks.py refuses them at validation too)."""
     hint = "the recipe field is the single source of truth; the passthrough is for keys medrecipe does not map"
     taken = [loaded.problem(("sft", "axolotl", key), f"medrecipe writes {key} from {axolotl_keys.DERIVED_FROM[key]}", hint)
              for key in sorted(sft.axolotl) if key in axolotl_keys.DERIVED_FROM]

@@ -129,8 +129,8 @@ def merge_passthrough(loaded: LoadedRecipe, flags: dict[str, Any], extra: dict[s
 
     OpenRLHF's parser reads the beginning of a flag as that flag and an argument that begins with '-' as a flag of its
     own, so a recipe could set a flag it does not name: only whole flags of the CLI the algorithm launches and values
-    that stay values pass. `medrecipe validate` refuses the same at each entry's line (catalog/checks.py); this guards
-    every caller of the compiler.
+    that stay values pass. `medrecipe validate` refuses the same at each entry's line (catalog/passthrough_checks.py);
+    this guards every caller of the compiler.
     """
     passed = {name: list(value) if isinstance(value, (list, tuple)) else value
               for name, value in extra.items() if value is not False and value is not None}  # else an unset switch
