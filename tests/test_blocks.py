@@ -370,3 +370,30 @@ def test_reading_order_keys_never_collide():
     for beyond in ((0, 2**20, 0), (0, 0, 2**31), (4096, 0, 0)):
         with pytest.raises(ValueError, match="past the"):
             order_key(*beyond)
+
+
+@pytest.mark.parametrize("name", ["rows.jsonl", "rows.jsonl.gz", "rows.json"])
+def test_a_file_that_begins_with_a_byte_order_mark_reads_as_its_rows(tmp_path, name):
+    """Windows tools write a UTF-8 BOM: a .json array became one row of `turns`, and a .jsonl read in byte ranges
+    worked but failed when read whole (max_samples, .gz, preflight) (review)."""
+    import gzip
+
+    rows = [{"q": "question one", "r": "a"}, {"q": "question two", "r": "b"}]
+    text = json.dumps(rows) if name.endswith(".json") else "".join(json.dumps(row) + "\n" for row in rows)
+    data = b"\xef\xbb\xbf" + text.encode()
+    (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert readers.first_rows({"path": str(tmp_path / name)}, 5) == rows
+    assert list(readers._rows_of_file(tmp_path / name, "auto")) == rows
+
+
+def test_a_json_file_that_is_no_array_names_itself(tmp_path):
+    (tmp_path / "rows.json").write_text('"just a string"')
+    with pytest.raises(readers.BadSourceFile, match="rows.json: not a JSON array"):
+        readers.first_rows({"path": str(tmp_path / "rows.json")}, 5)
+
+
+def test_an_index_answer_names_its_option_when_an_earlier_option_is_empty():
+    """MedMCQA's `cop` is an index: with option B empty, index 2 (C) was out of the two options left, and no answer."""
+    record = build_record({"q": "Q?", "a": "x", "b": "", "c": "z", "cop": 2},
+                          {"prompt": "q", "options": ["a", "b", "c"], "answer": "cop"}, "s", "prompts", "0", 0)
+    assert record["metadata"]["answer"] == "C"

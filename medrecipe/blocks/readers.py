@@ -125,7 +125,7 @@ def rows_of_stream(handle: BinaryIO, name: str, kind: str) -> Iterator[dict]:
         for batch in pq.ParquetFile(handle).iter_batches(batch_size=1024):
             yield from batch.to_pylist()
     elif kind == "json":
-        for item in _json_array_items(io.TextIOWrapper(handle, encoding="utf-8")):
+        for item in _json_array_items(io.TextIOWrapper(handle, encoding="utf-8-sig"), name):
             yield item if isinstance(item, dict) else {"turns": item}
     else:
         for number, line in enumerate(_decompressed(handle, name), 1):
@@ -134,19 +134,21 @@ def rows_of_stream(handle: BinaryIO, name: str, kind: str) -> Iterator[dict]:
 
 
 def _decompressed(handle: BinaryIO, name: str):
-    """A JSON Lines file as text lines, plain, gzipped or zstd-compressed (the AM distilled sets ship as .jsonl.zst)."""
+    """A JSON Lines file as text lines, plain, gzipped or zstd-compressed (the AM distilled sets ship as .jsonl.zst).
+    A UTF-8 byte order mark at its start (Windows tools write one) is not part of its first line: json.loads reads
+    bytes so, and so the byte-range parts did."""
     if name.endswith(".gz"):
-        return gzip.open(handle, "rt", encoding="utf-8")
+        return gzip.open(handle, "rt", encoding="utf-8-sig")
     if name.endswith(".zst"):
         try:
             from compression import zstd  # Python 3.14
         except ImportError:
             from backports import zstd
-        return zstd.open(handle, "rt", encoding="utf-8")
-    return io.TextIOWrapper(handle, encoding="utf-8")
+        return zstd.open(handle, "rt", encoding="utf-8-sig")
+    return io.TextIOWrapper(handle, encoding="utf-8-sig")
 
 
-def _json_array_items(text: io.TextIOBase, chunk: int = 1 << 20) -> Iterator:
+def _json_array_items(text: io.TextIOBase, name: str, chunk: int = 1 << 20) -> Iterator:
     """The items of a top-level JSON array (or of its `data` member), decoded one at a time: a 1 GB file (ApolloCorpus)
     never sits in memory whole."""
     decoder = json.JSONDecoder()
@@ -173,7 +175,9 @@ def _json_array_items(text: io.TextIOBase, chunk: int = 1 << 20) -> Iterator:
         fill_all = buffer[position:] + text.read()
         yield from json.loads(fill_all).get("data", [])
         return
-    position += 1  # the array's "["
+    if buffer[position] != "[":
+        raise BadSourceFile(f"{name}: not a JSON array (nor an object with `data`): it begins with {buffer[position]!r}")
+    position += 1
     while True:
         skip(" \t\r\n,")
         if position >= len(buffer) or buffer[position] == "]":

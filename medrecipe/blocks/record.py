@@ -175,7 +175,8 @@ def _answer(value: Any, options: dict[str, str], format: str = "auto") -> str | 
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int) and options and "" not in options:
-        return LETTERS[value] if 0 <= value < len(options) else None
+        # By position among the options as listed: an empty option is left out but keeps its letter (A, C).
+        return LETTERS[value] if 0 <= value < len(LETTERS) and LETTERS[value] in options else None
     return str(value).strip()
 
 
