@@ -397,3 +397,12 @@ def test_an_index_answer_names_its_option_when_an_earlier_option_is_empty():
     record = build_record({"q": "Q?", "a": "x", "b": "", "c": "z", "cop": 2},
                           {"prompt": "q", "options": ["a", "b", "c"], "answer": "cop"}, "s", "prompts", "0", 0)
     assert record["metadata"]["answer"] == "C"
+
+
+def test_a_symbol_outside_the_basic_plane_separates_tokens_as_one_inside_it_does():
+    """Every astral character that is not CJK counted as a letter: "in😀" was one token, "in☺" two (review)."""
+    from medrecipe.blocks.hashing import token_strings
+
+    assert token_strings("seen in😀 children") == token_strings("seen in☺ children") == ["seen", "in", "children"]
+    assert token_strings("ｶﾀｶﾅ・テスト 𣎴ㄱ") == ["ｶ", "ﾀ", "ｶ", "ﾅ", "テ", "ス", "ト", "𣎴", "ㄱ"]  # CJK, one by one
+    assert np.array_equal(token_hashes("🩺Koplik spots are seen in😀"), token_hashes("Koplik spots are seen in"))

@@ -20,25 +20,33 @@ _SEPARATOR, _WORD, _CJK = 0, 1, 2
 
 def _is_cjk(cp: int) -> bool:
     return (
-        0x3040 <= cp <= 0x30FF  # kana
+        0x1100 <= cp <= 0x11FF  # hangul jamo
+        or 0x3040 <= cp <= 0x30FF  # kana
+        or 0x3130 <= cp <= 0x318F  # hangul compatibility jamo
+        or 0x31F0 <= cp <= 0x31FF  # katakana phonetic extensions
         or 0x3400 <= cp <= 0x4DBF
         or 0x4E00 <= cp <= 0x9FFF
-        or 0xAC00 <= cp <= 0xD7AF  # hangul syllables
+        or 0xA960 <= cp <= 0xA97F  # hangul jamo extended-A
+        or 0xAC00 <= cp <= 0xD7FF  # hangul syllables, jamo extended-B
         or 0xF900 <= cp <= 0xFAFF
-        or 0x20000 <= cp <= 0x3134F
+        or 0xFF66 <= cp <= 0xFFDC  # half-width katakana and hangul
+        or 0x1B000 <= cp <= 0x1B16F  # kana supplement and extensions
+        or 0x20000 <= cp <= 0x323AF  # CJK extensions B to H
     )
+
+
+def _class(cp: int) -> int:
+    """Letters, digits and marks are word characters, CJK ones tokens of their own; anything else (punctuation, the
+    katakana middle dot, symbols, emoji) separates tokens."""
+    if unicodedata.category(chr(cp))[0] not in "LNM":
+        return _SEPARATOR
+    return _CJK if _is_cjk(cp) else _WORD
 
 
 @lru_cache(maxsize=1)
 def _token_classes() -> np.ndarray:
-    """Letters, digits and marks are word characters; CJK ideographs, kana and hangul are tokens of their own."""
-    table = np.zeros(0x10000, dtype=np.uint8)
-    for cp in range(0x10000):
-        if _is_cjk(cp):
-            table[cp] = _CJK
-        elif unicodedata.category(chr(cp))[0] in "LNM":
-            table[cp] = _WORD
-    return table
+    """_class() of every character of the Basic Multilingual Plane."""
+    return np.fromiter(map(_class, range(0x10000)), dtype=np.uint8, count=0x10000)
 
 
 @lru_cache(maxsize=1)
@@ -131,7 +139,7 @@ def _token_spans(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     classes = np.take(_token_classes(), cps, mode="clip")
     astral = np.flatnonzero(cps > 0xFFFF)
     if astral.size:
-        classes[astral] = [(_CJK if _is_cjk(int(c)) else _WORD) for c in cps[astral]]
+        classes[astral] = [_class(int(c)) for c in cps[astral]]  # an emoji glued to a word is no part of it
     starts, ends = _runs(classes == _WORD)
     return starts, ends, np.flatnonzero(classes == _CJK)
 
