@@ -293,3 +293,9 @@ def test_a_section_given_no_mapping_and_a_set_with_a_line_break_read_plainly(cli
     assert "Input should be a valid dictionary" not in result.err
     result = cli("validate", "quickstart", "--set", "seed=-1\n#x")
     assert result.code == 2 and result.err.startswith("error: --set seed=-1\\n#x: seed:")  # one line, its break shown
+
+
+def test_a_kmeans_sample_smaller_than_its_clusters_is_refused(cli):
+    """A training sample of fewer points than K fitted fewer centres: the clusters came out fewer than asked, unsaid."""
+    result = cli("validate", "quickstart", "--set", "data.steps.0.kmeans.max_training_points=2")
+    assert result.code == 2 and "max_training_points (2) is fewer than clusters (8)" in result.err

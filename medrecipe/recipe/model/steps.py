@@ -146,8 +146,17 @@ class KMeans(Strict):
         "auto", description="Where Lloyd's iterations run; auto: torch on a GPU when one is present, else numpy (which "
         "matched torch and beat faiss on a 2-core CPU).")
     max_training_points: PositiveInt | None = Field(
-        None, description="Fit the centres on a random sample of at most this many points, then assign all points."
+        None, description="Fit the centres on a random sample of at most this many points (at least `clusters`), then "
+        "assign all points."
     )
+
+    @model_validator(mode="after")
+    def _sample_holds_the_clusters(self) -> "KMeans":
+        if self.max_training_points is not None and self.max_training_points < self.clusters:
+            # A sample of fewer points than K fits fewer centres than K: the clusters came out fewer, unsaid (review).
+            raise ValueError(f"max_training_points ({self.max_training_points:,}) is fewer than clusters ({self.clusters:,}): "
+                             "K centres are fitted on at least K points")
+        return self
 
 
 class LLMClassifier(LLMCall):
