@@ -257,6 +257,7 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
         "mode": scores.get("mode", "generative") if scores else None,
         "lighteval": scores["lighteval"] if scores else None,
         "reference": published.reproduces if published else None,
+        "others": others,
         "source": published.source if published else None,
         "chart": chart,
     }
