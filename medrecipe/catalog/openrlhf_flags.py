@@ -3,7 +3,8 @@
 A recipe's `rl.openrlhf` entries go onto OpenRLHF's command line, which argparse parses with abbreviations on (its
 default): `--train.agent_func_pat` is read as `--train.agent_func_path`, and a value that begins with '-' as a further
 flag. So a passthrough name must be one of these names exactly, which makes the flag it names the flag OpenRLHF reads;
-catalog/passthrough_checks.py places each refusal at its line, and compile/openrlhf/launch.py refuses the same when it merges them.
+catalog/passthrough_checks.py places each refusal at its line, and compile/openrlhf/launch.py refuses the same when it
+merges them.
 
 Evidence: the option strings of the parser each CLI's `__main__` block builds (openrlhf/cli/<cli>.py at 0.11.2), as
 `python medrecipe/compile/openrlhf/parse.py --flags <cli>` prints them in the rl environment;

@@ -5,25 +5,26 @@ that argparse would read otherwise than written. Errors fail `validate`; warning
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 
 from . import axolotl_keys, openrlhf_flags
 from ..recipe import LoadedRecipe, Problem
 
 
-@dataclass
-class _Found:
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-
-
 def check(loaded: LoadedRecipe) -> tuple[list[Problem], list[Problem]]:
     """(errors, warnings)."""
-    found = _Found()
-    _openrlhf_flags(loaded, found)
-    _passthrough_keys(loaded, found)
-    _remote_code(loaded, found)
-    return found.errors, found.warnings
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    _openrlhf_flags(loaded, errors)
+    _passthrough_keys(loaded, errors)
+    _remote_code(loaded, warnings)
+    return errors, warnings
+
+
+def _passthrough(loaded: LoadedRecipe) -> list[tuple[tuple[str, str], dict]]:
+    """(where in the recipe, its entries) of each passthrough."""
+    recipe = loaded.recipe
+    return [(("sft", "axolotl"), recipe.sft.axolotl if recipe.sft else {}),
+            (("rl", "openrlhf"), recipe.rl.openrlhf if recipe.rl else {})]
 
 
 # Tool options that make the tool import or run code named by the recipe: allowed (a recipe may need a model's
@@ -65,45 +66,39 @@ _CREDENTIALS = {
 }
 
 
-def _passthrough_keys(loaded: LoadedRecipe, found: _Found) -> None:
+def _passthrough_keys(loaded: LoadedRecipe, errors: list[Problem]) -> None:
     """Errors for passthrough keys that would contradict the recipe (Axolotl keys medrecipe writes from its fields) or
     that hold a credential."""
-    recipe = loaded.recipe
-    passthrough = [(("sft", "axolotl"), recipe.sft.axolotl if recipe.sft else {}),
-                   (("rl", "openrlhf"), recipe.rl.openrlhf if recipe.rl else {})]
-    for at, options in passthrough:
+    for at, options in _passthrough(loaded):
         for key, value in options.items():
             if at == ("sft", "axolotl") and key in axolotl_keys.DERIVED_FROM:
-                found.errors.append(loaded.problem((*at, key), f"medrecipe writes {key} from {axolotl_keys.DERIVED_FROM[key]}",
+                errors.append(loaded.problem((*at, key), f"medrecipe writes {key} from {axolotl_keys.DERIVED_FROM[key]}",
                                                    f"set {axolotl_keys.DERIVED_FROM[key]} instead; the passthrough is for "
                                                    "keys medrecipe does not map"))
             credential = _CREDENTIALS[at].get(key)
             if credential and value not in (None, False, credential[1]):
                 variable, switch = credential
-                found.errors.append(loaded.problem(
+                errors.append(loaded.problem(
                     (*at, key), f"{key} holds a credential, which this recipe would write into lock.json, the cards and "
                     "the tool's command line", f"export {variable}=... (the tool reads it from there)"
                     + (f" and set {'.'.join(at)}.{key}: {switch}, which turns the logging on" if switch else f" and remove {key}")))
 
 
-def _remote_code(loaded: LoadedRecipe, found: _Found) -> None:
+def _remote_code(loaded: LoadedRecipe, warnings: list[Problem]) -> None:
     """Warnings for passthrough keys that run code, or send data or write files where the recipe's author chose."""
-    recipe = loaded.recipe
-    passthrough = [(("sft", "axolotl"), recipe.sft.axolotl if recipe.sft else {}),
-                   (("rl", "openrlhf"), recipe.rl.openrlhf if recipe.rl else {})]
-    for at, options in passthrough:
+    for at, options in _passthrough(loaded):
         for key, value in options.items():
             if value in (False, None, [], ""):
                 continue
             if key in _REMOTE_CODE[at]:
-                found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_REMOTE_CODE[at][key]}; this recipe can "
+                warnings.append(loaded.problem((*at, key), f"{key}: the tool {_REMOTE_CODE[at][key]}; this recipe can "
                                                      "run code on the machines it runs on", "run it only if you trust its author"))
             elif key in _ELSEWHERE[at]:
-                found.warnings.append(loaded.problem((*at, key), f"{key}: the tool {_ELSEWHERE[at][key]}; this recipe chooses "
+                warnings.append(loaded.problem((*at, key), f"{key}: the tool {_ELSEWHERE[at][key]}; this recipe chooses "
                                                      "where your data goes", f"remove it unless you chose it: --set {'.'.join(at)}.{key}=~"))
 
 
-def _openrlhf_flags(loaded: LoadedRecipe, found: _Found) -> None:
+def _openrlhf_flags(loaded: LoadedRecipe, errors: list[Problem]) -> None:
     """Errors for `rl.openrlhf` entries that OpenRLHF would read otherwise than written: a name that is not one of its
     flags (argparse reads the beginning of a flag as that flag) and a value that begins with '-' (read as a flag)."""
     rl = loaded.recipe.rl
@@ -114,12 +109,12 @@ def _openrlhf_flags(loaded: LoadedRecipe, found: _Found) -> None:
         if value is False or value is None:
             continue  # an unset switch, or an entry a child recipe removed: nothing is passed
         if name not in openrlhf_flags.FLAGS[cli]:
-            found.errors.append(_not_a_flag(loaded, cli, name))
+            errors.append(_not_a_flag(loaded, cli, name))
         items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]  # a list: one argument each
         for index, item in items:
             argument = str(item)
             if openrlhf_flags.read_as_flag(argument):
-                found.errors.append(loaded.problem(
+                errors.append(loaded.problem(
                     ("rl", "openrlhf", name) if index is None else ("rl", "openrlhf", name, index),
                     f"{argument!r} begins with '-': OpenRLHF would read it as another flag, not as a value of --{name}",
                     "a value may not begin with '-' (a negative number may)"))
