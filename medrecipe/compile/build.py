@@ -60,6 +60,12 @@ def stages_of(loaded: LoadedRecipe) -> list[str]:
     return [stage for stage in STAGES if getattr(loaded.recipe, stage) is not None]
 
 
+def refuse_absent_stages(loaded: LoadedRecipe, stages) -> None:
+    """A stage named on the command line (`--stage`) that the recipe has no section for is an error naming its stages."""
+    if absent := [stage for stage in stages if stage not in stages_of(loaded)]:
+        raise UserError(f"the recipe has no `{absent[0]}` section", f"its stages: {', '.join(stages_of(loaded)) or 'none'}")
+
+
 def compile_stage(loaded: LoadedRecipe, layout: Layout, stage: str) -> StageBuild:
     module = importlib.import_module(COMPILERS[stage])
     return module.build(loaded, layout)
@@ -94,8 +100,7 @@ def written_json(path: Path) -> dict | None:
 def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
     """Write every compiled artifact, the resolved recipe and lock.json under `out`; returns what each stage
     compiled to. The cards are written by `hub.card_files`, above this layer."""
-    if absent := [stage for stage in stages or () if stage not in stages_of(loaded)]:
-        raise UserError(f"the recipe has no `{absent[0]}` section", f"its stages: {', '.join(stages_of(loaded)) or 'none'}")
+    refuse_absent_stages(loaded, stages or ())
     refuse_writing_among_data(loaded, out, "--out", BUILD_FOLDERS)
     out = out.resolve()
     layout = Layout(out, loaded.recipe)

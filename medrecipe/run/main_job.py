@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..compile.build import StageBuild, compile_recipe
+from ..compile.build import StageBuild, compile_recipe, refuse_absent_stages, stages_of
 from ..compile.layout import STAGES, Layout, recipe_sha256
 from ..errors import NotRunnableHere, UserError
 from ..hub.card_files import write_cards
@@ -70,15 +70,14 @@ def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: Ru
         for warning in compiled.warnings:
             on_warning(compiled.stage, warning)
     layout = Layout(target, loaded.recipe)
-    present = [s for s in STAGES if getattr(loaded.recipe, s) is not None]
+    present = stages_of(loaded)
     whole = stages[0] if stages[0] in (MAIN_JOB, "all") else None  # these two stand alone (cli/run.py)
     if whole == MAIN_JOB:
         wanted = [s for s in ("data",) if s in present]
     elif whole == "all":
         wanted = present
-    elif absent := [s for s in stages if s not in present]:
-        raise UserError(f"the recipe has no `{absent[0]}` section")
     else:
+        refuse_absent_stages(loaded, stages)
         wanted = [s for s in STAGES if s in stages]
 
     if options.launcher != "local" and len(submitted := [s for s in wanted if s != "data"]) > 1:
