@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..compile.build import run_command, written_json
-from ..compile.lighteval.evaluated_model import default_model
+from ..compile.lighteval.evaluated_model import default_model, scores_of_model
 from ..compile.layout import STAGES, Layout, recipe_sha256, refuse_writing_among_data
 from ..errors import UserError
 from ..recipe import LoadedRecipe
@@ -255,22 +255,18 @@ class RunOutputs:
         return files
 
     def scores(self, required: bool) -> dict | None:
-        """The evaluation's scores, if they are this recipe's evaluated model's: scores.json has one place in a build,
-        which an evaluation of another model (`run --stage eval --model ...`) or of an earlier training writes too."""
+        """The evaluation's scores, if they are this recipe's evaluated model's (scores_of_model)."""
+        model = str(default_model(self.loaded, self.layout))
+        if (scores := scores_of_model(self.layout, model)) is not None or not required:
+            return scores
         path = self.layout.eval_scores()
         evaluate = f"run the evaluation first: {run_command(self.loaded, self.layout.root, 'eval')}"
         if not path.is_file():
-            if required:
-                raise UserError(f"no evaluation scores: {display(path)} is missing", evaluate)
-            return None
-        scores = written_json(path)
-        model, key = str(default_model(self.loaded, self.layout)), self.layout.keys["eval"]
-        if scores.get("key") == key and scores.get("model") == model:
-            return scores
-        if required:
-            raise UserError(f"{display(path)} holds the scores of {redact(str(scores.get('model')))} (evaluation "
-                            f"{scores.get('key')}), not of this recipe's model {model} (evaluation {key})", evaluate)
-        return None
+            raise UserError(f"no evaluation scores: {display(path)} is missing", evaluate)
+        other = written_json(path) or {}
+        raise UserError(f"{display(path)} holds the scores of {redact(str(other.get('model')))} (evaluation "
+                        f"{other.get('key')}), not of this recipe's model {model} (evaluation {self.layout.keys['eval']})",
+                        evaluate)
 
     def chart(self) -> Path | None:
         path = self.layout.eval_chart()

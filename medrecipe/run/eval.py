@@ -39,7 +39,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     outputs = [("eval scores", str(scores_file))]
     launch = jobs.compiled(loaded, layout.root, lighteval.LAUNCH)
     model = _evaluated_model(loaded, layout, options)
-    if _already_scored(scores_file, layout, model):
+    if lighteval.scores_of_model(layout, model) is not None:
         return StageResult("eval", "skipped", outputs, notes=[f"{model} is already evaluated (delete {scores_file} to evaluate again)"])
     _check_inputs(loaded, options)
 
@@ -155,13 +155,6 @@ def _evaluated_model(loaded: LoadedRecipe, layout: Layout, options: RunOptions) 
         local = Path(options.model).expanduser()
         return str(local.resolve()) if local.exists() else options.model
     return str(lighteval.default_model(loaded, layout))
-
-
-def _already_scored(scores_file: Path, layout: Layout, model: str) -> bool:
-    if not scores_file.is_file():
-        return False
-    scores = json.loads(scores_file.read_text(encoding="utf-8"))
-    return scores.get("key") == layout.keys["eval"] and scores.get("model") == model
 
 
 def _check_inputs(loaded: LoadedRecipe, options: RunOptions) -> None:

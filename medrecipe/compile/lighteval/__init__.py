@@ -29,7 +29,7 @@ from ...recipe.model.eval import PROMPT_ROOM
 from ..build import Artifact, StageBuild
 from ..layout import Layout
 from .benchmark_files import DataPlan, data_plan
-from .evaluated_model import default_model, max_model_length, samples
+from .evaluated_model import default_model, max_model_length, samples, scores_of_model
 from .launch import launch_script, stage_data_script
 from .names import (LAUNCH, PREPARE_MODEL, PREPARE_MODEL_SOURCE, REGISTRY_CHECK, STAGE_DATA, TASKS, TOOL,
                     VERSION, builtin_setting, task_name)
@@ -37,7 +37,7 @@ from .scores import score_of
 from .tasks import tasks_module
 
 __all__ = ["LAUNCH", "STAGE_DATA", "TASKS", "TOOL", "VERSION", "build", "builtin_setting", "check", "default_model",
-           "ensure_offline_import", "max_model_length", "score_of", "task_name"]
+           "ensure_offline_import", "max_model_length", "score_of", "scores_of_model", "task_name"]
 
 
 def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:

@@ -9,6 +9,16 @@ from ...recipe import LoadedRecipe
 from ..layout import Layout
 
 
+def scores_of_model(layout: Layout, model: str) -> dict | None:
+    """The build's eval/scores.json when it holds this evaluation's (the eval stage's key) scores of `model`, as
+    run/eval.py writes them; None otherwise. It has one place in a build, which an evaluation of another model
+    (`run --stage eval --model ...`) or of an earlier training writes too."""
+    from ..build import written_json
+
+    scores = written_json(layout.eval_scores())
+    return scores if scores and scores.get("key") == layout.keys["eval"] and scores.get("model") == model else None
+
+
 def default_model(loaded: LoadedRecipe, layout: Layout) -> str | Path:
     """What `eval.model` names: a stage's output folder, a local folder, or a Hub id."""
     recipe = loaded.recipe
