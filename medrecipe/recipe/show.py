@@ -123,12 +123,8 @@ def with_absolute_paths(loaded: LoadedRecipe, data: dict) -> dict:
     """`data` with every relative local path (data files, benchmark copies, local datasets and models) made absolute
     as it was read, against the folder of the recipe file that wrote it: so the shown recipe, saved anywhere, loads
     back the same."""
-    recipe = loaded.recipe
-    paths = [("data", "sources", i, "path") for i, source in enumerate(recipe.data.sources if recipe.data else []) if source.path]
-    paths += [("eval", "benchmarks", i, "path") for i, ref in enumerate(recipe.eval.benchmarks if recipe.eval else []) if ref.path]
-    maybe = [("sft", "datasets", i, "path") for i, _ in enumerate(recipe.sft.datasets or [] if recipe.sft else [])]
-    maybe += [("rl", "data", "path"), ("base_model",), ("sft", "base_model"), ("rl", "init_from"), ("eval", "model")]
-    for path in paths + maybe:
+    models = [("base_model",), ("sft", "base_model"), ("rl", "init_from"), ("eval", "model")]  # a local folder or a Hub id
+    for path in loaded.data_paths() + models:
         node = data
         for part in path[:-1]:
             node = node.get(part) if isinstance(node, dict) else node[part] if isinstance(node, list) else None
@@ -136,7 +132,8 @@ def with_absolute_paths(loaded: LoadedRecipe, data: dict) -> dict:
         if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute() or path not in loaded.tree.value_pos:
             continue  # unset, absolute already, or a default (which no recipe file wrote)
         local = loaded.local_path(path)
-        if path in paths or value.startswith(".") or local.exists():  # else a Hub id (org/name)
+        always_local = path[:2] in (("data", "sources"), ("eval", "benchmarks"))
+        if always_local or value.startswith(".") or local.exists():  # else a Hub id (org/name)
             node[path[-1]] = str(local)
     return data
 

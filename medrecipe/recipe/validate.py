@@ -41,16 +41,20 @@ class LoadedRecipe:
             return Path.cwd() / value
         return self.tree.sources[position.file].parent / value
 
-    def data_folders(self) -> list[tuple[tuple, Path]]:
-        """(recipe path, folder) of every local folder the recipe reads data from: a folder source, or the folder a glob
-        starts in; benchmark copies, SFT datasets and RL prompts included. Hub ids and single files are not folders."""
+    def data_paths(self) -> list[tuple]:
+        """The recipe paths of the data it reads by path: sources and benchmark copies (always local files), SFT datasets
+        and RL prompts (a local file or a Hub id)."""
         recipe = self.recipe
         paths = [("data", "sources", i, "path") for i, s in enumerate(recipe.data.sources if recipe.data else []) if s.path]
         paths += [("eval", "benchmarks", i, "path") for i, b in enumerate(recipe.eval.benchmarks if recipe.eval else []) if b.path]
         paths += [("sft", "datasets", i, "path") for i, _ in enumerate(recipe.sft.datasets or [] if recipe.sft else [])]
-        paths += [("rl", "data", "path")] if getattr(getattr(recipe.rl, "data", None), "path", None) else []
+        return paths + ([("rl", "data", "path")] if getattr(getattr(recipe.rl, "data", None), "path", None) else [])
+
+    def data_folders(self) -> list[tuple[tuple, Path]]:
+        """(recipe path, folder) of every local folder the recipe reads data from (data_paths): a folder, or the folder a
+        glob starts in. Hub ids and single files are not folders."""
         folders = []
-        for path in paths:
+        for path in self.data_paths():
             where = self.local_path(path)
             if glob.has_magic(str(where)):
                 where = next(parent for parent in where.parents if not glob.has_magic(str(parent)))
