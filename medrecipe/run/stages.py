@@ -40,6 +40,7 @@ def run_stage(loaded: LoadedRecipe, layout: Layout, stage: str, options: RunOpti
     return importlib.import_module(RUNNERS[stage]).run(loaded, layout, options)
 
 
-def missing_input(loaded: LoadedRecipe, layout: Layout, stage: str, options: RunOptions) -> tuple[str | None, UserError] | None:
+def missing_input(loaded: LoadedRecipe, layout: Layout, stage: str,
+                  options: RunOptions) -> tuple[str | None, UserError] | None:
     """What `stage` reads that is not there: (the stage that makes it, None where none does, the error), or None."""
     return importlib.import_module(RUNNERS[stage]).missing_input(loaded, layout, options)
