@@ -83,18 +83,20 @@ class ModelFacts:
 # gemma3n, phi_35, qwen3_5): a version the catalog does not place gets no template (`auto` then warns and uses the
 # tokenizer's own) rather than an older version's. Mistral's v1 format ("[INST] ...") is that of Mistral-7B v0.1 and
 # v0.2 and Mixtral-8x7B (mistral-common's tokenizer versions: v1 for these, v3 from Mistral-7B v0.3 and Mixtral-8x22B).
+# A family's name is matched as a word with its version whole: CodeLlama-34b and huggyllama/llama-30b (Llama 2 and
+# LLaMA 1 models) are no Llama 3 (found by review), TinyLlama no Llama either.
 _FAMILIES = [  # (pattern, family, template), the first match wins
-    (r"qwen3\.5|qwen3_5", "Qwen3.5", None),
-    (r"qwen3", "Qwen3", "chatml"),
-    (r"qwen2\.5|qwen2_5|qwen-2\.5", "Qwen2.5", "qwen_25"),
-    (r"llama-?3", "Llama 3", "llama3"),
-    (r"mistral-7b(-instruct)?-v0\.[12]|mixtral-8x7b", "Mistral", "mistral_v1"),
-    (r"mistral|mixtral", "Mistral", None),
-    (r"gemma-?3n", "Gemma 3n", "gemma3n"),
-    (r"gemma-?3", "Gemma 3", "gemma3"),
-    (r"smollm", "SmolLM2", "chatml"),
-    (r"phi-?3\.5", "Phi-3.5", "phi_35"),
-    (r"phi-?3", "Phi-3", "phi_3"),
+    (r"(?<![a-z])qwen3\.5|(?<![a-z])qwen3_5", "Qwen3.5", None),
+    (r"(?<![a-z])qwen3(?!\d)", "Qwen3", "chatml"),
+    (r"(?<![a-z])(qwen2\.5|qwen2_5|qwen-2\.5)", "Qwen2.5", "qwen_25"),
+    (r"(?<![a-z])llama-?3(?!\d)", "Llama 3", "llama3"),
+    (r"(?<![a-z])(mistral-7b(-instruct)?-v0\.[12]|mixtral-8x7b)", "Mistral", "mistral_v1"),
+    (r"(?<![a-z])(mistral|mixtral)", "Mistral", None),
+    (r"(?<![a-z])gemma-?3n", "Gemma 3n", "gemma3n"),
+    (r"(?<![a-z])gemma-?3(?!\d)", "Gemma 3", "gemma3"),
+    (r"(?<![a-z])smollm", "SmolLM2", "chatml"),
+    (r"(?<![a-z])phi-?3\.5", "Phi-3.5", "phi_35"),
+    (r"(?<![a-z])phi-?3(?!\d)", "Phi-3", "phi_3"),
 ]
 # Axolotl's templates that are one family's own format, written with that family's special tokens (a test renders
 # each): on another family's tokenizer they write tokens it does not have (llama3's `bos_token` is undefined on
@@ -159,6 +161,11 @@ KNOWN: dict[str, ModelFacts] = {
 def family(model: str) -> str | None:
     """A model id's family, from its name; None when unknown."""
     return next((name for pattern, name, _ in _FAMILIES if re.search(pattern, model.lower())), None)
+
+
+def chat_tuned(model: str) -> bool:
+    """Whether a model id names a model tuned to chat (an instruct, chat or `-it` release), not a base model."""
+    return re.search(r"instruct|chat|(?<![a-z])it(?![a-z])", model.lower()) is not None
 
 
 def chat_template_for(model: str) -> str | None:
