@@ -462,6 +462,12 @@ def test_source_files_changed_since_a_stage_began_are_refused_not_left_out(tmp_p
     (main / "a.jsonl").write_text(row.replace("thiazide", "Thiazide"))
     edited = run_cli(*command)
     assert edited.code == 2 and f"main: {main / 'a.jsonl'} holds other contents at the same size" in edited.err
+    # a record left empty by a run killed as it wrote it (found by review: every rerun was a JSONDecodeError traceback)
+    (work / "source_files.json").write_text("")
+    damaged = run_cli(*command)
+    assert damaged.code == 2 and "Traceback" not in damaged.err
+    assert f"{work / 'source_files.json'} is not the record of source files medrecipe wrote there" in damaged.err
+    assert f"rm -rf {work}" in damaged.err
 
 
 def test_without_metadata_the_output_holds_the_conversation_and_its_answer_only(tmp_path):

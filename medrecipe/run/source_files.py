@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -72,9 +73,19 @@ def hold_to_recorded(current: dict[str, dict[str, list[int]]], work: Path) -> No
     if not record.exists():
         work.mkdir(parents=True, exist_ok=True)
         digested = {name: {file: [*known, _digest(file)] for file, known in files.items()} for name, files in current.items()}
-        record.write_text(json.dumps(digested, indent=1, sort_keys=True) + "\n")
+        # whole or not at all: a run killed as it wrote the record left it empty, and every rerun failed on it (review)
+        partial = record.with_name(record.name + ".partial")
+        partial.write_text(json.dumps(digested, indent=1, sort_keys=True) + "\n")
+        os.replace(partial, record)
         return
-    changed = _changes(json.loads(record.read_text()), current)
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise UserError(f"{record} is not the record of source files medrecipe wrote there, so what {work} was begun "
+                        "from is unknown", f"remove that folder and rerun: rm -rf {shlex.quote(str(work))}")
+    changed = _changes(recorded, current)
     if changed:
         shown = "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise UserError(
