@@ -77,6 +77,7 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
         child["hub"] = {"reproduces": None}  # a fork is a new system: its cards must not claim to reproduce the parent's
     base = next((value for path, value in parsed if path == ("base_model",)), None)
     if base is not None and base != parent_data.get("base_model"):
+        _refuse_kept_models(parent_data, paths, base, extends)
         if ((parent_data.get("publish") or {}).get("card") or {}).get("overview") and ("publish", "card", "overview") not in paths:
             child["publish"] = {"card": {"overview": ""}}  # the card opens with the description
         if ("description",) not in paths:
@@ -100,6 +101,28 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
         except (IndexError, KeyError, TypeError):  # a list item past the end, a key under a value that is not a mapping
             raise UserError(f"--set {text}: the parent has no such item", "check the path with: medrecipe show PARENT") from None
     return child
+
+
+# The fields where a recipe names a model a stage trains or evaluates instead of base_model, and the value that
+# means "this recipe's own" (RECIPE_MODELS for eval.model: the recipe's stages, made from base_model).
+_MODEL_FIELDS = {("rl", "init_from"): ("sft",), ("sft", "base_model"): (), ("eval", "model"): ("final", "sft", "rl", "base")}
+
+
+def _refuse_kept_models(parent_data: dict, paths: list[tuple], base: str, extends: str) -> None:
+    """A fork onto another base model that would keep a model the parent names in its stead: the reward-model recipe
+    trains its `rl.init_from`, so its fork onto Qwen3 trained the parent's Llama 3 model (found by review)."""
+    kept = []
+    for field, own in _MODEL_FIELDS.items():
+        section = parent_data.get(field[0])
+        value = section.get(field[1]) if isinstance(section, dict) else None
+        if value is not None and value not in own and field not in paths:
+            kept.append((".".join(field), value))
+    if kept:
+        names = "; ".join(f"{field}: {value}" for field, value in kept)
+        sets = " ".join(f"--set {field}=..." for field, _ in kept)
+        raise UserError(f"--set base_model={base}: the parent {extends} also names the model a stage starts from or "
+                        f"evaluates ({names}), which base_model does not change", f"say which model each is on {base}: "
+                        f"{sets} (the parent's value, if it is meant)")
 
 
 def render(child: dict, parent: str, overrides: tuple[str, ...], schema: str | None) -> str:
