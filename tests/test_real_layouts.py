@@ -362,3 +362,24 @@ def test_the_data_and_rl_stages_read_every_hub_dataset_of_ii_medical(hub, tmp_pa
                     "C. Vitamin K\nD. Vitamin B12\n\nPlease reason step-by-step, and put your final answer within \\boxed{}."}],
         "label": read["prompts"][0]["label"], "id": "rl-prompts/0"}
     assert [json.loads(row["label"])["answer"] for row in read["prompts"]] == ["A", "B"]
+
+
+def test_preflight_checks_lengths_against_the_config_of_a_model_the_catalog_does_not_know(hub, tmp_path):
+    """A fork onto Phi-3-mini-4k trained 16,378-token sequences on its 4,096 positions: validate said ok, and preflight
+    only saw that config.json existed (review). validate now says the limits are unknown; preflight reads them."""
+    hub.seed("model", "someone/tiny-chat-600", {"main": {"tokenizer_config.json": b"{}", "config.json": json.dumps(
+        {"max_position_embeddings": 600, "num_attention_heads": 8, "num_key_value_heads": 8}).encode()}})
+    recipe = tmp_path / "fork.yaml"
+    recipe.write_text(f"extends: {RECIPES / 'quickstart.yaml'}\nname: fork\nbase_model: someone/tiny-chat-600\nhub: {{reproduces: ~}}\n")
+    env = {**os.environ, **hub.client_env(TOKEN, hub.home)}
+    validated = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "validate", str(recipe)], env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert validated.returncode == 0, validated.stderr
+    assert ("fork.yaml:3:13: base_model: medrecipe does not know someone/tiny-chat-600's positions and attention heads"
+            in validated.stderr), validated.stderr
+    result, report = preflight(hub, recipe, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    # quickstart's RL prompt and response (256 + 512) pass its sequence_len (512) and the eval context: RL's does not fit
+    assert "rl.max_response_length: prompt 256 + response 512 = 768 tokens exceed someone/tiny-chat-600's 600 positions" \
+        in result.stderr, result.stderr
+    assert [check["what"] for check in report["checks"] if not check["ok"]] == ["model limits"]
