@@ -192,3 +192,56 @@ def test_a_fork_onto_another_family_may_not_keep_its_parents_template(cli):
     # the evaluated model's own limits: its attention heads, not the base model's
     other = cli("validate", "ultramedical-llama3-8b", "--set", "eval.model=Qwen/Qwen2.5-7B-Instruct", "--set", "eval.tensor_parallel_size=8")
     assert "eval.tensor_parallel_size: tensor parallel size 8 does not divide Qwen/Qwen2.5-7B-Instruct's 28 attention heads" in other.err
+
+
+def test_a_fork_keeps_no_template_written_for_another_model_without_a_word(cli):
+    """Found by review: llama3 kept on Gemma-2 (a family medrecipe does not know) and ChatML on Llama-3.2-Instruct
+    validated without a word; Axolotl adds the template's turn tokens as new, untrained embeddings."""
+    gemma = cli("validate", "ultramedical-llama3-8b", "--set", "base_model=google/gemma-2-9b")
+    assert gemma.code == 0
+    assert ("sft.chat_template: llama3 is Llama 3's chat template, and medrecipe does not know google/gemma-2-9b's family"
+            in gemma.err)
+    llama = cli("validate", "quickstart", "--set", "base_model=meta-llama/Llama-3.2-1B-Instruct")
+    assert llama.code == 0
+    assert ("sft.chat_template: meta-llama/Llama-3.2-1B-Instruct was tuned to chat in the llama3 format, and chatml "
+            "writes another" in llama.err) and "chat_template: auto (llama3)" in llama.err
+    # a base model has no format of its own to keep: Internist trains Mistral-7B-v0.1 with Alpaca, as its card says
+    assert "chat_template" not in cli("validate", "internist-7b").err
+
+
+def test_model_families_are_matched_as_whole_names():
+    """Found by review: `llama-?3` matched CodeLlama-34b and LLaMA-30b, which then trained with Llama 3's template
+    and a new <|eot_id|> token."""
+    from medrecipe.catalog.models import chat_template_for, family
+
+    for model in ("codellama/CodeLlama-34b-Instruct-hf", "huggyllama/llama-30b", "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                  "openlm-research/open_llama_3b"):
+        assert family(model) is None and chat_template_for(model) is None, model
+    for model, expected in (("meta-llama/Meta-Llama-3-8B", "Llama 3"), ("meta-llama/Llama-3.2-1B-Instruct", "Llama 3"),
+                            ("nvidia/Llama3-ChatQA-1.5-8B", "Llama 3"), ("Qwen/Qwen3-30B-A3B", "Qwen3"),
+                            ("google/gemma-3-4b-it", "Gemma 3"), ("microsoft/Phi-3-mini-4k-instruct", "Phi-3")):
+        assert family(model) == expected, model
+
+
+def test_a_fork_onto_another_base_names_the_models_its_parent_trains_instead(cli, tmp_path):
+    """Found by review: the reward-model recipe trains its rl.init_from (the UltraMedical SFT model), so its fork onto
+    Qwen3-8B trained Llama 3 while its description, summary and base_model said Qwen3-8B."""
+    forked = cli("new", "rm-qwen", "--from", "ultramedical-rm-llama3-8b", "--set", "base_model=Qwen/Qwen3-8B", "--dir", str(tmp_path))
+    assert forked.code == 2 and not (tmp_path / "rm-qwen.yaml").exists()
+    assert ("the parent ultramedical-rm-llama3-8b also names the model a stage starts from or evaluates (rl.init_from: "
+            "TsinghuaC3I/Llama-3-8B-UltraMedical), which base_model does not change") in forked.err
+    said = cli("new", "rm-qwen", "--from", "ultramedical-rm-llama3-8b", "--set", "base_model=Qwen/Qwen3-8B",
+               "--set", "rl.init_from=Qwen/Qwen3-8B", "--dir", str(tmp_path))
+    assert said.code == 0
+    assert "rl reward_model from Qwen/Qwen3-8B" in cli("validate", str(tmp_path / "rm-qwen.yaml")).out
+    # kept on purpose and said: RL trains another family than base_model's
+    mixed = cli("validate", "ultramedical-rm-llama3-8b", "--set", "base_model=Qwen/Qwen3-8B")
+    assert "rl.init_from: RL trains TsinghuaC3I/Llama-3-8B-UltraMedical, a Llama 3 model, and base_model is Qwen/Qwen3-8B" in mixed.err
+
+
+def test_the_evaluated_rl_model_has_the_architecture_rl_started_from(cli):
+    """An RL stage started from a model of its own (`rl.init_from`) makes a model of that model's sizes: the eval
+    checks held it to base_model's."""
+    result = cli("validate", "ultramedical-llama3-8b", "--set", "rl.init_from=Qwen/Qwen2.5-7B-Instruct", "--set", "eval.model=rl",
+                 "--set", "eval.tensor_parallel_size=8")
+    assert "eval.tensor_parallel_size: tensor parallel size 8 does not divide Qwen/Qwen2.5-7B-Instruct's 28 attention heads" in result.err

@@ -21,6 +21,7 @@ from ..recipe.untrusted import key_destination_problem
 class Findings:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    unknown_models: set[str] = field(default_factory=set)  # whose limits are unknown, said once each
 
 
 def _sft_start(loaded: LoadedRecipe) -> tuple[str, tuple[str, ...]]:
@@ -138,21 +139,51 @@ def _benchmarks(loaded: LoadedRecipe, found: Findings) -> None:
                         found.errors.append(_unknown_benchmark(loaded, ("data", "steps", index, "benchmarks", position), name))
 
 
+def _limits(loaded: LoadedRecipe, found: Findings, model: str, at: tuple) -> models.Limits | None:
+    """A model's limits; where medrecipe knows none, a warning (once per model) that nothing was checked against
+    them: Axolotl trains past a model's positions with a log line (loaders/model.py raises max_position_embeddings)."""
+    bounds = models.limits(model)
+    if bounds is None and model not in found.unknown_models:
+        found.unknown_models.add(model)
+        found.warnings.append(loaded.problem(at, f"medrecipe does not know {model}'s positions and attention heads: the "
+                                             "lengths and tensor-parallel sizes this recipe runs it with are not checked "
+                                             "against them", "`medrecipe preflight` reads its config.json from the Hub and "
+                                             "checks them"))
+    return bounds
+
+
+def _chat_template(loaded: LoadedRecipe, found: Findings, model: str) -> None:
+    """The SFT chat template against the model's family: another family's template writes tokens the tokenizer
+    lacks, which Axolotl adds as new, untrained embeddings (loaders/tokenizer.py, loaders/model.py resizes)."""
+    template = loaded.recipe.sft.chat_template
+    at = ("sft", "chat_template")
+    own, kin = models.chat_template_for(model), models.family(model)
+    if template == "auto":
+        if own is None:
+            found.warnings.append(loaded.problem(at, f"no chat template known for {model}; the tokenizer's own is used",
+                                                 "set sft.chat_template to an Axolotl template name"))
+        return
+    owner = models.FAMILY_TEMPLATES.get(template)
+    if owner and kin and owner != kin:  # a fork onto another family that kept its parent's template (found by review)
+        found.errors.append(loaded.problem(at, f"{template} is {owner}'s chat template, and {model} is a {kin} model: its "
+                                           "tokenizer lacks that format's tokens", f"chat_template: auto ({own} for {kin})"))
+    elif owner and kin is None:  # found by review: a fork onto Gemma-2 kept llama3
+        found.warnings.append(loaded.problem(at, f"{template} is {owner}'s chat template, and medrecipe does not know "
+                                             f"{model}'s family: unless it is a {owner} model, its tokenizer lacks that "
+                                             "format's tokens", "chat_template: tokenizer_default (the model's own), or a "
+                                             "template whose tokens its tokenizer has"))
+    elif own and template != own and models.chat_tuned(model):  # found by review: chatml on Llama-3.2-1B-Instruct
+        found.warnings.append(loaded.problem(at, f"{model} was tuned to chat in the {own} format, and {template} writes "
+                                             "another: the model is trained on a format it never saw, with turn tokens its "
+                                             "tokenizer may lack", f"chat_template: auto ({own})"))
+
+
 def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
     recipe = loaded.recipe
     if recipe.sft:
-        model = sft_base_model(loaded)
-        if recipe.sft.chat_template == "auto" and models.chat_template_for(model) is None:
-            found.warnings.append(
-                loaded.problem(("sft", "chat_template"), f"no chat template known for {model}; the tokenizer's own is used",
-                               "set sft.chat_template to an Axolotl template name")
-            )
-        owner, kin = models.FAMILY_TEMPLATES.get(recipe.sft.chat_template), models.family(model)
-        if owner and kin and owner != kin:  # a fork onto another family that kept its parent's template (found by review)
-            found.errors.append(loaded.problem(
-                ("sft", "chat_template"), f"{recipe.sft.chat_template} is {owner}'s chat template, and {model} is a {kin} model: "
-                "its tokenizer lacks that format's tokens", f"chat_template: auto ({models.chat_template_for(model)} for {kin})"))
-        bounds = models.limits(model)
+        model, at = _sft_start(loaded)
+        _chat_template(loaded, found, model)
+        bounds = _limits(loaded, found, model, at)
         if bounds and recipe.sft.sequence_len > bounds.max_positions:
             found.errors.append(
                 loaded.problem(("sft", "sequence_len"),
@@ -160,9 +191,15 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
                                f"lower sft.sequence_len to at most {bounds.max_positions}")
             )
     rl = recipe.rl
+    if rl and rl.init_from != "sft":
+        trained, base = models.family(rl.init_from), models.family(recipe.base_model)
+        if trained and base and trained != base:  # found by review: a fork's base_model, which RL does not train
+            found.warnings.append(loaded.problem(("rl", "init_from"), f"RL trains {rl.init_from}, a {trained} model, and "
+                                                 f"base_model is {recipe.base_model}, a {base} model", "start RL from a model "
+                                                 "of base_model's family (init_from: sft, or the model SFT made from it)"))
     if isinstance(rl, PolicyOptimization):
-        model = rl_base_model(loaded)
-        bounds = models.limits(model)
+        model, at = _rl_start(loaded)
+        bounds = _limits(loaded, found, model, at)
         total = rl.max_prompt_length + rl.max_response_length
         if bounds and total > bounds.max_positions:
             found.errors.append(
@@ -177,13 +214,13 @@ def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
                                f"{bounds.attention_heads} attention heads")
             )
     elif isinstance(rl, PreferenceStage):
-        model = rl_base_model(loaded)
-        bounds = models.limits(model)
+        model, at = _rl_start(loaded)
+        bounds = _limits(loaded, found, model, at)
         if bounds and rl.max_len > bounds.max_positions:
             found.errors.append(loaded.problem(("rl", "max_len"), f"{rl.max_len} tokens exceed {model}'s {bounds.max_positions} "
                                                "positions", f"lower rl.max_len to at most {bounds.max_positions}"))
     for path, call in recipe.served_models():
-        bounds = models.limits(call.model)
+        bounds = _limits(loaded, found, call.model, (*path, "model"))
         if bounds and bounds.attention_heads % call.tensor_parallel_size:
             found.errors.append(loaded.problem((*path, "tensor_parallel_size"), f"tensor parallel size {call.tensor_parallel_size} "
                                                f"does not divide {call.model}'s {bounds.attention_heads} attention heads"))
@@ -207,7 +244,7 @@ def _evaluated_model(loaded: LoadedRecipe, found: Findings) -> None:
     than 0" when nothing is (lighteval 0.13 models/vllm/vllm_model.py, _greedy_until)."""
     ev, model = loaded.recipe.eval, loaded.recipe.evaluated_architecture()
     assert ev is not None
-    bounds = models.limits(model)
+    bounds = _limits(loaded, found, model, ("eval", "model"))
     if bounds and bounds.attention_heads % ev.tensor_parallel_size:
         found.errors.append(loaded.problem(("eval", "tensor_parallel_size"), f"tensor parallel size {ev.tensor_parallel_size} "
                                            f"does not divide {model}'s {bounds.attention_heads} attention heads"))

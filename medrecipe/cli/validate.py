@@ -14,7 +14,7 @@ def summary(recipe) -> str:
     if recipe.sft:
         parts.append(f"sft {recipe.sft.epochs} epochs at lr {recipe.sft.learning_rate:g}")
     if recipe.rl:
-        parts.append(f"rl {recipe.rl.algorithm}")
+        parts.append(f"rl {recipe.rl.algorithm}" + (f" from {recipe.rl.init_from}" if recipe.rl.init_from != "sft" else ""))
     if recipe.eval:
         parts.append(f"eval {len(recipe.eval.benchmarks)} benchmarks")
     return "; ".join(parts)

@@ -39,10 +39,18 @@ class Recipe(Strict):
         return self.eval.model
 
     def evaluated_architecture(self) -> str:
-        """The model whose architecture the evaluated model has: the base model for this recipe's own stages (training
-        changes no sizes), else `eval.model`."""
+        """The model whose architecture the evaluated model has (training changes no sizes): for this recipe's own
+        stages, the model the stage that made it started from (RL's `init_from` where it names one, SFT's base model),
+        else `eval.model`."""
         assert self.eval is not None
-        return self.base_model if self.eval.model in RECIPE_MODELS else self.eval.model
+        evaluated = self.eval.model
+        if evaluated not in RECIPE_MODELS:
+            return evaluated
+        if evaluated in ("rl", "final") and self.rl and self.rl.init_from != "sft":
+            return self.rl.init_from
+        if evaluated != "base" and self.sft and self.sft.base_model:
+            return self.sft.base_model
+        return self.base_model
 
     def published(self) -> dict[Literal["dataset", "sft", "model"], Literal["data", "sft", "rl"]]:
         """The artifacts `publish` asks for that the recipe makes, each with the stage whose output it is: the curated
