@@ -6,6 +6,7 @@ same 2 cores, in one invocation.
     python benchmarks/run.py --quick         # smaller sizes, for a try
     python benchmarks/run.py --only kmeans   # one section (the others keep their last results)
     python benchmarks/run.py --scaling-sizes 10000,100000   # scaling without the 1M run
+    python benchmarks/run.py --only dedup --dedup-sizes 10000    # near-dedup at one N per language
 
 - near-dedup, per language: whole pipelines on the same N documents, each a command in a fresh process, imports
   included (medrecipe's data stage with one near_dedup step; datatrove's four-stage MinHash pipeline with its default
@@ -264,14 +265,18 @@ def datasketch_kernel(rows: list[dict]) -> set[str]:
     return removed
 
 
-def bench_dedup(size: int, per_language: int, runs: int) -> dict:
+def bench_dedup(size: int, per_language: list[int], runs: int) -> dict:
+    """Each language at each N of `per_language` (at most the documents the corpus has in it): the fixed costs of a
+    pipeline (imports, starting workers, each stage's start) weigh less as N grows, so the ratio depends on N."""
     rows = read_rows(corpus(size))
     results = {}
-    for lang, name in (("en", "English"), ("zh", "Chinese")):
-        chosen = [row for row in rows if row["lang"] == lang][:per_language]
+    for (lang, name), wanted in ((language, count) for language in (("en", "English"), ("zh", "Chinese")) for count in per_language):
+        chosen = [row for row in rows if row["lang"] == lang][:wanted]
+        if f"{name}, {len(chosen)}" in results:  # the corpus has fewer documents in this language than asked
+            continue
         ids = [row["id"] for row in chosen]
         pairs, similarity = exact_similar_pairs([row["response"] for row in chosen])
-        section = {"docs": len(chosen), "methods": {}}
+        section = {"language": name, "docs": len(chosen), "methods": {}}
         for method, scope, function, repeats in (
             ("medrecipe data stage (near_dedup step)", "pipeline", lambda: medrecipe_pipeline(chosen, lang), runs),
             ("datatrove MinHash pipeline (default tokenizer)", "pipeline", lambda: datatrove_pipeline(chosen, lang), 1),
@@ -281,8 +286,8 @@ def bench_dedup(size: int, per_language: int, runs: int) -> dict:
             seconds, removed = timed(function, repeats)
             section["methods"][method] = {"scope": scope, "seconds": seconds, "docs_per_s": len(chosen) / seconds,
                                           **dedup_quality(ids, removed, pairs, similarity)}
-            print(f"dedup {name} {method}: {len(chosen) / seconds:,.0f} docs/s", flush=True)
-        results[name] = section
+            print(f"dedup {name} ({len(chosen):,}) {method}: {len(chosen) / seconds:,.0f} docs/s", flush=True)
+        results[f"{name}, {len(chosen)}"] = section
     return results
 
 
@@ -592,11 +597,16 @@ def _found(band: dict) -> str:
     return f"{band['found'] / band['pairs']:.2f} ({band['found']}/{band['pairs']})" if band["pairs"] else "– (0 pairs)"
 
 
+def measured(results: dict, section: str) -> list[str]:
+    return [f"Measured {results['measured'][section]}.", ""]
+
+
 def report(results: dict, target: Path) -> None:
     lines = [
         "# Curation benchmarks",
         "",
-        f"Measured {results['date']} on {results['machine']} ({CORES} cores), Python {results['python']}, by `python benchmarks/run.py`.",
+        f"Last run {results['date']} on {results['machine']} ({CORES} cores), Python {results['python']}, by `python benchmarks/run.py` "
+        "(a section a run left out keeps its last results; each says when it was measured).",
         "Every row of a table ran in the same invocation, on the same documents and the same N, and is named by what ran. "
         "Times are medians of 3 runs, except single runs of the datatrove pipeline, datasketch, brute-force fuzzy matching, "
         "embeddings, k-means and scaling.",
@@ -605,16 +615,16 @@ def report(results: dict, target: Path) -> None:
         "",
     ]
     if "dedup" in results:
-        lines += ["## Near-duplicate removal (4-gram Jaccard 0.7)", "",
+        lines += ["## Near-duplicate removal (4-gram Jaccard 0.7)", "", *measured(results, "dedup"),
                   "Truth: the exact 4-gram Jaccard similarity of every pair of the N documents (medrecipe's tokens: words, and "
                   "CJK characters). Recall: the pairs in a band of which a method removed either record (found/pairs); "
                   "precision: the removed records that have a partner at 0.7 or more. Pipelines are compared with datatrove's "
                   "pipeline, each run as a command in a fresh process (imports included), kernels with datasketch's.", ""]
-        for language, section in results["dedup"].items():
+        for section in results["dedup"].values():
             methods = section["methods"]
             # like against like: a pipeline beside datatrove's pipeline, a kernel beside datasketch's
             peers = {row["scope"]: row["docs_per_s"] for name, row in methods.items() if name.startswith(("datatrove", "datasketch"))}
-            lines += [f"### {language}, {section['docs']:,} documents", "",
+            lines += [f"### {section['language']}, {section['docs']:,} documents", "",
                       "| method | scope | docs/s | vs the peer of its scope | recall >= 0.8 | recall 0.7-0.8 | removed at 0.6-0.7 | precision |",
                       "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
             for name, row in methods.items():
@@ -626,7 +636,7 @@ def report(results: dict, target: Path) -> None:
     if "decontamination" in results:
         d = results["decontamination"]
         n, f80, f90 = d["ngram"], d["fuzzy_80"], d["fuzzy_90"]
-        lines += ["## Decontamination", "",
+        lines += ["## Decontamination", "", *measured(results, "decontamination"),
                   f"{d['eval_items']:,} evaluation items in MedMCQA's layout ({d['compared_texts']:,} texts for fuzzy matching: "
                   "each question alone and with its options).", "",
                   "| step | docs | medrecipe | peer | peer / medrecipe | removed | same as the peer |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -646,14 +656,14 @@ def report(results: dict, target: Path) -> None:
         lines += ["", f"Fuzzy matches on the planted prompts equal brute force at 80 and 90: {d['planted_fuzzy_identical']}.", ""]
     if "embeddings" in results:
         e = results["embeddings"]
-        lines += ["## Embeddings (all-MiniLM-L6-v2, CPU)", "",
+        lines += ["## Embeddings (all-MiniLM-L6-v2, CPU)", "", *measured(results, "embeddings"),
                   f"{e['prompts']:,} prompts, plain sentence-transformers `encode` (float32, batch 32) {e['sentence_transformers_s']:.1f} s; "
                   f"medrecipe's step at its default precision ({e['precision']}) {e['medrecipe_s']:.1f} s (**{e['speedup']:.2f}x**), "
                   f"forced to float32 {e['medrecipe_float32_s']:.1f} s ({e['float32_speedup']:.2f}x). Cosine agreement with the plain "
                   f"embeddings: lowest {e['min_cosine_agreement']:.6f}, mean {e['mean_cosine_agreement']:.6f}.", ""]
     if "kmeans" in results:
         k = results["kmeans"]
-        lines += [f"## K-means ({k['points']:,} x 384 into {k['clusters']:,} clusters, {k['iterations']} iterations from the same seeds)", "",
+        lines += [f"## K-means ({k['points']:,} x 384 into {k['clusters']:,} clusters, {k['iterations']} iterations from the same seeds)", "", *measured(results, "kmeans"),
                   f"float32 matrix product here: {k['matmul_gflops']:.0f} GFLOP/s; a Lloyd iteration is n x K x d x 2 FLOP. "
                   "MiniBatchKMeans does not run Lloyd iterations (it sees 4,096 points per step), so it has no rate.", "",
                   "| method | seconds | GFLOP/s | inertia |", "| --- | ---: | ---: | ---: |"]
@@ -665,7 +675,7 @@ def report(results: dict, target: Path) -> None:
                   f"({big['two_level_clusters']:,} clusters) vs full Lloyd {big['full_lloyd_s']:.1f} s ({big['full_clusters']:,} clusters), "
                   f"{big['speedup']:.1f}x, at {big['inertia_increase']:+.1%} inertia.", ""]
     if "scaling" in results:
-        lines += ["## Scaling (filters + dedup + decontamination, the real data stage, local executor, 2 workers)", "",
+        lines += ["## Scaling (filters + dedup + decontamination, the real data stage, local executor, 2 workers)", "", *measured(results, "scaling"),
                   "| traces | seconds | ms per trace | peak memory (GiB) | kept |", "| ---: | ---: | ---: | ---: | ---: |"]
         for row in results["scaling"]:
             lines.append(f"| {row['docs']:,} | {row['seconds']:.0f} | {row['ms_per_doc']:.2f} | {row['peak_rss_gb']:.1f} | {row['kept']:,} |")
@@ -683,6 +693,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--only", default="dedup,decontamination,embeddings,kmeans,scaling")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dedup-sizes", default=None, help="documents per language for near-dedup, comma-separated "
+                        "(default: 10,000 and 20,000, or every document the corpus has in the language; with --quick, 1,000)")
     parser.add_argument("--scaling-sizes", default=None, help="records per scaling run, comma-separated (default: 10,000, "
                         "100,000 and 1,000,000; with --quick, the first two)")
     arguments = parser.parse_args()
@@ -693,8 +705,11 @@ def main() -> None:
     results.update({"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                     "python": platform.python_version(), "versions": versions()})
     only = set(arguments.only.split(","))
+    results.setdefault("measured", {}).update({section: results["date"] for section in only})
     if "dedup" in only:
-        results["dedup"] = bench_dedup(10_000 if quick else 100_000, 1_000 if quick else 10_000, arguments.runs)
+        sizes = [int(size) for size in arguments.dedup_sizes.split(",")] if arguments.dedup_sizes else (
+            [1_000] if quick else [10_000, 20_000])
+        results["dedup"] = bench_dedup(10_000 if quick else 100_000, sizes, arguments.runs)
     if "decontamination" in only:
         results["decontamination"] = bench_decontamination(10_000 if quick else 100_000, 1_000 if quick else 10_000, arguments.runs)
     if "embeddings" in only:
