@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 from ..errors import UserError
 from .load import load_tree
 from .model.basics import SLUG
+from .model.eval import RECIPE_MODELS
 from .overrides import parse_override
 from .registry import resource_dir, shipped_recipes_dir
 from .untrusted import one_line, printable, redact
@@ -103,9 +104,9 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
     return child
 
 
-# The fields where a recipe names a model a stage trains or evaluates instead of base_model, and the value that
-# means "this recipe's own" (RECIPE_MODELS for eval.model: the recipe's stages, made from base_model).
-_MODEL_FIELDS = {("rl", "init_from"): ("sft",), ("sft", "base_model"): (), ("eval", "model"): ("final", "sft", "rl", "base")}
+# The fields where a recipe names a model a stage trains or evaluates instead of base_model, and the values that
+# mean "this recipe's own" (made from base_model).
+_MODEL_FIELDS = {("rl", "init_from"): ("sft",), ("sft", "base_model"): (), ("eval", "model"): RECIPE_MODELS}
 
 
 def _refuse_kept_models(parent_data: dict, paths: list[tuple], base: str, extends: str) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from ..envs import offline_models
 from ..blocks.readers import first_rows, local_files
 from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected, build_record
-from ..catalog import benchmarks
+from ..catalog import benchmarks, checks
 from ..catalog.benchmark_items import render_prompt, row_matches, to_item
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.untrusted import printable
@@ -139,8 +139,6 @@ class _Preflight:
         """The recipe's checks again, now that every model's config.json is in the Hub cache: lengths and
         tensor-parallel sizes against a model medrecipe's catalog does not know (found by review: a fork onto
         Phi-3-mini-4k trained 16,378-token sequences on its 4,096 positions)."""
-        from ..catalog import checks
-
         for problem in checks.check(self.loaded).errors:
             self.report.checks.append(Check("model limits", problem.path, problem.message, ok=False))
             self.report.problems.append(problem)
