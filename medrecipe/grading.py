@@ -19,8 +19,9 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|emph|operator
 # The fallback patterns read text whose whitespace runs are squeezed to one character (`_squeezed`), and their
 # quantifiers are bounded: a degenerate rollout (50,000 spaces after "Answer:") costs no backtracking.
 # The letter itself is matched case-sensitively ((?-i:...)): "the answer is a beta blocker" names no option; a letter
-# followed by another ("B and D", "A or C") names several options and no single answer.
-_STATED_LETTER = (r"\*{0,2}\s?\$?\s?(?:option\s?|choice\s?)?\*{0,2}\(?((?-i:[A-Z]))\)?\$?\*{0,2}(?![A-Za-z])"
+# followed by another ("B and D", "A or C") names several options and no single answer; nor does a letter that begins
+# a name ("the answer is B12 deficiency", "G6PD", "D5W": found by review, B was read).
+_STATED_LETTER = (r"\*{0,2}\s?\$?\s?(?:option\s?|choice\s?)?\*{0,2}\(?((?-i:[A-Z]))\)?\$?\*{0,2}(?![A-Za-z0-9])"
                   r"(?![\s*$)]{0,6}(?:,|and\b|or\b|&|/)[\s*$(]{0,6}(?:option\s?)?(?-i:[A-Z])\b)")
 # Tried in order; the first that matches decides, with its last match. An answer labelled final comes first, so that
 # "**Final Answer:** B" is not overruled by an explanation that follows ("the answer A would give low sodium");
@@ -29,7 +30,7 @@ _STATED_LETTER = (r"\*{0,2}\s?\$?\s?(?:option\s?|choice\s?)?\*{0,2}\(?((?-i:[A-Z
 _FALLBACK_LETTER = [
     re.compile(r"final answer\*{0,2}\s?(?:is\s?:?|:)?\s?" + _STATED_LETTER, re.I),
     re.compile(r"(?:(?:correct|best|right) (?:answer|option|choice)|answer)\*{0,2}\s?(?:is\s?:?|:)\s?" + _STATED_LETTER, re.I),
-    re.compile(r"(?:答案\s?(?:是|为)?|故选|应选|选择)\s?[:：]?\s?\*{0,2}\(?([A-Z])\)?"),
+    re.compile(r"(?:答案\s?(?:是|为)?|故选|应选|选择)\s?[:：]?\s?\*{0,2}\(?([A-Z])\)?(?![A-Za-z0-9])"),
     re.compile(r"(?:option|choice)\s?\(?([A-Z])\)?\s?(?:is\s?(?:the\s?)?correct)", re.I),
     re.compile(r"(?<![A-Za-z])\(?((?-i:[A-Z]))\)?\*{0,2} is (?:the )?(?:correct|right|best) (?:answer|option|choice)", re.I),
     re.compile(r"^ ?\*{0,2}\(?([A-Z])\)?[.:)]?\*{0,2} ?$", re.M),  # a letter on a line of its own

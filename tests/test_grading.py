@@ -163,6 +163,11 @@ def test_choice_letter(answer, expected):
         ("**Answer:** **B** and **D**", None),
         ("I am not sure.", None),
         ("The answer is E.", None),  # no such option
+        # a name that begins with a capital letter and a digit names no option (found by review: B was read)
+        ("Macrocytosis with neuropathy means the answer is B12 deficiency.", None),
+        ("The answer is D5W.", None),
+        ("答案是B12缺乏", None),
+        ("Answer: C2 is spared, so the answer is C.", "C"),
     ],
 )
 def test_fallback_letter(response, expected):
