@@ -5,6 +5,8 @@
 - judge prompts: "Score: 9" when the graded answer contains GOOD, else "Score: 4";
 - anything else is a generation: the prompt's first line names how many wrong answers precede the right
   one ("[wrong=2]"); the server answers \\boxed{B} that many times for that prompt, then \\boxed{A}.
+
+`failing` requests are answered 500 first (an outage), and prompts `refused(prompt)` names 400 (too long).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class StubServer:
         self.requests: list[dict] = []
         self.seen: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
+        self.failing = 0  # requests still to answer with a 500
+        self.refused = lambda prompt: False  # prompts answered with a 400
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +71,14 @@ class StubServer:
                     return
                 with stub.lock:
                     stub.requests.append(request)
+                    failing, stub.failing = stub.failing > 0, max(stub.failing - 1, 0)
+                if failing:
+                    send_json(self, {"error": {"message": "The server had an error", "type": "server_error"}}, 500)
+                    return
+                if stub.refused(request["messages"][-1]["content"]):
+                    send_json(self, {"error": {"message": "This model's maximum context length is 8 tokens",
+                                               "type": "invalid_request_error", "code": "context_length_exceeded"}}, 400)
+                    return
                 text = stub.answer(request["messages"][-1]["content"])
                 send_json(self, {
                     "id": "stub", "object": "chat.completion", "model": request.get("model", "stub"),

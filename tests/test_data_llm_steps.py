@@ -7,6 +7,7 @@ import gzip
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -303,3 +304,112 @@ data:
         planned = cli("run", str(recipe), "--stage", "data", "--out", out, "--executor", executor, "--dry-run")
         assert planned.code == 0, planned.err
         assert f"tasks, {executor}): " in planned.out and "InferenceStep" in planned.out
+
+
+def test_a_brief_outage_of_the_endpoint_is_retried_with_the_same_request(tmp_path, monkeypatch):
+    """Found by review: datatrove takes `model` out of the request it sends through the OpenAI client, so its retry
+    after a 500 (a rate limit, a dropped connection) sent the request without it: KeyError 'model' failed the stage."""
+    from .conftest import run_cli
+
+    monkeypatch.setenv("STUB_KEY", "sk-hosted")
+    write_jsonl(tmp_path / "answers.jsonl", [{"q": f"Treat patient {i}?", "r": ("GOOD " if i % 2 else "weak ") + str(i),
+                                              "ref": "reference"} for i in range(4)])
+    with StubServer(host="127.0.0.2", key="sk-hosted") as server:
+        server.failing = 1
+        (tmp_path / "hosted.yaml").write_text(HOSTED.format(url=server.url))
+        result = run_cli("run", str(tmp_path / "hosted.yaml"), "--stage", "data", "--out", str(tmp_path / "build"))
+    assert result.code == 0, result.err + result.out
+    assert len(server.requests) == 5 and all(request["model"] == "stub" for request in server.requests)
+    assert json.loads(next((tmp_path / "build").glob("data/*/stats.json")).read_text())["output"]["records"] == 2
+
+
+REFUSING = """
+name: llm-refused
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: traces, path: traces.jsonl, fields: {{prompt: q, response: r}}}}
+  steps:
+    - type: domain_filter
+      embedding: {{batch_size: 16}}
+      kmeans: {{clusters: 2, iterations: 10}}
+      nearest: 2
+      classifier: {{backend: llm, model: stub, endpoint: {url}, api_key_env: STUB_KEY, labels: [Medical, Mathematics],
+                    synonyms: {{Maths: Mathematics}}}}
+      keep: [Medical]
+      max_unlabeled_clusters: {accepted}
+compute: {{tasks: 2}}
+"""
+
+
+def test_a_prompt_the_endpoint_refuses_counts_as_unlabeled_and_the_step_says_how_to_ask_again(tmp_path, monkeypatch):
+    """Found by review: a 400 for one cluster's prompts (too long for the model) failed the stage on every rerun,
+    though max_unlabeled_clusters said failed requests count as unlabeled; and the step's advice, "rerun once the
+    endpoint answers", asked nothing again (the answers are kept)."""
+    from .conftest import run_cli
+
+    monkeypatch.setenv("STUB_KEY", "not-a-real-key")
+    write_traces(tmp_path / "traces.jsonl")
+    with StubServer(key="not-a-real-key") as server:
+        server.refused = lambda prompt: "algebra" in prompt
+        for accepted in (1, 0):
+            (tmp_path / f"r{accepted}.yaml").write_text(REFUSING.format(url=server.url, accepted=accepted))
+            result = run_cli("run", str(tmp_path / f"r{accepted}.yaml"), "--stage", "data", "--out", str(tmp_path / f"b{accepted}"))
+            listing = next((tmp_path / f"b{accepted}").rglob("decisions/domain_filter-unlabeled.json"))
+            answers = [r["answer"] for r in json.loads(listing.read_text())["clusters"][0]["representatives"]]
+            assert all(a.startswith("(no answer: the endpoint refused the request") for a in answers), answers
+            if accepted:
+                assert result.code == 0, result.err + result.out
+                stats = json.loads(next((tmp_path / "b1").glob("data/*/stats.json")).read_text())
+                assert stats["output"]["records"] == 6  # the medical cluster's records
+    assert result.code == 2  # (datatrove logs to stderr in this process; a user's run keeps it in the stage's log)
+    work = listing.parents[1]
+    assert "1 of 2 clusters got no valid label (the recipe accepts 0)" in result.err
+    assert (f"or ask every representative again (the embeddings and clusters are kept): rm -rf {work / 'classified' / 'domain_filter'} "
+            f"{work / 'checkpoints' / 'domain_filter-classify'} {work / 'logs' / 'classify-domain_filter'}, then rerun") in result.err
+    # doing so asks them again: an endpoint that now answers them is heard
+    server_requests = len(server.requests)
+    with StubServer(key="not-a-real-key") as server:
+        (tmp_path / "r0.yaml").write_text(REFUSING.format(url=server.url, accepted=0))
+        for folder in ("classified/domain_filter", "checkpoints/domain_filter-classify", "logs/classify-domain_filter"):
+            shutil.rmtree(work / folder)
+        again = run_cli("run", str(tmp_path / "r0.yaml"), "--stage", "data", "--out", str(tmp_path / "b0"))
+    assert server_requests and again.code == 0, again.err + again.out
+    assert len(server.requests) == 4  # 2 clusters x 2 representatives
+
+
+def test_an_endpoint_that_is_down_or_silent_is_probed_in_bounded_time(tmp_path, monkeypatch):
+    """Found by review: each readiness probe took ~2.4 s against a stopped endpoint (the OpenAI client's own retries),
+    so datatrove's probes waited some 24 minutes without a word, and requests to an endpoint that took them and never
+    answered had no timeout at all."""
+    import asyncio
+    import socket
+
+    from medrecipe.blocks import llm
+
+    monkeypatch.setattr(llm, "READY_TIMEOUT", 0.5)
+    silent = socket.socket()  # takes connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    stopped = socket.socket()
+    stopped.bind(("127.0.0.1", 0))
+    stopped_port = stopped.getsockname()[1]
+    stopped.close()
+    step = llm.InferenceStep("judge", str(tmp_path / "out"), "${rank}_chunk_${chunk_index}.jsonl", None, str(tmp_path / "checkpoints"),
+                             model="stub", endpoint="http://127.0.0.1:1/v1",
+                             api_key_env=None, tensor_parallel_size=1, max_concurrent_requests=4, generation={},
+                             rollout="judge", rollout_args={})
+    config = step._runner().config
+    assert config.request_timeout == llm.REQUEST_TIMEOUT
+    assert config.server_ready_max_attempts * (config.server_ready_delay_sec + llm.READY_TIMEOUT) <= 7 * 60
+
+    async def ready(port: int) -> bool:
+        return await llm.OpenAIEndpoint(config, 0, f"http://127.0.0.1:{port}/v1").is_ready()
+
+    try:
+        for port, bound in ((silent.getsockname()[1], 2.0), (stopped_port, 1.0)):  # one try each, not three
+            started = time.monotonic()
+            assert asyncio.run(ready(port)) is False
+            assert time.monotonic() - started < bound
+    finally:
+        silent.close()

@@ -12,6 +12,7 @@ K-means (blocks/kmeans.py) runs on torch where a GPU is present, else on numpy (
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -174,18 +175,22 @@ class VoteDomains(CurationStep):
 
     Labels come either from an LLM's answers (a folder of classified records) or, for the embedding
     classifier, from the nearest label description. A cluster none of whose representatives has a valid label
-    (answers that name no label; no answer at all) is listed with their prompts and answers in
-    `<decision>-unlabeled.json`; up to `max_unlabeled_clusters` of them are removed, more fail the step.
+    (answers that name no label; a request the endpoint refused) is listed with their prompts and answers in
+    `<decision>-unlabeled.json`; up to `max_unlabeled_clusters` of them are removed, more fail the step. The
+    answers are kept, so a rerun alone gets the same ones: the step says which folders to remove to ask again
+    (`classification_folders`; found by review: it said "rerun once the endpoint answers", and a rerun asked nothing).
     """
 
     def __init__(self, name: str, clusters_file: str, decision_file: str, labels: list[str], keep: list[str],
                  max_unlabeled_clusters: int = 0, classified_folder: str | None = None, embeddings_folder: str | None = None,
-                 label_descriptions: dict[str, str] | None = None, encoder: dict | None = None):
+                 label_descriptions: dict[str, str] | None = None, encoder: dict | None = None,
+                 classification_folders: list[str] | None = None):
         super().__init__(name)
         self.clusters_file, self.decision_file = clusters_file, decision_file
         self.labels, self.keep, self.max_unlabeled_clusters = labels, keep, max_unlabeled_clusters
         self.classified_folder, self.embeddings_folder = classified_folder, embeddings_folder
         self.label_descriptions, self.encoder = label_descriptions, encoder
+        self.classification_folders = classification_folders or []
 
     def _labels_by_embedding(self, representatives: set[int]) -> dict[int, dict]:
         orders, vectors = _corpus(self.embeddings_folder)
@@ -222,10 +227,13 @@ class VoteDomains(CurationStep):
                     for o in clusters["representatives"][str(c)]]}
                 for c in unlabeled]}, indent=2, ensure_ascii=False))
         if len(unlabeled) > self.max_unlabeled_clusters:
+            ask_again = (f"; or ask every representative again (the embeddings and clusters are kept): rm -rf "
+                         f"{' '.join(shlex.quote(folder) for folder in self.classification_folders)}, then rerun"
+                         if self.classification_folders else "")
             raise StepFailed(
                 f"{self.name}: {len(unlabeled)} of {len(cluster_label)} clusters got no valid label (the recipe accepts "
                 f"{self.max_unlabeled_clusters}); their prompts and answers are in {listing}. Map answers to labels with "
-                "`classifier.synonyms`, rerun once the endpoint answers, or raise `max_unlabeled_clusters`.")
+                f"`classifier.synonyms`, or accept them by raising `max_unlabeled_clusters`{ask_again}.")
         dropped = {c for c, label in cluster_label.items() if label not in self.keep}
         decision = {
             "clusters": clusters["clusters"],

@@ -23,7 +23,7 @@ import re
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.inference.run_inference import InferenceConfig, InferenceRunner
 from datatrove.pipeline.inference.servers import EndpointServer
-from datatrove.pipeline.inference.types import ServerError
+from datatrove.pipeline.inference.types import InferenceError, ServerError
 
 from ..grading import grade
 from .base import CurationFilter, CurationStep, StepFailed, exclusion_writer
@@ -31,6 +31,12 @@ from .domain import parse_label
 from .record import prompt_text, response_text, with_response
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+# A request is bounded as the OpenAI client bounds it by default (datatrove's `request_timeout: None` turned that
+# off, and an endpoint that took a request and never answered held the stage forever: found by review); datatrove
+# retries one that times out. An endpoint must list its models within READY_PROBES probes READY_DELAY s apart, each
+# bounded to READY_TIMEOUT s (2 to 7 minutes, where a stopped endpoint was waited for some 24 minutes without a
+# word); a vLLM server datatrove starts here has 600 probes 1 s apart, to load its model.
+REQUEST_TIMEOUT, READY_PROBES, READY_DELAY, READY_TIMEOUT = 600.0, 60, 2.0, 5.0
 
 
 class InferenceStep(CurationStep):
@@ -63,8 +69,9 @@ class InferenceStep(CurationStep):
             default_generation_params=self.generation,
             max_concurrent_generations=self.max_concurrent_requests,
             metric_interval=60,
-            server_ready_delay_sec=1.0,
-            server_ready_max_attempts=600,
+            request_timeout=REQUEST_TIMEOUT,
+            server_ready_delay_sec=READY_DELAY if endpoint else 1.0,
+            server_ready_max_attempts=READY_PROBES if endpoint else 600,
         )
         writer = JsonlWriter(self.output_folder, output_filename=self.output_filename, compression=self.compression)
         rollout = ROLLOUTS[self.rollout]
@@ -100,13 +107,20 @@ class OpenAIEndpoint(EndpointServer):
         self.endpoint = endpoint
         self.client = AsyncOpenAI(api_key=config.api_key or "unused", base_url=endpoint, timeout=config.request_timeout)
 
+    async def _make_request(self, payload: dict) -> dict:
+        """datatrove's request, given a copy of the payload: it takes `model` out of the payload it is given, and its
+        retry after a 500, a rate limit or a dropped connection sent the same payload without it, which failed the
+        stage with KeyError 'model' (found by review)."""
+        return await super()._make_request(dict(payload))
+
     async def is_ready(self) -> bool:
-        """Whether the endpoint lists its models (or answers that it lists none), as `preflight` asks; a refused key
-        fails at once, where datatrove would wait out its readiness attempts (600 s in our config)."""
+        """Whether the endpoint lists its models (or answers that it lists none), as `preflight` asks, in one bounded
+        try (the client's own retries made each of datatrove's probes ~2.4 s); a refused key fails at once, where
+        datatrove would wait out its readiness probes."""
         import openai
 
         try:
-            await self.client.models.list()
+            await self.client.with_options(timeout=READY_TIMEOUT, max_retries=0).models.list()
         except openai.NotFoundError:
             return True
         except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
@@ -166,9 +180,24 @@ async def judge(doc: Document, generate, *, template: str, max_score: float) -> 
 
 
 async def classify(doc: Document, generate, *, template: str, labels: list[str], synonyms: dict[str, str]) -> dict:
+    """The label the answer names. A prompt the endpoint refuses (400: too long for the model, or filtered) has no
+    answer, and counts as one that names no label (`max_unlabeled_clusters`), where it failed the stage on every
+    rerun (found by review); other failures (the endpoint down, a refused key) fail the stage, whose rerun resumes."""
     prompt = template.format(prompt=prompt_text(doc), labels=", ".join(labels))
-    result = await generate({"messages": [{"role": "user", "content": prompt}]})
+    try:
+        result = await generate({"messages": [{"role": "user", "content": prompt}]})
+    except InferenceError as error:
+        if not _refused_request(error):
+            raise
+        return {"label": None, "answer": f"(no answer: the endpoint refused the request: {error})"}
     return {"label": parse_label(result.text, labels, synonyms), "answer": result.text}
+
+
+def _refused_request(error: InferenceError) -> bool:
+    """A 400 for this request: from the OpenAI client (an endpoint), or as datatrove tells one from its own servers."""
+    import openai
+
+    return isinstance(error.__cause__, openai.BadRequestError) or InferenceRunner._is_bad_request_error(error)
 
 
 ROLLOUTS = {"generate": generate_and_grade, "judge": judge, "classify": classify}

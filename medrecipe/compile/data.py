@@ -183,7 +183,11 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                         {"temperature": classifier.temperature, "top_p": classifier.top_p, "max_tokens": classifier.max_tokens},
                         chosen(step), into=classified),
                 ]))
-                resolve(name, "domain.VoteDomains", {**vote, "labels": classifier.labels, "classified_folder": classified})
+                # what a rerun must not find to ask the representatives again: the answers, datatrove's request
+                # cache and checkpoints, the stage's completion marks (run/data.py logs each stage under its name)
+                asked = [classified, folder("checkpoints", f"{name}-classify"), folder("logs", f"classify-{name}")]
+                resolve(name, "domain.VoteDomains", {**vote, "labels": classifier.labels, "classified_folder": classified,
+                                                     "classification_folders": asked})
             segment["pipeline"].append(Block(_B + "domain.RemoveDomains", {**common, **excluded, "decision_file": decision}))
         elif isinstance(step, Generate):
             pipeline.append(llm(step, name, "inference", "generate",

@@ -210,9 +210,10 @@ class DomainFilter(StepBase):
     classifier: Classifier = Field(description="How the selected prompts are classified.")
     keep: list[str] = Field(["Medical", "Biology"], min_length=1, description="Cluster labels to keep.")
     max_unlabeled_clusters: NonNegativeInt = Field(
-        0, description="Clusters whose classified prompts gave no valid label (answers naming no label, failed requests) "
-        "that the step accepts; they are removed and listed with their prompts and answers in "
-        "decisions/<step>-unlabeled.json. More of them fail the data stage, with the same list.")
+        0, description="Clusters whose classified prompts gave no valid label (answers naming no label, requests the "
+        "endpoint refused as bad) that the step accepts; they are removed and listed with their prompts and answers in "
+        "decisions/<step>-unlabeled.json. More of them fail the data stage, with the same list. An endpoint that is down "
+        "fails the stage; its rerun asks what was not answered.")
 
     @model_validator(mode="after")
     def _keep_known_labels(self) -> Self:
