@@ -427,3 +427,36 @@ def test_a_passthrough_flag_that_runs_code_is_warned_about_by_its_whole_name(wri
     result = cli("validate", str(write("r.yaml", with_passthrough("{train.agent_func_path: agent.py}"))))
     assert result.code == 0
     assert "rl.openrlhf.train.agent_func_path: train.agent_func_path: the tool runs the Python file it names" in result.err
+
+
+def test_a_multi_turn_prompt_keeps_its_earlier_answers_and_drops_the_last():
+    """Found by review: every assistant turn was dropped, so the policy saw "Yes. Which organ system ..." answer a
+    question it was never asked."""
+    from medrecipe.run import rl_prompts
+
+    messages = [{"role": "system", "content": "You are a clinician."},
+                {"role": "user", "content": "I have a cough and fever for 3 days."},
+                {"role": "assistant", "content": "Any shortness of breath?"},
+                {"role": "user", "content": "Yes. Which organ system is most likely affected?"},
+                {"role": "assistant", "content": "Respiratory."}]
+    row = rl_prompts.prompt_row({"messages": messages, "answer": "B", "options": {}}, "r0", "Answer in a box.", chat=True)
+    assert [turn["role"] for turn in row["prompt"]] == ["system", "user", "assistant", "user"]
+    assert row["prompt"][2]["content"] == "Any shortness of breath?"
+    assert row["prompt"][3]["content"] == "Yes. Which organ system is most likely affected?\n\nAnswer in a box."
+
+
+def test_a_prompt_file_changed_since_its_prompts_were_written_is_refused(write, tmp_path):
+    """Found by review: the prompt file is written once per content key, which holds the recipe but not the data, so a
+    corrected answer key was never read and rollouts were graded against the old one."""
+    from medrecipe.errors import UserError
+    from medrecipe.run import rl_prompts
+
+    write("prompts.jsonl", json.dumps({"question": "Which one?", "answer": "B"}) + "\n")
+    loaded = load_recipe(write("r.yaml", DAPO))
+    layout = Layout(tmp_path / "build", loaded.recipe)
+    target = rl_prompts.write(loaded, layout, log=lambda line: None)
+    assert rl_prompts.write(loaded, layout, log=lambda line: None) == target  # unchanged: reused
+    write("prompts.jsonl", json.dumps({"question": "Which one?", "answer": "D"}) + "\n")  # the same size
+    with pytest.raises(UserError, match="the data sources changed since .* holds other contents at the same size") as refused:
+        rl_prompts.write(loaded, layout, log=lambda line: None)
+    assert f"rm -rf {target.parent}" in refused.value.hint

@@ -2,11 +2,15 @@
 
 The recipe's prompt dataset is read through its field mapping by the same reader as a curation source (so an
 'Answer Choices:' block becomes lettered options, and an answer given as option text becomes its letter), and
-each row becomes one JSON line: `prompt` (the chat turns: any system turn, then the user turn with the
-recipe's instruction appended; plain text without a chat template), `label` (what rl/reward.py grades against:
+each row becomes one JSON line: `prompt` (the chat turns up to the last user turn, with the recipe's instruction
+appended to it; plain text without a chat template), `label` (what rl/reward.py grades against:
 `reference_label`) and `id`. OpenRLHF reads the file with --data.input_key prompt --data.label_key label, and hands
 each sample's label to the reward as it is (openrlhf/datasets/prompts_dataset.py, preprocess_data). A row without a
 reference answer is left out: every sample of it would score 0, and DAPO would spend its rollouts for nothing.
+
+The file is written once per content key, which holds the recipe but not the data: a local prompt file that
+changed since is refused, as the data stage refuses its sources (run/source_files.py; found by review: a corrected
+answer key was never read, and rollouts were graded against the old one).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ..compile.openrlhf import LABEL_COLUMN, PROMPT_COLUMN
 from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.model import PolicyOptimization
+from . import source_files
 
 READER_NAME = "rl-prompts"
 
@@ -67,8 +72,12 @@ def has_answer(metadata: dict) -> bool:
 
 
 def prompt_row(metadata: dict, record_id: str, instruction: str | None, chat: bool) -> dict:
-    """A record (blocks/record.py's metadata) as one line of the prompt file."""
-    turns = [dict(turn) for turn in metadata["messages"] if turn["role"] in ("system", "user")]
+    """A record (blocks/record.py's metadata) as one line of the prompt file: a conversation's turns up to its last
+    user turn, earlier answers included (found by review: every assistant turn was dropped, so a follow-up answered
+    nothing), and without the answer that ends it."""
+    messages = metadata["messages"]
+    last_user = max(index for index, turn in enumerate(messages) if turn["role"] == "user")
+    turns = [dict(turn) for turn in messages[: last_user + 1]]
     if instruction:
         turns[-1]["content"] = f"{turns[-1]['content'].rstrip()}\n\n{instruction}"
     prompt: list[dict] | str = turns if chat else "\n\n".join(turn["content"] for turn in turns)
@@ -84,8 +93,12 @@ def reference_label(answer: str, options: dict[str, str]) -> str:
 
 
 def write(loaded: LoadedRecipe, layout: Layout, log=print) -> Path:
-    """Write layout.rl_prompts() once per content key (a rerun reuses it); returns its path."""
+    """Write layout.rl_prompts() once per content key (a rerun reuses it, while its local prompt file is unchanged);
+    returns its path."""
     target = layout.rl_prompts()
+    path = source(loaded).get("path")
+    if path:
+        source_files.hold_to_recorded({READER_NAME: source_files.file_states(path)}, target.parent)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The local files a data stage's results are built from, kept beside them, so that a rerun notices a change.
+"""The local files a data stage's results are built from, kept beside them, so that a rerun notices a change (the RL
+stage's prompt file is held to its local prompt dataset the same way: run/rl_prompts.py).
 
 The stage's folder is keyed by the recipe, not by the files it names, and a rerun keeps every finished task. Files
 added to a source or removed from it since (or data for an optional source that had none) would be silently left
@@ -28,7 +29,8 @@ from ..errors import UserError
 RECORD = "source_files.json"
 
 
-def _files(path: str) -> dict[str, list[int]]:
+def file_states(path: str) -> dict[str, list[int]]:
+    """{file: [size, modification time in ns]} of the local files at `path`."""
     from ..blocks.readers import local_files
 
     return {str(file): [(stat := file.stat()).st_size, stat.st_mtime_ns] for file in local_files(path)}
@@ -36,12 +38,12 @@ def _files(path: str) -> dict[str, list[int]]:
 
 def source_files(content: dict) -> dict[str, dict[str, list[int]]]:
     """Local source (and evaluation set) name -> {file: [size, modification time in ns]}, empty without data."""
-    found = {source["name"]: _files(source["path"]) for source in content["sources"] if source["path"] is not None}
+    found = {source["name"]: file_states(source["path"]) for source in content["sources"] if source["path"] is not None}
     for stage in content["stages"]:
         for block in stage["pipeline"]:
             for location in block["args"].get("benchmarks", []):
                 if location.get("path"):
-                    found[f"eval set {location['name']}"] = _files(location["path"])
+                    found[f"eval set {location['name']}"] = file_states(location["path"])
     return found
 
 
