@@ -74,9 +74,10 @@ def has_answer(metadata: dict) -> bool:
 def prompt_row(metadata: dict, record_id: str, instruction: str | None, chat: bool) -> dict:
     """A record (blocks/record.py's metadata) as one line of the prompt file: a conversation's turns up to its last
     user turn, earlier answers included (found by review: every assistant turn was dropped, so a follow-up answered
-    nothing), and without the answer that ends it."""
+    nothing), and without the answer that ends it. (The reader leaves out a conversation without a user turn: its
+    prompt text is empty.)"""
     messages = metadata["messages"]
-    last_user = max(index for index, turn in enumerate(messages) if turn["role"] == "user")
+    last_user = max((index for index, turn in enumerate(messages) if turn["role"] == "user"), default=len(messages) - 1)
     turns = [dict(turn) for turn in messages[: last_user + 1]]
     if instruction:
         turns[-1]["content"] = f"{turns[-1]['content'].rstrip()}\n\n{instruction}"
