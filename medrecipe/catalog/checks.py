@@ -77,6 +77,14 @@ def check(loaded: LoadedRecipe) -> Findings:
     return found
 
 
+def model_errors(loaded: LoadedRecipe) -> list[Problem]:
+    """The errors of the checks against the models' limits and families alone (`preflight`, once each model's
+    config.json is in the Hub cache, where `models.limits` reads it)."""
+    found = Findings()
+    _base_model(loaded, found)
+    return found.errors
+
+
 def _reproduced_model(loaded: LoadedRecipe, found: Findings) -> None:
     """A recipe that trains from the model it says it reproduces (a child recipe that inherited the parent's
     hub.reproduces) would publish cards naming one model as both its base and what it reproduces."""
