@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 from ..errors import UserError
 from .load import load_tree
 from .model.basics import SLUG
-from .model.eval import RECIPE_MODELS
+from .model.root import MODEL_FIELDS
 from .overrides import parse_override
 from .registry import resource_dir, shipped_recipes_dir
 from .untrusted import one_line, printable, redact
@@ -104,16 +104,11 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
     return child
 
 
-# The fields where a recipe names a model a stage trains or evaluates instead of base_model, and the values that
-# mean "this recipe's own" (made from base_model).
-_MODEL_FIELDS = {("rl", "init_from"): ("sft",), ("sft", "base_model"): (), ("eval", "model"): RECIPE_MODELS}
-
-
 def _refuse_kept_models(parent_data: dict, paths: list[tuple], base: str, extends: str) -> None:
     """A fork onto another base model that would keep a model the parent names in its stead: the reward-model recipe
     trains its `rl.init_from`, so its fork onto Qwen3 trained the parent's Llama 3 model (found by review)."""
     kept = []
-    for field, own in _MODEL_FIELDS.items():
+    for field, own in MODEL_FIELDS.items():
         section = parent_data.get(field[0])
         value = section.get(field[1]) if isinstance(section, dict) else None
         if value is not None and value not in own and field not in paths:

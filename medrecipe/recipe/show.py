@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .load import display
+from .model.root import MODEL_FIELDS
 from .untrusted import one_line
 from .validate import LoadedRecipe
 
@@ -123,7 +124,7 @@ def with_absolute_paths(loaded: LoadedRecipe, data: dict) -> dict:
     """`data` with every relative local path (data files, benchmark copies, local datasets and models) made absolute
     as it was read, against the folder of the recipe file that wrote it: so the shown recipe, saved anywhere, loads
     back the same."""
-    models = [("base_model",), ("sft", "base_model"), ("rl", "init_from"), ("eval", "model")]  # a local folder or a Hub id
+    models = [("base_model",), *MODEL_FIELDS]  # a local folder or a Hub id
     for path in loaded.data_paths() + models:
         node = data
         for part in path[:-1]:

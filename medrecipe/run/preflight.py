@@ -25,7 +25,7 @@ from ..catalog import benchmarks, checks
 from ..catalog.benchmark_items import render_prompt, row_matches, to_item
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.untrusted import printable
-from ..recipe.model import RECIPE_MODELS, DomainFilter, PolicyOptimization, PreferenceStage
+from ..recipe.model import DomainFilter, PolicyOptimization, PreferenceStage
 from . import rl_prompts
 from .endpoints import endpoint_problem
 
@@ -139,20 +139,14 @@ class _Preflight:
         """The recipe's checks again, now that every model's config.json is in the Hub cache: lengths and
         tensor-parallel sizes against a model medrecipe's catalog does not know (found by review: a fork onto
         Phi-3-mini-4k trained 16,378-token sequences on its 4,096 positions)."""
-        for problem in checks.check(self.loaded).errors:
+        for problem in checks.model_errors(self.loaded):
             self.report.checks.append(Check("model limits", problem.path, problem.message, ok=False))
             self.report.problems.append(problem)
 
     def models(self) -> None:
         recipe = self.loaded.recipe
         seen: set[str] = set()
-        wanted: list[tuple[tuple, str]] = [(("base_model",), recipe.base_model)]
-        if recipe.sft and recipe.sft.base_model:
-            wanted.append((("sft", "base_model"), recipe.sft.base_model))
-        if recipe.rl and recipe.rl.init_from != "sft":
-            wanted.append((("rl", "init_from"), recipe.rl.init_from))
-        if recipe.eval and recipe.eval.model not in RECIPE_MODELS:
-            wanted.append((("eval", "model"), recipe.eval.model))
+        wanted: list[tuple[tuple, str]] = [(("base_model",), recipe.base_model), *recipe.named_models()]
         for index, step in enumerate(recipe.data.steps if recipe.data else []):
             if isinstance(step, DomainFilter):
                 wanted.append((("data", "steps", index, "embedding", "model"), step.embedding.model))

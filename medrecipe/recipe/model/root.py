@@ -13,6 +13,10 @@ from .rl import RL
 from .sft import SFT
 from .steps import Generate, JudgeFilter, LLMCall, LLMClassifier
 
+# The fields where a recipe names the model a stage starts from or evaluates in base_model's stead, each with the
+# values that mean the recipe's own (made from base_model).
+MODEL_FIELDS = {("sft", "base_model"): (), ("rl", "init_from"): ("sft",), ("eval", "model"): RECIPE_MODELS}
+
 
 class Recipe(Strict):
     """A whole medical-LLM release: data, SFT, RL, evaluation and publishing."""
@@ -51,6 +55,15 @@ class Recipe(Strict):
         if evaluated != "base" and self.sft and self.sft.base_model:
             return self.sft.base_model
         return self.base_model
+
+    def named_models(self) -> list[tuple[tuple, str]]:
+        """(recipe path, model) of every model the recipe names in base_model's stead (MODEL_FIELDS)."""
+        named = []
+        for (section, field), own in MODEL_FIELDS.items():
+            value = getattr(getattr(self, section), field, None)
+            if value and value not in own:
+                named.append(((section, field), value))
+        return named
 
     def published(self) -> dict[Literal["dataset", "sft", "model"], Literal["data", "sft", "rl"]]:
         """The artifacts `publish` asks for that the recipe makes, each with the stage whose output it is: the curated
