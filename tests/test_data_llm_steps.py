@@ -54,8 +54,9 @@ data:
 compute: {{tasks: 2}}
 """
 
-WITHOUT_SYNONYMS = """
-name: llm-unlabeled
+# The domain filter alone; `synonyms` is empty or ", synonyms: {...}", `accepted` its max_unlabeled_clusters.
+DOMAIN_ONLY = """
+name: llm-domain
 base_model: HuggingFaceTB/SmolLM2-135M-Instruct
 data:
   sources:
@@ -65,10 +66,12 @@ data:
       embedding: {{batch_size: 16}}
       kmeans: {{clusters: 2, iterations: 10}}
       nearest: 2
-      classifier: {{backend: llm, model: stub, endpoint: {url}, api_key_env: STUB_KEY, labels: [Medical, Mathematics]}}
+      classifier: {{backend: llm, model: stub, endpoint: {url}, api_key_env: STUB_KEY, labels: [Medical, Mathematics]{synonyms}}}
       keep: [Medical]
+      max_unlabeled_clusters: {accepted}
 compute: {{tasks: 2}}
 """
+MATHS_SYNONYM = ", synonyms: {Maths: Mathematics}"
 
 
 def write_jsonl(path, rows):
@@ -150,7 +153,7 @@ def test_llm_classifier_votes_clusters(llm_run):
 def test_a_cluster_whose_answers_name_no_label_stops_the_stage_with_its_prompts(llm_run, tmp_path):
     server, _, _ = llm_run
     write_traces(tmp_path / "traces.jsonl")
-    (tmp_path / "unlabeled.yaml").write_text(WITHOUT_SYNONYMS.format(url=server.url))
+    (tmp_path / "unlabeled.yaml").write_text(DOMAIN_ONLY.format(url=server.url, synonyms="", accepted=0))
     # in its own process, as a user runs it: datatrove's log (and any traceback) goes to the stage's log file
     result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", "unlabeled.yaml", "--stage", "data", "--out",
                              "build", "--workers", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -323,25 +326,6 @@ def test_a_brief_outage_of_the_endpoint_is_retried_with_the_same_request(tmp_pat
     assert json.loads(next((tmp_path / "build").glob("data/*/stats.json")).read_text())["output"]["records"] == 2
 
 
-REFUSING = """
-name: llm-refused
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: traces, path: traces.jsonl, fields: {{prompt: q, response: r}}}}
-  steps:
-    - type: domain_filter
-      embedding: {{batch_size: 16}}
-      kmeans: {{clusters: 2, iterations: 10}}
-      nearest: 2
-      classifier: {{backend: llm, model: stub, endpoint: {url}, api_key_env: STUB_KEY, labels: [Medical, Mathematics],
-                    synonyms: {{Maths: Mathematics}}}}
-      keep: [Medical]
-      max_unlabeled_clusters: {accepted}
-compute: {{tasks: 2}}
-"""
-
-
 def test_a_prompt_the_endpoint_refuses_counts_as_unlabeled_and_the_step_says_how_to_ask_again(tmp_path, monkeypatch):
     """Found by review: a 400 for one cluster's prompts (too long for the model) failed the stage on every rerun,
     though max_unlabeled_clusters said failed requests count as unlabeled; and the step's advice, "rerun once the
@@ -353,7 +337,7 @@ def test_a_prompt_the_endpoint_refuses_counts_as_unlabeled_and_the_step_says_how
     with StubServer(key="not-a-real-key") as server:
         server.refused = lambda prompt: "algebra" in prompt
         for accepted in (1, 0):
-            (tmp_path / f"r{accepted}.yaml").write_text(REFUSING.format(url=server.url, accepted=accepted))
+            (tmp_path / f"r{accepted}.yaml").write_text(DOMAIN_ONLY.format(url=server.url, synonyms=MATHS_SYNONYM, accepted=accepted))
             result = run_cli("run", str(tmp_path / f"r{accepted}.yaml"), "--stage", "data", "--out", str(tmp_path / f"b{accepted}"))
             listing = next((tmp_path / f"b{accepted}").rglob("decisions/domain_filter-unlabeled.json"))
             answers = [r["answer"] for r in json.loads(listing.read_text())["clusters"][0]["representatives"]]
@@ -370,7 +354,7 @@ def test_a_prompt_the_endpoint_refuses_counts_as_unlabeled_and_the_step_says_how
     # doing so asks them again: an endpoint that now answers them is heard
     server_requests = len(server.requests)
     with StubServer(key="not-a-real-key") as server:
-        (tmp_path / "r0.yaml").write_text(REFUSING.format(url=server.url, accepted=0))
+        (tmp_path / "r0.yaml").write_text(DOMAIN_ONLY.format(url=server.url, synonyms=MATHS_SYNONYM, accepted=0))
         for folder in ("classified/domain_filter", "checkpoints/domain_filter-classify", "logs/classify-domain_filter"):
             shutil.rmtree(work / folder)
         again = run_cli("run", str(tmp_path / "r0.yaml"), "--stage", "data", "--out", str(tmp_path / "b0"))
