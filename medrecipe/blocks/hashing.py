@@ -112,6 +112,14 @@ def lower_code_points(text: str) -> np.ndarray:
     return np.take(_lower_table(), cps)
 
 
+def build_tables() -> None:
+    """Build the lookup tables now (~30 ms, first use builds them otherwise): the data stage's fork server does, so
+    that no worker does it again (blocks/forkserver_preload.py)."""
+    _token_classes()
+    _whitespace()
+    _lower_table()
+
+
 def _span_hashes(cps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     n = cps.size
     _POWERS.ensure(n + 1)
