@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -346,8 +347,9 @@ def test_slurm_executor_gives_the_local_output(lite, tmp_path):
 
 
 def test_fork_server_preload_leaves_workers_no_start_up_work(tmp_path):
-    """A worker forked from the data stage's fork server builds its steps and writes parquet rows without datatrove's
-    scan of every installed distribution (~70 ms a name) or pyarrow's import of pandas (~0.2 s)."""
+    """A worker forked from the data stage's fork server builds its steps, tokenizes and writes parquet rows without
+    datatrove's scan of every installed distribution (~70 ms a name), pyarrow's import of pandas (~0.2 s) or building
+    the tokenizer's tables (~25 ms)."""
     code = f"""
 import sys
 import medrecipe.blocks.forkserver_preload
@@ -355,8 +357,10 @@ import pyarrow as pa
 from datatrove.utils import _import_utils
 from medrecipe.blocks.distribution_check import is_distribution_available
 from medrecipe.blocks.output import ChatParquetWriter
+from medrecipe.blocks.hashing import _lower_table, _token_classes, _whitespace
 from medrecipe.blocks.segments import SegmentReader, SegmentWriter
 
+assert all(table.cache_info().currsize == 1 for table in (_lower_table, _token_classes, _whitespace))
 modules = set(sys.modules)
 SegmentReader({str(tmp_path)!r}), SegmentWriter({str(tmp_path)!r}, 'x.jsonl.zst', 'zstd'), ChatParquetWriter({str(tmp_path)!r}, 64)
 pa.RecordBatch.from_pylist([{{"text": "a"}}])
@@ -468,6 +472,33 @@ def test_source_files_changed_since_a_stage_began_are_refused_not_left_out(tmp_p
     assert damaged.code == 2 and "Traceback" not in damaged.err
     assert f"{work / 'source_files.json'} is not the record of source files medrecipe wrote there" in damaged.err
     assert f"rm -rf {work}" in damaged.err
+
+
+def test_the_fork_server_starts_before_the_build_and_serves_the_stage(tmp_path, monkeypatch):
+    """The main job starts the data stage's fork server before it writes the build, so that the server's imports
+    (~0.5 s) overlap compiling; the stage then uses that server rather than starting another, and a stage run
+    without that preparation starts its own."""
+    from medrecipe.run import data, main_job
+    from medrecipe.run.stages import RunOptions, run_stage
+
+    events = []
+    start, build = data._start_fork_server, main_job.build
+    monkeypatch.setattr(data, "_start_fork_server", lambda content: (events.append("fork server"), start(content)))
+    monkeypatch.setattr(main_job, "build", lambda *args: (events.append("build"), build(*args))[1])
+    main, more = tmp_path / "main", tmp_path / "more"
+    main.mkdir(), more.mkdir()
+    (main / "a.jsonl").write_text(json.dumps({"question": "What does a thiazide treat?", "response": "Hypertension."}) + "\n")
+    recipe = tmp_path / "prepared.yaml"
+    recipe.write_text(CHANGING.format(main=main, more=more))
+    loaded, out = load_recipe(recipe), tmp_path / "build"
+    job = main_job.run(loaded, out, ("data",), RunOptions(), on_warning=lambda *_: None, on_stage=lambda _: None)
+    assert job.failure is None and [r.status for r in job.results] == ["done"]
+    assert events == ["fork server", "build"]
+    assert len(output_rows(data_work(out, recipe))) == 1
+    shutil.rmtree(out / "data")
+    run_stage(loaded, Layout(out, loaded.recipe), "data", RunOptions())
+    assert events == ["fork server", "build", "fork server"]
+    assert len(output_rows(data_work(out, recipe))) == 1
 
 
 def test_without_metadata_the_output_holds_the_conversation_and_its_answer_only(tmp_path):

@@ -126,11 +126,14 @@ def _local_processes_watched(kind: str) -> contextlib.AbstractContextManager:
     return watched
 
 
+_server_prepared_for: str | None = None  # the work folder whose fork server prepare() started, until run() uses it
+
+
 def _start_fork_server(content: dict) -> None:
     """Start datatrove's fork server now, with the blocks' modules to import there once: a stage's workers then
     fork from it in milliseconds instead of each importing datatrove, numpy and medrecipe again (and doing what
-    `blocks.forkserver_preload` does); started before the stages are prepared, the server imports them while this
-    process prepares."""
+    `blocks.forkserver_preload` does). The server's imports take ~0.5 s, which overlap what this process does
+    meanwhile (see prepare)."""
     import multiprocess
     import multiprocess.forkserver
 
@@ -144,17 +147,30 @@ def _start_fork_server(content: dict) -> None:
         multiprocess.forkserver.ensure_running()
 
 
+def prepare(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> None:
+    """Called before the build is written: the local executor's fork server starts importing while this process
+    compiles the recipe (0.1 s for the quickstart, 0.3 s for II-Medical-8B, more on a first run) and imports
+    datatrove."""
+    global _server_prepared_for
+    if (options.executor or loaded.recipe.compute.executor) == "local" and not options.dry_run:
+        content = plan(loaded, layout)
+        _start_fork_server(content)
+        _server_prepared_for = content["work_dir"]
+
+
 def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> None:
     """The data stage reads sources, which no stage makes (their files are checked as the stage starts)."""
     return None
 
 
 def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
+    global _server_prepared_for
     notes: list[str] = []
     content = plan(loaded, layout)
     kind = options.executor or loaded.recipe.compute.executor
-    if kind == "local" and not options.dry_run:
+    if kind == "local" and not options.dry_run and _server_prepared_for != content["work_dir"]:
         _start_fork_server(content)
+    _server_prepared_for = None  # a later run in this process starts its own, unless prepared again
     files = source_files.source_files(content)
     content = _preflight(content, files, notes)
     work = Path(content["work_dir"])

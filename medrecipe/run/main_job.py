@@ -14,7 +14,7 @@ from ..errors import NotRunnableHere, UserError
 from ..hub.card_files import write_cards
 from ..hub.repos import write_repos
 from ..recipe import LoadedRecipe
-from .stages import MAIN_JOB, RunOptions, StageResult, missing_input, run_stage
+from .stages import MAIN_JOB, RunOptions, StageResult, missing_input, prepare_stage, run_stage
 
 
 def build(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
@@ -65,10 +65,6 @@ def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: Ru
     starts."""
     if options.dry_run:
         _dry_run_keeps_the_build(loaded, target)
-    builds = build(loaded, target)
-    for compiled in builds:
-        for warning in compiled.warnings:
-            on_warning(compiled.stage, warning)
     layout = Layout(target, loaded.recipe)
     present = stages_of(loaded)
     whole = stages[0] if stages[0] in (MAIN_JOB, "all") else None  # these two stand alone (cli/run.py)
@@ -85,6 +81,12 @@ def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: Ru
         raise UserError(f"--launcher {options.launcher} submits {', '.join(submitted)} as separate jobs that do not wait "
                         "for each other", f"submit one stage at a time: --stage {submitted[0]}, then --stage "
                         f"{submitted[1]} when it has finished")
+    for name in wanted:
+        prepare_stage(loaded, layout, name, options)
+    builds = build(loaded, target)
+    for compiled in builds:
+        for warning in compiled.warnings:
+            on_warning(compiled.stage, warning)
     _refuse_missing_inputs(loaded, layout, wanted, whole, options)
 
     results: list[StageResult] = []

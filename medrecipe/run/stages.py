@@ -1,5 +1,6 @@
 """Running a compiled stage: each stage's runner lives in `medrecipe.run.<stage>`, with the same signatures:
-`run(loaded, layout, options)` and `missing_input(loaded, layout, options)`."""
+`run(loaded, layout, options)` and `missing_input(loaded, layout, options)`, and where a stage has work to start
+before the build is written, `prepare(loaded, layout, options)`."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ class StageResult:
 def run_stage(loaded: LoadedRecipe, layout: Layout, stage: str, options: RunOptions) -> StageResult:
     """`medrecipe.run.<stage>.run(loaded, layout, options)`; imported only when that stage runs."""
     return importlib.import_module(RUNNERS[stage]).run(loaded, layout, options)
+
+
+def prepare_stage(loaded: LoadedRecipe, layout: Layout, stage: str, options: RunOptions) -> None:
+    """`medrecipe.run.<stage>.prepare(loaded, layout, options)`, where the runner has one."""
+    prepare = getattr(importlib.import_module(RUNNERS[stage]), "prepare", None)
+    if prepare is not None:
+        prepare(loaded, layout, options)
 
 
 def missing_input(loaded: LoadedRecipe, layout: Layout, stage: str,
