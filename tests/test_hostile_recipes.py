@@ -487,6 +487,33 @@ def test_machine_errors_are_reported_without_a_traceback(tmp_path, cli, monkeypa
     assert result.returncode in (0, 2) and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("config", [
+    "[1, 2]",  # not an object
+    json.dumps({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 100,
+                "num_attention_heads": 0, "max_position_embeddings": 100_000}),  # no heads to divide by
+    '{"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 100, "num_attention_heads": 8, '
+    '"max_position_embeddings": Infinity}',  # Python's json reads it; JSON has no such number
+    json.dumps({"hidden_size": 64.5, "num_hidden_layers": True, "intermediate_size": "128", "vocab_size": 100,
+                "num_attention_heads": 8, "max_position_embeddings": 4096.5}),  # sizes that are no counts
+])
+def test_a_hostile_config_json_leaves_the_model_unsized_not_a_traceback(tmp_path, config):
+    """Found by review: a model folder (or a cached config.json) whose file is a list, says 0 heads or Infinity positions
+    crashed `validate` and `plan` with AttributeError, ZeroDivisionError and OverflowError tracebacks. Such a model is
+    one medrecipe cannot size, as a model it does not know: validate says so, plan gives no estimate."""
+    from medrecipe.catalog import models
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(config)
+    assert models.limits(str(model)) is None and models.shape(str(model)) is None
+    recipe = write(tmp_path, "r.yaml", f"extends: {RECIPES / 'quickstart.yaml'}\nbase_model: {model}\n")
+    validated = medrecipe("validate", str(recipe), cwd=tmp_path)
+    assert validated.returncode == 0 and "Traceback" not in validated.stderr, validated.stderr
+    assert f"medrecipe does not know {model}'s positions and attention heads" in validated.stderr
+    planned = medrecipe("plan", str(recipe), cwd=tmp_path)
+    assert planned.returncode == 0 and "Traceback" not in planned.stderr, planned.stderr
+
+
 # ------------------------------------------------------------------------------------ remote code, markup
 
 

@@ -13,6 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _size(config: dict, key: str, default: int | None = None) -> int:
+    """A size from a config.json: a positive integer (ValueError otherwise: a file that says 0 heads or 1e400
+    positions is no model medrecipe can size), or `default` where the key is absent or null."""
+    value = config.get(key)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{key} is {value!r}, not a positive integer")
+    return value
+
+
 @dataclass(frozen=True)
 class Shape:
     """A decoder's sizes, as its config.json names them (Llama, Mistral and Qwen share the layout: grouped-query
@@ -35,10 +46,10 @@ class Shape:
         shape cannot hold (Mixtral-8x7B would count as 7.2B parameters of its 46.7B, found by review)."""
         if any(config.get(key) for key in ("num_local_experts", "num_experts", "n_routed_experts", "moe_intermediate_size")):
             raise ValueError("a mixture of experts")
-        heads = config["num_attention_heads"]
-        return cls(hidden=config["hidden_size"], layers=config["num_hidden_layers"], intermediate=config["intermediate_size"],
-                   vocab=config["vocab_size"], heads=heads, kv_heads=config.get("num_key_value_heads") or heads,
-                   head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+        hidden, heads = _size(config, "hidden_size"), _size(config, "num_attention_heads")
+        return cls(hidden=hidden, layers=_size(config, "num_hidden_layers"), intermediate=_size(config, "intermediate_size"),
+                   vocab=_size(config, "vocab_size"), heads=heads, kv_heads=_size(config, "num_key_value_heads", heads),
+                   head_dim=_size(config, "head_dim", hidden // heads),
                    tied=bool(config.get("tie_word_embeddings", False)),
                    qkv_bias=config.get("model_type") == "qwen2" or bool(config.get("attention_bias")),
                    qk_norm=config.get("model_type") == "qwen3")
@@ -191,9 +202,15 @@ def _local_config(model: str) -> tuple[dict, str] | None:
     if not config.is_file():
         return None
     try:
-        return json.loads(config.read_text(encoding="utf-8")), str(config)
-    except ValueError:
+        read = json.loads(config.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, ValueError):
         return None
+    return (read, str(config)) if isinstance(read, dict) else None  # found by review: a list crashed validate
+
+
+def _no_constant(name: str) -> float:
+    """JSON has no NaN or Infinity (Python's json reads them): a file that holds one is not a config to size a model by."""
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass(frozen=True)
@@ -216,9 +233,9 @@ def limits(model: str) -> Limits | None:
         return None
     config = found[0]
     try:
-        heads = config["num_attention_heads"]
-        return Limits(int(config["max_position_embeddings"]), int(heads), int(config.get("num_key_value_heads") or heads))
-    except (KeyError, TypeError, ValueError):
+        heads = _size(config, "num_attention_heads")
+        return Limits(_size(config, "max_position_embeddings"), heads, _size(config, "num_key_value_heads", heads))
+    except ValueError:
         return None
 
 
@@ -228,7 +245,7 @@ def shape(model: str) -> tuple[Shape, str] | None:
     if found is not None:
         try:
             return Shape.from_config(found[0]), found[1]
-        except (KeyError, TypeError, ValueError):
+        except ValueError:
             pass  # not a decoder config medrecipe can read: fall back to the catalog
     known = KNOWN.get(model)
     return (known.shape, "medrecipe's catalog") if known and known.shape else None
