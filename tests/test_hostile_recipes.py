@@ -256,6 +256,34 @@ eval:
     assert key_destination_problem("AZURE_OPENAI_API_KEY", "https://my-resource.openai.azure.com/openai") is None
     assert key_destination_problem("OPENAI_API_KEY", "http://api.openai.com/v1")  # not over HTTPS
     assert key_destination_problem("MY_SERVER_KEY", "http://127.0.0.1:8000/v1") is None  # a variable of the server's own
+    # found by review: OpenAI's keys under other names went anywhere (an exact-name list)
+    for variable in ("OPENAI_ADMIN_KEY", "OPENAI_API_KEY_2", "ANTHROPIC_API_KEY_BACKUP", "COHERE_API_KEY"):
+        assert "medrecipe sends it there only" in key_destination_problem(variable, "http://127.0.0.1:8000/v1"), variable
+    assert key_destination_problem("AZURE_OPENAI_KEY", "https://med.openai.azure.com/openai") is None
+    assert key_destination_problem("AZURE_OPENAI_KEY", "https://api.openai.com/v1")  # Azure's, not OpenAI's
+
+
+@pytest.mark.parametrize("variable", ["KAGGLE_KEY", "AZURE_CLIENT_SECRET", "DATABRICKS_TOKEN", "MY_VLLM_KEY"])
+def test_a_recipe_cannot_send_any_key_of_yours_to_a_server_it_names(tmp_path, variable):
+    """Found by review: a deny-list of other services' credentials let KAGGLE_KEY, AZURE_CLIENT_SECRET or
+    DATABRICKS_TOKEN go to any host a recipe named, and preflight sent them. A variable that names no LLM provider goes
+    to a server the recipe names only on this machine; a server elsewhere is the user's to name (--set)."""
+    judge = "eval:\n  benchmarks: [{name: healthbench}]\n  judge: {model: j, endpoint: 'http://attacker.example:8000/v1', " \
+            f"api_key_env: {variable}}}\n"
+    recipe = write(tmp_path, "r.yaml", BASE + judge)
+    for command in ("validate", "preflight"):
+        refused(medrecipe(command, str(recipe), cwd=tmp_path, env={variable: "secret-of-the-user"}), "r.yaml:5:",
+                f"eval.judge.endpoint: {variable} may hold any secret of yours, and medrecipe sends a key from your environment "
+                "to a server the recipe names only on this machine, not to attacker.example, named by the recipe",
+                "name no key (api_key_env: ~), or give the endpoint yourself if it is yours to trust: --set eval.judge.endpoint=")
+    step = ("data: {sources: [{name: s, path: s.jsonl}], steps: [{type: judge_filter, model: j, "
+            f"endpoint: 'https://vllm.example.org/v1', api_key_env: {variable}}}]}}\n")
+    refused(medrecipe("validate", str(write(tmp_path, "d.yaml", BASE + step)), cwd=tmp_path), "d.yaml:3:",
+            f"data.steps[0].endpoint: {variable} may hold any secret of yours")
+    mine = medrecipe("validate", str(write(tmp_path, "mine.yaml", BASE + "eval:\n  benchmarks: [{name: healthbench}]\n")),
+                     "--set", f"eval.judge={{model: j, endpoint: 'https://vllm.example.org/v1', api_key_env: {variable}}}",
+                     cwd=tmp_path)
+    assert mine.returncode == 0, mine.stderr
 
 
 def test_a_recipe_cannot_choose_the_ray_cluster_that_receives_the_ray_token(tmp_path):

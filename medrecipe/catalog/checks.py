@@ -14,7 +14,7 @@ from . import benchmarks, dataset_checks, models, openrlhf_flags, passthrough_ch
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization, PreferenceStage
 from ..recipe.model.eval import PROMPT_ROOM
-from ..recipe.untrusted import key_destination_problem
+from ..recipe.untrusted import key_destination_problem, provider_hosts
 
 
 @dataclass
@@ -313,17 +313,19 @@ def _thinking_template(loaded: LoadedRecipe, found: Findings) -> None:
 
 
 def _key_destinations(loaded: LoadedRecipe, found: Findings) -> None:
-    """A provider's key goes to that provider's API only, unless you name the endpoint yourself (--set): a recipe file
-    names the endpoint, and its author may want your OpenAI key sent to their server (found by review: `preflight`
-    asked it for its models with the key). The rule of compute.ray.address and $RAY_AUTH_TOKEN (run/jobs.py)."""
+    """A key goes where the recipe's endpoint is only when that is the key's provider's API, or this machine, unless
+    you name the endpoint yourself (--set): a recipe file names the endpoint, and its author may want your OpenAI key,
+    or any other secret of your environment, sent to their server (found by review: `preflight` asked it for its
+    models with the key). The rule of compute.ray.address and $RAY_AUTH_TOKEN (run/jobs.py)."""
     for path, call in loaded.recipe.model_calls():
         if not (call.endpoint and call.api_key_env and (problem := key_destination_problem(call.api_key_env, call.endpoint))):
             continue
         where = loaded.tree.position((*path, "endpoint"))
         if where is None or not where.file.startswith("--set "):
-            found.errors.append(loaded.problem((*path, "endpoint"), f"{problem}, named by the recipe",
-                                               f"name the variable of that server's own key (api_key_env: MY_SERVER_KEY, or ~ "
-                                               f"for none), or give the endpoint yourself: --set {'.'.join(map(str, path))}.endpoint=..."))
+            yours = f"give the endpoint yourself if it is yours to trust: --set {'.'.join(map(str, path))}.endpoint=..."
+            own = ("name the variable of that server's own key (api_key_env: MY_SERVER_KEY, or ~ for none), or "
+                   if provider_hosts(call.api_key_env) else "name no key (api_key_env: ~), or ")
+            found.errors.append(loaded.problem((*path, "endpoint"), f"{problem}, named by the recipe", own + yours))
 
 
 def _slurm_environment(loaded: LoadedRecipe, found: Findings) -> None:

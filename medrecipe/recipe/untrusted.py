@@ -12,8 +12,10 @@ text made safe to write and to print.
 - `foreign_credential`: a variable that holds the credential of a service other than an LLM endpoint (the Hub,
   the Ray cluster, a cloud account, ...); a recipe names the endpoint too, so it may not name one of these as
   the endpoint's key, or it could send your Hub token to a server of its author's choosing.
-- `key_destination_problem`: an LLM provider's own key (OPENAI_API_KEY, ...) is sent to that provider's API only; a
-  recipe that names another endpoint names the variable of that endpoint's own key.
+- `key_destination_problem`: where a key the recipe names may go when the recipe also names the endpoint: an LLM
+  provider's key (OPENAI_API_KEY, OPENAI_ADMIN_KEY, ...: a variable named after the provider) to that provider's API
+  only, any other to this machine only (a loopback endpoint). The endpoint a user gives on the command line is theirs
+  to choose (catalog/checks.py).
 - `redact`: the second line of defence, applied to every file medrecipe writes and everything it prints: the values
   of such variables, and anything shaped like a Hub or OpenAI token.
 - `printable`: text from data (a dataset's rows) without the control characters a terminal would obey.
@@ -51,42 +53,62 @@ _URL_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 REDACTED = "[redacted]"
 
-# The variables LLM providers' own SDKs and docs read their API keys from, and the hosts of each provider's API (the
-# base URLs their docs give for OpenAI-compatible clients). A recipe names both the endpoint and the variable whose
-# value is sent to it, so a provider's key goes to that provider's hosts (or their subdomains) over HTTPS, never to a
-# server the recipe's author chose.
+# The variables LLM providers' own SDKs and docs read their API keys from, by the prefix they share with every
+# other variable named after that provider (OPENAI_API_KEY and OPENAI_ADMIN_KEY, OPENAI_API_KEY_2), and the hosts of
+# each provider's API (the base URLs their docs give for OpenAI-compatible clients). A recipe names both the endpoint
+# and the variable whose value is sent to it, so a provider's key goes to that provider's hosts (or their subdomains)
+# over HTTPS, never to a server the recipe's author chose. The longest prefix names the provider (AZURE_OPENAI_).
 PROVIDER_KEYS = {
-    "OPENAI_API_KEY": ("api.openai.com",),
-    "AZURE_OPENAI_API_KEY": ("openai.azure.com",),
-    "ANTHROPIC_API_KEY": ("api.anthropic.com",),
-    "GEMINI_API_KEY": ("generativelanguage.googleapis.com",),
-    "GOOGLE_API_KEY": ("generativelanguage.googleapis.com",),
-    "MISTRAL_API_KEY": ("api.mistral.ai",),
-    "GROQ_API_KEY": ("api.groq.com",),
-    "TOGETHER_API_KEY": ("api.together.xyz", "api.together.ai"),
-    "FIREWORKS_API_KEY": ("api.fireworks.ai",),
-    "DEEPSEEK_API_KEY": ("api.deepseek.com",),
-    "OPENROUTER_API_KEY": ("openrouter.ai",),
-    "XAI_API_KEY": ("api.x.ai",),
-    "CEREBRAS_API_KEY": ("api.cerebras.ai",),
-    "PERPLEXITY_API_KEY": ("api.perplexity.ai",),
-    "DEEPINFRA_API_KEY": ("api.deepinfra.com",),
-    "NVIDIA_API_KEY": ("integrate.api.nvidia.com",),
+    "OPENAI_": ("api.openai.com",),
+    "AZURE_OPENAI_": ("openai.azure.com",),
+    "ANTHROPIC_": ("api.anthropic.com",),
+    "GEMINI_": ("generativelanguage.googleapis.com",),
+    "GOOGLE_": ("generativelanguage.googleapis.com",),
+    "MISTRAL_": ("api.mistral.ai",),
+    "GROQ_": ("api.groq.com",),
+    "TOGETHER_": ("api.together.xyz", "api.together.ai"),
+    "FIREWORKS_": ("api.fireworks.ai",),
+    "DEEPSEEK_": ("api.deepseek.com",),
+    "OPENROUTER_": ("openrouter.ai",),
+    "XAI_": ("api.x.ai",),
+    "CEREBRAS_": ("api.cerebras.ai",),
+    "PERPLEXITY_": ("api.perplexity.ai",),
+    "DEEPINFRA_": ("api.deepinfra.com",),
+    "NVIDIA_": ("integrate.api.nvidia.com",),
+    "NGC_": ("integrate.api.nvidia.com",),
+    "COHERE_": ("api.cohere.ai", "api.cohere.com"),
 }
 
 
+def provider_hosts(variable: str) -> tuple[str, ...] | None:
+    """The API hosts of the provider the variable is named after, or None."""
+    upper = variable.upper()
+    prefix = max((p for p in PROVIDER_KEYS if upper.startswith(p)), key=len, default=None)
+    return PROVIDER_KEYS[prefix] if prefix else None
+
+
 def key_destination_problem(variable: str, endpoint: str) -> str | None:
-    """Why the key in `variable` may not be sent to `endpoint`, or None."""
+    """Why the key in `variable` may not be sent to `endpoint` when the recipe names both, or None: a provider's key
+    goes to its API over HTTPS, any other variable's value to this machine only (found by review: a deny-list let
+    OPENAI_ADMIN_KEY, KAGGLE_KEY or AZURE_CLIENT_SECRET go to any host a recipe named)."""
+    import ipaddress
     from urllib.parse import urlsplit
 
-    hosts = PROVIDER_KEYS.get(variable.upper())
-    if hosts is None:
-        return None
     parts = urlsplit(endpoint)
     host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and any(host == allowed or host.endswith(f".{allowed}") for allowed in hosts):
+    hosts = provider_hosts(variable)
+    if hosts is not None:
+        if parts.scheme == "https" and any(host == allowed or host.endswith(f".{allowed}") for allowed in hosts):
+            return None
+        return f"{variable} is a key of {hosts[0]}'s API, and medrecipe sends it there only (over HTTPS), not to {host or endpoint}"
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if loopback:
         return None
-    return f"{variable} is a key of {hosts[0]}'s API, and medrecipe sends it there only (over HTTPS), not to {host or endpoint}"
+    return (f"{variable} may hold any secret of yours, and medrecipe sends a key from your environment to a server the "
+            f"recipe names only on this machine, not to {host or endpoint}")
 
 
 def secret_variable(name: str) -> bool:
