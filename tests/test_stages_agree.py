@@ -172,6 +172,10 @@ def test_ultramedical_sft_dpo_and_evaluation_agree(fixture_hub, tokenizers, tmp_
     trained = [text for text, is_trained in found["sft"] if is_trained]
     assert len(trained) == 2  # the user's turn and the answer: the authors' trainer puts the loss on the whole text
     assert trained[1].endswith("So, the answer is C.<|eot_id|>")  # the end of the turn, though the base model's EOS is another
+    # but not on the BOS and role headers, which Axolotl 0.19 leaves out of every turn's span (found by review; the
+    # recipe says so)
+    assert [text for text, is_trained in found["sft"] if not is_trained] == [
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n", "<|start_header_id|>assistant<|end_header_id|>\n\n"]
     for name, value in found["evaluation"].items():
         assert value["leading_bos"] == 1, name  # Llama 3's template writes the BOS; the tokenizer adds none
         assert value["leading_bos_default"] == 2, name  # lighteval's default add_special_tokens would add a second
