@@ -153,6 +153,29 @@ def test_sft_card_points_at_the_final_model_and_its_scores(tiny):
     assert "### Supervised fine-tuning (Axolotl)" in text and "(OpenRLHF)" not in text
 
 
+def test_a_license_the_hub_does_not_know_is_said_before_anything_is_pushed(tiny, tmp_path):
+    """Found by review: `license: foo-bar` passed validate, and the Hub, which checks a card's license when it is
+    pushed, would refuse the card after the weights were uploaded; `license: other` was written without the
+    license_name the Hub asks for (catalog/licenses.py has the evidence)."""
+    from .conftest import run_cli
+
+    recipe = str(tmp_path / "recipe.yaml")
+    misspelt = run_cli("validate", recipe, "--set", "license=apache2")
+    assert misspelt.code == 0 and "license: apache2 is not one of the Hub's license ids" in misspelt.err
+    unnamed = run_cli("validate", recipe, "--set", "license=other")
+    assert unnamed.code == 0 and "license: other: the Hub asks for the license's name (license_name)" in unnamed.err
+    stray = run_cli("validate", recipe, "--set", "license_name=my-license")
+    assert stray.code == 2 and "license_name: license_name names the license of `license: other`, and the license is " \
+                               "apache-2.0" in stray.err
+    named = ("license=other", "license_name=med-data-license", "license_link=https://example.org/LICENSE")
+    assert (result := run_cli("validate", recipe, *[f"--set={o}" for o in named])).code == 0 and "license" not in result.err
+    loaded, _ = load(recipe, named, warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "me")
+    for data in (ModelCard(model_card(loaded, rel, rel.get("model"))).data, DatasetCard(dataset_card(loaded, rel, rel.get("dataset"))).data):
+        assert (data.license, data.license_name, data.license_link) == ("other", "med-data-license", "https://example.org/LICENSE")
+    assert ModelCard(model_card(*tiny[:2], tiny[1].get("model"))).data.license_name is None
+
+
 def test_dataset_card_metadata_and_counts(tiny):
     loaded, rel, stats, _ = tiny
     text = dataset_card(loaded, rel, rel.get("dataset"), stats=stats)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import benchmarks, dataset_checks, models, openrlhf_flags, passthrough_checks
+from .licenses import HUB_LICENSES
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization, PreferenceStage
 from ..recipe.model.eval import PROMPT_ROOM
@@ -72,6 +73,7 @@ def check(loaded: LoadedRecipe) -> Findings:
     _thinking_template(loaded, found)
     _slurm_environment(loaded, found)
     _key_destinations(loaded, found)
+    _license(loaded, found)
     _base_model(loaded, found)
     _local_sources(loaded, found)
     return found
@@ -326,6 +328,24 @@ def _key_destinations(loaded: LoadedRecipe, found: Findings) -> None:
             own = ("name the variable of that server's own key (api_key_env: MY_SERVER_KEY, or ~ for none), or "
                    if provider_hosts(call.api_key_env) else "name no key (api_key_env: ~), or ")
             found.errors.append(loaded.problem((*path, "endpoint"), f"{problem}, named by the recipe", own + yours))
+
+
+def _license(loaded: LoadedRecipe, found: Findings) -> None:
+    """The Hub checks a card's license when it is pushed (found by review: a misspelt id passed validate, to be refused
+    by the Hub after the weights had been uploaded). A warning, not an error: the Hub adds ids after medrecipe's list."""
+    recipe = loaded.recipe
+    if recipe.license not in HUB_LICENSES:
+        found.warnings.append(loaded.problem(("license",), f"{recipe.license} is not one of the Hub's license ids, and the Hub "
+                                             "refuses a card whose license it does not know",
+                                             "name a Hub license id (apache-2.0, llama3, cc-by-4.0, ...), or `license: other` "
+                                             "with license_name and license_link"))
+    elif recipe.license == "other" and not recipe.license_name:
+        found.warnings.append(loaded.problem(("license",), "other: the Hub asks for the license's name (license_name) and "
+                                             "where its text is", "license_name: my-license, license_link: https://..."))
+    for key in ("license_name", "license_link"):
+        if getattr(recipe, key) and recipe.license != "other":
+            found.errors.append(loaded.problem((key,), f"{key} names the license of `license: other`, and the license is "
+                                               f"{recipe.license}", f"remove {key}, or set license: other"))
 
 
 def _slurm_environment(loaded: LoadedRecipe, found: Findings) -> None:

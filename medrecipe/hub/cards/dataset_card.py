@@ -61,6 +61,8 @@ def _dataset_metadata(recipe: Recipe, artifact: HubRepo, records: int | None) ->
     return DatasetCardData(
         pretty_name=artifact.name,
         license=recipe.license,
+        license_name=recipe.license_name,  # DatasetCardData keeps keys it has no argument for, and leaves out a None
+        license_link=recipe.license_link,
         language=card.language,
         task_categories=["text-generation", "question-answering"],
         size_categories=_size_category(records) if records is not None else None,

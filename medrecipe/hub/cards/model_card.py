@@ -117,6 +117,8 @@ def _model_metadata(loaded: LoadedRecipe, release: Release, artifact: HubRepo, s
         model_name=artifact.name if results else None,  # the model-index's name; without results it has no use
         language=card.language,
         license=recipe.license,
+        license_name=recipe.license_name,
+        license_link=recipe.license_link,
         library_name="transformers",
         pipeline_tag="text-classification" if reward_model else "text-generation",
         tags=[*card.tags, *methods, "medrecipe"],

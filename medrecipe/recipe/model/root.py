@@ -26,6 +26,10 @@ class Recipe(Strict):
     base_model: ModelRef = Field(description="The model everything starts from (Hub id or path).")
     license: str = Field("apache-2.0", pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$",
                          description="License of the released artifacts (a Hub license id: apache-2.0, llama3, other, ...).")
+    license_name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$",
+                                     description="With `license: other`, the license's name on the Hub (its license_name).")
+    license_link: str | None = Field(None, pattern=r"^https://[^\s]{1,2000}$",
+                                     description="With `license: other`, where the license's text is (an https URL).")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="The one seed every tool receives.")
     hub: Hub = Field({}, description="Hub publishing targets.")
     data: Data | None = Field(None, description="Data curation.")
