@@ -113,7 +113,7 @@ def lower_code_points(text: str) -> np.ndarray:
 
 
 def build_tables() -> None:
-    """Build the lookup tables now (~30 ms, first use builds them otherwise): the data stage's fork server does, so
+    """Build the lookup tables now (~25 ms, first use builds them otherwise): the data stage's fork server does, so
     that no worker does it again (blocks/forkserver_preload.py)."""
     _token_classes()
     _whitespace()
