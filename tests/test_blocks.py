@@ -16,8 +16,10 @@ from medrecipe.blocks.hashing import batch_token_hashes, code_points, lower_code
 from medrecipe.blocks.minhash import (Verifier, batch_sketches, duplicate_clusters, estimated_jaccard, lsh_bands, shingle_hashes,
                                       verify_bins)
 from medrecipe.blocks.readers import SourceReader
-from medrecipe.blocks.record import MappingError, build_record, order_key
+from medrecipe.blocks.record import MAX_RESPONSES, MAX_SOURCES, MappingError, build_record, order_key, response_order
 from medrecipe.blocks.text import tokens, whole_word_count, word_count
+from medrecipe.recipe.model import Generate
+from medrecipe.recipe.model.data import Data
 
 
 # ----------------------------------------------------------------------------------------------- tokens
@@ -360,16 +362,23 @@ def test_the_distribution_check_answers_as_datatroves_own():
 
 
 def test_reading_order_keys_never_collide():
-    """A record's order is its source, part and row in one int64. Parts had 12 bits: the 4,097th part of a source
-    (64 MiB each: 256 GiB) took the places of the next source's rows (review: order_key(0, 4096 << 28 | 5) was
-    order_key(1, 5)). A place past the bits is an error, not another record's place."""
+    """A record's order is its source, part, row and generated response in one int64. Parts had 12 bits: the 4,097th
+    part of a source (64 MiB each: 256 GiB) took the places of the next source's rows (review: order_key(0, 4096 << 28 | 5)
+    was order_key(1, 5)). A place past the bits is an error, not another record's place; the recipe's limits keep to
+    them."""
     places = [(0, 0, 0), (0, 0, 2**31 - 1), (0, 1, 0), (0, 4096, 5), (0, 2**20 - 1, 2**31 - 1), (1, 0, 0), (1, 0, 5),
-              (4095, 2**20 - 1, 2**31 - 1)]
+              (127, 2**20 - 1, 2**31 - 1)]
     keys = [order_key(*place) for place in places]
-    assert keys == sorted(keys) and len(set(keys)) == len(keys) and max(keys) < 2**63
-    for beyond in ((0, 2**20, 0), (0, 0, 2**31), (4096, 0, 0)):
+    responses = [response_order(key, number) for key in keys for number in (0, 1, MAX_RESPONSES - 1)]
+    assert responses == sorted(responses) and len(set(responses)) == len(responses) and max(responses) < 2**63
+    for beyond in ((0, 2**20, 0), (0, 0, 2**31), (128, 0, 0)):
         with pytest.raises(ValueError, match="past the"):
             order_key(*beyond)
+    for order, number in ((keys[1], MAX_RESPONSES), (response_order(keys[1], 1), 0)):
+        with pytest.raises(ValueError, match="one generate step's responses"):
+            response_order(order, number)
+    assert Data.model_fields["sources"].metadata[-1].max_length == MAX_SOURCES
+    assert min(m.le for m in Generate.model_fields["max_samples"].metadata if hasattr(m, "le")) == MAX_RESPONSES
 
 
 @pytest.mark.parametrize("name", ["rows.jsonl", "rows.jsonl.gz", "rows.json"])

@@ -137,6 +137,35 @@ def test_generation_keeps_only_correct_answers_and_resamples_when_none_is(llm_ru
     assert seeds == [42, 43, 44, 45]
 
 
+def test_each_generated_response_has_its_own_place_and_near_dedup_keeps_the_distinct_ones(tmp_path):
+    """Found by review: a prompt's kept responses shared its place in reading order, by which near_dedup decides, so
+    near_dedup after generate (II-Medical's order of steps) removed every response of a prompt as a duplicate of
+    itself. Here prompt 0's responses are A, B and A again, prompt 1's one C: only the second A goes."""
+    from datatrove.data import Document
+
+    from medrecipe.blocks.llm import KeepGenerations
+    from medrecipe.blocks.minhash import MinHashCollector, RemoveDuplicates, ResolveDuplicates
+    from medrecipe.blocks.record import order_key
+
+    a = "The patient has community acquired pneumonia so start amoxicillin and review the chest film in two days time"
+    b = "Iron deficiency anaemia is microcytic so check ferritin first then look for a source of chronic blood loss"
+    c = "Koplik spots are seen in measles during the prodrome before the rash appears on the face"
+
+    def prompt(row, texts):
+        return Document(text="", id=f"s/{row}", metadata={
+            "source": "s", "order": order_key(0, 0, row), "messages": [{"role": "user", "content": f"q{row}"}], "options": {},
+            "answer": None, "finish_reason": "", "extra": {},
+            "rollout_results": [{"prompt": f"q{row}", "responses": [{"text": t, "correct": True, "finish_reason": "stop"}
+                                                                    for t in texts]}]})
+
+    records = list(KeepGenerations("generate", "all_correct", "choice").run(iter([prompt(0, [a, b, a]), prompt(1, [c])])))
+    assert len({r.metadata["order"] for r in records}) == 4
+    collected = list(MinHashCollector("dedup", str(tmp_path / "side"), "response", 4, 128).run(iter(records)))
+    list(ResolveDuplicates("dedup", str(tmp_path / "side"), str(tmp_path / "decision.json"), 0.7, True).run())
+    kept = [r.id for r in RemoveDuplicates("dedup", str(tmp_path / "decision.json")).run(iter(collected))]
+    assert kept == ["s/0#0", "s/0#1", "s/1#0"]
+
+
 def test_judge_keeps_high_scores(llm_run):
     _, work, rows = llm_run
     kept = sorted(r["id"] for r in rows if r["source"] == "answers")

@@ -235,7 +235,7 @@ class KeepGenerations(CurationStep):
                     continue
                 for number, response in enumerate(kept):
                     self.stat_update(f"out/{source}")  # one record per kept response: a step's out may exceed its in
-                    record = with_response(doc, generated["prompt"], response["text"], str(number))
+                    record = with_response(doc, generated["prompt"], response["text"], number)
                     record.metadata["finish_reason"] = response["finish_reason"] or ""
                     yield record
 

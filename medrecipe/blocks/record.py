@@ -19,9 +19,13 @@ from typing import Any
 from datatrove.data import Document
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-# order = source << 51 | part << 31 | row: unique and sortable across sources, the parts of a source (its files' row
-# groups, a Hub dataset's shards) and their rows, within the int64 the steps sort and store orders in.
-_PART_BITS, _ROW_BITS = 20, 31
+# order = (source << 51 | part << 31 | row) << 5 | response: unique and sortable across sources, the parts of a source
+# (its files' row groups, a Hub dataset's shards), their rows and the responses a generate step keeps for a row's
+# prompt, within the int64 the steps sort and store orders in. Every record needs a place of its own: near_dedup and
+# the domain filter decide by it (found by review: a prompt's generated responses shared its place, and near_dedup
+# removed them all as duplicates of one another).
+_SOURCE_BITS, _PART_BITS, _ROW_BITS, _RESPONSE_BITS = 7, 20, 31, 5
+MAX_SOURCES, MAX_RESPONSES = 1 << _SOURCE_BITS, 1 << _RESPONSE_BITS  # recipe.model's limits on sources and max_samples
 
 
 class MappingError(ValueError):
@@ -96,10 +100,20 @@ def _portable(value: Any) -> Any:
 
 def order_key(source_index: int, part: int, row: int) -> int:
     """A record's place in reading order: `row` of `part` of the recipe's source number `source_index`."""
-    if part >> _PART_BITS or row >> _ROW_BITS or source_index >> (63 - _PART_BITS - _ROW_BITS):
-        raise ValueError(f"source {source_index}, part {part}, row {row}: past the {1 << _PART_BITS:,} parts of "
-                         f"{1 << _ROW_BITS:,} rows a source may have (records would share a place in reading order)")
-    return (((source_index << _PART_BITS) | part) << _ROW_BITS) | row
+    if part >> _PART_BITS or row >> _ROW_BITS or source_index >> _SOURCE_BITS:
+        raise ValueError(f"source {source_index}, part {part}, row {row}: past the {MAX_SOURCES} sources of "
+                         f"{1 << _PART_BITS:,} parts of {1 << _ROW_BITS:,} rows a recipe may have (records would share a "
+                         "place in reading order)")
+    return ((((source_index << _PART_BITS) | part) << _ROW_BITS) | row) << _RESPONSE_BITS
+
+
+def response_order(order: int, number: int) -> int:
+    """The place of response `number` (from 0) generated for the prompt at `order`: after the prompt's own place, before
+    the next row's. A record takes one generate step's responses (recipe.rules: generate completes prompts only)."""
+    if order % MAX_RESPONSES or not 0 <= number < MAX_RESPONSES:
+        raise ValueError(f"response {number} of the record at {order}: a record has one generate step's responses, at most "
+                         f"{MAX_RESPONSES}")
+    return order | number
 
 
 def _column(row: dict, name: str, source: str) -> Any:
@@ -326,9 +340,11 @@ def field_text(doc: Document, field: str) -> str:
     return "\n".join(m["content"] for m in doc.metadata["messages"])
 
 
-def with_response(doc: Document, prompt: str, response: str, suffix: str) -> Document:
-    """A copy of a prompt-only record completed with one generated response (and the prompt as it was sent)."""
+def with_response(doc: Document, prompt: str, response: str, number: int) -> Document:
+    """A copy of a prompt-only record completed with its generated response `number` (and the prompt as it was sent),
+    at a place of its own in reading order."""
     messages = [m for m in doc.metadata["messages"] if m["role"] == "system"]
     messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-    return Document(text=response, id=f"{doc.id}#{suffix}", metadata={**doc.metadata, "messages": messages})
+    return Document(text=response, id=f"{doc.id}#{number}",
+                    metadata={**doc.metadata, "messages": messages, "order": response_order(doc.metadata["order"], number)})
 

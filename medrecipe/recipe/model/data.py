@@ -151,7 +151,8 @@ class DataOutput(Strict):
 class Data(Strict):
     """Data curation: sources mapped into one chat format, then an ordered list of curation steps."""
 
-    sources: list[Source] = Field(min_length=1, max_length=4096, description="Input datasets, read in this order (earlier sources win dedup ties).")
+    # at most blocks/record.py's MAX_SOURCES: a record's place in reading order holds its source's number in 7 bits
+    sources: list[Source] = Field(min_length=1, max_length=128, description="Input datasets, read in this order (earlier sources win dedup ties).")
     steps: list[Step] = Field(default_factory=list, description="Curation steps, applied in order.")
     output: DataOutput = Field({}, description="How the curated dataset is written.")
     expected_samples: PositiveInt | None = Field(None, description="Size of the original release's dataset, for the card.")
