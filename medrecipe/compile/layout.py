@@ -26,6 +26,10 @@ from ..recipe.derive import sft_batch
 from ..recipe.errors import dotted
 
 STAGES = ("data", "sft", "rl", "eval")
+# The layout of what the data stage keeps between its segments (a record's place in reading order: blocks/record.py).
+# It is part of the data key, so that a run resumed by a medrecipe whose layout differs starts a folder of its own
+# rather than mixing the two.
+DATA_FORMAT = 2
 BUILD_FOLDERS = (*STAGES, "cards", "hub")  # what a build writes into, beside recipe.resolved.yaml and lock.json
 
 
@@ -61,7 +65,7 @@ class Layout:
         if recipe.data:
             keys["data"] = fingerprint(
                 {"data": recipe.data.model_dump(mode="json"), "seed": recipe.seed, "eval_sets": decontam_sets,
-                 "tasks": recipe.compute.tasks}
+                 "tasks": recipe.compute.tasks, "format": DATA_FORMAT}
             )
         if recipe.sft:
             batch = sft_batch(recipe.sft, recipe.compute)
