@@ -181,6 +181,22 @@ def test_hub_model_id_only_when_the_namespace_is_known(write):
     assert "hub_model_id" not in compile_sft(path, "publish.sft_model=false")[0]
 
 
+def test_a_local_dataset_is_named_where_axolotl_runs(tmp_path, monkeypatch):
+    """Found by review: a dataset path relative to the recipe reached axolotl.yaml as written, and Axolotl, which runs in
+    the stage's work folder, found nothing there (`misconfigured dataset path (train.jsonl)`, after validate, compile
+    and the dry run had passed). A local dataset is named by its absolute path; a Hub id stays one."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    recipe = recipes / "r.yaml"
+    recipe.write_text("name: local-sft\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n"
+                      "sft: {datasets: [{path: train.jsonl}, {path: ./not-yet}, {path: org/hub-set}], sequence_len: 256}\n")
+    monkeypatch.chdir(tmp_path)
+    config = compile_sft(recipe)[0]
+    assert [d["path"] for d in config["datasets"]] == [str((recipes / "train.jsonl").resolve()),
+                                                       str((recipes / "not-yet").resolve()), "org/hub-set"]
+
+
 def test_deepspeed_configs_ship_with_the_package(write):
     for name in ("zero1", "zero2", "zero3", "zero3_offload"):
         config = json.loads(axolotl.deepspeed_config(name))

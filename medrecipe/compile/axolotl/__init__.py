@@ -85,7 +85,7 @@ def _config(loaded: LoadedRecipe, layout: Layout, batch: SFTBatch) -> dict[str, 
     config: dict[str, Any] = {
         "base_model": checks.sft_base_model(loaded),
         "chat_template": template,
-        "datasets": _datasets(sft, layout),
+        "datasets": _datasets(loaded, layout),
         "dataset_prepared_path": str(work / "prepared"),
         "val_set_size": sft.val_set_size,
         "output_dir": str(work),
@@ -135,12 +135,21 @@ def _config(loaded: LoadedRecipe, layout: Layout, batch: SFTBatch) -> dict[str, 
     return config
 
 
-def _datasets(sft: SFT, layout: Layout) -> list[dict[str, Any]]:
+def _datasets(loaded: LoadedRecipe, layout: Layout) -> list[dict[str, Any]]:
+    sft = loaded.recipe.sft
     roles = list(sft.roles_to_train)
     if sft.datasets is None:
         # The data stage's curated parquet shards: a `messages` column of {role, content} turns.
         return [_chat_dataset(str(layout.data_output()), "train", "messages", roles)]
-    return [_listed_dataset(dataset, roles) for dataset in sft.datasets]
+    return [_listed_dataset(dataset, _dataset_path(loaded, index), roles) for index, dataset in enumerate(sft.datasets)]
+
+
+def _dataset_path(loaded: LoadedRecipe, index: int) -> str:
+    """A local dataset as an absolute path, found where the recipe that names it is (Axolotl runs in the stage's work
+    folder, where a relative path named nothing: found by review); anything else is a Hub dataset id."""
+    given = loaded.recipe.sft.datasets[index].path
+    local = loaded.local_path(("sft", "datasets", index, "path"))
+    return str(local.resolve()) if given.startswith(("/", ".", "~")) or local.exists() else given
 
 
 def _chat_dataset(path: str, split: str, messages: str, roles: list[str]) -> dict[str, Any]:
@@ -154,11 +163,11 @@ def _chat_dataset(path: str, split: str, messages: str, roles: list[str]) -> dic
     }
 
 
-def _listed_dataset(dataset: SFTDataset, roles: list[str]) -> dict[str, Any]:
+def _listed_dataset(dataset: SFTDataset, path: str, roles: list[str]) -> dict[str, Any]:
     if dataset.format == "alpaca":
-        entry: dict[str, Any] = {"path": dataset.path, "split": dataset.split, "type": "alpaca"}
+        entry: dict[str, Any] = {"path": path, "split": dataset.split, "type": "alpaca"}
     else:
-        entry = _chat_dataset(dataset.path, dataset.split, dataset.messages, roles)
+        entry = _chat_dataset(path, dataset.split, dataset.messages, roles)
     if dataset.subset:
         entry["name"] = dataset.subset
     return entry
