@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import regex
 
-# One token per CJK ideograph / kana / hangul syllable; otherwise a run of letters, digits or marks.
-_TOKEN = regex.compile(
-    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]|[\p{L}\p{N}\p{M}]+(?:['’][\p{L}]+)*",
-    regex.VERSION1,
-)
-_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+# One token per CJK ideograph / kana / hangul syllable; otherwise a run of letters, digits or marks that are not CJK:
+# the tokens blocks/hashing.py hashes, written as a regex (tests and benchmarks compare the two). An apostrophe
+# separates ("Koplik's" is koplik, s), and a CJK character ends a Latin run (HbA1c升高 is hba1c, 升, 高): found by
+# review, where this regex had joined both and so disagreed with what near_dedup and decontamination hash.
+_CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
+_TOKEN = regex.compile(rf"[{_CJK_CLASS}]|[[\p{{L}}\p{{N}}\p{{M}}]--[{_CJK_CLASS}]]+", regex.VERSION1)
+_CJK = regex.compile(rf"[{_CJK_CLASS}]")
 
 
 def tokens(text: str, lowercase: bool = True) -> list[str]:
