@@ -111,6 +111,19 @@ def test_short_questions_are_matched_whole():
     assert found == ["m-0", "m-0", None, None, "m-6", None]
 
 
+def test_a_copy_in_full_width_characters_is_a_copy():
+    """Found by review: a copy with its digits in full width (as Chinese text often writes them) scored 69.6 against
+    its item and shared no n-gram, a MedQA question in full-width letters 15.4: both escaped both steps. Texts are
+    compared in NFKC form, where each is its item again."""
+    zh = "患者，男，45岁，发热3天，体温39.5℃，血压120/80mmHg，白细胞12.5×10^9/L。最可能的诊断是"
+    en = "A 45-year-old man presents with fever for three days and a productive cough; which is the most likely diagnosis?"
+    wide = {ord(c): ord(c) + 0xFEE0 for c in map(chr, range(0x21, 0x7F))}  # ASCII's full-width forms (U+FF01-U+FF5E)
+    items = [EvalItem("cmexam", "zh", zh, zh), EvalItem("medqa", "en", en, en)]
+    copies = [zh.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789./"}), "Answer this. " + en.translate(wide)]
+    assert [hit[0] for hit in NgramIndex(items, 8).matches(copies)] == [0, 1]
+    assert [(hit[0], hit[1]) for hit in FuzzyIndex(items, 80).matches(copies[:1] + [en.translate(wide)])] == [(0, 100.0), (1, 100.0)]
+
+
 # -------------------------------------------------------------------------------------------------- fuzzy
 
 

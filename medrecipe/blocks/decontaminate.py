@@ -1,5 +1,7 @@
 """Decontamination against evaluation items: exact word n-grams (open-r1), then fuzzy similarity.
 
+Both compare texts in Unicode's NFKC form (text.compatibility_folded): a full-width copy is a copy.
+
 - n-grams: open-r1's definition (lower case, whitespace-split words, any shared n-gram). A whole batch of
   texts is hashed in one numpy pass and looked up in a sorted array of the evaluation n-gram hashes; every
   hash hit is confirmed on the words themselves, so the removed set is exactly the brute-force one.
@@ -34,7 +36,7 @@ from .base import CurationFilter
 from .evalsets import EvalItem, load_items
 from .hashing import code_points, ngram_hashes, token_hashes, token_strings, whitespace_word_hashes
 from .record import field_text
-from .text import decontamination_words
+from .text import compatibility_folded, decontamination_words
 
 
 class _BatchWords:
@@ -103,20 +105,22 @@ class NgramIndex:
 
     def __init__(self, items: list[EvalItem], n: int, whole_question_min_words: int = 4):
         self.n, self.items = n, items
-        self.words = [decontamination_words(item.text) for item in items]
-        grams, owners, _ = _BatchWords([item.text for item in items]).grams(n) if items else (np.zeros(0, np.uint64), np.zeros(0, np.intp), None)
+        texts = [compatibility_folded(item.text) for item in items]
+        self.words = [decontamination_words(text) for text in texts]
+        grams, owners, _ = _BatchWords(texts).grams(n) if items else (np.zeros(0, np.uint64), np.zeros(0, np.intp), None)
         self.index = _SortedIndex(grams, owners)
         # Questions shorter than n words, by their length in tokens: one index of whole-question hashes per length.
         self.question_tokens: dict[int, list[str]] = {}
         by_length: dict[int, list[tuple[np.uint64, int]]] = {}
         for number, item in enumerate(items):
-            if len(item.question.split()) >= n:
+            question = compatibility_folded(item.question)
+            if len(question.split()) >= n:
                 continue
-            tokens = token_strings(item.question)
+            tokens = token_strings(question)
             if len(tokens) < whole_question_min_words:
                 continue
             self.question_tokens[number] = tokens
-            by_length.setdefault(len(tokens), []).append((ngram_hashes(token_hashes(item.question), len(tokens))[0], number))
+            by_length.setdefault(len(tokens), []).append((ngram_hashes(token_hashes(question), len(tokens))[0], number))
         self.whole_questions = {
             length: _SortedIndex(np.array([h for h, _ in entries], dtype=np.uint64), np.array([o for _, o in entries], dtype=np.intp))
             for length, entries in by_length.items()
@@ -128,6 +132,7 @@ class NgramIndex:
         results: list[tuple[int, str] | None] = [None] * len(texts)
         if not texts:
             return results
+        texts = [compatibility_folded(text) for text in texts]
         if self.index.hashes.size:
             words_of: dict[int, list[str]] = {}
             grams, owner, offsets = _BatchWords(texts).grams(self.n)
@@ -169,8 +174,8 @@ _NOT_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}]+")
 
 
 def fuzzy_normalize(text: str) -> str:
-    """What fuzzy matching compares: lower case, each run of punctuation and whitespace one space."""
-    return _NOT_WORD.sub(" ", text.lower()).strip()
+    """What fuzzy matching compares: NFKC, lower case, each run of punctuation and whitespace one space."""
+    return _NOT_WORD.sub(" ", compatibility_folded(text).lower()).strip()
 
 
 _CLASSES = 64

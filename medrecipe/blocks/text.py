@@ -6,6 +6,8 @@ on long reasoning traces and splits Chinese into whole paragraphs, so near-dupli
 
 from __future__ import annotations
 
+import unicodedata
+
 import regex
 
 # One token per CJK ideograph / kana / hangul syllable; otherwise a run of letters, digits or marks that are not CJK:
@@ -34,6 +36,13 @@ def whole_word_count(text: str, word: str, case_sensitive: bool = True) -> int:
     """Occurrences of `word` as a whole word ("Wait" counts in "Wait," not in "Waiting")."""
     flags = 0 if case_sensitive else regex.IGNORECASE
     return len(regex.findall(rf"(?<![\p{{L}}\p{{N}}]){regex.escape(word)}(?![\p{{L}}\p{{N}}])", text, flags=flags))
+
+
+def compatibility_folded(text: str) -> str:
+    """`text` in Unicode's NFKC form: full-width letters and digits (ＭＲＩ, ３９.５℃), ligatures and other compatibility
+    forms as their plain characters. Decontamination compares texts in this form (found by review: a copy of an item
+    with its digits in full width, as Chinese text often writes them, escaped both the n-gram and the fuzzy step)."""
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
 
 
 def decontamination_words(text: str) -> list[str]:
