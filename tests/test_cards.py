@@ -384,7 +384,7 @@ def test_ii_medical_dataset_card_carries_every_number_of_the_seed_card(ii_medica
     assert params["`decontaminate_ngram`"]["n"] == "8"
     assert params["`decontaminate_fuzzy`"]["threshold"] == "80.0"
     assert "4-gram MinHash LSH on the response (128 permutations); records at Jaccard similarity >= 0.7" in text
-    assert "8-gram overlap between the prompt and the evaluation items" in text
-    assert "fuzzy match (rapidfuzz ratio >= 80.0% on lower-cased text without punctuation)" in text
+    assert "8-gram overlap (NFKC, lower case) between the prompt and the evaluation items" in text
+    assert "fuzzy match (rapidfuzz ratio >= 80.0% on NFKC, lower-cased text without punctuation)" in text
     decontaminated = text.split("Benchmarks decontaminated against: ", 1)[1].split("\n", 1)[0]
     assert decontaminated.count("](https://huggingface.co/datasets/") == 10

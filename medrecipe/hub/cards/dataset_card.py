@@ -161,12 +161,12 @@ def _decontamination(recipe: Recipe, stats: dict | None) -> dict | None:
     for step in steps:
         if isinstance(step, DecontaminateNgram):
             scope = "with their options" if step.include_options else "questions only"
-            methods.append(f"{step.n}-gram overlap between the {step.field} and the evaluation items ({scope}); questions "
-                           f"shorter than {step.n} words matched whole")
+            methods.append(f"{step.n}-gram overlap (NFKC, lower case) between the {step.field} and the evaluation items ({scope}); "
+                           f"questions shorter than {step.n} words matched whole")
         else:
             scope = "each question alone and with its options" if step.include_options else "each question alone"
             methods.append(
-                f"fuzzy match (rapidfuzz ratio >= {format_value(step.threshold)}% on lower-cased text without punctuation) between "
+                f"fuzzy match (rapidfuzz ratio >= {format_value(step.threshold)}% on NFKC, lower-cased text without punctuation) between "
                 f"the {step.field} and {scope}"
             )
     registry = benchmarks.known(recipe)

@@ -95,7 +95,7 @@ class DecontaminateNgram(StepBase):
     whole of a question shorter than n words."""
 
     type: Literal["decontaminate_ngram"] = Field(description="Step type.")
-    n: PositiveInt = Field(8, description="n-gram size in words (lower case, split on whitespace, as open-r1 does).")
+    n: PositiveInt = Field(8, description="n-gram size in words (lower case, split on whitespace, as open-r1 does; NFKC first).")
     field: Literal["prompt", "conversation"] = Field("prompt", description="Which text is checked.")
     benchmarks: list[str] | None = Field(None, description="Benchmarks to decontaminate against. Default: every benchmark of `eval`.")
     include_options: bool = Field(True, description="Index the evaluation items' answer options as well as their questions.")
