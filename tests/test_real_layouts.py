@@ -322,6 +322,18 @@ def test_preflight_without_the_hub_checks_the_local_files_and_names_what_it_coul
                      "not checked", result.stderr), result.stderr
 
 
+def test_inspect_without_the_hub_says_so_at_once(tmp_path):
+    """Found by review: `inspect` did not ask whether the Hub could be reached, and the datasets library retried each
+    Hub dataset five times with backoff: two minutes for UltraMedical's recipe, some twelve for II-Medical's, before
+    exit 2. It now reports each Hub dataset as not checked, as preflight does, and still reads the local ones."""
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "inspect", str(RECIPES / "ultramedical-llama3-8b.yaml")],
+                            env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "Retrying" not in result.stderr
+    assert re.search(r"ultramedical-llama3-8b\.yaml:\d+:\d+: data\.sources\[0\]\.hub: TsinghuaC3I/UltraMedical is on the Hub, "
+                     r"which cannot be reached at http://127\.0\.0\.1:9: not checked", result.stderr), result.stderr
+
+
 READ_EVERY_SOURCE = """
 import json, sys
 from pathlib import Path

@@ -93,7 +93,7 @@ class _Preflight:
 
             self.fail(what, repo, path, f"{repo} is on the Hub, which cannot be reached at {constants.ENDPOINT}"
                       + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "") + ": not checked",
-                      "run preflight where the Hub is reachable (HF_ENDPOINT names a mirror)")
+                      "run it where the Hub is reachable (HF_ENDPOINT names a mirror)")
             return None
         info = self.api.dataset_info if kind == "dataset" else self.api.model_info
         try:
@@ -182,7 +182,7 @@ class _Preflight:
                 else:
                     self.ok(what, name, f"optional, absent ({spec['path']}): skipped")
                 return None
-        elif self.hub_checks:
+        elif self.hub_checks or not self.hub_reachable:  # out of reach, the datasets library would retry for minutes
             info = self.repository("dataset", spec["hub"], spec.get("revision"), what, (*at, "hub"))
             if info is None:
                 return None
@@ -347,8 +347,9 @@ def preflight(loaded: LoadedRecipe, rows: int = 3) -> Report:
 
 def read_samples(loaded: LoadedRecipe, rows: int = 3) -> Report:
     """The first rows of every dataset `loaded` names, read through its mappings, without checking the Hub's
-    models or access first (the Hub is still read for Hub datasets)."""
-    run = _Preflight(loaded, rows, hub_checks=False)
+    models or access first (the Hub is still read for Hub datasets, where it can be reached: found by review, inspect
+    took minutes of the datasets library's retries to fail offline)."""
+    run = _Preflight(loaded, rows, hub_checks=False, hub_reachable=not offline_models.offline())
     _read(run)
     return run.report
 
