@@ -154,6 +154,11 @@ def test_options_of_a_stage_that_does_not_run_are_usage_errors(cli):
     assert result.code == 2 and "--model names the model the eval stage evaluates" in result.err
     result = cli("run", QUICKSTART, "--stage", "sft", "--workers", "2", "--dry-run")
     assert result.code == 2 and "--workers sets how the data stage runs, which --stage sft does not run" in result.err
+    # found by review: the data stage ran on this machine, the launcher ignored
+    for option in (("--launcher", "slurm"), ("--gpu",)):
+        result = cli("run", QUICKSTART, "--stage", "data", *option, "--dry-run")
+        assert result.code == 2 and f"{option[0]} sets how training and evaluation run, which --stage data does not run; " \
+                                    "the data stage runs on --executor (local, ray or slurm)" in result.err
 
 
 def test_a_model_folder_to_evaluate_that_is_not_one_is_refused_before_anything_runs(tmp_path, cli):

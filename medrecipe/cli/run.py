@@ -58,6 +58,10 @@ def command(recipe, overrides, stages, out, executor, workers, launcher, model, 
     if (executor or workers) and not {MAIN_JOB, "data", "all"} & set(stages):
         raise click.UsageError(f"--{'executor' if executor else 'workers'} sets how the data stage runs, which "
                                f"--stage {' --stage '.join(stages)} does not run")
+    if (launcher != "local" or gpu) and not {"sft", "rl", "eval", "all"} & set(stages):
+        # found by review: `--stage data --launcher slurm` curated on this machine without a word
+        raise click.UsageError(f"--{'gpu' if gpu else 'launcher'} sets how training and evaluation run, which --stage "
+                               f"{' --stage '.join(stages)} does not run; the data stage runs on --executor (local, ray or slurm)")
     console = Console()
     loaded, _ = load(recipe, overrides)
     target = (out or default_out(loaded)).resolve()
