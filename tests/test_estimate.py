@@ -136,6 +136,18 @@ def test_plan_prints_gpu_hours_and_a_memory_verdict_per_stage(monkeypatch):
     assert "training: 155.0 of 80 GiB, does not fit" in unsharded.out.split("─ cost ─")[1]
 
 
+def test_plan_cuts_no_value_at_a_terminals_width(monkeypatch):
+    """Found by review: at 80 columns, or piped, `plan` cut Hub ids, mappings, models and verdicts to "…"
+    (FreedomIntelligence…, two sources both medical-r1-distill…). Its tables wrap a value instead; only the long
+    texts of a step's parameters (prompt templates) are abbreviated, on purpose."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = run_cli("plan", str(REPO / "recipes" / "ii-medical-8b-1706.yaml"))
+    assert result.code == 0, result.err
+    sources, rest = result.out.split("curation steps", 1)
+    assert "…" not in sources
+    assert "…" not in rest.split("─ hub ─", 1)[1]
+
+
 def test_the_memory_formula_is_deepspeeds_on_transformers_models(tool_python):
     """Each catalog architecture is built by the sft environment's transformers and handed to DeepSpeed's estimators."""
     cases, expected = [], {}

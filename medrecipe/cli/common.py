@@ -21,6 +21,17 @@ overrides_option = click.option(
 )
 
 
+def folding_table(*columns: str, **options):
+    """A rich Table whose cells wrap where they do not fit, never cut to "…": a Hub id, a path or a model is read for
+    its whole value (found by review: `plan` cut them at any width a terminal has, and when piped)."""
+    from rich.table import Table
+
+    table = Table(**options)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 def recipe_path(reference: str) -> Path:
     """A recipe given as a file path, or as the name of a shipped recipe (`ii-medical-8b-1706`)."""
     if Path(reference).is_file():

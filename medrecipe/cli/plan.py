@@ -8,7 +8,7 @@ import click
 
 from ..compile.build import default_out
 from ..compile.layout import Layout
-from .common import load, overrides_option, recipe_argument
+from .common import folding_table, load, overrides_option, recipe_argument
 
 
 @click.command(
@@ -28,7 +28,6 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
     evaluation tasks, the Hub repositories that would be created or updated, what the GPU stages will cost
     (tokens, FLOPs, GPU-hours, memory per GPU against the GPUs' with a verdict), and every warning."""
     from rich.console import Console
-    from rich.table import Table
 
     from ..compile.plan import plan
 
@@ -46,7 +45,7 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
         if stage.stage == "data":
             _data(console, recipe_, release.layout)
         if stage.derived:
-            table = Table("derived", "value", show_header=False)
+            table = folding_table("derived", "value", show_header=False)
             for row in stage.derived:
                 table.add_row(*row)
             console.print(table)
@@ -54,7 +53,7 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
         warnings += [f"{stage.stage}: {w}" for w in stage.warnings]
 
     console.rule("[bold]hub")
-    table = Table("artifact", "repository", "visibility")
+    table = folding_table("artifact", "repository", "visibility")
     for row in release.repos:
         table.add_row(*row)
     console.print(table)
@@ -69,14 +68,13 @@ def command(recipe: str, overrides: tuple[str, ...], out: Path | None) -> None:
 
 def _costs(console, costs) -> None:
     """Tokens, FLOPs and GPU-hours per GPU stage, the memory verdicts, and what each figure rests on."""
-    from rich.table import Table
 
     from ..compile.estimate import describe
 
     if not costs:
         return
     console.rule("[bold]cost")
-    table = Table("stage", "model", "GPUs", "tokens", "FLOPs", "GPU-hours", "wall-clock hours", "memory per GPU")
+    table = folding_table("stage", "model", "GPUs", "tokens", "FLOPs", "GPU-hours", "wall-clock hours", "memory per GPU")
     for cost in costs:
         verdicts = "; ".join(f"{m.phase}: {m.total_gib:,.1f} of {m.capacity_gib:g} GiB, {m.verdict}" for m in cost.memory)
         per = f" {cost.per}" if cost.per else ""
@@ -108,23 +106,21 @@ def _compact(params: dict, prefix: str = "") -> str:
 
 
 def _facts(console, facts: list[tuple[str, str]]) -> None:
-    from rich.table import Table
 
     if facts:
-        table = Table("", "", show_header=False, box=None)
+        table = folding_table("", "", show_header=False, box=None)
         for key, value in facts:
             table.add_row(f"[dim]{key}[/]", value)
         console.print(table)
 
 
 def _data(console, recipe, layout: Layout) -> None:
-    from rich.table import Table
 
     from ..recipe.describe import describe_location, describe_mapping
     from ..recipe.rules import step_names
 
     data = recipe.data
-    table = Table("source", "kind", "group", "location", "read as", "expected", title="sources", title_justify="left")
+    table = folding_table("source", "kind", "group", "location", "read as", "expected", title="sources", title_justify="left")
     for source in data.sources:
         table.add_row(source.name, source.kind, source.group or "", describe_location(source), describe_mapping(source.fields),
                       f"{source.expected_samples:,}" if source.expected_samples else "")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import load, overrides_option, recipe_argument
+from .common import folding_table, load, overrides_option, recipe_argument
 
 
 @click.command(
@@ -31,7 +31,6 @@ def command(recipe: str, overrides: tuple[str, ...], rows: int, json_file: Path 
     Exit 2 with the recipe's file:line:col of every problem found."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     from ..recipe import RecipeError
     from ..recipe.untrusted import printable
@@ -40,7 +39,7 @@ def command(recipe: str, overrides: tuple[str, ...], rows: int, json_file: Path 
     loaded, _ = load(recipe, overrides)
     report = preflight(loaded, rows)
     console = Console(highlight=False)
-    table = Table("", "what", "name", "result", title=f"preflight of {loaded.recipe.name}", title_justify="left")
+    table = folding_table("", "what", "name", "result", title=f"preflight of {loaded.recipe.name}", title_justify="left")
     for check in report.checks:
         table.add_row("[green]ok[/]" if check.ok else "[red]error[/]", check.what, escape(check.name), escape(printable(check.result)))
     console.print(table)
