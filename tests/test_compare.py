@@ -119,6 +119,10 @@ def test_compare_errors(cli, write):
     other = write("b.json", json.dumps(dict(SCORES, benchmarks={"mmlu_anatomy": {"score": 60.0, "stderr": 1.0}})))
     result = cli("compare", str(other))
     assert result.code == 2 and "share no benchmark" in result.err
+    utf16 = write("utf16.json", "")
+    utf16.write_bytes(json.dumps(SCORES).encode("utf-16"))  # as PowerShell's `>` writes (found by review: a traceback)
+    result = cli("compare", str(utf16))
+    assert result.code == 2 and f"{utf16} is not UTF-8 text (byte 0)" in result.err and "save it as UTF-8" in result.err
 
 
 @pytest.mark.parametrize("entry", [{"score": float("nan"), "stderr": 1.0}, {"score": 150.0, "stderr": 1.0},

@@ -70,6 +70,8 @@ def load_scores(path: Path) -> dict:
         raise UserError(f"{path} does not exist", "evaluate first: medrecipe run RECIPE --stage eval") from None
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not JSON: {error}") from None
+    except UnicodeDecodeError as error:  # found by review: a UTF-16 file (PowerShell's `>`) ended in a traceback
+        raise UserError(f"{path} is not UTF-8 text (byte {error.start})", "save it as UTF-8") from None
     hint = "pass the eval/scores.json that `medrecipe run --stage eval` writes"
     if not isinstance(scores, dict) or not isinstance(scores.get("benchmarks"), dict):
         raise UserError(f"{path} has no `benchmarks` mapping", hint)
