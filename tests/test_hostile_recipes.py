@@ -367,6 +367,32 @@ def test_to_dir_never_replaces_the_build_or_folders_medrecipe_did_not_write(tmp_
     assert cli("publish", "recipe.yaml", "--stage", "data", "--to-dir", str(work / "out"), "--namespace", "me").code == 0
 
 
+def test_a_build_never_replaces_a_folder_medrecipe_did_not_write(tmp_path):
+    """Found by review: `compile --out` (and `run`) at an existing folder replaced its lock.json and sft/axolotl.yaml
+    without a word. A folder that holds a build's names (lock.json, sft/, ...) but is no build is refused before
+    anything is written; a new folder, a build, a folder of other files (a build writes beside them) and what a run
+    that stopped before its lock.json left behind are built into."""
+    quickstart = str(RECIPES / "quickstart.yaml")
+    locked, configured = tmp_path / "locked", tmp_path / "configured"
+    (locked / "lock.json").parent.mkdir()
+    (locked / "lock.json").write_text("mylock\n")
+    (configured / "sft").mkdir(parents=True)
+    (configured / "sft" / "axolotl.yaml").write_text("precious\n")
+    for folder, named in ((locked, "lock.json"), (configured, "sft")):
+        for command in (("compile", quickstart, "--out", str(folder)), ("run", quickstart, "--out", str(folder), "--dry-run"),
+                        ("run", quickstart, "--stage", "sft", "--out", str(folder), "--dry-run")):
+            refused(medrecipe(*command, cwd=tmp_path), f"--out {folder} holds {named}, which medrecipe did not write")
+    assert (locked / "lock.json").read_text() == "mylock\n" and (configured / "sft" / "axolotl.yaml").read_text() == "precious\n"
+    assert sorted(p.name for p in locked.iterdir()) == ["lock.json"] and sorted(p.name for p in configured.iterdir()) == ["sft"]
+    notes, stopped = tmp_path / "notes", tmp_path / "stopped"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine\n")
+    (stopped / "data" / "0123456789ab" / "logs").mkdir(parents=True)  # the fork server's log, written before the build
+    for folder in (tmp_path / "new", notes, stopped, stopped):  # the second time into a build
+        assert medrecipe("compile", quickstart, "--out", str(folder), cwd=tmp_path).returncode == 0
+    assert (notes / "todo.txt").read_text() == "mine\n"
+
+
 # ------------------------------------------------------------------------------------ files that would break
 
 

@@ -15,7 +15,7 @@ from ..recipe import LoadedRecipe
 from ..recipe.load import display
 from ..recipe.show import to_yaml
 from ..recipe.untrusted import redact
-from .layout import BUILD_FOLDERS, STAGES, Layout, recipe_sha256, refuse_writing_among_data
+from .layout import STAGES, Layout, recipe_sha256, refuse_build_folder
 
 # stage -> module whose `build(loaded, layout) -> StageBuild` compiles it (imported only when needed)
 COMPILERS = {
@@ -101,7 +101,7 @@ def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = N
     """Write every compiled artifact, the resolved recipe and lock.json under `out`; returns what each stage
     compiled to. The cards are written by `hub.card_files`, above this layer."""
     refuse_absent_stages(loaded, stages or ())
-    refuse_writing_among_data(loaded, out, "--out", BUILD_FOLDERS)
+    refuse_build_folder(loaded, out)
     out = out.resolve()
     layout = Layout(out, loaded.recipe)
     builds = [compile_stage(loaded, layout, stage) for stage in (stages or stages_of(loaded))]

@@ -31,6 +31,7 @@ STAGES = ("data", "sft", "rl", "eval")
 # rather than mixing the two.
 DATA_FORMAT = 2
 BUILD_FOLDERS = (*STAGES, "cards", "hub")  # what a build writes into, beside recipe.resolved.yaml and lock.json
+BUILD_FILES = ("recipe.resolved.yaml", "lock.json")
 
 
 def fingerprint(value) -> str:
@@ -138,3 +139,27 @@ def refuse_writing_among_data(loaded: LoadedRecipe, target: Path, option: str, w
         if written == folder or folder in written.parents or (folder.parent == written and folder.name in writes_into):
             raise UserError(f"{option} {target} writes into the data folder {folder} ({dotted(path)}): the next run would "
                             "read what this one writes as data", f"write elsewhere, e.g. {option} build/{loaded.recipe.name}")
+
+
+def refuse_foreign_folder(target: Path, option: str = "--out") -> None:
+    """A build writes its own names into its folder (BUILD_FOLDERS, BUILD_FILES), so a folder may hold other files, but
+    not those names unless they are a build's: one whose lock.json medrecipe wrote, or a run that stopped before it
+    wrote its lock.json, which leaves data/ only (found by review: --out at an existing folder replaced its lock.json
+    and sft/axolotl.yaml without a word)."""
+    if not target.is_dir():
+        return
+    lock = target / "lock.json"
+    try:
+        ours = isinstance(json.loads(lock.read_text(encoding="utf-8")).get("recipe_sha256"), str)
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    taken = [name for name in (*BUILD_FILES, *BUILD_FOLDERS) if name != "data" and (target / name).exists()]
+    if not ours and taken:
+        raise UserError(f"{option} {target} holds {taken[0]}, which medrecipe did not write (no lock.json of a build of "
+                        "its own): a build there would replace it", f"give a new folder, e.g. {option} build/<recipe name>")
+
+
+def refuse_build_folder(loaded: LoadedRecipe, target: Path) -> None:
+    """Where a build may not go: among the recipe's data, or over files medrecipe did not write."""
+    refuse_writing_among_data(loaded, target, "--out", BUILD_FOLDERS)
+    refuse_foreign_folder(target)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..compile.build import StageBuild, compile_recipe, refuse_absent_stages, stages_of
-from ..compile.layout import STAGES, Layout, recipe_sha256
+from ..compile.layout import STAGES, Layout, recipe_sha256, refuse_build_folder
 from ..errors import NotRunnableHere, UserError
 from ..hub.card_files import write_cards
 from ..hub.repos import write_repos
@@ -63,6 +63,7 @@ def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: Ru
     this machine is skipped with the reason, and the rest go on), or stages named, in the pipeline's order.
     `on_warning(stage, text)` hears each compile warning before anything runs, `on_stage(name)` each stage as it
     starts."""
+    refuse_build_folder(loaded, target)  # before anything is written there (prepare starts writing logs)
     if options.dry_run:
         _dry_run_keeps_the_build(loaded, target)
     layout = Layout(target, loaded.recipe)

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .basics import ModelRef, Slug, Strict
+from .basics import ModelRef, Slug, Strict, Url
 from .compute import Compute
 from .data import Data
 from .eval import RECIPE_MODELS, Eval
@@ -28,8 +28,7 @@ class Recipe(Strict):
                          description="License of the released artifacts (a Hub license id: apache-2.0, llama3, other, ...).")
     license_name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$",
                                      description="With `license: other`, the license's name on the Hub (its license_name).")
-    license_link: str | None = Field(None, pattern=r"^https://[^\s]{1,2000}$",
-                                     description="With `license: other`, where the license's text is (an https URL).")
+    license_link: Url | None = Field(None, description="With `license: other`, where the license's text is (a URL).")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="The one seed every tool receives.")
     hub: Hub = Field({}, description="Hub publishing targets.")
     data: Data | None = Field(None, description="Data curation.")
