@@ -284,6 +284,11 @@ def test_a_recipe_cannot_send_any_key_of_yours_to_a_server_it_names(tmp_path, va
                      "--set", f"eval.judge={{model: j, endpoint: 'https://vllm.example.org/v1', api_key_env: {variable}}}",
                      cwd=tmp_path)
     assert mine.returncode == 0, mine.stderr
+    # a parent recipe file named like an override is still a file (found by review: it passed for the command line)
+    write(tmp_path, "--set x.yaml", BASE + judge)
+    disguised = write(tmp_path, "child.yaml", 'extends: "--set x.yaml"\n')
+    refused(medrecipe("preflight", str(disguised), cwd=tmp_path, env={variable: "secret-of-the-user"}),
+            f"eval.judge.endpoint: {variable} may hold any secret of yours")
 
 
 def test_a_recipe_cannot_choose_the_ray_cluster_that_receives_the_ray_token(tmp_path):

@@ -322,8 +322,7 @@ def _key_destinations(loaded: LoadedRecipe, found: Findings) -> None:
     for path, call in loaded.recipe.model_calls():
         if not (call.endpoint and call.api_key_env and (problem := key_destination_problem(call.api_key_env, call.endpoint))):
             continue
-        where = loaded.tree.position((*path, "endpoint"))
-        if where is None or not where.file.startswith("--set "):
+        if not loaded.set_on_command_line((*path, "endpoint")):
             yours = f"give the endpoint yourself if it is yours to trust: --set {'.'.join(map(str, path))}.endpoint=..."
             own = ("name the variable of that server's own key (api_key_env: MY_SERVER_KEY, or ~ for none), or "
                    if provider_hosts(call.api_key_env) else "name no key (api_key_env: ~), or ")

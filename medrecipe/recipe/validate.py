@@ -41,6 +41,12 @@ class LoadedRecipe:
             return Path.cwd() / value
         return self.tree.sources[position.file].parent / value
 
+    def set_on_command_line(self, path: tuple) -> bool:
+        """Whether the value at `path` was given with --set, not written in a recipe file: known by the file it came
+        from, not by its label (found by review: a parent recipe file named `--set x.yaml` passed for the command line)."""
+        where = self.tree.position(path)
+        return where is not None and where.file not in self.tree.sources
+
     def data_paths(self) -> list[tuple]:
         """The recipe paths of the data it reads by path: sources and benchmark copies (always local files), SFT datasets
         and RL prompts (a local file or a Hub id)."""

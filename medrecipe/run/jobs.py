@@ -161,9 +161,8 @@ def recipe_ray_address(loaded: LoadedRecipe) -> str | None:
     command line (--set) is yours."""
     address = loaded.recipe.compute.ray.address
     if address and os.environ.get("RAY_AUTH_TOKEN"):
-        where = loaded.tree.position(("compute", "ray", "address"))
-        if where is None or not where.file.startswith("--set "):
-            raise UserError(f"{where}: compute.ray.address ({address}) comes from the recipe, and Ray would send your "
+        if not loaded.set_on_command_line(("compute", "ray", "address")):
+            raise UserError(f"{loaded.tree.position(('compute', 'ray', 'address'))}: compute.ray.address ({address}) comes from the recipe, and Ray would send your "
                             "$RAY_AUTH_TOKEN to it", "give the cluster's address yourself: --set compute.ray.address=..., "
                             "or $RAY_ADDRESS with the recipe's address removed (--set compute.ray.address=~)")
     return address
