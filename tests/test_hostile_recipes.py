@@ -378,24 +378,28 @@ def test_a_build_never_replaces_a_folder_medrecipe_did_not_write(tmp_path):
     anything is written; a new folder, a build, a folder of other files (a build writes beside them) and what a run
     that stopped before its lock.json left behind are built into."""
     quickstart = str(RECIPES / "quickstart.yaml")
-    locked, configured = tmp_path / "locked", tmp_path / "configured"
+    locked, configured, planned = tmp_path / "locked", tmp_path / "configured", tmp_path / "planned"
     (locked / "lock.json").parent.mkdir()
     (locked / "lock.json").write_text("mylock\n")
     (configured / "sft").mkdir(parents=True)
     (configured / "sft" / "axolotl.yaml").write_text("precious\n")
-    for folder, named in ((locked, "lock.json"), (configured, "sft")):
+    (planned / "data").mkdir(parents=True)
+    (planned / "data" / "plan.json").write_text('{"my": "own plan"}\n')
+    for folder, named in ((locked, "lock.json"), (configured, "sft"), (planned, "data/plan.json")):
         for command in (("compile", quickstart, "--out", str(folder)), ("run", quickstart, "--out", str(folder), "--dry-run"),
                         ("run", quickstart, "--stage", "sft", "--out", str(folder), "--dry-run")):
             refused(medrecipe(*command, cwd=tmp_path), f"--out {folder} holds {named}, which medrecipe did not write")
     assert (locked / "lock.json").read_text() == "mylock\n" and (configured / "sft" / "axolotl.yaml").read_text() == "precious\n"
     assert sorted(p.name for p in locked.iterdir()) == ["lock.json"] and sorted(p.name for p in configured.iterdir()) == ["sft"]
+    assert (planned / "data" / "plan.json").read_text() == '{"my": "own plan"}\n'
     notes, stopped = tmp_path / "notes", tmp_path / "stopped"
-    notes.mkdir()
+    (notes / "data").mkdir(parents=True)
     (notes / "todo.txt").write_text("mine\n")
+    (notes / "data" / "train.jsonl").write_text("mine\n")
     (stopped / "data" / "0123456789ab" / "logs").mkdir(parents=True)  # the fork server's log, written before the build
     for folder in (tmp_path / "new", notes, stopped, stopped):  # the second time into a build
         assert medrecipe("compile", quickstart, "--out", str(folder), cwd=tmp_path).returncode == 0
-    assert (notes / "todo.txt").read_text() == "mine\n"
+    assert (notes / "todo.txt").read_text() == "mine\n" == (notes / "data" / "train.jsonl").read_text()
 
 
 # ------------------------------------------------------------------------------------ files that would break

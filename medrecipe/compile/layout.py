@@ -141,19 +141,27 @@ def refuse_writing_among_data(loaded: LoadedRecipe, target: Path, option: str, w
                             "read what this one writes as data", f"write elsewhere, e.g. {option} build/{loaded.recipe.name}")
 
 
+def _written_by_medrecipe(file: Path, key: str) -> bool:
+    """Whether `file` is JSON medrecipe wrote: an object with `key` (lock.json's recipe_sha256, plan.json's work_dir)."""
+    try:
+        return isinstance(json.loads(file.read_text(encoding="utf-8")).get(key), str)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def refuse_foreign_folder(target: Path, option: str = "--out") -> None:
-    """A build writes its own names into its folder (BUILD_FOLDERS, BUILD_FILES), so a folder may hold other files, but
-    not those names unless they are a build's: one whose lock.json medrecipe wrote, or a run that stopped before it
-    wrote its lock.json, which leaves data/ only (found by review: --out at an existing folder replaced its lock.json
-    and sft/axolotl.yaml without a word)."""
+    """A build writes its own names into its folder (BUILD_FOLDERS, BUILD_FILES, data/plan.json), so a folder may hold
+    other files, but not those names unless they are a build's: one whose lock.json medrecipe wrote, or a run that
+    stopped before it wrote its lock.json, which leaves data/<key>/ only (found by review: --out at an existing folder
+    replaced its lock.json, sft/axolotl.yaml and data/plan.json without a word). A data/ folder of other files is
+    written beside, as the build's other folders are not."""
     if not target.is_dir():
         return
-    lock = target / "lock.json"
-    try:
-        ours = isinstance(json.loads(lock.read_text(encoding="utf-8")).get("recipe_sha256"), str)
-    except (OSError, ValueError, AttributeError):
-        ours = False
+    ours = _written_by_medrecipe(target / "lock.json", "recipe_sha256")
     taken = [name for name in (*BUILD_FILES, *BUILD_FOLDERS) if name != "data" and (target / name).exists()]
+    plan = target / "data" / "plan.json"
+    if plan.exists() and not _written_by_medrecipe(plan, "work_dir"):
+        taken.append("data/plan.json")
     if not ours and taken:
         raise UserError(f"{option} {target} holds {taken[0]}, which medrecipe did not write (no lock.json of a build of "
                         "its own): a build there would replace it", f"give a new folder, e.g. {option} build/<recipe name>")
