@@ -477,7 +477,7 @@ def test_source_files_changed_since_a_stage_began_are_refused_not_left_out(tmp_p
 def test_the_fork_server_starts_before_the_build_and_serves_the_stage(tmp_path, monkeypatch):
     """The main job starts the data stage's fork server before it writes the build, so that the server's imports
     (~0.5 s) overlap compiling; the stage then uses that server rather than starting another, and a stage run
-    without that preparation starts its own."""
+    without that preparation, or in another environment, starts its own."""
     from medrecipe.run import data, main_job
     from medrecipe.run.stages import RunOptions, run_stage
 
@@ -499,6 +499,12 @@ def test_the_fork_server_starts_before_the_build_and_serves_the_stage(tmp_path, 
     run_stage(loaded, Layout(out, loaded.recipe), "data", RunOptions())
     assert events == ["fork server", "build", "fork server"]
     assert len(output_rows(data_work(out, recipe))) == 1
+    # a server prepared in another environment is not used (found by review: one prepared for a run refused later was)
+    data.prepare(loaded, Layout(out, loaded.recipe), RunOptions())
+    monkeypatch.setenv("MEDRECIPE_EXPORTED_SINCE", "1")
+    shutil.rmtree(out / "data")
+    run_stage(loaded, Layout(out, loaded.recipe), "data", RunOptions())
+    assert events == ["fork server", "build", "fork server", "fork server", "fork server"]
 
 
 def test_without_metadata_the_output_holds_the_conversation_and_its_answer_only(tmp_path):

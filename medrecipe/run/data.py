@@ -126,7 +126,14 @@ def _local_processes_watched(kind: str) -> contextlib.AbstractContextManager:
     return watched
 
 
-_server_prepared_for: str | None = None  # the work folder whose fork server prepare() started, until run() uses it
+# What the fork server prepare() started was started for (the work folder, the environment), until run() uses it.
+_prepared: tuple[str, int] | None = None
+
+
+def _for(content: dict) -> tuple[str, int]:
+    """A server serves a run of the same plan (modules, log) in the same environment (an endpoint's key exported in
+    between must reach the workers): found by review, a server prepared for a run refused later was reused."""
+    return content["work_dir"], hash(frozenset(os.environ.items()))
 
 
 def _start_fork_server(content: dict) -> None:
@@ -151,11 +158,11 @@ def prepare(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> None:
     """Called before the build is written: the local executor's fork server starts importing while this process
     compiles the recipe (0.1 s for the quickstart, 0.3 s for II-Medical-8B, more on a first run) and imports
     datatrove."""
-    global _server_prepared_for
+    global _prepared
     if (options.executor or loaded.recipe.compute.executor) == "local" and not options.dry_run:
         content = plan(loaded, layout)
         _start_fork_server(content)
-        _server_prepared_for = content["work_dir"]
+        _prepared = _for(content)
 
 
 def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> None:
@@ -164,13 +171,13 @@ def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> 
 
 
 def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResult:
-    global _server_prepared_for
+    global _prepared
     notes: list[str] = []
     content = plan(loaded, layout)
     kind = options.executor or loaded.recipe.compute.executor
-    if kind == "local" and not options.dry_run and _server_prepared_for != content["work_dir"]:
+    if kind == "local" and not options.dry_run and _prepared != _for(content):
         _start_fork_server(content)
-    _server_prepared_for = None  # a later run in this process starts its own, unless prepared again
+    _prepared = None  # a later run in this process starts its own, unless prepared again
     files = source_files.source_files(content)
     content = _preflight(content, files, notes)
     work = Path(content["work_dir"])

@@ -82,13 +82,13 @@ def run(loaded: LoadedRecipe, target: Path, stages: tuple[str, ...], options: Ru
         raise UserError(f"--launcher {options.launcher} submits {', '.join(submitted)} as separate jobs that do not wait "
                         "for each other", f"submit one stage at a time: --stage {submitted[0]}, then --stage "
                         f"{submitted[1]} when it has finished")
+    _refuse_missing_inputs(loaded, layout, wanted, whole, options)  # before anything starts or is written
     for name in wanted:
         prepare_stage(loaded, layout, name, options)
     builds = build(loaded, target)
     for compiled in builds:
         for warning in compiled.warnings:
             on_warning(compiled.stage, warning)
-    _refuse_missing_inputs(loaded, layout, wanted, whole, options)
 
     results: list[StageResult] = []
     failure = None
