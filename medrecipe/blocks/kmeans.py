@@ -125,11 +125,21 @@ def _numpy_assign(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, 
     return labels, np.maximum(best + np.einsum("ij,ij->i", points, points), 0.0)
 
 
+def distinct_of(points: np.ndarray, candidates: np.ndarray, wanted: int) -> np.ndarray:
+    """Up to `wanted` of `candidates` (row numbers, in their order) whose rows all differ: copies of one prompt (its
+    several responses) are one point, and two centres put on it leave one empty (found by review)."""
+    if candidates.size == 0:
+        return candidates
+    rows = np.ascontiguousarray(points[candidates])
+    _, first = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel(), return_index=True)
+    return candidates[np.sort(first)[:wanted]]
+
+
 def _relocate_empty(centres: np.ndarray, counts: np.ndarray, points: np.ndarray, distances: np.ndarray) -> None:
-    """Move each empty cluster's centre onto one of the points farthest from their centres."""
+    """Move each empty cluster's centre onto one of the different points farthest from their centres."""
     empty = np.flatnonzero(counts == 0)
     if empty.size:
-        farthest = np.argsort(distances)[::-1][: empty.size]
+        farthest = distinct_of(points, np.argsort(distances)[::-1][: 4 * empty.size], empty.size)
         centres[empty[: farthest.size]] = points[farthest]
 
 
@@ -195,7 +205,8 @@ def _torch_refine(points: np.ndarray, centres: np.ndarray, iterations: int, devi
             c[filled] = sums[filled] / counts[filled].unsqueeze(1).to(c.dtype)
             empty = torch.nonzero(~filled).squeeze(1)
             if empty.numel():
-                farthest = torch.topk(distances, min(empty.numel(), x.shape[0])).indices
+                farthest = torch.topk(distances, min(4 * empty.numel(), x.shape[0])).indices.cpu().numpy()
+                farthest = torch.as_tensor(distinct_of(points, farthest, empty.numel()), device=device)
                 c[empty[: farthest.numel()]] = x[farthest]
         return c.cpu().numpy()
 
@@ -208,8 +219,14 @@ def seed_centres(points: np.ndarray, k: int, rng: np.random.Generator) -> np.nda
     seeds often put two centres in one group and leave another without). Small sets use their matrix of pairwise
     distances, large ones a sample of 64 points per centre; beyond 4096 centres random points are used (the
     groups of `two_level` stay below that)."""
-    if k > 4096:
-        return points[rng.choice(points.shape[0], size=k, replace=False)].astype(np.float32, copy=True)
+    if k > 4096:  # different points: among twice k drawn, else among all of them, else (too few) copies too
+        order = rng.permutation(points.shape[0])
+        chosen = distinct_of(points, order[: 2 * k], k)
+        if chosen.size < k:
+            chosen = distinct_of(points, order, k)
+        if chosen.size < k:
+            chosen = np.concatenate([chosen, np.setdiff1d(order, chosen, assume_unique=True)[: k - chosen.size]])
+        return points[chosen].astype(np.float32, copy=True)
     if points.shape[0] > 64 * k:
         points = points[rng.choice(points.shape[0], size=64 * k, replace=False)]
     norms = (points * points).sum(axis=1)
@@ -266,10 +283,7 @@ def shares(sizes: np.ndarray, k: int, room: np.ndarray | None = None) -> np.ndar
 
 def distinct_rows(rows: np.ndarray) -> int:
     """How many different points `rows` holds (rows equal byte for byte are one point)."""
-    if rows.shape[0] < 2:
-        return rows.shape[0]
-    rows = np.ascontiguousarray(rows)
-    return int(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))).size)
+    return distinct_of(rows, np.arange(rows.shape[0]), rows.shape[0]).size
 
 
 def kmeans(points: np.ndarray, k: int, iterations: int, method: str = "auto", seed: int = 0,
