@@ -153,8 +153,8 @@ def refuse_foreign_folder(target: Path, option: str = "--out") -> None:
     """A build writes its own names into its folder (BUILD_FOLDERS, BUILD_FILES, data/plan.json), so a folder may hold
     other files, but not those names unless they are a build's: one whose lock.json medrecipe wrote, or a run that
     stopped before it wrote its lock.json, which leaves data/<key>/ only (found by review: --out at an existing folder
-    replaced its lock.json, sft/axolotl.yaml and data/plan.json without a word). A data/ folder of other files is
-    written beside, as the build's other folders are not."""
+    replaced its lock.json, sft/axolotl.yaml and data/plan.json without a word). A data/ folder of the user's own
+    files is built into: the build adds plan.json and folders named by keys there, and replaces nothing."""
     if not target.is_dir():
         return
     ours = _written_by_medrecipe(target / "lock.json", "recipe_sha256")
