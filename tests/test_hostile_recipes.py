@@ -558,6 +558,8 @@ def test_machine_errors_are_reported_without_a_traceback(tmp_path, cli, monkeypa
     '"max_position_embeddings": Infinity}',  # Python's json reads it; JSON has no such number
     json.dumps({"hidden_size": 64.5, "num_hidden_layers": True, "intermediate_size": "128", "vocab_size": 100,
                 "num_attention_heads": 8, "max_position_embeddings": 4096.5}),  # sizes that are no counts
+    json.dumps({"model_type": "llama", "hidden_size": 4, "num_hidden_layers": 2, "intermediate_size": 8, "vocab_size": 100,
+                "num_attention_heads": 8}),  # heads of no features (review: a head_dim of 0)
 ])
 def test_a_hostile_config_json_leaves_the_model_unsized_not_a_traceback(tmp_path, config):
     """Found by review: a model folder (or a cached config.json) whose file is a list, says 0 heads or Infinity positions

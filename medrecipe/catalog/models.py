@@ -49,7 +49,7 @@ class Shape:
         hidden, heads = _size(config, "hidden_size"), _size(config, "num_attention_heads")
         return cls(hidden=hidden, layers=_size(config, "num_hidden_layers"), intermediate=_size(config, "intermediate_size"),
                    vocab=_size(config, "vocab_size"), heads=heads, kv_heads=_size(config, "num_key_value_heads", heads),
-                   head_dim=_size(config, "head_dim", hidden // heads),
+                   head_dim=_size(config, "head_dim", hidden // heads or None),  # fewer features than heads: no size
                    tied=bool(config.get("tie_word_embeddings", False)),
                    qkv_bias=config.get("model_type") == "qwen2" or bool(config.get("attention_bias")),
                    qk_norm=config.get("model_type") == "qwen3")
