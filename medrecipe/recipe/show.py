@@ -132,10 +132,9 @@ def with_absolute_paths(loaded: LoadedRecipe, data: dict) -> dict:
         value = node.get(path[-1]) if isinstance(node, dict) else None
         if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute() or path not in loaded.tree.value_pos:
             continue  # unset, absolute already, or a default (which no recipe file wrote)
-        local = loaded.local_path(path)
         always_local = path[:2] in (("data", "sources"), ("eval", "benchmarks"))
-        if always_local or value.startswith(".") or local.exists():  # else a Hub id (org/name)
-            node[path[-1]] = str(local)
+        if always_local or isinstance(loaded.local_or_hub(path), Path):  # else a Hub id (org/name)
+            node[path[-1]] = str(loaded.local_path(path))
     return data
 
 

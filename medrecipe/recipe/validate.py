@@ -41,6 +41,13 @@ class LoadedRecipe:
             return Path.cwd() / value
         return self.tree.sources[position.file].parent / value
 
+    def local_or_hub(self, path: tuple) -> Path | str:
+        """What a value that may name a local folder or file or a Hub id (a model, an SFT dataset) names: the local path
+        (local_path) where it is written as one (/, ., ~) or exists here, else the Hub id as written."""
+        value = str(self._value(path))
+        local = self.local_path(path)
+        return local if value.startswith(("/", ".", "~")) or local.exists() else value
+
     def set_on_command_line(self, path: tuple) -> bool:
         """Whether the value at `path` was given with --set, not written in a recipe file: known by the file it came
         from, not by its label (found by review: a parent recipe file named `--set x.yaml` passed for the command line)."""

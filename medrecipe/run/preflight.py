@@ -17,6 +17,7 @@ Every problem is placed at the recipe line that names the resource. Local files 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..envs import offline_models
 from ..blocks.readers import first_rows, local_files
@@ -111,8 +112,8 @@ class _Preflight:
         return None
 
     def model(self, path: tuple, model: str) -> None:
-        local = self.loaded.local_path(path)
-        if model.startswith(("/", ".", "~")) or local.exists():
+        local = self.loaded.local_or_hub(path)
+        if isinstance(local, Path):
             if (local / "config.json").is_file():
                 self.ok("model", model, "local folder with config.json")
             else:

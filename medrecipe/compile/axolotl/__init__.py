@@ -147,9 +147,8 @@ def _datasets(loaded: LoadedRecipe, layout: Layout) -> list[dict[str, Any]]:
 def _dataset_path(loaded: LoadedRecipe, index: int) -> str:
     """A local dataset as an absolute path, found where the recipe that names it is (Axolotl runs in the stage's work
     folder, where a relative path named nothing: found by review); anything else is a Hub dataset id."""
-    given = loaded.recipe.sft.datasets[index].path
-    local = loaded.local_path(("sft", "datasets", index, "path"))
-    return str(local.resolve()) if given.startswith(("/", ".", "~")) or local.exists() else given
+    named = loaded.local_or_hub(("sft", "datasets", index, "path"))
+    return str(named.resolve()) if isinstance(named, Path) else named
 
 
 def _chat_dataset(path: str, split: str, messages: str, roles: list[str]) -> dict[str, Any]:

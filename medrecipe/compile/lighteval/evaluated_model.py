@@ -28,15 +28,8 @@ def default_model(loaded: LoadedRecipe, layout: Layout) -> str | Path:
     if choice == "sft":
         return layout.sft_output()
     if choice == "base":
-        return _local_or_hub(loaded, recipe.base_model, ("base_model",))
-    return _local_or_hub(loaded, choice, ("eval", "model"))
-
-
-def _local_or_hub(loaded: LoadedRecipe, value: str, path: tuple) -> str | Path:
-    local = loaded.local_path(path)
-    if value.startswith(("/", ".", "~")) or local.exists():
-        return local
-    return value
+        return loaded.local_or_hub(("base_model",))
+    return loaded.local_or_hub(("eval", "model"))
 
 
 def max_model_length(loaded: LoadedRecipe) -> int:
