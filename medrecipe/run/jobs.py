@@ -159,11 +159,11 @@ def recipe_ray_address(loaded: LoadedRecipe) -> str | None:
     """`compute.ray.address`. Ray sends $RAY_AUTH_TOKEN to the cluster it connects to: with a token in the
     environment, an address written in the recipe (by its author, who may not be you) is refused; one given on the
     command line (--set) is yours."""
-    address = loaded.recipe.compute.ray.address
+    address, at = loaded.recipe.compute.ray.address, ("compute", "ray", "address")
     if address and os.environ.get("RAY_AUTH_TOKEN"):
-        if not loaded.set_on_command_line(("compute", "ray", "address")):
-            raise UserError(f"{loaded.tree.position(('compute', 'ray', 'address'))}: compute.ray.address ({address}) comes from the recipe, and Ray would send your "
-                            "$RAY_AUTH_TOKEN to it", "give the cluster's address yourself: --set compute.ray.address=..., "
+        if not loaded.set_on_command_line(at):
+            raise UserError(f"{loaded.tree.position(at)}: compute.ray.address ({address}) comes from the recipe, and Ray would "
+                            "send your $RAY_AUTH_TOKEN to it", "give the cluster's address yourself: --set compute.ray.address=..., "
                             "or $RAY_ADDRESS with the recipe's address removed (--set compute.ray.address=~)")
     return address
 
