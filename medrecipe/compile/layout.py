@@ -141,12 +141,14 @@ def refuse_writing_among_data(loaded: LoadedRecipe, target: Path, option: str, w
                             "read what this one writes as data", f"write elsewhere, e.g. {option} build/{loaded.recipe.name}")
 
 
-def _written_by_medrecipe(file: Path, key: str) -> bool:
-    """Whether `file` is JSON medrecipe wrote: an object with `key` (lock.json's recipe_sha256, plan.json's work_dir)."""
+def written_field(file: Path, key: str) -> str | None:
+    """`key` of the JSON object medrecipe wrote at `file` (lock.json's recipe_sha256, plan.json's work_dir), or None
+    where there is no such file or it is not one medrecipe wrote."""
     try:
-        return isinstance(json.loads(file.read_text(encoding="utf-8")).get(key), str)
+        value = json.loads(file.read_text(encoding="utf-8")).get(key)
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
+    return value if isinstance(value, str) else None
 
 
 def refuse_foreign_folder(target: Path, option: str = "--out") -> None:
@@ -157,10 +159,10 @@ def refuse_foreign_folder(target: Path, option: str = "--out") -> None:
     files is built into: the build adds plan.json and folders named by keys there, and replaces nothing."""
     if not target.is_dir():
         return
-    ours = _written_by_medrecipe(target / "lock.json", "recipe_sha256")
+    ours = written_field(target / "lock.json", "recipe_sha256") is not None
     taken = [name for name in (*BUILD_FILES, *BUILD_FOLDERS) if name != "data" and (target / name).exists()]
     plan = target / "data" / "plan.json"
-    if plan.exists() and not _written_by_medrecipe(plan, "work_dir"):
+    if plan.exists() and written_field(plan, "work_dir") is None:
         taken.append("data/plan.json")
     if not ours and taken:
         raise UserError(f"{option} {target} holds {taken[0]}, which medrecipe did not write (no lock.json of a build of "

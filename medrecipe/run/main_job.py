@@ -3,13 +3,12 @@ again with what the stages wrote and, for `main` and `all`, the repositories' co
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..compile.build import StageBuild, compile_recipe, refuse_absent_stages, stages_of
-from ..compile.layout import STAGES, Layout, recipe_sha256, refuse_build_folder
+from ..compile.layout import STAGES, Layout, recipe_sha256, refuse_build_folder, written_field
 from ..errors import NotRunnableHere, UserError
 from ..hub.card_files import write_cards
 from ..hub.repos import write_repos
@@ -40,11 +39,7 @@ def _refuse_missing_inputs(loaded: LoadedRecipe, layout: Layout, wanted: list[st
 def _dry_run_keeps_the_build(loaded: LoadedRecipe, target: Path) -> None:
     """A dry run compiles what it prints into `target`: refused when that would replace another recipe's (or other
     overrides') compiled files, which a queued job may be about to read."""
-    lock = target / "lock.json"
-    try:
-        compiled = json.loads(lock.read_text(encoding="utf-8")).get("recipe_sha256") if lock.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        compiled = None
+    compiled = written_field(target / "lock.json", "recipe_sha256")
     if compiled and compiled != recipe_sha256(loaded.recipe):
         raise UserError(f"--dry-run would rewrite {target}, compiled from another version of the recipe (lock.json)",
                         "give the dry run its own folder: --out /tmp/dry-run")
