@@ -220,7 +220,43 @@ def test_a_bucket_whose_first_member_is_unlike_the_rest_still_links_the_rest():
     verifier = Verifier.in_memory(np.stack([unlike, alike, alike]), 0.7)
     labels, counts = duplicate_clusters(signatures, verifier, 0.7)
     assert labels.tolist() == [0, 1, 1]
-    assert counts["buckets_searched"] == 25
+    assert counts["buckets_searched"] == 1, "the bucket each of the 25 bands has is one set of members, searched once"
+
+
+@pytest.mark.parametrize("unlike", [60, 150, 400])
+def test_a_large_bucket_is_split_into_the_components_every_pair_gives(unlike):
+    """Every record shares every LSH bucket (one bucket of 5 + 40 + 30 + `unlike` members, above the 64 compared pair by
+    pair): groups of near-copies (sketches differing in a few bins) among unlike records. The clusters are the
+    connected components of the pairs at the threshold, as comparing every pair gives them, whether the search ends
+    with the remaining members compared at once (at most 256 left) or goes on breadth first."""
+    rng = np.random.default_rng(unlike)
+    groups = [5, 40, 30] + [1] * unlike
+    rows = []
+    for size in groups:
+        base = rng.integers(1, 2**16, size=1024, dtype=np.uint16)
+        for _ in range(size):
+            copy = base.copy()
+            copy[rng.choice(1024, size=100, replace=False)] = rng.integers(1, 2**16, size=100, dtype=np.uint16)
+            rows.append(copy)
+    order = rng.permutation(len(rows))  # members of a group are spread through the bucket
+    sketches = np.stack(rows)[order]
+    verifier = Verifier.in_memory(sketches, 0.7)
+    labels, counts = duplicate_clusters(np.zeros((len(rows), 128), dtype=np.uint32), verifier, 0.7)
+    first, second = np.triu_indices(len(rows), 1)
+    linked = estimated_jaccard(sketches[first], sketches[second]) >= 0.7
+    parent = list(range(len(rows)))  # union-find whose root is a component's smallest row, as labels name it
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a, b in zip(first[linked].tolist(), second[linked].tolist()):
+        low, high = sorted((root(a), root(b)))
+        parent[high] = low
+    assert labels.tolist() == [root(i) for i in range(len(rows))]
+    assert counts["buckets_searched"] == 1
+    assert len(set(labels.tolist())) == 3 + unlike
 
 
 def test_near_duplicates_are_found_with_their_exact_jaccard_band():

@@ -32,6 +32,7 @@ _MASK32 = _U64(0xFFFFFFFF)
 VERIFY_BINS = 1024  # at least; a multiple of num_perm, so that one pass over the shingles serves both sketches
 _EMPTY = 0xFFFFFFFF
 _SMALL_BUCKET = 64  # up to this many members, a bucket is searched by comparing every pair
+_PAIRS_AT_ONCE = 256  # members a larger bucket's search has left that it compares pair by pair, in one call
 _SCREEN_OCCUPIED = 64  # occupied bins a pair needs in the screening quarter of its sketch to be rejected there
 # Texts are sketched together in runs of about this many characters: 16 to 64 texts of 2,000 to 9,000 characters
 # measured fastest (2x a text at a time); much larger runs outgrow the CPU's caches and slow down again.
@@ -217,7 +218,10 @@ class Verifier:
         screen = self.parts[0].shape[1] // 4
         for start in range(0, u.size, chunk):
             pu, pv = u[start : start + chunk], v[start : start + chunk]
-            a, b = self.gather(pu, screen), self.gather(pv, screen)
+            # each record read once: a bucket's every pair names each member many times
+            records, inverse = np.unique(np.concatenate((pu, pv)), return_inverse=True)
+            quarters = self.gather(records, screen)
+            a, b = quarters[inverse[: pu.size]], quarters[inverse[pu.size :]]
             equal, occupied = _bin_counts(a, b)
             margin = 6 * 0.5 / np.sqrt(np.maximum(occupied, 1))
             rest = np.flatnonzero((occupied < _SCREEN_OCCUPIED) | (equal >= (self.threshold - margin) * occupied))
@@ -234,9 +238,8 @@ def duplicate_clusters(signatures: np.ndarray, verifier: Verifier | None, thresh
     could join two clusters is checked.
 
     Per bucket, every member is first compared with the bucket's first member. Where one fails, the bucket is
-    searched: up to 64 members by comparing every pair, larger ones breadth first (the cluster found so far
-    against the members not yet in it), which finds its components exactly as comparing every pair would, in
-    about (members x components) comparisons.
+    searched (once, though near-copies share a bucket in many bands): up to 64 members by comparing every pair,
+    larger ones by `_search_bucket`, which finds their components exactly as comparing every pair would.
     """
     n, num_perm = signatures.shape
     bands, rows = lsh_bands(threshold, num_perm, verifier is not None)
@@ -255,12 +258,15 @@ def duplicate_clusters(signatures: np.ndarray, verifier: Verifier | None, thresh
     failed = np.sort(u[~linked] * n + v[~linked])
     links_u, links_v = [u[linked]], [v[linked]]
     small: dict[int, list[np.ndarray]] = {}  # buckets to search, by size
+    searched_members: set[bytes] = set()  # near-copies share a bucket in many bands: each set of members is searched once
     for head, (members, starts) in zip(heads, buckets):
         ends = np.append(starts[1:], members.size)
         missed = np.isin(head.astype(np.int64) * n + members, failed)
         searched = (np.add.reduceat(missed, starts) > 0) & (ends - starts > 2)  # a pair of two has nothing more to check
-        stats["buckets_searched"] += int(searched.sum())
         for start, end in zip(starts[searched], ends[searched]):
+            if (key := members[start:end].tobytes()) in searched_members:
+                continue
+            searched_members.add(key)
             if end - start <= _SMALL_BUCKET:
                 small.setdefault(int(end - start), []).append(members[start:end])
             else:
@@ -276,12 +282,20 @@ def duplicate_clusters(signatures: np.ndarray, verifier: Verifier | None, thresh
         linked = verifier.similar(u, v)
         links_u.append(u[linked])
         links_v.append(v[linked])
+    stats["buckets_searched"] = len(searched_members)
     stats["verified_pairs"], stats["screened_out_pairs"] = verifier.compared, verifier.screened_out
     return _connected_components(n, np.concatenate(links_u), np.concatenate(links_v)), stats
 
 
 def _search_bucket(bucket: np.ndarray, verifier: Verifier) -> np.ndarray:
-    """Links (pairs) that connect every component of the bucket's verified pairs, found breadth first."""
+    """Links (pairs) that connect every component of the bucket's verified pairs.
+
+    Components are found breadth first, one at a time, which costs (members x components) comparisons: a bucket of
+    near-copies is one component, found in one round. Once at most 256 members are left outside the components
+    found, every pair of them is compared in one call: a bucket of unlike texts, which shares its bucket by chance
+    (the benchmark's Chinese corpus has buckets of 68 to 206 such members), needs every pair compared anyway, and
+    breadth first compared them in one call per member.
+    """
     links = []
     remaining = bucket
     while remaining.size > 1:
@@ -293,6 +307,12 @@ def _search_bucket(bucket: np.ndarray, verifier: Verifier) -> np.ndarray:
             reached = np.isin(remaining, v[hit])
             links.append(np.stack([u[hit], v[hit]], axis=1))
             frontier, remaining = remaining[reached], remaining[~reached]
+        if 1 < remaining.size <= _PAIRS_AT_ONCE:
+            first, second = np.triu_indices(remaining.size, 1)
+            u, v = remaining[first], remaining[second]
+            hit = verifier.similar(u, v)
+            links.append(np.stack([u[hit], v[hit]], axis=1))
+            break
     return np.concatenate(links) if links else np.zeros((0, 2), dtype=np.intp)
 
 
