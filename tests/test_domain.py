@@ -228,3 +228,26 @@ runpy.run_path({str(REPO / "benchmarks" / "gpu.py")!r}, run_name="__main__")
     assert report["full"]["clusters"] == 40 and report["model"].startswith("sentence-transformers/all-MiniLM-L6-v2")
     assert {row["clusters"] for row in report["subsample"]["rows"].values()} == {20}
     assert "two_level on numpy (cpu)" in {row["ran"] for row in report["subsample"]["rows"].values()}
+
+
+def test_a_prompt_is_embedded_once_per_batch_and_its_copies_share_its_vector(tmp_path):
+    """Records sharing a prompt (its several responses) get its vector byte for byte, embedded once: copies embedded
+    apart could differ in their last bits and count as different points in two-level k-means."""
+    from medrecipe.blocks.domain import EmbeddingCollector, Encoder
+    from medrecipe.blocks.record import build_record
+
+    prompts = ["What causes Koplik spots?", "Which nerve supplies the deltoid?", "What causes Koplik spots?",
+               "What causes Koplik spots?", "Name the drug of choice for absence seizures."]
+    records = [Document(**build_record({"q": prompt, "r": f"answer {i}"}, {"prompt": "q", "response": "r"}, "src",
+                                       "conversations", row_id=str(i), order=i)) for i, prompt in enumerate(prompts)]
+    collector = EmbeddingCollector("domain_filter", str(tmp_path), {"model": "sentence-transformers/all-MiniLM-L6-v2"})
+    collector.encoder = Encoder("sentence-transformers/all-MiniLM-L6-v2")
+    encode, embedded = collector.encoder.encode, []
+    collector.encoder.encode = lambda texts: embedded.append(list(texts)) or encode(texts)  # what it is asked to embed
+    arrays = collector.arrays(records)
+    assert embedded == [list(dict.fromkeys(prompts))]
+    vectors = arrays["embeddings"]
+    assert vectors.shape == (5, 384)
+    assert vectors[0].tobytes() == vectors[2].tobytes() == vectors[3].tobytes()
+    alone = encode([prompts[1]])[0]
+    assert float(alone @ vectors[1]) > 0.999 and float(vectors[0] @ vectors[1]) < 0.9

@@ -66,7 +66,13 @@ class Encoder:
 
 
 class EmbeddingCollector(ArrayCollector):
-    """Embeds each selected record's prompt (collect part of domain_filter)."""
+    """Embeds each selected record's prompt (collect part of domain_filter).
+
+    A prompt is embedded once per batch, and the records that share it (its several responses, which lie together in
+    the reading order) get its vector. Embedded apart, two copies can differ in their last bits (a batch pads to its
+    longest text, which changes the arithmetic), and two-level k-means, which gives a group no more centres than it
+    has different points, counts them as two: a centre put on the second stays empty.
+    """
 
     batch_size = 1024  # texts per encode call: sentence-transformers sorts a call's texts by length, less padding
 
@@ -78,7 +84,10 @@ class EmbeddingCollector(ArrayCollector):
     def arrays(self, docs: list[Document]) -> dict[str, np.ndarray]:
         if self.encoder is None:
             self.encoder = Encoder(**self.encoder_options)
-        return {"embeddings": self.encoder.encode([field_text(d, "prompt") for d in docs])}
+        prompts = [field_text(d, "prompt") for d in docs]
+        row_of = {prompt: row for row, prompt in enumerate(dict.fromkeys(prompts))}
+        vectors = self.encoder.encode(list(row_of))
+        return {"embeddings": vectors[[row_of[prompt] for prompt in prompts]]}
 
 
 def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, n: int) -> dict[int, np.ndarray]:
