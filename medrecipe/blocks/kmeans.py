@@ -8,6 +8,8 @@ from its centre (as scikit-learn does), so Lloyd returns K clusters that all hav
 `two_level` clusters into sqrt(K) coarse groups first and splits each group into a share of K proportional
 to its size (largest remainders, never more than its different points): every iteration compares a point with
 about 2 sqrt(K) centres instead of K, and the shares add up to exactly K (where the points hold K different ones).
+A group that leaves some of its centres empty (points that differ only in their last bits) hands them to groups
+with room, so K clusters have members wherever the points can fill them.
 """
 
 from __future__ import annotations
@@ -319,19 +321,40 @@ def kmeans(points: np.ndarray, k: int, iterations: int, method: str = "auto", se
         rows = training[by_group[bounds[group] : bounds[group + 1]]]
         return rows if rows.shape[0] else points[coarse_of_points == group]
 
-    # A group gets no more centres than it has different points: copies of one prompt (several responses to it) are
-    # one point, and the centres beyond them would stay empty.
-    sizes = np.bincount(coarse_of_points, minlength=coarse_k)
-    room = np.array([distinct_rows(group_training(group)) if sizes[group] else 0 for group in range(coarse_k)])
-    given = shares(sizes, min(k, int(room.sum())), room)
-    centres, labels, distances = [], np.empty(points.shape[0], dtype=np.int64), np.empty(points.shape[0], dtype=np.float32)
-    offset = 0
-    for group in np.flatnonzero(given):
+    def fit(group: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The group's centres that have members, and its members' labels among them and distances."""
         members = np.flatnonzero(coarse_of_points == group)
-        sub_training = group_training(int(group))
-        seeds = seed_centres(sub_training, int(given[group]), np.random.default_rng(seed + int(group) + 1))
+        sub_training = group_training(group)
+        seeds = seed_centres(sub_training, count, np.random.default_rng(seed + group + 1))
         sub_centres = fine.refine(np.ascontiguousarray(sub_training), seeds, iterations, seed)
         sub_labels, sub_distances = fine.assign(points[members], sub_centres)
+        used, sub_labels = np.unique(sub_labels, return_inverse=True)
+        return sub_centres[used], sub_labels, sub_distances
+
+    # A group gets no more centres than it has different points: copies of one prompt (several responses to it) are
+    # one point, and the centres beyond them would stay empty. Points that differ in their last bits (one prompt
+    # embedded in two batches) count as different but cannot be told apart: a group that leaves centres empty so
+    # has room for the ones it filled, and the centres it could not fill go to groups with room.
+    sizes = np.bincount(coarse_of_points, minlength=coarse_k)
+    room = np.array([distinct_rows(group_training(group)) if sizes[group] else 0 for group in range(coarse_k)])
+    wanted = min(k, int(room.sum()))
+    given = shares(sizes, wanted, room)
+    fitted: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    refit = np.flatnonzero(given)
+    while refit.size:
+        for group in refit.tolist():
+            fitted[group] = fit(group, int(given[group]))
+            if fitted[group][0].shape[0] < given[group]:
+                room[group] = given[group] = fitted[group][0].shape[0]
+        spare = room - given
+        missing = min(wanted - int(given.sum()), int(spare.sum()))
+        extra = shares(np.where(spare > 0, sizes, 0), missing, spare) if missing else np.zeros_like(given)
+        given += extra
+        refit = np.flatnonzero(extra)
+    centres, labels, distances = [], np.empty(points.shape[0], dtype=np.int64), np.empty(points.shape[0], dtype=np.float32)
+    offset = 0
+    for group, (sub_centres, sub_labels, sub_distances) in sorted(fitted.items()):
+        members = np.flatnonzero(coarse_of_points == group)
         labels[members] = sub_labels + offset
         distances[members] = sub_distances
         centres.append(sub_centres)
