@@ -248,6 +248,26 @@ def test_preference_training(write, algorithm, module):
     assert "reward.py" not in {a.path.split("/")[-1] for a in build.artifacts}
 
 
+def test_max_steps_is_one_pass_over_at_most_that_many_batches(write):
+    """OpenRLHF has no step limit: it runs max_epochs x (pairs // batch) steps (cli/train_rm.py, train_dpo.py) and
+    num_episodes x (prompts // rollout batch) rollouts (found by review: max_steps 2 with 3 epochs ran 6 steps)."""
+    from medrecipe.compile import estimate
+
+    path = write("r.yaml", PREFERENCE.format(algorithm="reward_model"))
+    flags = compiled(path, "rl.max_steps=2", "rl.epochs=3")[0]["flags"]
+    assert (flags["data.max_samples"], flags["train.batch_size"], flags["train.max_epochs"]) == (256, 128, 1)
+    assert compiled(path, "rl.epochs=3")[0]["flags"]["train.max_epochs"] == 3
+    flags = compiled(write("d.yaml", DAPO), "rl.max_steps=2", "rl.epochs=3")[0]["flags"]
+    assert (flags["data.max_samples"], flags["rollout.batch_size"], flags["train.num_episodes"]) == (128, 64, 1)
+    # plan counts what runs: 2 steps of 128 pairs, not the data set's 100,000 pairs 3 times
+    loaded = load_recipe(path, ["rl.data.size=100000", "rl.max_steps=2", "rl.epochs=3"])
+    [rl] = [stage for stage in estimate.estimate(loaded, Layout(path.parent, loaded.recipe)) if stage.stage == "rl"]
+    assert rl.tokens == 2 * 256 * 4096 and "256 pairs x 2 sequences at max_len 4,096 x 1 epochs" in rl.basis[-1]
+    loaded = load_recipe(write("d.yaml", DAPO), ["rl.data.size=1000", "rl.max_steps=2", "rl.epochs=3"])
+    [rl] = [stage for stage in estimate.estimate(loaded, Layout(path.parent, loaded.recipe)) if stage.stage == "rl"]
+    assert "2 steps (128 prompts / 64 per step x 1 epochs)" in rl.basis
+
+
 def test_train_time_arithmetic_checks(write):
     from medrecipe.errors import UserError
 

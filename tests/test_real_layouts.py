@@ -141,6 +141,38 @@ rl:
     assert any("rl.data.prompt_key: TsinghuaC3I/UltraMedical-Preference's 'prompt' is a string" in problem for problem in found), found
 
 
+@pytest.mark.parametrize("algorithm", ["dpo", "reward_model"])
+def test_conversation_pairs_without_the_chat_template_are_caught(write, algorithm):
+    """OpenRLHF joins prompt and response as strings without the template (reward_dataset.py: `prompt + chosen`), a
+    TypeError on UltraMedical-Preference's conversations after the models have loaded (found by review)."""
+    rl = f"""
+rl:
+  algorithm: {algorithm}
+  init_from: meta-llama/Meta-Llama-3-8B
+  data: {{path: TsinghuaC3I/UltraMedical-Preference, apply_chat_template: false}}
+  learning_rate: 5.0e-7
+"""
+    found = _problems(write, BASE + rl)
+    assert any("rl.data.apply_chat_template: TsinghuaC3I/UltraMedical-Preference's 'chosen' is a conversation" in problem
+               for problem in found), found
+
+
+def test_a_local_pair_file_is_read_with_its_one_split(write):
+    """datasets' loader names a file's one split `train`; OpenRLHF asked for another keeps the DatasetDict and fails
+    (openrlhf/datasets/utils.py: `data.select`), after the models have loaded (found by review)."""
+    write("pairs.jsonl", '{"chosen": [], "rejected": []}\n')
+    rl = """
+rl:
+  algorithm: reward_model
+  init_from: meta-llama/Meta-Llama-3-8B
+  data: {path: pairs.jsonl, split: test}
+  learning_rate: 5.0e-7
+"""
+    found = _problems(write, BASE + rl)
+    assert any("rl.data.split: pairs.jsonl is one file, whose only split is 'train'" in problem for problem in found), found
+    assert not any("rl.data.split" in problem for problem in _problems(write, BASE + rl.replace("split: test", "split: train")))
+
+
 # ------------------------------------------------------------------------------------ preflight on a local Hub
 
 
@@ -261,6 +293,26 @@ def test_ultramedical_preference_pairs_hold_one_user_turn(hub, tmp_path):
     pair = samples(report, "preference_pair")["TsinghuaC3I/UltraMedical-Preference"]
     assert [turn["role"] for turn in pair["prompt"]] == ["user"]
     assert [turn["role"] for turn in pair["chosen"]] == ["assistant"] == [turn["role"] for turn in pair["rejected"]]
+
+
+def test_preflight_refuses_conversation_pairs_without_the_chat_template(hub, tmp_path):
+    """A local pair file, which validate cannot look into: its conversations need the chat template."""
+    pair = {"chosen": [{"role": "user", "content": "Scurvy?"}, {"role": "assistant", "content": "Vitamin C."}],
+            "rejected": [{"role": "user", "content": "Scurvy?"}, {"role": "assistant", "content": "Vitamin D."}]}
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(textwrap.dedent("""\
+        name: probe
+        base_model: meta-llama/Meta-Llama-3-8B
+        rl:
+          algorithm: reward_model
+          init_from: meta-llama/Meta-Llama-3-8B
+          data: {path: pairs.jsonl, apply_chat_template: false}
+          learning_rate: 5.0e-7
+        """))
+    result, _ = preflight(hub, recipe)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "rl.data.apply_chat_template: 'chosen' is a conversation: OpenRLHF reads it only through the chat template" in result.stderr
 
 
 def test_preflight_names_the_line_of_a_planted_wrong_column(hub, tmp_path):

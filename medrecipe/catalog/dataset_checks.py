@@ -4,10 +4,13 @@ For every curation source, the RL prompts and the preference pairs that name a d
 configuration, files and split exist; every mapped column exists; conversation columns are read with their
 real turn keys and every role they hold ends up as system, user or assistant; and a column written in a way
 its type does not say (choices in a text block, an answer given as option text, <answer> tags) is read with
-the matching declaration. Each problem is placed at the recipe line that causes it and names the evidence.
+the matching declaration. A local file of preference pairs is read with its one split. Each problem is placed at
+the recipe line that causes it and names the evidence.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DatasetLocation, Fields, PolicyOptimization, PreferenceStage
@@ -149,13 +152,19 @@ def _turns(loaded: LoadedRecipe, at: tuple, fields: Fields, table: Table, datase
 
 
 def _preference(loaded: LoadedRecipe, rl: PreferenceStage, errors: list[Problem]) -> None:
+    at = ("rl", "data")
+    local = loaded.local_or_hub((*at, "path"))
+    if isinstance(local, Path) and local.is_file() and rl.data.split != "train":
+        # OpenRLHF reads a file with datasets' loader, which names its one split `train`; asked for another, it keeps
+        # the DatasetDict and fails selecting from it, after loading the models (openrlhf/datasets/utils.py)
+        errors.append(loaded.problem((*at, "split"), f"{local.name} is one file, whose only split is 'train'",
+                                     "set split: train (or give a folder with a file per split: test.jsonl, ...)"))
     dataset = get(rl.data.path)
     if dataset is None:
         return
     table = dataset.table(None, None)
     if table is None:
         return
-    at = ("rl", "data")
     for name in ("prompt_key", "chosen_key", "rejected_key"):
         column = getattr(rl.data, name)
         if column and column not in table.columns:
@@ -165,6 +174,10 @@ def _preference(loaded: LoadedRecipe, rl: PreferenceStage, errors: list[Problem]
     if rl.data.split not in table.splits:
         errors.append(loaded.problem((*at, "split"), f"{dataset.repo} has no split {rl.data.split!r}", f"splits: {', '.join(table.splits)}"))
     chosen_is_conversation = table.columns[rl.data.chosen_key] == "messages"
+    if chosen_is_conversation and not rl.data.apply_chat_template:
+        errors.append(loaded.problem((*at, "apply_chat_template"), f"{dataset.repo}'s {rl.data.chosen_key!r} is a conversation, "
+                                     "which OpenRLHF reads as text only through the chat template (without it, it joins prompt "
+                                     "and response as strings: reward_dataset.py)", "remove apply_chat_template: false"))
     if rl.data.prompt_key and chosen_is_conversation and rl.data.apply_chat_template:
         kind = table.columns[rl.data.prompt_key]
         why = ("a string, which OpenRLHF's chat template cannot take (reward_dataset.preprocess_data)" if kind != "messages" else

@@ -29,7 +29,7 @@ from ..recipe import LoadedRecipe
 from ..recipe.derive import rollout_plan, sft_batch, stage_gpus
 from ..recipe.model import GPU, PolicyOptimization
 from .layout import Layout
-from .openrlhf.flags import known_count
+from .openrlhf.flags import known_count, passes, sample_limit
 
 GIB = 2**30
 OVERHEAD_GIB = 3.0  # CUDA context, NCCL buffers, allocator fragmentation: an allowance, not a measurement
@@ -267,10 +267,8 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     forward_passes = 1 + (1 if rl.kl_coef > 0 else 0)
     step_training = training_flops(shape, per_step_trained, sequence) + forward_passes * forward_flops(shape, per_step_trained, sequence)
     step_generation = forward_flops(shape, per_step_generated, sequence)
-    prompts = known_count(rl.data.size, rl.data.max_samples)
-    steps = prompts // rl.rollout_batch_size * rl.epochs if prompts else None
-    if rl.max_steps:
-        steps = min(steps, rl.max_steps) if steps else rl.max_steps
+    prompts = known_count(rl.data.size, sample_limit(rl, rl.rollout_batch_size))
+    steps = prompts // rl.rollout_batch_size * passes(rl) if prompts else rl.max_steps
     if rl.generation_batch_size and rl.dynamic_filtering:
         cost.basis.append(f"generation: {generated_prompts:,} prompts per step (rl.generation_batch_size) assumes "
                           f"{rl.rollout_batch_size / generated_prompts:.0%} of the groups survive dynamic filtering; OpenRLHF "
@@ -284,7 +282,8 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
         cost.basis.append("the number of prompts is unknown (set rl.data.size): figures are per step")
         steps, cost.per = 1, "per step"
     else:
-        cost.basis.append(f"{steps:,} steps ({prompts:,} prompts / {rl.rollout_batch_size:,} per step x {rl.epochs} epochs)")
+        cost.basis.append(f"{steps:,} steps ({prompts:,} prompts / {rl.rollout_batch_size:,} per step x {passes(rl)} epochs)"
+                          if prompts else f"{steps:,} steps (rl.max_steps)")
     cost.tokens = steps * (per_step_generated + per_step_trained)
     cost.flops = steps * (step_training + step_generation)
     cost.gpu_hours = steps * hardware.hours(step_training, step_generation)
@@ -308,15 +307,17 @@ def _preference(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     if dpo:  # the frozen reference model: bf16 weights, partitioned under ZeRO-3
         reference = 2 * shape.parameters() / (gpu_count if rl.zero_stage == 3 else 1) / GIB
         cost.memory[0].parts.insert(1, ("reference model (bf16)", reference))
-    pairs = known_count(rl.data.size, rl.data.max_samples)
+    limit = sample_limit(rl, rl.train_batch_size)
+    pairs = known_count(rl.data.size, limit) or (limit if rl.max_steps else None)  # max_steps bounds an unknown size
     if not pairs:
         cost.basis.append("the number of pairs is unknown (set rl.data.size): no totals")
         return cost
-    trained = 2 * pairs * rl.max_len * rl.epochs
+    trained = 2 * pairs * rl.max_len * passes(rl)
     cost.tokens = trained
     cost.flops = training_flops(shape, trained, rl.max_len) + (forward_flops(shape, trained, rl.max_len) if dpo else 0)
     cost.gpu_hours = hardware.hours(cost.flops)
-    cost.basis.append(f"{pairs:,} pairs x 2 sequences at max_len {rl.max_len:,} x {rl.epochs} epochs: an upper bound"
+    cost.basis.append(f"{pairs:,} pairs x 2 sequences at max_len {rl.max_len:,} x {passes(rl)} epochs: an upper bound"
+                      + (f" (rl.max_steps {rl.max_steps} x {rl.train_batch_size} pairs)" if rl.max_steps else "")
                       + ("; the reference model's forward included" if dpo else ""))
     return cost
 

@@ -285,6 +285,10 @@ class _Preflight:
                                  f"{', '.join(sorted(row))}")
         chosen, rejected = row[rl.data.chosen_key], row[rl.data.rejected_key]
         conversation = isinstance(chosen, list)
+        if conversation and not rl.data.apply_chat_template:
+            return self.fail("preference pairs", rl.data.path, (*at, "apply_chat_template"),
+                             f"{rl.data.chosen_key!r} is a conversation: OpenRLHF reads it only through the chat template",
+                             "remove apply_chat_template: false")
         if rl.data.apply_chat_template and rl.data.prompt_key and conversation and not isinstance(row[rl.data.prompt_key], list):
             return self.fail("preference pairs", rl.data.path, (*at, "prompt_key"),
                              f"{rl.data.prompt_key!r} is text while {rl.data.chosen_key!r} is a conversation: OpenRLHF's chat "

@@ -39,16 +39,27 @@ def optimizer_flags(rl: PolicyOptimization | PreferenceStage, prefix: str) -> di
     return flags
 
 
+def sample_limit(rl: PolicyOptimization | PreferenceStage, per_step: int) -> int | None:
+    """The samples read: the recipe's `max_samples`, or what `max_steps` steps of `per_step` samples use, whichever is
+    smaller (None: all)."""
+    limits = [n for n in (rl.data.max_samples, rl.max_steps * per_step if rl.max_steps else None) if n is not None]
+    return min(limits) if limits else None
+
+
 def reading_flags(rl: PolicyOptimization | PreferenceStage, flags: dict[str, Any], per_step: int) -> int | None:
-    """The chat template and sample limit of the data flags; returns the limit: the recipe's `max_samples`, or what
-    `max_steps` steps of `per_step` samples use, whichever is smaller."""
+    """The chat template and sample limit of the data flags; returns the limit (sample_limit)."""
     if rl.data.apply_chat_template:
         flags["data.apply_chat_template"] = True
-    limits = [n for n in (rl.data.max_samples, rl.max_steps * per_step if rl.max_steps else None) if n is not None]
-    max_samples = min(limits) if limits else None
+    max_samples = sample_limit(rl, per_step)
     if max_samples is not None:
         flags["data.max_samples"] = max_samples
     return max_samples
+
+
+def passes(rl: PolicyOptimization | PreferenceStage) -> int:
+    """Epochs (episodes) over the data: one where `max_steps` caps it at that many batches. OpenRLHF has no step limit
+    and goes over the capped data `epochs` times (found by review: 6 steps for max_steps 2 and 3 epochs)."""
+    return 1 if rl.max_steps else rl.epochs
 
 
 def known_count(size: int | None, max_samples: int | None) -> int | None:

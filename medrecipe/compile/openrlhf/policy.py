@@ -10,7 +10,7 @@ from ...recipe.describe import describe_location, describe_mapping
 from ...recipe.model import PolicyOptimization
 from ..build import StageBuild
 from ..layout import Layout
-from .flags import checkpoint_flags, known_count, model_path, optimizer_flags, precision_flags, reading_flags
+from .flags import checkpoint_flags, known_count, model_path, optimizer_flags, passes, precision_flags, reading_flags
 from .launch import LABEL_COLUMN, LOSS_AGGREGATION, Launch, PROMPT_COLUMN, REWARD, merge_passthrough
 from .warmup import warmup
 
@@ -85,7 +85,7 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
             "rollout.top_p": rl.top_p,
             "train.batch_size": plan.train_batch_samples,
             "train.micro_batch_size": rl.micro_train_batch_size,
-            "train.num_episodes": rl.epochs,
+            "train.num_episodes": passes(rl),
             "train.seed": recipe.seed,
             **optimizer_flags(rl, "actor."),
         }
@@ -97,12 +97,12 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
     launch = Launch(rl.algorithm, flags, gpus_per_node, plan.nodes)
 
     prompts = known_count(rl.data.size, max_samples)
-    per_step = f"prompts x {rl.samples_per_prompt} samples // train batch {plan.train_batch_samples} x {rl.epochs} episode(s)"
+    per_step = f"prompts x {rl.samples_per_prompt} samples // train batch {plan.train_batch_samples} x {passes(rl)} episode(s)"
     warmup(
         launch,
         rl,
         "actor.lr_warmup_ratio",
-        None if prompts is None else prompts * rl.samples_per_prompt // plan.train_batch_samples * rl.epochs,
+        None if prompts is None else prompts * rl.samples_per_prompt // plan.train_batch_samples * passes(rl),
         per_step,
         count={
             "dataset": flags["data.prompt_dataset"],
@@ -110,7 +110,7 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
             "max_samples": max_samples or 100_000_000,
             "samples_per_prompt": rl.samples_per_prompt,
             "train_batch_size": plan.train_batch_samples,
-            "episodes": rl.epochs,
+            "episodes": passes(rl),
         },
         size_field="rl.data.size",
         stage=stage,
@@ -171,8 +171,8 @@ def _policy_notes(rl: PolicyOptimization, plan: RolloutPlan, flags: dict[str, An
         )
     if rl.max_steps is not None:
         warnings.append(
-            f"rl.max_steps: OpenRLHF has no step limit; the prompts are capped at {rl.max_steps} x {rl.rollout_batch_size} "
-            "(--data.max_samples), and dynamic filtering or over-sampling may use them up in fewer steps"
+            f"rl.max_steps: OpenRLHF has no step limit; one episode over at most {rl.max_steps} x {rl.rollout_batch_size} prompts "
+            "(--data.max_samples, --train.num_episodes 1), which dynamic filtering or over-sampling may use up in fewer steps"
         )
     if not rl.bf16:
         warnings.append("rl.bf16: OpenRLHF trains in bf16 or fp16 only; compiled as fp16 (--ds.param_dtype fp16)")

@@ -10,7 +10,8 @@ from ...recipe.derive import preference_gpus
 from ...recipe.model import PreferenceStage
 from ..build import StageBuild
 from ..layout import Layout
-from .flags import checkpoint_flags, data_path, known_count, model_path, optimizer_flags, precision_flags, reading_flags
+from .flags import (checkpoint_flags, data_path, known_count, model_path, optimizer_flags, passes, precision_flags,
+                    reading_flags)
 from .launch import Launch, merge_passthrough
 from .warmup import warmup
 
@@ -39,7 +40,7 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
             "data.max_len": rl.max_len,
             "train.batch_size": rl.train_batch_size,
             "train.micro_batch_size": rl.micro_train_batch_size,
-            "train.max_epochs": rl.epochs,
+            "train.max_epochs": passes(rl),
             "train.seed": recipe.seed,
             **optimizer_flags(rl, ""),
         }
@@ -53,14 +54,14 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
         launch,
         rl,
         "lr_warmup_ratio",
-        None if pairs is None else math.ceil(rl.epochs * (pairs // rl.train_batch_size)),
-        f"pairs // train batch {rl.train_batch_size} x {rl.epochs} epoch(s)",
+        None if pairs is None else math.ceil(passes(rl) * (pairs // rl.train_batch_size)),
+        f"pairs // train batch {rl.train_batch_size} x {passes(rl)} epoch(s)",
         count={
             "dataset": flags["data.dataset"],
             "split": rl.data.split,
             "max_samples": max_samples or 1_000_000,
             "train_batch_size": rl.train_batch_size,
-            "epochs": rl.epochs,
+            "epochs": passes(rl),
         },
         size_field="rl.data.size",
         stage=stage,
@@ -85,8 +86,8 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
         )
     if rl.max_steps is not None:
         stage.warnings.append(
-            f"rl.max_steps: OpenRLHF has no step limit; the pairs are capped at {rl.max_steps} x {rl.train_batch_size} "
-            "(--data.max_samples)"
+            f"rl.max_steps: OpenRLHF has no step limit; one epoch over at most {rl.max_steps} x {rl.train_batch_size} pairs "
+            "(--data.max_samples, --train.max_epochs 1)"
         )
     if rl.algorithm == "reward_model" and rl.beta != PreferenceStage.model_fields["beta"].default:
         stage.warnings.append("rl.beta: reward-model training has no beta; it is ignored")

@@ -207,7 +207,9 @@ class PreferenceStage(RLStageBase):
         "from the last one. OpenRLHF's own default is never.",
     )
     beta: float = Field(0.1, gt=0.0, description="DPO beta (ignored by reward-model training).")
-    max_len: PositiveInt = Field(4096, description="Maximum tokens of prompt plus response.")
+    max_len: PositiveInt = Field(4096, description="Maximum tokens of prompt plus response. OpenRLHF cuts a longer pair at "
+                                 "the end of its response and writes EOS over its last token (the response's ending, its answer "
+                                 "included, is lost); it drops pairs whose prompt alone nearly fills it.")
     train_batch_size: PositiveInt = Field(128, description="Pairs per optimizer step across all GPUs.")
 
 
