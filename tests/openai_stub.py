@@ -4,9 +4,13 @@
   recipe has to map);
 - judge prompts: "Score: 9" when the graded answer contains GOOD, else "Score: 4";
 - anything else is a generation: the prompt's first line names how many wrong answers precede the right
-  one ("[wrong=2]"); the server answers \\boxed{B} that many times for that prompt, then \\boxed{A}.
+  one ("[wrong=2]"; none: 0); the server answers \\boxed{B} that many times for that prompt, then \\boxed{A}.
 
-`failing` requests are answered 500 first (an outage), and prompts `refused(prompt)` names 400 (too long).
+`failing` requests are answered 500 first (an outage), and prompts `refused(prompt)` names 400 (too long). A
+generation's reasoning comes in the content as "<think>\n...\n</think>\n\n" unless `reasoning` says otherwise:
+"reasoning_content" (vLLM's reasoning parser, DeepSeek's API) or "reasoning" (OpenRouter) return it apart from the
+content, "unspaced" in the content as "<think>...</think>\n" (am-deepseek-r1's layout). A refused key is quoted back
+in the error, as LiteLLM's proxy does.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class StubServer:
         self.lock = threading.Lock()
         self.failing = 0  # requests still to answer with a 500
         self.refused = lambda prompt: False  # prompts answered with a 400
+        self.reasoning: str | None = None  # where a generation's reasoning goes (see the module's docstring)
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,8 +56,9 @@ class StubServer:
                 with stub.lock:
                     stub.seen.append((self.command, self.path, authorization))
                 if key is not None and authorization != f"Bearer {key}":
-                    send_json(self, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
-                                               "code": "invalid_api_key"}}, 401)
+                    presented = (authorization or "").removeprefix("Bearer ")
+                    send_json(self, {"error": {"message": f"Authentication Error, Received API Key = {presented}",
+                                               "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
                     return True
                 return False
 
@@ -79,10 +85,15 @@ class StubServer:
                     send_json(self, {"error": {"message": "This model's maximum context length is 8 tokens",
                                                "type": "invalid_request_error", "code": "context_length_exceeded"}}, 400)
                     return
-                text = stub.answer(request["messages"][-1]["content"])
+                message = {"role": "assistant", "content": stub.answer(request["messages"][-1]["content"])}
+                thought = re.match(r"<think>\n(.*)\n</think>\n\n(.*)", message["content"], re.DOTALL)
+                if thought and stub.reasoning == "unspaced":
+                    message["content"] = f"<think>{thought[1]}</think>\n{thought[2]}"
+                elif thought and stub.reasoning:
+                    message.update({"content": thought[2], stub.reasoning: thought[1]})
                 send_json(self, {
                     "id": "stub", "object": "chat.completion", "model": request.get("model", "stub"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 })
 
@@ -100,7 +111,8 @@ class StubServer:
         if prompt.startswith("You are grading"):
             graded = prompt.split("Answer to grade:", 1)[1]
             return "Score: 9" if "GOOD" in graded else "Score: 4"
-        wrong = int(re.search(r"\[wrong=(\d+)\]", prompt).group(1))
+        marked = re.search(r"\[wrong=(\d+)\]", prompt)
+        wrong = int(marked.group(1)) if marked else 0
         with self.lock:
             self.calls[prompt] += 1
             call = self.calls[prompt]

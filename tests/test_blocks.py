@@ -420,7 +420,9 @@ def test_reading_order_keys_never_collide():
         with pytest.raises(ValueError, match="one generate step's responses"):
             response_order(order, number)
     assert Data.model_fields["sources"].metadata[-1].max_length == MAX_SOURCES
-    assert min(m.le for m in Generate.model_fields["max_samples"].metadata if hasattr(m, "le")) == MAX_RESPONSES
+    assert Generate.model_validate({"type": "generate", "max_samples": MAX_RESPONSES}).max_samples == MAX_RESPONSES
+    with pytest.raises(ValueError, match="less than or equal to 32"):  # PositiveInt's own bound had overridden it (review)
+        Generate.model_validate({"type": "generate", "max_samples": MAX_RESPONSES + 1})
 
 
 @pytest.mark.parametrize("name", ["rows.jsonl", "rows.jsonl.gz", "rows.json"])

@@ -244,11 +244,16 @@ def test_a_hosted_api_is_asked_at_its_base_url_with_the_key(tmp_path, monkeypatc
 
 
 def test_a_refused_key_stops_the_stage_with_the_reason(tmp_path, monkeypatch):
-    monkeypatch.setenv("STUB_KEY", "sk-wrong")
+    """The stub quotes the key it refuses back, as LiteLLM's proxy does: it reached the build's task log (found by
+    review), which datatrove writes beside the work."""
+    monkeypatch.setenv("STUB_KEY", "sk-wrong-but-secret")
     server, result = _judge_at(tmp_path, "127.0.0.2", "sk-right")
     assert result.code == 2, result.err + result.out
-    assert "refused the key" in result.err and "sk-wrong" not in result.err + result.out
+    assert "refused the key" in result.err and "sk-wrong-but-secret" not in result.err + result.out
     assert not [seen for seen in server.seen if seen[0] == "POST"]  # nothing was sent to be judged
+    written = [path for path in (tmp_path / "build").rglob("*") if path.is_file()]
+    assert any(path.name.startswith("task_") for path in written)
+    assert not [path for path in written if b"sk-wrong-but-secret" in path.read_bytes()]
 
 
 def test_a_key_exported_after_an_earlier_run_in_this_process_reaches_the_workers(tmp_path, monkeypatch):

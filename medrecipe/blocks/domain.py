@@ -91,8 +91,13 @@ class EmbeddingCollector(ArrayCollector):
 
 
 def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, n: int) -> dict[int, np.ndarray]:
-    """Indices of the n points nearest their centre, per cluster."""
+    """Indices of the n points nearest their centre, per cluster, one of each prompt: the records that share a prompt
+    (its several responses) share its vector, and so its cluster and distance, and were each a representative, so
+    that a cluster's vote was one prompt's label asked n times (found by review). The first of them (in reading
+    order) stands for the rest."""
     order = np.lexsort((distances, labels))
+    repeated = (labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1])
+    order = order[np.concatenate(([True], ~repeated))] if order.size else order
     sorted_labels = labels[order]
     starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))
     ends = np.append(starts[1:], order.size)

@@ -26,9 +26,10 @@ from datatrove.pipeline.inference.servers import EndpointServer
 from datatrove.pipeline.inference.types import InferenceError, ServerError
 
 from ..grading import grade
+from ..recipe.untrusted import REDACTED, redact
 from .base import CurationFilter, CurationStep, StepFailed, exclusion_writer
 from .domain import parse_label
-from .record import prompt_text, response_text, with_response
+from .record import generated_turn, prompt_text, response_text, with_response
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 # A request is bounded as the OpenAI client bounds it by default (datatrove's `request_timeout: None` turned that
@@ -89,29 +90,82 @@ class InferenceStep(CurationStep):
         runner = self._runner()
         runner.stats = self.stats  # its request and token counts land in this step's stats
         try:
-            return runner.run(data, rank, world_size)
+            return runner.run(_known_by_order(data), rank, world_size)
         except Exception as error:
             # datatrove's InferenceError cannot be unpickled (its __init__ takes two arguments): raised in a worker
             # process, it would leave the local executor's pool waiting for a result forever. A plain error crosses.
-            raise StepFailed(f"{self.name} (task {rank}): {type(error).__name__}: {error}") from None
+            raise StepFailed(redact(f"{self.name} (task {rank}): {type(error).__name__}: {error}")) from None
+
+
+def _known_by_order(data: DocumentsPipeline) -> DocumentsPipeline:
+    """The records as datatrove's runner is to know them: by their place in reading order, which is unique. The runner
+    knows a document by its id (a resumed task skips the ids its checkpoints hold; its request cache answers by id),
+    and a record's id is its source's id column, which may repeat: after a resume, one of two records of an id was
+    never asked and the other's answer was written twice (found by review). The step that applies the answers gives
+    each record its id back (`with_own_id`)."""
+    for doc in data:
+        doc.metadata["record_id"] = doc.id
+        doc.id = str(doc.metadata["order"])
+        yield doc
+
+
+def with_own_id(doc: Document) -> Document:
+    """A record the runner answered, with its own id again (see _known_by_order)."""
+    doc.id = doc.metadata.pop("record_id", doc.id)
+    return doc
 
 
 class OpenAIEndpoint(EndpointServer):
     """datatrove's EndpointServer asking `endpoint`, the API's base URL, through the OpenAI client with the key, for
-    readiness as for every request (see the module's docstring)."""
+    readiness as for every request (see the module's docstring).
+
+    A request is sent here rather than by datatrove's EndpointServer (found by review):
+    - its answer keeps the reasoning an endpoint returns beside the content (`reasoning_content`: vLLM with a
+      reasoning parser, DeepSeek's API; `reasoning`: OpenRouter), which datatrove reads into its result but its
+      EndpointServer dropped: distilled traces lost their reasoning without a word;
+    - the client does not retry (datatrove retries a failed request itself, six times with backoff: with the client's
+      own two retries, an endpoint that never answered held one request some three hours);
+    - an error's text has the key taken out: an endpoint that refuses a key may quote it back (LiteLLM's proxy
+      does), and datatrove writes the errors it retries or fails on into the build's task logs;
+    - the payload is a copy: datatrove takes `model` out of the payload it sends, and a retry sent it without one.
+    """
 
     def __init__(self, config: InferenceConfig, rank: int, endpoint: str):
         super().__init__(config, rank)
         from openai import AsyncOpenAI
 
         self.endpoint = endpoint
-        self.client = AsyncOpenAI(api_key=config.api_key or "unused", base_url=endpoint, timeout=config.request_timeout)
+        self.client = AsyncOpenAI(api_key=config.api_key or "unused", base_url=endpoint, timeout=config.request_timeout,
+                                  max_retries=0)
+
+    def _scrubbed(self, error: Exception) -> str:
+        text = str(error)
+        return redact(text.replace(self.config.api_key, REDACTED) if self.config.api_key else text)
 
     async def _make_request(self, payload: dict) -> dict:
-        """datatrove's request, given a copy of the payload: it takes `model` out of the payload it is given, and its
-        retry after a 500, a rate limit or a dropped connection sent the same payload without it, which failed the
-        stage with KeyError 'model' (found by review)."""
-        return await super()._make_request(dict(payload))
+        import openai
+
+        request = dict(payload)
+        model = request.pop("model")
+        try:
+            response = await self.client.chat.completions.create(model=model, **request)
+        except openai.BadRequestError as error:  # named so that datatrove (and `_refused_request`) know a refused request
+            raise InferenceError(None, f"BadRequestError: {self._scrubbed(error)}", payload=request) from None
+        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as error:
+            raise ConnectionError(self._scrubbed(error)) from None  # datatrove retries these
+        except openai.APITimeoutError as error:
+            raise TimeoutError(self._scrubbed(error)) from None  # and these
+        except Exception as error:  # a refused key, an unknown model, an unreadable answer: no retry helps
+            raise InferenceError(None, f"{type(error).__name__}: {self._scrubbed(error)}", payload=request) from None
+        choice, usage = response.choices[0], response.usage
+        extra = choice.message.model_extra or {}
+        return {
+            "choices": [{"message": {"content": choice.message.content or "",
+                                     "reasoning": extra.get("reasoning_content") or extra.get("reasoning") or ""},
+                         "finish_reason": choice.finish_reason}],
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                      "total_tokens": usage.total_tokens} if usage else {},
+        }
 
     async def is_ready(self) -> bool:
         """Whether the endpoint lists its models (or answers that it lists none), as `preflight` asks, in one bounded
@@ -124,7 +178,7 @@ class OpenAIEndpoint(EndpointServer):
         except openai.NotFoundError:
             return True
         except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
-            raise ServerError(f"{self.endpoint} refused the key: {error}") from None
+            raise ServerError(f"{self.endpoint} refused the key: {self._scrubbed(error)}") from None
         except openai.APIError:
             return False
         return True
@@ -153,7 +207,11 @@ async def generate_and_grade(doc: Document, generate, *, samples: int, max_sampl
 
     Sample i is requested with seed `seed + i`. datatrove's request cache, which a resumed task replays, finds a
     response by its payload: identical payloads would replay one response for every sample. The seeds also let a
-    server that honours them (vLLM does) draw the same samples again on a rerun."""
+    server that honours them (vLLM does) draw the same samples again on a rerun.
+
+    A prompt the endpoint refuses (400: too long for the model, or filtered) gets no responses and is removed with
+    the reason, where it failed the stage on every rerun, the refusal being replayed from the cache (found by
+    review)."""
     prompt = f"{prompt_text(doc).rstrip()}\n\n{instruction}" if instruction else prompt_text(doc)
     messages = _chat(doc, prompt)
     answer, options = doc.metadata.get("answer"), doc.metadata.get("options") or None
@@ -163,18 +221,32 @@ async def generate_and_grade(doc: Document, generate, *, samples: int, max_sampl
     while len(drawn) < max_samples:
         first, count = len(drawn), samples if not drawn else max_samples - len(drawn)
         requests = (generate({"messages": messages, "seed": seed + index}) for index in range(first, first + count))
-        for result in await asyncio.gather(*requests):
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        failed = next((result for result in results if isinstance(result, BaseException)), None)
+        if failed is not None:
+            if isinstance(failed, InferenceError) and _refused_request(failed):
+                return {"prompt": prompt, "responses": drawn, "refused": str(failed.error)}
+            raise failed
+        for result in results:
             correct = grade(result.text, answer, kind=kind, options=options)["correct"] if graded else None
-            drawn.append({"text": result.text, "finish_reason": result.finish_reason, "correct": correct})
+            drawn.append({"text": generated_turn(result.reasoning, result.text), "finish_reason": result.finish_reason,
+                          "correct": correct})
         if not graded or any(d["correct"] for d in drawn):
             break
     return {"prompt": prompt, "responses": drawn}
 
 
 async def judge(doc: Document, generate, *, template: str, max_score: float) -> dict:
+    """The judge's score of the record's response; a record whose request the endpoint refuses has none (see
+    generate_and_grade)."""
     prompt = template.format(prompt=prompt_text(doc), answer=doc.metadata.get("answer") or "",
                              response=response_text(doc), max_score=max_score)
-    result = await generate({"messages": [{"role": "user", "content": prompt}]})
+    try:
+        result = await generate({"messages": [{"role": "user", "content": prompt}]})
+    except InferenceError as error:
+        if not _refused_request(error):
+            raise
+        return {"score": None, "refused": str(error.error)}
     found = _SCORE.findall(result.text)
     return {"score": float(found[-1]) if found else None, "verdict": result.text}
 
@@ -194,10 +266,8 @@ async def classify(doc: Document, generate, *, template: str, labels: list[str],
 
 
 def _refused_request(error: InferenceError) -> bool:
-    """A 400 for this request: from the OpenAI client (an endpoint), or as datatrove tells one from its own servers."""
-    import openai
-
-    return isinstance(error.__cause__, openai.BadRequestError) or InferenceRunner._is_bad_request_error(error)
+    """A 400 for this request, as datatrove tells one: its servers and `OpenAIEndpoint` name it BadRequestError."""
+    return InferenceRunner._is_bad_request_error(error)
 
 
 ROLLOUTS = {"generate": generate_and_grade, "judge": judge, "classify": classify}
@@ -213,7 +283,7 @@ class KeepGenerations(CurationStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with exclusion_writer(self.exclusion_folder, f"{rank:05d}.jsonl.gz") as excluded:
-            for doc in data:
+            for doc in map(with_own_id, data):
                 results = doc.metadata.pop("rollout_results", None) or [{}]
                 if not self.selected(doc) or results[0].get("skipped"):
                     yield doc
@@ -222,15 +292,17 @@ class KeepGenerations(CurationStep):
                 self.stat_update(f"in/{source}")
                 generated = results[0]
                 responses = generated["responses"]
-                kept = responses if self.grader == "none" else [r for r in responses if r["correct"]]
+                kept = [] if "refused" in generated else responses if self.grader == "none" else [r for r in responses if r["correct"]]
                 if self.keep == "first_correct":
                     kept = kept[:1]
                 self.stat_update("sampled", value=len(responses))
                 if not kept:
-                    self.stat_update("removed:no_correct_response")
+                    reason = "refused_request" if "refused" in generated else "no_correct_response"
+                    self.stat_update(f"removed:{reason}")
                     if excluded is not None:
-                        doc.metadata["excluded"] = {"step": self.name, "reason": "no_correct_response", "sampled": len(responses),
-                                                    "finish_reasons": [r["finish_reason"] for r in responses]}
+                        doc.metadata["excluded"] = {"step": self.name, "reason": reason, "sampled": len(responses),
+                                                    "finish_reasons": [r["finish_reason"] for r in responses],
+                                                    **({"refusal": generated["refused"]} if "refused" in generated else {})}
                         excluded.write(doc, rank)
                     continue
                 for number, response in enumerate(kept):
@@ -248,12 +320,14 @@ class JudgeVerdicts(CurationFilter):
         self.min_score = min_score
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in super().run(data, rank, world_size):
+        for doc in super().run(map(with_own_id, data), rank, world_size):
             doc.metadata.pop("rollout_results", None)
             yield doc
 
     def verdict(self, doc: Document) -> dict | None:
         result = (doc.metadata.get("rollout_results") or [{}])[0]
+        if "refused" in result:
+            return {"reason": "refused_request", "refusal": result["refused"]}
         score = result.get("score")
         if score is None:
             return {"reason": "unparsed_judgement", "verdict": result.get("verdict", "")}

@@ -26,10 +26,11 @@ from ..recipe.derive import sft_batch
 from ..recipe.errors import dotted
 
 STAGES = ("data", "sft", "rl", "eval")
-# The layout of what the data stage keeps between its segments (a record's place in reading order: blocks/record.py).
+# The layout of what the data stage keeps between its segments (a record's place in reading order: blocks/record.py;
+# the ids an LLM step's runner checkpoints: blocks/llm.py).
 # It is part of the data key, so that a run resumed by a medrecipe whose layout differs starts a folder of its own
 # rather than mixing the two.
-DATA_FORMAT = 2
+DATA_FORMAT = 3
 BUILD_FOLDERS = (*STAGES, "cards", "hub")  # what a build writes into, beside recipe.resolved.yaml and lock.json
 BUILD_FILES = ("recipe.resolved.yaml", "lock.json")
 

@@ -117,6 +117,15 @@ def _data_rules(recipe: Recipe) -> list[Violation]:
                         "select the prompt-only sources with `sources:`",
                     )
                 )
+            again = sorted(selected_sources & generated)
+            if again:  # its prompts already have responses: it failed after every request, or replaced the first's
+                found.append(
+                    Violation(
+                        ("data", "steps", index, "sources"),
+                        f"{', '.join(again)} already got responses from an earlier generate step",
+                        "one generate step per prompt source: sample more with its `samples` and `max_samples`",
+                    )
+                )
             generated |= selected_sources
             if step.grader != "none":
                 missing = sorted(s.name for s in data.sources if s.name in selected_sources and not s.fields.answer)

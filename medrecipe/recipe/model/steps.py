@@ -231,8 +231,10 @@ class Generate(LLMCall, StepBase):
     type: Literal["generate"] = Field(description="Step type.")
     model: ModelName = Field("Qwen/Qwen3-235B-A22B", description="The generating model.")
     samples: PositiveInt = Field(6, description="Responses sampled per prompt.")
-    max_samples: PositiveInt = Field(  # at most blocks/record.py's MAX_RESPONSES: each kept response has its own place
-        10, le=32, description="If none of the first `samples` responses is correct, keep sampling up to this many."
+    # At most blocks/record.py's MAX_RESPONSES: each kept response has its own place. The bound is in the type:
+    # `PositiveInt = Field(..., le=32)` let PositiveInt's own upper bound override it (found by review: 33 passed).
+    max_samples: Annotated[int, Field(gt=0, le=32)] = Field(
+        10, description="If none of the first `samples` responses is correct, keep sampling up to this many."
     )
     temperature: float = Field(0.6, ge=0.0, le=2.0, description="Sampling temperature.")
     top_p: Probability = Field(0.95, description="Nucleus sampling threshold.")
