@@ -32,11 +32,13 @@ from .domain import parse_label
 from .record import generated_turn, prompt_text, response_text, with_response
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-# A request is bounded as the OpenAI client bounds it by default (datatrove's `request_timeout: None` turned that
-# off, and an endpoint that took a request and never answered held the stage forever: found by review); datatrove
-# retries one that times out. An endpoint must list its models within READY_PROBES probes READY_DELAY s apart, each
-# bounded to READY_TIMEOUT s (2 to 7 minutes, where a stopped endpoint was waited for some 24 minutes without a
-# word); a vLLM server datatrove starts here has 600 probes 1 s apart, to load its model.
+# A request is bounded to REQUEST_TIMEOUT s, the OpenAI client's default (datatrove's `request_timeout: None` turned
+# that off, and an endpoint that took a request and never answered held the stage forever: found by review), long
+# enough for 16k tokens at 30 a second; datatrove tries a request 6 times, 5 to 160 s apart, so a silent endpoint
+# fails the stage within the hour (the client's own retries made it three). An endpoint must list its models within
+# READY_PROBES probes READY_DELAY s apart, each bounded to READY_TIMEOUT s (2 to 7 minutes, where a stopped endpoint
+# was waited for some 24 minutes without a word); a vLLM server datatrove starts here has 600 probes 1 s apart, to
+# load its model.
 REQUEST_TIMEOUT, READY_PROBES, READY_DELAY, READY_TIMEOUT = 600.0, 60, 2.0, 5.0
 
 
