@@ -63,6 +63,27 @@ compute: {{tasks: 1, workers: 1}}
     assert row["messages"][-1]["content"] == "<think>\nLet me think about call 1.\n</think>\n\nThe answer is \\boxed{A}."
 
 
+def test_an_endpoint_on_another_host_that_takes_no_key_is_asked(tmp_path, monkeypatch):
+    """vLLM on another node, started without --api-key: datatrove's client for any host but localhost refused to be
+    built without a key, and every task failed ("Missing credentials"). 127.0.0.2 is such a host to datatrove."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    write_jsonl(tmp_path / "questions.jsonl", [{"q": "Which option is right?", "options": ["first", "second"], "answer": "A"}])
+    with StubServer(host="127.0.0.2") as server:
+        (tmp_path / "gen.yaml").write_text(f"""
+name: keyless
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
+  steps:
+    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1}}
+compute: {{tasks: 1, workers: 1}}
+""")
+        result = run(tmp_path, "gen.yaml")
+    assert result.code == 0, result.err + result.out
+    assert len(output_rows(tmp_path, "gen.yaml")[0]) == 1 and server.requests
+
+
 EXAM = [{"qid": "h1", "stem": "Which electrolyte disturbance classically produces peaked T waves on the electrocardiogram?",
          "choices": ["Hypokalemia", "Hyperkalemia", "Hyponatremia", "Hypercalcemia"], "key": 2}]
 TOO_LONG = " ".join(["TOO LONG"] * 20)

@@ -17,6 +17,7 @@ Authorization header, and hands the OpenAI client the URL without its /v1, so a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 
@@ -133,7 +134,10 @@ class OpenAIEndpoint(EndpointServer):
     """
 
     def __init__(self, config: InferenceConfig, rank: int, endpoint: str):
-        super().__init__(config, rank)
+        # EndpointServer builds a client of its own for any host but localhost, which refuses to be built without a
+        # key: an endpoint that takes none (vLLM on another node) failed every task ("Missing credentials")
+        super().__init__(dataclasses.replace(config, api_key=config.api_key or "unused"), rank)
+        self.config = config
         from openai import AsyncOpenAI
 
         self.endpoint = endpoint
