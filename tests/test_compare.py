@@ -28,6 +28,19 @@ SCORES = {
 }
 
 
+# scores.json as `medrecipe run --stage eval` wrote it from lighteval 0.13's results on the CPU
+# (test_eval_run.test_tiny_model_evaluated_end_to_end): PubMedQA 0 of 3, HealthBench 1/3 ± 1/3 over 2 conversations.
+REAL_RUN = {
+    "recipe": "tiny-eval", "key": "a0e556c437f9", "model": "HuggingFaceTB/SmolLM2-135M-Instruct", "lighteval": "0.13.0",
+    "mode": "generative", "generation": {"temperature": 0.6, "top_p": 0.9, "top_k": None, "max_new_tokens": 32, "seed": 7},
+    "benchmarks": {
+        "medmcqa": {"score": 50.0, "stderr": 50.0, "n": 2, "metric": "accuracy", "unboxed": 0.5},
+        "pubmedqa": {"score": 0.0, "stderr": 0.0, "n": 3, "metric": "accuracy", "unboxed": 0.0},
+        "healthbench": {"score": 33.3333, "stderr": 33.3333, "n": 2, "metric": "healthbench_score", "unboxed": None},
+    },
+}
+
+
 @pytest.fixture
 def published():
     return load_recipe(RECIPES / "ii-medical-8b-1706.yaml").recipe.eval.published
@@ -84,6 +97,23 @@ def test_intervals_are_wilson_for_accuracies_and_normal_otherwise():
     assert rubric.method == "normal" and (rubric.low, rubric.high) == pytest.approx((46.2 - 1.96 * 1.5, 46.2 + 1.96 * 1.5), abs=1e-3)
     assert intervals.interval({"score": 60.0, "stderr": 0.0}) is None  # nothing measures its noise
     assert intervals.interval({"score": 60.0, "stderr": 2.0}).method == "normal"  # accuracy, items not counted
+
+
+def test_a_real_runs_scores_of_0_percent_are_compared_and_charted(cli, write):
+    """Found by review: the 0 of 3's Wilson bound was 5.55e-15, above the score, and the chart's negative error bar
+    ended `compare` in a matplotlib traceback."""
+    scores = write("scores.json", json.dumps(REAL_RUN))
+    result = cli("compare", str(scores), "--reference", "ii-medical-8b-1706")
+    assert result.code == 0, result.err
+    assert "PubMed: 0.00, 95 % interval [0.00, 56.15] (wilson, n=3); II-Medical-8B-1706 79.80: ours lower" in result.out
+    assert matplotlib.image.imread(scores.with_name("scores.png")).shape[0] > 300
+
+
+def test_the_wilson_interval_holds_its_score_at_0_and_100_percent():
+    # statsmodels' proportion_confint(0, 3, method="wilson") is (0.0, 0.5615), of 10 of 10 (0.7225, 1.0)
+    assert (intervals.wilson(0.0, 3).low, intervals.wilson(100.0, 10).high) == (0.0, 100.0)
+    for score, n in ((0.0, 2), (0.0, 3), (100.0, 2), (100.0, 10), (100.0, 1273)):
+        assert intervals.wilson(score, n).verdict(score) == "consistent"
 
 
 def test_verdicts_say_whether_the_published_score_is_within_our_interval(published):

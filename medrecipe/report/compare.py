@@ -173,8 +173,9 @@ def plot(comparison: Comparison, path: Path) -> None:
              label=f"{comparison.published.reproduces} (published)", color="#9aa5b1")
     scores = [comparison.ours[name][0] for name in names]
     found = [comparison.intervals[name] for name in names]
-    below = [score - i.low if i else 0.0 for score, i in zip(scores, found)]
-    above = [i.high - score if i else 0.0 for score, i in zip(scores, found)]
+    # matplotlib refuses a negative error bar: one, a rounding's, ended `compare` on a real run's 0 of 3 (found by review).
+    below = [max(score - i.low, 0.0) if i else 0.0 for score, i in zip(scores, found)]
+    above = [max(i.high - score, 0.0) if i else 0.0 for score, i in zip(scores, found)]
     axes.bar([x + width / 2 for x in positions], scores, width, yerr=[below, above], capsize=3,
              label=f"{comparison.model} (ours, 95 % interval)", color="#1f77b4")
     axes.set_xticks(list(positions), [header(name) for name in names], rotation=30, ha="right")

@@ -42,7 +42,11 @@ def wilson(score: float, n: int, z: float = Z_95) -> Interval:
     denominator = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n)) / denominator
-    return Interval(100.0 * max(centre - half, 0.0), 100.0 * min(centre + half, 1.0), "wilson")
+    # The interval holds the score it is of. At 0 % and 100 % the formula's bound is the score only up to rounding
+    # (found by review: [5.55e-15, 56.15] for 0 of 3, 99.99999999999999 for 10 of 10): our own score fell outside its
+    # interval, a published 100 % was called "lower" than ours, and the chart's error bar went negative.
+    low, high = min(centre - half, p), max(centre + half, p)
+    return Interval(100.0 * max(low, 0.0), 100.0 * min(high, 1.0), "wilson")
 
 
 def normal(score: float, stderr: float, z: float = Z_95) -> Interval:
