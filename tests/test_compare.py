@@ -99,13 +99,15 @@ def test_intervals_are_wilson_for_accuracies_and_normal_otherwise():
     assert intervals.interval({"score": 60.0, "stderr": 2.0}).method == "normal"  # accuracy, items not counted
 
 
-def test_a_real_runs_scores_of_0_percent_are_compared_and_charted(cli, write):
+def test_a_real_runs_scores_at_the_edges_are_compared_and_charted(cli, write):
     """Found by review: the 0 of 3's Wilson bound was 5.55e-15, above the score, and the chart's negative error bar
-    ended `compare` in a matplotlib traceback."""
+    ended `compare` in a matplotlib traceback; the normal interval reached below 0."""
     scores = write("scores.json", json.dumps(REAL_RUN))
     result = cli("compare", str(scores), "--reference", "ii-medical-8b-1706")
     assert result.code == 0, result.err
     assert "PubMed: 0.00, 95 % interval [0.00, 56.15] (wilson, n=3); II-Medical-8B-1706 79.80: ours lower" in result.out
+    # HealthBench's 33.33 ± 1.96 × 33.33 over 2 conversations, within what a score can be (it was [-32.00, 98.67])
+    assert "HealthBench: 33.33, 95 % interval [0.00, 98.67] (normal, n=2); II-Medical-8B-1706 46.80: consistent" in result.out
     assert matplotlib.image.imread(scores.with_name("scores.png")).shape[0] > 300
 
 
