@@ -219,7 +219,9 @@ def write_scores(output: str, spec: dict, target: str) -> None:
 
     import pyarrow.parquet as pq
 
-    found = sorted(set(glob.glob(os.path.join(output, "results", "**", "results_*.json"), recursive=True)) - set(spec["earlier"]),
+    # The folder is a name, not a pattern (found by review: in a build at glob[1] a finished evaluation found no results).
+    folder = glob.escape(output)
+    found = sorted(set(glob.glob(os.path.join(folder, "results", "**", "results_*.json"), recursive=True)) - set(spec["earlier"]),
                    key=os.path.basename)
     if not found:  # the name holds the time: the last is the newest
         raise SystemExit(f"lighteval wrote no results of this run under {os.path.join(output, 'results')}")
@@ -228,7 +230,7 @@ def write_scores(output: str, spec: dict, target: str) -> None:
     with open(results_file, encoding="utf-8") as handle:
         results = json.load(handle)["results"]
     counts = {}
-    for path in glob.glob(os.path.join(output, "details", "**", timestamp, f"details_*_{timestamp}.parquet"), recursive=True):
+    for path in glob.glob(os.path.join(folder, "details", "**", timestamp, f"details_*_{timestamp}.parquet"), recursive=True):
         counts[os.path.basename(path)[len("details_"):-len(f"_{timestamp}.parquet")]] = pq.read_metadata(path).num_rows
     scores = {}
     for name, score in spec["benchmarks"].items():
