@@ -344,3 +344,34 @@ def test_an_empty_column_name_is_refused(cli, override, field):
     result = cli("validate", recipe, "--set", override)
     assert result.code == 2 and "Traceback" not in result.err
     assert f": {field}: String should have at least 1 character" in result.err, result.err
+
+
+PUBLISHED = """
+name: tiny
+base_model: Qwen/Qwen3-8B
+eval:
+  benchmarks: [medmcqa, medqa]
+  published:
+    source: the card
+    reproduces: X
+    scores:
+      X: {medmcqa: %s, medqa: 88.61}
+    averages: {X: %s}
+"""
+
+
+@pytest.mark.parametrize("medmcqa, average, problem", [
+    ("150", "80", "r.yaml:9:20: eval.published.scores.X.medmcqa: Input should be less than or equal to 100"),
+    ("-5", "41.81", "r.yaml:9:20: eval.published.scores.X.medmcqa: Input should be greater than or equal to 0"),
+    ("74.44", "181.53", "r.yaml:10:19: eval.published.averages.X: Input should be less than or equal to 100"),
+])
+def test_published_scores_are_percentages(write, medmcqa, average, problem):
+    """Found by review: scores of 150 and -5 passed, and `compare` compared with them as they were."""
+    assert problems(write("r.yaml", PUBLISHED % (medmcqa, average))) == [problem]
+
+
+def test_a_published_row_of_fractions_is_refused_with_how_to_write_it(write):
+    text = PUBLISHED.replace("88.61", "0.8861") % ("0.7444", "0.81525")
+    assert problems(write("r.yaml", text)) == [
+        "r.yaml:8:5: eval.published.scores: the scores of 'X' are all at most 1, fractions rather than percentages: "
+        "write each in percent (74.44 for 0.7444)"]

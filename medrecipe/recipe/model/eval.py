@@ -1,6 +1,6 @@
 """The recipe's `eval` section: the benchmarks, the generation and the published table reproduced."""
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -123,15 +123,30 @@ class RubricJudge(LLMCall):
         return value
 
 
+Percent = Annotated[float, Field(ge=0.0, le=100.0)]
+
+
 class Published(Strict):
     """A published results table: our reproduction is compared against it."""
 
     source: str = Field(description="Where the numbers come from (card, paper, table).")
     reproduces: str = Field(description="The row of `scores` this recipe reproduces.")
-    scores: dict[str, dict[str, float]] = Field(description="Model name -> benchmark name -> score in percent.")
-    averages: dict[str, float] = Field(
+    scores: dict[str, dict[str, Percent]] = Field(description="Model name -> benchmark name -> score in percent (0 to 100).")
+    averages: dict[str, Percent] = Field(
         default_factory=dict, description="The table's own average column, by model (checked against the mean of its scores)."
     )
+
+    @field_validator("scores")
+    @classmethod
+    def _in_percent(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """Scores are percentages (found by review: 0.7444, 150 and -5 were compared as they were): each is within
+        [0, 100] (Percent), and a row of fractions, a table copied as 0.7444, is refused with how to write it."""
+        for name, row in value.items():
+            if row and all(score <= 1 for score in row.values()):
+                example = next(iter(row.values()))
+                raise ValueError(f"the scores of {name!r} are all at most 1, fractions rather than percentages: "
+                                 f"write each in percent ({100 * example:g} for {example:g})")
+        return value
 
     @model_validator(mode="after")
     def _rows_present(self) -> Self:
