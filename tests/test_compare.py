@@ -63,6 +63,28 @@ def test_the_published_average_is_shown_when_we_cover_every_benchmark(published)
     assert comparison.average(None) == pytest.approx(62.89, abs=0.01)  # Qwen3-8B's row scored as ours
 
 
+def test_a_published_average_over_fewer_benchmarks_than_ours_is_not_shown(cli, write):
+    """Found by review: a row with MedMCQA alone showed its own average, 90, beside ours over three benchmarks."""
+    write("partial.yaml", """
+name: partial-avg
+base_model: Qwen/Qwen3-8B
+eval:
+  benchmarks: [medmcqa, medqa, pubmedqa]
+  published:
+    source: a paper whose table has a row with one benchmark and an Avg column
+    reproduces: Ours-7B
+    scores:
+      Ours-7B: {medmcqa: 60.0, medqa: 70.0, pubmedqa: 80.0}
+      Other-7B: {medmcqa: 90.0}
+    averages: {Ours-7B: 70.0, Other-7B: 90.0}
+""")
+    result = cli("compare", str(write("scores.json", json.dumps(SCORES))), "--reference", "partial.yaml")
+    assert result.code == 0, result.err
+    averages = {cells[0]: cells[-1] for cells in ([cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+                                                  for line in result.out.splitlines() if line[:1] == "│")}
+    assert (averages["Ours-7B (reproduced)"], averages["Other-7B"]) == ("70.00", "–")
+
+
 def test_compare_cli_prints_the_table_and_writes_the_chart(cli, write, tmp_path):
     scores = write("build/ii-medical-8b-1706/eval/scores.json", json.dumps(SCORES))
     result = cli("compare", str(scores))
