@@ -1,15 +1,14 @@
 """A small release to publish in tests: a recipe with every stage, and the outputs its run would leave.
 
 The outputs follow the stages' contracts (the data stage's parquet shards and stats.json, HF-format SFT and RL
-model folders, eval/scores.json and its chart), written directly so that publishing is tested on its own.
+model folders, eval/scores.json; publish draws the score chart itself), written directly so that publishing is tested
+on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import struct
-import zlib
 from pathlib import Path
 
 RECIPE = """\
@@ -174,7 +173,6 @@ def write_scores(layout, medmcqa: float = 41.25, pubmedqa: float = 52.0) -> None
     }
     layout.eval_scores().parent.mkdir(parents=True, exist_ok=True)
     layout.eval_scores().write_text(json.dumps(scores, indent=2), encoding="utf-8")
-    layout.eval_chart().write_bytes(_png())
 
 
 def write_run(layout, scores: bool = True) -> None:
@@ -190,11 +188,3 @@ def _bytes(seed: str, size: int) -> bytes:
     block = hashlib.sha256(seed.encode()).digest()
     return (block * (size // len(block) + 1))[:size]
 
-
-def _png() -> bytes:
-    """A valid 1x1 PNG."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\xff\x00\x00")) + chunk(b"IEND", b"")

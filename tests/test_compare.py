@@ -162,6 +162,14 @@ def test_compare_cli_with_an_explicit_reference_and_png(cli, write, tmp_path):
     assert (tmp_path / "card" / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_charts_legend_names_a_local_model_as_a_card_does(cli, write, tmp_path, published):
+    """Found by review: the legend named the checkpoint by its absolute path, which a model card hides (public_path)."""
+    scores = dict(SCORES, model=str(tmp_path / "home" / "me" / "build" / "rl" / "model"))
+    assert cli("compare", str(write("scores.json", json.dumps(scores)))).code == 0
+    compare.plot(compare.compare(scores, published), tmp_path / "expected.png", ".../model")
+    assert (tmp_path / "scores.png").read_bytes() == (tmp_path / "expected.png").read_bytes()
+
+
 def test_compare_errors(cli, write):
     no_recipe = write("a.json", json.dumps({k: v for k, v in SCORES.items() if k != "recipe"}))
     result = cli("compare", str(no_recipe))

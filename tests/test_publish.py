@@ -283,6 +283,27 @@ def test_a_to_dir_write_cut_off_midway_is_finished_by_the_rerun(cli, release, mo
     assert not any((release.folder / "hub").rglob("half-written"))
 
 
+def test_the_published_chart_is_of_the_published_scores_and_names_the_repository(cli, release):
+    """Found by review: `compare` drew eval/scores.png of the first evaluation, the eval stage ran again and rewrote
+    scores.json, and publish put the old chart beside the new table, its legend naming the local checkpoint folder."""
+    from medrecipe.report import compare
+
+    write_run(release.layout)
+    assert cli("compare", str(release.layout.eval_scores()), "--reference", "recipe.yaml").code == 0
+    stale = release.layout.eval_chart().read_bytes()
+    write_scores(release.layout, medmcqa=20.0)  # the second evaluation
+    result = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")
+    assert result.code == 0, result.err
+    published = (release.folder / "hub" / "tiny-med" / "scores.png").read_bytes()
+    assert "| 20.00 ± 1.50 |" in (release.folder / "hub" / "tiny-med" / "README.md").read_text()
+    assert sha256(published) != sha256(stale)
+    # the chart of the scores.json published, its legend naming our model by its repository
+    loaded, _ = load("recipe.yaml", warn=False)
+    comparison = compare.compare(json.loads(release.layout.eval_scores().read_text()), loaded.recipe.eval.published)
+    compare.plot(comparison, release.folder / "expected.png", "me/tiny-med")
+    assert sha256(published) == sha256((release.folder / "expected.png").read_bytes())
+
+
 def test_to_dir_writes_each_repository_exactly(cli, release):
     write_run(release.layout)
     result = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")

@@ -31,6 +31,7 @@ def command(scores_file: Path, reference: str | None, png: Path | None) -> None:
     score lies inside it, else `higher` or `lower`. Also writes a bar chart for the model card, with the intervals."""
     from rich.console import Console
 
+    from ..hub.cards.rendering import public_path
     from ..report import compare
 
     scores = compare.load_scores(scores_file)
@@ -47,5 +48,5 @@ def command(scores_file: Path, reference: str | None, png: Path | None) -> None:
     chart = png or scores_file.with_name("scores.png")
     for line in compare.verdict_lines(comparison):
         click.echo(line)
-    compare.plot(comparison, chart)
+    compare.plot(comparison, chart, public_path(comparison.model))  # as a card names a local model: no local folders
     click.echo(f"chart: {chart}")

@@ -17,7 +17,7 @@ def write_cards(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     outputs = RunOutputs(loaded, layout)
     stats = outputs.stats(required=False) if loaded.recipe.data else None
     scores = outputs.scores(required=False) if loaded.recipe.eval else None
-    chart = "scores.png" if scores and outputs.chart() else None
+    chart = "scores.png" if outputs.comparison() else None  # publish draws it (repos._evaluation_files)
     build = StageBuild("cards")
     for artifact in release.artifacts:
         text = (cards.dataset_card(loaded, release, artifact, stats=stats) if artifact.kind == "dataset"

@@ -22,6 +22,7 @@ from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.load import display
 from ..recipe.untrusted import redact
+from ..report import compare
 from . import cards
 from .release import HubRepo, Release, dataset_file, offline_namespace, release
 
@@ -268,9 +269,12 @@ class RunOutputs:
                         f"{other.get('key')}), not of this recipe's model {model} (evaluation {self.layout.keys['eval']})",
                         evaluate)
 
-    def chart(self) -> Path | None:
-        path = self.layout.eval_chart()
-        return path if path.is_file() else None
+    def comparison(self) -> compare.Comparison | None:
+        """What the card's chart shows: the scores it publishes beside the recipe's reproduced row, if both are there."""
+        published = self.loaded.recipe.eval and self.loaded.recipe.eval.published
+        scores = self.scores(required=False) if published else None
+        shared = scores and set(scores["benchmarks"]) & set(published.scores[published.reproduces])
+        return compare.compare(scores, published) if shared else None
 
     def trained(self, stage: str) -> bool:
         """Whether the recipe has the stage and its checkpoint exists (checkpoint() says what is missing)."""
@@ -325,7 +329,7 @@ def _card_update(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outp
 
 def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: RunOutputs) -> str:
     evaluated = release.evaluated == artifact
-    chart = CHART if evaluated and outputs.chart() and outputs.scores(required=False) else None
+    chart = CHART if evaluated and outputs.comparison() else None  # _evaluation_files draws it
     return cards.model_card(
         loaded,
         release,
@@ -338,10 +342,13 @@ def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outpu
 
 
 def _evaluation_files(release: Release, artifact: HubRepo, outputs: RunOutputs) -> list[RepoFile]:
-    """The score chart, in the repository of the model it scores."""
-    chart = outputs.chart()
-    if release.evaluated != artifact or chart is None or outputs.scores(required=False) is None:
+    """The score chart, in the repository of the model it scores, which its legend names, drawn afresh from the
+    scores the card publishes. Found by review: the chart `compare` drew of an earlier evaluation was published beside
+    the new scores' table, naming this machine's checkpoint folder; drawn here, it cannot be of other scores."""
+    comparison = outputs.comparison() if release.evaluated == artifact else None
+    if comparison is None:
         return []
+    compare.plot(comparison, chart := outputs.layout.eval_chart(), artifact.repo_id)
     return [RepoFile(CHART, chart.stat().st_size, chart)]
 
 

@@ -158,8 +158,9 @@ def verdict_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
-def plot(comparison: Comparison, path: Path) -> None:
-    """A grouped bar chart for the model card: ours (with its 95 % intervals) beside the reproduced row."""
+def plot(comparison: Comparison, path: Path, ours: str) -> None:
+    """A grouped bar chart for the model card: ours (with its 95 % intervals), named `ours` in the legend, beside the
+    reproduced row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,7 +179,7 @@ def plot(comparison: Comparison, path: Path) -> None:
     below = [max(score - i.low, 0.0) if i else 0.0 for score, i in zip(scores, found)]
     above = [max(i.high - score, 0.0) if i else 0.0 for score, i in zip(scores, found)]
     axes.bar([x + width / 2 for x in positions], scores, width, yerr=[below, above], capsize=3,
-             label=f"{comparison.model} (ours, 95 % interval)", color="#1f77b4")
+             label=f"{ours} (ours, 95 % interval)", color="#1f77b4")
     axes.set_xticks(list(positions), [header(name) for name in names], rotation=30, ha="right")
     axes.set_ylabel("score (%)")
     axes.set_ylim(0, 100)
