@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import matplotlib.image
 import pytest
@@ -105,6 +106,16 @@ def test_compare_cli_prints_the_table_and_writes_the_chart(cli, write, tmp_path)
     assert result.out.strip().endswith(f"chart: {chart}")
     image = matplotlib.image.imread(chart)
     assert image.shape[0] > 300 and image.shape[1] > 600
+
+
+def test_without_matplotlib_compare_prints_its_table_and_says_how_to_get_the_chart(cli, write, monkeypatch):
+    """matplotlib is the `plot` extra: compare (and publish, whose card then has no chart) works without it."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    scores = write("build/ii-medical-8b-1706/eval/scores.json", json.dumps(SCORES))
+    result = cli("compare", str(scores))
+    assert result.code == 0, result.err
+    assert "MedQA: 88.61" in result.out and "chart: none, matplotlib is not installed: pip install 'medrecipe[plot]'" in result.out
+    assert not scores.with_name("scores.png").exists()
 
 
 def test_intervals_are_wilson_for_accuracies_and_normal_otherwise():

@@ -304,6 +304,17 @@ def test_the_published_chart_is_of_the_published_scores_and_names_the_repository
     assert sha256(published) == sha256((release.folder / "expected.png").read_bytes())
 
 
+def test_without_matplotlib_the_card_has_no_chart(cli, release, monkeypatch):
+    """matplotlib is the `plot` extra: publish draws the chart with it, and without it publishes the card alone."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    write_run(release.layout)
+    result = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")
+    assert result.code == 0, result.err
+    assert not (release.folder / "hub" / "tiny-med" / "scores.png").exists()
+    card = (release.folder / "hub" / "tiny-med" / "README.md").read_text()
+    assert "| 41.25 ± " in card and "scores.png" not in card
+
+
 def test_to_dir_writes_each_repository_exactly(cli, release):
     write_run(release.layout)
     result = cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")

@@ -48,5 +48,8 @@ def command(scores_file: Path, reference: str | None, png: Path | None) -> None:
     chart = png or scores_file.with_name("scores.png")
     for line in compare.verdict_lines(comparison):
         click.echo(line)
+    if not compare.can_plot():
+        click.echo("chart: none, matplotlib is not installed: pip install 'medrecipe[plot]'")
+        return
     compare.plot(comparison, chart, public_path(comparison.model))  # as a card names a local model: no local folders
     click.echo(f"chart: {chart}")

@@ -270,9 +270,10 @@ class RunOutputs:
                         evaluate)
 
     def comparison(self) -> compare.Comparison | None:
-        """What the card's chart shows: the scores it publishes beside the recipe's reproduced row, if both are there."""
+        """What the card's chart shows: the scores it publishes beside the recipe's reproduced row, if both are there
+        and matplotlib (the `plot` extra) can draw it; else the card has no chart."""
         published = self.loaded.recipe.eval and self.loaded.recipe.eval.published
-        scores = self.scores(required=False) if published else None
+        scores = self.scores(required=False) if published and compare.can_plot() else None
         shared = scores and set(scores["benchmarks"]) & set(published.scores[published.reproduces])
         return compare.compare(scores, published) if shared else None
 

@@ -158,6 +158,13 @@ def verdict_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
+def can_plot() -> bool:
+    """Whether matplotlib (the `plot` extra) is installed: without it there is no chart."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def plot(comparison: Comparison, path: Path, ours: str) -> None:
     """A grouped bar chart for the model card: ours (with its 95 % intervals), named `ours` in the legend, beside the
     reproduced row."""
