@@ -304,6 +304,18 @@ def test_the_published_chart_is_of_the_published_scores_and_names_the_repository
     assert sha256(published) == sha256((release.folder / "expected.png").read_bytes())
 
 
+def test_a_dry_run_writes_no_chart_and_leaves_compares(cli, release):
+    """Found by review: publish drew its chart into the build's eval/scores.png, so a dry run ("contacts nobody")
+    overwrote the chart `compare` had drawn, its legend a placeholder namespace. It is drawn in memory now."""
+    write_run(release.layout)
+    assert cli("compare", str(release.layout.eval_scores()), "--reference", "recipe.yaml").code == 0
+    drawn = release.layout.eval_chart().read_bytes()
+    result = cli("publish", "recipe.yaml", "--dry-run")
+    assert result.code == 0, result.err
+    assert "scores.png" in result.out and "<- generated chart" in result.out
+    assert release.layout.eval_chart().read_bytes() == drawn
+
+
 def test_without_matplotlib_the_card_has_no_chart(cli, release, monkeypatch):
     """matplotlib is the `plot` extra: publish draws the chart with it, and without it publishes the card alone."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)

@@ -127,8 +127,8 @@ class Layout:
         return self.stage_dir("eval") / "scores.json"
 
     def eval_chart(self) -> Path:
-        """The bar chart of the scores beside the recipe's reproduced row, which the model card shows: publish draws it
-        from the scores it publishes (hub/repos.py), and `medrecipe compare` writes its own there by default."""
+        """The bar chart of the scores beside the published table, which `medrecipe compare` writes by default (publish
+        draws the card's own from the scores it publishes: hub/repos.py)."""
         return self.stage_dir("eval") / "scores.png"
 
 

@@ -8,6 +8,7 @@ the Hub are the same files.
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import shutil
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class RepoFile:
     size: int
     source: Path | None = None  # the file it is copied from
     text: str | None = None  # or its content (the card)
+    data: bytes | None = None  # or its bytes (the score chart, drawn for the release)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,10 @@ def write_folder(content: RepoContent, folder: Path, link: bool = False) -> None
         target = folder / file.path
         written.add(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if file.source is None:
+        if file.data is not None:
+            if not target.is_file() or target.read_bytes() != file.data:
+                target.write_bytes(file.data)
+        elif file.source is None:
             assert file.text is not None
             text = redact(file.text)
             if not target.is_file() or target.read_text(encoding="utf-8") != text:
@@ -209,7 +214,7 @@ def describe(content: RepoContent, release: Release) -> str:
         "  files:" if content.complete else "  files (others in the repository are kept):",
     ]
     for file in content.files:
-        origin = display(file.source) if file.source else "generated card"
+        origin = display(file.source) if file.source else "generated chart" if file.data is not None else "generated card"
         lines.append(f"    {file.path}  {human_size(file.size)}  <- {origin}")
     if content.complete:
         lines.append("  files already in the repository that are not listed are removed (.gitattributes is kept)")
@@ -241,18 +246,15 @@ class RunOutputs:
         if path.is_file():
             return written_json(path)
         if required:
-            raise UserError(
-                f"the data stage has not finished: {display(path)} is missing", f"run it first: {run_command(self.loaded, self.layout.root, 'data')}"
-            )
+            raise UserError(f"the data stage has not finished: {display(path)} is missing",
+                            f"run it first: {run_command(self.loaded, self.layout.root, 'data')}")
         return None
 
     def parquet_files(self) -> list[Path]:
         files = sorted(self.layout.data_output().rglob("*.parquet"))
         if not files:
-            raise UserError(
-                f"the curated dataset is missing: no parquet files in {display(self.layout.data_output())}",
-                f"run the data stage first: {run_command(self.loaded, self.layout.root, 'data')}",
-            )
+            raise UserError(f"the curated dataset is missing: no parquet files in {display(self.layout.data_output())}",
+                            f"run the data stage first: {run_command(self.loaded, self.layout.root, 'data')}")
         return files
 
     def scores(self, required: bool) -> dict | None:
@@ -300,7 +302,6 @@ class RunOutputs:
 
 
 def _content(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: RunOutputs) -> RepoContent:
-    private = loaded.recipe.hub.private
     if artifact.kind == "dataset":
         shards = outputs.parquet_files()
         stats = outputs.stats(required=True)
@@ -312,7 +313,7 @@ def _content(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs:
         files += _evaluation_files(release, artifact, outputs)
         card = _model_card(loaded, release, artifact, outputs)
     files.append(RepoFile(CARD, len(card.encode()), text=card))
-    return RepoContent(artifact, private, tuple(files), complete=True)
+    return RepoContent(artifact, loaded.recipe.hub.private, tuple(files), complete=True)
 
 
 def _card_update(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outputs: RunOutputs) -> RepoContent:
@@ -343,14 +344,14 @@ def _model_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, outpu
 
 
 def _evaluation_files(release: Release, artifact: HubRepo, outputs: RunOutputs) -> list[RepoFile]:
-    """The score chart, in the repository of the model it scores, which its legend names, drawn afresh from the
-    scores the card publishes. Found by review: the chart `compare` drew of an earlier evaluation was published beside
-    the new scores' table, naming this machine's checkpoint folder; drawn here, it cannot be of other scores."""
+    """The score chart, in the repository of the model it scores, which its legend names, drawn in memory from the
+    scores the card publishes (found by review: the chart `compare` drew of an earlier evaluation was published beside
+    the new scores, naming this machine's checkpoint folder; drawn into the build, a dry run overwrote compare's)."""
     comparison = outputs.comparison() if release.evaluated == artifact else None
     if comparison is None:
         return []
-    compare.plot(comparison, chart := outputs.layout.eval_chart(), artifact.repo_id)
-    return [RepoFile(CHART, chart.stat().st_size, chart)]
+    compare.plot(comparison, chart := io.BytesIO(), artifact.repo_id)
+    return [RepoFile(CHART, len(chart.getvalue()), data=chart.getvalue())]
 
 
 def _checkpoint_files(folder: Path) -> list[str]:

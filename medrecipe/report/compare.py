@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..catalog import benchmarks
 from ..errors import UserError
@@ -165,9 +166,9 @@ def can_plot() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def plot(comparison: Comparison, path: Path, ours: str) -> None:
-    """A grouped bar chart for the model card: ours (with its 95 % intervals), named `ours` in the legend, beside the
-    reproduced row."""
+def plot(comparison: Comparison, path: Path | BinaryIO, ours: str) -> None:
+    """A grouped bar chart for the model card, as PNG into a file or a buffer: ours (with its 95 % intervals), named
+    `ours` in the legend, beside the reproduced row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,8 +194,9 @@ def plot(comparison: Comparison, path: Path, ours: str) -> None:
     axes.grid(axis="y", alpha=0.3)
     axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, fontsize=8, frameon=False)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
     plt.close(figure)
 
 
