@@ -248,15 +248,19 @@ def test_preference_training(write, algorithm, module):
     assert "reward.py" not in {a.path.split("/")[-1] for a in build.artifacts}
 
 
-def test_max_steps_is_one_pass_over_at_most_that_many_batches(write):
+def test_max_steps_caps_the_steps_and_leaves_the_epochs_where_it_does_not_bind(write):
     """OpenRLHF has no step limit: it runs max_epochs x (pairs // batch) steps (cli/train_rm.py, train_dpo.py) and
-    num_episodes x (prompts // rollout batch) rollouts (found by review: max_steps 2 with 3 epochs ran 6 steps)."""
+    num_episodes x (prompts // rollout batch) rollouts (found by review: max_steps 2 with 3 epochs ran 6 steps; then
+    a max_steps of 100 over 6 steps' worth cut the 3 epochs to 1)."""
     from medrecipe.compile import estimate
 
     path = write("r.yaml", PREFERENCE.format(algorithm="reward_model"))
     flags = compiled(path, "rl.max_steps=2", "rl.epochs=3")[0]["flags"]
     assert (flags["data.max_samples"], flags["train.batch_size"], flags["train.max_epochs"]) == (256, 128, 1)
     assert compiled(path, "rl.epochs=3")[0]["flags"]["train.max_epochs"] == 3
+    for size, max_steps, epochs in ((256, 100, 3), (1280, 25, 2), (1280, 5, 1)):  # 2 or 10 steps an epoch
+        flags = compiled(path, f"rl.data.size={size}", f"rl.max_steps={max_steps}", "rl.epochs=3")[0]["flags"]
+        assert flags["train.max_epochs"] == epochs and epochs * min(size, flags["data.max_samples"]) // 128 <= max_steps
     flags = compiled(write("d.yaml", DAPO), "rl.max_steps=2", "rl.epochs=3")[0]["flags"]
     assert (flags["data.max_samples"], flags["rollout.batch_size"], flags["train.num_episodes"]) == (128, 64, 1)
     # plan counts what runs: 2 steps of 128 pairs, not the data set's 100,000 pairs 3 times

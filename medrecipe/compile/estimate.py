@@ -268,7 +268,8 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     step_training = training_flops(shape, per_step_trained, sequence) + forward_passes * forward_flops(shape, per_step_trained, sequence)
     step_generation = forward_flops(shape, per_step_generated, sequence)
     prompts = known_count(rl.data.size, sample_limit(rl, rl.rollout_batch_size))
-    steps = prompts // rl.rollout_batch_size * passes(rl) if prompts else rl.max_steps
+    episodes = passes(rl, rl.rollout_batch_size)
+    steps = prompts // rl.rollout_batch_size * episodes if prompts else rl.max_steps
     if rl.generation_batch_size and rl.dynamic_filtering:
         cost.basis.append(f"generation: {generated_prompts:,} prompts per step (rl.generation_batch_size) assumes "
                           f"{rl.rollout_batch_size / generated_prompts:.0%} of the groups survive dynamic filtering; OpenRLHF "
@@ -282,7 +283,7 @@ def _policy(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
         cost.basis.append("the number of prompts is unknown (set rl.data.size): figures are per step")
         steps, cost.per = 1, "per step"
     else:
-        cost.basis.append(f"{steps:,} steps ({prompts:,} prompts / {rl.rollout_batch_size:,} per step x {passes(rl)} epochs)"
+        cost.basis.append(f"{steps:,} steps ({prompts:,} prompts / {rl.rollout_batch_size:,} per step x {episodes} epochs)"
                           if prompts else f"{steps:,} steps (rl.max_steps)")
     cost.tokens = steps * (per_step_generated + per_step_trained)
     cost.flops = steps * (step_training + step_generation)
@@ -312,11 +313,12 @@ def _preference(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     if not pairs:
         cost.basis.append("the number of pairs is unknown (set rl.data.size): no totals")
         return cost
-    trained = 2 * pairs * rl.max_len * passes(rl)
+    epochs = passes(rl, rl.train_batch_size)
+    trained = 2 * pairs * rl.max_len * epochs
     cost.tokens = trained
     cost.flops = training_flops(shape, trained, rl.max_len) + (forward_flops(shape, trained, rl.max_len) if dpo else 0)
     cost.gpu_hours = hardware.hours(cost.flops)
-    cost.basis.append(f"{pairs:,} pairs x 2 sequences at max_len {rl.max_len:,} x {passes(rl)} epochs: an upper bound"
+    cost.basis.append(f"{pairs:,} pairs x 2 sequences at max_len {rl.max_len:,} x {epochs} epochs: an upper bound"
                       + (f" (rl.max_steps {rl.max_steps} x {rl.train_batch_size} pairs)" if rl.max_steps else "")
                       + ("; the reference model's forward included" if dpo else ""))
     return cost

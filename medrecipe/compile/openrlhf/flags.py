@@ -56,10 +56,18 @@ def reading_flags(rl: PolicyOptimization | PreferenceStage, flags: dict[str, Any
     return max_samples
 
 
-def passes(rl: PolicyOptimization | PreferenceStage) -> int:
-    """Epochs (episodes) over the data: one where `max_steps` caps it at that many batches. OpenRLHF has no step limit
-    and goes over the capped data `epochs` times (found by review: 6 steps for max_steps 2 and 3 epochs)."""
-    return 1 if rl.max_steps else rl.epochs
+def passes(rl: PolicyOptimization | PreferenceStage, per_step: int) -> int:
+    """Epochs (episodes) OpenRLHF runs over the samples it reads (sample_limit): the recipe's, or fewer where
+    `max_steps` binds. OpenRLHF has no step limit of its own: it runs passes x (samples // per_step) steps (found by
+    review: max_steps 2 with 3 epochs ran 6 steps; and a limit that did not bind must leave the epochs as they are).
+    Where the data's size is unknown, one pass over at most `max_steps` batches."""
+    if not rl.max_steps:
+        return rl.epochs
+    known = known_count(rl.data.size, rl.data.max_samples)
+    if known is None:
+        return 1
+    per_pass = known // per_step
+    return rl.epochs if per_pass == 0 else max(1, min(rl.epochs, rl.max_steps // per_pass))
 
 
 def known_count(size: int | None, max_samples: int | None) -> int | None:

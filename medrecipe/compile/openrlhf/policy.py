@@ -71,6 +71,7 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
         }
     )
     max_samples = reading_flags(rl, flags, rl.rollout_batch_size)
+    episodes = passes(rl, rl.rollout_batch_size)
     flags.update(
         {
             "data.max_len": rl.max_prompt_length + rl.max_response_length,
@@ -85,7 +86,7 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
             "rollout.top_p": rl.top_p,
             "train.batch_size": plan.train_batch_samples,
             "train.micro_batch_size": rl.micro_train_batch_size,
-            "train.num_episodes": passes(rl),
+            "train.num_episodes": episodes,
             "train.seed": recipe.seed,
             **optimizer_flags(rl, "actor."),
         }
@@ -97,12 +98,12 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
     launch = Launch(rl.algorithm, flags, gpus_per_node, plan.nodes)
 
     prompts = known_count(rl.data.size, max_samples)
-    per_step = f"prompts x {rl.samples_per_prompt} samples // train batch {plan.train_batch_samples} x {passes(rl)} episode(s)"
+    per_step = f"prompts x {rl.samples_per_prompt} samples // train batch {plan.train_batch_samples} x {episodes} episode(s)"
     warmup(
         launch,
         rl,
         "actor.lr_warmup_ratio",
-        None if prompts is None else prompts * rl.samples_per_prompt // plan.train_batch_samples * passes(rl),
+        None if prompts is None else prompts * rl.samples_per_prompt // plan.train_batch_samples * episodes,
         per_step,
         count={
             "dataset": flags["data.prompt_dataset"],
@@ -110,7 +111,7 @@ def policy_launch(loaded: LoadedRecipe, layout: Layout, rl: PolicyOptimization, 
             "max_samples": max_samples or 100_000_000,
             "samples_per_prompt": rl.samples_per_prompt,
             "train_batch_size": plan.train_batch_samples,
-            "episodes": passes(rl),
+            "episodes": episodes,
         },
         size_field="rl.data.size",
         stage=stage,
@@ -171,8 +172,10 @@ def _policy_notes(rl: PolicyOptimization, plan: RolloutPlan, flags: dict[str, An
         )
     if rl.max_steps is not None:
         warnings.append(
-            f"rl.max_steps: OpenRLHF has no step limit; one episode over at most {rl.max_steps} x {rl.rollout_batch_size} prompts "
-            "(--data.max_samples, --train.num_episodes 1), which dynamic filtering or over-sampling may use up in fewer steps"
+            f"rl.max_steps: OpenRLHF has no step limit; compiled as {flags['train.num_episodes']} episode(s) over at most "
+            f"{flags.get('data.max_samples')} prompts (--train.num_episodes, --data.max_samples)"
+            + ("" if rl.data.size else ", one episode as the number of prompts is unknown (set rl.data.size)")
+            + "; dynamic filtering or over-sampling may use them up in fewer steps"
         )
     if not rl.bf16:
         warnings.append("rl.bf16: OpenRLHF trains in bf16 or fp16 only; compiled as fp16 (--ds.param_dtype fp16)")

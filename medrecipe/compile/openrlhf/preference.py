@@ -35,12 +35,13 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
     if rl.data.prompt_key:
         flags["data.prompt_key"] = rl.data.prompt_key
     max_samples = reading_flags(rl, flags, rl.train_batch_size)
+    epochs = passes(rl, rl.train_batch_size)
     flags.update(
         {
             "data.max_len": rl.max_len,
             "train.batch_size": rl.train_batch_size,
             "train.micro_batch_size": rl.micro_train_batch_size,
-            "train.max_epochs": passes(rl),
+            "train.max_epochs": epochs,
             "train.seed": recipe.seed,
             **optimizer_flags(rl, ""),
         }
@@ -54,14 +55,14 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
         launch,
         rl,
         "lr_warmup_ratio",
-        None if pairs is None else math.ceil(passes(rl) * (pairs // rl.train_batch_size)),
-        f"pairs // train batch {rl.train_batch_size} x {passes(rl)} epoch(s)",
+        None if pairs is None else math.ceil(epochs * (pairs // rl.train_batch_size)),
+        f"pairs // train batch {rl.train_batch_size} x {epochs} epoch(s)",
         count={
             "dataset": flags["data.dataset"],
             "split": rl.data.split,
             "max_samples": max_samples or 1_000_000,
             "train_batch_size": rl.train_batch_size,
-            "epochs": passes(rl),
+            "epochs": epochs,
         },
         size_field="rl.data.size",
         stage=stage,
@@ -86,8 +87,9 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
         )
     if rl.max_steps is not None:
         stage.warnings.append(
-            f"rl.max_steps: OpenRLHF has no step limit; one epoch over at most {rl.max_steps} x {rl.train_batch_size} pairs "
-            "(--data.max_samples, --train.max_epochs 1)"
+            f"rl.max_steps: OpenRLHF has no step limit; compiled as {epochs} epoch(s) over at most "
+            f"{max_samples} pairs (--train.max_epochs, --data.max_samples)"
+            + ("" if rl.data.size else ", one epoch as the number of pairs is unknown (set rl.data.size)")
         )
     if rl.algorithm == "reward_model" and rl.beta != PreferenceStage.model_fields["beta"].default:
         stage.warnings.append("rl.beta: reward-model training has no beta; it is ignored")
