@@ -33,7 +33,7 @@ def test_kmeans_finds_separated_clusters_on_every_backend(backend, method):
     # every planted group lands in one cluster; at most a couple of groups share one where seeding put two centres close
     assert sum(len(g) == 1 for g in groups) >= 38, method
     assert np.unique(labels).size == 40
-    nearest = nearest_per_cluster(labels, distances, 3)
+    nearest = nearest_per_cluster(labels, distances, points, 3)
     assert sum(len(members) == 3 for members in nearest.values()) >= 38
 
 

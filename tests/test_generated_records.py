@@ -184,13 +184,15 @@ compute: {{tasks: 1, workers: 1}}
 
 def test_a_clusters_representatives_are_different_prompts():
     """Records sharing a prompt share its vector: each was a representative, and a cluster's vote was one prompt's
-    label asked `nearest` times."""
+    label asked `nearest` times. Two different prompts exactly as far from their centre are two representatives
+    (found by review: a cluster of two lost one)."""
     from medrecipe.blocks.domain import nearest_per_cluster
 
     labels = np.array([0, 0, 0, 0, 1, 1])
-    distances = np.array([0.1, 0.1, 0.1, 0.3, 0.2, 0.2], dtype=np.float32)  # rows 0-2: one prompt's three responses
-    chosen = nearest_per_cluster(labels, distances, 3)
-    assert {cluster: rows.tolist() for cluster, rows in chosen.items()} == {0: [0, 3], 1: [4]}
+    distances = np.array([0.1, 0.1, 0.1, 0.3, 0.2, 0.2], dtype=np.float32)
+    vectors = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)  # rows 0-2: one prompt
+    chosen = nearest_per_cluster(labels, distances, vectors, 3)
+    assert {cluster: rows.tolist() for cluster, rows in chosen.items()} == {0: [0, 3], 1: [4, 5]}
 
 
 def test_a_second_generate_step_on_prompts_already_answered_is_refused(write):

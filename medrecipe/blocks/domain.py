@@ -90,14 +90,16 @@ class EmbeddingCollector(ArrayCollector):
         return {"embeddings": vectors[[row_of[prompt] for prompt in prompts]]}
 
 
-def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, n: int) -> dict[int, np.ndarray]:
+def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, vectors: np.ndarray, n: int) -> dict[int, np.ndarray]:
     """Indices of the n points nearest their centre, per cluster, one of each prompt: the records that share a prompt
-    (its several responses) share its vector, and so its cluster and distance, and were each a representative, so
-    that a cluster's vote was one prompt's label asked n times (found by review). The first of them (in reading
-    order) stands for the rest."""
+    (its several responses) share its vector, and were each a representative, so that a cluster's vote was one
+    prompt's label asked n times (found by review). The first of them (in reading order) stands for the rest. Only
+    neighbours at the same distance in one cluster can be copies, and only their vectors are compared: two different
+    prompts are often exactly as far from their centre (a cluster of two has it halfway)."""
     order = np.lexsort((distances, labels))
-    repeated = (labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1])
-    order = order[np.concatenate(([True], ~repeated))] if order.size else order
+    tied = np.flatnonzero((labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1]))
+    copies = tied[(vectors[order[tied + 1]] == vectors[order[tied]]).all(axis=1)] + 1
+    order = np.delete(order, copies)
     sorted_labels = labels[order]
     starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))
     ends = np.append(starts[1:], order.size)
@@ -172,7 +174,7 @@ class ClusterPrompts(CurationStep):
             k = min(self.clusters, orders.size)
             _, labels, distances, ran = kmeans(vectors, k, self.iterations, self.method, self.seed, self.max_training_points,
                                                Backend.choose(self.backend))
-            chosen = nearest_per_cluster(labels, distances, self.nearest)
+            chosen = nearest_per_cluster(labels, distances, vectors, self.nearest)
             clusters = {
                 "clusters": int(np.unique(labels).size),
                 "kmeans": ran,
