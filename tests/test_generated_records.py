@@ -228,3 +228,17 @@ def test_the_endpoint_client_leaves_retrying_to_datatrove():
         return OpenAIEndpoint(config, 0, "https://api.example.com/v1").client
 
     assert asyncio.run(client()).max_retries == 0
+
+
+def test_a_refusal_is_told_by_the_errors_own_text_not_the_prompt_it_quotes():
+    """datatrove tells a 400 by "BadRequestError" anywhere in the error, whose text quotes the request: a prompt that
+    mentions BadRequestError, sent to an endpoint that was down, was removed as refused (found by review)."""
+    from datatrove.pipeline.inference.types import InferenceError
+
+    from medrecipe.blocks.llm import _refused_request
+
+    payload = {"messages": [{"role": "user", "content": "Our lab API raises BadRequestError on potassium 7.1. Why?"}]}
+    down = InferenceError(None, "Failed to process request after 6 attempts", payload=payload)
+    refused = InferenceError(None, "BadRequestError: Error code: 400 - context length exceeded", payload=payload)
+    replayed = InferenceError(None, str(refused), payload=payload)  # as datatrove's request cache gives it back
+    assert [_refused_request(error) for error in (down, refused, replayed)] == [False, True, True]
