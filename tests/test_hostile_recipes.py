@@ -454,7 +454,7 @@ from tests.openai_stub import StubServer
 if __name__ == "__main__":
     with open("in.jsonl", "w") as handle:
         for index in range(4):
-            handle.write(json.dumps({"text": "r", "id": str(index), "metadata": {"source": "s", "answer": "x",
+            handle.write(json.dumps({"text": "r", "id": str(index), "metadata": {"source": "s", "answer": "x", "order": index,
                 "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}}) + "\\n")
     with StubServer() as server:
         # a template the recipe schema refuses, given directly: the rollout raises in every worker
@@ -613,8 +613,10 @@ def test_code_the_recipe_chooses_to_run_is_warned_about_naming_the_field(tmp_pat
     Slurm jobs source the recipe's virtual environment (a bash script) and run in its container; nothing said so."""
     recipe = write(tmp_path, "r.yaml", BASE + textwrap.dedent("""\
         data:
-          sources: [{name: s, path: s.jsonl, kind: prompts, fields: {prompt: q, answer: a}}]
-          steps: [{type: generate, model: attacker/custom-arch, samples: 1, max_samples: 1}, {type: generate, model: Qwen/Qwen3-8B, samples: 1, max_samples: 1}]
+          sources: [{name: s, path: s.jsonl, kind: prompts, fields: {prompt: q, answer: a}},
+                    {name: t, path: t.jsonl, kind: prompts, fields: {prompt: q, answer: a}}]
+          steps: [{type: generate, sources: [s], model: attacker/custom-arch, samples: 1, max_samples: 1},
+                  {type: generate, sources: [t], model: Qwen/Qwen3-8B, samples: 1, max_samples: 1}]
         compute: {slurm: {venv: recipes/tools, container: attacker/image}}
         """))
     for command in ("validate", "plan", "compile"):
