@@ -21,7 +21,7 @@ from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.rules import READ_STEP
-from . import jobs, source_files
+from . import data_slurm, jobs, source_files
 from .lost_workers import failing_when_a_worker_dies
 from .stages import RunOptions, StageResult
 
@@ -68,29 +68,19 @@ def _require_vllm(content: dict) -> None:
             )
 
 
-def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: str, name: str, loaded: LoadedRecipe,
+def _executor(kind: str, pipeline: list, tasks: int, workers: int | None, logging_dir: str, name: str, loaded: LoadedRecipe,
               depends=None):
+    """The stage's executor; `workers` None: as many at once as the machine has CPUs (here), or Slurm allows."""
+    if kind == "slurm":
+        return data_slurm.stage_jobs(pipeline, tasks, workers, logging_dir, name, loaded, depends)
+    workers = min(workers or os.cpu_count() or 1, tasks)
     if kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
-        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=logging_dir)
-    if kind == "ray":
-        from datatrove.executor import RayPipelineExecutor
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
+    from datatrove.executor import RayPipelineExecutor
 
-        return RayPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=logging_dir)
-    from datatrove.executor import SlurmPipelineExecutor
-
-    slurm = loaded.recipe.compute.slurm
-    sbatch_args = dict(slurm.sbatch_args)
-    if slurm.account:
-        sbatch_args.setdefault("account", slurm.account)
-    srun_args = {"container-image": slurm.container} if slurm.container else None
-    return SlurmPipelineExecutor(
-        pipeline, tasks=tasks, workers=workers, time=slurm.time, partition=slurm.partition or "",
-        cpus_per_task=slurm.cpus_per_task, mem_per_cpu_gb=slurm.mem_per_cpu_gb, qos=slurm.qos or "normal",
-        venv_path=str(Path(slurm.venv) / "bin" / "activate") if slurm.venv else None, sbatch_args=sbatch_args or None, srun_args=srun_args, logging_dir=logging_dir,
-        job_name=f"{loaded.recipe.name}-{name}", depends=depends, mail_type="NONE",
-    )
+    return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
 
 
 @contextlib.contextmanager
@@ -181,7 +171,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     files = source_files.source_files(content)
     content = _preflight(content, files, notes)
     work = Path(content["work_dir"])
-    workers = options.workers or loaded.recipe.compute.workers or os.cpu_count() or 1
+    workers = options.workers or loaded.recipe.compute.workers
     if options.dry_run:
         for stage in content["stages"]:
             blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
@@ -203,7 +193,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                                 "stage's Ray executor connects to the cluster itself",
                                 "run the data stage on a node of the cluster (--set compute.ray.address=auto), or give the "
                                 "cluster's GCS address for this stage: --set compute.ray.address=head:6379")
-            ray.init(address=address) if address else ray.init(num_cpus=workers, include_dashboard=False)
+            ray.init(address=address) if address else ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False)
     source_files.hold_to_recorded(files, work)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -231,7 +221,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                 raise _stage_failure(stage["name"], work, "some tasks did not complete")
             progress.advance(bar)
     if kind == "slurm":
-        _wait_for_slurm(previous, content, work)
+        data_slurm.wait_for_stages(content["stages"], work, content["recipe"])
     stats = gather_stats(content, work)
     Path(layout.data_stats()).write_text(json.dumps(stats, indent=2) + "\n")
     counts = [(step["name"], step["in"], step["out"], step["removed"]) for step in stats["steps"]]
@@ -267,31 +257,6 @@ def _stage_failure(name: str, work: Path, reason: str) -> UserError:
         f"data stage {name} failed: {reason}" + ("".join(f"\n  {line}" for line in errors)),
         f"full log: {log}; rerun the same command to resume (finished tasks are kept)",
     )
-
-
-def _wait_for_slurm(last, content: dict, work: Path, poll: float = 5.0) -> None:
-    """Block until the last stage's tasks are complete; Slurm runs the chain of dependent jobs on its own.
-    Jobs that leave the queue without completing their tasks failed: their logs say why."""
-    import subprocess
-
-    while last.get_incomplete_ranks(range(last.world_size)):
-        queued = subprocess.run(["squeue", "-h", "-n", ",".join(_job_names(content)), "-o", "%i"],
-                                capture_output=True, text=True).stdout.strip()
-        if not queued and last.get_incomplete_ranks(range(last.world_size)):
-            failed = next((s["name"] for s in content["stages"]
-                           if list((work / "logs" / s["name"]).glob("launch_script.slurm"))
-                           and not _complete(work / "logs" / s["name"], s["tasks"])), content["stages"][-1]["name"])
-            raise UserError(f"the Slurm jobs of data stage {failed} ended without completing it",
-                            f"see {work / 'logs' / failed / 'slurm_logs'}; rerun the same command to resume")
-        time.sleep(poll)
-
-
-def _job_names(content: dict) -> list[str]:
-    return [f"{content['recipe']}-{stage['name']}" for stage in content["stages"]]
-
-
-def _complete(logging_dir: Path, tasks: int) -> bool:
-    return len(list((logging_dir / "completions").glob("*"))) >= tasks
 
 
 # --------------------------------------------------------------------------------------------------- stats

@@ -69,7 +69,8 @@ class Compute(Strict):
     gpus_per_node: PositiveInt = Field(8, description="GPUs per node for training and evaluation.")
     nodes: PositiveInt = Field(1, description="Nodes for training.")
     executor: Literal["local", "ray", "slurm"] = Field("local", description="Executor of the data stage.")
-    workers: TaskCount | None = Field(None, description="Data tasks run at once. Default: the CPU count (local).")
+    workers: TaskCount | None = Field(None, description="Data tasks run at once. Default: the CPU count (local, Ray), as many as "
+                                           "Slurm allows (Slurm).")
     tasks: TaskCount | None = Field(
         None, description="Shards the data stage is split into (part of its content key). Default: 8; raise it for large corpora.",
     )
