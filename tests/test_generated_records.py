@@ -242,3 +242,35 @@ def test_a_refusal_is_told_by_the_errors_own_text_not_the_prompt_it_quotes():
     refused = InferenceError(None, "BadRequestError: Error code: 400 - context length exceeded", payload=payload)
     replayed = InferenceError(None, str(refused), payload=payload)  # as datatrove's request cache gives it back
     assert [_refused_request(error) for error in (down, refused, replayed)] == [False, True, True]
+
+
+class _AnsweringOutOfOrder(StubServer):
+    """Answers each generation after a random delay, so that answers come in another order than asked."""
+
+    def answer(self, prompt: str) -> str:
+        import random
+
+        time.sleep(random.uniform(0.0, 0.05))
+        return super().answer(prompt)
+
+
+def test_records_after_an_llm_step_are_in_reading_order_whatever_order_the_answers_came_in(tmp_path):
+    """The runner writes each record as its answer comes: two runs of one recipe gave the same records in different
+    orders, and SFT's seeded shuffle other batches (found by review)."""
+    write_jsonl(tmp_path / "questions.jsonl", [{"q": f"Which option is right for question {i}?", "options": ["a", "b"],
+                                                "answer": "A"} for i in range(40)])
+    with _AnsweringOutOfOrder() as server:
+        (tmp_path / "gen.yaml").write_text(f"""
+name: in-order
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
+  steps:
+    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1, max_concurrent_requests: 16}}
+compute: {{tasks: 1, workers: 1}}
+""")
+        result = run(tmp_path, "gen.yaml")
+    assert result.code == 0, result.err + result.out
+    rows, _ = output_rows(tmp_path, "gen.yaml")
+    assert [row["messages"][0]["content"].split("?")[0][-2:].strip() for row in rows] == [str(i) for i in range(40)]

@@ -46,9 +46,21 @@ class SegmentWriter(JsonlWriter):
 
 
 class SegmentReader(JsonlReader):
-    """JsonlReader of a segment's folder, where no file means no record and a null text is the messages' text."""
+    """JsonlReader of a segment's folder, where no file means no record and a null text is the messages' text.
+
+    With `in_reading_order`, each file's records are read back in reading order: an LLM step's runner writes a file
+    of up to 2,000 records (a checkpoint chunk) in the order its answers came, so that two runs of one recipe gave the
+    same records in different orders, and SFT's seeded shuffle of them other batches (found by review)."""
 
     name = "📖 Segment"
+
+    def __init__(self, data_folder: str, glob_pattern: str | None = None, in_reading_order: bool = False):
+        super().__init__(data_folder, glob_pattern=glob_pattern)
+        self.in_reading_order = in_reading_order
+
+    def read_file(self, filepath: str):
+        documents = super().read_file(filepath)
+        yield from sorted(documents, key=lambda doc: doc.metadata["order"]) if self.in_reading_order else documents
 
     def _default_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
         row = super()._default_adapter(data, path, id_in_file)

@@ -90,7 +90,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         return str(work.joinpath(*parts))
 
     def close(write: bool = True) -> str:
-        """End the current segment; the next one starts by reading what it wrote."""
+        """End the current segment; the next one starts by reading what it wrote (or, `write` False, what its LLM
+        step's runner wrote, in the order its answers came: read back in reading order)."""
         out = folder("segments", f"{segment['number']:02d}")
         if write:
             segment["pipeline"].append(Block(_B + "segments.SegmentWriter",
@@ -98,7 +99,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                                               "compression": SEGMENT_COMPRESSION}))
         stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
         segment["number"] += 1
-        segment["pipeline"] = [Block(_B + "segments.SegmentReader", {"data_folder": out, "glob_pattern": "*" + SEGMENT_SUFFIX})]
+        reader = {"data_folder": out, "glob_pattern": "*" + SEGMENT_SUFFIX} | ({} if write else {"in_reading_order": True})
+        segment["pipeline"] = [Block(_B + "segments.SegmentReader", reader)]
         return out
 
     def resolve(name: str, block: str, args: dict) -> None:
