@@ -110,3 +110,17 @@ def test_a_rerun_while_the_stages_jobs_are_queued_is_refused(write, monkeypatch)
             stage_jobs(pipeline, stage["tasks"], None, str(logs), stage["name"], loaded, None)  # gone: no refusal
     except SlurmUnavailable as reason:
         pytest.skip(f"no Slurm here: {reason}")
+
+
+def test_a_dry_run_prints_each_stages_batch_script(write, cli):
+    """It printed only each stage's steps (found by review: the bare `#SBATCH --partition` it would have shown was
+    found by submitting); a complete stage submits nothing."""
+    write("s.jsonl", '{"q": "a", "r": "b"}\n')
+    write("r.yaml", RECIPE)
+    result = cli("run", "r.yaml", "--stage", "data", "--out", "build", "--dry-run")
+    assert result.code == 0, result.err
+    first, rest = result.out.split("segment-0 (4 tasks, slurm): SourceReader -> MinHashCollector -> SegmentWriter\n", 1)[1].split(
+        "resolve-near_dedup (1 tasks, slurm)", 1)
+    assert first.startswith("#!/bin/bash\n") and "#SBATCH --array=0-3\n" in first and "#SBATCH --kill-on-invalid-dep=yes" in first
+    assert "launch_pickled_pipeline " in first and "/logs/segment-0/executor.pik" in first
+    assert "# sbatch --dependency=afterok:<the jobs of segment-0>\n#!/bin/bash" in rest

@@ -173,9 +173,12 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     work = Path(content["work_dir"])
     workers = options.workers or loaded.recipe.compute.workers
     if options.dry_run:
-        for stage in content["stages"]:
+        for before, stage in zip([None, *content["stages"]], content["stages"]):
             blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
             print(f"{stage['name']} ({stage['tasks']} tasks, {kind}): {blocks}")
+            if kind == "slurm":
+                print(data_slurm.batch_script(stage["tasks"], workers, str(work / "logs" / stage["name"]), stage["name"], loaded,
+                                              before and before["name"]))
         return StageResult("data", "dry-run", outputs=[("plan", str(layout.stage_dir("data") / "plan.json"))], notes=notes)
 
     address = jobs.recipe_ray_address(loaded) if kind == "ray" else None

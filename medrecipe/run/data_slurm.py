@@ -96,6 +96,20 @@ def stage_jobs(pipeline: list, tasks: int, workers: int | None, logging_dir: str
     )
 
 
+def batch_script(tasks: int, workers: int | None, logging_dir: str, name: str, loaded: LoadedRecipe, after: str | None) -> str:
+    """The batch script of the stage's tasks still to run, as datatrove writes it when it submits them (`--dry-run`),
+    and its dependency on the stage `after`, whose job ids exist once that is submitted."""
+    jobs = stage_jobs([], tasks, workers, logging_dir, name, loaded, None)
+    ranks = jobs.get_incomplete_ranks()
+    if not ranks:
+        return f"# {name}: every task complete, nothing to submit"
+    srun = " ".join(f"--{key}={value}" for key, value in (jobs.srun_args or {}).items())
+    script = jobs.get_launch_file_contents(
+        jobs.get_sbatch_args(min(len(ranks), jobs.max_array_size)),
+        f"srun {srun} -l -n {jobs.nodes_per_task} launch_pickled_pipeline {jobs.logging_dir.resolve_paths('executor.pik')}")
+    return (f"# sbatch --dependency=afterok:<the jobs of {after}>\n" if after else "") + script
+
+
 def _still_queued(logging_dir: Path) -> list[str]:
     """The jobs an earlier run submitted for this stage that Slurm still holds."""
     try:
