@@ -115,7 +115,7 @@ def test_two_setups_of_one_environment_build_it_once(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "home"))
     builds, said = [], []
 
-    def build(name, gpu, directory, log):
+    def build(name, gpu, directory, log, lock):
         builds.append(name)
         directory.mkdir(parents=True)
         time.sleep(0.5)  # the second setup starts while this one builds
@@ -144,10 +144,61 @@ def test_a_setup_where_files_cannot_be_locked_builds_without_the_lock(tmp_path, 
     monkeypatch.setattr(tools.fcntl, "flock", refused)
     built, said = [], []
 
-    def build(name, gpu, directory, log):
+    def build(name, gpu, directory, log, lock):
         built.append(name)
         return directory / "bin" / "python"
 
     monkeypatch.setattr(tools, "_build", build)
     assert tools.setup("eval", log=said.append) == tools.env_dir("eval") / "bin" / "python"
     assert built == ["eval"] and "cannot be locked (No locks available)" in said[0]
+
+
+def test_the_build_lock_is_held_by_the_builds_own_processes(tmp_path):
+    """Found by review: medrecipe killed with -9 left its pip installing, the kernel released the lock with medrecipe,
+    and a rerun built into the same folder beside it. pip holds the lock too: the lock's descriptor is its."""
+    import fcntl
+
+    directory = tmp_path / "env"
+    with open(tmp_path / "env.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        tools._run([sys.executable, "-c", f"import os; os.fstat({lock.fileno()})"], directory, "probe", lock.fileno())
+        with pytest.raises(Exception, match="failed at `probe`"):  # a descriptor the child was not given is not open there
+            tools._run([sys.executable, "-c", f"import os; os.fstat({lock.fileno() + 50})"], directory, "probe", lock.fileno())
+
+
+def _built_environment(tmp_path, monkeypatch, marker: str) -> Path:
+    """The rl environment's folder as a build leaves it: a venv (without pip: fast) and its marker."""
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "home"))
+    directory = tools.env_dir("rl")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True)
+    tools._marker(directory).write_text(marker)
+    return directory
+
+
+def test_an_environment_changed_after_its_build_is_refused_naming_what_changed(tmp_path, monkeypatch):
+    """Found by review: `pip install openrlhf==0.11.1` in the environment by hand, and `env list` still said 0.11.2;
+    OpenRLHF 0.11.1's parser refusing a flag read as an error in the compiled recipe."""
+    import json
+
+    from medrecipe.errors import NotRunnableHere
+
+    directory = _built_environment(tmp_path, monkeypatch, json.dumps(
+        {"requirements": ["openrlhf==0.11.2"], "no_deps_extras": [], "packages": {"openrlhf": "0.11.2"}}))
+    with pytest.raises(NotRunnableHere, match=r"the rl environment was changed after medrecipe built it: openrlhf missing "
+                                              r"\(pinned 0.11.2\)") as raised:
+        tools.require("rl")
+    assert raised.value.hint == "build it again: medrecipe env setup rl"
+    built, said = [], []
+    monkeypatch.setattr(tools, "_build", lambda name, gpu, directory, log, lock: built.append(directory))
+    tools.setup("rl", log=said.append)  # which builds it again
+    assert built == [directory] and "was changed after its build (openrlhf missing (pinned 0.11.2)); building it again" in said[0]
+
+
+def test_a_torn_marker_is_an_environment_not_set_up(tmp_path, monkeypatch):
+    """A marker cut short (a kill while it was written) was taken as ready, and `env list` ended in a traceback."""
+    from medrecipe.errors import NotRunnableHere
+
+    _built_environment(tmp_path, monkeypatch, '{"requirements": [')
+    assert tools.python("rl") is None and tools.installed("rl") == {}
+    with pytest.raises(NotRunnableHere, match="the rl environment \\(openrlhf\\) is not set up"):
+        tools.require("rl")

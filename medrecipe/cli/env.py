@@ -55,5 +55,7 @@ def list_() -> None:
         packages = tools.installed(name)
         keys = [env.tool, "torch", "transformers", "vllm"]
         versions = ", ".join(f"{k} {packages[k]}" for k in keys if k in packages)
-        table.add_row(name, env.tool, "[green]ready[/]", versions, str(interpreter.parent.parent))
+        changed = tools.changed_pins(interpreter.parent.parent)
+        status = f"[red]changed: {', '.join(changed)}[/] (medrecipe env setup {name})" if changed else "[green]ready[/]"
+        table.add_row(name, env.tool, status, versions, str(interpreter.parent.parent))
     Console().print(table)

@@ -29,7 +29,10 @@ from typing import NamedTuple
 from .cache import cache_root
 from ..errors import NotRunnableHere, UserError
 
-CPU_TORCH = "torch==2.13.0"  # the CPU wheel; a bare `torch` would pull a multi-GB CUDA build
+# The CPU wheel where pip's configuration offers it (the machines this project runs on: a find-links folder, or the
+# index https://download.pytorch.org/whl/cpu); PyPI's own torch 2.13.0 for Linux is a CUDA build, several GB with its
+# nvidia packages (found by review), which installs and runs on a CPU all the same. A bare `torch` would be any build.
+CPU_TORCH = "torch==2.13.0"
 # FlashAttention as both Axolotl 0.19.0's flash-attn extra and OpenRLHF 0.11.2 pin it (their metadata)
 FLASH_ATTENTION = "flash-attn==2.8.3"
 
@@ -151,17 +154,26 @@ def _marker(directory: Path) -> Path:
     return directory / "medrecipe-env.json"
 
 
+def _built(directory: Path) -> dict | None:
+    """What the environment was built from and with (its marker, written last), or None where it is not complete."""
+    try:
+        return json.loads(_marker(directory).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def python(name: str, gpu: bool | None = None) -> Path | None:
     """The interpreter of a ready environment (the GPU build first, unless `gpu` says which), else None."""
     for flavour in ([gpu] if gpu is not None else [True, False]):
         directory = env_dir(name, flavour)
-        if _marker(directory).is_file():
+        if _built(directory) is not None:
             return directory / "bin" / "python"
     return None
 
 
 def require(name: str, gpu: bool = False) -> Path:
-    """The interpreter of a ready environment, or a clear error naming the command that builds it."""
+    """The interpreter of a ready environment that holds what it was built with, or a clear error naming the command
+    that builds it."""
     found = python(name, gpu=True if gpu else None)
     if found is None:
         flag = " --gpu" if gpu else ""
@@ -169,7 +181,43 @@ def require(name: str, gpu: bool = False) -> Path:
             f"the {name} environment ({ENVIRONMENTS[name].tool}) is not set up",
             f"run: medrecipe env setup {name}{flag}",
         )
+    changed = changed_pins(found.parent.parent)
+    if changed:
+        raise NotRunnableHere(f"the {name} environment was changed after medrecipe built it: {', '.join(changed)}",
+                              f"build it again: medrecipe env setup {name}"
+                              + (" --gpu" if found.parent.parent.name.startswith(f"{name}-gpu") else ""))
     return found
+
+
+def changed_pins(directory: Path) -> tuple[str, ...]:
+    """The pinned packages of a built environment whose installed version is not their pin: found by review, an
+    environment upgraded by hand was still reported as the pinned version, and OpenRLHF 0.11.1's parser refusing a
+    flag read as an error in the compiled recipe."""
+    return _changed_pins(directory, _marker(directory).stat().st_mtime_ns)
+
+
+@functools.cache
+def _changed_pins(directory: Path, built: int) -> tuple[str, ...]:
+    """changed_pins, asked once per process and build (`built`: the marker's time)."""
+    interpreter = directory / "bin" / "python"
+    spec = _built(directory) or {}
+    lines = [*spec.get("requirements", []), *spec.get("no_deps_extras", []), *spec.get("torch_builds", []),
+             *spec.get("after_torch_builds", [])]
+    pins = {_package(line): line.split("==", 1)[1].strip() for line in lines if "==" in line}
+    if not pins:
+        return ()
+    script = ("import importlib.metadata as m, json, sys\n"
+              "def version(name):\n    try:\n        return m.version(name)\n    except m.PackageNotFoundError:\n        return None\n"
+              "print(json.dumps({name: version(name) for name in sys.argv[1:]}))")
+    try:
+        probe = subprocess.run([str(interpreter), "-I", "-c", script, *pins], capture_output=True, text=True)
+    except OSError as error:
+        return (f"its Python does not run ({error.strerror})",)
+    if probe.returncode != 0:
+        return (f"its Python does not run ({probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else probe.returncode})",)
+    found = json.loads(probe.stdout)
+    return tuple(f"{name} {found[name] or 'missing'} (pinned {pin})" for name, pin in pins.items()
+                 if (found[name] or "").split("+", 1)[0] != pin)  # a local build, 2.13.0+cpu, is its version
 
 
 def interpreter(name: str, gpu: bool, dry_run: bool) -> Path:
@@ -185,18 +233,18 @@ def installed(name: str, gpu: bool | None = None) -> dict[str, str]:
     interpreter = python(name, gpu)
     if interpreter is None:
         return {}
-    return json.loads(_marker(interpreter.parent.parent).read_text())["packages"]
+    return (_built(interpreter.parent.parent) or {}).get("packages", {})
 
 
 def setup(name: str, gpu: bool = False, log=print) -> Path:
     """Build (or reuse) an environment; returns its interpreter. pip's cache is reused across builds."""
     directory = env_dir(name, gpu)
-    if _marker(directory).is_file():
-        log(f"{name}: ready at {directory}")
+    if _ready(name, directory, log):
         return directory / "bin" / "python"
     directory.parent.mkdir(parents=True, exist_ok=True)
     # One build at a time: a second medrecipe (or test run) waits for the first and reuses its environment
-    # instead of taking its half-built folder for an interrupted one and deleting it under its pip.
+    # instead of taking its half-built folder for an interrupted one and deleting it under its pip. The lock is held
+    # by the build's pip too: a medrecipe killed with -9 left its pip installing, and a rerun built over it (review).
     with open(directory.parent / f"{directory.name}.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -206,42 +254,55 @@ def setup(name: str, gpu: bool = False, log=print) -> Path:
         except OSError as error:  # a file system without locks (Lustre without -o flock, NFS without lockd)
             log(f"{name}: {directory.parent} cannot be locked ({error.strerror}); building without waiting for "
                 "another setup of it")
-        if _marker(directory).is_file():
-            log(f"{name}: ready at {directory}")
+        if _ready(name, directory, log):
             return directory / "bin" / "python"
-        return _build(name, gpu, directory, log)
+        return _build(name, gpu, directory, log, lock.fileno())
 
 
-def _build(name: str, gpu: bool, directory: Path, log) -> Path:
+def _ready(name: str, directory: Path, log) -> bool:
+    """Whether the environment is built and holds its pins; one changed since is built again."""
+    if _built(directory) is None:
+        return False
+    changed = changed_pins(directory)
+    if changed:
+        log(f"{name}: {directory} was changed after its build ({', '.join(changed)}); building it again")
+        return False
+    log(f"{name}: ready at {directory}")
+    return True
+
+
+def _build(name: str, gpu: bool, directory: Path, log, lock: int) -> Path:
     env = ENVIRONMENTS[name]
     if directory.exists():
         shutil.rmtree(directory)  # a half-built environment from an interrupted setup
     spec = _spec(env, gpu)
     started = time.monotonic()
     log(f"{name}: creating {directory}")
-    _run([env.base().interpreter, "-m", "venv", str(directory)], directory, "venv")
+    _run([env.base().interpreter, "-m", "venv", str(directory)], directory, "venv", lock)
     pip = [str(directory / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
     later = spec.get("torch_builds", []) + spec.get("after_torch_builds", [])
     log(f"{name}: installing {', '.join(spec['requirements'] + spec['no_deps_extras'] + later)}")
-    _run(pip + spec["requirements"], directory, "install")
+    _run(pip + spec["requirements"], directory, "install", lock)
     if spec["no_deps_extras"]:
-        _run(pip + ["--no-deps", *spec["no_deps_extras"]], directory, "install-extras")
+        _run(pip + ["--no-deps", *spec["no_deps_extras"]], directory, "install-extras", lock)
     if spec.get("torch_builds"):
-        _run(pip + ["--no-build-isolation", *spec["torch_builds"]], directory, "install-torch-builds")
+        _run(pip + ["--no-build-isolation", *spec["torch_builds"]], directory, "install-torch-builds", lock)
     if spec.get("after_torch_builds"):
-        _run(pip + spec["after_torch_builds"], directory, "install-after-torch-builds")
+        _run(pip + spec["after_torch_builds"], directory, "install-after-torch-builds", lock)
     freeze = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "list", "--format=json"],
                             capture_output=True, text=True, check=True)
     packages = {p["name"].lower(): p["version"] for p in json.loads(freeze.stdout)}
-    _marker(directory).write_text(json.dumps({**spec, "packages": packages}, indent=2))
+    written = _marker(directory).with_suffix(".tmp")  # the marker appears whole or not at all: it says "complete"
+    written.write_text(json.dumps({**spec, "packages": packages}, indent=2))
+    written.replace(_marker(directory))
     log(f"{name}: ready in {time.monotonic() - started:.0f} s")
     return directory / "bin" / "python"
 
 
-def _run(command: list[str], directory: Path, step: str) -> None:
+def _run(command: list[str], directory: Path, step: str, lock: int) -> None:
     log_file = directory.parent / f"{directory.name}.{step}.log"
     with log_file.open("w") as handle:
-        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, pass_fds=(lock,))
     if result.returncode != 0:
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
         raise UserError(f"building the environment failed at `{step}`:\n{tail}", f"full log: {log_file}")
