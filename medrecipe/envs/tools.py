@@ -8,7 +8,8 @@ changed pin builds a new one and never reuses a stale one.
 A tool whose newest release needs a newer Python than medrecipe's (Axolotl 0.21 needs 3.12) has a second
 requirement set for it: the environment is built on that Python where an interpreter of it is on PATH
 (`python3.12`), and on medrecipe's own Python with the older release otherwise. The set chosen is fixed by the
-machine, so every command on it agrees on one environment; lock.json records the tool version it holds.
+machine (unless a pyenv .python-version file in the working folder names another Python: see _find_python), so every
+command on it agrees on one environment; lock.json records the tool version it holds.
 """
 
 from __future__ import annotations
@@ -91,13 +92,17 @@ class Environment:
 
 @functools.cache
 def _find_python(version: str) -> str | None:
-    """A `python<version>` on PATH that is that version and can make a venv, else None (asked once per process)."""
+    """A `python<version>` on PATH that is that version and can make a venv, else None (asked once per process): the
+    interpreter itself, not a launcher in front of it. pyenv's shims pick an interpreter by the working directory's
+    .python-version (found by review: a folder that listed 3.12 got the Axolotl 0.21 environment, every other folder
+    0.19); the venv is made from the interpreter the shim chose, and the choice still follows such a file."""
     found = shutil.which(f"python{version}")
     if found is None:
         return None
-    probe = subprocess.run([found, "-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"],
+    probe = subprocess.run([found, "-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2], sys.executable)"],
                            capture_output=True, text=True)
-    return found if probe.returncode == 0 and probe.stdout.strip() == version else None
+    answer = probe.stdout.split(maxsplit=1) if probe.returncode == 0 else []
+    return answer[1].strip() if len(answer) == 2 and answer[0] == version else None
 
 
 ENVIRONMENTS: dict[str, Environment] = {
