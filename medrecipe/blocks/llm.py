@@ -301,17 +301,18 @@ class KeepGenerations(CurationStep):
                 self.stat_update(f"in/{source}")
                 generated = results[0]
                 responses = generated["responses"]
-                kept = [] if "refused" in generated else responses if self.grader == "none" else [r for r in responses if r["correct"]]
+                refusal = generated.get("refused")  # the endpoint refused the prompt: nothing to keep
+                kept = [] if refusal else responses if self.grader == "none" else [r for r in responses if r["correct"]]
                 if self.keep == "first_correct":
                     kept = kept[:1]
                 self.stat_update("sampled", value=len(responses))
                 if not kept:
-                    reason = "refused_request" if "refused" in generated else "no_correct_response"
+                    reason = "refused_request" if refusal else "no_correct_response"
                     self.stat_update(f"removed:{reason}")
                     if excluded is not None:
                         doc.metadata["excluded"] = {"step": self.name, "reason": reason, "sampled": len(responses),
                                                     "finish_reasons": [r["finish_reason"] for r in responses],
-                                                    **({"refusal": generated["refused"]} if "refused" in generated else {})}
+                                                    **({"refusal": refusal} if refusal else {})}
                         excluded.write(doc, rank)
                     continue
                 for number, response in enumerate(kept):
