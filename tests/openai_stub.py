@@ -6,7 +6,8 @@
 - anything else is a generation: the prompt's first line names how many wrong answers precede the right
   one ("[wrong=2]"; none: 0); the server answers \\boxed{B} that many times for that prompt, then \\boxed{A}.
 
-`failing` requests are answered 500 first (an outage), and prompts `refused(prompt)` names 400 (too long). A
+`failing` requests are answered 500 first (an outage), `not_found` ones 404, and prompts `refused(prompt)` names 400
+(too long). A
 generation's reasoning comes in the content as "<think>\n...\n</think>\n\n" unless `reasoning` says otherwise:
 "reasoning_content" (vLLM's reasoning parser, DeepSeek's API) or "reasoning" (OpenRouter) return it apart from the
 content, "unspaced" in the content as "<think>...</think>\n" (am-deepseek-r1's layout). A refused key is quoted back
@@ -43,6 +44,7 @@ class StubServer:
         self.seen: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
         self.failing = 0  # requests still to answer with a 500
+        self.not_found = 0  # requests still to answer with a 404 (no such model): an error no retry helps
         self.refused = lambda prompt: False  # prompts answered with a 400
         self.reasoning: str | None = None  # where a generation's reasoning goes (see the module's docstring)
         stub = self
@@ -78,6 +80,11 @@ class StubServer:
                 with stub.lock:
                     stub.requests.append(request)
                     failing, stub.failing = stub.failing > 0, max(stub.failing - 1, 0)
+                    not_found, stub.not_found = stub.not_found > 0, max(stub.not_found - 1, 0)
+                if not_found:
+                    send_json(self, {"error": {"message": "The model does not exist", "type": "invalid_request_error",
+                                               "code": "model_not_found"}}, 404)
+                    return
                 if failing:
                     send_json(self, {"error": {"message": "The server had an error", "type": "server_error"}}, 500)
                     return

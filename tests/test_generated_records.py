@@ -235,13 +235,14 @@ def test_a_refusal_is_told_by_the_errors_own_text_not_the_prompt_it_quotes():
     mentions BadRequestError, sent to an endpoint that was down, was removed as refused (found by review)."""
     from datatrove.pipeline.inference.types import InferenceError
 
-    from medrecipe.blocks.llm import _refused_request
+    from medrecipe.blocks.llm import Runner
 
     payload = {"messages": [{"role": "user", "content": "Our lab API raises BadRequestError on potassium 7.1. Why?"}]}
     down = InferenceError(None, "Failed to process request after 6 attempts", payload=payload)
     refused = InferenceError(None, "BadRequestError: Error code: 400 - context length exceeded", payload=payload)
     replayed = InferenceError(None, str(refused), payload=payload)  # as datatrove's request cache gives it back
-    assert [_refused_request(error) for error in (down, refused, replayed)] == [False, True, True]
+    assert [Runner._is_bad_request_error(error) for error in (down, refused, replayed)] == [False, True, True]
+    assert not Runner._is_bad_request_error(str(down))  # as datatrove's cache stores it: not a refusal to replay
 
 
 class _AnsweringOutOfOrder(StubServer):
@@ -274,3 +275,27 @@ compute: {{tasks: 1, workers: 1}}
     assert result.code == 0, result.err + result.out
     rows, _ = output_rows(tmp_path, "gen.yaml")
     assert [row["messages"][0]["content"].split("?")[0][-2:].strip() for row in rows] == [str(i) for i in range(40)]
+
+
+def test_a_failed_request_whose_prompt_quotes_badrequesterror_is_asked_again_on_the_rerun(tmp_path):
+    """datatrove's cache stored a failure as a refusal when the request it quotes named BadRequestError, and replayed
+    it: every rerun failed without asking the endpoint (found by review)."""
+    write_jsonl(tmp_path / "questions.jsonl", [{"q": "Our lab API raises BadRequestError on potassium 7.1. Why?",
+                                                "options": ["a", "b"], "answer": "A"}])
+    with StubServer() as server:
+        server.not_found = 1  # the first request fails, with an error no retry helps
+        (tmp_path / "gen.yaml").write_text(f"""
+name: asked-again
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
+  steps:
+    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1}}
+compute: {{tasks: 1, workers: 1}}
+""")
+        first = run(tmp_path, "gen.yaml")
+        again = run(tmp_path, "gen.yaml")
+    assert first.code == 2 and "NotFoundError" in first.err, first.err + first.out
+    assert again.code == 0, again.err + again.out
+    assert len(server.requests) == 2 and len(output_rows(tmp_path, "gen.yaml")[0]) == 1

@@ -155,7 +155,7 @@ class OpenAIEndpoint(EndpointServer):
         model = request.pop("model")
         try:
             response = await self.client.chat.completions.create(model=model, **request)
-        except openai.BadRequestError as error:  # named so that datatrove (and `_refused_request`) know a refused request
+        except openai.BadRequestError as error:  # named so that Runner._is_bad_request_error knows it
             raise InferenceError(None, f"BadRequestError: {self._scrubbed(error)}", payload=request) from None
         except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as error:
             raise ConnectionError(self._scrubbed(error)) from None  # datatrove retries these
@@ -197,6 +197,14 @@ class Runner(InferenceRunner):
         super().__init__(*args, **kwargs)
         self.endpoint = endpoint
 
+    @staticmethod
+    def _is_bad_request_error(error: str | Exception) -> bool:
+        """A 400: the error's own text names it BadRequestError, as datatrove's servers and `OpenAIEndpoint` write it,
+        not the payload it quotes, as datatrove's own test reads it (found by review: a prompt that mentions
+        BadRequestError, sent to an endpoint that was down, was removed as refused, and then, datatrove's cache storing
+        and replaying what this test calls a refusal, every rerun failed without asking the endpoint again)."""
+        return "BadRequestError" in str(error).split(". Payload: ", 1)[0]
+
     def _init_server(self, rank: int):
         return OpenAIEndpoint(self.config, rank, self.endpoint) if self.endpoint else super()._init_server(rank)
 
@@ -230,7 +238,7 @@ async def generate_and_grade(doc: Document, generate, *, samples: int, max_sampl
         results = await asyncio.gather(*requests, return_exceptions=True)
         failed = next((result for result in results if isinstance(result, BaseException)), None)
         if failed is not None:
-            if isinstance(failed, InferenceError) and _refused_request(failed):
+            if isinstance(failed, InferenceError) and Runner._is_bad_request_error(failed):
                 return {"prompt": prompt, "responses": drawn, "refused": str(failed.error)}
             raise failed
         for result in results:
@@ -250,7 +258,7 @@ async def judge(doc: Document, generate, *, template: str, max_score: float) -> 
     try:
         result = await generate({"messages": [{"role": "user", "content": prompt}]})
     except InferenceError as error:
-        if not _refused_request(error):
+        if not Runner._is_bad_request_error(error):
             raise
         return {"score": None, "refused": str(error.error)}
     found = _SCORE.findall(result.text)
@@ -265,18 +273,11 @@ async def classify(doc: Document, generate, *, template: str, labels: list[str],
     try:
         result = await generate({"messages": [{"role": "user", "content": prompt}]})
     except InferenceError as error:
-        if not _refused_request(error):
+        if not Runner._is_bad_request_error(error):
             raise
         return {"label": None, "answer": f"(no answer: the endpoint refused the request: {error})"}
     return {"label": parse_label(result.text, labels, synonyms), "answer": result.text}
 
-
-def _refused_request(error: InferenceError) -> bool:
-    """A 400 for this request: the error's own text names it BadRequestError, as datatrove's servers and
-    `OpenAIEndpoint` write it (a replay from datatrove's cache holds the first error's text, payload and all). Not the
-    payload it quotes, as datatrove's own test reads it: a prompt that mentions BadRequestError, sent to an endpoint
-    that was down, was removed as refused (found by review)."""
-    return "BadRequestError" in str(error.error).split(". Payload: ", 1)[0]
 
 
 ROLLOUTS = {"generate": generate_and_grade, "judge": judge, "classify": classify}
