@@ -193,6 +193,10 @@ def test_a_clusters_representatives_are_different_prompts():
     vectors = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)  # rows 0-2: one prompt
     chosen = nearest_per_cluster(labels, distances, vectors, 3)
     assert {cluster: rows.tolist() for cluster, rows in chosen.items()} == {0: [0, 3], 1: [4, 5]}
+    # two prompts read twice (two sources carry them), A, B, A, B, all as far from the centre: one record of each
+    interleaved = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
+    chosen = nearest_per_cluster(np.zeros(4, dtype=np.int64), np.full(4, 0.5, dtype=np.float32), interleaved, 3)
+    assert sorted(chosen[0].tolist()) == [0, 1]
 
 
 def test_a_second_generate_step_on_prompts_already_answered_is_refused(write):

@@ -22,6 +22,7 @@ from datatrove.data import Document, DocumentsPipeline
 
 from ..envs.offline_models import sentence_transformer
 from .base import ArrayCollector, CurationFilter, CurationStep, StepFailed, load_arrays
+from .hashing import POLY
 from .kmeans import Backend, kmeans
 from .record import field_text
 
@@ -94,16 +95,32 @@ def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, vectors: np.n
     """Indices of the n points nearest their centre, per cluster, one of each prompt: the records that share a prompt
     (its several responses) share its vector, and were each a representative, so that a cluster's vote was one
     prompt's label asked n times (found by review). The first of them (in reading order) stands for the rest. Only
-    neighbours at the same distance in one cluster can be copies, and only their vectors are compared: two different
-    prompts are often exactly as far from their centre (a cluster of two has it halfway)."""
+    rows at the same distance in one cluster can be copies, and only theirs are told apart by their vectors: two
+    different prompts are often exactly as far from their centre (a cluster of two has it halfway)."""
+    if labels.size == 0:
+        return {}
     order = np.lexsort((distances, labels))
-    tied = np.flatnonzero((labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1]))
-    copies = tied[(vectors[order[tied + 1]] == vectors[order[tied]]).all(axis=1)] + 1
-    order = np.delete(order, copies)
+    same = (labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1])
+    tied = order[np.concatenate(([False], same)) | np.concatenate((same, [False]))]
+    prompt = np.zeros(labels.size, dtype=np.uint64)  # which vector a tied row holds (copies in any order: A, B, A)
+    prompt[tied] = _vector_ids(vectors[tied])
+    order = np.lexsort((np.arange(labels.size), prompt, distances, labels))
+    repeated = ((labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1])
+                & (prompt[order][1:] == prompt[order][:-1]))
+    order = order[np.concatenate(([True], ~repeated))] if order.size else order
     sorted_labels = labels[order]
     starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))
     ends = np.append(starts[1:], order.size)
     return {int(sorted_labels[s]): order[s : min(e, s + n)] for s, e in zip(starts, ends)}
+
+
+def _vector_ids(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit polynomial hash of each row's bits: equal rows, equal ids (different ones collide by chance alone)."""
+    words = np.ascontiguousarray(rows, dtype=np.float32).view(np.uint32)
+    ids = np.zeros(words.shape[0], dtype=np.uint64)
+    for column in range(words.shape[1]):
+        ids = ids * POLY + words[:, column]
+    return ids
 
 
 def majority(votes: list[str | None], labels: list[str]) -> str | None:
