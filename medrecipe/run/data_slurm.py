@@ -61,10 +61,12 @@ class DataStageJobs(SlurmPipelineExecutor):
                 self.depends.launch_job()
             self.depends_job_ids = list(self.depends.job_ids)
             self.depends = None
-        super().launch_job()
-        if self.job_ids:
-            with self.logging_dir.open(JOBS_FILE, "w") as handle:
-                json.dump(self.job_ids, handle)
+        try:
+            super().launch_job()
+        finally:  # those submitted before an sbatch that failed too (a submit limit): a rerun must find them
+            if self.job_ids:
+                with self.logging_dir.open(JOBS_FILE, "w") as handle:
+                    json.dump(self.job_ids, handle)
 
     def get_sbatch_args(self, max_array: int = 1) -> dict:
         args = {name: value for name, value in super().get_sbatch_args(max_array).items()
