@@ -197,6 +197,10 @@ def test_a_clusters_representatives_are_different_prompts():
     interleaved = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
     chosen = nearest_per_cluster(np.zeros(4, dtype=np.int64), np.full(4, 0.5, dtype=np.float32), interleaved, 3)
     assert sorted(chosen[0].tolist()) == [0, 1]
+    # copies assigned in different chunks of the assignment can differ in their distance's last bits
+    chosen = nearest_per_cluster(np.zeros(3, dtype=np.int64), np.array([0.1, 0.2, 0.10000001], dtype=np.float32),
+                                 interleaved[[0, 1, 0]], 3)
+    assert chosen[0].tolist() == [0, 1]
 
 
 def test_a_second_generate_step_on_prompts_already_answered_is_refused(write):

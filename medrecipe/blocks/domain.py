@@ -93,21 +93,19 @@ class EmbeddingCollector(ArrayCollector):
 
 def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, vectors: np.ndarray, n: int) -> dict[int, np.ndarray]:
     """Indices of the n points nearest their centre, per cluster, one of each prompt: the records that share a prompt
-    (its several responses) share its vector, and were each a representative, so that a cluster's vote was one
-    prompt's label asked n times (found by review). The first of them (in reading order) stands for the rest. Only
-    rows at the same distance in one cluster can be copies, and only theirs are told apart by their vectors: two
-    different prompts are often exactly as far from their centre (a cluster of two has it halfway)."""
+    (its several responses, or one prompt in two sources) share its vector, and were each a representative, so that
+    a cluster's vote was one prompt's label asked n times (found by review). A prompt is its vector (told by a hash of
+    its bits); it stands in its cluster at the smallest distance any of its copies got (copies assigned in different
+    chunks can differ in the last bits, found by review) by its first record in reading order."""
     if labels.size == 0:
         return {}
-    order = np.lexsort((distances, labels))
-    same = (labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1])
-    tied = order[np.concatenate(([False], same)) | np.concatenate((same, [False]))]
-    prompt = np.zeros(labels.size, dtype=np.uint64)  # which vector a tied row holds (copies in any order: A, B, A)
-    prompt[tied] = _vector_ids(vectors[tied])
-    order = np.lexsort((np.arange(labels.size), prompt, distances, labels))
-    repeated = ((labels[order][1:] == labels[order][:-1]) & (distances[order][1:] == distances[order][:-1])
-                & (prompt[order][1:] == prompt[order][:-1]))
-    order = order[np.concatenate(([True], ~repeated))] if order.size else order
+    prompt = _vector_ids(vectors)
+    by_prompt = np.lexsort((np.arange(labels.size), prompt, labels))
+    cluster, kind = labels[by_prompt], prompt[by_prompt]
+    starts = np.flatnonzero(np.concatenate(([True], (cluster[1:] != cluster[:-1]) | (kind[1:] != kind[:-1]))))
+    first = by_prompt[starts]  # the first record of each prompt in each cluster
+    nearest = np.minimum.reduceat(distances[by_prompt], starts)
+    order = first[np.lexsort((first, nearest, labels[first]))]
     sorted_labels = labels[order]
     starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))
     ends = np.append(starts[1:], order.size)
@@ -119,7 +117,8 @@ def _vector_ids(rows: np.ndarray) -> np.ndarray:
     words = np.ascontiguousarray(rows, dtype=np.float32).view(np.uint32)
     ids = np.zeros(words.shape[0], dtype=np.uint64)
     for column in range(words.shape[1]):
-        ids = ids * POLY + words[:, column]
+        ids *= POLY
+        ids += words[:, column]
     return ids
 
 
