@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from medrecipe.compile.layout import Layout
 from medrecipe.recipe import load_recipe
 
+from .generate_runs import HoldingServer, killed_mid_request, rerun, write_generate
 from .openai_stub import StubServer
 
 RECIPE = """
@@ -268,47 +268,16 @@ def test_a_key_exported_after_an_earlier_run_in_this_process_reaches_the_workers
         assert ("POST", "/v1/chat/completions", f"Bearer {key}") in server.seen
 
 
-class _StallingServer(StubServer):
-    """Answers the first `answered` generation requests, then holds every later one until released."""
-
-    def __init__(self, answered: int):
-        super().__init__()
-        self.answered, self.release = answered, __import__("threading").Event()
-
-    def answer(self, prompt: str) -> str:
-        text = super().answer(prompt)
-        if sum(self.calls.values()) > self.answered:
-            self.release.wait(120)
-        return text
-
-
 def test_a_generation_killed_mid_prompt_resumes_with_each_sample_its_own(tmp_path):
     """Killed while the third sample of a prompt is in flight, the rerun replays the two finished samples from
     datatrove's request cache and asks only for the third: three different responses, as in an unbroken run."""
     write_jsonl(tmp_path / "questions.jsonl", [{"q": "[wrong=0] Which option is right?", "options": ["first", "second"],
                                                 "answer": "A"}])
-    command = [sys.executable, "-m", "medrecipe.cli.main", "run", "gen.yaml", "--stage", "data", "--out", "build"]
-    with _StallingServer(answered=2) as server:
-        (tmp_path / "gen.yaml").write_text(f"""
-name: generation-resume
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
-  steps:
-    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 3, max_samples: 3}}
-compute: {{tasks: 1, workers: 1}}
-""")
-        run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while sum(server.calls.values()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(2)  # the two answers reach the cache's writer
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
-        server.release.set()
+    with HoldingServer(holds=lambda prompt: sum(server.calls.values()) > 2) as server:  # answers two, holds the third
+        write_generate(tmp_path, server.url, samples=3)
+        killed_mid_request(tmp_path, server, in_flight=lambda: sum(server.calls.values()) >= 3)
         assert sum(server.calls.values()) == 3
-        resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        resumed = rerun(tmp_path)
         assert resumed.returncode == 0, resumed.stderr
         assert sum(server.calls.values()) == 4  # only the unfinished sample is asked again
     work = Layout((tmp_path / "build").resolve(), load_recipe(tmp_path / "gen.yaml").recipe).work_dir("data")

@@ -8,11 +8,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 import numpy as np
@@ -22,6 +17,7 @@ import pytest
 from medrecipe.compile.layout import Layout
 from medrecipe.recipe import RecipeError, load_recipe
 
+from .generate_runs import HoldingServer, killed_mid_request, rerun, write_generate
 from .openai_stub import StubServer
 
 
@@ -47,16 +43,7 @@ def test_the_endpoints_reasoning_is_kept_in_a_think_block_laid_out_as_a_sources(
     write_jsonl(tmp_path / "questions.jsonl", [{"q": "Which option is right?", "options": ["first", "second"], "answer": "A"}])
     with StubServer() as server:
         server.reasoning = reasoning
-        (tmp_path / "gen.yaml").write_text(f"""
-name: reasoning
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
-  steps:
-    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1}}
-compute: {{tasks: 1, workers: 1}}
-""")
+        write_generate(tmp_path, server.url)
         result = run(tmp_path, "gen.yaml")
     assert result.code == 0, result.err + result.out
     [row] = output_rows(tmp_path, "gen.yaml")[0]
@@ -69,16 +56,7 @@ def test_an_endpoint_on_another_host_that_takes_no_key_is_asked(tmp_path, monkey
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     write_jsonl(tmp_path / "questions.jsonl", [{"q": "Which option is right?", "options": ["first", "second"], "answer": "A"}])
     with StubServer(host="127.0.0.2") as server:
-        (tmp_path / "gen.yaml").write_text(f"""
-name: keyless
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
-  steps:
-    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1}}
-compute: {{tasks: 1, workers: 1}}
-""")
+        write_generate(tmp_path, server.url)
         result = run(tmp_path, "gen.yaml")
     assert result.code == 0, result.err + result.out
     assert len(output_rows(tmp_path, "gen.yaml")[0]) == 1 and server.requests
@@ -135,16 +113,10 @@ compute: {{tasks: 1, workers: 1}}
     assert (generate["in"], generate["out"], generate["removed_reasons"]) == (4, 3, {"refused_request": 1})
 
 
-class _StallingOnSlow(StubServer):
-    """Holds a generation whose prompt starts with SLOW until released."""
-
-    def __init__(self):
-        super().__init__()
-        self.release = threading.Event()
+class _NamingItsPrompt(HoldingServer):
+    """An answer that begins with its prompt's first word: the answer a record holds says which prompt it answered."""
 
     def answer(self, prompt: str) -> str:
-        if prompt.startswith("SLOW"):
-            self.release.wait(120)
         return f"For {prompt[:4]}: {super().answer(prompt)}"
 
 
@@ -153,27 +125,10 @@ def test_records_sharing_an_id_are_each_answered_once_across_a_resume(tmp_path):
     (datatrove resumes by document id) and wrote the other's answer twice, with clean stats."""
     write_jsonl(tmp_path / "questions.jsonl", [{"id": 7, "q": f"{word} question: which option fits?", "options": ["first", "second"],
                                                 "answer": "A"} for word in ("SLOW", "FAST")])
-    command = [sys.executable, "-m", "medrecipe.cli.main", "run", "gen.yaml", "--stage", "data", "--out", "build"]
-    with _StallingOnSlow() as server:
-        (tmp_path / "gen.yaml").write_text(f"""
-name: repeated-ids
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer, id: id}}}}
-  steps:
-    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1}}
-compute: {{tasks: 1, workers: 1}}
-""")
-        started = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while len(server.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(2)  # the FAST answer reaches the runner's checkpoint
-        os.killpg(started.pid, signal.SIGKILL)
-        started.wait()
-        server.release.set()
-        resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    with _NamingItsPrompt(holds=lambda prompt: prompt.startswith("SLOW")) as server:
+        write_generate(tmp_path, server.url, fields=", id: id")
+        killed_mid_request(tmp_path, server, in_flight=lambda: len(server.requests) >= 2)  # FAST answered, SLOW held
+        resumed = rerun(tmp_path)
         assert resumed.returncode == 0, resumed.stderr
     asked = [request["messages"][-1]["content"][:4] for request in server.requests]
     assert sorted(asked) == ["FAST", "SLOW", "SLOW"]  # the one in flight is asked again, the answered one is not
@@ -269,16 +224,7 @@ def test_records_after_an_llm_step_are_in_reading_order_whatever_order_the_answe
     write_jsonl(tmp_path / "questions.jsonl", [{"q": f"Which option is right for question {i}?", "options": ["a", "b"],
                                                 "answer": "A"} for i in range(40)])
     with _AnsweringOutOfOrder() as server:
-        (tmp_path / "gen.yaml").write_text(f"""
-name: in-order
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
-  steps:
-    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1, max_concurrent_requests: 16}}
-compute: {{tasks: 1, workers: 1}}
-""")
+        write_generate(tmp_path, server.url, options=", max_concurrent_requests: 16")
         result = run(tmp_path, "gen.yaml")
     assert result.code == 0, result.err + result.out
     rows, _ = output_rows(tmp_path, "gen.yaml")
@@ -292,16 +238,7 @@ def test_a_failed_request_whose_prompt_quotes_badrequesterror_is_asked_again_on_
                                                 "options": ["a", "b"], "answer": "A"}])
     with StubServer() as server:
         server.not_found = 1  # the first request fails, with an error no retry helps
-        (tmp_path / "gen.yaml").write_text(f"""
-name: asked-again
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: questions, path: questions.jsonl, kind: prompts, fields: {{prompt: q, options: options, answer: answer}}}}
-  steps:
-    - {{type: generate, model: stub, endpoint: "{server.url}", samples: 1, max_samples: 1}}
-compute: {{tasks: 1, workers: 1}}
-""")
+        write_generate(tmp_path, server.url)
         first = run(tmp_path, "gen.yaml")
         again = run(tmp_path, "gen.yaml")
     assert first.code == 2 and "NotFoundError" in first.err, first.err + first.out

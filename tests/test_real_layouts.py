@@ -129,32 +129,22 @@ rl:
 
 
 @pytest.mark.parametrize("algorithm", ["dpo", "reward_model"])
-def test_a_text_prompt_key_beside_conversations_is_caught_for_preference_training(write, algorithm):
+@pytest.mark.parametrize("mapping, problem", [
+    ("prompt_key: prompt", "rl.data.prompt_key: TsinghuaC3I/UltraMedical-Preference's 'prompt' is a string"),
+    # OpenRLHF joins prompt and response as strings without the template (reward_dataset.py: `prompt + chosen`), a
+    # TypeError on UltraMedical-Preference's conversations after the models have loaded (found by review)
+    ("apply_chat_template: false", "rl.data.apply_chat_template: TsinghuaC3I/UltraMedical-Preference's 'chosen' is a conversation"),
+])
+def test_preference_columns_read_as_openrlhf_cannot_read_them_are_caught(write, algorithm, mapping, problem):
     rl = f"""
 rl:
   algorithm: {algorithm}
   init_from: meta-llama/Meta-Llama-3-8B
-  data: {{path: TsinghuaC3I/UltraMedical-Preference, prompt_key: prompt}}
+  data: {{path: TsinghuaC3I/UltraMedical-Preference, {mapping}}}
   learning_rate: 5.0e-7
 """
     found = _problems(write, BASE + rl)
-    assert any("rl.data.prompt_key: TsinghuaC3I/UltraMedical-Preference's 'prompt' is a string" in problem for problem in found), found
-
-
-@pytest.mark.parametrize("algorithm", ["dpo", "reward_model"])
-def test_conversation_pairs_without_the_chat_template_are_caught(write, algorithm):
-    """OpenRLHF joins prompt and response as strings without the template (reward_dataset.py: `prompt + chosen`), a
-    TypeError on UltraMedical-Preference's conversations after the models have loaded (found by review)."""
-    rl = f"""
-rl:
-  algorithm: {algorithm}
-  init_from: meta-llama/Meta-Llama-3-8B
-  data: {{path: TsinghuaC3I/UltraMedical-Preference, apply_chat_template: false}}
-  learning_rate: 5.0e-7
-"""
-    found = _problems(write, BASE + rl)
-    assert any("rl.data.apply_chat_template: TsinghuaC3I/UltraMedical-Preference's 'chosen' is a conversation" in problem
-               for problem in found), found
+    assert any(problem in found_problem for found_problem in found), found
 
 
 def test_a_local_pair_file_is_read_with_its_one_split(write):
