@@ -31,6 +31,7 @@ from ..recipe.untrusted import REDACTED, redact
 from .base import CurationFilter, CurationStep, StepFailed, exclusion_writer
 from .domain import parse_label
 from .record import generated_turn, prompt_text, response_text, with_response
+from .segments import RUNNER_KEPT_ID
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 # A request is bounded to REQUEST_TIMEOUT s, the OpenAI client's default (datatrove's `request_timeout: None` turned
@@ -104,18 +105,12 @@ def _known_by_order(data: DocumentsPipeline) -> DocumentsPipeline:
     """The records as datatrove's runner is to know them: by their place in reading order, which is unique. The runner
     knows a document by its id (a resumed task skips the ids its checkpoints hold; its request cache answers by id),
     and a record's id is its source's id column, which may repeat: after a resume, one of two records of an id was
-    never asked and the other's answer was written twice (found by review). The step that applies the answers gives
-    each record its id back (`with_own_id`)."""
+    never asked and the other's answer was written twice (found by review). The next segment reads each record back
+    with its own id (segments.SegmentReader's `runner_output`)."""
     for doc in data:
-        doc.metadata["record_id"] = doc.id
+        doc.metadata[RUNNER_KEPT_ID] = doc.id
         doc.id = str(doc.metadata["order"])
         yield doc
-
-
-def with_own_id(doc: Document) -> Document:
-    """A record the runner answered, with its own id again (see _known_by_order)."""
-    doc.id = doc.metadata.pop("record_id", doc.id)
-    return doc
 
 
 class OpenAIEndpoint(EndpointServer):
@@ -293,7 +288,7 @@ class KeepGenerations(CurationStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with exclusion_writer(self.exclusion_folder, f"{rank:05d}.jsonl.gz") as excluded:
-            for doc in map(with_own_id, data):
+            for doc in data:
                 results = doc.metadata.pop("rollout_results", None) or [{}]
                 if not self.selected(doc) or results[0].get("skipped"):
                     yield doc
@@ -331,7 +326,7 @@ class JudgeVerdicts(CurationFilter):
         self.min_score = min_score
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in super().run(map(with_own_id, data), rank, world_size):
+        for doc in super().run(data, rank, world_size):
             doc.metadata.pop("rollout_results", None)
             yield doc
 

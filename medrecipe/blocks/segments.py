@@ -45,22 +45,33 @@ class SegmentWriter(JsonlWriter):
         super().__init__(output_folder, output_filename=output_filename, compression=compression, adapter=_text_once)
 
 
+# Where an LLM step's runner, which knows each record by its place in reading order, keeps the record's own id
+# (blocks/llm.py, _known_by_order).
+RUNNER_KEPT_ID = "record_id"
+
+
 class SegmentReader(JsonlReader):
     """JsonlReader of a segment's folder, where no file means no record and a null text is the messages' text.
 
-    With `in_reading_order`, each file's records are read back in reading order: an LLM step's runner writes a file
-    of up to 2,000 records (a checkpoint chunk) in the order its answers came, so that two runs of one recipe gave the
-    same records in different orders, and SFT's seeded shuffle of them other batches (found by review)."""
+    With `runner_output`, the folder is what an LLM step's runner wrote: each file's records are read back in reading
+    order (the runner writes a file of up to 2,000 records, a checkpoint chunk, in the order its answers came, so that
+    two runs of one recipe gave the same records in different orders, and SFT's seeded shuffle of them other batches:
+    found by review), each with its own id again."""
 
     name = "📖 Segment"
 
-    def __init__(self, data_folder: str, glob_pattern: str | None = None, in_reading_order: bool = False):
+    def __init__(self, data_folder: str, glob_pattern: str | None = None, runner_output: bool = False):
         super().__init__(data_folder, glob_pattern=glob_pattern)
-        self.in_reading_order = in_reading_order
+        self.runner_output = runner_output
 
     def read_file(self, filepath: str):
         documents = super().read_file(filepath)
-        yield from sorted(documents, key=lambda doc: doc.metadata["order"]) if self.in_reading_order else documents
+        if not self.runner_output:
+            yield from documents
+            return
+        for doc in sorted(documents, key=lambda doc: doc.metadata["order"]):
+            doc.id = doc.metadata.pop(RUNNER_KEPT_ID)
+            yield doc
 
     def _default_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
         row = super()._default_adapter(data, path, id_in_file)

@@ -91,7 +91,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
 
     def close(write: bool = True) -> str:
         """End the current segment; the next one starts by reading what it wrote (or, `write` False, what its LLM
-        step's runner wrote, in the order its answers came: read back in reading order)."""
+        step's runner wrote: SegmentReader's `runner_output`)."""
         out = folder("segments", f"{segment['number']:02d}")
         if write:
             segment["pipeline"].append(Block(_B + "segments.SegmentWriter",
@@ -99,7 +99,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                                               "compression": SEGMENT_COMPRESSION}))
         stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
         segment["number"] += 1
-        reader = {"data_folder": out, "glob_pattern": "*" + SEGMENT_SUFFIX} | ({} if write else {"in_reading_order": True})
+        reader = {"data_folder": out, "glob_pattern": "*" + SEGMENT_SUFFIX} | ({} if write else {"runner_output": True})
         segment["pipeline"] = [Block(_B + "segments.SegmentReader", reader)]
         return out
 
