@@ -22,8 +22,7 @@ from datatrove.data import Document, DocumentsPipeline
 
 from ..envs.offline_models import sentence_transformer
 from .base import ArrayCollector, CurationFilter, CurationStep, StepFailed, load_arrays
-from .hashing import POLY
-from .kmeans import Backend, kmeans
+from .kmeans import Backend, kmeans, row_keys
 from .record import field_text
 
 
@@ -94,12 +93,12 @@ class EmbeddingCollector(ArrayCollector):
 def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, vectors: np.ndarray, n: int) -> dict[int, np.ndarray]:
     """Indices of the n points nearest their centre, per cluster, one of each prompt: the records that share a prompt
     (its several responses, or one prompt in two sources) share its vector, and were each a representative, so that
-    a cluster's vote was one prompt's label asked n times (found by review). A prompt is its vector (told by a hash of
-    its bits); it stands in its cluster at the smallest distance any of its copies got (copies assigned in different
-    chunks can differ in the last bits, found by review) by its first record in reading order."""
+    a cluster's vote was one prompt's label asked n times (found by review). A prompt is its vector, byte for byte; it
+    stands in its cluster at the smallest distance any of its copies got (copies assigned in different chunks can
+    differ in the last bits, found by review) by its first record in reading order."""
     if labels.size == 0:
         return {}
-    prompt = _vector_ids(vectors)
+    prompt = np.unique(row_keys(vectors), return_inverse=True)[1]
     by_prompt = np.lexsort((np.arange(labels.size), prompt, labels))
     cluster, kind = labels[by_prompt], prompt[by_prompt]
     starts = np.flatnonzero(np.concatenate(([True], (cluster[1:] != cluster[:-1]) | (kind[1:] != kind[:-1]))))
@@ -110,16 +109,6 @@ def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, vectors: np.n
     starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))
     ends = np.append(starts[1:], order.size)
     return {int(sorted_labels[s]): order[s : min(e, s + n)] for s, e in zip(starts, ends)}
-
-
-def _vector_ids(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit polynomial hash of each row's bits: equal rows, equal ids (different ones collide by chance alone)."""
-    words = np.ascontiguousarray(rows, dtype=np.float32).view(np.uint32)
-    ids = np.zeros(words.shape[0], dtype=np.uint64)
-    for column in range(words.shape[1]):
-        ids *= POLY
-        ids += words[:, column]
-    return ids
 
 
 def majority(votes: list[str | None], labels: list[str]) -> str | None:

@@ -127,13 +127,18 @@ def _numpy_assign(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, 
     return labels, np.maximum(best + np.einsum("ij,ij->i", points, points), 0.0)
 
 
+def row_keys(points: np.ndarray) -> np.ndarray:
+    """Each row as one value of its bytes: rows equal byte for byte have equal keys (np.unique tells them apart)."""
+    rows = np.ascontiguousarray(points)
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+
+
 def distinct_of(points: np.ndarray, candidates: np.ndarray, wanted: int) -> np.ndarray:
     """Up to `wanted` of `candidates` (row numbers, in their order) whose rows all differ: copies of one prompt (its
     several responses) are one point, and two centres put on it leave one empty (found by review)."""
     if candidates.size == 0:
         return candidates
-    rows = np.ascontiguousarray(points[candidates])
-    _, first = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel(), return_index=True)
+    _, first = np.unique(row_keys(points[candidates]), return_index=True)
     return candidates[np.sort(first)[:wanted]]
 
 
