@@ -3,6 +3,8 @@ folders a script cannot carry (the real one-node Slurm run is in test_data_stage
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medrecipe.compile.data import instantiate, plan
@@ -124,3 +126,5 @@ def test_a_dry_run_prints_each_stages_batch_script(write, cli):
     assert first.startswith("#!/bin/bash\n") and "#SBATCH --array=0-3\n" in first and "#SBATCH --kill-on-invalid-dep=yes" in first
     assert "launch_pickled_pipeline " in first and "/logs/segment-0/executor.pik" in first
     assert "# sbatch --dependency=afterok:<the jobs of segment-0>\n#!/bin/bash" in rest
+    made = list(Path("build").rglob("logs"))
+    assert not made, f"a dry run made the run's folders (datatrove's slurm_logs): {made}"

@@ -106,9 +106,19 @@ def batch_script(tasks: int, workers: int | None, logging_dir: str, name: str, l
     if not ranks:
         return f"# {name}: every task complete, nothing to submit"
     srun = " ".join(f"--{key}={value}" for key, value in (jobs.srun_args or {}).items())
-    script = jobs.get_launch_file_contents(
-        jobs.get_sbatch_args(min(len(ranks), jobs.max_array_size)),
-        f"srun {srun} -l -n {jobs.nodes_per_task} launch_pickled_pipeline {jobs.logging_dir.resolve_paths('executor.pik')}")
+    # datatrove makes the folder Slurm will write its logs to as it writes the script; a dry run leaves none behind.
+    logs = Path(jobs.slurm_logs_folder).absolute()
+    made = [folder for folder in (logs, *logs.parents) if not folder.exists()]
+    try:
+        script = jobs.get_launch_file_contents(
+            jobs.get_sbatch_args(min(len(ranks), jobs.max_array_size)),
+            f"srun {srun} -l -n {jobs.nodes_per_task} launch_pickled_pipeline {jobs.logging_dir.resolve_paths('executor.pik')}")
+    finally:
+        for folder in made:  # deepest first; one something else has written to since stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
     return (f"# sbatch --dependency=afterok:<the jobs of {after}>\n" if after else "") + script
 
 
