@@ -340,6 +340,33 @@ def test_a_segment_gives_the_next_one_the_records_it_received(tmp_path):
     assert [json.loads(line).get("text", "") for line in stored.splitlines()] == [None, None, "a verdict of its own"]
 
 
+def test_an_llm_steps_output_is_read_back_in_reading_order(tmp_path):
+    """The runner writes a rank's records in chunks of `records_per_chunk` by reading order, each chunk in the order
+    its answers came, each record known by its place; the reader gives back the records in reading order with their
+    own ids, chunk 10 after chunk 9 (datatrove lists names as text: `0_chunk_10` before `0_chunk_2`)."""
+    import random
+
+    from datatrove.data import Document
+    from datatrove.pipeline.writers import JsonlWriter
+
+    from medrecipe.blocks.segments import RUNNER_KEPT_ID, SegmentReader
+
+    per_chunk, records = 3, 40
+    for rank in (0, 1):
+        places = list(range(records))
+        for chunk in range(0, records, per_chunk):
+            answered = places[chunk : chunk + per_chunk]
+            random.Random(chunk).shuffle(answered)
+            with JsonlWriter(str(tmp_path), output_filename=f"{rank:05d}_chunk_{chunk // per_chunk}.jsonl.zst", compression="zstd") as writer:
+                for place in answered:
+                    writer.write(Document(text=f"answer {place}", id=str(place), metadata={"order": place, RUNNER_KEPT_ID: f"s/{rank}-{place}"}), rank)
+    shards = [list(SegmentReader(str(tmp_path), glob_pattern="*.jsonl.zst", runner_output=True).run(rank=task, world_size=2))
+              for task in (0, 1)]
+    for task, shard in enumerate(shards):
+        assert [doc.id for doc in shard] == [f"s/{rank}-{place}" for rank in (0, 1) for chunk in range(task, 14, 2)
+                                             for place in range(chunk * per_chunk, min(chunk * per_chunk + per_chunk, records))]
+
+
 def test_reader_caps_a_source_exactly_over_several_tasks(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps({"q": f"question number {i}", "r": "answer"}) + "\n" for i in range(50)))

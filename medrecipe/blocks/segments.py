@@ -10,6 +10,8 @@ has already checked that every task of the earlier segment completed), so it rea
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
@@ -53,10 +55,10 @@ RUNNER_KEPT_ID = "record_id"
 class SegmentReader(JsonlReader):
     """JsonlReader of a segment's folder, where no file means no record and a null text is the messages' text.
 
-    With `runner_output`, the folder is what an LLM step's runner wrote: each file's records are read back in reading
-    order (the runner writes a file of up to 2,000 records, a checkpoint chunk, in the order its answers came, so that
-    two runs of one recipe gave the same records in different orders, and SFT's seeded shuffle of them other batches:
-    found by review), each with its own id again."""
+    With `runner_output`, the folder is what an LLM step's runner wrote: its files are read in their ranks' and chunks'
+    order and each file's records in reading order (the runner writes a file of up to 2,000 records, a checkpoint
+    chunk, in the order its answers came, so that two runs of one recipe gave the same records in different orders,
+    and SFT's seeded shuffle of them other batches: found by review), each with its own id again."""
 
     name = "📖 Segment"
 
@@ -80,7 +82,20 @@ class SegmentReader(JsonlReader):
         return row
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """datatrove's reader of a shard (every world_size-th file), but a runner's files in their ranks' and
+        chunks' order: datatrove sorts names as text, which puts `00000_chunk_10` before `00000_chunk_2`."""
         if data:
             yield from data
-        if self.data_folder.list_files(glob_pattern=self.glob_pattern):
-            yield from super().run(None, rank, world_size)
+        files = self.data_folder.list_files(glob_pattern=self.glob_pattern)
+        if self.runner_output:
+            files.sort(key=_rank_and_chunk)
+        for doc in self.read_files_shard(files[rank::world_size]):
+            self.update_doc_stats(doc)
+            yield doc
+
+
+def _rank_and_chunk(name: str) -> tuple[int, int]:
+    """(rank, chunk) of a runner's file, named `${rank}_chunk_${chunk_index}` (compile/data.py): its records are the
+    rank's records from chunk x records_per_chunk on, in reading order (datatrove's CheckpointManager.chunk_index_gen)."""
+    rank, _, chunk = Path(name).name.split(".", 1)[0].partition("_chunk_")
+    return int(rank), int(chunk)
