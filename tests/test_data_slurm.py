@@ -3,6 +3,7 @@ folders a script cannot carry (the real one-node Slurm run is in test_data_stage
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,6 @@ def test_a_build_folder_a_batch_script_cannot_carry_is_refused_before_anything_i
 def test_a_rerun_while_the_stages_jobs_are_queued_is_refused(write, monkeypatch):
     """A rerun while an earlier run's jobs were queued (a dropped login session) submitted the same tasks again: two
     jobs wrote one file, and the rerun reported done with its own jobs pending (found by review)."""
-    import json
     import subprocess
 
     from .slurm_cluster import SlurmUnavailable, slurm_cluster
@@ -128,3 +128,36 @@ def test_a_dry_run_prints_each_stages_batch_script(write, cli):
     assert "# sbatch --dependency=afterok:<the jobs of segment-0>\n#!/bin/bash" in rest
     made = list(Path("build").rglob("logs"))
     assert not made, f"a dry run made the run's folders (datatrove's slurm_logs): {made}"
+
+
+def test_a_failed_task_in_an_earlier_array_job_stops_the_run_on_a_real_slurm(write):
+    """End to end on a one-node Slurm, with arrays of two tasks (compute.slurm.max_array_size: a cluster's
+    MaxArraySize): a bad row in the second task of four, in the stage's first array job, fails the run, naming the
+    stage, and no later stage runs (datatrove's next stage waited only for the last array, ran on what was left, and
+    the run reported success with records missing)."""
+    import subprocess
+    import sys
+
+    from .slurm_cluster import SlurmUnavailable, slurm_cluster
+
+    rows = [f'{{"q": "question {i} about the kidney", "r": "answer {i}"}}' for i in range(400)]
+    rows[130] = '{"q": "a row cut short'  # in the second quarter of the file: task 1 of 4
+    write("s.jsonl", "\n".join(rows) + "\n")
+    write("r.yaml", RECIPE)
+    overrides = ["compute.slurm.max_array_size=2", "compute.slurm.mem_per_cpu_gb=1", "compute.slurm.time=00:10:00"]
+    if sys.prefix != sys.base_prefix:  # the jobs run medrecipe from this virtual environment
+        overrides.append(f"compute.slurm.venv={sys.prefix}")
+    try:
+        with slurm_cluster() as environment:
+            result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", "r.yaml", "--stage", "data", "--out",
+                                     "build", *(f"--set={override}" for override in overrides)],
+                                    capture_output=True, text=True, env=environment, timeout=600)
+    except SlurmUnavailable as reason:
+        pytest.skip(f"no Slurm here: {reason}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "segment-0" in result.stderr, result.stderr[-3000:]
+    work = next(Path("build/data").glob("*/"))
+    submitted = json.loads((work / "logs" / "segment-0" / "submitted_jobs.json").read_text())
+    assert len(submitted) == 2, submitted  # four tasks in arrays of two
+    assert not list((work / "logs").glob("resolve-*/completions/*")) and not list((work / "logs").glob("segment-1/completions/*"))
+    assert not list(work.glob("output/*.parquet"))

@@ -1,9 +1,10 @@
 """The data stage's Slurm jobs: datatrove's SlurmPipelineExecutor, held to what a recipe's run needs of it.
 
 Each was found by review on a one-node Slurm:
-- a stage waits for every array job of the stage before it: datatrove splits a stage of more than 1,001 tasks into
-  arrays, chains them `afterany` and hands the next stage the last one's id alone, so a failed task in an earlier
-  array let the later stages run on what was left, and the run reported success with records missing;
+- a stage waits for every array job of the stage before it: datatrove splits a stage of more tasks than the
+  cluster's MaxArraySize (compute.slurm.max_array_size) into arrays, chains them `afterany` and hands the next stage
+  the last one's id alone, so a failed task in an earlier array let the later stages run on what was left, and the
+  run reported success with records missing;
 - a job whose dependency failed is cancelled (--kill-on-invalid-dep): Slurm's default keeps it pending forever, and
   the run waited with it;
 - a recipe without a partition or qos sends none (datatrove wrote a bare `#SBATCH --partition`, which swallowed the
@@ -94,7 +95,7 @@ def stage_jobs(pipeline: list, tasks: int, workers: int | None, logging_dir: str
         cpus_per_task=slurm.cpus_per_task, mem_per_cpu_gb=slurm.mem_per_cpu_gb, qos=slurm.qos or "",
         venv_path=str(Path(slurm.venv) / "bin" / "activate") if slurm.venv else None, sbatch_args=sbatch_args or None,
         srun_args={"container-image": slurm.container} if slurm.container else None, logging_dir=logging_dir,
-        job_name=f"{loaded.recipe.name}-{name}", depends=depends, mail_type="NONE",
+        job_name=f"{loaded.recipe.name}-{name}", depends=depends, mail_type="NONE", max_array_size=slurm.max_array_size,
     )
 
 

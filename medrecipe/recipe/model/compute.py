@@ -18,6 +18,11 @@ class Slurm(Strict):
     mem_per_cpu_gb: PositiveInt = Field(2, description="Memory per CPU in GB (whole GB: Slurm's --mem-per-cpu=<n>G).")
     venv: ScriptWord | None = Field(None, description="Virtual environment the jobs activate (must have medrecipe installed).")
     container: ScriptWord | None = Field(None, description="Container image the jobs run in (srun --container-image).")
+    max_array_size: int = Field(
+        1001, ge=1, le=4_000_001,
+        description="The cluster's MaxArraySize (`scontrol show config | grep MaxArraySize`; Slurm's default 1001): a "
+        "data stage of more tasks is submitted as several array jobs of at most this many tasks.",
+    )
     sbatch_args: dict[SbatchOption, SbatchValue] = Field(
         default_factory=dict, description="Further #SBATCH options, e.g. {constraint: h100} (no spaces or quotes in a value)."
 
