@@ -171,6 +171,38 @@ def test_a_recipe_reads_no_data_from_hidden_files_and_folders(tmp_path):
     assert local_files(str(home / "*")) == []
 
 
+def test_a_link_in_a_recipes_folder_does_not_lead_a_source_or_a_parent_into_a_hidden_folder(tmp_path):
+    """Found by review: git keeps links, so a shared recipe's folder can hold `creds.jsonl -> ~/.kaggle/kaggle.json`
+    or `extra -> ~/.kaggle`, which the check of the path as written let through: the key became a curated record.
+    And `extends` read a parent from a hidden folder into build/recipe.resolved.yaml."""
+    from medrecipe.blocks.readers import local_files
+
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    (home / ".kaggle" / "kaggle.json").write_text('{"username": "victim", "key": "0123456789abcdef0123456789abcdef"}\n')
+    shared = tmp_path / "shared-recipe"
+    (shared / "data").mkdir(parents=True)
+    (shared / "data" / "notes.jsonl").write_text('{"username": "a", "key": "b"}\n')
+    (shared / "creds.jsonl").symlink_to(home / ".kaggle" / "kaggle.json")
+    (shared / "extra").symlink_to(home / ".kaggle")
+    (shared / "data" / "more.json").symlink_to(home / ".kaggle" / "kaggle.json")
+    assert local_files(str(shared / "extra")) == [] and local_files(str(shared / "data")) == [shared / "data" / "notes.jsonl"]
+    assert local_files(str(shared / "data" / "*.json*")) == [shared / "data" / "notes.jsonl"]
+    recipe = write(shared, "r.yaml", BASE + "data: {sources: [{name: s, path: creds.jsonl, fields: {prompt: username, response: key}}]}\n")
+    result = medrecipe("run", str(recipe), "--stage", "data", "--out", str(tmp_path / "build"), cwd=shared, env={"HOME": str(home)})
+    refused(result, "creds.jsonl leads to", "a hidden file or folder where credentials and settings are kept")
+    assert not list((tmp_path / "build").rglob("*.parquet"))
+
+    (home / ".config").mkdir()
+    write(home / ".config", "private.yaml", BASE + "description: internal notes\n")
+    for reference in (str(home / ".config" / "private.yaml"), "~/.config/private.yaml"):
+        result = medrecipe("validate", str(write(shared, "child.yaml", f"extends: {reference}\n")), cwd=shared, env={"HOME": str(home)})
+        refused(result, "child.yaml:1:", "lies in a hidden folder")
+    (shared / "parent.yaml").symlink_to(home / ".config" / "private.yaml")
+    refused(medrecipe("validate", str(write(shared, "child.yaml", "extends: parent.yaml\n")), cwd=shared), "lies in a hidden folder")
+    assert medrecipe("validate", str(write(shared, "child.yaml", "extends: quickstart\n")), cwd=shared).returncode == 0
+
+
 @pytest.mark.parametrize("setting", [
     'description: "built with ${env:HF_TOKEN}"',
     "hub: {namespace: '${env:HUGGING_FACE_HUB_TOKEN}'}",

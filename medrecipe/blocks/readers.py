@@ -22,6 +22,7 @@ from urllib.parse import quote
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from ..errors import UserError
 from .base import exclusion_writer
 from .record import EmptyText, RowRejected, build_record, order_key, prompt_text_of, response_text_of
 
@@ -30,18 +31,33 @@ _COMPRESSED = (".gz", ".zst")
 PART_BYTES = 64 << 20  # fixed, not derived from the task count, so that record ids never depend on it
 
 
+def _hidden(path: Path) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in path.parts)
+
+
+def _leads_into_hidden(path: Path) -> bool:
+    """A link (the file, or a folder on its way) that leads into a hidden file or folder the path as written does not
+    go through: a recipe's folder can ship `data.jsonl -> ../../.kaggle/kaggle.json` (git keeps links)."""
+    return _hidden(path.resolve()) and not _hidden(path.absolute())
+
+
 def local_files(path: str) -> list[Path]:
     """The data files a source path names: a file, a folder (searched recursively) or a glob, sorted. What a folder or a
     glob finds in hidden files and folders is left out, as the `datasets` library leaves it out of data files: that is
-    where credentials are kept (a recipe's `path: ~` would otherwise read ~/.kaggle/kaggle.json)."""
+    where credentials are kept (a recipe's `path: ~` would otherwise read ~/.kaggle/kaggle.json). So is what a link
+    leads into there, and a path that is itself such a link is refused."""
     target = Path(path)
     if any(char in target.name for char in "*?["):
         root, found = target.parent, sorted(target.parent.glob(target.name))
     elif target.is_dir():
         root, found = target, sorted(p for p in target.rglob("*") if p.is_file())
     else:
-        return [target] if target.exists() and target.name.endswith(_SUFFIXES) else []
-    return [p for p in found if p.name.endswith(_SUFFIXES) and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+        found = [target] if target.exists() and target.name.endswith(_SUFFIXES) else []
+        if found and _leads_into_hidden(target):
+            raise UserError(f"{path} leads to {target.resolve()}, a hidden file or folder where credentials and settings are "
+                            "kept: a recipe does not read data there", "point the source at a copy of the data outside it")
+        return found
+    return [p for p in found if p.name.endswith(_SUFFIXES) and not _hidden(p.relative_to(root)) and not _leads_into_hidden(p)]
 
 
 def _kind(path: Path, format: str) -> str:

@@ -324,6 +324,16 @@ def resolve_recipe_ref(ref: str, near: Path | None = None) -> Path | None:
     return None
 
 
+def _in_hidden_folder(path: Path) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in path.parent.parts)
+
+
+def _shipped() -> Path:
+    from .registry import shipped_recipes_dir
+
+    return shipped_recipes_dir().resolve()
+
+
 def known_recipe_names(near: Path | None = None) -> list[str]:
     return sorted({p.stem for d in recipe_dirs(near) for p in d.glob("*.y*ml")})
 
@@ -382,6 +392,11 @@ def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
     if parent_file.resolve() in (*_chain, file):
         names = " -> ".join(display(p) for p in (*_chain, file, parent_file.resolve()))
         raise RecipeError([Problem(where, "extends", f"extends cycle: {names}")])
+    if _in_hidden_folder(parent_file.resolve()) and not _in_hidden_folder(file) and not parent_file.resolve().is_relative_to(
+            _shipped()):
+        raise RecipeError([Problem(value_where, "extends", f"{ref!r} lies in a hidden folder ({parent_file.resolve()}), where "
+                                   "credentials and settings are kept: a recipe does not read them into its own",
+                                   "copy the parent recipe beside yours")])
     parent = load_tree(parent_file, (*_chain, file))
     _merge(parent, tree)
     parent.key_pos[()] = tree.key_pos[()]  # a missing top-level key is the extending file's to fix
