@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from medrecipe.compile.layout import Layout
 from medrecipe.recipe import load_recipe
 
@@ -130,3 +132,25 @@ def test_a_column_the_mapping_names_and_the_rows_lack_fails_the_stage_at_once(tm
                              str(tmp_path / "build")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "column 'question' not found; the rows have: q, response" in result.stderr
+
+
+def test_a_crafted_row_costs_what_its_length_does():
+    """Rows are untrusted. Found by review: `strip_tags`' pattern backtracked cubically over an unclosed tag before a
+    run of whitespace (4,000 newlines: 18 s, one 40 kB row: hours) and option_text's cut of an explanation
+    quadratically over a run of spaces (40,000: 5 s). These rows are far longer and come back at once, unwrapped and
+    cut as before."""
+    from medrecipe.blocks.record import AnswerNotAnOption, build_record
+
+    unclosed = "<answer>" + "\n" * 200_000 + "done"
+    fields = {"prompt": "q", "response": "r", "strip_tags": ["answer"]}
+    record = build_record({"q": "What is it?", "r": unclosed}, fields, "s", "conversations", "0", 0)
+    assert record["metadata"]["messages"][1]["content"] == unclosed.strip()  # no closing tag: left as it was
+    record = build_record({"q": "What is it?", "r": "<answer> \n gout \n</answer> and <answer>urate</answer>"}, fields, "s",
+                          "conversations", "0", 0)
+    assert record["metadata"]["messages"][1]["content"] == "gout and urate"
+    fields = {"prompt": "q", "options": "o", "answer": "a", "answer_format": "option_text"}
+    row = {"q": "Which crystal?", "o": ["Urate", "Calcium pyrophosphate"], "a": "urate" + " " * 1_000_000 + "x"}
+    record = build_record({**row, "a": "Urate." + " " * 1_000_000 + "Explanation: needle-shaped."}, fields, "s", "prompts", "0", 0)
+    assert record["metadata"]["answer"] == "A"
+    with pytest.raises(AnswerNotAnOption, match="names none of the options"):
+        build_record(row, fields, "s", "prompts", "0", 0)
