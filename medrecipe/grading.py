@@ -143,9 +143,11 @@ def choice_letter(answer: str, options: dict[str, str] | None = None) -> str | N
         if len(hits) == 1:
             return hits[0]
         # The option's text with its letter after it: "Central diabetes insipidus (B)".
-        named = re.fullmatch(r"(.+?)\s*\(([A-Z])\)", text, re.S)
-        if named and named.group(2) in options and normalize(named.group(1)) == normalize(options[named.group(2)]):
-            return named.group(2)
+        # Found, then cut: matched as `(.+?)\s*\(([A-Z])\)`, a run of spaces cost its square.
+        named = re.search(r"\(([A-Z])\)\Z", text)
+        if named and text[: named.start()].strip() and named.group(1) in options and \
+                normalize(text[: named.start()]) == normalize(options[named.group(1)]):
+            return named.group(1)
     match = re.fullmatch(r"(?:option\s*|choice\s*)?(\()?([A-Za-z])(\))?((?:[.:),\-–—]|\s).*)?", text, re.I | re.S)
     if not match or match.group(2).upper() not in valid:
         return None
@@ -256,7 +258,8 @@ def _quantity(text: str) -> tuple[float, bool, str] | None:
     text = _LATEX_FRACTION.sub(lambda m: f"{m[1] or m[2]}/{m[3] or m[4]}", text)
     # Thousands separators go before normalize(), which would turn "1,000" into "1 000".
     text = re.sub(r"(?<=\d)(?:\{,\}|\\,|,|\u2009|\u202f)(?=\d{3}(?!\d))", "", text)
-    text = _LATEX_TIMES_TEN.sub(lambda m: "e" + m[1].replace("−", "-"), text)
+    # Runs of whitespace are one space before the times-ten pattern, whose leading \s* searched a run in its square.
+    text = _LATEX_TIMES_TEN.sub(lambda m: "e" + m[1].replace("−", "-"), _WHITESPACE_RUN.sub(" ", text))
     number = re.fullmatch(r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)(?:\s*/\s*([+-]?\d+(?:\.\d+)?))?\s*(%)?\s*([a-z][a-z/. -]*)?",
                           normalize(text))
     if not number:

@@ -344,3 +344,14 @@ def test_long_lines_after_a_letter_are_graded_in_one_pass():
     assert grading.grade("B. " + "." * 50_000 + "x", "B", options=WARFARIN)["extracted"] is None
     assert grading.grade("The answer is B. " + "." * 50_000, "B", options=WARFARIN)["extracted"] == "B"
     assert grading.grade("B, " * 20_000, "B", options=WARFARIN)["extracted"] is None
+
+
+def test_a_long_run_of_whitespace_in_an_answer_costs_its_length():
+    """A policy's output is grown, not written: a box holding a run of spaces or newlines (a loop) made the times-ten
+    pattern's leading \\s* and the "text (B)" match scan the run once per place in it (200,000 spaces: minutes for one
+    reward). They come back at once, graded as before."""
+    options = {"A": "Aspirin", "B": "Beta blocker"}
+    assert grading.grade("\\boxed{" + " " * 200_000 + "5}", "5")["correct"]
+    assert grading.grade("\\boxed{2.5" + "\n" * 200_000 + "\\times 10^{3}}", "2500")["correct"]
+    assert grading.choice_letter("Beta blocker" + " " * 200_000 + "(B)", options) == "B"
+    assert grading.choice_letter("Beta blocker" + " " * 200_000 + "(Q)", options) is None
