@@ -364,6 +364,31 @@ def test_preflight_without_the_hub_checks_the_local_files_and_names_what_it_coul
                      "not checked", result.stderr), result.stderr
 
 
+@pytest.mark.parametrize(("rows", "mapping", "said"), [
+    ([{"conversations": [{"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": "An answer."}]} for i in range(3)],
+     "{messages: conversations, role_key: from, content_key: value}", "turns with role 'gpt', 'human': map them"),
+    ([{"messages": [{"role": "user", "content": f"Question {i}?"}]} for i in range(3)],
+     "{messages: messages}", "the conversation does not end with an assistant turn"),
+    ([{"conversations": [{"from": "user", "text": f"Question {i}?"}, {"from": "assistant", "text": "An answer."}]} for i in range(3)],
+     "{messages: conversations, role_key: from}", "the prompt is empty"),
+])
+def test_preflight_and_inspect_refuse_a_mapping_whose_every_row_the_data_stage_drops(tmp_path, rows, mapping, said):
+    """Found by review: preflight said "3 rows read and mapped" and inspect exited 0 on ShareGPT rows without `roles`
+    (the sample showed [human] and [gpt] turns), on conversations ending in a user turn and on a wrong content_key,
+    and the data stage then dropped every row: they built records without the reader's rejections."""
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "r.yaml").write_text("name: local\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n"
+                                     f"data:\n  sources:\n    - name: local\n      path: rows.jsonl\n      fields: {mapping}\n"
+                                     "sft: {}\n")
+    for command in ("preflight", "inspect"):
+        result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", command, "r.yaml"],
+                                env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (command, result.stdout, result.stderr)
+        assert re.search(r"r\.yaml:7:\d+: data\.sources\[0\]\.fields: none of the first 3 rows can be read: " + re.escape(said),
+                         result.stderr), (command, result.stderr)
+
+
 def test_inspect_without_the_hub_says_so_at_once(tmp_path):
     """Found by review: `inspect` did not ask whether the Hub could be reached, and the datasets library retried each
     Hub dataset five times with backoff: two minutes for UltraMedical's recipe, some twelve for II-Medical's, before

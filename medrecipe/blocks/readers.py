@@ -24,7 +24,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from ..errors import UserError
 from .base import exclusion_writer
-from .record import EmptyText, RowRejected, build_record, order_key, prompt_text_of, response_text_of
+from .record import RowRejected, build_record, order_key
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
 _COMPRESSED = (".gz", ".zst")
@@ -302,7 +302,6 @@ class SourceReader(PipelineStep):
 
     def _records(self, rank: int, world_size: int, excluded) -> DocumentsPipeline:
         cap = self.source.get("max_samples")
-        wants_response = self.source.get("kind", "conversations") == "conversations"
         read = 0
         for shard, rows in self._shards(rank, world_size):
             for row_index, row in enumerate(rows):
@@ -314,11 +313,6 @@ class SourceReader(PipelineStep):
                     try:
                         record = build_record(row, self.source["fields"], self.name, self.source.get("kind", "conversations"),
                                               row_id=row_id, order=order_key(self.source_index, shard, row_index))
-                        messages = record["metadata"]["messages"]
-                        if not prompt_text_of(messages).strip():
-                            raise EmptyText("the prompt is empty")
-                        if wants_response and not response_text_of(messages).strip():
-                            raise EmptyText("the response is empty")
                     except RowRejected as rejection:
                         self.stat_update(f"rejected:{rejection.reason}")
                         if excluded is not None:

@@ -63,6 +63,13 @@ class EmptyText(RowRejected):
     reason = "empty_text"
 
 
+class UnknownRole(RowRejected):
+    """A row with a turn whose role, after the recipe's `roles` mapping, is not system, user or assistant (ShareGPT's
+    human and gpt unmapped): no chat template trains it, and its prompt or response would read as empty."""
+
+    reason = "unknown_role"
+
+
 class InvalidText(RowRejected):
     """A row whose text holds a lone surrogate (a broken escape such as "\\ud83d"): it is not Unicode text."""
 
@@ -268,7 +275,8 @@ def _think_layout(content: str) -> str:
 
 def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, order: int) -> dict:
     """A source row as Document fields (text, id, metadata), following the recipe's field mapping; a row that
-    cannot become one raises RowRejected."""
+    cannot become one raises RowRejected (an empty prompt, a conversation without a response, roles left unmapped
+    among them): the data stage removes it, and preflight and inspect, which build records with this too, see it."""
     messages: list[dict] = []
     options: dict[str, str] = {}
     answer = None
@@ -318,6 +326,15 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
                 message["content"].encode("utf-8")
             except UnicodeEncodeError:
                 raise InvalidText(f"the {message['role']} text holds a lone surrogate") from None
+    unknown = sorted({m["role"] for m in messages} - {"system", "user", "assistant"})
+    if unknown:
+        raise UnknownRole(f"turns with role {', '.join(map(repr, unknown))}: map them to user or assistant with "
+                          "fields.roles (ShareGPT: {human: user, gpt: assistant})")
+    if not prompt_text_of(messages).strip():
+        raise EmptyText("the prompt is empty")
+    if kind == "conversations" and not response_text_of(messages).strip():
+        raise EmptyText("the response is empty" if messages[-1]["role"] == "assistant" else
+                        "the conversation does not end with an assistant turn")
     metadata = {
         "source": source,
         "order": order,
