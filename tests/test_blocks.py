@@ -467,8 +467,9 @@ def test_a_file_that_begins_with_a_byte_order_mark_reads_as_its_rows(tmp_path, n
 
 
 def test_a_json_file_that_is_no_array_names_itself(tmp_path):
+    """A .json file that is no array is JSON Lines (as the datasets library reads it), whose lines are objects."""
     (tmp_path / "rows.json").write_text('"just a string"')
-    with pytest.raises(readers.BadSourceFile, match="rows.json: not a JSON array"):
+    with pytest.raises(readers.BadSourceFile, match="rows.json:1: a JSON str where a row, an object, belongs"):
         readers.first_rows({"path": str(tmp_path / "rows.json")}, 5)
 
 

@@ -154,3 +154,63 @@ def test_a_crafted_row_costs_what_its_length_does():
     assert record["metadata"]["answer"] == "A"
     with pytest.raises(AnswerNotAnOption, match="names none of the options"):
         build_record(row, fields, "s", "prompts", "0", 0)
+
+
+def _run_folder(tmp_path, split: str = "train", fields: str = "{prompt: question, response: response, system: system}"):
+    recipe = tmp_path / "folder.yaml"
+    recipe.write_text(f"""
+name: folder
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: hub-copy, path: {tmp_path / 'hub-copy'}, split: {split}, fields: {fields}}}
+compute: {{tasks: 2, workers: 2}}
+""")
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out",
+                             str(tmp_path / "build")], capture_output=True, text=True, timeout=600)
+    return result, Layout((tmp_path / "build").resolve(), load_recipe(recipe).recipe).work_dir("data")
+
+
+def test_a_folder_laid_out_as_a_hub_repository_is_read_as_the_datasets_library_reads_it(tmp_path):
+    """Found by review: a local folder source read every file in it, its test split included, whatever `split` said;
+    a `.json` file of JSON Lines (Hub repositories name some so) failed or
+    read as no rows; and a row leaving out a key its file's first row has (`system`) failed the whole stage. The
+    datasets library reads the folder's splits from its names (data_files.get_data_patterns), a `.json` that is no
+    array as JSON Lines, and a missing key as null."""
+    import pyarrow.parquet as pq
+    from datasets import load_dataset
+
+    data = tmp_path / "hub-copy" / "data"
+    data.mkdir(parents=True)
+    train = [{"question": f"What does drug {i} treat?", "response": f"Condition {i}.", "system": "Be brief."} for i in range(6)]
+    del train[3]["system"]
+    (data / "train.json").write_text("".join(json.dumps(row) + "\n" for row in train))
+    (data / "test.jsonl").write_text(json.dumps({"question": "TEST question?", "response": "TEST answer.", "system": "x"}) + "\n")
+    result, work = _run_folder(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["id"]: r["messages"] for f in sorted((work / "output").glob("*.parquet")) for r in pq.read_table(f).to_pylist()}
+    assert len(rows) == 6 and not any("TEST" in m["content"] for messages in rows.values() for m in messages)
+    assert [[m["role"] for m in messages] for messages in rows.values()].count(["user", "assistant"]) == 1  # row 3
+    expected = load_dataset(str(tmp_path / "hub-copy"), split="train")  # what the datasets library makes of the folder
+    assert sorted(row["question"] for row in expected) == sorted(m[-2]["content"] for m in rows.values())
+    assert [row["system"] for row in expected].count(None) == 1
+
+    result, work = _run_folder(tmp_path, split="test")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["messages"][-1]["content"] for f in (work / "output").glob("*.parquet") for r in pq.read_table(f).to_pylist()] == ["TEST answer."]
+    result, _ = _run_folder(tmp_path, split="validation")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "has no 'validation' split: the datasets library reads it as train, test" in result.stderr
+    result, _ = _run_folder(tmp_path, fields="{prompt: question, response: answer}")  # a column no row has: a mapping mistake
+    assert result.returncode == 2 and "column 'answer' not found" in result.stderr
+
+
+def test_a_json_line_that_is_not_a_row_names_its_file_and_line(tmp_path):
+    """Found by review: a line of `null`, a list or a string ended the stage in a TypeError naming no file."""
+    data = tmp_path / "hub-copy"
+    data.mkdir()
+    (data / "rows.jsonl").write_text('{"question": "What is it?", "response": "This."}\nnull\n')
+    result, _ = _run_folder(tmp_path, fields="{prompt: question, response: response}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{data / 'rows.jsonl'}:2: a JSON null where a row, an object, belongs" in result.stderr, result.stderr
+

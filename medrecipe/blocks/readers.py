@@ -24,7 +24,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from ..errors import UserError
 from .base import exclusion_writer
-from .record import RowRejected, build_record, order_key
+from .record import MappingError, RowRejected, build_record, order_key
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
 _COMPRESSED = (".gz", ".zst")
@@ -41,23 +41,52 @@ def _leads_into_hidden(path: Path) -> bool:
     return _hidden(path.resolve()) and not _hidden(path.absolute())
 
 
-def local_files(path: str) -> list[Path]:
+def local_files(path: str, split: str | None = None) -> list[Path]:
     """The data files a source path names: a file, a folder (searched recursively) or a glob, sorted. What a folder or a
     glob finds in hidden files and folders is left out, as the `datasets` library leaves it out of data files: that is
     where credentials are kept (a recipe's `path: ~` would otherwise read ~/.kaggle/kaggle.json). So is what a link
-    leads into there, and a path that is itself such a link is refused."""
+    leads into there, and a path that is itself such a link is refused.
+
+    With `split`, a folder gives that split's files as `datasets` tells them (`load_dataset(folder)`: `train.jsonl`,
+    `data/test-00000-of-00001.parquet`, `dev/`, as data_files.get_data_patterns resolves them; a folder whose names
+    tell no split is all train), and a file or a glob is one split, train, as `datasets` reads data files."""
     target = Path(path)
-    if any(char in target.name for char in "*?["):
-        root, found = target.parent, sorted(target.parent.glob(target.name))
-    elif target.is_dir():
-        root, found = target, sorted(p for p in target.rglob("*") if p.is_file())
-    else:
-        found = [target] if target.exists() and target.name.endswith(_SUFFIXES) else []
-        if found and _leads_into_hidden(target):
+    glob = any(char in target.name for char in "*?[")
+    if not glob and not target.is_dir():
+        if not (target.exists() and target.name.endswith(_SUFFIXES)):
+            return []
+        if _leads_into_hidden(target):
             raise UserError(f"{path} leads to {target.resolve()}, a hidden file or folder where credentials and settings are "
                             "kept: a recipe does not read data there", "point the source at a copy of the data outside it")
-        return found
-    return [p for p in found if p.name.endswith(_SUFFIXES) and not _hidden(p.relative_to(root)) and not _leads_into_hidden(p)]
+    if split not in (None, "train") and not target.is_dir():
+        raise UserError(f"{path} is read as one split, train (as the datasets library reads data files), not {split!r}",
+                        f"leave split out, or give the folder that holds the {split} files")
+    if not glob and not target.is_dir():
+        return [target]
+    root, found = (target.parent, sorted(target.parent.glob(target.name))) if glob else (target, sorted(target.rglob("*")))
+    found = [p for p in found if p.is_file() and p.name.endswith(_SUFFIXES) and not _hidden(p.relative_to(root))
+             and not _leads_into_hidden(p)]
+    return _of_split(target, found, split) if split is not None and not glob else found
+
+
+def _of_split(folder: Path, found: list[Path], split: str) -> list[Path]:
+    """The files of `found` that `datasets` puts in `split` of the folder."""
+    from datasets.data_files import get_data_patterns, resolve_pattern
+
+    try:
+        patterns = {str(name): names for name, names in get_data_patterns(str(folder)).items()}
+    except FileNotFoundError:  # datasets' EmptyDatasetError: no data file at all
+        return []
+    if split not in patterns:
+        raise UserError(f"{folder} has no {split!r} split: the datasets library reads it as {', '.join(patterns)}",
+                        f"set split to one of {', '.join(patterns)}")
+    chosen = set()
+    for pattern in patterns[split]:
+        try:
+            chosen |= {Path(name) for name in resolve_pattern(pattern, str(folder))}
+        except FileNotFoundError:  # a pattern of the split that matches nothing here
+            continue
+    return [file for file in found if file in chosen]
 
 
 def _kind(path: Path, format: str) -> str:
@@ -95,11 +124,15 @@ def _line_of(path: Path, offset: int) -> int:
 
 
 def _json_row(line: bytes | str, where) -> dict:
-    """One JSON line; `where()` names its file and line in the error when it is not JSON."""
+    """One JSON line, an object (a row); `where()` names its file and line in the error when it is not."""
     try:
-        return json.loads(line)
+        row = json.loads(line)
     except json.JSONDecodeError as error:
         raise BadSourceFile(f"{where()}:{error.colno}: not a JSON line ({error.msg})") from None
+    if not isinstance(row, dict):
+        raise BadSourceFile(f"{where()}: a JSON {type(row).__name__ if row is not None else 'null'} where a row, an object, "
+                            "belongs")
+    return row
 
 
 def _json_lines(path: Path, start: int, end: int) -> Iterator[dict]:
@@ -134,7 +167,9 @@ def _rows_of_file(path: Path, format: str, part: tuple[int, int] | None = None) 
 
 def rows_of_stream(handle: BinaryIO, name: str, kind: str) -> Iterator[dict]:
     """The rows of one open file, read as they are needed: Parquet batches, JSON lines (plain, .gz or .zst), or
-    the items of a top-level JSON array (a list row becomes the column `turns`)."""
+    the items of a top-level JSON array (a list row becomes the column `turns`). A `.json` file that is no array holds
+    JSON Lines, as the `datasets` library reads one (packaged_modules/json: a file not starting with `[` goes to
+    pyarrow's JSON Lines reader): Hub repositories name JSON Lines files `.json`."""
     if kind == "parquet":
         import pyarrow.parquet as pq
 
@@ -165,8 +200,8 @@ def _decompressed(handle: BinaryIO, name: str):
 
 
 def _json_array_items(text: io.TextIOBase, name: str, chunk: int = 1 << 20) -> Iterator:
-    """The items of a top-level JSON array (or of its `data` member), decoded one at a time: a 1 GB file (ApolloCorpus)
-    never sits in memory whole."""
+    """The items of a top-level JSON array, decoded one at a time: a 1 GB file (ApolloCorpus) never sits in memory
+    whole; the rows of JSON Lines where the file is no array."""
     decoder = json.JSONDecoder()
     buffer, position, exhausted = "", 0, False
 
@@ -187,12 +222,21 @@ def _json_array_items(text: io.TextIOBase, name: str, chunk: int = 1 << 20) -> I
     skip(" \t\r\n")
     if position >= len(buffer):
         return
-    if buffer[position] == "{":  # {"data": [...]}: small files of this shape are read whole
-        fill_all = buffer[position:] + text.read()
-        yield from json.loads(fill_all).get("data", [])
+    if buffer[position] != "[":  # JSON Lines, as `datasets` reads a .json file that is no array
+        number, pending = buffer[:position].count("\n"), buffer[position:]
+        while True:
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                number += 1
+                if line.strip():
+                    yield _json_row(line, lambda: f"{name}:{number}")
+            more = text.read(chunk)
+            if not more:
+                break
+            pending += more
+        if pending.strip():
+            yield _json_row(pending, lambda: f"{name}:{number + 1}")
         return
-    if buffer[position] != "[":
-        raise BadSourceFile(f"{name}: not a JSON array (nor an object with `data`): it begins with {buffer[position]!r}")
     position += 1
     while True:
         skip(" \t\r\n,")
@@ -222,7 +266,7 @@ def first_rows(location: dict, count: int) -> list[dict]:
     format = location.get("format", "auto")
     if location.get("path"):
         found = []
-        for file in local_files(location["path"]):
+        for file in local_files(location["path"], location.get("split")):
             with file.open("rb") as handle:
                 found += islice(rows_of_stream(handle, file.name, _kind(file, format)), count - len(found))
             if len(found) >= count:
@@ -247,6 +291,20 @@ def first_rows(location: dict, count: int) -> list[dict]:
     return list(islice(dataset, count))
 
 
+def source_record(row: dict, source: dict, row_id: str, order: int, columns: set[str]) -> dict:
+    """A row of `source` as the data stage reads it (record.build_record), where a column of `columns`, its file's first
+    row's, that the row leaves out reads as null, as the `datasets` library reads JSON Lines (a row without `system`
+    gets None there); a column the first row lacks too is a mistake in the mapping (MappingError), as preflight
+    reports it from the first rows."""
+    kind = source.get("kind", "conversations")
+    try:
+        return build_record(row, source["fields"], source["name"], kind, row_id, order)
+    except MappingError as error:
+        if error.column not in columns:
+            raise
+    return build_record(dict.fromkeys(columns) | row, source["fields"], source["name"], kind, row_id, order)
+
+
 class SourceReader(PipelineStep):
     """Reads one source of the recipe; chains after other readers (their records pass through first)."""
 
@@ -260,6 +318,13 @@ class SourceReader(PipelineStep):
         self.source = source
         self.source_index = source_index
         self.exclusion_folder = exclusion_folder
+        self._columns: dict[Path, set[str]] = {}
+
+    def _first_row_columns(self, file: Path) -> set[str]:
+        if file not in self._columns:
+            first = next(_rows_of_file(file, self.source.get("format", "auto")), {})
+            self._columns[file] = set(first)
+        return self._columns[file]
 
     def _mine(self, shard: int, world_size: int, rank: int) -> bool:
         return (shard + self.source_index) % world_size == rank
@@ -267,7 +332,7 @@ class SourceReader(PipelineStep):
     def _files(self) -> list[Path] | None:
         """Local files to read: the source's path, or its Hub `data_files` downloaded; None for a Hub configuration."""
         if self.source.get("path"):
-            return local_files(self.source["path"])
+            return local_files(self.source["path"], self.source.get("split"))
         if self.source.get("data_files"):
             from huggingface_hub import hf_hub_download
 
@@ -275,7 +340,8 @@ class SourceReader(PipelineStep):
                     for name in self.source["data_files"]]
         return None
 
-    def _shards(self, rank: int, world_size: int) -> Iterator[tuple[int, Iterator[dict]]]:
+    def _shards(self, rank: int, world_size: int) -> Iterator[tuple[int, Path | None, Iterator[dict]]]:
+        """(part, its file or None for a Hub configuration, its rows) of this task."""
         capped = self.source.get("max_samples") is not None
         files = self._files()
         if files is not None:
@@ -283,7 +349,7 @@ class SourceReader(PipelineStep):
             parts = [(file, part) for file in files for part in _parts(file, format, whole=capped)]
             for index, (file, part) in enumerate(parts):
                 if self._mine(0 if capped else index, world_size, rank):
-                    yield index, _rows_of_file(file, format, part)
+                    yield index, file, _rows_of_file(file, format, part)
             return
         from datasets import load_dataset
 
@@ -292,7 +358,7 @@ class SourceReader(PipelineStep):
         shards = 1 if capped else dataset.n_shards
         for index in range(shards):
             if self._mine(index, world_size, rank):
-                yield index, iter(dataset if shards == 1 else dataset.shard(num_shards=shards, index=index))
+                yield index, None, iter(dataset if shards == 1 else dataset.shard(num_shards=shards, index=index))
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
@@ -303,7 +369,7 @@ class SourceReader(PipelineStep):
     def _records(self, rank: int, world_size: int, excluded) -> DocumentsPipeline:
         cap = self.source.get("max_samples")
         read = 0
-        for shard, rows in self._shards(rank, world_size):
+        for shard, file, rows in self._shards(rank, world_size):
             for row_index, row in enumerate(rows):
                 if cap is not None and read >= cap:
                     return
@@ -311,8 +377,8 @@ class SourceReader(PipelineStep):
                 row_id = str(row_index) if shard == 0 else f"{shard}:{row_index}"
                 with self.track_time():
                     try:
-                        record = build_record(row, self.source["fields"], self.name, self.source.get("kind", "conversations"),
-                                              row_id=row_id, order=order_key(self.source_index, shard, row_index))
+                        record = source_record(row, self.source, row_id, order_key(self.source_index, shard, row_index),
+                                               self._first_row_columns(file) if file else set())
                     except RowRejected as rejection:
                         self.stat_update(f"rejected:{rejection.reason}")
                         if excluded is not None:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..envs import offline_models
-from ..blocks.readers import first_rows, local_files
-from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected, build_record
+from ..errors import UserError
+from ..blocks.readers import first_rows, local_files, source_record
+from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected
 from ..catalog import benchmarks, checks
 from ..catalog.benchmark_items import render_prompt, row_matches, to_item
 from ..recipe import LoadedRecipe, Problem
@@ -177,7 +178,11 @@ class _Preflight:
     def location(self, spec: dict, what: str, name: str, at: tuple) -> list[dict] | None:
         """The first rows of a dataset location, or None after reporting why they cannot be read."""
         if spec.get("path"):
-            if not local_files(spec["path"]):
+            try:
+                files = local_files(spec["path"], spec.get("split"))
+            except UserError as refused:  # a link into a hidden folder, a split the files do not have
+                return self.fail(what, name, (*at, "path"), str(refused), refused.hint)
+            if not files:
                 if spec.get("required", True):
                     self.fail(what, name, (*at, "path"), f"no data files at {spec['path']}")
                 else:
@@ -214,10 +219,9 @@ class _Preflight:
         built, rejected = None, []
         for index, row in enumerate(rows):
             try:
-                record = build_record(row, spec["fields"], name, spec.get("kind", "conversations"), str(index), index)
+                record = source_record(row, {**spec, "name": name}, str(index), index, set(rows[0]))
             except MappingError as error:
-                self.fail(what, name, (*at, "fields", _field_of(spec["fields"], error.column)), str(error).split(": ", 1)[1])
-                return None
+                return self.fail(what, name, (*at, "fields", _field_of(spec["fields"], error.column)), str(error).split(": ", 1)[1])
             except RowRejected as error:
                 rejected.append(error)
                 continue
@@ -225,12 +229,10 @@ class _Preflight:
         if built is None:
             first = rejected[0]
             if isinstance(first, AnswerNotAnOption):
-                self.fail(what, name, (*at, "fields", "answer"), f"no answer of the first {len(rows)} rows names an option: {first}",
-                          "check answer and answer_format against a row of the dataset")
-            else:
-                self.fail(what, name, (*at, "fields"), f"none of the first {len(rows)} rows can be read: {first}",
-                          "check the mapping's columns against a row of the dataset")
-            return None
+                return self.fail(what, name, (*at, "fields", "answer"), f"no answer of the first {len(rows)} rows names an "
+                                 f"option: {first}", "check answer and answer_format against a row of the dataset")
+            return self.fail(what, name, (*at, "fields"), f"none of the first {len(rows)} rows can be read: {first}",
+                             "check the mapping's columns against a row of the dataset")
         skipped = f"; {len(rejected)} of {len(rows)} rows are rejected ({rejected[0]})" if rejected else ""
         self.ok(what, name, f"{len(rows)} rows read and mapped{skipped}")
         return built
