@@ -214,3 +214,13 @@ def test_a_json_line_that_is_not_a_row_names_its_file_and_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{data / 'rows.jsonl'}:2: a JSON null where a row, an object, belongs" in result.stderr, result.stderr
 
+
+def test_an_answer_that_is_a_list_is_refused_not_graded_as_its_python_text():
+    """Found by review: ["A", "C"] reached the RL reward as the label "['A', 'C']": \\boxed{A, C} scored 1 and
+    \\boxed{C, A} -1."""
+    from medrecipe.blocks.record import NotText, build_record
+
+    for answer in (["A", "C"], {"A": True}):
+        with pytest.raises(NotText, match="an answer is one text, letter or number"):
+            build_record({"q": "Which two?", "a": answer}, {"prompt": "q", "answer": "a"}, "s", "prompts", "0", 0)
+    assert build_record({"q": "How many?", "a": 3}, {"prompt": "q", "answer": "a"}, "s", "prompts", "0", 0)["metadata"]["answer"] == "3"

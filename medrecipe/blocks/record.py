@@ -317,6 +317,8 @@ def build_record(row: dict, fields: dict, source: str, kind: str, row_id: str, o
     if fields.get("answer"):
         answer_format = fields.get("answer_format", "auto")
         value = _column(row, fields["answer"], source)
+        if isinstance(value, (list, tuple, dict)):  # ["A", "C"] graded as its Python text, by element order: refused
+            raise NotText(f"column {fields['answer']!r} holds a {type(value).__name__}: an answer is one text, letter or number")
         answer = _answer(value, options, answer_format)
         if answer is None and answer_format != "auto":
             raise AnswerNotAnOption(f"answer {str(value)[:80]!r} names none of the options {', '.join(options) or '(none)'}")
