@@ -23,22 +23,13 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from ..errors import UserError
+from ..recipe.untrusted import hidden_part, links_into_hidden
 from .base import exclusion_writer
 from .record import MappingError, RowRejected, build_record, order_key
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
 _COMPRESSED = (".gz", ".zst")
 PART_BYTES = 64 << 20  # fixed, not derived from the task count, so that record ids never depend on it
-
-
-def _hidden(path: Path) -> bool:
-    return any(part.startswith(".") and part not in (".", "..") for part in path.parts)
-
-
-def _leads_into_hidden(path: Path) -> bool:
-    """A link (the file, or a folder on its way) that leads into a hidden file or folder the path as written does not
-    go through: a recipe's folder can ship `data.jsonl -> ../../.kaggle/kaggle.json` (git keeps links)."""
-    return _hidden(path.resolve()) and not _hidden(path.absolute())
 
 
 def local_files(path: str, split: str | None = None) -> list[Path]:
@@ -55,7 +46,7 @@ def local_files(path: str, split: str | None = None) -> list[Path]:
     if not glob and not target.is_dir():
         if not (target.exists() and target.name.endswith(_SUFFIXES)):
             return []
-        if _leads_into_hidden(target):
+        if links_into_hidden(target):
             raise UserError(f"{path} leads to {target.resolve()}, a hidden file or folder where credentials and settings are "
                             "kept: a recipe does not read data there", "point the source at a copy of the data outside it")
     if split not in (None, "train") and not target.is_dir():
@@ -64,8 +55,8 @@ def local_files(path: str, split: str | None = None) -> list[Path]:
     if not glob and not target.is_dir():
         return [target]
     root, found = (target.parent, sorted(target.parent.glob(target.name))) if glob else (target, sorted(target.rglob("*")))
-    found = [p for p in found if p.is_file() and p.name.endswith(_SUFFIXES) and not _hidden(p.relative_to(root))
-             and not _leads_into_hidden(p)]
+    found = [p for p in found if p.is_file() and p.name.endswith(_SUFFIXES) and not hidden_part(p.relative_to(root))
+             and not links_into_hidden(p)]
     return _of_split(target, found, split) if split is not None and not glob else found
 
 

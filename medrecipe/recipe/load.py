@@ -20,7 +20,8 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Position, Problem, RecipeError, dotted
-from .untrusted import credential_value, secret_variable
+from .registry import shipped_recipes_dir
+from .untrusted import credential_value, hidden_part, secret_variable
 from .yaml_nodes import compose_nodes
 
 Path_ = tuple  # a path into the recipe data: str keys and int list indices
@@ -300,8 +301,6 @@ def parse_file(file: Path) -> Tree:
 
 def recipe_dirs(near: Path | None = None) -> list[Path]:
     """Where recipe names are looked up: beside the extending file, ./recipes, then the shipped recipes."""
-    from .registry import shipped_recipes_dir
-
     dirs = [near] if near else []
     dirs += [Path.cwd() / "recipes", shipped_recipes_dir()]
     unique: list[Path] = []
@@ -322,16 +321,6 @@ def resolve_recipe_ref(ref: str, near: Path | None = None) -> Path | None:
             if (directory / f"{ref}{suffix}").is_file():
                 return directory / f"{ref}{suffix}"
     return None
-
-
-def _in_hidden_folder(path: Path) -> bool:
-    return any(part.startswith(".") and part not in (".", "..") for part in path.parent.parts)
-
-
-def _shipped() -> Path:
-    from .registry import shipped_recipes_dir
-
-    return shipped_recipes_dir().resolve()
 
 
 def known_recipe_names(near: Path | None = None) -> list[str]:
@@ -392,9 +381,9 @@ def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
     if parent_file.resolve() in (*_chain, file):
         names = " -> ".join(display(p) for p in (*_chain, file, parent_file.resolve()))
         raise RecipeError([Problem(where, "extends", f"extends cycle: {names}")])
-    if _in_hidden_folder(parent_file.resolve()) and not _in_hidden_folder(file) and not parent_file.resolve().is_relative_to(
-            _shipped()):
-        raise RecipeError([Problem(value_where, "extends", f"{ref!r} lies in a hidden folder ({parent_file.resolve()}), where "
+    parent_at = parent_file.resolve()
+    if hidden_part(parent_at.parent) and not hidden_part(file.parent) and not parent_at.is_relative_to(shipped_recipes_dir().resolve()):
+        raise RecipeError([Problem(value_where, "extends", f"{ref!r} lies in a hidden folder ({parent_at}), where "
                                    "credentials and settings are kept: a recipe does not read them into its own",
                                    "copy the parent recipe beside yours")])
     parent = load_tree(parent_file, (*_chain, file))

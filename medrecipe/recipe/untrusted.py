@@ -19,12 +19,15 @@ text made safe to write and to print.
 - `redact`: the second line of defence, applied to every file medrecipe writes and everything it prints: the values
   of such variables, and anything shaped like a Hub or OpenAI token.
 - `printable`: text from data (a dataset's rows) without the control characters a terminal would obey.
+- `hidden_part`, `links_into_hidden`: a recipe reads no data (nor a parent recipe) from hidden files and folders,
+  where credentials and settings are kept (~/.ssh, ~/.kaggle/kaggle.json, ~/.cache/huggingface).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 _SECRET_WORDS = r"(TOKENS?|KEYS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|PASS|PWD|PAT|CREDENTIALS?|CREDS?|AUTH|COOKIES?|SESSION|DSN|JWT|BEARER|PRIVATE|WEBHOOKS?)\d*"
 _GLUED_SECRET_WORDS = r"(TOKENS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|CREDENTIALS?|APIKEYS?)\d*"  # no ordinary word ends so
@@ -148,3 +151,15 @@ def one_line(text: str) -> str:
     """Text for one line of a YAML comment: its line breaks (YAML's, and those Python splits lines at) as escapes,
     so that a value written on the command line cannot end the comment and add YAML of its own."""
     return printable(re.sub("[\n\r\x85\u2028\u2029]", lambda found: _LINE_BREAKS[found.group()], text))
+
+
+def hidden_part(path: str | Path) -> str | None:
+    """The first hidden file or folder (a name starting with a dot) that `path` goes through, if any."""
+    return next((part for part in str(path).replace("\\", "/").split("/") if part.startswith(".") and part not in (".", "..")),
+                None)
+
+
+def links_into_hidden(path: Path) -> bool:
+    """A link (the file, or a folder on its way) that leads into a hidden file or folder the path as written does not
+    go through: a shared recipe's folder can hold `data.jsonl -> ~/.kaggle/kaggle.json` (git keeps links)."""
+    return bool(hidden_part(path.resolve())) and not hidden_part(path.absolute())

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ..untrusted import foreign_credential
+from ..untrusted import foreign_credential, hidden_part
 
 
 class Strict(BaseModel):
@@ -88,7 +88,7 @@ HubId = Annotated[str, AfterValidator(_hub_id)]
 def visible_path(value: str) -> str:
     """A path a recipe reads data from may not pass through a hidden file or folder: credentials and settings live there
     (~/.ssh, ~/.kaggle/kaggle.json, ~/.cache/huggingface), and what a data stage reads can be published."""
-    hidden = next((part for part in value.replace("\\", "/").split("/") if part.startswith(".") and part not in (".", "..")), None)
+    hidden = hidden_part(value)
     if hidden:
         raise ValueError(f"{value!r} goes through {hidden!r}, a hidden file or folder, where credentials and settings are "
                          "kept: a recipe does not read data there (move or link the data elsewhere)")
