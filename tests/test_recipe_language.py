@@ -346,6 +346,15 @@ def test_an_empty_column_name_is_refused(cli, override, field):
     assert f": {field}: String should have at least 1 character" in result.err, result.err
 
 
+def test_an_empty_sft_dataset_list_is_refused(write, cli):
+    """Found by review: `sft.datasets: []` validated and compiled an Axolotl config with no datasets, which only
+    Axolotl's own validator (`compile --check`) refused. Leaving the key out still means the data stage's output."""
+    found = problems(write("r.yaml", MINIMAL.replace("datasets: [{path: org/data}]", "datasets: []")))
+    assert found == ["r.yaml:8:13: sft.datasets: List should have at least 1 item after validation, not 0"]
+    result = cli("compile", "quickstart", "--set", "sft.datasets=[]", "--out", "build")
+    assert result.code == 2 and "sft.datasets: List should have at least 1 item" in result.err
+
+
 PUBLISHED = """
 name: tiny
 base_model: Qwen/Qwen3-8B

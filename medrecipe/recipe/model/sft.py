@@ -46,7 +46,8 @@ class SFT(Strict):
         "auto",
         description="Axolotl chat template; `auto`: from the base model family; `tokenizer_default`: the tokenizer's own.",
     )
-    datasets: list[SFTDataset] | None = Field(None, description="Datasets to train on. Default: the data stage's curated output.")
+    datasets: list[SFTDataset] | None = Field(  # an empty list trained nothing: only Axolotl's validator (compile --check) said so
+        None, min_length=1, description="Datasets to train on. Default: the data stage's curated output.")
     roles_to_train: list[str] = Field(["assistant"], min_length=1, description="Roles whose tokens carry the loss.")
     sequence_len: PositiveInt = Field(4096, description="Maximum sequence length in tokens.")
     excess_length: Literal["drop", "truncate"] = Field(
