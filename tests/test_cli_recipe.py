@@ -211,6 +211,29 @@ def test_new_refuses_to_overwrite_and_rejects_invalid_forks(cli, write, tmp_path
     assert cli("new", "x3", "--from", "ii-medical-8b-1706", "--set", "hub.reproduces.model=org/model").code == 0
 
 
+def test_a_fork_reproduces_nothing_of_its_parents_even_on_the_parents_model(cli, tmp_path):
+    """Found by review: a fork onto the model its parent reproduces was refused ("trains from ... the model it says it
+    reproduces"), its parent being validated with the overrides before the fork's `hub.reproduces: ~` was written; and
+    the hint's `--set hub.reproduces.model=~` left the fork claiming the parent's dataset and paper."""
+    def reproduces(name):
+        return resolved_data(load_recipe(tmp_path / f"{name}.yaml"))["hub"]["reproduces"]
+
+    onto = cli("new", "on-um", "--from", "ultramedical-llama3-8b", "--set", "base_model=TsinghuaC3I/Llama-3-8B-UltraMedical",
+               "--dir", str(tmp_path))
+    assert onto.code == 0, onto.err
+    assert "reproduces" not in onto.err and reproduces("on-um") is None
+    assert cli("new", "hinted", "--from", "ultramedical-llama3-8b", "--set", "hub.reproduces.model=~", "--dir", str(tmp_path)).code == 0
+    assert reproduces("hinted") is None
+    # what a fork says it reproduces is all it reproduces
+    assert cli("new", "own", "--from", "ultramedical-llama3-8b", "--set", "hub.reproduces.model=org/model", "--dir", str(tmp_path)).code == 0
+    assert reproduces("own") == {"model": "org/model", "dataset": None, "paper": None}
+    # and one that says it reproduces its own base model is still refused, naming the --set
+    said = cli("new", "same", "--from", "ultramedical-llama3-8b", "--set", "hub.reproduces.model=meta-llama/Meta-Llama-3-8B",
+               "--dir", str(tmp_path))
+    assert said.code == 2 and ("--set hub.reproduces.model=meta-llama/Meta-Llama-3-8B: hub.reproduces.model: this recipe "
+                               "trains from meta-llama/Meta-Llama-3-8B, the model it says it reproduces") in said.err
+
+
 def test_a_line_break_in_an_override_stays_inside_its_comment(cli, write, tmp_path):
     """`show` and `new` write each override in a comment: a line break in one ended the comment, and the rest became
     recipe YAML (a `seed` the user never set, or a file that no longer loaded)."""

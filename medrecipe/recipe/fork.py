@@ -38,7 +38,9 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
     if target.exists():
         raise UserError(f"{target} already exists", "choose another name, or edit that file")
     parent_file = parent_file.resolve()
-    validate(parent_file, overrides, False)
+    # checked as it will be written: reproducing nothing, unless the overrides say what (fork_data), so a fork onto the
+    # model its parent reproduces is no recipe that "trains from the model it says it reproduces" (found by review)
+    validate(parent_file, ("hub.reproduces=~", *overrides), False)
     directory.mkdir(parents=True, exist_ok=True)
     # A shipped recipe's bare name reads the file of that name beside the fork first: the fork itself when it is named
     # as its parent (an `extends` cycle), or another recipe of that name in its folder.
@@ -61,7 +63,8 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
 
 
 def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, ...]) -> dict:
-    """The child recipe's own data: `extends`, `name`, `hub.reproduces: ~` (a fork reproduces nothing), and the overrides.
+    """The child recipe's own data: `extends`, `name`, `hub.reproduces: ~` (a fork reproduces nothing: an override under
+    it says what, and inherits none of the parent's artifacts), and the overrides.
     A fork onto another base model leaves out the parent's card overview (its cards would describe the parent's model,
     "This build reproduces it"), and its description says what it is unless one is given.
 
@@ -74,8 +77,10 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
         raise UserError("a fork is named by NAME, which names its file too, not by --set name=...",
                         f"medrecipe new NEW-NAME --from {extends} ...")
     child: dict = {"extends": extends, "name": name}
-    if (parent_data.get("hub") or {}).get("reproduces") and not any(path[:2] == ("hub", "reproduces") for path in paths):
-        child["hub"] = {"reproduces": None}  # a fork is a new system: its cards must not claim to reproduce the parent's
+    reproduced = (parent_data.get("hub") or {}).get("reproduces")
+    if reproduced:  # a fork is a new system: its cards must not claim to reproduce the parent's; each of the parent's
+        # artifacts is cleared by name, so that `--set hub.reproduces.model=...` keeps none of the others (found by review)
+        child["hub"] = {"reproduces": dict.fromkeys(reproduced, None) if isinstance(reproduced, dict) else None}
     base = next((value for path, value in parsed if path == ("base_model",)), None)
     if base is not None and base != parent_data.get("base_model"):
         _refuse_kept_models(parent_data, paths, base, extends)
@@ -101,6 +106,8 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
             node[path[-1]] = value
         except (IndexError, KeyError, TypeError):  # a list item past the end, a key under a value that is not a mapping
             raise UserError(f"--set {text}: the parent has no such item", "check the path with: medrecipe show PARENT") from None
+    if reproduced and isinstance(own := child["hub"]["reproduces"], dict) and not any(own.values()):
+        child["hub"]["reproduces"] = None
     return child
 
 
