@@ -209,6 +209,20 @@ def test_a_fork_keeps_no_template_written_for_another_model_without_a_word(cli):
     assert "chat_template" not in cli("validate", "internist-7b").err
 
 
+def test_a_qwen35_base_is_warned_of_the_think_opener_its_auto_template_leaves_untrained(cli):
+    """Found by review: `auto` is the tokenizer's own template for Qwen3.5, which (as Axolotl 0.19.0's qwen3_5.jinja,
+    lines 96-103) writes the <think> opener itself, outside the loss; the check read the recipe's word `auto`, not the
+    template it resolves to, and warned only with an explicit tokenizer_default."""
+    result = cli("validate", "quickstart", "--set", "base_model=Qwen/Qwen3.5-9B", "--set", "sft.chat_template=auto")
+    assert result.code == 0
+    assert ("sft.chat_template: auto (tokenizer_default for Qwen/Qwen3.5-9B): with this template Axolotl leaves the <think> "
+            "opener of the answer out of the loss") in result.err
+    axolotl_own = cli("validate", "quickstart", "--set", "base_model=Qwen/Qwen3.5-9B", "--set", "sft.chat_template=qwen3_5")
+    assert "sft.chat_template: qwen3_5: with this template Axolotl leaves the <think> opener" in axolotl_own.err
+    # ChatML, which `auto` picks for Qwen3, trains the opener with the answer
+    assert "<think>" not in cli("validate", "quickstart", "--set", "base_model=Qwen/Qwen3-4B", "--set", "sft.chat_template=auto").err
+
+
 def test_model_families_are_matched_as_whole_names():
     """Found by review: `llama-?3` matched CodeLlama-34b and LLaMA-30b, which then trained with Llama 3's template
     and a new <|eot_id|> token."""

@@ -303,15 +303,22 @@ def _curation_model_code(loaded: LoadedRecipe, found: Findings) -> None:
 
 
 def _thinking_template(loaded: LoadedRecipe, found: Findings) -> None:
-    """A Qwen3 model trained with Axolotl's `qwen3` template or with its tokenizer's own never learns to open its
-    <think> block: both put the opener outside the loss (catalog/models.py says how), and `auto` picks ChatML."""
-    sft = loaded.recipe.sft
-    if sft is None or sft.chat_template not in ("qwen3", "tokenizer_default") or "qwen3" not in sft_base_model(loaded).lower():
+    """A Qwen3 or Qwen3.5 model trained with Axolotl's `qwen3` or `qwen3_5` template or with its tokenizer's own never
+    learns to open its <think> block: each writes the opener itself, outside the loss (catalog/models.py says how;
+    Axolotl 0.19.0's templates/qwen3_5.jinja too, lines 96-103). The template checked is the one trained: `auto` picks
+    ChatML for Qwen3, and the tokenizer's own for Qwen3.5, a version the catalog does not place (found by review)."""
+    if loaded.recipe.sft is None:
         return
-    found.warnings.append(loaded.problem(("sft", "chat_template"), f"{sft.chat_template}: with this template Axolotl leaves the "
-                                         "<think> opener of the answer out of the loss, so the model is never trained to write "
-                                         "it, and prompts end where no trained response begins",
-                                         "chat_template: auto (ChatML for Qwen3); `medrecipe inspect` shows both"))
+    template, model, named = chat_template(loaded), sft_base_model(loaded), loaded.recipe.sft.chat_template
+    if template not in ("qwen3", "qwen3_5", "tokenizer_default") or "qwen3" not in model.lower():
+        return
+    hint = ("auto (ChatML for Qwen3)" if models.family(model) == "Qwen3" else "a template that writes the whole answer, as "
+            "chatml does")
+    named = named if named == template else f"{named} ({template} for {model})"
+    found.warnings.append(loaded.problem(("sft", "chat_template"), f"{named}: with this template Axolotl leaves the <think> "
+                                         "opener of the answer out of the loss, so the model is never trained to write it, and "
+                                         "prompts end where no trained response begins",
+                                         f"chat_template: {hint}; `medrecipe inspect` shows both"))
 
 
 def _key_destinations(loaded: LoadedRecipe, found: Findings) -> None:
