@@ -223,6 +223,17 @@ def test_a_qwen35_base_is_warned_of_the_think_opener_its_auto_template_leaves_un
     assert "<think>" not in cli("validate", "quickstart", "--set", "base_model=Qwen/Qwen3-4B", "--set", "sft.chat_template=auto").err
 
 
+def test_the_tokenizers_own_template_is_the_format_a_chat_model_was_tuned_in(cli):
+    """Found by review: tokenizer_default on SmolLM2-135M-Instruct was warned of as a format other than chatml, the
+    one it was tuned in; the tokenizer's own template is the model's own format."""
+    own = cli("validate", "quickstart", "--set", "sft.chat_template=tokenizer_default")
+    assert own.code == 0 and "sft.chat_template" not in own.err
+    # another format than the one it was tuned in is still said
+    other = cli("validate", "quickstart", "--set", "sft.chat_template=alpaca")
+    assert ("sft.chat_template: HuggingFaceTB/SmolLM2-135M-Instruct was tuned to chat in the chatml format, and alpaca writes "
+            "another") in other.err
+
+
 def test_model_families_are_matched_as_whole_names():
     """Found by review: `llama-?3` matched CodeLlama-34b and LLaMA-30b, which then trained with Llama 3's template
     and a new <|eot_id|> token."""

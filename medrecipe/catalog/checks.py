@@ -182,7 +182,9 @@ def _chat_template(loaded: LoadedRecipe, found: Findings, model: str) -> None:
                                              f"{model}'s family: unless it is a {owner} model, its tokenizer lacks that "
                                              "format's tokens", "chat_template: tokenizer_default (the model's own), or a "
                                              "template whose tokens its tokenizer has"))
-    elif own and template != own and models.chat_tuned(model):  # found by review: chatml on Llama-3.2-1B-Instruct
+    # found by review: chatml on Llama-3.2-1B-Instruct; tokenizer_default, the tokenizer's own, writes the format the
+    # model was tuned in (found by review: it was warned of on SmolLM2-135M-Instruct, as "another" than chatml)
+    elif own and template not in (own, "tokenizer_default") and models.chat_tuned(model):
         found.warnings.append(loaded.problem(at, f"{model} was tuned to chat in the {own} format, and {template} writes "
                                              "another: the model is trained on a format it never saw, with turn tokens its "
                                              "tokenizer may lack", f"chat_template: auto ({own})"))
