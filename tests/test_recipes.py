@@ -234,6 +234,49 @@ def test_the_tokenizers_own_template_is_the_format_a_chat_model_was_tuned_in(cli
             "another") in other.err
 
 
+def test_a_chat_model_not_named_so_is_warned_of_a_kept_template(cli, tmp_path):
+    """Found by review: chat-tuned-ness was read from the id (instruct, chat, -it), so a fork onto Qwen3-8B (the
+    post-trained model) kept Internist's alpaca, and one onto Llama-3-8B-UltraMedical (SFT in Llama 3's format) kept
+    ChatML, without a word. The catalog says which of its models are tuned to chat, from their cards."""
+    qwen = cli("compile", "internist-7b", "--set", "base_model=Qwen/Qwen3-8B", "--stage", "sft", "--out", str(tmp_path / "q"))
+    assert qwen.code == 0
+    assert ("sft.chat_template: Qwen/Qwen3-8B was tuned to chat in the chatml format, and alpaca writes another" in qwen.err
+            and "chat_template: auto (chatml)" in qwen.err)
+    assert yaml.safe_load((tmp_path / "q" / "sft" / "axolotl.yaml").read_text())["chat_template"] == "alpaca"  # as asked
+    ultra = cli("validate", "quickstart", "--set", "base_model=TsinghuaC3I/Llama-3-8B-UltraMedical")
+    assert ("sft.chat_template: TsinghuaC3I/Llama-3-8B-UltraMedical was tuned to chat in the llama3 format, and chatml "
+            "writes another") in ultra.err
+    # Qwen3's own formats, Axolotl's qwen3 and the tokenizer's, are no other format (their <think> opener is another matter)
+    for template in ("qwen3", "tokenizer_default"):
+        own = cli("validate", "ii-medical-8b-1706", "--set", f"sft.chat_template={template}")
+        assert "was tuned to chat" not in own.err and "leaves the <think> opener" in own.err, template
+    # the base models of the shipped recipes have no format of their own to keep
+    assert "was tuned to chat" not in cli("validate", "quickstart", "--set", "base_model=meta-llama/Llama-3.1-8B").err
+
+
+def test_a_turn_end_the_base_models_vocabulary_lacks_is_warned_of(cli, tmp_path):
+    """Found by review: a quickstart fork onto Mistral-7B-v0.1 or Meta-Llama-3-8B compiled ChatML with
+    special_tokens.eos_token <|im_end|>, a token neither vocabulary has: Axolotl adds it, with a new embedding."""
+    for model, hint in (("mistralai/Mistral-7B-v0.1", "auto (mistral_v1)"), ("meta-llama/Meta-Llama-3-8B", "auto (llama3)")):
+        out = tmp_path / model.split("/")[1]
+        result = cli("compile", "quickstart", "--set", f"base_model={model}", "--stage", "sft", "--out", str(out))
+        assert result.code == 0
+        assert yaml.safe_load((out / "sft" / "axolotl.yaml").read_text())["special_tokens"] == {"eos_token": "<|im_end|>"}
+        assert (f"sft.chat_template: chatml ends each turn with <|im_end|>, a token {model}'s vocabulary lacks: Axolotl adds "
+                "it as a new token") in result.err and f"hint: chat_template: {hint}" in result.err, model
+    # Llama 3's vocabulary has its own turn end, <|eot_id|>, base models' too (UltraMedical trains Meta-Llama-3-8B so)
+    assert "vocabulary lacks" not in cli("validate", "ultramedical-llama3-8b").err
+    # a model the catalog does not know is not guessed at: OpenHermes-2.5-Mistral-7B has ChatML's tokens
+    assert "vocabulary lacks" not in cli("validate", "quickstart", "--set", "base_model=teknium/OpenHermes-2.5-Mistral-7B").err
+
+
+def test_every_catalog_model_names_turn_ends_the_templates_write():
+    from medrecipe.catalog.models import KNOWN, TURN_ENDS
+
+    for name, facts in KNOWN.items():
+        assert facts.turn_ends <= set(TURN_ENDS.values()), name
+
+
 def test_model_families_are_matched_as_whole_names():
     """Found by review: `llama-?3` matched CodeLlama-34b and LLaMA-30b, which then trained with Llama 3's template
     and a new <|eot_id|> token."""

