@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -74,10 +75,10 @@ def _of_split(folder: Path, found: list[Path], split: str) -> list[Path]:
     chosen = set()
     for pattern in patterns[split]:
         try:
-            chosen |= {Path(name) for name in resolve_pattern(pattern, str(folder))}
+            chosen |= {os.path.abspath(name) for name in resolve_pattern(pattern, str(folder))}
         except FileNotFoundError:  # a pattern of the split that matches nothing here
             continue
-    return [file for file in found if file in chosen]
+    return [file for file in found if os.path.abspath(file) in chosen]
 
 
 def _kind(path: Path, format: str) -> str:
