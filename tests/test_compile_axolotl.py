@@ -132,7 +132,7 @@ def test_every_sft_field_maps_to_an_axolotl_key(write):
     assert [field for field, ok in expected.items() if not ok] == []
     assert config["output_dir"] == str(layout.sft_output().parent)
     assert config["seed"] == 42
-    assert config["hub_model_id"] == "my-org/every-field-sft"
+    assert not any(key.startswith(("hub_", "push_")) for key in config)  # `publish` pushes; Axolotl pushes nothing
 
 
 
@@ -175,10 +175,16 @@ def test_passthrough_may_not_override_a_derived_key(write, cli):
         assert "set sft.batch.micro_batch_size instead" in result.err
 
 
-def test_hub_model_id_only_when_the_namespace_is_known(write):
+def test_axolotl_pushes_nothing_while_training_and_a_recipe_that_makes_it_is_warned_of(write, cli):
+    """Found by review: with hub.namespace set, the config's hub_model_id made Axolotl 0.19.0 push its output_dir
+    (core/builders/base.py 495-503: push_to_hub, hub_private_repo, hub_always_push) at every save and at the end, the
+    tokenized dataset (dataset_prepared_path is inside it) and the logs with it, to a private `<name>-sft` repository
+    that `publish` never made, also for a recipe without RL. `publish` pushes the collected model alone."""
     path = write("r.yaml", EVERY_FIELD)
-    assert "hub_model_id" not in compile_sft(path, "hub.namespace=null")[0]
-    assert "hub_model_id" not in compile_sft(path, "publish.sft_model=false")[0]
+    assert "hub_model_id" not in compile_sft(path)[0]
+    result = cli("validate", str(path), "--set", "sft.axolotl.hub_model_id=someone/else")
+    assert result.code == 0, result.err
+    assert "sft.axolotl.hub_model_id: hub_model_id: the tool pushes the training folder, the tokenized dataset and logs" in result.err
 
 
 def test_a_local_dataset_is_named_where_axolotl_runs(tmp_path, monkeypatch):

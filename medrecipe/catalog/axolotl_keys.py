@@ -11,7 +11,6 @@ DERIVED_FROM = {
     "datasets": "sft.datasets",
     "dataset_prepared_path": "the build folder",
     "output_dir": "the build folder",
-    "hub_model_id": "hub.namespace / hub.sft_repo",
     "sequence_len": "sft.sequence_len",
     "excess_length_strategy": "sft.excess_length",
     "sample_packing": "sft.sample_packing",

@@ -42,6 +42,8 @@ _REMOTE_CODE = {
 _ELSEWHERE = {
     ("sft", "axolotl"): {
         "push_dataset_to_hub": "pushes the tokenized dataset to the Hub repository it names, with your token",
+        "hub_model_id": "pushes the training folder, the tokenized dataset and logs in it, to the Hub repository it names, "
+                        "with your token",
         "mlflow_tracking_uri": "sends the run's metrics to the server it names",
         "hf_mlflow_log_artifacts": "uploads the checkpoints to the MLflow server",
         "wandb_entity": "logs the run to the W&B entity it names, with your W&B key",

@@ -63,7 +63,10 @@ def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
     ]
     if sft.min_lr is not None and sft.lr_scheduler == "cosine":
         stage.facts.append(("minimum learning rate", f"{sft.min_lr:g} = cosine_min_lr_ratio {config['cosine_min_lr_ratio']:.6g} x {sft.learning_rate:g}"))
-    stage.facts.append(("Hub model id", config.get("hub_model_id") or "none: `medrecipe publish` pushes the SFT model"))
+    # No hub_model_id: with one, Axolotl 0.19.0 pushes output_dir while training (core/builders/base.py 495-503,
+    # transformers' Trainer.push_to_hub: the folder but checkpoint-*), the tokenized dataset and logs with it, to a private
+    # repository `publish` never made (found by review).
+    stage.facts.append(("Hub", "nothing pushed while training: `medrecipe publish` pushes the model it collects"))
     if batch.requested_tokens is not None:
         if batch.tokens_per_step != batch.requested_tokens:
             stage.warnings.append(
@@ -129,9 +132,6 @@ def _config(loaded: LoadedRecipe, layout: Layout, batch: SFTBatch) -> dict[str, 
     config["seed"] = recipe.seed
     config["saves_per_epoch"] = sft.saves_per_epoch
     config["logging_steps"] = sft.logging_steps
-    hub_model_id = _hub_model_id(loaded)
-    if hub_model_id:
-        config["hub_model_id"] = hub_model_id
     return config
 
 
@@ -170,15 +170,6 @@ def _listed_dataset(dataset: SFTDataset, path: str, roles: list[str]) -> dict[st
     if dataset.subset:
         entry["name"] = dataset.subset
     return entry
-
-
-def _hub_model_id(loaded: LoadedRecipe) -> str | None:
-    """Axolotl pushes checkpoints (privately) to `hub_model_id` while training. Only a namespace the recipe
-    names makes the id known at compile time; otherwise `medrecipe publish` resolves it and pushes."""
-    recipe = loaded.recipe
-    if not recipe.publish.sft_model or not recipe.hub.namespace:
-        return None
-    return f"{recipe.hub.namespace}/{recipe.repo_name('sft')}"
 
 
 def _passthrough(loaded: LoadedRecipe, sft: SFT, special_tokens: dict[str, str]) -> dict[str, Any]:
