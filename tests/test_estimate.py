@@ -180,3 +180,13 @@ def test_the_recipes_readme_shows_plans_figures():
             memory = "; ".join(f"{m.phase}: {m.total_gib:,.1f} GiB, {m.verdict}" for m in stage.memory)
             expected.append(f"| `{path.stem}` | {stage.stage} | {stage.gpus} | {hours} | {memory} |")
     assert sorted(shown) == sorted(expected)
+
+
+def test_plan_lists_the_repositories_publish_pushes(monkeypatch):
+    """Found by review: plan listed internist-7b-sft, an SFT repository `publish` makes only where RL follows SFT."""
+    monkeypatch.setenv("COLUMNS", "250")
+    for recipe, artifacts in (("internist-7b", ["dataset", "model"]), ("ii-medical-8b-1706", ["dataset", "sft", "model"])):
+        hub = run_cli("plan", str(REPO / "recipes" / f"{recipe}.yaml")).out.split("─ hub ─")[1].split("─ cost ─")[0]
+        assert [line.split("│")[1].strip() for line in hub.splitlines() if line.startswith("│ ")] == artifacts, hub
+        published = run_cli("publish", str(REPO / "recipes" / f"{recipe}.yaml"), "--dry-run")
+        assert (f"{recipe}-sft" in published.out) == ("sft" in artifacts), published.out

@@ -43,11 +43,9 @@ def plan(loaded: LoadedRecipe, out: Path) -> ReleasePlan:
                                 build.warnings))
     namespace = recipe.hub.namespace or "<your account>"
     repos = []
-    for artifact, present in (("dataset", recipe.data and recipe.publish.dataset), ("sft", recipe.sft and recipe.publish.sft_model),
-                              ("model", (recipe.rl or recipe.sft) and recipe.publish.model)):
-        if present:
-            kind = "dataset" if artifact == "dataset" else "model"
-            repos.append((artifact, f"{namespace}/{recipe.repo_name(artifact)} ({kind})", "private" if recipe.hub.private else "public"))
+    for artifact in recipe.published():  # what `publish` pushes (an SFT checkpoint only where RL follows it)
+        kind = "dataset" if artifact == "dataset" else "model"
+        repos.append((artifact, f"{namespace}/{recipe.repo_name(artifact)} ({kind})", "private" if recipe.hub.private else "public"))
     reproduces = None
     if recipe.hub.reproduces:
         reproduces = f"{recipe.hub.reproduces.model or ''} {recipe.hub.reproduces.dataset or ''}".strip()
