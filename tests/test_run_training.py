@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,27 @@ def test_machine_gpus_are_unknown_where_nvidia_smi_cannot_say(tmp_path, monkeypa
     assert jobs.machine_gpus() is None
     nvidia_smi(tmp_path, monkeypatch, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n", code=9)
     assert jobs.machine_gpus() is None
+
+
+def test_the_collected_sft_model_stops_generating_at_the_turn_end_it_was_trained_to_write(tmp_path):
+    """Found by review: Axolotl writes the llama3 template's <|eot_id|> (128009) as the EOS into config.json alone; the
+    generation_config.json beside it kept Meta-Llama-3-8B's 128001, so transformers' generate() never stopped at the
+    end of a turn. The collected model's generation config lists both, as Meta-Llama-3-8B-Instruct's own does."""
+    from transformers import GenerationConfig
+
+    from medrecipe.run.sft import collect_final_model
+
+    output = tmp_path / "work"
+    output.mkdir()
+    (output / "config.json").write_text(json.dumps({"model_type": "llama", "eos_token_id": 128009, "bos_token_id": 128000}))
+    (output / "generation_config.json").write_text(json.dumps({"bos_token_id": 128000, "eos_token_id": 128001, "do_sample": True,
+                                                                "temperature": 0.6}))
+    (output / "model.safetensors").write_bytes(b"weights")
+    collect_final_model(str(output), str(tmp_path / "model"))
+    generation = GenerationConfig.from_pretrained(tmp_path / "model")
+    assert generation.eos_token_id == [128001, 128009] and generation.temperature == 0.6
+    (tmp_path / "work2").mkdir()  # already listed (Qwen3: [151645, 151643]): left as it was
+    (tmp_path / "work2" / "config.json").write_text(json.dumps({"eos_token_id": 151645}))
+    (tmp_path / "work2" / "generation_config.json").write_text(json.dumps({"eos_token_id": [151645, 151643]}))
+    collect_final_model(str(tmp_path / "work2"), str(tmp_path / "model2"))
+    assert GenerationConfig.from_pretrained(tmp_path / "model2").eos_token_id == [151645, 151643]

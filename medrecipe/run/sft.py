@@ -35,6 +35,7 @@ from .stages import RunOptions, StageResult
 def collect_final_model(output_dir: str, model_dir: str) -> None:
     """Move the model Axolotl saved at the top of its output folder into the stage's model folder.
     Self-contained: a Slurm job runs this function's source with the tool environment's Python."""
+    import json
     import os
     import shutil
 
@@ -47,6 +48,23 @@ def collect_final_model(output_dir: str, model_dir: str) -> None:
             shutil.move(path, os.path.join(partial, name))
     if not os.path.isfile(os.path.join(partial, "config.json")):
         raise SystemExit(f"no model was saved in {output_dir}")
+    # Axolotl makes the chat template's turn end the EOS in config.json alone (loaders/model.py 427-433); the
+    # generation_config.json saved beside it keeps the base model's (Meta-Llama-3-8B's 128001, <|end_of_text|>), where
+    # transformers' generate() stops, never at <|eot_id|> (found by review). Both are listed, as Meta-Llama-3-8B-
+    # Instruct's own generation_config.json lists them; OpenRLHF carries the file on into the RL model.
+    generation_file = os.path.join(partial, "generation_config.json")
+    if os.path.isfile(generation_file):
+        with open(os.path.join(partial, "config.json")) as handle:
+            ends = json.load(handle).get("eos_token_id")
+        with open(generation_file) as handle:
+            generation = json.load(handle)
+        listed = generation.get("eos_token_id")
+        listed = listed if isinstance(listed, list) else [] if listed is None else [listed]
+        merged = listed + [end for end in (ends if isinstance(ends, list) else [ends]) if end is not None and end not in listed]
+        if merged != listed:
+            generation["eos_token_id"] = merged if len(merged) > 1 else merged[0]
+            with open(generation_file, "w") as handle:
+                json.dump(generation, handle, indent=2)
     os.rename(partial, model_dir)
 
 
