@@ -14,7 +14,7 @@ import pytest
 import medrecipe
 from medrecipe.blocks.base import StepFailed
 from medrecipe.blocks.readers import BadSourceFile
-from medrecipe.blocks.record import AnswerNotAnOption, EmptyText, InvalidText, MappingError, NotText, RowRejected
+from medrecipe.blocks.record import AnswerNotAnOption, EmptyText, InvalidText, MappingError, NotText, RowRejected, UnknownRole
 from medrecipe.compile.openrlhf.parse import ArgumentError
 from medrecipe.errors import NotRunnableHere, UserError
 from medrecipe.recipe.derive import DerivationError
@@ -29,7 +29,7 @@ EXAMPLES = [
     DerivationError("sft.batch", "does not divide", "change it"),
     StepFailed("judge (task 0): ServerError: refused"),
     BadSourceFile("a.jsonl:3: not JSON"),
-    RowRejected("rejected"), AnswerNotAnOption("E"), NotText("a list"), EmptyText("empty"), InvalidText("surrogate"),
+    RowRejected("rejected"), AnswerNotAnOption("E"), NotText("a list"), EmptyText("empty"), InvalidText("surrogate"), UnknownRole("roles"),
     WorkerLost("ForkServerProcess-2 was killed by SIGKILL"),
     ArgumentError("unrecognized arguments: --x"),
 ]
