@@ -78,9 +78,9 @@ def _executor(kind: str, pipeline: list, tasks: int, workers: int | None, loggin
         from datatrove.executor import LocalPipelineExecutor
 
         return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
-    from datatrove.executor import RayPipelineExecutor
+    from .data_ray import RayStageExecutor
 
-    return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
+    return RayStageExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir)
 
 
 @contextlib.contextmanager
@@ -186,17 +186,9 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if kind == "local" or (kind == "ray" and not (address or os.environ.get("RAY_ADDRESS"))):
         _require_vllm(content)
     if kind == "ray":
-        import ray
+        from . import data_ray
 
-        if not ray.is_initialized():
-            if address and address.startswith(("http://", "https://")):
-                # RL and evaluation jobs are submitted to a dashboard; datatrove's Ray executor drives the cluster
-                # from this process, which needs the cluster's GCS address (Ray refuses an HTTP one).
-                raise UserError(f"compute.ray.address is a dashboard address ({address}), where jobs are submitted; the data "
-                                "stage's Ray executor connects to the cluster itself",
-                                "run the data stage on a node of the cluster (--set compute.ray.address=auto), or give the "
-                                "cluster's GCS address for this stage: --set compute.ray.address=head:6379")
-            ray.init(address=address) if address else ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False)
+        data_ray.start(address, workers)
     source_files.hold_to_recorded(files, work)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -1,4 +1,4 @@
-"""A local data stage fails, rather than waits forever, when one of its worker processes ends during the run.
+"""A data stage fails, rather than waits forever, when one of its worker processes ends during the run.
 
 datatrove's LocalPipelineExecutor hands tasks to a multiprocess Pool and waits on `imap_unordered`. When a worker
 ends in the middle of a task (the out-of-memory killer's SIGKILL, earlyoom's SIGTERM, a crash in native code), the
@@ -14,6 +14,11 @@ the stage fails like any other; finished tasks are kept for the rerun.
 The Pool's result-handler thread ends in the same silence when it cannot unpickle what a worker sent back (an
 exception whose class cannot be rebuilt from its args: medrecipe's own are tested to be, a library's may not be):
 that thread dies, and the stage waits forever at 100 % CPU. It is watched the same way.
+
+On Ray the same Pool runs each rank inside a Ray actor (datatrove/executor/ray.py:74-82, RankWorker.run_for_rank,
+with no time limit unless the executor is given `time=`, ray.py:129), where a worker killed mid-task left the
+driver in `ray.wait` (ray.py:236, :545) forever. There `pools_fail_when_a_worker_dies` fails the Pool's outstanding
+jobs from the same reaping: the actor's task raises WorkerLost, which the driver reports (run/data_ray.py).
 """
 
 from __future__ import annotations
@@ -80,3 +85,53 @@ def failing_when_a_worker_dies():
         Pool._join_exited_workers = reap
         Pool._handle_results = handle_results
         signal.signal(INTERRUPT, previous)
+
+
+_pools_watched = False
+
+
+def _fail(job, error: Exception) -> None:
+    """End a Pool's outstanding job (apply, map, starmap: an ApplyResult; imap: an iterator) with `error`."""
+    if hasattr(job, "_event"):  # ApplyResult and MapResult: get() raises _value once _event is set
+        job._success, job._value = False, error
+        job._cache.pop(job._job, None)
+        job._event.set()
+    else:  # IMapIterator and IMapUnorderedIterator: next() raises the item it is given
+        job._set(job._index, (False, error))
+
+
+def pools_fail_when_a_worker_dies() -> None:
+    """From now on, in this process, a multiprocess Pool whose worker ends while the Pool runs fails the jobs it has
+    outstanding with WorkerLost, rather than leave them waiting forever; for a process where no thread can be
+    interrupted (a Ray actor's, which runs the task's method where Ray chooses: run/data_ray.py). The same reaping
+    as above: the Pool's worker-handler thread, in `_join_exited_workers`, with the Pool's job cache, which
+    `_handle_workers` is given (multiprocess/pool.py: Pool.__init__ starts it with `self._cache`). A worker that
+    ends after the Pool was closed, or that ends with code 0 by `maxtasksperchild`, took no job with it."""
+    global _pools_watched
+    if _pools_watched:
+        return
+    _pools_watched = True
+    from multiprocess.pool import RUN, Pool
+
+    handle_workers = Pool.__dict__["_handle_workers"].__func__
+    reap = Pool.__dict__["_join_exited_workers"].__func__
+    handler = threading.local()  # each Pool has its own worker-handler thread
+
+    def watched_handle_workers(cls, cache, taskqueue, ctx, Process, processes, pool, inqueue, outqueue, initializer,
+                               initargs, maxtasksperchild, *rest):
+        handler.cache, handler.renews = cache, maxtasksperchild is not None
+        return handle_workers(cls, cache, taskqueue, ctx, Process, processes, pool, inqueue, outqueue, initializer,
+                              initargs, maxtasksperchild, *rest)
+
+    def reporting_reap(pool: list) -> bool:
+        cache = getattr(handler, "cache", None)
+        renews = getattr(handler, "renews", False)
+        ended = [worker for worker in pool if worker.exitcode is not None and not (renews and worker.exitcode == 0)]
+        if ended and cache and getattr(threading.current_thread(), "_state", None) == RUN:
+            lost = WorkerLost(f"{ended[0].name} (pid {ended[0].pid}) {_ending(ended[0].exitcode)} while it ran a task")
+            for job in list(cache.values()):
+                _fail(job, lost)
+        return reap(pool)
+
+    Pool._handle_workers = classmethod(watched_handle_workers)
+    Pool._join_exited_workers = staticmethod(reporting_reap)
