@@ -1,12 +1,15 @@
 """The data stage on Ray, with a real Ray started by the run itself (in a temporary folder of its own): a rank whose
-process is killed mid-request."""
+process is killed mid-request, and the endpoint keys that Ray's workers must have."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +24,7 @@ from medrecipe.recipe import load_recipe
 
 from .conftest import REPO
 from .generate_runs import HoldingServer, write_generate
+from .openai_stub import StubServer
 from .test_data_llm_steps import write_jsonl
 from .test_data_stage import descendants, running
 
@@ -117,3 +121,88 @@ def test_a_rank_process_killed_on_ray_fails_the_stage_and_a_rerun_resumes(tmp_pa
     assert len(output(tmp_path / "killed")) == 3
     assert output(tmp_path / "killed") == output(tmp_path / "unbroken")
 
+
+JUDGE = """
+name: ray-judge
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: answers, path: answers.jsonl, fields: {{prompt: q, response: r, answer: ref}}}}
+  steps:
+    - {{type: judge_filter, model: stub, endpoint: "{url}", api_key_env: STUB_KEY}}
+compute: {{tasks: 1}}
+"""
+
+
+@contextlib.contextmanager
+def ray_head(environment: dict):
+    """A one-node Ray cluster (`ray start --head`) started with `environment`, in a temporary folder of its own; yields
+    (its GCS address, that folder, kept for the caller to read and remove); stopped after with every process it
+    started."""
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=2", "--num-gpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                             f"--temp-dir={temp}"], env={**environment, "RAY_USAGE_STATS_ENABLED": "0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        said = []
+        for line in head.stdout:  # --block: it says so once the head runs, then waits
+            said.append(line)
+            if "Ray runtime started" in line:
+                break
+        assert head.poll() is None, "".join(said)[-3000:]
+        yield f"127.0.0.1:{port}", Path(temp)
+    finally:
+        head.terminate()  # --block: the head stops the cluster's processes as it exits
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        head.stdout.close()
+
+
+def holding(root: Path, secret: bytes) -> list[Path]:
+    """The files under `root` that hold `secret`."""
+    return [path for path in root.rglob("*") if path.is_file() and not path.is_symlink()
+            and secret in path.read_bytes()]
+
+
+def test_an_endpoint_key_missing_on_the_ray_cluster_is_refused_before_any_task_runs(tmp_path):
+    """Found by review: Ray's workers take their node's environment (`ray start`), not the driver's, so a key exported
+    only where `medrecipe run` ran never reached them: every request went out with the stand-in key, the endpoint
+    refused it, and the failure said a rerun would resume. The key is not sent through Ray (its runtime-env agent logs
+    a runtime_env whole); a node without it is found up front and the remedy named. A cluster started with the key
+    runs the stage with it; the key is in no file of the build or of Ray's session, logs included."""
+    key = "sk-ray-" + os.urandom(8).hex()
+    write_jsonl(tmp_path / "answers.jsonl", [{"q": f"Treat patient {i}?", "r": ("GOOD " if i % 2 else "weak ") + str(i),
+                                              "ref": "reference"} for i in range(4)])
+    bare = {name: value for name, value in os.environ.items() if name not in ("RAY_ADDRESS", "STUB_KEY")}
+    # on 127.0.0.1 alone, without Ray's token (Ray 2.60 turns it on for a new cluster, from a file other runs share)
+    bare.update(PYTHONPATH=str(REPO), RAY_AUTH_MODE="disabled")
+    with StubServer(key=key) as server:
+        (tmp_path / "judge.yaml").write_text(JUDGE.format(url=server.url))
+        for cluster_has_key in (False, True):
+            with ray_head({**bare, **({"STUB_KEY": key} if cluster_has_key else {})}) as (address, ray_files):
+                out = tmp_path / f"build-{cluster_has_key}"
+                result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "run", str(tmp_path / "judge.yaml"),
+                                         "--stage", "data", "--out", str(out), "--executor", "ray", "--set",
+                                         f"compute.ray.address={address}"], cwd=tmp_path, env={**bare, "STUB_KEY": key},
+                                        capture_output=True, text=True, timeout=600)
+                if cluster_has_key:
+                    assert result.returncode == 0, result.stderr[-3000:]
+                else:
+                    told = " ".join(result.stderr.split())
+                    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+                    assert re.search(r"\$STUB_KEY, the key of an LLM step's endpoint, is not set on the Ray node \S+, where", told), told
+                    assert "export STUB_KEY=... before `ray start` on every node of the Ray cluster" in told, told
+                    assert not server.requests, "refused before any task ran"
+            # after the cluster stopped, its logs complete
+            assert not holding(ray_files, key.encode()), "Ray's session files"
+            assert not holding(out, key.encode())
+            shutil.rmtree(ray_files, ignore_errors=True)
+        assert server.requests and all(authorization == f"Bearer {key}" for _, _, authorization in server.seen)
+    assert json.loads(next((tmp_path / "build-True").glob("data/*/stats.json")).read_text())["output"]["records"] == 2

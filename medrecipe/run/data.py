@@ -189,6 +189,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         from . import data_ray
 
         data_ray.start(address, workers)
+        data_ray.check_keys_reach_workers(content)
     source_files.hold_to_recorded(files, work)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

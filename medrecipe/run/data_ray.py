@@ -1,12 +1,15 @@
-"""The data stage on Ray: connecting to (or starting) Ray, and datatrove's RayPipelineExecutor made to fail rather
-than wait forever when a rank's process dies.
+"""The data stage on Ray: connecting to (or starting) Ray, datatrove's RayPipelineExecutor made to fail rather than
+wait forever when a rank's process dies, and the check that each endpoint's key is in the workers' environment.
 
 Cited at the installed versions: datatrove 0.10.1 (datatrove/executor/ray.py) and Ray 2.60.0.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import secrets
 
 from datatrove.executor import RayPipelineExecutor
 
@@ -76,3 +79,52 @@ class RayStageExecutor(RayPipelineExecutor):
         if lost:
             raise WorkerLost(lost[0])
 
+
+def _digests(names: list[str], salt: bytes) -> dict[str, str | None]:
+    """Run on a node: each variable's keyed digest there (the salt is new each time: the digest tells nothing of the
+    key), or None where it is unset."""
+    return {name: _digest(os.environ.get(name), salt) for name in names}
+
+
+def _digest(value: str | None, salt: bytes) -> str | None:
+    return hmac.new(salt, value.encode(), hashlib.sha256).hexdigest() if value else None
+
+
+def check_keys_reach_workers(content: dict) -> None:
+    """Each LLM step's key variable (api_key_env) as the workers on every node of the cluster have it: set, and the
+    same as here where it is set here.
+
+    Ray's workers take the environment of their node's raylet (`ray start`), not the driver's, and the key is not
+    sent with the tasks: Ray's runtime_env `env_vars` would carry it, but Ray's runtime-env agent writes a runtime
+    env whole into its session log (ray/_private/runtime_env/agent/runtime_env_agent.py:543, "Creating runtime env:
+    {serialized_env}", runtime_env_agent.log) and an argument of a task lies in its object store, which spills to
+    disk. So a node without the key, or with another, is found here before any task runs, with the remedy."""
+    names = sorted({block["args"]["api_key_env"] for stage in content["stages"] for block in stage["pipeline"]
+                    if block["block"].endswith("InferenceStep") and block["args"].get("endpoint")
+                    and block["args"].get("api_key_env")})
+    if not names:
+        return
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    salt = secrets.token_bytes(16)
+    nodes = [node for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU")]
+    probe = ray.remote(num_cpus=0)(_digests)
+    answers = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                       .remote(names, salt) for node in nodes])
+    for node, there in zip(nodes, answers):
+        where = f"on the Ray node {node['NodeManagerAddress']}"
+        for name in names:
+            here = _digest(os.environ.get(name), salt)
+            if there[name] is None:
+                raise UserError(f"${name}, the key of an LLM step's endpoint, is not set {where}, where the step's tasks "
+                                "run", _remedy(f"export {name}=..."))
+            if here is not None and there[name] != here:
+                raise UserError(f"${name}, the key of an LLM step's endpoint, is another key {where} than here",
+                                _remedy(f"export {name} with this key"))
+
+
+def _remedy(export: str) -> str:
+    return (f"{export} before `ray start` on every node of the Ray cluster, then restart it (its workers take that "
+            "environment, not this shell's; medrecipe does not send keys through Ray, which would write them into its "
+            "logs), or run the data stage with --executor local or slurm")
