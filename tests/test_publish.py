@@ -421,3 +421,42 @@ def test_the_reproduced_release_namespace_is_never_the_default(cli, release):
     assert namespace_for(loaded.recipe, None, lambda: PLACEHOLDER_NAMESPACE) == PLACEHOLDER_NAMESPACE
     with pytest.raises(UserError, match="refusing"):
         namespace_for(loaded.recipe, None, lambda: "original-org")  # logged in as the original's owner
+
+
+@pytest.mark.parametrize("keep_metadata", [True, False])
+def test_the_dataset_cards_columns_are_the_pushed_shards_columns(cli, tmp_path, monkeypatch, keep_metadata):
+    """Found by review: the card's "Dataset structure" table listed id, source and metadata whatever the recipe's
+    data.output.keep_metadata, and called `metadata` a JSON object of further source columns. The table lists each
+    column the published shards have, in their order, and no other; `metadata`'s row names each key its JSON has."""
+    from .test_data_llm_steps import write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "qa.jsonl", [{"question": f"What does drug {i} treat in adults?", "response": f"Condition {i}.",
+                                         "topic": "pharmacology"} for i in range(3)])
+    (tmp_path / "recipe.yaml").write_text(f"""
+name: columns
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+license: apache-2.0
+data:
+  output: {{keep_metadata: {str(keep_metadata).lower()}}}
+  sources:
+    - {{name: qa, path: qa.jsonl, fields: {{prompt: question, response: response, metadata: [topic]}}}}
+compute: {{tasks: 1, workers: 1}}
+""")
+    assert (ran := cli("run", "recipe.yaml", "--stage", "data")).code == 0, ran.err
+    assert (published := cli("publish", "recipe.yaml", "--to-dir", "hub", "--namespace", "me")).code == 0, published.err
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "hub" / "columns-data"
+    shards = sorted((folder / "data").glob("*.parquet"))
+    assert shards and {tuple(pq.read_schema(shard).names) for shard in shards} == {
+        ("id", "source", "messages", "answer", "metadata") if keep_metadata else ("messages", "answer")}
+    card = (folder / "README.md").read_text()
+    structure = card.split("## Dataset structure", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in structure.splitlines() if line.startswith("| `")]
+    assert [row[0].strip() for row in rows] == [f"`{name}`" for name in pq.read_schema(shards[0]).names]
+    if keep_metadata:
+        described = dict((row[0].strip(), row[2]) for row in rows)["`metadata`"]
+        keys = json.loads(pq.read_table(shards[0]).to_pylist()[0]["metadata"])
+        assert keys["extra"] == {"topic": "pharmacology"}
+        assert all(f"`{key}`" in described for key in keys), (described, keys)

@@ -14,9 +14,20 @@ SCHEMA = pa.schema(
         ("source", pa.string()),
         ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
         ("answer", pa.string()),
-        ("metadata", pa.string()),  # JSON: order, finish_reason and the source's extra columns
+        ("metadata", pa.string()),  # JSON: order, finish_reason and the source's extra columns (chat_row)
     ]
 )
+# What each column holds, as the dataset card tells it (hub/cards/dataset_card.py): its type in words, its content.
+CONTENTS = {
+    "id": ("string", "stable record id (`<source>/<row>` unless the source has ids)"),
+    "source": ("string", "the source it came from (see below)"),
+    "messages": ("list of {role, content}", "the conversation; an assistant turn may open with its reasoning in "
+                 "`<think>...</think>`"),
+    "answer": ("string or null", "the reference answer, where the source has one"),
+    "metadata": ("string", "a JSON object: `order`, the record's place in the sources' reading order; `finish_reason`, "
+                 "why the response's generation ended (`stop`, `length`), empty where it is not known; `extra`, the "
+                 "source's further columns the recipe keeps (`fields.metadata`)"),
+}
 
 
 def chat_row(writer, doc: Document) -> dict:
@@ -36,6 +47,11 @@ def chat_row(writer, doc: Document) -> dict:
 
 # What is left without the record's provenance (data.output.keep_metadata: false): the conversation and its answer.
 CHAT_ONLY = pa.schema([SCHEMA.field("messages"), SCHEMA.field("answer")])
+
+
+def columns(keep_metadata: bool) -> list[tuple[str, str, str]]:
+    """The shards' columns in their order, each with its type and content in words (CONTENTS)."""
+    return [(field.name, *CONTENTS[field.name]) for field in (SCHEMA if keep_metadata else CHAT_ONLY)]
 
 
 def chat_only_row(writer, doc: Document) -> dict:

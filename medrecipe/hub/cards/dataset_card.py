@@ -7,6 +7,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData
 
+from ...blocks.output import columns
 from ...catalog import benchmarks
 from ...recipe import LoadedRecipe
 from ...recipe.model import (
@@ -36,6 +37,7 @@ def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, s
         "stats": stats is not None,
         "records": records,
         "files": len(stats["output"]["files"]) if stats else None,
+        "columns": columns(recipe.data.output.keep_metadata),  # those the data stage writes (blocks/output.py)
         "sources": _sources(recipe, stats),
         "steps": _steps(recipe, stats),
         "dedup": [_describe_dedup(step) for step in recipe.data.steps if isinstance(step, NearDedup)],
