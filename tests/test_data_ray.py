@@ -49,7 +49,17 @@ def ray_environment():
     try:
         yield {**environment, "RAY_TMPDIR": temp, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
     finally:
+        end_processes_of(f"RAY_TMPDIR={temp}")
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def end_processes_of(marker: str) -> None:
+    """SIGKILL what still runs with `marker` (a variable naming a folder of this test's own) in its environment: a
+    process that outlived its parent is no longer found below the run."""
+    for process in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if marker.encode() in (process / "environ").read_bytes().split(b"\0") and int(process.name) != os.getpid():
+                os.kill(int(process.name), signal.SIGKILL)
 
 
 def run_data(folder: Path, environment: dict, *extra: str) -> list[str]:
@@ -145,7 +155,7 @@ def ray_head(environment: dict):
         port = probe.getsockname()[1]
     head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
                              "--num-cpus=2", "--num-gpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-                             f"--temp-dir={temp}"], env={**environment, "RAY_USAGE_STATS_ENABLED": "0"},
+                             f"--temp-dir={temp}"], env={**environment, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": temp},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         said = []
@@ -163,6 +173,7 @@ def ray_head(environment: dict):
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         head.stdout.close()
+        end_processes_of(f"RAY_TMPDIR={temp}")
 
 
 def holding(root: Path, secret: bytes) -> list[Path]:

@@ -106,7 +106,8 @@ def pools_fail_when_a_worker_dies() -> None:
     interrupted (a Ray actor's, which runs the task's method where Ray chooses: run/data_ray.py). The same reaping
     as above: the Pool's worker-handler thread, in `_join_exited_workers`, with the Pool's job cache, which
     `_handle_workers` is given (multiprocess/pool.py: Pool.__init__ starts it with `self._cache`). A worker that
-    ends after the Pool was closed, or that ends with code 0 by `maxtasksperchild`, took no job with it."""
+    ends after the Pool was closed, or that ends with code 0 by `maxtasksperchild`, took no job with it. The Pool is
+    then left without that worker, to be ended."""
     global _pools_watched
     if _pools_watched:
         return
@@ -131,6 +132,12 @@ def pools_fail_when_a_worker_dies() -> None:
             lost = WorkerLost(f"{ended[0].name} (pid {ended[0].pid}) {_ending(ended[0].exitcode)} while it ran a task")
             for job in list(cache.values()):
                 _fail(job, lost)
+            reap(pool)
+            # No worker is started in its place (Pool._maintain_pool starts one when this returns True): every job has
+            # failed, and the Pool's owner ends it (datatrove's `with Pool`). One forked from a Ray actor, which runs
+            # threads, could hang on a lock a thread held as it forked, and Pool.terminate then waits for it forever
+            # (a test run hung so, its replacement worker left running).
+            return False
         return reap(pool)
 
     Pool._handle_workers = classmethod(watched_handle_workers)
