@@ -227,6 +227,11 @@ def test_a_fork_reproduces_nothing_of_its_parents_even_on_the_parents_model(cli,
     # what a fork says it reproduces is all it reproduces
     assert cli("new", "own", "--from", "ultramedical-llama3-8b", "--set", "hub.reproduces.model=org/model", "--dir", str(tmp_path)).code == 0
     assert reproduces("own") == {"model": "org/model", "dataset": None, "paper": None}
+    for name, setting in (("whole", "hub.reproduces={model: org/model}"), ("hub", "hub={namespace: org, reproduces: {model: org/model}}")):
+        assert cli("new", name, "--from", "ultramedical-llama3-8b", "--set", setting, "--dir", str(tmp_path)).code == 0
+        assert reproduces(name) == {"model": "org/model", "dataset": None, "paper": None}, setting  # none of the parent's
+    assert cli("new", "no-claim", "--from", "ultramedical-llama3-8b", "--set", "hub={namespace: org}", "--dir", str(tmp_path)).code == 0
+    assert reproduces("no-claim") is None
     # and one that says it reproduces its own base model is still refused, naming the --set
     said = cli("new", "same", "--from", "ultramedical-llama3-8b", "--set", "hub.reproduces.model=meta-llama/Meta-Llama-3-8B",
                "--dir", str(tmp_path))

@@ -106,8 +106,12 @@ def fork_data(parent_data: dict, name: str, extends: str, overrides: tuple[str, 
             node[path[-1]] = value
         except (IndexError, KeyError, TypeError):  # a list item past the end, a key under a value that is not a mapping
             raise UserError(f"--set {text}: the parent has no such item", "check the path with: medrecipe show PARENT") from None
-    if reproduced and isinstance(own := child["hub"]["reproduces"], dict) and not any(own.values()):
-        child["hub"]["reproduces"] = None
+    hub = child.setdefault("hub", {}) if reproduced else None
+    if isinstance(hub, dict):  # not `--set hub=~`, which drops the parent's hub whole
+        own = hub.get("reproduces")
+        if isinstance(own, dict) and isinstance(reproduced, dict):  # `--set 'hub.reproduces={model: a/b}'` or
+            own = {**dict.fromkeys(reproduced), **own}  # `--set 'hub={...}'` clears the others too (found by review)
+        hub["reproduces"] = own if own and (not isinstance(own, dict) or any(own.values())) else None
     return child
 
 
