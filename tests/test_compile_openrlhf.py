@@ -151,11 +151,11 @@ def test_the_prompt_file_leaves_out_rows_without_a_usable_answer_and_says_so(wri
     labels, said = prompt_file(rows, "fields: {prompt: question, answer: answer}", "free")
     assert labels == [{"answer": "4", "options": {}}]
     assert said[0].startswith("rl: 1 prompts written to ") and said[0].endswith("; rows left out: no_answer 3")
-    # a conversation whose roles name no user (an unmapped "human") has no prompt: the reader leaves it out
+    # a conversation with a role the mapping left unmapped ("human"): the reader leaves it out, naming why
     rows = [{"conversation": [{"role": "human", "content": "How many?"}], "answer": "4"},
             {"conversation": [{"role": "user", "content": "How many now?"}], "answer": "5"}]
     labels, said = prompt_file(rows, "fields: {messages: conversation, answer: answer}", "turns")
-    assert labels == [{"answer": "5", "options": {}}] and said[0].endswith("; rows left out: empty_text 1")
+    assert labels == [{"answer": "5", "options": {}}] and said[0].endswith("; rows left out: unknown_role 1")
     rows = [{"question": "How many?", "answer": answer} for answer in ("4", None, "", "  ")]
     # a mapping that finds no answer in any row writes nothing and says so
     with pytest.raises(UserError, match="no prompts with a usable answer"):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from medrecipe.errors import UserError
+
 from .conftest import RECIPES
 from .judge_server import JudgeServer
 
@@ -201,6 +203,39 @@ def test_a_link_in_a_recipes_folder_does_not_lead_a_source_or_a_parent_into_a_hi
     (shared / "parent.yaml").symlink_to(home / ".config" / "private.yaml")
     refused(medrecipe("validate", str(write(shared, "child.yaml", "extends: parent.yaml\n")), cwd=shared), "lies in a hidden folder")
     assert medrecipe("validate", str(write(shared, "child.yaml", "extends: quickstart\n")), cwd=shared).returncode == 0
+
+
+def test_a_project_in_a_dotted_folder_is_held_to_the_same_rule_and_a_dataset_store_is_not_a_secret(tmp_path):
+    """Found by review: the link check asked only whether the path as written had any hidden part, so a project under
+    `.work/` read a link into ~/.kaggle and extended ~/.config; and git-annex (DataLad) and DVC datasets, whose files
+    link into .git/annex/objects or .dvc/cache, lost those files."""
+    from medrecipe.blocks.readers import local_files
+
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    (home / ".kaggle" / "kaggle.json").write_text('{"username": "victim", "key": "0123456789abcdef0123456789abcdef"}\n')
+    (home / ".config").mkdir()
+    write(home / ".config", "private.yaml", BASE + "description: internal notes\n")
+    shared = tmp_path / ".work" / "shared"
+    shared.mkdir(parents=True)
+    (shared / "creds.jsonl").symlink_to(home / ".kaggle" / "kaggle.json")
+    (shared / "mine.jsonl").symlink_to(tmp_path / ".work" / "data.jsonl")  # within the project's own dotted folder
+    (tmp_path / ".work" / "data.jsonl").write_text('{"username": "a", "key": "b"}\n')
+    assert local_files(str(shared / "mine.jsonl")) == [shared / "mine.jsonl"]
+    with pytest.raises(UserError, match="creds.jsonl leads to"):
+        local_files(str(shared / "creds.jsonl"))
+    refused(medrecipe("validate", str(write(shared, "child.yaml", "extends: ~/.config/private.yaml\n")), cwd=shared,
+                      env={"HOME": str(home)}), "lies in a hidden folder")
+
+    dataset = tmp_path / "annexed"
+    for store in (dataset / ".git" / "annex" / "objects" / "ab", dataset / ".dvc" / "cache" / "cd"):
+        store.mkdir(parents=True)
+        (store / "content").write_text('{"username": "a", "key": "b"}\n')
+    (dataset / "data").mkdir()
+    (dataset / "data" / "train.jsonl").symlink_to(dataset / ".git" / "annex" / "objects" / "ab" / "content")
+    (dataset / "data" / "more-train.jsonl").symlink_to(dataset / ".dvc" / "cache" / "cd" / "content")
+    assert local_files(str(dataset), "train") == [dataset / "data" / "more-train.jsonl", dataset / "data" / "train.jsonl"]
+    assert local_files(str(dataset / "data" / "train.jsonl")) == [dataset / "data" / "train.jsonl"]
 
 
 @pytest.mark.parametrize("setting", [

@@ -224,3 +224,26 @@ def test_an_answer_that_is_a_list_is_refused_not_graded_as_its_python_text():
         with pytest.raises(NotText, match="an answer is one text, letter or number"):
             build_record({"q": "Which two?", "a": answer}, {"prompt": "q", "answer": "a"}, "s", "prompts", "0", 0)
     assert build_record({"q": "How many?", "a": 3}, {"prompt": "q", "answer": "a"}, "s", "prompts", "0", 0)["metadata"]["answer"] == "3"
+
+
+def test_a_folder_named_with_brackets_gives_its_files_and_a_key_later_rows_have_reads_as_null(tmp_path):
+    """Found by review: `datasets`' split patterns are globs joined to the folder, so `proj [2024]` matched no file (0
+    records, exit 0); and a key the first row lacked and a later row had failed the stage, where the datasets library
+    reads it as null (pyarrow's schema is the union of a block's keys)."""
+    from medrecipe.blocks.readers import SourceReader, local_files
+    from medrecipe.blocks.record import MappingError
+
+    folder = tmp_path / "proj [2024]" / "data"
+    folder.mkdir(parents=True)
+    rows = [{"q": "What is a?", "r": "A1"}, {"q": "What is b?", "r": "B1", "system": "Be brief."}]
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert local_files(str(tmp_path / "proj [2024]"), "train") == [folder / "train.jsonl"]
+    source = {"name": "s", "path": str(tmp_path / "proj [2024]"), "split": "train",
+              "fields": {"prompt": "q", "response": "r", "system": "system"}}
+    records = [doc.metadata["messages"] for doc in SourceReader(source, 0).run()]
+    assert records == [[{"role": "user", "content": "What is a?"}, {"role": "assistant", "content": "A1"}],
+                       [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is b?"},
+                        {"role": "assistant", "content": "B1"}]]
+    source["fields"]["system"] = "sytem"  # a key no row has: a mistake in the mapping, which fails at once
+    with pytest.raises(MappingError, match="column 'sytem' not found"):
+        list(SourceReader(source, 0).run())

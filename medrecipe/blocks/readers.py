@@ -10,11 +10,12 @@ exposes each row as the column `turns`.
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
@@ -43,8 +44,8 @@ def local_files(path: str, split: str | None = None) -> list[Path]:
     `data/test-00000-of-00001.parquet`, `dev/`, as data_files.get_data_patterns resolves them; a folder whose names
     tell no split is all train), and a file or a glob is one split, train, as `datasets` reads data files."""
     target = Path(path)
-    glob = any(char in target.name for char in "*?[")
-    if not glob and not target.is_dir():
+    pattern = not target.exists() and any(char in target.name for char in "*?[")  # `proj [2024]` is a folder's name
+    if not pattern and not target.is_dir():
         if not (target.exists() and target.name.endswith(_SUFFIXES)):
             return []
         if links_into_hidden(target):
@@ -53,29 +54,30 @@ def local_files(path: str, split: str | None = None) -> list[Path]:
     if split not in (None, "train") and not target.is_dir():
         raise UserError(f"{path} is read as one split, train (as the datasets library reads data files), not {split!r}",
                         f"leave split out, or give the folder that holds the {split} files")
-    if not glob and not target.is_dir():
+    if not pattern and not target.is_dir():
         return [target]
-    root, found = (target.parent, sorted(target.parent.glob(target.name))) if glob else (target, sorted(target.rglob("*")))
+    root, found = (target.parent, sorted(target.parent.glob(target.name))) if pattern else (target, sorted(target.rglob("*")))
     found = [p for p in found if p.is_file() and p.name.endswith(_SUFFIXES) and not hidden_part(p.relative_to(root))
              and not links_into_hidden(p)]
-    return _of_split(target, found, split) if split is not None and not glob else found
+    return _of_split(target, found, split) if split is not None and not pattern else found
 
 
 def _of_split(folder: Path, found: list[Path], split: str) -> list[Path]:
-    """The files of `found` that `datasets` puts in `split` of the folder."""
+    """The files of `found` that `datasets` puts in `split` of the folder. Its patterns are globs joined to the folder,
+    which is escaped: a folder named `proj [2024]` matched nothing (found by review)."""
     from datasets.data_files import get_data_patterns, resolve_pattern
 
-    try:
-        patterns = {str(name): names for name, names in get_data_patterns(str(folder)).items()}
-    except FileNotFoundError:  # datasets' EmptyDatasetError: no data file at all
+    if not found:
         return []
+    base = glob.escape(str(folder))
+    patterns = {str(name): names for name, names in get_data_patterns(base).items()}
     if split not in patterns:
         raise UserError(f"{folder} has no {split!r} split: the datasets library reads it as {', '.join(patterns)}",
                         f"set split to one of {', '.join(patterns)}")
     chosen = set()
     for pattern in patterns[split]:
         try:
-            chosen |= {os.path.abspath(name) for name in resolve_pattern(pattern, str(folder))}
+            chosen |= {os.path.abspath(name) for name in resolve_pattern(pattern, base)}
         except FileNotFoundError:  # a pattern of the split that matches nothing here
             continue
     return [file for file in found if os.path.abspath(file) in chosen]
@@ -154,7 +156,7 @@ def _rows_of_file(path: Path, format: str, part: tuple[int, int] | None = None) 
         yield from _json_lines(path, *part)
     else:
         with path.open("rb") as handle:
-            yield from rows_of_stream(handle, path.name, kind)
+            yield from rows_of_stream(handle, str(path), kind)
 
 
 def rows_of_stream(handle: BinaryIO, name: str, kind: str) -> Iterator[dict]:
@@ -283,18 +285,25 @@ def first_rows(location: dict, count: int) -> list[dict]:
     return list(islice(dataset, count))
 
 
-def source_record(row: dict, source: dict, row_id: str, order: int, columns: set[str]) -> dict:
-    """A row of `source` as the data stage reads it (record.build_record), where a column of `columns`, its file's first
-    row's, that the row leaves out reads as null, as the `datasets` library reads JSON Lines (a row without `system`
-    gets None there); a column the first row lacks too is a mistake in the mapping (MappingError), as preflight
-    reports it from the first rows."""
+COLUMN_ROWS = 1000  # a file's columns are the keys of its first rows, as many as this
+
+
+def columns_of(rows) -> set[str]:
+    return set().union(*rows)
+
+
+def source_record(row: dict, source: dict, row_id: str, order: int, columns: Callable[[], set[str]]) -> dict:
+    """A row of `source` as the data stage reads it (record.build_record), where a column of `columns()`, its file's
+    (the keys of its first COLUMN_ROWS rows), that the row leaves out reads as null, as the `datasets` library reads
+    JSON Lines (pyarrow's schema is the union of a block's keys: a row without `system` gets None); a column none of
+    those rows has is a mistake in the mapping (MappingError), as preflight reports it from the first rows."""
     kind = source.get("kind", "conversations")
     try:
         return build_record(row, source["fields"], source["name"], kind, row_id, order)
     except MappingError as error:
-        if error.column not in columns:
+        if error.column not in columns():
             raise
-    return build_record(dict.fromkeys(columns) | row, source["fields"], source["name"], kind, row_id, order)
+    return build_record(dict.fromkeys(columns()) | row, source["fields"], source["name"], kind, row_id, order)
 
 
 class SourceReader(PipelineStep):
@@ -312,10 +321,9 @@ class SourceReader(PipelineStep):
         self.exclusion_folder = exclusion_folder
         self._columns: dict[Path, set[str]] = {}
 
-    def _first_row_columns(self, file: Path) -> set[str]:
+    def _file_columns(self, file: Path) -> set[str]:
         if file not in self._columns:
-            first = next(_rows_of_file(file, self.source.get("format", "auto")), {})
-            self._columns[file] = set(first)
+            self._columns[file] = columns_of(islice(_rows_of_file(file, self.source.get("format", "auto")), COLUMN_ROWS))
         return self._columns[file]
 
     def _mine(self, shard: int, world_size: int, rank: int) -> bool:
@@ -370,7 +378,7 @@ class SourceReader(PipelineStep):
                 with self.track_time():
                     try:
                         record = source_record(row, self.source, row_id, order_key(self.source_index, shard, row_index),
-                                               self._first_row_columns(file) if file else set())
+                                               lambda: self._file_columns(file) if file else set())
                     except RowRejected as rejection:
                         self.stat_update(f"rejected:{rejection.reason}")
                         if excluded is not None:

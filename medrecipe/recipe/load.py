@@ -21,7 +21,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import Position, Problem, RecipeError, dotted
 from .registry import shipped_recipes_dir
-from .untrusted import credential_value, hidden_part, secret_variable
+from .untrusted import credential_value, links_into_hidden, secret_variable
 from .yaml_nodes import compose_nodes
 
 Path_ = tuple  # a path into the recipe data: str keys and int list indices
@@ -382,7 +382,7 @@ def load_tree(file: Path, _chain: tuple[Path, ...] = ()) -> Tree:
         names = " -> ".join(display(p) for p in (*_chain, file, parent_file.resolve()))
         raise RecipeError([Problem(where, "extends", f"extends cycle: {names}")])
     parent_at = parent_file.resolve()
-    if hidden_part(parent_at.parent) and not hidden_part(file.parent) and not parent_at.is_relative_to(shipped_recipes_dir().resolve()):
+    if links_into_hidden(parent_at.parent, file.parent) and not parent_at.is_relative_to(shipped_recipes_dir().resolve()):
         raise RecipeError([Problem(value_where, "extends", f"{ref!r} lies in a hidden folder ({parent_at}), where "
                                    "credentials and settings are kept: a recipe does not read them into its own",
                                    "copy the parent recipe beside yours")])

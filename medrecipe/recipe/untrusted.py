@@ -153,13 +153,28 @@ def one_line(text: str) -> str:
     return printable(re.sub("[\n\r\x85\u2028\u2029]", lambda found: _LINE_BREAKS[found.group()], text))
 
 
+def _hidden_parts(path: str | Path) -> list[str]:
+    return [part for part in str(path).replace("\\", "/").split("/") if part.startswith(".") and part not in (".", "..")]
+
+
 def hidden_part(path: str | Path) -> str | None:
     """The first hidden file or folder (a name starting with a dot) that `path` goes through, if any."""
-    return next((part for part in str(path).replace("\\", "/").split("/") if part.startswith(".") and part not in (".", "..")),
-                None)
+    return next(iter(_hidden_parts(path)), None)
 
 
-def links_into_hidden(path: Path) -> bool:
-    """A link (the file, or a folder on its way) that leads into a hidden file or folder the path as written does not
-    go through: a shared recipe's folder can hold `data.jsonl -> ~/.kaggle/kaggle.json` (git keeps links)."""
-    return bool(hidden_part(path.resolve())) and not hidden_part(path.absolute())
+# Where version-control tools keep a dataset's files and link them from the working tree (git-annex and DataLad:
+# data.jsonl -> .git/annex/objects/...; DVC with cache.type symlink: -> .dvc/cache/...): data, not settings.
+_DATA_STORES = ((".git", "annex", "objects"), (".dvc", "cache"))
+
+
+def links_into_hidden(path: Path, written: Path | None = None) -> bool:
+    """A link (the file, or a folder on its way) that leads into a hidden file or folder which the path as written
+    (`written`, else `path` itself) does not go through: a shared recipe's folder can hold `data.jsonl ->
+    ~/.kaggle/kaggle.json` (git keeps links), in a project under a dotted folder too (found by review). A link into a
+    version-control tool's data store is a dataset's, not a secret."""
+    resolved = path.resolve()
+    added = set(_hidden_parts(resolved)) - set(_hidden_parts((written or path).absolute()))
+    if not added:
+        return False
+    parts = resolved.parts
+    return not any(parts[i : i + len(store)] == store for store in _DATA_STORES for i in range(len(parts)))

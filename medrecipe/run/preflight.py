@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..envs import offline_models
 from ..errors import UserError
-from ..blocks.readers import first_rows, local_files, source_record
+from ..blocks.readers import columns_of, first_rows, local_files, source_record
 from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected
 from ..catalog import benchmarks, checks
 from ..catalog.benchmark_items import render_prompt, row_matches, to_item
@@ -219,7 +219,7 @@ class _Preflight:
         built, rejected = None, []
         for index, row in enumerate(rows):
             try:
-                record = source_record(row, {**spec, "name": name}, str(index), index, set(rows[0]))
+                record = source_record(row, {**spec, "name": name}, str(index), index, lambda: columns_of(rows))
             except MappingError as error:
                 return self.fail(what, name, (*at, "fields", _field_of(spec["fields"], error.column)), str(error).split(": ", 1)[1])
             except RowRejected as error:

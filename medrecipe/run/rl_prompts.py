@@ -97,9 +97,9 @@ def write(loaded: LoadedRecipe, layout: Layout, log=print) -> Path:
     """Write layout.rl_prompts() once per content key (a rerun reuses it, while its local prompt file is unchanged);
     returns its path."""
     target = layout.rl_prompts()
-    path = source(loaded).get("path")
-    if path:
-        source_files.hold_to_recorded({READER_NAME: source_files.file_states(path)}, target.parent)
+    spec = source(loaded)
+    if spec.get("path"):  # the files the reader reads: the split's, of a folder (readers.local_files)
+        source_files.hold_to_recorded({READER_NAME: source_files.file_states(spec["path"], spec.get("split"))}, target.parent)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
