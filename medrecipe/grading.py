@@ -27,14 +27,18 @@ _STATED_LETTER = (r"\*{0,2}\s?\$?\s?(?:option\s?|choice\s?)?\*{0,2}\(?((?-i:[A-Z
 # "**Final Answer:** B" is not overruled by an explanation that follows ("the answer A would give low sodium");
 # otherwise the label needs "is" or a colon ("Answer: B", "The correct answer is: **(B)**", "Answer: $B$",
 # "The correct option is B", "答案是 B").
+_ANSWER_LABELS = [r"final answer\*{0,2}\s?(?:is\s?:?|:)?\s?",
+                  r"(?:(?:correct|best|right) (?:answer|option|choice)|answer)\*{0,2}\s?(?:is\s?:?|:)\s?"]
 _FALLBACK_LETTER = [
-    re.compile(r"final answer\*{0,2}\s?(?:is\s?:?|:)?\s?" + _STATED_LETTER, re.I),
-    re.compile(r"(?:(?:correct|best|right) (?:answer|option|choice)|answer)\*{0,2}\s?(?:is\s?:?|:)\s?" + _STATED_LETTER, re.I),
+    re.compile(_ANSWER_LABELS[0] + _STATED_LETTER, re.I),
+    re.compile(_ANSWER_LABELS[1] + _STATED_LETTER, re.I),
     re.compile(r"(?:答案\s?(?:是|为)?|故选|应选|选择)\s?[:：]?\s?\*{0,2}\(?([A-Z])\)?(?![A-Za-z0-9])"),
     re.compile(r"(?:option|choice)\s?\(?([A-Z])\)?\s?(?:is\s?(?:the\s?)?correct)", re.I),
     re.compile(r"(?<![A-Za-z])\(?((?-i:[A-Z]))\)?\*{0,2} is (?:the )?(?:correct|right|best) (?:answer|option|choice)", re.I),
     re.compile(r"^ ?\*{0,2}\(?([A-Z])\)?[.:)]?\*{0,2} ?$", re.M),  # a letter on a line of its own
 ]
+# The same labels alone, for an option stated by its text ("The answer is Vitamin D."): by pattern index above.
+_TEXT_AFTER = {index: re.compile(label, re.I) for index, label in enumerate(_ANSWER_LABELS)}
 _STATED_YES_NO_MAYBE = re.compile(r"(?:answer|conclusion)\*{0,2}\s?(?:is\s?:?|:)\s?\*{0,2}\s?(yes|no|maybe)\b", re.I)
 _WHITESPACE_RUN = re.compile(r"\s+")
 _PRONOUN_I = re.compile(r"\s+[a-z]")  # "The answer is I think C": the pronoun, not option I
@@ -190,6 +194,20 @@ def _option_text_at(text: str, options: dict[str, str]) -> str | None:
     return max(opened)[1] if opened else None
 
 
+def _stated_option_text(region: str, start: int, stop: int, texts: dict[str, str]) -> str | None:
+    """The one option whose whole text is what a label states, as its own sentence: "The answer is Vitamin D." or
+    "**Final Answer:** Central diabetes insipidus" (normalized). Not a longer name ("Vitamin D deficiency"), a hedge
+    ("Vitamin D or Vitamin C"), a negation ("not Vitamin D") or a text that two options share. What is read ends at
+    the line's end, at `stop` (the next label) or where no option's text could reach, so that a response full of
+    labels costs its length. `texts`: each option's normalized text, by letter."""
+    reach = min(stop, start + 2 * max((len(text) for text in texts.values()), default=0) + 32)
+    newline = region.find("\n", start, reach)
+    said = normalize(region[start : newline if newline >= 0 else reach])
+    whole = newline >= 0 or reach == len(region)  # read to the statement's end, not cut at a label or the reach
+    hits = [letter for letter, wanted in texts.items() if said.startswith(wanted + ". ") or (whole and said == wanted)]
+    return hits[0] if len(hits) == 1 else None
+
+
 def _lettered_option_lines(region: str, options: dict[str, str]) -> list[str]:
     """Lines that are an option's letter and its text, alone ("**B. Warfarin**", "(B) Warfarin"). The letter is found
     by a bounded pattern and normalize() judges the rest: no pattern runs over a whole line, which could backtrack."""
@@ -204,12 +222,15 @@ def _lettered_option_lines(region: str, options: dict[str, str]) -> list[str]:
 def fallback_letter(response: str, options: dict[str, str] | None = None) -> str | None:
     """An option letter stated without a box ("The answer is B", "答案是Ｂ", "故选B", "B is the correct answer"), from
     the final region (full-width letters and brackets read as their ASCII forms); with the options, a stated option
-    text ("The answer is A decrease in preload") and a line holding an option's letter and text alone count too."""
+    text ("The answer is A decrease in preload", "The answer is Vitamin D.": the option's whole text, as its own
+    sentence after the label) and a line holding an option's letter and text alone count too."""
     region = unicodedata.normalize("NFKC", _squeezed(final_region(response)))
     valid = set(options) if options else set(LETTERS)
-    for pattern in _FALLBACK_LETTER:
-        matches = []
+    texts = {letter: wanted for letter, option in (options or {}).items() if (wanted := normalize(option))}
+    for index, pattern in enumerate(_FALLBACK_LETTER):
+        matches, lettered = [], set()  # (where the label starts, the letter); where a letter followed a label
         for m in pattern.finditer(region):
+            lettered.add(m.start())
             letter = m.group(1).upper()
             if letter == "I" and _PRONOUN_I.match(region, m.end()):
                 continue
@@ -220,9 +241,15 @@ def fallback_letter(response: str, options: dict[str, str] | None = None) -> str
                     continue
                 letter = named or letter
             if letter in valid:
-                matches.append(letter)
+                matches.append((m.start(), letter))
+        if options and index in _TEXT_AFTER:  # a label with no letter after it may state an option's whole text
+            labels = list(_TEXT_AFTER[index].finditer(region))
+            for label, following in zip(labels, labels[1:] + [None]):
+                stop = following.start() if following else len(region)  # each stretch of text is read once
+                if label.start() not in lettered and (named := _stated_option_text(region, label.end(), stop, texts)):
+                    matches.append((label.start(), named))
         if matches:
-            return matches[-1]
+            return max(matches)[1]
     lines = _lettered_option_lines(region, options) if options else []
     return lines[-1] if lines else None
 

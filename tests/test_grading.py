@@ -155,7 +155,8 @@ def test_choice_letter(answer, expected):
         ("**Answer: C**", "C"),
         ("Option A is correct because it covers atypicals.", "A"),
         ("Reasoning...\n\nD\n", "D"),
-        ("So the answer is a beta blocker.", None),  # "a" is an article, not option A
+        ("So the answer is a beta blocker.", "C"),  # "a" is an article, not option A: the words are option C's text
+        ("So the answer is a beta blocker or doxycycline.", None),
         # an answer labelled final is not overruled by the explanation after it
         ("**Final Answer:** B. Azithromycin\n\nWhy not the others: the answer A would miss atypicals.", "B"),
         ("Answer: B and D", None),  # several options
@@ -355,3 +356,50 @@ def test_a_long_run_of_whitespace_in_an_answer_costs_its_length():
     assert grading.grade("\\boxed{2.5" + "\n" * 200_000 + "\\times 10^{3}}", "2500")["correct"]
     assert grading.choice_letter("Beta blocker" + " " * 200_000 + "(B)", options) == "B"
     assert grading.choice_letter("Beta blocker" + " " * 200_000 + "(Q)", options) is None
+
+
+DI = {"A": "Nephrogenic diabetes insipidus", "B": "Central diabetes insipidus", "C": "Primary polydipsia", "D": "SIADH"}
+VITAMINS = {"A": "Vitamin C", "B": "Vitamin D", "C": "Vitamin D deficiency", "D": "Vitamin K"}
+REASONING = "<think>\nLow urine osmolality that rises after desmopressin: the posterior pituitary makes too little ADH.\n</think>\n\n"
+
+
+@pytest.mark.parametrize(
+    ("response", "options", "extracted"),
+    [
+        # an unboxed answer that states an option's whole text is that option, as the letter would be
+        ("The answer is Central diabetes insipidus.", DI, "B"),
+        ("**Final Answer:** Central diabetes insipidus", DI, "B"),
+        ("The correct answer is: **central diabetes insipidus**\n\nDesmopressin corrects it.", DI, "B"),
+        ("So the answer is Nephrogenic diabetes insipidus. The kidney ignores ADH.", DI, "A"),
+        ("So the answer is Vitamin D.", VITAMINS, "B"),
+        ("The answer is Vitamin D deficiency.", VITAMINS, "C"),  # the longer option, not its first words
+        ("The answer is C. On reflection, the answer is Vitamin D.", VITAMINS, "B"),  # the last statement
+        # look-alikes: a part of a name, a longer name, a negation, hedges, an unlabelled mention
+        ("The answer is diabetes insipidus.", DI, None),
+        ("The answer is central diabetes insipidus or primary polydipsia.", DI, None),
+        ("The answer is not primary polydipsia.", DI, None),
+        ("The answer is Vitamin D or Vitamin K.", VITAMINS, None),
+        ("The answer is Vitamin D, C or K.", VITAMINS, None),
+        ("The answer is Vitamin D3.", VITAMINS, None),
+        ("Central diabetes insipidus fits best, although SIADH was considered.", DI, None),
+        ("The answer is Vitamin C.", {"A": "Vitamin C", "B": "Vitamin C", "C": "x", "D": "y"}, None),  # shared text
+    ],
+)
+def test_an_unboxed_answer_stating_an_options_text_is_that_option(response, options, extracted):
+    assert grading.fallback_letter(REASONING + response, options) == extracted
+
+
+def test_a_stated_option_text_is_scored_as_its_letter():
+    # in eval an unboxed answer counts as a fallback: stating the text must score as stating the letter did
+    by_letter = grading.grade(REASONING + "The answer is B.", "B", options=DI)
+    by_text = grading.grade(REASONING + "The answer is Central diabetes insipidus.", "B", options=DI)
+    assert by_text == by_letter == {"correct": True, "extracted": "B", "via": "fallback"}
+    assert not grading.grade(REASONING + "The answer is Primary polydipsia.", "B", options=DI)["correct"]
+
+
+def test_a_response_full_of_answer_labels_costs_its_length():
+    # each label reads only up to the next one and as far as an option's text could reach: no stretch twice
+    long = {"A": "x" * 2000, "B": "Vitamin D"}
+    assert grading.grade("The answer is " * 30_000, "B", options=long)["extracted"] is None
+    assert grading.grade("answer:" * 100_000, "B", options=long)["extracted"] is None
+    assert grading.grade(("The answer is " + "Vitamin D " * 300) * 100, "B", options=long)["extracted"] is None
