@@ -226,3 +226,69 @@ def test_the_collected_sft_model_stops_generating_at_the_turn_end_it_was_trained
     (tmp_path / "work2" / "generation_config.json").write_text(json.dumps({"eos_token_id": [151645, 151643]}))
     collect_final_model(str(tmp_path / "work2"), str(tmp_path / "model2"))
     assert GenerationConfig.from_pretrained(tmp_path / "model2").eos_token_id == [151645, 151643]
+
+
+PUBMEDQA_RL = r"""
+name: pubmedqa-rl
+base_model: Qwen/Qwen3-8B
+rl:
+  algorithm: dapo
+  init_from: Qwen/Qwen3-8B
+  data:
+    path: prompts.jsonl
+    fields: {prompt: question, context: context, answer: final_decision}
+    instruction: "Please reason step-by-step, and put your final answer within \\boxed{}."
+  rollout_batch_size: 64
+  mini_batch_size: 16
+  samples_per_prompt: 8
+  learning_rate: 1.0e-6
+compute: {gpus_per_node: 8}
+"""
+
+# OpenRLHF's prepare_datasets (openrlhf/trainer/ppo_trainer.py:30-41): blending_datasets, then PromptDataset, whose
+# preprocess_data applies the tokenizer's chat template to the prompt column (datasets/prompts_dataset.py:26-45).
+OPENRLHF_PROMPTS = r"""
+import json, sys
+from types import SimpleNamespace
+from tokenizers import Tokenizer, models
+from transformers import PreTrainedTokenizerFast
+from openrlhf.datasets import PromptDataset
+from openrlhf.datasets.utils import blending_datasets
+
+tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]")))
+tokenizer.chat_template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+args = SimpleNamespace(data=SimpleNamespace(input_key="prompt", label_key="label", apply_chat_template=True))
+strategy = SimpleNamespace(args=args, is_rank_0=lambda: True, print=lambda *a: None)
+data = blending_datasets(sys.argv[1], None, strategy)
+dataset = PromptDataset(data, tokenizer, strategy)
+print(json.dumps([list(dataset[i][1:3]) for i in range(len(dataset))]))
+"""
+
+
+def test_a_yes_no_maybe_rl_prompt_names_the_answer_space_as_evaluation_does(write, tool_python, tmp_path):
+    """Found by review: a PubMedQA-layout RL prompt gave the passage and the question only, while evaluation asks
+    "Answer with yes, no, or maybe." and grading takes nothing else (\\boxed{Probably} scores 0)."""
+    import json
+    import subprocess
+
+    from medrecipe import grading
+    from medrecipe.catalog.benchmark_items import render_prompt, to_item
+    from medrecipe.recipe.model.eval import EvalPrompt
+    from medrecipe.run import rl_prompts
+
+    row = {"pubid": 1, "question": "Does X cause Y?", "context": {"contexts": ["Ctx one.", "Ctx two."], "labels": ["A", "B"]},
+           "long_answer": "It does.", "final_decision": "yes"}
+    write("prompts.jsonl", json.dumps(row) + "\n")
+    loaded = load_recipe(write("r.yaml", PUBMEDQA_RL))
+    target = rl_prompts.write(loaded, Layout(tmp_path / "build", loaded.recipe), log=lambda line: None)
+    said = subprocess.run([str(tool_python("rl")), "-c", OPENRLHF_PROMPTS, str(target)], capture_output=True, text=True, check=True)
+    [(prompt, label)] = json.loads(said.stdout.splitlines()[-1])  # blending_datasets prints the dataset before it
+    instruction = "Please reason step-by-step, and put your final answer within \\boxed{}."
+    assert prompt == ("<|im_start|>user\nCtx one.\nCtx two.\n\nDoes X cause Y?\n\nAnswer with yes, no, or maybe.\n\n"
+                      f"{instruction}<|im_end|>\n<|im_start|>assistant\n")
+    # the words evaluation shows a PubMedQA item, and what the reward grades against
+    evaluated = render_prompt(to_item(row, "pubmedqa"), EvalPrompt().template, instruction)
+    assert "\n\nAnswer with yes, no, or maybe.\n\n" + instruction in evaluated
+    assert json.loads(label) == {"answer": "yes", "options": {}}
+    assert grading.grade("<think>\nIt does.\n</think>\n\n\\boxed{Yes}", "yes")["correct"]

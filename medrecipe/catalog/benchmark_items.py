@@ -14,6 +14,9 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _QUESTION_KEYS = ("question", "Question", "problem", "query")
 _OPTION_LISTS = ("options", "choices", "Options")
 _GOLD_KEYS = ("answer_idx", "cop", "answer_index", "label", "answer", "final_decision", "correct_answer")
+# What a yes/no/maybe item shows in place of lettered options: the answer space grading accepts. The RL prompts say it
+# too (run/rl_prompts.py), so that training and evaluation ask alike.
+YES_NO_MAYBE_OPTIONS = "Answer with yes, no, or maybe."
 
 
 def _parse_options(value) -> dict[str, str]:
@@ -145,7 +148,7 @@ def render_prompt(item: dict, template: str, instruction: str) -> str:
     if item.get("context"):
         question = f"Context: {item['context']}\n\nQuestion: {question}"
     if item["kind"] == "yes_no_maybe" and "{options}" in template:
-        options = "Answer with yes, no, or maybe."
+        options = YES_NO_MAYBE_OPTIONS
     else:
         options = options_block(item["options"])
     # One pass over the three placeholders: other braces in the template (\boxed{}) stay as written, and a

@@ -21,9 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..blocks.readers import SourceReader
+from ..catalog.benchmark_items import YES_NO_MAYBE_OPTIONS
 from ..compile.layout import Layout
 from ..compile.openrlhf import LABEL_COLUMN, PROMPT_COLUMN
 from ..errors import UserError
+from ..grading import answer_kind
 from ..recipe import LoadedRecipe
 from ..recipe.model import PolicyOptimization
 from . import source_files
@@ -75,12 +77,14 @@ def prompt_row(metadata: dict, record_id: str, instruction: str | None, chat: bo
     """A record (blocks/record.py's metadata) as one line of the prompt file: a conversation's turns up to its last
     user turn, earlier answers included (found by review: every assistant turn was dropped, so a follow-up answered
     nothing), and without the answer that ends it. (The reader leaves out a conversation without a user turn: its
-    prompt text is empty.)"""
+    prompt text is empty.) A prompt graded as yes/no/maybe says so before the instruction, in evaluation's words
+    (found by review: a PubMedQA-layout prompt never named the answer space, and "\\boxed{Probably}" scored 0)."""
     messages = metadata["messages"]
     last_user = max((index for index, turn in enumerate(messages) if turn["role"] == "user"), default=len(messages) - 1)
     turns = [dict(turn) for turn in messages[: last_user + 1]]
-    if instruction:
-        turns[-1]["content"] = f"{turns[-1]['content'].rstrip()}\n\n{instruction}"
+    asked = [YES_NO_MAYBE_OPTIONS] if answer_kind(metadata["answer"] or "") == "yes_no_maybe" else []
+    for line in [*asked, instruction] if instruction else asked:
+        turns[-1]["content"] = f"{turns[-1]['content'].rstrip()}\n\n{line}"
     prompt: list[dict] | str = turns if chat else "\n\n".join(turn["content"] for turn in turns)
     return {PROMPT_COLUMN: prompt, LABEL_COLUMN: reference_label(metadata["answer"], metadata["options"]), "id": record_id}
 

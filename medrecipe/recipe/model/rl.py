@@ -15,7 +15,8 @@ InitialModel = model_choice(("sft",))
 class PromptData(DatasetLocation):
     """Prompts with reference answers for online RL. medrecipe reads them through `fields`, as it reads a curation
     source, and writes the file OpenRLHF trains on: one chat prompt (the user turn: context, question, lettered
-    options, then `instruction`) and its label per row."""
+    options, or evaluation's "Answer with yes, no, or maybe." where the answer is one of those, then `instruction`)
+    and its label per row."""
 
     fields: Fields = Field(
         description="Column mapping, as for a curation source: the prompt (`prompt` with `options`, `context`, or `messages`) "
