@@ -264,7 +264,7 @@ def test_vllm_needs_the_gpu_build(write, tmp_path, monkeypatch):
 def test_slurm_dry_run_prints_the_eval_job(write, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))  # a dry run needs no environment
     monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", JUDGE_KEY)
-    loaded, layout = compiled(write, tmp_path, "eval.backend=vllm", "eval.tensor_parallel_size=2",
+    loaded, layout = compiled(write, tmp_path, "eval.backend=vllm", "eval.tensor_parallel_size=2", "eval.data_parallel_size=1",
                               "compute.slurm.partition=gpu", "compute.slurm.time=02:00:00")
     result = run_stage(loaded, layout, "eval", RunOptions(launcher="slurm", dry_run=True))
     printed = capsys.readouterr().out
@@ -330,7 +330,7 @@ def test_ray_dry_run_prints_the_eval_job_and_its_submission(write, tmp_path, mon
     monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))  # a dry run needs no environment
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("MEDRECIPE_TEST_JUDGE_KEY", raising=False)  # a Ray job's key is the cluster's, not this shell's
-    loaded, layout = compiled(write, tmp_path, "eval.backend=vllm", "eval.tensor_parallel_size=2")
+    loaded, layout = compiled(write, tmp_path, "eval.backend=vllm", "eval.tensor_parallel_size=2", "eval.data_parallel_size=1")
     with pytest.raises(UserError, match="--launcher ray needs a running Ray cluster") as info:
         run_stage(loaded, layout, "eval", RunOptions(launcher="ray", dry_run=True))
     assert "compute.ray.address (or $RAY_ADDRESS)" in info.value.hint

@@ -26,7 +26,7 @@ from ..blocks.evalsets import benchmark_rows
 from ..catalog import benchmarks, gpus, models
 from ..catalog.checks import rl_base_model, sft_base_model
 from ..recipe import LoadedRecipe
-from ..recipe.derive import rollout_plan, sft_batch, stage_gpus
+from ..recipe.derive import eval_gpus, rollout_plan, sft_batch, stage_gpus
 from ..recipe.model import GPU, PolicyOptimization
 from .layout import Layout
 from .openrlhf.flags import known_count, passes, sample_limit
@@ -329,7 +329,7 @@ def _evaluation(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
     ev = recipe.eval
     assert ev is not None
     cost, shape = _sized("eval", loaded.recipe.evaluated_architecture())
-    cost.gpus = recipe.compute.gpus_per_node
+    engines, cost.gpus = eval_gpus(ev, recipe.compute)  # what launch.sh gives lighteval and the launchers ask for
     if shape is None:
         return cost
     items, unknown = 0, []
@@ -354,6 +354,8 @@ def _evaluation(loaded: LoadedRecipe, hardware: Hardware) -> StageCost:
                 f"upper bound, at {hardware.generation_utilization:.0%} of the peak (assumed)")
     cost.basis.append(f"{items:,} items (counted in local copies, else the dataset cards' counts), each {what}; "
                       "a judge's calls are not counted")
+    cost.basis.append(f"{engines} vLLM engine(s) of {ev.tensor_parallel_size} GPU(s) share the items (eval.data_parallel_size)"
+                      if ev.backend == "vllm" else "the accelerate backend: one process on one GPU")
     if unknown:
         cost.basis.append(f"item counts unknown, left out: {', '.join(unknown)}")
     weights = 2 * shape.parameters() / ev.tensor_parallel_size / GIB

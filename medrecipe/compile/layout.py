@@ -90,8 +90,10 @@ class Layout:
                 }
             )
         if recipe.eval:
+            # data_parallel_size spreads the same evaluation over engines, as compute (not in the key either) does
+            left_out = {"published", "data_parallel_size"} | (set() if own else {"custom_benchmarks"})
             keys["eval"] = fingerprint(
-                {"eval": recipe.eval.model_dump(mode="json", exclude={"published"} | (set() if own else {"custom_benchmarks"})),
+                {"eval": recipe.eval.model_dump(mode="json", exclude=left_out),
                  "seed": recipe.seed,
                  "model": self._model_key(keys)}
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .model import Compute, PolicyOptimization, PreferenceStage, SFT
+from .model import Compute, Eval, PolicyOptimization, PreferenceStage, SFT
 
 
 class DerivationError(ValueError):
@@ -49,6 +49,16 @@ def stage_gpus(nodes: int | None, gpus_per_node: int | None, compute: Compute) -
     """(nodes, GPUs in all) of a stage, falling back to the recipe's compute section."""
     n = nodes or compute.nodes
     return n, n * (gpus_per_node or compute.gpus_per_node)
+
+
+def eval_gpus(ev: Eval, compute: Compute) -> tuple[int, int]:
+    """(vLLM engines, GPUs in all) of the eval stage, which runs on one node: `eval.data_parallel_size` engines
+    (default: as many as the node's GPUs hold) of `eval.tensor_parallel_size` GPUs each; the accelerate backend is one
+    process on one GPU. What launch.sh passes lighteval, what the launchers ask for and what `plan` counts."""
+    if ev.backend != "vllm":
+        return 1, 1
+    engines = ev.data_parallel_size or max(1, compute.gpus_per_node // ev.tensor_parallel_size)
+    return engines, engines * ev.tensor_parallel_size
 
 
 def _divisors(n: int) -> list[int]:

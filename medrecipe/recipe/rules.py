@@ -202,6 +202,15 @@ def _eval_rules(recipe: Recipe) -> list[Violation]:
     sections = {"sft": recipe.sft, "rl": recipe.rl}
     if ev.model in sections and sections[ev.model] is None:
         found.append(Violation(("eval", "model"), f"eval.model is {ev.model!r}, but the recipe has no `{ev.model}` section"))
+    engines, gpus = derive.eval_gpus(ev, recipe.compute)
+    if ev.backend != "vllm" and ev.data_parallel_size:
+        found.append(Violation(("eval", "data_parallel_size"), "data_parallel_size is the vLLM backend's: lighteval's "
+                               "accelerate backend runs one process on one GPU", "leave it out, or --set eval.backend=vllm"))
+    elif gpus > recipe.compute.gpus_per_node:
+        field = "data_parallel_size" if ev.data_parallel_size else "tensor_parallel_size"
+        found.append(Violation(("eval", field), f"the eval stage runs on one node: {engines} vLLM engine(s) x tensor_parallel_size "
+                               f"{ev.tensor_parallel_size} = {gpus} GPUs, but compute.gpus_per_node is {recipe.compute.gpus_per_node}",
+                               f"at most {recipe.compute.gpus_per_node} GPUs in all: lower eval.{field}"))
     names = [b.name for b in ev.benchmarks]
     for name, count in Counter(names).items():
         if count > 1:

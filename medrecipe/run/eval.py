@@ -26,6 +26,7 @@ from ..compile.build import run_command
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
+from ..recipe.derive import eval_gpus
 from ..envs import tools
 from . import jobs
 from .stages import RunOptions, StageResult
@@ -46,6 +47,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     gpu = options.gpu or ev.backend == "vllm"  # lighteval's vLLM backend is in the GPU build only
     python = _python(gpu, options)
     output = layout.work_dir("eval")
+    engines, gpus = eval_gpus(ev, recipe.compute)
     env = {
         "EVAL_MODEL": model,
         "EVAL_OUTPUT": str(output),
@@ -53,6 +55,10 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         "HF_HUB_DISABLE_TELEMETRY": "1",
         **offline_models.tool_environment([model], python, options.dry_run),
     }
+    if options.launcher != "ray" and engines > 1:
+        # lighteval's engines are Ray tasks (ray.init() on the first of them): a Ray of their own on this node, with
+        # the GPUs the job sees, not a cluster that $RAY_ADDRESS or a running `ray start` names. A Ray job's is set by Ray.
+        env["RAY_ADDRESS"] = "local"
     # Results already there (another model's, a run before) are not this run's: one that wrote none fails.
     spec = {**scores_spec(loaded, layout, model), "earlier": sorted(str(path) for path in output.glob("results/**/results_*.json"))}
     if options.launcher in ("slurm", "ray"):
@@ -61,9 +67,11 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if options.dry_run:
         jobs.show(job)
         return StageResult("eval", "dry-run", outputs)
-    if ev.backend == "vllm" and (visible := jobs.visible_gpus(python)) < ev.tensor_parallel_size:
-        raise NotRunnableHere(f"vLLM needs {ev.tensor_parallel_size} GPU(s) (eval.tensor_parallel_size); the eval environment sees {visible}",
-                        "run on a GPU machine, or --set eval.backend=accelerate for a CPU run")
+    if ev.backend == "vllm" and (visible := jobs.visible_gpus(python)) < gpus:
+        raise NotRunnableHere(f"vLLM needs {gpus} GPU(s) ({engines} engine(s) x eval.tensor_parallel_size "
+                              f"{ev.tensor_parallel_size}); the eval environment sees {visible}",
+                              "run on a GPU machine, set eval.data_parallel_size to the GPUs you have, "
+                              "or --set eval.backend=accelerate for a CPU run")
     lighteval.ensure_offline_import(python)
     output.mkdir(parents=True, exist_ok=True)
     jobs.run_local(job, f"rerun the same command: answers lighteval already generated are cached in {output / 'cache'}", "eval",
@@ -88,14 +96,17 @@ def _python(gpu: bool, options: RunOptions) -> Path:
 
 def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Path, launch: Path, env: dict[str, str],
            spec: dict, gpu: bool, outputs: list[tuple[str, str]]) -> StageResult:
-    """One node as a Slurm job or a Ray job: vLLM on `eval.tensor_parallel_size` GPUs (one GPU for the accelerate
-    backend with --gpu, none otherwise), then the results read back into scores.json by the same function a local
-    run uses. The eval environment and the build folder are on storage the nodes share."""
+    """One node as a Slurm job or a Ray job: vLLM's engines on `eval_gpus` GPUs (one GPU for the accelerate backend
+    with --gpu, none otherwise), then the results read back into scores.json by the same function a local run uses.
+    The eval environment and the build folder are on storage the nodes share. Several engines are Ray tasks that
+    lighteval starts, each holding its GPUs (lighteval 0.13 models/vllm/vllm_model.py:437): in a Ray job they ask the
+    cluster for them, and the entrypoint, which then loads no model, holds none."""
     recipe = loaded.recipe
     ev = recipe.eval
     assert ev is not None
     work = layout.work_dir("eval")
-    gpus = ev.tensor_parallel_size if ev.backend == "vllm" else int(gpu)
+    engines, gpus = eval_gpus(ev, recipe.compute)
+    gpus = gpus if ev.backend == "vllm" else int(gpu)
     program = readback_program(env["EVAL_OUTPUT"], spec, str(layout.eval_scores()))
     body = [*(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items()) if name != "PATH"),
             f"export PATH={shlex.quote(str(python.parent))}:\"$PATH\""]
@@ -119,9 +130,12 @@ def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Pa
     if slurm:
         script_text = jobs.slurm_script(recipe, "eval", 1, gpus, layout.stage_dir("eval"), body)
         return jobs.submit_stage("eval", layout.stage_dir("eval") / "eval.sbatch", script_text, work, outputs, options.dry_run)
-    script_text = "\n".join(["#!/bin/bash", "set -euo pipefail", *body]) + "\n"
+    asks = [f"# lighteval asks the cluster for {engines} Ray tasks of {ev.tensor_parallel_size} GPU(s) each, one vLLM engine in each: "
+            "the entrypoint holds no GPU"] if engines > 1 else []
+    script_text = "\n".join(["#!/bin/bash", "set -euo pipefail", *asks, *body]) + "\n"
     submission = f"{recipe.name}-eval-{layout.keys['eval'][:12]}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return jobs.submit_ray("eval", layout.stage_dir("eval") / "eval.ray.sh", script_text, address, submission, gpus,
+    held = 0 if engines > 1 else gpus
+    return jobs.submit_ray("eval", layout.stage_dir("eval") / "eval.ray.sh", script_text, address, submission, held,
                            work, outputs, options.dry_run)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ... import __version__
 from ...recipe import LoadedRecipe
+from ...recipe.derive import eval_gpus
 from ..layout import Layout, recipe_sha256
 from .benchmark_files import DataPlan
 from .evaluated_model import default_model, generation_parameters, max_model_length, samples
@@ -59,6 +60,16 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
     if ev.mode == "generative":
         lines.append('special_tokens="$(python "$here/prepare_model.py" --special-tokens "$model")"')
     lines.append("")
+    engines, gpus = eval_gpus(ev, recipe.compute)
+    if ev.backend == "vllm" and engines > 1:
+        lines += [
+            f"# {engines} vLLM engines of {ev.tensor_parallel_size} GPU(s) share the items (data_parallel_size): lighteval runs",
+            "# each as a Ray task holding its GPUs, on the Ray it starts here or the cluster of a Ray job",
+            "# (lighteval 0.13 models/vllm/vllm_model.py, _generate).",
+        ]
+    if ev.backend == "vllm" and gpus > 1:
+        lines += ["# vLLM on several GPUs spawns its workers, as lighteval's vLLM guide asks (use-vllm-as-backend.mdx).",
+                  "export VLLM_WORKER_MULTIPROC_METHOD=spawn", ""]
     lines += [
         f"lighteval {ev.backend} \\",
         f'  "{_model_args(loaded)}" \\',
@@ -127,7 +138,7 @@ def _model_args(loaded: LoadedRecipe) -> str:
         args = ["model_name=$model", "add_special_tokens=true", "override_chat_template=false", f"dtype={ev.dtype}"]
     if ev.backend == "vllm":
         args += [f"max_model_length={max_model_length(loaded)}", f"tensor_parallel_size={ev.tensor_parallel_size}",
-                 f"seed={loaded.recipe.seed}"]
+                 f"data_parallel_size={eval_gpus(ev, loaded.recipe.compute)[0]}", f"seed={loaded.recipe.seed}"]
     else:
         args += [f"max_length={max_model_length(loaded)}", f"batch_size={ev.batch_size}"]
     args.append("cache_dir=cache")  # lighteval's answer cache, inside the content-keyed folder (the working directory)

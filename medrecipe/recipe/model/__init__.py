@@ -13,7 +13,7 @@ over ~330 fields. A validator returns `Self`.
 
 from .compute import GPU, Compute
 from .data import DatasetLocation, Fields
-from .eval import RECIPE_MODELS, CustomBenchmark, Published
+from .eval import RECIPE_MODELS, CustomBenchmark, Eval, Published
 from .hub import Reproduces
 from .rl import PolicyOptimization, PreferenceStage
 from .root import Recipe
@@ -32,7 +32,7 @@ from .steps import (
 )
 
 __all__ = [
-    "Compute", "CustomBenchmark", "DatasetLocation", "DecontaminateFuzzy", "DecontaminateNgram", "DomainFilter", "EmbeddingClassifier",
+    "Compute", "CustomBenchmark", "DatasetLocation", "DecontaminateFuzzy", "DecontaminateNgram", "DomainFilter", "EmbeddingClassifier", "Eval",
     "Fields", "Generate", "GPU", "JudgeFilter", "LLMCall", "LLMClassifier", "MaxWordOccurrences", "NearDedup", "PolicyOptimization",
     "PreferenceStage", "Published", "RECIPE_MODELS", "Recipe", "Reproduces", "SFT", "SFTDataset",
 ]

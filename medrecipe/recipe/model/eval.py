@@ -188,6 +188,12 @@ class Eval(Strict):
         8, description="Sequences per batch on the accelerate backend (unset, lighteval would probe from 512). vLLM batches by itself."
     )
     tensor_parallel_size: PositiveInt = Field(1, description="GPUs per vLLM engine.")
+    data_parallel_size: PositiveInt | None = Field(
+        None,
+        description="vLLM engines that share the items between them, each on `tensor_parallel_size` GPUs of the stage's one "
+        "node (lighteval's data parallelism: each engine a Ray task). Default: as many as `compute.gpus_per_node` holds; "
+        "1 runs one engine, without Ray.",
+    )
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="Model dtype.")
     judge: RubricJudge | None = Field(None, description="Judge model for rubric-graded benchmarks (HealthBench).")
     published: Published | None = Field(None, description="The published results table this recipe reproduces.")
