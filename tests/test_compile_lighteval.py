@@ -60,7 +60,7 @@ def test_ii_medical_launch_has_the_card_settings(ii_medical):
     argv = lighteval_command(files[lighteval.LAUNCH])
     assert argv[:2] == ["lighteval", "vllm"]
     model_args = argv[2]
-    assert model_args.startswith("model_name=$model,add_special_tokens=$special_tokens,dtype=bfloat16,max_model_length=36864,tensor_parallel_size=1,data_parallel_size=8,seed=42,")
+    assert model_args.startswith("model_name=$model,add_special_tokens=$special_tokens,dtype=bfloat16,max_model_length=36864,tensor_parallel_size=1,data_parallel_size=1,seed=42,")
     # [model card] "Recommended Sampling Parameters: temperature = 0.6, top_p = 0.9"; the recipe's seed and answer room.
     assert model_args.endswith("generation_parameters={temperature:0.6,top_p:0.9,max_new_tokens:32768,seed:42}")
     # [model card] the ten benchmarks, each a medrecipe task.

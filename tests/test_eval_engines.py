@@ -24,6 +24,7 @@ import pytest
 from medrecipe.compile import estimate, lighteval
 from medrecipe.compile.build import compile_recipe
 from medrecipe.compile.layout import Layout
+from medrecipe.errors import UserError
 from medrecipe.recipe import RecipeError, load_recipe
 from medrecipe.run.stages import RunOptions, run_stage
 
@@ -51,11 +52,11 @@ def dry_run(loaded, layout, launcher: str, model: Path, capsys) -> str:
 
 
 @pytest.mark.parametrize("overrides, engines, gpus", [
-    ((), 8, 8),  # the recipe: the node's 8 GPUs, one engine each
-    (("eval.data_parallel_size=1",), 1, 1),
-    (("eval.tensor_parallel_size=2",), 4, 8),
-    (("compute.gpus_per_node=4",), 4, 4),
-    (("eval.tensor_parallel_size=4", "eval.data_parallel_size=1"), 1, 4),
+    ((), 1, 1),  # the recipe: one engine, the pre-existing path (several are not yet run on GPUs by any test)
+    (("eval.data_parallel_size=8",), 8, 8),  # the node's 8 GPUs, one engine each
+    (("eval.tensor_parallel_size=2", "eval.data_parallel_size=4"), 4, 8),
+    (("compute.gpus_per_node=4", "eval.data_parallel_size=4"), 4, 4),
+    (("eval.tensor_parallel_size=4",), 1, 4),
 ])
 def test_what_runs_is_what_plan_counts(tool_python, tmp_path, monkeypatch, capsys, overrides, engines, gpus):
     monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "empty-cache"))  # a dry run needs no environment
@@ -81,15 +82,18 @@ def test_what_runs_is_what_plan_counts(tool_python, tmp_path, monkeypatch, capsy
     sbatch = dry_run(loaded, layout, "slurm", model, capsys)
     assert f"#SBATCH --gpus-per-node={gpus}\n" in sbatch and "#SBATCH --nodes=1\n" in sbatch
     assert ("export RAY_ADDRESS=local\n" in sbatch) == (engines > 1)
-    # what Ray is asked for: one engine in the entrypoint, or lighteval's tasks of tensor_parallel GPUs each
-    ray = dry_run(loaded, layout, "ray", model, capsys)
-    held = int(re.search(r"--entrypoint-num-gpus=(\d+)", ray).group(1))
-    assert "RAY_ADDRESS=local" not in ray  # a Ray job's tasks go to its cluster
+    # what Ray is asked for: one engine, in the entrypoint; several are refused (found by review: lighteval's engines
+    # would be the cluster's Ray tasks, given neither the job's folder, where the model's relative path points, nor
+    # its environment)
     if engines > 1:
-        assert held == 0
-        assert f"# lighteval asks the cluster for {engines} Ray tasks of {tensor_parallel} GPU(s) each" in ray
+        with pytest.raises(UserError, match="--launcher ray runs one vLLM engine"):
+            dry_run(loaded, layout, "ray", model, capsys)
     else:
-        assert held == gpus and "lighteval asks the cluster" not in ray
+        ray = dry_run(loaded, layout, "ray", model, capsys)
+        assert int(re.search(r"--entrypoint-num-gpus=(\d+)", ray).group(1)) == gpus and "RAY_ADDRESS=local" not in ray
+    # and what plan says of the GPUs left idle
+    warned = any("eval.data_parallel_size: " in warning for warning in lighteval.build(loaded, layout).warnings)
+    assert warned == (gpus < loaded.recipe.compute.gpus_per_node)
 
 
 def test_the_engines_must_fit_the_stages_one_node():

@@ -53,11 +53,11 @@ def stage_gpus(nodes: int | None, gpus_per_node: int | None, compute: Compute) -
 
 def eval_gpus(ev: Eval, compute: Compute) -> tuple[int, int]:
     """(vLLM engines, GPUs in all) of the eval stage, which runs on one node: `eval.data_parallel_size` engines
-    (default: as many as the node's GPUs hold) of `eval.tensor_parallel_size` GPUs each; the accelerate backend is one
-    process on one GPU. What launch.sh passes lighteval, what the launchers ask for and what `plan` counts."""
+    (default one) of `eval.tensor_parallel_size` GPUs each; the accelerate backend is one process on one GPU. What
+    launch.sh passes lighteval, what the launchers ask for and what `plan` counts."""
     if ev.backend != "vllm":
         return 1, 1
-    engines = ev.data_parallel_size or max(1, compute.gpus_per_node // ev.tensor_parallel_size)
+    engines = ev.data_parallel_size or 1
     return engines, engines * ev.tensor_parallel_size
 
 

@@ -99,8 +99,8 @@ def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Pa
     """One node as a Slurm job or a Ray job: vLLM's engines on `eval_gpus` GPUs (one GPU for the accelerate backend
     with --gpu, none otherwise), then the results read back into scores.json by the same function a local run uses.
     The eval environment and the build folder are on storage the nodes share. Several engines are Ray tasks that
-    lighteval starts, each holding its GPUs (lighteval 0.13 models/vllm/vllm_model.py:437): in a Ray job they ask the
-    cluster for them, and the entrypoint, which then loads no model, holds none."""
+    lighteval starts, each holding its GPUs (lighteval 0.13 models/vllm/vllm_model.py:437): on a Slurm node, a Ray of
+    their own; a Ray job runs one engine, in its entrypoint."""
     recipe = loaded.recipe
     ev = recipe.eval
     assert ev is not None
@@ -130,12 +130,14 @@ def _batch(loaded: LoadedRecipe, layout: Layout, options: RunOptions, python: Pa
     if slurm:
         script_text = jobs.slurm_script(recipe, "eval", 1, gpus, layout.stage_dir("eval"), body)
         return jobs.submit_stage("eval", layout.stage_dir("eval") / "eval.sbatch", script_text, work, outputs, options.dry_run)
-    asks = [f"# lighteval asks the cluster for {engines} Ray tasks of {ev.tensor_parallel_size} GPU(s) each, one vLLM engine in each: "
-            "the entrypoint holds no GPU"] if engines > 1 else []
-    script_text = "\n".join(["#!/bin/bash", "set -euo pipefail", *asks, *body]) + "\n"
+    if engines > 1:  # found by review: lighteval's engines would be Ray tasks of the cluster, which start in no folder of
+        # the job's (launch.sh hands lighteval the model as models/<name>, relative) and with none of its environment
+        raise UserError(f"--launcher ray runs one vLLM engine: eval.data_parallel_size {engines} makes lighteval's engines "
+                        "Ray tasks of the cluster, which get neither the job's folder nor its environment",
+                        "--set eval.data_parallel_size=1, or run the evaluation with --launcher slurm or on the node itself")
+    script_text = "\n".join(["#!/bin/bash", "set -euo pipefail", *body]) + "\n"
     submission = f"{recipe.name}-eval-{layout.keys['eval'][:12]}-{time.strftime('%Y%m%d-%H%M%S')}"
-    held = 0 if engines > 1 else gpus
-    return jobs.submit_ray("eval", layout.stage_dir("eval") / "eval.ray.sh", script_text, address, submission, held,
+    return jobs.submit_ray("eval", layout.stage_dir("eval") / "eval.ray.sh", script_text, address, submission, gpus,
                            work, outputs, options.dry_run)
 
 

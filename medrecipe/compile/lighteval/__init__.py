@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ...catalog import benchmarks
 from ...recipe import LoadedRecipe
+from ...recipe.derive import eval_gpus
 from ...recipe.model import RECIPE_MODELS
 from ...recipe.model.eval import PROMPT_ROOM
 from ..build import Artifact, StageBuild
@@ -89,6 +90,14 @@ def _facts(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan], stage: S
             line += f". lighteval's own {bench.builtin} is not this setting: {builtin_setting(bench.builtin)}"
         stage.facts.append((f"task {ref.name}", line))
     stage.facts.append(("tasks", f"{len(ev.benchmarks)} custom (eval/tasks.py), none of lighteval's built-in tasks"))
+    engines, gpus = eval_gpus(ev, recipe.compute)
+    if ev.backend == "vllm" and gpus < recipe.compute.gpus_per_node:
+        more = recipe.compute.gpus_per_node // ev.tensor_parallel_size
+        stage.warnings.append(
+            f"eval runs {engines} vLLM engine(s) on {gpus} of the node's {recipe.compute.gpus_per_node} GPUs: "
+            f"eval.data_parallel_size: {more} runs {more} engines (lighteval's data parallelism, each engine a Ray "
+            "task; not yet run on GPUs by medrecipe's tests, and not with --launcher ray)"
+        )
     if ev.mode == "loglikelihood" and "\\boxed" in ev.prompt.instruction:
         stage.warnings.append(
             "eval.prompt.instruction asks for a \\boxed{} answer, but eval.mode loglikelihood scores the option letter "

@@ -191,8 +191,9 @@ class Eval(Strict):
     data_parallel_size: PositiveInt | None = Field(
         None,
         description="vLLM engines that share the items between them, each on `tensor_parallel_size` GPUs of the stage's one "
-        "node (lighteval's data parallelism: each engine a Ray task). Default: as many as `compute.gpus_per_node` holds; "
-        "1 runs one engine, without Ray.",
+        "node (lighteval's data parallelism: each engine a Ray task; not with --launcher ray, whose tasks get neither "
+        "the job's folder nor its environment). Default: 1, one engine without Ray. A change starts lighteval's answer "
+        "cache afresh (its folder is named after the model's settings).",
     )
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="Model dtype.")
     judge: RubricJudge | None = Field(None, description="Judge model for rubric-graded benchmarks (HealthBench).")
