@@ -403,3 +403,11 @@ def test_a_response_full_of_answer_labels_costs_its_length():
     assert grading.grade("The answer is " * 30_000, "B", options=long)["extracted"] is None
     assert grading.grade("answer:" * 100_000, "B", options=long)["extracted"] is None
     assert grading.grade(("The answer is " + "Vitamin D " * 300) * 100, "B", options=long)["extracted"] is None
+
+
+def test_a_line_of_repeated_labels_with_options_is_read_once_per_label():
+    """Found by review: with options, what followed each stated letter was read to the end of its line, so a 109 kB
+    line of "The answer is B. " took 19 s to grade (a looping rollout); each is read a bounded stretch now."""
+    options = {"A": "Vitamin C", "B": "Vitamin D", "C": "Calcium", "D": "Iron"}
+    assert grading.grade("<think>x</think>" + "The answer is B. " * 6400, "B", options=options)["extracted"] == "B"
+    assert grading.grade("The answer is B. Vitamin D, or C. Calcium.", "B", options=options)["extracted"] is None  # a hedge
