@@ -418,6 +418,37 @@ if __name__ == "__main__":
     assert len(list((tmp_path / "finished" / "completions").glob("*"))) == 4
 
 
+def test_a_killed_idle_worker_fails_the_stage_and_its_pool_ends(tmp_path):
+    """Found by review: a worker waiting for its next task holds the task queue's read lock, and one killed then never
+    let go, so the Pool's terminate (datatrove's `with Pool` as the WorkerLost left it) waited for the lock forever."""
+    script = tmp_path / "idle.py"
+    script.write_text("""
+import os, signal, time
+from multiprocess import Pool
+from medrecipe.run.lost_workers import WorkerLost, failing_when_a_worker_dies
+
+
+def job(i):
+    time.sleep(60 if i == 0 else 0)
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    try:
+        with failing_when_a_worker_dies():
+            with Pool(2) as pool:
+                results = pool.imap_unordered(job, [0, 1])
+                idle = next(results)  # its worker now waits for a task, holding the queue's read lock
+                time.sleep(0.5)
+                os.kill(idle, signal.SIGKILL)
+                list(results)
+    except WorkerLost as lost:
+        print("lost:", lost)
+""")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("lost: ForkPoolWorker-"), (result.stdout, result.stderr[-2000:])
+
+
 CHANGING = """
 name: changing
 base_model: HuggingFaceTB/SmolLM2-135M-Instruct

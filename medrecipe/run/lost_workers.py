@@ -44,6 +44,20 @@ def _ending(exitcode: int) -> str:
     return f"was killed by {name}" + (" (the out-of-memory killer sends it when memory runs out)" if name == "SIGKILL" else "")
 
 
+_RLOCK_WAIT = 5.0  # seconds: a live worker holding the lock gets its stop sentinel and lets go well within this
+
+
+def _finishing_without_the_dead(help_stuff_finish):
+    """Pool._help_stuff_finish, run as a Pool is terminated, that goes on when a killed worker holds the task queue's
+    read lock: a worker waits for its next task holding it, and one killed then (an idle one) never lets go, so
+    terminate waited forever (found by review). A multiprocessing Lock has no owner: it is released for the dead."""
+    def helping(inqueue, task_handler, size):
+        inqueue._rlock.acquire(timeout=_RLOCK_WAIT)  # taken, or held by a worker that died: released either way
+        inqueue._rlock.release()
+        return help_stuff_finish(inqueue, task_handler, size)
+    return helping
+
+
 @contextlib.contextmanager
 def failing_when_a_worker_dies():
     """Run the body (the executor) in the main thread; a Pool worker's ending raises WorkerLost in it."""
@@ -54,6 +68,7 @@ def failing_when_a_worker_dies():
     armed = True
     reap = Pool.__dict__["_join_exited_workers"]
     handle_results = Pool.__dict__["_handle_results"]
+    help_stuff_finish = Pool.__dict__["_help_stuff_finish"]
 
     def interrupted(signum, frame):
         if armed:  # not once the body is over: a stage that finished is not failed
@@ -78,12 +93,14 @@ def failing_when_a_worker_dies():
     previous = signal.signal(INTERRUPT, interrupted)
     Pool._join_exited_workers = staticmethod(reporting_reap)
     Pool._handle_results = staticmethod(reporting_results)
+    Pool._help_stuff_finish = staticmethod(_finishing_without_the_dead(help_stuff_finish.__func__))
     try:
         yield
     finally:
         armed = False
         Pool._join_exited_workers = reap
         Pool._handle_results = handle_results
+        Pool._help_stuff_finish = help_stuff_finish
         signal.signal(INTERRUPT, previous)
 
 
@@ -142,3 +159,4 @@ def pools_fail_when_a_worker_dies() -> None:
 
     Pool._handle_workers = classmethod(watched_handle_workers)
     Pool._join_exited_workers = staticmethod(reporting_reap)
+    Pool._help_stuff_finish = staticmethod(_finishing_without_the_dead(Pool.__dict__["_help_stuff_finish"].__func__))
