@@ -64,7 +64,7 @@ def launch_script(loaded: LoadedRecipe, layout: Layout, plans: list[DataPlan]) -
     if ev.backend == "vllm" and engines > 1:
         lines += [
             f"# {engines} vLLM engines of {ev.tensor_parallel_size} GPU(s) share the items (data_parallel_size): lighteval runs",
-            "# each as a Ray task holding its GPUs, on the Ray it starts here or the cluster of a Ray job",
+            "# each as a Ray task holding its GPUs, on a Ray of its own on this node (RAY_ADDRESS=local)",
             "# (lighteval 0.13 models/vllm/vllm_model.py, _generate).",
         ]
     if ev.backend == "vllm" and gpus > 1:
