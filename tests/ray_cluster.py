@@ -70,13 +70,19 @@ def ray_cluster(num_cpus: int = 2):
             time.sleep(1)
         yield dashboard, client
     finally:
-        head.terminate()  # --block: the head stops the cluster's processes as it exits
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        stop_head(head)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def stop_head(head: subprocess.Popen) -> None:
+    """End a `ray start --head --block` process (started in a session of its own): the head stops the cluster's
+    processes as it exits; one that does not exit within a minute has its process group killed."""
+    head.terminate()
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
 
 
 def _remove_when_done(dashboard: str, token: str, job: str, deadline: float) -> None:

@@ -25,6 +25,7 @@ from medrecipe.recipe import load_recipe
 from .conftest import REPO
 from .generate_runs import HoldingServer, write_generate
 from .openai_stub import StubServer
+from .ray_cluster import stop_head
 from .test_data_llm_steps import write_jsonl
 from .test_data_stage import descendants, running
 
@@ -166,12 +167,7 @@ def ray_head(environment: dict):
         assert head.poll() is None, "".join(said)[-3000:]
         yield f"127.0.0.1:{port}", Path(temp)
     finally:
-        head.terminate()  # --block: the head stops the cluster's processes as it exits
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        stop_head(head)
         head.stdout.close()
         end_processes_of(f"RAY_TMPDIR={temp}")
 
