@@ -44,22 +44,24 @@ def local_files(path: str, split: str | None = None) -> list[Path]:
     `data/test-00000-of-00001.parquet`, `dev/`, as data_files.get_data_patterns resolves them; a folder whose names
     tell no split is all train), and a file or a glob is one split, train, as `datasets` reads data files."""
     target = Path(path)
-    pattern = not target.exists() and any(char in target.name for char in "*?[")  # `proj [2024]` is a folder's name
-    if not pattern and not target.is_dir():
-        if not (target.exists() and target.name.endswith(_SUFFIXES)):
+    folder, exists = target.is_dir(), target.exists()
+    pattern = not exists and any(char in target.name for char in "*?[")  # `proj [2024]` is a folder's name
+    one_file = not folder and not pattern
+    if one_file:
+        if not (exists and target.name.endswith(_SUFFIXES)):
             return []
         if links_into_hidden(target):
             raise UserError(f"{path} leads to {target.resolve()}, a hidden file or folder where credentials and settings are "
                             "kept: a recipe does not read data there", "point the source at a copy of the data outside it")
-    if split not in (None, "train") and not target.is_dir():
+    if split not in (None, "train") and not folder:
         raise UserError(f"{path} is read as one split, train (as the datasets library reads data files), not {split!r}",
                         f"leave split out, or give the folder that holds the {split} files")
-    if not pattern and not target.is_dir():
+    if one_file:
         return [target]
-    root, found = (target.parent, sorted(target.parent.glob(target.name))) if pattern else (target, sorted(target.rglob("*")))
+    root, found = (target, sorted(target.rglob("*"))) if folder else (target.parent, sorted(target.parent.glob(target.name)))
     found = [p for p in found if p.is_file() and p.name.endswith(_SUFFIXES) and not hidden_part(p.relative_to(root))
              and not links_into_hidden(p)]
-    return _of_split(target, found, split) if split is not None and not pattern else found
+    return _of_split(target, found, split) if folder and split is not None else found
 
 
 def _of_split(folder: Path, found: list[Path], split: str) -> list[Path]:
