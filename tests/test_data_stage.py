@@ -449,6 +449,63 @@ if __name__ == "__main__":
     assert result.returncode == 0 and result.stdout.startswith("lost: ForkPoolWorker-"), (result.stdout, result.stderr[-2000:])
 
 
+@pytest.mark.parametrize("watcher, started", [("local", r"\d+"), ("ray_actor", "1")])
+def test_a_worker_whose_ending_is_seen_late_still_fails_its_job(tmp_path, watcher, started):
+    """A CI run hung so: a killed worker's sentinel fires as its files close, before the kernel lets it be waited for,
+    so the watcher's look at its exit code could find it running and the Pool's reap just after find it ended, start
+    a worker in its place and lose its task. Here a worker's first look misses its ending every time; both watchers
+    (the local executor's and the one in a Ray actor) tell of it, and the one in a Ray actor starts none in its place
+    (forked from a process that runs threads, it could hang the Pool's end)."""
+    script = tmp_path / "late.py"
+    script.write_text(f"""
+import contextlib, os, signal
+from multiprocess.context import ForkProcess
+from multiprocess.pool import Pool
+from medrecipe.run.lost_workers import WorkerLost, failing_when_a_worker_dies, pools_fail_when_a_worker_dies
+
+
+class SeenLate(ForkProcess):
+    started = 0
+
+    def start(self):
+        SeenLate.started += 1
+        super().start()
+
+    @property
+    def exitcode(self):
+        code = ForkProcess.exitcode.fget(self)
+        if code is not None and not getattr(self, "missed", False):
+            self.missed = True
+            return None
+        return code
+
+
+class LatePool(Pool):
+    @staticmethod
+    def Process(ctx, *args, **kwds):
+        return SeenLate(*args, **kwds)
+
+
+def job(i):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    if {watcher!r} == "ray_actor":
+        pools_fail_when_a_worker_dies()
+    watching = failing_when_a_worker_dies() if {watcher!r} == "local" else contextlib.nullcontext()
+    try:
+        with watching, LatePool(1) as pool:
+            pool.map(job, [0])
+    except WorkerLost as lost:
+        print("lost:", lost, "| started:", SeenLate.started)
+""")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)  # before: no end
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.fullmatch(rf"lost: SeenLate-1 \(pid \d+\) was killed by SIGKILL .* while it ran a task \| started: {started}\n",
+                        result.stdout), result.stdout
+
+
 CHANGING = """
 name: changing
 base_model: HuggingFaceTB/SmolLM2-135M-Instruct

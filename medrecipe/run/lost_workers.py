@@ -7,9 +7,10 @@ Pool starts another worker but never gives the task back, and the stage waits fo
 The Pool's own worker-handler thread notices every ending at once (it waits on the workers' sentinels) and reaps the
 worker in `Pool._join_exited_workers`, which it alone calls, and only while the Pool runs: `Pool.terminate` stops
 that thread before it ends the workers. datatrove's Pool sets no `maxtasksperchild`, so no worker ends on its own
-while the Pool runs. So, while the executor runs, that method first reports any worker it finds ended: it interrupts
-the main thread with a signal, whose handler raises `WorkerLost` there. The executor then terminates its Pool, and
-the stage fails like any other; finished tasks are kept for the rerun.
+while the Pool runs. So, while the executor runs, a worker that method reaps (the one it found ended, not one looked
+at apart: see `_reaping`) is reported: that interrupts the main thread with a signal, whose handler raises
+`WorkerLost` there. The executor then terminates its Pool, and the stage fails like any other; finished tasks are
+kept for the rerun.
 
 The Pool's result-handler thread ends in the same silence when it cannot unpickle what a worker sent back (an
 exception whose class cannot be rebuilt from its args: medrecipe's own are tested to be, a library's may not be):
@@ -44,6 +45,16 @@ def _ending(exitcode: int) -> str:
     return f"was killed by {name}" + (" (the out-of-memory killer sends it when memory runs out)" if name == "SIGKILL" else "")
 
 
+def _reaping(reap, pool: list) -> tuple[bool, list]:
+    """Pool._join_exited_workers (`reap`) on `pool`, and the workers it reaped: those it found ended are the ones told
+    of, as they are the ones it replaces. Asking each worker's exitcode before it, as this did, raced it: a killed
+    worker's sentinel fires as its files close, before the kernel lets it be waited for, so the question could find it
+    running and the reap just after find it ended and start another in its place, its task lost (a CI run hung so)."""
+    before = list(pool)
+    cleaned = reap(pool)
+    return cleaned, [worker for worker in before if worker not in pool]
+
+
 _RLOCK_WAIT = 5.0  # seconds: a live worker holding the lock gets its stop sentinel and lets go well within this
 
 
@@ -75,11 +86,11 @@ def failing_when_a_worker_dies():
             raise WorkerLost(lost[0])
 
     def reporting_reap(pool: list) -> bool:
-        ended = [worker for worker in pool if worker.exitcode is not None]
+        cleaned, ended = _reaping(reap.__func__, pool)
         if ended and armed and not lost:
             lost.append(f"{ended[0].name} (pid {ended[0].pid}) {_ending(ended[0].exitcode)} while it ran a task")
             signal.pthread_kill(main, INTERRUPT)
-        return reap.__func__(pool)
+        return cleaned
 
     def reporting_results(*args) -> None:
         try:
@@ -144,18 +155,18 @@ def pools_fail_when_a_worker_dies() -> None:
     def reporting_reap(pool: list) -> bool:
         cache = getattr(handler, "cache", None)
         renews = getattr(handler, "renews", False)
-        ended = [worker for worker in pool if worker.exitcode is not None and not (renews and worker.exitcode == 0)]
+        cleaned, ended = _reaping(reap, pool)
+        ended = [worker for worker in ended if not (renews and worker.exitcode == 0)]
         if ended and cache and getattr(threading.current_thread(), "_state", None) == RUN:
             lost = WorkerLost(f"{ended[0].name} (pid {ended[0].pid}) {_ending(ended[0].exitcode)} while it ran a task")
             for job in list(cache.values()):
                 _fail(job, lost)
-            reap(pool)
             # No worker is started in its place (Pool._maintain_pool starts one when this returns True): every job has
             # failed, and the Pool's owner ends it (datatrove's `with Pool`). One forked from a Ray actor, which runs
             # threads, could hang on a lock a thread held as it forked, and Pool.terminate then waits for it forever
             # (a test run hung so, its replacement worker left running).
             return False
-        return reap(pool)
+        return cleaned
 
     Pool._handle_workers = classmethod(watched_handle_workers)
     Pool._join_exited_workers = staticmethod(reporting_reap)
