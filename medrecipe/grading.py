@@ -28,16 +28,18 @@ _STATED_LETTER = (r"\*{0,2}\s?\$?\s?(?:option\s?|choice\s?)?\*{0,2}\(?((?-i:[A-Z
 # otherwise the label needs "is" or a colon ("Answer: B", "The correct answer is: **(B)**", "Answer: $B$",
 # "The correct option is B", "答案是 B").
 _ANSWER_LABELS = [r"final answer\*{0,2}\s?(?:is\s?:?|:)?\s?",
-                  r"(?:(?:correct|best|right) (?:answer|option|choice)|answer)\*{0,2}\s?(?:is\s?:?|:)\s?"]
+                  r"(?:(?:correct|best|right) (?:answer|option|choice)|answer)\*{0,2}\s?(?:is\s?:?|:)\s?",
+                  r"(?:答案\s?(?:是|为)?|故选|应选|选择)\s?:?\s?"]  # the region is NFKC: "：" is ":" there
 _FALLBACK_LETTER = [
     re.compile(_ANSWER_LABELS[0] + _STATED_LETTER, re.I),
     re.compile(_ANSWER_LABELS[1] + _STATED_LETTER, re.I),
-    re.compile(r"(?:答案\s?(?:是|为)?|故选|应选|选择)\s?[:：]?\s?\*{0,2}\(?([A-Z])\)?(?![A-Za-z0-9])"),
+    re.compile(_ANSWER_LABELS[2] + r"\*{0,2}\(?([A-Z])\)?(?![A-Za-z0-9])"),
     re.compile(r"(?:option|choice)\s?\(?([A-Z])\)?\s?(?:is\s?(?:the\s?)?correct)", re.I),
     re.compile(r"(?<![A-Za-z])\(?((?-i:[A-Z]))\)?\*{0,2} is (?:the )?(?:correct|right|best) (?:answer|option|choice)", re.I),
     re.compile(r"^ ?\*{0,2}\(?([A-Z])\)?[.:)]?\*{0,2} ?$", re.M),  # a letter on a line of its own
 ]
-# The same labels alone, for an option stated by its text ("The answer is Vitamin D."): by pattern index above.
+# The same labels alone, for an option stated by its text ("The answer is Vitamin D.", "答案是维生素C"): by pattern
+# index above.
 _TEXT_AFTER = {index: re.compile(label, re.I) for index, label in enumerate(_ANSWER_LABELS)}
 _STATED_YES_NO_MAYBE = re.compile(r"(?:answer|conclusion)\*{0,2}\s?(?:is\s?:?|:)\s?\*{0,2}\s?(yes|no|maybe)\b", re.I)
 _WHITESPACE_RUN = re.compile(r"\s+")
@@ -51,8 +53,10 @@ _SPELLED = str.maketrans(
     | {chr(0x3C3 + i): name for i, name in enumerate(_GREEK.split()[17:])}  # σ..ω
     | {chr(0x391 + i): name for i, name in enumerate(_GREEK.split()) if i < 17}
     | {chr(0x3A3 + i): name for i, name in enumerate(_GREEK.split()[17:])}
-    | {"ς": "sigma", "−": "-", "–": "-", "—": "-", "‐": "-", "‑": "-", "≥": ">=", "≤": "<=", "±": "+/-", "×": "x"}
+    | {"ς": "sigma", "−": "-", "–": "-", "—": "-", "‐": "-", "‑": "-", "≥": ">=", "≤": "<=", "±": "+/-", "×": "x",
+       "。": ". "}  # the ideographic full stop ends a sentence as ". " does: "答案是维生素C。因为" states 维生素C
 )
+_NOT_KEPT = re.compile(r"(?:[^\w.%/<>=+\- ]|_)+")  # what normalize() turns to spaces: \w is any script's letters and digits
 _LATEX_FRACTION = re.compile(r"\\[dt]?frac\s*(?:\{([^{}]*)\}|(\d))\s*(?:\{([^{}]*)\}|(\d))")
 _LATEX_TIMES_TEN = re.compile(r"\s*(?:\\times|\\cdot|×|x|\*)\s*10\s*\^\s*\{?\s*([+-−]?\d+)\s*\}?")
 
@@ -120,11 +124,13 @@ def strip_latex(text: str) -> str:
 
 def normalize(text: str) -> str:
     """Lower case, no accents, LaTeX wrappers, punctuation or extra spaces: for comparing free-form answers. What tells
-    answers apart survives: Greek letters as their names ("β-blocker" is not "α-blocker"), micro as "mu" ("5 µg" is not
-    "5 g"), minus signs and dashes as "-", and the signs < > = + ("> 7%" is not "< 7%")."""
+    answers apart survives: the letters of every script ("糖尿病" is not "高血压": an ASCII fold made both empty, and
+    "维生素D" the letter "d"), Greek letters as their names ("β-blocker" is not "α-blocker"), micro as "mu" ("5 µg" is
+    not "5 g"), minus signs and dashes as "-", and the signs < > = + ("> 7%" is not "< 7%")."""
     text = unicodedata.normalize("NFKD", strip_latex(text)).translate(_SPELLED)
-    text = text.encode("ascii", "ignore").decode()
-    text = re.sub(r"[^a-z0-9.%/<>=+\- ]+", " ", text.lower())
+    if not text.isascii():  # the accents off
+        text = "".join(character for character in text if not unicodedata.combining(character))
+    text = _NOT_KEPT.sub(" ", text.lower())
     return " ".join(text.split()).strip(" .")
 
 

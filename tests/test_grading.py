@@ -397,6 +397,42 @@ def test_a_stated_option_text_is_scored_as_its_letter():
     assert not grading.grade(REASONING + "The answer is Primary polydipsia.", "B", options=DI)["correct"]
 
 
+CHINESE_VITAMINS = {"A": "维生素A", "B": "维生素B12", "C": "维生素C", "D": "维生素D"}
+DISEASES = {"A": "高血压", "B": "糖尿病", "C": "冠心病", "D": "哮喘"}
+
+
+@pytest.mark.parametrize(
+    ("response", "options", "extracted"),
+    [
+        # options in Chinese are told apart by their text: an ASCII fold made 高血压 and 糖尿病 both empty, and
+        # 维生素D the letter "d"
+        ("\\boxed{糖尿病}", DISEASES, "B"),
+        ("\\boxed{维生素C}", CHINESE_VITAMINS, "C"),
+        ("\\boxed{维生素B12}", CHINESE_VITAMINS, "B"),
+        ("答案：维生素C", CHINESE_VITAMINS, "C"),
+        ("答案是维生素C。因为它是抗氧化剂。", CHINESE_VITAMINS, "C"),  # the sentence ends at 。
+        ("故选糖尿病", DISEASES, "B"),
+        ("**答案：** 糖尿病", DISEASES, "B"),
+        ("The answer is 冠心病.", DISEASES, "C"),
+        ("答案是D", CHINESE_VITAMINS, "D"),
+        # look-alikes: a hedge, a longer name, a letter and words that are no option
+        ("答案是维生素C或维生素D", CHINESE_VITAMINS, None),
+        ("答案是维生素C缺乏症", CHINESE_VITAMINS, None),
+        ("\\boxed{A 哮喘}", DISEASES, None),
+        ("\\boxed{维生素}", CHINESE_VITAMINS, None),
+    ],
+)
+def test_options_in_chinese_are_read_by_their_text(response, options, extracted):
+    assert grading.grade(REASONING + response, extracted or "A", options=options)["extracted"] == extracted
+
+
+def test_normalize_keeps_every_scripts_letters_and_drops_accents():
+    assert grading.normalize("糖尿病") != grading.normalize("高血压")
+    assert grading.normalize("维生素D") == "维生素d"
+    assert grading.normalize("Café-au-lait  spots") == grading.normalize("cafe-au-lait spots") == "cafe-au-lait spots"
+    assert grading.normalize("snake_case") == "snake case"
+
+
 def test_a_response_full_of_answer_labels_costs_its_length():
     # each label reads only up to the next one and as far as an option's text could reach: no stretch twice
     long = {"A": "x" * 2000, "B": "Vitamin D"}
