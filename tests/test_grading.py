@@ -433,6 +433,29 @@ def test_normalize_keeps_every_scripts_letters_and_drops_accents():
     assert grading.normalize("snake_case") == "snake case"
 
 
+LETTERED_VITAMINS = {"A": "B", "B": "C", "C": "D", "D": "K"}  # "Which vitamin ...?": options whose texts are letters
+BLOOD_GROUPS = {"A": "A", "B": "B", "C": "AB", "D": "O"}
+
+
+@pytest.mark.parametrize(
+    ("response", "options", "extracted"),
+    [
+        # a letter of the options stated alone is that option, as in a box, though another option's text is that letter
+        ("The answer is B.", LETTERED_VITAMINS, "B"),
+        ("Answer: **B**", LETTERED_VITAMINS, "B"),
+        ("答案是C", LETTERED_VITAMINS, "C"),
+        ("\\boxed{B}", LETTERED_VITAMINS, "B"),
+        # a text that is no letter of the options is that option's text
+        ("The answer is O.", BLOOD_GROUPS, "D"),
+        ("The answer is AB.", BLOOD_GROUPS, "C"),
+        ("The answer is K.", LETTERED_VITAMINS, "D"),
+    ],
+)
+def test_a_stated_letter_is_its_option_though_another_options_text_is_that_letter(response, options, extracted):
+    assert grading.grade(REASONING + response, extracted, options=options) == {
+        "correct": True, "extracted": extracted, "via": "boxed" if "boxed" in response else "fallback"}
+
+
 def test_a_response_full_of_answer_labels_costs_its_length():
     # each label reads only up to the next one and as far as an option's text could reach: no stretch twice
     long = {"A": "x" * 2000, "B": "Vitamin D"}
