@@ -76,7 +76,7 @@ def test_it_is_read_with_its_own_columns_like_a_registry_benchmark(write, tmp_pa
     from medrecipe.blocks.evalsets import benchmark_rows, items_of
     from medrecipe.catalog.benchmark_items import to_item
 
-    rows = list(benchmark_rows({"name": "hospital_exam", "path": str(tmp_path / "hospital_exam.jsonl")}))
+    rows = list(benchmark_rows({"name": "hospital_exam", "path": str(tmp_path / "hospital_exam.jsonl"), "split": exam.split}))
     assert [to_item(row, exam.reader, exam.spec)["gold"] for row in rows] == ["B", "C", "A"]
     assert [item.item_id for item in items_of("hospital_exam", rows, exam.reader, exam.spec, False)] == ["h1", "h2", "h3"]
 

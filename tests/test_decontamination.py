@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from rapidfuzz import fuzz, process
@@ -18,7 +19,13 @@ from rapidfuzz import fuzz, process
 from medrecipe.blocks.decontaminate import FuzzyIndex, NgramIndex, fuzzy_normalize
 from medrecipe.blocks.evalsets import EvalItem, items_of, load_items
 from medrecipe.blocks.text import decontamination_words, tokens
+from medrecipe.catalog import benchmarks
+from medrecipe.compile.data import plan
+from medrecipe.compile.layout import Layout
+from medrecipe.errors import UserError
+from medrecipe.recipe import load_recipe
 
+from . import hub_fixtures
 from .conftest import RECIPES
 
 QUICKSTART_DATA = RECIPES / "data" / "quickstart"
@@ -78,7 +85,7 @@ def _brute_force_ngrams(items: list[EvalItem], texts: list[str], n: int, whole_q
 
 
 def test_ngram_matches_equal_open_r1_and_whole_questions():
-    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n)}
+    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n), "split": "test"}
                  for n, r, s in (("medmcqa", "multiple_choice", {"gold": "cop"}), ("medqa", "multiple_choice", {"gold": "answer_idx"}),
                                  ("pubmedqa", "pubmedqa", {}))]
     items = load_items(locations, include_options=True) + _items(MEDMCQA_ROWS)
@@ -229,7 +236,7 @@ def test_a_score_a_hair_under_a_fractional_threshold_is_no_match():
 
 
 def test_fuzzy_matches_on_the_quickstart_corpus_equal_scoring_every_pair():
-    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n)}
+    locations = [{"name": n, "reader": r, "spec": s, "where": {}, "path": str(QUICKSTART_DATA / "eval" / n), "split": "test"}
                  for n, r, s in (("medmcqa", "multiple_choice", {"gold": "cop"}), ("medqa", "multiple_choice", {"gold": "answer_idx"}),
                                  ("pubmedqa", "pubmedqa", {}))]
     items = load_items(locations, include_options=True)
@@ -246,3 +253,52 @@ def test_ngram_matches_survive_lower_case_that_changes_length():
     texts = ["İİİ " * 20, "unrelated words here", "a patient from İzmir presents with fever and chills since yesterday"]
     found = NgramIndex(items, 8).matches(texts)
     assert [hit is not None for hit in found] == [False, False, True]
+
+
+# ------------------------------------------------------------------------------------------ evaluation sets
+
+
+def _snapshot(folder, repo: str) -> None:
+    """A local copy of a Hub dataset in its real layout: its files as tests/fixtures/hub holds them."""
+    for path, content in hub_fixtures.fixture(repo)["branches"]["main"].items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(hub_fixtures.encoded(path, content))
+
+
+def test_a_local_copy_is_decontaminated_against_the_split_evaluated(write, tmp_path):
+    """Found by review: a local copy of openlifescienceai/medmcqa (data/{train,validation,test}-00000-of-00001.parquet)
+    was read whole, so its train questions, training data, would have been removed as copies of the benchmark, and its
+    test rows (cop -1: no answer) stopped the step. The validation split is what is evaluated, so it alone is read."""
+    _snapshot(tmp_path / "medmcqa", "openlifescienceai/medmcqa")
+    recipe = write("r.yaml", f"""
+        extends: {RECIPES / "quickstart.yaml"}
+        name: probe
+        eval:
+          benchmarks:
+            - {{name: medmcqa, path: {tmp_path / "medmcqa"}, split: validation}}
+        """)
+    loaded = load_recipe(recipe)
+    stages = plan(loaded, Layout(tmp_path / "out", loaded.recipe))["stages"]
+    locations = next(block["args"]["benchmarks"] for stage in stages for block in stage["pipeline"]
+                     if block["block"].endswith("NgramDecontaminationFilter"))
+    evaluated = hub_fixtures.rows("openlifescienceai/medmcqa", "data/validation-00000-of-00001.parquet")
+    assert [item.item_id for item in load_items(locations, include_options=False)] == [row["id"] for row in evaluated]
+
+
+def test_a_local_copy_without_the_split_evaluated_is_an_error(tmp_path):
+    (tmp_path / "medmcqa.jsonl").write_text(json.dumps(MEDMCQA_ROWS[0]) + "\n")  # a name that tells no split: train
+    location = {"name": "medmcqa", "reader": "multiple_choice", "spec": {"gold": "cop"}, "where": {}, "path": str(tmp_path),
+                "split": "validation"}
+    with pytest.raises(UserError, match="has no 'validation' split"):
+        load_items([location], include_options=False)
+
+
+def test_a_local_copy_of_healthbench_is_read_as_its_evaluation_file():
+    """Found by review: the local copy's other files (the meta-evaluation: a completion and one rubric per row, a
+    different layout) were read as items too; evaluation reads the registry's file alone (benchmark_files.data_plan)."""
+    bench = benchmarks.get("healthbench")
+    folder = Path(__file__).parent / "fixtures" / "benchmarks" / "healthbench"
+    location = {"name": "healthbench", "reader": bench.reader, "spec": bench.spec, "where": {}, "path": str(folder),
+                "split": bench.split, "data_files": list(bench.data_files)}
+    evaluated = [json.loads(line)["prompt_id"] for line in (folder / bench.data_files[0]).read_text().splitlines()]
+    assert [item.item_id for item in load_items([location], include_options=False)] == evaluated

@@ -109,6 +109,21 @@ def test_ii_medical_is_sized_per_stage_with_its_assumptions(tmp_path):
     assert any("lancet, medbullets_op5, nejm" in line for line in evaluation.basis)
 
 
+def test_a_local_copy_counts_the_items_of_the_split_evaluated(tmp_path):
+    """Found by review: a local copy of openlifescienceai/medmcqa was counted whole, its train and test splits too."""
+    from .hub_fixtures import encoded, fixture
+
+    for path, content in fixture("openlifescienceai/medmcqa")["branches"]["main"].items():
+        (tmp_path / "medmcqa" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "medmcqa" / path).write_bytes(encoded(path, content))
+    loaded = load_recipe(REPO / "recipes" / "ii-medical-8b-1706.yaml",
+                         [f"eval.benchmarks.0={{name: medmcqa, path: {tmp_path / 'medmcqa'}, split: validation}}"])
+    assert loaded.recipe.eval.benchmarks[0].name == "medmcqa"
+    evaluation = cost.estimate(loaded, Layout(tmp_path / "out", loaded.recipe))[2]
+    # the fixture's two validation rows, then the registry's counts of the others (as in the test above)
+    assert evaluation.tokens == (2 + 1273 + 1000 + 1535 + 5000 + 308 + 2450) * (1024 + 32_768)
+
+
 def test_the_curated_data_is_measured_when_it_exists(tmp_path):
     loaded = load_recipe(REPO / "recipes" / "quickstart.yaml")
     layout = Layout(tmp_path, loaded.recipe)

@@ -17,11 +17,24 @@ class EvalItem:
     question: str  # the question alone
 
 
+def local_copy_files(path: str, split: str, data_files=()) -> list[Path]:
+    """The files of a benchmark's local copy that evaluation reads (compile/lighteval/benchmark_files.data_plan): a
+    file is the evaluated split itself; in a folder, the registry's `data_files` when it names some (HealthBench),
+    else the files of the evaluated split, as lighteval reads a folder (`load_dataset(folder)[split]`, so the split
+    `datasets` infers from the file names). The other splits are not evaluated: a train split is training data."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return local_files(path)
+    if data_files:
+        return [folder / name for name in data_files]
+    return local_files(path, split)
+
+
 def benchmark_rows(location: dict):
     """Rows of one benchmark: a local copy (`path`) or its Hub dataset, with the registry's row filter."""
     where = location.get("where") or {}
     if location.get("path"):
-        files = local_files(location["path"])
+        files = local_copy_files(location["path"], location["split"], location.get("data_files") or ())
         if not files:
             raise FileNotFoundError(f"benchmark {location['name']}: no data files at {location['path']}")
         rows = (row for file in files for row in _rows_of_file(Path(file), "auto"))

@@ -49,13 +49,14 @@ def _benchmark_locations(loaded: LoadedRecipe, names: list[str] | None) -> list[
     locations = []
     for name in names or list(refs):
         entry = benchmarks.of(recipe, name)
-        location = {"name": name, "reader": entry.reader, "spec": entry.spec, "where": entry.where}
         index, ref = refs.get(name, (None, None))
+        # the split evaluated: of a local copy too, whose other splits are not evaluated (evalsets.local_copy_files)
+        location = {"name": name, "reader": entry.reader, "spec": entry.spec, "where": entry.where,
+                    "split": (ref and ref.split) or entry.split, "data_files": list(entry.data_files)}
         if ref is not None and ref.path:
             location["path"] = str(loaded.local_path(("eval", "benchmarks", index, "path")))
         else:
-            location.update(hub=entry.hub, subset=entry.subset, split=(ref and ref.split) or entry.split,
-                            revision=entry.revision, data_files=list(entry.data_files))
+            location.update(hub=entry.hub, subset=entry.subset, revision=entry.revision)
         locations.append(location)
     return locations
 

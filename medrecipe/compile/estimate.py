@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ..blocks.evalsets import benchmark_rows
 from ..catalog import benchmarks, gpus, models
 from ..catalog.checks import rl_base_model, sft_base_model
+from ..errors import UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import eval_gpus, rollout_plan, sft_batch, stage_gpus
 from ..recipe.model import GPU, PolicyOptimization
@@ -368,14 +369,16 @@ def _items(loaded: LoadedRecipe, index: int) -> int | None:
     assert loaded.recipe.eval is not None
     reference = loaded.recipe.eval.benchmarks[index]
     known = benchmarks.known(loaded.recipe).get(reference.name)
+    if known is None:
+        return None
     if reference.path:
         path = loaded.local_path(("eval", "benchmarks", index, "path"))
-        try:
-            return sum(1 for _ in benchmark_rows({"name": reference.name, "path": str(path),
-                                                  "where": known.where if known else {}}))
-        except (OSError, ValueError):
+        try:  # the split evaluated, as decontamination reads it (evalsets.local_copy_files)
+            return sum(1 for _ in benchmark_rows({"name": reference.name, "path": str(path), "where": known.where,
+                                                  "split": reference.split or known.split, "data_files": known.data_files}))
+        except (OSError, ValueError, UserError):  # unreadable, or no such split: preflight says which
             return None
-    return known.items if known else None
+    return known.items
 
 
 def describe(value: float, unit: str = "") -> str:
