@@ -462,3 +462,22 @@ def test_preflight_checks_lengths_against_the_config_of_a_model_the_catalog_does
     assert "rl.max_response_length: prompt 256 + response 512 = 768 tokens exceed someone/tiny-chat-600's 600 positions" \
         in result.stderr, result.stderr
     assert [check["what"] for check in report["checks"] if not check["ok"]] == ["model limits"]
+
+
+def test_preflight_reads_a_local_benchmark_copy_by_the_split_evaluated(tmp_path):
+    """Found by review: preflight read a local copy of openlifescienceai/medmcqa from its first file, the test split
+    (cop -1, no answer), and called its rows unreadable; a copy without the split evaluated passed unremarked, and
+    the data stage then stopped on it."""
+    from medrecipe.recipe import load_recipe
+    from medrecipe.run.preflight import read_samples
+
+    for path, content in hub_fixtures.fixture("openlifescienceai/medmcqa")["branches"]["main"].items():
+        (tmp_path / "medmcqa" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "medmcqa" / path).write_bytes(hub_fixtures.encoded(path, content))
+    copy = f"eval.benchmarks=[{{name: medmcqa, path: {tmp_path / 'medmcqa'}, split: %s}}]"
+    report = read_samples(load_recipe(RECIPES / "quickstart.yaml", [copy % "validation"]))
+    assert report.problems == []
+    [sample] = [sample for sample in report.samples if sample.kind == "eval_prompt"]
+    assert hub_fixtures.rows("openlifescienceai/medmcqa", "data/validation-00000-of-00001.parquet")[0]["question"] in sample.text
+    report = read_samples(load_recipe(RECIPES / "quickstart.yaml", [copy % "dev2"]))
+    assert ["has no 'dev2' split" in str(problem) for problem in report.problems] == [True]

@@ -17,27 +17,30 @@ class EvalItem:
     question: str  # the question alone
 
 
-def local_copy_files(path: str, split: str, data_files=()) -> list[Path]:
-    """The files of a benchmark's local copy that evaluation reads (compile/lighteval/benchmark_files.data_plan): a
-    file is the evaluated split itself; in a folder, the registry's `data_files` when it names some (HealthBench),
-    else the files of the evaluated split, as lighteval reads a folder (`load_dataset(folder)[split]`, so the split
-    `datasets` infers from the file names). The other splits are not evaluated: a train split is training data."""
+def local_copy(path: str, split: str, data_files=()) -> list[tuple[str, str | None]]:
+    """The parts of a benchmark's local copy that evaluation reads (compile/lighteval/benchmark_files.data_plan), as
+    (path, split) for readers.local_files: a file is the evaluated split itself; in a folder, the registry's
+    `data_files` when it names some (HealthBench), else the evaluated split, as lighteval reads a folder
+    (`load_dataset(folder)[split]`: the split `datasets` infers from the file names). The other splits are not
+    evaluated: a train split is training data, not a copy of the benchmark."""
     folder = Path(path)
     if not folder.is_dir():
-        return local_files(path)
+        return [(path, None)]
     if data_files:
-        return [folder / name for name in data_files]
-    return local_files(path, split)
+        return [(str(folder / name), None) for name in data_files]
+    return [(path, split)]
 
 
 def benchmark_rows(location: dict):
     """Rows of one benchmark: a local copy (`path`) or its Hub dataset, with the registry's row filter."""
     where = location.get("where") or {}
     if location.get("path"):
-        files = local_copy_files(location["path"], location["split"], location.get("data_files") or ())
-        if not files:
-            raise FileNotFoundError(f"benchmark {location['name']}: no data files at {location['path']}")
-        rows = (row for file in files for row in _rows_of_file(Path(file), "auto"))
+        parts = local_copy(location["path"], location["split"], location.get("data_files") or ())
+        found = [local_files(path, split) for path, split in parts]
+        missing = [path for (path, _), files in zip(parts, found) if not files]
+        if missing:
+            raise FileNotFoundError(f"benchmark {location['name']}: no data files at {', '.join(missing)}")
+        rows = (row for files in found for file in files for row in _rows_of_file(file, "auto"))
     elif location.get("data_files"):  # a repository without a configuration for them (HealthBench)
         from huggingface_hub import hf_hub_download
 

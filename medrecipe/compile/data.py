@@ -50,7 +50,7 @@ def _benchmark_locations(loaded: LoadedRecipe, names: list[str] | None) -> list[
     for name in names or list(refs):
         entry = benchmarks.of(recipe, name)
         index, ref = refs.get(name, (None, None))
-        # the split evaluated: of a local copy too, whose other splits are not evaluated (evalsets.local_copy_files)
+        # the split evaluated: of a local copy too, whose other splits are not evaluated (evalsets.local_copy)
         location = {"name": name, "reader": entry.reader, "spec": entry.spec, "where": entry.where,
                     "split": (ref and ref.split) or entry.split, "data_files": list(entry.data_files)}
         if ref is not None and ref.path:

@@ -373,7 +373,7 @@ def _items(loaded: LoadedRecipe, index: int) -> int | None:
         return None
     if reference.path:
         path = loaded.local_path(("eval", "benchmarks", index, "path"))
-        try:  # the split evaluated, as decontamination reads it (evalsets.local_copy_files)
+        try:  # the split evaluated, as decontamination reads it (evalsets.local_copy)
             return sum(1 for _ in benchmark_rows({"name": reference.name, "path": str(path), "where": known.where,
                                                   "split": reference.split or known.split, "data_files": known.data_files}))
         except (OSError, ValueError, UserError):  # unreadable, or no such split: preflight says which

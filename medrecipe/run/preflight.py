@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..envs import offline_models
 from ..errors import UserError
+from ..blocks.evalsets import local_copy
 from ..blocks.readers import columns_of, first_rows, local_files, source_record
 from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected
 from ..catalog import benchmarks, checks
@@ -316,8 +317,9 @@ class _Preflight:
         for index, ref in enumerate(ev.benchmarks):
             bench = benchmarks.of(self.loaded.recipe, ref.name)
             at = ("eval", "benchmarks", index)
-            if ref.path:
-                spec = {"path": str(self.loaded.local_path((*at, "path")))}
+            if ref.path:  # the first file evaluation reads: the evaluated split, not the copy's first split
+                path, split = local_copy(str(self.loaded.local_path((*at, "path"))), ref.split or bench.split, bench.data_files)[0]
+                spec = {"path": path, "split": split}
             else:
                 spec = {"hub": bench.hub, "subset": bench.subset, "split": ref.split or bench.split, "revision": bench.revision,
                         "data_files": list(bench.data_files) or None}
