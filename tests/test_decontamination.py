@@ -302,3 +302,18 @@ def test_a_local_copy_of_healthbench_is_read_as_its_evaluation_file():
                 "split": bench.split, "data_files": list(bench.data_files)}
     evaluated = [json.loads(line)["prompt_id"] for line in (folder / bench.data_files[0]).read_text().splitlines()]
     assert [item.item_id for item in load_items([location], include_options=False)] == evaluated
+
+
+def test_a_local_copy_whose_card_declares_configurations_is_refused(tmp_path):
+    """Found by review: a local copy of the whole qiaojin/PubMedQA repository (its README.md declares pqa_artificial,
+    pqa_labeled and pqa_unlabeled) was read as one train split, so the 270k unlabelled and artificial questions were
+    items too; the datasets library reads such a folder by its configurations, and evaluation's 'default' is none."""
+    _snapshot(tmp_path, "qiaojin/PubMedQA")
+    bench = benchmarks.get("pubmedqa")
+    location = {"name": "pubmedqa", "reader": bench.reader, "spec": bench.spec, "where": {}, "path": str(tmp_path),
+                "split": bench.split}
+    with pytest.raises(UserError, match="pqa_artificial, pqa_labeled, pqa_unlabeled"):
+        load_items([location], include_options=False)
+    evaluated = hub_fixtures.rows("qiaojin/PubMedQA", "pqa_labeled/train-00000-of-00001.parquet")
+    items = load_items([{**location, "path": str(tmp_path / "pqa_labeled")}], include_options=False)
+    assert [item.item_id for item in items] == [str(row["pubid"]) for row in evaluated]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog.benchmark_items import item_text, row_matches, to_item
+from ..errors import UserError
 from .readers import _rows_of_file, local_files
 
 
@@ -28,6 +29,17 @@ def local_copy(path: str, split: str, data_files=()) -> list[tuple[str, str | No
         return [(path, None)]
     if data_files:
         return [(str(folder / name), None) for name in data_files]
+    if (folder / "README.md").is_file():
+        from huggingface_hub import DatasetCard
+
+        # The datasets library reads a folder whose card declares configurations by them, and evaluation asks for
+        # 'default' (benchmark_files.data_plan): a whole repository (qiaojin/PubMedQA) fails there, and its file names
+        # would make one train split of every configuration here.
+        configs = [str(c.get("config_name")) for c in DatasetCard.load(folder / "README.md").data.get("configs") or []]
+        if configs and "default" not in configs:
+            raise UserError(f"{path} declares the configurations {', '.join(configs)} in its README.md, and evaluation "
+                            "reads a local copy as the configuration 'default'",
+                            "point path at the folder of the configuration evaluated")
     return [(path, split)]
 
 
