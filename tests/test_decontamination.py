@@ -317,3 +317,14 @@ def test_a_local_copy_whose_card_declares_configurations_is_refused(tmp_path):
     evaluated = hub_fixtures.rows("qiaojin/PubMedQA", "pqa_labeled/train-00000-of-00001.parquet")
     items = load_items([{**location, "path": str(tmp_path / "pqa_labeled")}], include_options=False)
     assert [item.item_id for item in items] == [str(row["pubid"]) for row in evaluated]
+
+
+def test_a_local_copys_data_files_in_a_hidden_folder_are_refused(tmp_path):
+    """A recipe's own benchmark names its data_files, joined to its path: `path: ~` with `data_files:
+    [.kaggle/kaggle.json]` would read the Kaggle key as items, where no folder a source reads gives a hidden file."""
+    (tmp_path / ".kaggle").mkdir()
+    (tmp_path / ".kaggle" / "kaggle.json").write_text(json.dumps({"question": "q", "options": ["a", "b"], "answer": "A"}))
+    location = {"name": "mine", "reader": "multiple_choice", "spec": {}, "where": {}, "path": str(tmp_path),
+                "split": "test", "data_files": [".kaggle/kaggle.json"]}
+    with pytest.raises(UserError, match=r"hidden \.kaggle"):
+        load_items([location], include_options=False)

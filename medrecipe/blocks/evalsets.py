@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..catalog.benchmark_items import item_text, row_matches, to_item
 from ..errors import UserError
+from ..recipe.untrusted import hidden_part
 from .readers import _rows_of_file, local_files
 
 
@@ -28,6 +29,12 @@ def local_copy(path: str, split: str, data_files=()) -> list[tuple[str, str | No
     if not folder.is_dir():
         return [(path, None)]
     if data_files:
+        # A recipe's own benchmark names them: not a hidden file (data_files: [.kaggle/kaggle.json] beside path: ~),
+        # as no folder a source reads gives one (readers.local_files, which refuses a link into one).
+        for name in data_files:
+            if hidden := hidden_part(name):
+                raise UserError(f"data_files names {name}, in the hidden {hidden}, where credentials and settings are kept: "
+                                "a recipe does not read data there", "name the benchmark's data files")
         return [(str(folder / name), None) for name in data_files]
     if (folder / "README.md").is_file():
         from huggingface_hub import DatasetCard
