@@ -285,6 +285,18 @@ def test_every_published_row_the_source_cites_is_on_the_card():
     assert re.search(r"\| \[MedMCQA\]\([^)]*\) \| 61\.50 \| 72\.94 \|", text)
 
 
+def test_each_curation_step_is_described_in_whole_sentences(ii_medical):
+    """Found by review: a step's description was its class docstring's first line, so the decontamination steps read
+    "..., or contains the" and "rapidfuzz's ratio on normalised text, exactly as"."""
+    loaded, rel = ii_medical
+    for name, body in sections(dataset_card(loaded, rel, rel.get("dataset"))).items():
+        description = body.split("\n\n", 2)[1]
+        assert description.endswith((".", ".)")) and "\n" not in description, (name, description)
+    steps = sections(dataset_card(loaded, rel, rel.get("dataset")))
+    assert "or contains the whole of a question shorter than n words." in steps["`decontaminate_ngram`"]
+    assert "exactly as scoring every pair would" in steps["`decontaminate_fuzzy`"]
+
+
 def test_an_ungraded_generation_step_is_not_said_to_keep_the_correct_answers(ii_medical):
     loaded, rel = ii_medical
     text = dataset_card(loaded, rel, rel.get("dataset"), stats=None)

@@ -15,8 +15,9 @@ class StepBase(Strict):
     )
 
     def summary(self) -> str:
-        """What the step does, in one line (the dataset card's): its class's first docstring line."""
-        return (type(self).__doc__ or "").strip().splitlines()[0]
+        """What the step does, in one line (the dataset card's): its class docstring's first paragraph, its lines joined
+        (its first line alone ended the decontamination steps' sentences mid-way: "..., or contains the")."""
+        return " ".join(line.strip() for line in (type(self).__doc__ or "").strip().split("\n\n", 1)[0].splitlines())
 
 
 class LLMCall(Strict):
