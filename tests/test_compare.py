@@ -86,6 +86,29 @@ eval:
     assert (averages["Ours-7B (reproduced)"], averages["Other-7B"]) == ("70.00", "–")
 
 
+def test_the_avg_column_says_which_benchmarks_it_is_over_when_a_row_shows_more(cli, write):
+    """Found by review: our row showed PubMedQA, which the reproduced row lacks, and an Avg without it, and said nothing;
+    the caption appeared only when we lacked one of the reproduced row's benchmarks, and said "we have a score for"."""
+    write("narrow.yaml", """
+name: narrow-avg
+base_model: Qwen/Qwen3-8B
+eval:
+  benchmarks: [medmcqa, medqa, pubmedqa]
+  published:
+    source: a card whose own row has two benchmarks
+    reproduces: Ours-7B
+    scores:
+      Ours-7B: {medmcqa: 60.0, medqa: 70.0}
+      Other-7B: {medmcqa: 50.0, medqa: 55.0, pubmedqa: 70.0}
+""")
+    result = cli("compare", str(write("scores.json", json.dumps(SCORES))), "--reference", "narrow.yaml")
+    assert result.code == 0, result.err
+    rows = {cells[0]: cells[1:] for cells in ([cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+                                               for line in result.out.splitlines() if line[:1] in "│┃")}
+    assert rows["ours"] == ["73.94 ± 0.68", "88.61 ± 0.89", "80.30 ± 1.26", f"{(73.94 + 88.61) / 2:.2f}"]
+    assert "Avg: over the 2 benchmarks both ours and Ours-7B have: MedMC, MedQA" in result.out
+
+
 def test_compare_cli_prints_the_table_and_writes_the_chart(cli, write, tmp_path):
     scores = write("build/ii-medical-8b-1706/eval/scores.json", json.dumps(SCORES))
     result = cli("compare", str(scores))
@@ -101,7 +124,7 @@ def test_compare_cli_prints_the_table_and_writes_the_chart(cli, write, tmp_path)
     assert rows["ours vs II-Medical-8B-1706"][:3] == ["consistent"] * 3
     assert len(rows) == 1 + 7 + 4  # the header, every published model, ours, the difference, intervals, verdicts
     assert "MedQA: 88.61, 95 % interval [86.75, 90.24] (wilson, n=1273); II-Medical-8B-1706 88.61: consistent" in result.out
-    assert "Avg: over the 3 benchmarks we have a score for: MedMC, MedQA, PubMed" in result.out
+    assert "Avg: over the 3 benchmarks both ours and II-Medical-8B-1706 have: MedMC, MedQA, PubMed" in result.out
     chart = scores.with_name("scores.png")
     assert result.out.strip().endswith(f"chart: {chart}")
     image = matplotlib.image.imread(chart)

@@ -2,9 +2,9 @@
 scores with its 95 % interval and whether the reproduced row's score lies within it (`intervals`).
 
 The published table (`eval.published`) holds the row the recipe reproduces and the other models the original
-report compared against. Averages are over the benchmarks we have a score for, so our row and the row we
-reproduce are averaged over the same columns; a published row's own average column is shown as published
-when it covers the same benchmarks.
+report compared against. Averages are over the benchmarks both we and the reproduced row have a score for, so
+every row is averaged over the same columns; a published row's own average column is shown as published when it
+covers the same benchmarks.
 """
 
 from __future__ import annotations
@@ -119,8 +119,11 @@ def table(comparison: Comparison):
 
     published = comparison.published
     result = Table(title=f"ours ({escape(comparison.model)}) vs {escape(published.source)}", title_justify="left")
-    if len(comparison.common) < len(comparison.reference):
-        result.caption = f"Avg: over the {len(comparison.common)} benchmarks we have a score for: " + ", ".join(map(header, comparison.common))
+    # Every Avg is over the common benchmarks: said whenever a row shows more (found by review: our row's extra
+    # benchmark was left out of its Avg unsaid, and the caption named the benchmarks "we have a score for").
+    if len(comparison.common) < len(comparison.columns):
+        result.caption = escape(f"Avg: over the {len(comparison.common)} benchmarks both ours and {published.reproduces} have: "
+                                + ", ".join(map(header, comparison.common)))
         result.caption_justify = "left"
     result.add_column("Model")
     for name in comparison.columns:
