@@ -113,6 +113,17 @@ def test_model_card_metadata_round_trips_through_huggingface_hub(tiny):
     assert data.eval_results[1].dataset_config == "pqa_labeled"
 
 
+def test_a_score_over_the_first_items_only_is_not_claimed_for_the_split(tiny, tmp_path):
+    """Found by review: with `max_samples: 400` the model-index said MedMCQA's validation split (4,183 items) scored
+    41.25, measured on its first 400; the card's table, with its n, is where such a score is told."""
+    _, _, stats, scores = tiny
+    loaded, _ = load(str(tmp_path / "recipe.yaml"), ("eval.benchmarks=[{name: medmcqa, max_samples: 400}, pubmedqa]",), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "me")
+    text = model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores)
+    assert [result.dataset_type for result in ModelCard(text).data.eval_results] == ["qiaojin/PubMedQA"]
+    assert "| 41.25 ± 1.50 | 400 |" in text
+
+
 def test_model_card_shows_scores_beside_the_published_reference(tiny):
     loaded, rel, stats, scores = tiny
     text = model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores, chart="scores.png")
