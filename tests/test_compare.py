@@ -109,6 +109,29 @@ eval:
     assert "Avg: over the 2 benchmarks both ours and Ours-7B have: MedMC, MedQA" in result.out
 
 
+def test_published_row_names_are_shown_as_written_not_as_terminal_markup(cli, write):
+    """Found by review: a recipe's row names went into the table as rich markup: `[reported]` vanished, `[/]` ended
+    compare in a MarkupError traceback and `[link=...]` printed a terminal hyperlink to the recipe author's URL."""
+    write("marked.yaml", """
+name: marked-rows
+base_model: Qwen/Qwen3-8B
+eval:
+  benchmarks: [medmcqa]
+  published:
+    source: a paper
+    reproduces: "Ours-7B [reported]"
+    scores:
+      "Ours-7B [reported]": {medmcqa: 60.0}
+      "Other [/]": {medmcqa: 50.0}
+      "[link=https://example.org/x]Third[/link]": {medmcqa: 40.0}
+""")
+    result = cli("compare", str(write("scores.json", json.dumps(SCORES))), "--reference", "marked.yaml")
+    assert result.code == 0 and "Traceback" not in result.err, result.err
+    rows = [line.split("│")[1].strip() for line in result.out.splitlines() if line[:1] == "│"]
+    assert rows[:3] == ["Ours-7B [reported] (reproduced)", "Other [/]", "[link=https://example.org/x]Third[/link]"]
+    assert rows[4:] == ["Δ vs Ours-7B [reported]", "95 % interval", "ours vs Ours-7B [reported]"]
+
+
 def test_compare_cli_prints_the_table_and_writes_the_chart(cli, write, tmp_path):
     scores = write("build/ii-medical-8b-1706/eval/scores.json", json.dumps(SCORES))
     result = cli("compare", str(scores))

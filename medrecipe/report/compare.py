@@ -134,7 +134,8 @@ def table(comparison: Comparison):
         average = comparison.published_average(row)
         average = comparison.average(row) if average is None else average
         style = "bold" if row == published.reproduces else None
-        result.add_row(row + (" (reproduced)" if row == published.reproduces else ""), *cells, _number(average), style=style)
+        # A row's name is the recipe's text, not markup (found by review: `[/]` ended compare in a traceback)
+        result.add_row(escape(row) + (" (reproduced)" if row == published.reproduces else ""), *cells, _number(average), style=style)
     result.add_section()
     ours = [f"{comparison.ours[name][0]:.2f} ± {comparison.ours[name][1]:.2f}" if name in comparison.ours else "–"
             for name in comparison.columns]
@@ -143,10 +144,11 @@ def table(comparison: Comparison):
     mean_delta = None
     if comparison.common:
         mean_delta = comparison.average(None) - comparison.average(published.reproduces)
-    result.add_row(f"Δ vs {published.reproduces}", *[_delta(deltas.get(name)) for name in comparison.columns], _delta(mean_delta))
+    reproduced = escape(published.reproduces)
+    result.add_row(f"Δ vs {reproduced}", *[_delta(deltas.get(name)) for name in comparison.columns], _delta(mean_delta))
     result.add_row("95 % interval", *[_interval(comparison.intervals.get(name)) for name in comparison.columns], "")
     verdicts = comparison.verdicts()
-    result.add_row(f"ours vs {published.reproduces}", *[_verdict(verdicts.get(name)) for name in comparison.columns], "")
+    result.add_row(f"ours vs {reproduced}", *[_verdict(verdicts.get(name)) for name in comparison.columns], "")
     return result
 
 
