@@ -212,6 +212,23 @@ def test_verdicts_say_whether_the_published_score_is_within_our_interval(publish
                              f"{published.scores['II-Medical-8B-1706']['mmlu_pro_medical']:.2f}: no interval")
 
 
+def test_the_chart_names_a_row_with_dollar_signs_as_written(published, tmp_path, monkeypatch):
+    """Found by review: matplotlib reads `$...$` in a legend as mathematics: a row named "Cost $5 vs $10" lost its
+    dollars and spaces, and one named "A $\\foo{$ B" ended compare in a ValueError."""
+    import matplotlib.pyplot as plt
+    from matplotlib.cbook import is_math_text
+
+    name = "A $\\foo{$ B"
+    table = published.model_copy(update={"reproduces": name, "scores": {name: published.scores["II-Medical-8B-1706"]}})
+    legends, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda figure: legends.append(figure.axes[0].get_legend().get_texts()) or close(figure))
+    compare.plot(compare.compare(SCORES, table), tmp_path / "chart.png", "Cost $5 vs $10")
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    [texts] = legends
+    assert not any(is_math_text(text.get_text()) for text in texts)
+    assert [text.get_text().replace("\\$", "$") for text in texts] == [f"{name} (published)", "Cost $5 vs $10 (ours, 95 % interval)"]
+
+
 def test_compare_cli_with_an_explicit_reference_and_png(cli, write, tmp_path):
     scores = write("scores.json", json.dumps({k: v for k, v in SCORES.items() if k != "recipe"}))
     result = cli("compare", str(scores), "--reference", "ii-medical-8b-1706", "--png", "card/chart.png")

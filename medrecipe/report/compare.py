@@ -185,15 +185,15 @@ def plot(comparison: Comparison, path: Path | BinaryIO, ours: str) -> None:
     width = 0.38
     figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4.2), dpi=150)
     axes.bar([x - width / 2 for x in positions], [reference[name] for name in names], width,
-             label=f"{comparison.published.reproduces} (published)", color="#9aa5b1")
+             label=f"{_unmath(comparison.published.reproduces)} (published)", color="#9aa5b1")
     scores = [comparison.ours[name][0] for name in names]
     found = [comparison.intervals[name] for name in names]
     # matplotlib refuses a negative error bar: one, a rounding's, ended `compare` on a real run's 0 of 3 (found by review).
     below = [max(score - i.low, 0.0) if i else 0.0 for score, i in zip(scores, found)]
     above = [max(i.high - score, 0.0) if i else 0.0 for score, i in zip(scores, found)]
     axes.bar([x + width / 2 for x in positions], scores, width, yerr=[below, above], capsize=3,
-             label=f"{ours} (ours, 95 % interval)", color="#1f77b4")
-    axes.set_xticks(list(positions), [header(name) for name in names], rotation=30, ha="right")
+             label=f"{_unmath(ours)} (ours, 95 % interval)", color="#1f77b4")
+    axes.set_xticks(list(positions), [_unmath(header(name)) for name in names], rotation=30, ha="right")
     axes.set_ylabel("score (%)")
     axes.set_ylim(0, 100)
     axes.grid(axis="y", alpha=0.3)
@@ -203,6 +203,12 @@ def plot(comparison: Comparison, path: Path | BinaryIO, ours: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     plt.close(figure)
+
+
+def _unmath(text: str) -> str:
+    """Text as matplotlib shows it as written: it reads `$...$` as mathematics (found by review: a row named
+    "A $\\foo{$" ended compare in a ValueError, and "Cost $5 vs $10" lost its dollars)."""
+    return text.replace("$", r"\$")
 
 
 def _number(value: float | None) -> str:
