@@ -124,6 +124,16 @@ def test_a_score_over_the_first_items_only_is_not_claimed_for_the_split(tiny, tm
     assert "| 41.25 ± 1.50 | 400 |" in text
 
 
+def test_a_standard_error_lighteval_did_not_measure_is_not_printed_as_zero(tiny):
+    """lighteval measures no standard error over one item; scores.json then says none (run/eval.py), and the card
+    showed "± 0.00" (review)."""
+    loaded, rel, stats, scores = tiny
+    one = {**scores, "benchmarks": {**scores["benchmarks"], "medmcqa": {**scores["benchmarks"]["medmcqa"], "score": 100.0,
+                                                                       "stderr": None, "n": 1}}}
+    text = model_card(loaded, rel, rel.get("model"), stats=stats, scores=one)
+    assert "| 100.00 | 1 | 5% | 40.50 | +59.50 |" in text
+
+
 def test_model_card_shows_scores_beside_the_published_reference(tiny):
     loaded, rel, stats, scores = tiny
     text = model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores, chart="scores.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
@@ -162,6 +163,23 @@ def test_without_matplotlib_compare_prints_its_table_and_says_how_to_get_the_cha
     assert result.code == 0, result.err
     assert "MedQA: 88.61" in result.out and "chart: none, matplotlib is not installed: pip install 'medrecipe[plot]'" in result.out
     assert not scores.with_name("scores.png").exists()
+
+
+def test_a_score_without_a_measured_standard_error_shows_none(published):
+    """scores.json says `stderr: null` where lighteval measured none (one item, run/eval.py): no "± 0.00" (review)."""
+    one = dict(SCORES, benchmarks={"medqa": {"score": 100.0, "stderr": None, "n": 1, "metric": "accuracy"}})
+    comparison = compare.compare(one, published)
+    rows = {cells[0]: cells[1:] for cells in ([cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+                                               for line in _printed(compare.table(comparison)).splitlines() if line[:1] == "│")}
+    assert rows["ours"][1] == "100.00" and rows["95 % interval"][1] == "[20.7, 100.0]"
+
+
+def _printed(renderable) -> str:
+    from rich.console import Console
+
+    console = Console(width=240, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
 
 
 def test_intervals_are_wilson_for_accuracies_and_normal_otherwise():

@@ -239,6 +239,32 @@ def test_scores_are_read_back_from_a_build_whose_path_is_no_glob_pattern(write, 
         "medmcqa": (50.0, 2), "pubmedqa": (0.0, 3), "healthbench": (33.3333, 2)}
 
 
+def test_a_standard_error_lighteval_did_not_measure_is_none_not_zero(write, tmp_path, eval_env, monkeypatch):
+    """lighteval 0.13 writes `<metric>_stderr` only for a metric over more than one item, and NaN where computing it
+    overflowed (lighteval/logging/info_loggers.py, MetricsLogger.aggregate). Found by review: scores.json then said
+    0.0, which the model card printed as "100.00 ± 0.00" for one item, and NaN, which made compare refuse the file."""
+    import pyarrow as pa
+
+    monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", "unused")
+    loaded, layout = compiled(write, tmp_path)
+    run, moment = tmp_path / "lighteval", "2026-12-01T10-16-14.386151"
+    model = "models/HuggingFaceTB-SmolLM2-135M-Instruct-776f0f450a98-sampling"
+    results = {"medrecipe:medmcqa|0": {"acc": 1.0, "unboxed": 0.0},
+               "medrecipe:pubmedqa|0": {"acc": 0.5, "acc_stderr": float("nan"), "unboxed": 0.0, "unboxed_stderr": 0.0},
+               "medrecipe:healthbench|0": {"rubric_score": 0.4}}
+    (run / "results" / model).mkdir(parents=True)
+    (run / "results" / model / f"results_{moment}.json").write_text(json.dumps({"results": results}))  # NaN, as lighteval writes it
+    (run / "details" / model / moment).mkdir(parents=True)
+    for task, items in (("medmcqa", 1), ("pubmedqa", 2), ("healthbench", 1)):
+        pq.write_table(pa.table({"doc": [{"query": "q"}] * items}),
+                       run / "details" / model / moment / f"details_medrecipe:{task}|0_{moment}.parquet")
+    (layout.root / "eval" / "launch.sh").write_text(f'cp -r {run}/. "$EVAL_OUTPUT"\n')
+    assert run_stage(loaded, layout, "eval", RunOptions(model="HuggingFaceTB/SmolLM2-135M-Instruct")).status == "done"
+    scores = json.loads(layout.eval_scores().read_text(), parse_constant=lambda word: pytest.fail(f"{word} in scores.json"))
+    assert {name: (entry["score"], entry["stderr"], entry["n"]) for name, entry in scores["benchmarks"].items()} == {
+        "medmcqa": (100.0, None, 1), "pubmedqa": (50.0, None, 2), "healthbench": (40.0, None, 1)}
+
+
 def test_an_unset_judge_key_is_refused_before_generating(write, tmp_path, eval_env, monkeypatch):
     monkeypatch.delenv("MEDRECIPE_TEST_JUDGE_KEY", raising=False)
     loaded, layout = compiled(write, tmp_path)

@@ -27,7 +27,7 @@ class Comparison:
     model: str  # the model our scores are of
     published: Published
     columns: list[str]  # benchmark names: the published table's, in its order, then any only we have
-    ours: dict[str, tuple[float, float]]  # benchmark -> (score, stderr), percent
+    ours: dict[str, tuple[float, float | None]]  # benchmark -> (score, stderr or None when unmeasured), percent
     items: dict[str, int]  # benchmark -> the items scored (0 when scores.json does not say)
     intervals: dict[str, Interval | None]  # benchmark -> our score's 95 % interval, None when nothing measures it
 
@@ -94,7 +94,8 @@ def _is_number(value) -> bool:
 
 def compare(scores: dict, published: Published) -> Comparison:
     entries = scores["benchmarks"]
-    ours = {name: (float(entry["score"]), float(entry.get("stderr") or 0.0)) for name, entry in entries.items()}
+    ours = {name: (float(entry["score"]), None if entry.get("stderr") is None else float(entry["stderr"]))
+            for name, entry in entries.items()}
     columns = list(dict.fromkeys(name for row in published.scores.values() for name in row))
     columns += [name for name in ours if name not in columns]
     if not set(ours) & set(published.scores[published.reproduces]):
@@ -105,6 +106,11 @@ def compare(scores: dict, published: Published) -> Comparison:
     return Comparison(printable(str(scores.get("model", "ours"))), published, columns, ours,
                       {name: int(entry.get("n") or 0) for name, entry in entries.items()},
                       {name: interval(entry) for name, entry in entries.items()})
+
+
+def score_text(score: float, stderr: float | None) -> str:
+    """A score in percent with its standard error; none when lighteval measured none (one item): not "± 0.00"."""
+    return f"{score:.2f}" if stderr is None else f"{score:.2f} ± {stderr:.2f}"
 
 
 def header(name: str) -> str:
@@ -137,8 +143,7 @@ def table(comparison: Comparison):
         # A row's name is the recipe's text, not markup (found by review: `[/]` ended compare in a traceback)
         result.add_row(escape(row) + (" (reproduced)" if row == published.reproduces else ""), *cells, _number(average), style=style)
     result.add_section()
-    ours = [f"{comparison.ours[name][0]:.2f} ± {comparison.ours[name][1]:.2f}" if name in comparison.ours else "–"
-            for name in comparison.columns]
+    ours = [score_text(*comparison.ours[name]) if name in comparison.ours else "–" for name in comparison.columns]
     result.add_row("ours", *ours, _number(comparison.average(None)), style="bold cyan")
     deltas = comparison.deltas()
     mean_delta = None

@@ -27,6 +27,7 @@ from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
 from ..recipe.derive import eval_gpus
+from ..report.compare import score_text
 from ..envs import tools
 from . import jobs
 from .stages import RunOptions, StageResult
@@ -82,7 +83,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if read_back.returncode != 0:
         raise UserError(f"reading lighteval's results back failed: {read_back.stderr.strip()[-2000:]}", "see lighteval's output above")
     scores = json.loads(scores_file.read_text(encoding="utf-8"))
-    notes = [f"{name}: {entry['score']:.2f} ± {entry['stderr']:.2f} (n={entry['n']})" for name, entry in scores["benchmarks"].items()]
+    notes = [f"{name}: {score_text(entry['score'], entry['stderr'])} (n={entry['n']})" for name, entry in scores["benchmarks"].items()]
     return StageResult("eval", "done", outputs, notes=notes)
 
 
@@ -224,7 +225,7 @@ def scores_spec(loaded: LoadedRecipe, layout: Layout, model: str) -> dict:
 
 def write_scores(output: str, spec: dict, target: str) -> None:
     """The newest lighteval run under `output` written to `target` as scores.json: per benchmark its score and
-    standard error in percent, the items evaluated (rows of its details file), what the score measures and, for
+    standard error in percent (None where lighteval measured none), the items evaluated (rows of its details file), what the score measures and, for
     boxed answers, the fraction found unboxed. Results listed in `spec["earlier"]` were there before this run
     (another model's, say) and are not read. Self-contained: it runs with the eval environment's Python, on this
     machine or at the end of a Slurm job."""
@@ -253,9 +254,12 @@ def write_scores(output: str, spec: dict, target: str) -> None:
         if score["task"] not in results:
             raise SystemExit(f"{results_file} has no results for {score['task']}")
         values = results[score["task"]]
+        # lighteval writes no standard error for one item, and NaN where computing it overflowed: none was measured
+        # (found by review: 0.0 was printed as "± 0.00" for one item, and NaN made compare refuse the file)
+        stderr = values.get(f"{score['key']}_stderr")
         scores[name] = {
             "score": round(100 * values[score["key"]], 4),
-            "stderr": round(100 * values.get(f"{score['key']}_stderr", 0.0), 4),
+            "stderr": round(100 * stderr, 4) if stderr is not None and stderr == stderr else None,
             "n": counts.get(score["task"], 0),
             "metric": score["metric"],
             "scoring": score["scoring"],

@@ -9,6 +9,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from ...catalog import benchmarks, checks
 from ...recipe import LoadedRecipe
+from ...report.compare import score_text
 from ...recipe.model import (
     PolicyOptimization,
     Recipe,
@@ -230,7 +231,7 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
         row = [benchmark_link(benchmark, ref.path)]
         score = scores["benchmarks"].get(ref.name) if scores else None
         if scores:
-            row += [f"{score['score']:.2f} ± {score['stderr']:.2f}", f"{score['n']:,}", _fraction(score["unboxed"])] if score else ["–"] * 3
+            row += [score_text(score["score"], score["stderr"]), f"{score['n']:,}", _fraction(score["unboxed"])] if score else ["–"] * 3
         if published:
             row.append(_percent(reference.get(ref.name)))
         if scores and published:
