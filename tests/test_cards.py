@@ -297,6 +297,22 @@ def test_an_evaluation_by_likelihood_recommends_no_sampling():
     assert "temperature" not in usage and "max_tokens" not in usage and "Answer:" in usage
 
 
+def test_an_evaluation_by_likelihood_has_no_column_for_unboxed_answers():
+    """Found by review: Internist's card (log-likelihood: nothing is generated, nothing boxed) had a "Without
+    `\\boxed{}`" column of dashes, which only a generative evaluation's text explains."""
+    loaded, _ = load(str(RECIPES / "internist-7b.yaml"), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "someone")
+    scores = {"key": "k", "model": "m", "lighteval": "0.13.0", "mode": "loglikelihood",
+              "generation": {"temperature": 0.6, "top_p": 0.9, "top_k": None, "max_new_tokens": 32768, "seed": 42},
+              "benchmarks": {ref.name: {"score": 50.0, "stderr": 1.0, "n": 100, "metric": "accuracy", "unboxed": None}
+                             for ref in loaded.recipe.eval.benchmarks}}
+    evaluation = model_card(loaded, rel, rel.get("model"), scores=scores).split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    assert "boxed" not in evaluation
+    assert "| Benchmark | This model | n | Internist.ai 7b (published) | Difference |" in evaluation
+    assert "| 50.00 ± 1.00 | 100 | 60.50 | -10.50 |" in evaluation
+    assert "| **Average** | 50.00 |  | 67.79 | -17.79 |" in evaluation
+
+
 def test_every_published_row_the_source_cites_is_on_the_card():
     """UltraMedical's card said its scores were the paper's best beside the 8B's, and showed only the 8B's (review)."""
     loaded, _ = load(str(RECIPES / "ultramedical-llama3-8b.yaml"), warn=False)

@@ -214,9 +214,12 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
     # The other published rows (another size, the paper's best) after the difference: the source may cite them.
     others = [name for name in published.scores if name != published.reproduces] if published else []
     header, align = ["Benchmark"], ["left"]
+    # Only a boxed answer's benchmark counts answers without one: an evaluation by likelihood, or of HealthBench alone,
+    # had a column of dashes that only a generative evaluation's text explains (found by review on Internist's card)
+    unboxed = bool(scores) and any(entry.get("unboxed") is not None for entry in scores["benchmarks"].values())
     if scores:
-        header += ["This model", "n", "Without `\\boxed{}`"]
-        align += ["right"] * 3
+        header += ["This model", "n", *(["Without `\\boxed{}`"] if unboxed else [])]
+        align += ["right"] * (2 + unboxed)
     if published:
         header.append(f"{markdown_text(published.reproduces)} (published)")
         align.append("right")
@@ -231,7 +234,8 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
         row = [benchmark_link(benchmark, ref.path)]
         score = scores["benchmarks"].get(ref.name) if scores else None
         if scores:
-            row += [score_text(score["score"], score["stderr"]), f"{score['n']:,}", _fraction(score["unboxed"])] if score else ["–"] * 3
+            measured = [score_text(score["score"], score["stderr"]), f"{score['n']:,}", _fraction(score["unboxed"])] if score else ["–"] * 3
+            row += measured if unboxed else measured[:2]
         if published:
             row.append(_percent(reference.get(ref.name)))
         if scores and published:
@@ -246,17 +250,19 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
         complete = len(ours) == len(recipe.eval.benchmarks)
         mean_ours, mean_theirs = sum(ours) / len(ours), sum(theirs) / len(theirs)
         label = "**Average**" if complete else f"**Average** ({len(ours)} benchmarks)"
-        rows.append([label, f"{mean_ours:.2f}", "", "", f"{mean_theirs:.2f}", f"{mean_ours - mean_theirs:+.2f}", *[""] * len(others)])
+        rows.append([label, f"{mean_ours:.2f}", "", *[""] * unboxed, f"{mean_theirs:.2f}", f"{mean_ours - mean_theirs:+.2f}",
+                     *[""] * len(others)])
     elif scores and not published:
         values = [scores["benchmarks"][ref.name]["score"] for ref in recipe.eval.benchmarks if ref.name in scores["benchmarks"]]
         if values:
-            rows.append(["**Average**", f"{sum(values) / len(values):.2f}", "", ""])
+            rows.append(["**Average**", f"{sum(values) / len(values):.2f}", "", *[""] * unboxed])
     return {
         "this": release.evaluated == artifact,
         "evaluated": release.evaluated,
         "model": recipe.eval.model,
         "header": header,
         "align": align,
+        "unboxed": unboxed,
         "rows": rows,
         "generation": scores["generation"] if scores else None,
         "mode": scores.get("mode", "generative") if scores else None,
