@@ -9,12 +9,12 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from ...catalog import benchmarks, checks
 from ...recipe import LoadedRecipe
-from ...report.compare import score_text
 from ...recipe.model import (
     PolicyOptimization,
     Recipe,
     Reproduces,
 )
+from ...report.compare import score_text
 from ..release import HubRepo, Release, hub_url
 from .rendering import benchmark_link, markdown_text, public_path, recipe_text, render
 from .training import RL_TITLES, rl_section, sft_rows
