@@ -481,3 +481,18 @@ def test_preflight_reads_a_local_benchmark_copy_by_the_split_evaluated(tmp_path)
     assert hub_fixtures.rows("openlifescienceai/medmcqa", "data/validation-00000-of-00001.parquet")[0]["question"] in sample.text
     report = read_samples(load_recipe(RECIPES / "quickstart.yaml", [copy % "dev2"]))
     assert ["has no 'dev2' split" in str(problem) for problem in report.problems] == [True]
+
+
+def test_preflight_places_a_refused_local_benchmark_copy_at_its_path(tmp_path):
+    """A local copy of the whole qiaojin/PubMedQA repository (its card declares three configurations, evaluation reads
+    'default') is refused at the recipe's path line, with the hint, as every other preflight problem is."""
+    from medrecipe.recipe import load_recipe
+    from medrecipe.run.preflight import read_samples
+
+    for path, content in hub_fixtures.fixture("qiaojin/PubMedQA")["branches"]["main"].items():
+        (tmp_path / "pubmedqa" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pubmedqa" / path).write_bytes(hub_fixtures.encoded(path, content))
+    report = read_samples(load_recipe(RECIPES / "quickstart.yaml", [f"eval.benchmarks=[{{name: pubmedqa, path: {tmp_path / 'pubmedqa'}}}]"]))
+    [problem] = report.problems
+    assert problem.path == "eval.benchmarks[0].path" and "pqa_artificial, pqa_labeled, pqa_unlabeled" in str(problem)
+    assert "point path at the folder of the configuration evaluated" in str(problem)

@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..envs import offline_models
-from ..errors import UserError
 from ..blocks.evalsets import local_copy
 from ..blocks.readers import columns_of, first_rows, local_files, source_record
 from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected
+from ..envs import offline_models
+from ..errors import UserError
 from ..catalog import benchmarks, checks
 from ..catalog.benchmark_items import render_prompt, row_matches, to_item
 from ..recipe import LoadedRecipe, Problem
@@ -62,9 +62,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {"checks": [vars(check) for check in self.checks],
-                "samples": [vars(sample) for sample in self.samples],
-                "problems": [str(problem) for problem in self.problems]}
+        return {"checks": list(map(vars, self.checks)), "samples": list(map(vars, self.samples)), "problems": list(map(str, self.problems))}
 
 
 class _Preflight:
@@ -318,7 +316,11 @@ class _Preflight:
             bench = benchmarks.of(self.loaded.recipe, ref.name)
             at = ("eval", "benchmarks", index)
             if ref.path:  # the first file evaluation reads: the evaluated split, not the copy's first split
-                path, split = local_copy(str(self.loaded.local_path((*at, "path"))), ref.split or bench.split, bench.data_files)[0]
+                try:
+                    path, split = local_copy(str(self.loaded.local_path((*at, "path"))), ref.split or bench.split, bench.data_files)[0]
+                except UserError as refused:  # a whole repository's configurations, a data file in a hidden folder
+                    self.fail("benchmark", ref.name, (*at, "path"), str(refused), refused.hint)
+                    continue
                 spec = {"path": path, "split": split}
             else:
                 spec = {"hub": bench.hub, "subset": bench.subset, "split": ref.split or bench.split, "revision": bench.revision,
