@@ -124,6 +124,18 @@ def test_a_score_over_the_first_items_only_is_not_claimed_for_the_split(tiny, tm
     assert "| 41.25 ± 1.50 | 400 |" in text
 
 
+def test_a_score_over_the_rows_a_filter_keeps_is_not_claimed_for_the_split(tiny, tmp_path):
+    """MMLU-Pro's health and biology questions (the registry's `where`) are 1,535 of its test split's 12,032 rows: the
+    model-index would claim the score for the whole split; the card's table tells it, under the benchmark's title."""
+    _, _, stats, scores = tiny
+    loaded, _ = load(str(tmp_path / "recipe.yaml"), ("eval.benchmarks=[medmcqa, pubmedqa, mmlu_pro_medical]",), warn=False)
+    rel = release(loaded.recipe, recipe_sha256(loaded.recipe), "me")
+    scores = {**scores, "benchmarks": {**scores["benchmarks"], "mmlu_pro_medical": scores["benchmarks"]["medmcqa"]}}
+    text = model_card(loaded, rel, rel.get("model"), stats=stats, scores=scores)
+    assert [result.dataset_type for result in ModelCard(text).data.eval_results] == ["openlifescienceai/medmcqa", "qiaojin/PubMedQA"]
+    assert "MMLU-Pro (health, biology)" in text
+
+
 def test_a_standard_error_lighteval_did_not_measure_is_not_printed_as_zero(tiny):
     """lighteval measures no standard error over one item; scores.json then says none (run/eval.py), and the card
     showed "± 0.00" (review)."""

@@ -136,9 +136,10 @@ def _eval_results(recipe: Recipe, scores: dict | None) -> list[EvalResult]:
         if score is None:
             continue
         benchmark = benchmarks.of(recipe, ref.name)
-        # The model index says a Hub dataset's split scored this: a local copy, or the split's first `max_samples` items
-        # (found by review: 400 of MedMCQA's 4,183 were claimed as its validation split), are only in the card's table.
-        if not benchmark.hub or ref.path or ref.max_samples:
+        # The model index says a Hub dataset's split scored this: a local copy, the split's first `max_samples` items
+        # (found by review: 400 of MedMCQA's 4,183 were claimed as its validation split) or the rows a filter keeps
+        # (MMLU-Pro's health and biology questions, 1,535 of 12,032) are only in the card's table.
+        if not benchmark.hub or ref.path or ref.max_samples or benchmark.where:
             continue
         results.append(
             EvalResult(
@@ -249,7 +250,7 @@ def _evaluation(recipe: Recipe, release: Release, artifact: HubRepo, scores: dic
     if ours:
         complete = len(ours) == len(recipe.eval.benchmarks)
         mean_ours, mean_theirs = sum(ours) / len(ours), sum(theirs) / len(theirs)
-        label = "**Average**" if complete else f"**Average** ({len(ours)} benchmarks)"
+        label = "**Average**" if complete else f"**Average** ({len(ours)} benchmark{'s' * (len(ours) > 1)})"
         rows.append([label, f"{mean_ours:.2f}", "", *[""] * unboxed, f"{mean_theirs:.2f}", f"{mean_ours - mean_theirs:+.2f}",
                      *[""] * len(others)])
     elif scores and not published:
