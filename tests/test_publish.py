@@ -399,6 +399,22 @@ def test_a_missing_output_names_the_stage_to_run(cli, release):
     assert result.code == 2 and "medrecipe run recipe.yaml --stage data" in result.err
 
 
+def test_an_empty_curated_dataset_is_said_to_be_empty_not_missing(cli, release):
+    """Found by review: a data stage that kept no record writes stats.json and no parquet file (datatrove's writers open
+    a file at the first document: DiskWriter.write in datatrove/pipeline/writers/disk_base.py, 0.10.1), and publish said to run the data stage,
+    which says it is done. An empty dataset is not published: its card's `configs` would match no file."""
+    write_run(release.layout)
+    for shard in release.layout.data_output().glob("*.parquet"):
+        shard.unlink()
+    stats = json.loads(release.layout.data_stats().read_text())
+    stats["output"].update(records=0, files=[], bytes=0)
+    release.layout.data_stats().write_text(json.dumps(stats))
+    result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "data")
+    assert result.code == 2
+    assert "the curated dataset is empty: the data stage kept none of the 10 records it read" in result.err
+    assert "run the data stage first" not in result.err and "build/tiny-med/data/" in result.err
+
+
 def test_a_stage_the_recipe_does_not_publish_is_an_error(cli, release):
     write_run(release.layout)
     result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "sft", "--set", "publish.sft_model=false")

@@ -104,3 +104,17 @@ def namespace_for(recipe: Recipe, explicit: str | None, account: Callable[[], st
 def offline_namespace(recipe: Recipe, explicit: str | None) -> str:
     """The namespace for --dry-run and --to-dir, which contact nobody: a placeholder when none is given."""
     return namespace_for(recipe, explicit, lambda: PLACEHOLDER_NAMESPACE)
+
+
+def why_not_published(recipe: Recipe, stage: str) -> str:
+    """Why `--stage STAGE` publishes nothing for this recipe."""
+    if getattr(recipe, stage) is None:
+        return f"the recipe has no `{stage}` section"
+    if stage == "data":
+        return "publish.dataset is false"
+    if stage == "sft":
+        return "publish.sft_model is false" if recipe.rl else "publish.model is false"
+    if stage == "rl":
+        return "publish.model is false"
+    return f"the recipe evaluates `{recipe.eval.model}`, which is not a model this release publishes"
+

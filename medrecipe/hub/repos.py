@@ -25,7 +25,7 @@ from ..recipe.load import display
 from ..recipe.untrusted import redact
 from ..report import compare
 from . import cards
-from .release import HubRepo, Release, dataset_file, offline_namespace, release
+from .release import HubRepo, Release, dataset_file, offline_namespace, release, why_not_published
 
 STAGE_CHOICES = (*STAGES, "all")
 CARD = "README.md"
@@ -104,12 +104,12 @@ def _selected(loaded: LoadedRecipe, layout: Layout, release: Release, stages: se
         selected = [artifact for artifact in release.artifacts if artifact.stage in stages]
         for stage in (s for s in STAGES if s in stages and s != "eval"):
             if not any(artifact.stage == stage for artifact in selected):
-                raise UserError(f"--stage {stage}: {_why_not_published(recipe, stage)}", "see the recipe's `publish` section")
+                raise UserError(f"--stage {stage}: {why_not_published(recipe, stage)}", "see the recipe's `publish` section")
     planned: list[tuple[HubRepo, Callable[[], RepoContent]]] = [
         (artifact, partial(_content, loaded, release, artifact, outputs)) for artifact in selected]
     if "eval" in stages and release.evaluated not in selected:
         if release.evaluated is None:
-            raise UserError(f"--stage eval: {_why_not_published(recipe, 'eval')}")
+            raise UserError(f"--stage eval: {why_not_published(recipe, 'eval')}")
         planned.append((release.evaluated, partial(_card_update, loaded, release, release.evaluated, outputs)))
     contents = []
     for artifact, content in planned:
@@ -252,6 +252,14 @@ class RunOutputs:
 
     def parquet_files(self) -> list[Path]:
         files = sorted(self.layout.data_output().rglob("*.parquet"))
+        stats = self.stats(required=False)
+        if not files and stats is not None and stats["output"]["records"] == 0:
+            # datatrove's writers open a file at the first record (DiskWriter.write, datatrove 0.10.1): none was kept.
+            # Not published: a repository whose card's `configs` match no file is a dataset `load_dataset` cannot load.
+            read = sum(source["read"] for source in stats["sources"])
+            raise UserError(f"the curated dataset is empty: the data stage kept none of the {read} records it read",
+                            f"see what each step removed in {display(self.layout.data_stats())}, then change the "
+                            "recipe's data section and run the data stage again")
         if not files:
             raise UserError(f"the curated dataset is missing: no parquet files in {display(self.layout.data_output())}",
                             f"run the data stage first: {run_command(self.loaded, self.layout.root, 'data')}")
@@ -378,18 +386,6 @@ def _refuse_files_outside(content: RepoContent, build: Path) -> None:
                 f"to {file.source.resolve()}; only files in the build are published",
                 "copy the file into the build if it belongs to the release, or remove the link",
             )
-
-
-def _why_not_published(recipe, stage: str) -> str:
-    if getattr(recipe, stage) is None:
-        return f"the recipe has no `{stage}` section"
-    if stage == "data":
-        return "publish.dataset is false"
-    if stage == "sft":
-        return "publish.sft_model is false" if recipe.rl else "publish.model is false"
-    if stage == "rl":
-        return "publish.model is false"
-    return f"the recipe evaluates `{recipe.eval.model}`, which is not a model this release publishes"
 
 
 def _same_file(source: Path, target: Path) -> bool:
