@@ -251,12 +251,32 @@ def test_publishing_without_a_valid_token_is_a_clear_error(local_hub, release):
 def test_the_summary_shows_the_visibility_the_repository_has(local_hub, release):
     """An existing repository keeps its visibility: the table says what it is, not what the recipe asked for."""
     write_dataset(release.layout)
-    local_hub.seed(*DATASET, {"main": {"notes.md": b"made by hand"}}, private=False)
+    local_hub.seed(*DATASET, {"main": {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"}}, private=False)
     result = publish(local_hub, release, "--stage", "data")
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith(DATASET[1]))
     assert "public (kept; the recipe asks for private)" in row
     assert not local_hub.repo(*DATASET).private and "exists and is public" in result.stderr
+
+
+def test_a_repository_medrecipe_did_not_publish_is_left_as_it_is(local_hub, release):
+    """Found by review: publishing into an existing repository that someone made by hand (its own card and files)
+    replaced its card and deleted its files without a word, where --to-dir leaves a folder it did not write alone."""
+    write_run(release.layout)
+    theirs = {"README.md": b"---\nlicense: mit\n---\n# Someone's notes\n", "notes.md": b"made by hand"}
+    local_hub.seed(*DATASET, {"main": theirs})
+    result = publish(local_hub, release)
+    assert result.returncode == 2
+    assert "tester/tiny-med-data exists and holds files medrecipe did not publish (README.md, notes.md)" in result.stderr
+    assert "--namespace" in result.stderr and "Traceback" not in result.stderr
+    assert local_hub.files(*DATASET) == theirs and len(local_hub.commits(*DATASET)) == 1
+    assert set(local_hub.repos) == {DATASET}  # refused before anything was pushed
+
+    # an empty repository made by hand (the Hub's .gitattributes only) is published into
+    local_hub.repos.clear()
+    local_hub.seed(*DATASET, {"main": {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"}}, private=True)
+    assert (first := publish(local_hub, release)).returncode == 0, first.stderr
+    assert publish(local_hub, release).returncode == 0  # and again: what medrecipe published is its to replace
 
 
 # ---------------------------------------------------------------------------------- offline (in-process)

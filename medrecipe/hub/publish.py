@@ -3,7 +3,8 @@
 For each repository: create it (private unless the recipe says public; an existing repository keeps its
 visibility), upload a folder of links to its exact contents with one `upload_folder` call that also removes
 files an earlier publish left and the release no longer has, then tag the resulting commit
-`recipe-<hash>`. Re-publishing unchanged content makes no commit: huggingface_hub drops every file whose
+`recipe-<hash>`. A repository that already holds files medrecipe did not publish is refused, before anything is
+pushed. Re-publishing unchanged content makes no commit: huggingface_hub drops every file whose
 content the Hub already holds and never sends an empty commit. An interrupted publish finishes when rerun:
 LFS and Xet storage keep what was already uploaded, so only what is missing travels again. (With hf_xet
 installed, `upload_folder` also commits a large folder in several parts.)
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from huggingface_hub import HfApi, get_token
-from huggingface_hub.errors import HFValidationError, HfHubHTTPError, HTTPError  # HTTPError: the HTTP client's base error
+from huggingface_hub.errors import (  # HTTPError: the HTTP client's base error
+    HFValidationError, HfHubHTTPError, HTTPError, RepositoryNotFoundError)
 
 from .. import __version__
 from ..errors import UserError
@@ -64,8 +66,14 @@ def connect() -> tuple[HfApi, str]:
 
 
 def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callable[[str], None]) -> list[Pushed]:
-    """Push every repository in turn; a failure stops with a UserError that says what to do: rerunning resumes a
-    push that broke off."""
+    """Push every repository in turn, once none of them is found to hold files that are not medrecipe's; a failure
+    stops with a UserError that says what to do: rerunning resumes a push that broke off."""
+    for content in contents:
+        try:
+            _refuse_files_of_others(api, content)
+        except UPLOAD_ERRORS as exc:
+            raise UserError(f"could not read {content.artifact.repo_id} on the Hub: {_reason(exc)}",
+                            _what_to_do(exc, content.artifact.repo_id)) from None
     pushed = []
     for index, content in enumerate(contents, start=1):
         artifact = content.artifact
@@ -75,6 +83,29 @@ def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callabl
         except UPLOAD_ERRORS as exc:
             raise UserError(f"publishing {artifact.repo_id} failed: {_reason(exc)}", _what_to_do(exc, artifact.repo_id)) from None
     return pushed
+
+
+def _refuse_files_of_others(api: HfApi, content: RepoContent) -> None:
+    """A complete push leaves the repository holding exactly the release's files, so it may only go where medrecipe
+    published before (its cards carry the `medrecipe` tag) or where nothing is yet but the `.gitattributes` the Hub
+    creates: a repository made by hand, or by someone else in an organisation, is left as it is (as --to-dir leaves
+    a folder it did not write). A repository the token cannot see is for create_repo to refuse."""
+    if not content.complete:
+        return  # an update of the scores replaces the card alone, on weights _refuse_other_weights checks
+    artifact = content.artifact
+    try:
+        info = api.repo_info(artifact.repo_id, repo_type=artifact.repo_type)
+    except RepositoryNotFoundError:
+        return
+    theirs = sorted(sibling.rfilename for sibling in info.siblings or [] if sibling.rfilename != ".gitattributes")
+    tags = (info.card_data.get("tags") if info.card_data is not None else None) or []
+    if theirs and "medrecipe" not in ([tags] if isinstance(tags, str) else tags):
+        listed = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
+        raise UserError(
+            f"{artifact.repo_id} exists and holds files medrecipe did not publish ({listed}): publishing would replace "
+            "its card and delete them, so nothing was published",
+            f"publish under another namespace with --namespace NS, or delete {artifact.repo_id} (or its files) on the Hub",
+        )
 
 
 def _what_to_do(exc: BaseException, repo_id: str) -> str:
