@@ -279,6 +279,19 @@ def test_a_repository_medrecipe_did_not_publish_is_left_as_it_is(local_hub, rele
     assert publish(local_hub, release).returncode == 0  # and again: what medrecipe published is its to replace
 
 
+def test_a_failed_repository_is_summarised_with_those_pushed_before_it(local_hub, release):
+    """Found by review: when one repository failed, the summary table was not printed, so what had been pushed
+    (commits, tags) went unsaid."""
+    write_run(release.layout)
+    local_hub.fail("POST", "^/api/models/tester/tiny-med/commit/", status=500, message="Internal Error", times=20)
+    result = publish(local_hub, release)
+    assert result.returncode == 2 and "publishing tester/tiny-med failed" in result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("tester/")}
+    assert "(new)" in rows["tester/tiny-med-data"] and "(created)" in rows["tester/tiny-med-data"]
+    assert "(new)" in rows["tester/tiny-med-sft"]
+    assert "failed" in rows["tester/tiny-med"] and "(new)" not in rows["tester/tiny-med"]
+
+
 # ---------------------------------------------------------------------------------- offline (in-process)
 
 

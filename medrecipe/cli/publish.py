@@ -97,8 +97,9 @@ def command(
     else:
         api, account = publish.connect()
         release = release_of(loaded, namespace_for(loaded.recipe, namespace, lambda: account))
-        pushed = publish.push(api, plan(loaded, layout, release, stages), release, log=_log)
-        for result in pushed:
+        contents = plan(loaded, layout, release, stages)
+        publication = publish.push(api, contents, release, log=_log)
+        for result in publication.pushed:
             for warning in result.warnings:
                 _log(f"warning: {warning}")
         _table(
@@ -113,9 +114,15 @@ def command(
                     f"{result.commit[:8]} ({'new' if result.committed else 'unchanged'})",
                     f"{release.tag} ({result.tag})" if result.tag != "off" else "off",
                 ]
-                for result in pushed
-            ],
+                for result in publication.pushed
+            ]
+            # the repository that failed, then those not attempted: what a rerun pushes
+            + [[content.artifact.repo_id, _visibility(content.private), str(len(content.files)), human_size(content.size),
+                "failed" if index == 0 else "not attempted", "-"]
+               for index, content in enumerate(contents[len(publication.pushed):])],
         )
+        if publication.failure:
+            raise publication.failure
 
 
 def _log(line: str) -> None:

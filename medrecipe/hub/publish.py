@@ -65,9 +65,17 @@ def connect() -> tuple[HfApi, str]:
     return api, account
 
 
-def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callable[[str], None]) -> list[Pushed]:
-    """Push every repository in turn, once none of them is found to hold files that are not medrecipe's; a failure
-    stops with a UserError that says what to do: rerunning resumes a push that broke off."""
+@dataclass
+class Publication:
+    pushed: list[Pushed]  # in the order of the plan
+    # What stopped the push, at the repository after the last pushed; those after it were not attempted.
+    failure: UserError | None = None
+
+
+def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callable[[str], None]) -> Publication:
+    """Push every repository in turn, once none of them is found to hold files that are not medrecipe's. A failure
+    stops the push, with a UserError that says what to do (rerunning resumes a push that broke off), returned beside
+    what was pushed before it, which the summary shows."""
     for content in contents:
         try:
             _refuse_files_of_others(api, content)
@@ -80,9 +88,12 @@ def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callabl
         log(f"[{index}/{len(contents)}] {artifact.repo_id}: {len(content.files)} files, {human_size(content.size)}")
         try:
             pushed.append(_push_one(api, content, release))
+        except UserError as error:
+            return Publication(pushed, error)
         except UPLOAD_ERRORS as exc:
-            raise UserError(f"publishing {artifact.repo_id} failed: {_reason(exc)}", _what_to_do(exc, artifact.repo_id)) from None
-    return pushed
+            failure = UserError(f"publishing {artifact.repo_id} failed: {_reason(exc)}", _what_to_do(exc, artifact.repo_id))
+            return Publication(pushed, failure)
+    return Publication(pushed)
 
 
 def _refuse_files_of_others(api: HfApi, content: RepoContent) -> None:
