@@ -448,6 +448,28 @@ def test_an_empty_curated_dataset_is_said_to_be_empty_not_missing(cli, release):
     assert "run the data stage first" not in result.err and "build/tiny-med/data/" in result.err
 
 
+def test_a_file_over_the_hubs_limit_is_refused_before_anything_is_uploaded(cli, release):
+    """Found by review: the Hub takes files up to 50 GB (https://huggingface.co/docs/hub/storage-limits; HfApi.upload_file,
+    huggingface_hub 2.4.0) and transformers 5 saves shards up to 50GB (save_pretrained's max_shard_size): a larger
+    file was hashed and uploaded for hours, then refused. A dry run and a push now refuse it first."""
+    from medrecipe.hub import publish as hub_publish
+    from medrecipe.hub.repos import plan, release_of
+
+    write_run(release.layout)
+    with open(release.layout.rl_output() / "model.safetensors", "r+b") as weights:
+        weights.truncate(50 * 1000**3 + 1)  # sparse: no disk used
+    result = cli("publish", "recipe.yaml", "--dry-run")
+    assert result.code == 2
+    assert "your-namespace/tiny-med: model.safetensors is 50.0 GB, over the Hub's limit of 50.0 GB for one file" in result.err
+    assert "max_shard_size" in result.err and "    model.safetensors  50.0 GB" in result.out  # the plan is still shown
+
+    loaded, _ = load("recipe.yaml", warn=False)
+    published = release_of(loaded, "tester")
+    contents = plan(loaded, release.layout, published, ["all"])
+    with pytest.raises(UserError, match="over the Hub's limit"):
+        hub_publish.push(None, contents, published, log=print)  # refused before the Hub is asked anything
+
+
 def test_a_stage_the_recipe_does_not_publish_is_an_error(cli, release):
     write_run(release.layout)
     result = cli("publish", "recipe.yaml", "--dry-run", "--stage", "sft", "--set", "publish.sft_model=false")

@@ -91,6 +91,7 @@ def command(
                [[c.artifact.repo_id, _visibility(c.private), str(len(c.files)), human_size(c.size)] for c in contents]
                + [[repo_id, "-", "not ready", "-"] for repo_id in missing])
         _placeholder_note(loaded.recipe, namespace)
+        publish.refuse_files_over_the_limit(contents)
         if missing:  # what publishing would refuse to start with, each with the command that makes it
             raise UserError("publishing would stop before it starts, for want of what these need:\n" + "\n".join(
                 f"  {repo_id}: " + str(error).replace("\n", "\n  ") for repo_id, error in missing.items()))

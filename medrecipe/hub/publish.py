@@ -34,6 +34,12 @@ from .repos import RepoContent, human_size, write_folder
 # huggingface_hub's wrappers (RuntimeError for a failed LFS transfer, ValueError for rejected metadata).
 UPLOAD_ERRORS = (HTTPError, OSError, RuntimeError, ValueError)
 
+# The Hub takes one file of up to 50 GB (https://huggingface.co/docs/hub/storage-limits, "Per file: 50GB max";
+# HfApi.upload_file's docstring and constants.MAX_HTTP_DOWNLOAD_SIZE, huggingface_hub 2.4.0), and transformers 5 saves
+# shards of up to "50GB" (PreTrainedModel.save_pretrained's max_shard_size, transformers 5.16.1): a larger file would
+# be hashed and uploaded for hours, then refused.
+HUB_FILE_LIMIT = 50 * 1000**3
+
 
 @dataclass
 class Pushed:
@@ -76,6 +82,7 @@ def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callabl
     """Push every repository in turn, once none of them is found to hold files that are not medrecipe's. A failure
     stops the push, with a UserError that says what to do (rerunning resumes a push that broke off), returned beside
     what was pushed before it, which the summary shows."""
+    refuse_files_over_the_limit(contents)
     for content in contents:
         try:
             _refuse_files_of_others(api, content)
@@ -94,6 +101,19 @@ def push(api: HfApi, contents: list[RepoContent], release: Release, log: Callabl
             failure = UserError(f"publishing {artifact.repo_id} failed: {_reason(exc)}", _what_to_do(exc, artifact.repo_id))
             return Publication(pushed, failure)
     return Publication(pushed)
+
+
+def refuse_files_over_the_limit(contents: list[RepoContent]) -> None:
+    """A file the Hub would refuse stops the push before anything is uploaded (and a dry run, which shows it)."""
+    for content in contents:
+        for file in content.files:
+            if file.size > HUB_FILE_LIMIT:
+                raise UserError(
+                    f"{content.artifact.repo_id}: {file.path} is {human_size(file.size)}, over the Hub's limit of "
+                    f"{human_size(HUB_FILE_LIMIT)} for one file",
+                    "save the checkpoint in smaller shards (transformers: model.save_pretrained(folder, "
+                    "max_shard_size=\"5GB\")), then publish",
+                )
 
 
 def _refuse_files_of_others(api: HfApi, content: RepoContent) -> None:
