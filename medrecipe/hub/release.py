@@ -117,4 +117,3 @@ def why_not_published(recipe: Recipe, stage: str) -> str:
     if stage == "rl":
         return "publish.model is false"
     return f"the recipe evaluates `{recipe.eval.model}`, which is not a model this release publishes"
-
