@@ -149,6 +149,14 @@ def test_a_folder_given_as_the_recipe_is_named_as_one(tmp_path, cli):
     assert result.code == 2 and f"recipes in it: {RECIPES / 'ii-medical-8b-1706.yaml'}" in result.err
 
 
+def test_a_misspelt_command_is_told_the_one_meant(cli):
+    """`medrecipe valdate` said only "No such command" (found by review): click suggests from the commands it holds,
+    and the lazy group holds none until one is imported."""
+    result = cli("valdate", QUICKSTART)
+    assert result.code == 2 and "No such command 'valdate'. Did you mean 'validate'?" in result.err
+    assert "Traceback" not in result.err
+
+
 def test_options_of_a_stage_that_does_not_run_are_usage_errors(cli):
     result = cli("run", QUICKSTART, "--stage", "data", "--model", "org/model", "--dry-run")
     assert result.code == 2 and "--model names the model the eval stage evaluates" in result.err

@@ -37,6 +37,12 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"medrecipe.cli.{COMMANDS[name][0]}")
         return module.command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        # click suggests a command from those it holds, and this group holds none until one is imported
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=list(COMMANDS), ctx=ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_text) for name, (_, help_text) in COMMANDS.items()])
