@@ -202,3 +202,14 @@ def test_a_torn_marker_is_an_environment_not_set_up(tmp_path, monkeypatch):
     assert tools.python("rl") is None and tools.installed("rl") == {}
     with pytest.raises(NotRunnableHere, match="the rl environment \\(openrlhf\\) is not set up"):
         tools.require("rl")
+
+
+def test_env_list_shows_each_environments_whole_path(tmp_path, monkeypatch, cli):
+    """`env list` cut the path at the terminal's width ("/root/.cache/medrecip…", found piping it), where the path is
+    what a user copies; it wraps now, as `plan` does."""
+    directory = _built_environment(tmp_path / ("deep" * 12), monkeypatch, '{"requirements": [], "packages": {}}')
+    result = cli("env", "list")
+    assert result.code == 0, result.err
+    assert "…" not in result.out
+    path_cells = [line.split("│")[-2].strip() for line in result.out.splitlines() if line.count("│") == 6]
+    assert str(directory) in "".join(path_cells)

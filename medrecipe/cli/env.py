@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..envs import tools
+from .common import folding_table
 
 
 @click.group(
@@ -44,9 +45,8 @@ Examples:
 def list_() -> None:
     """Show each environment: ready or not, where, and the tool versions it holds."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("env", "tool", "status", "versions", "path")
+    table = folding_table("env", "tool", "status", "versions", "path")
     for name, env in tools.ENVIRONMENTS.items():
         interpreter = tools.python(name)
         if interpreter is None:
