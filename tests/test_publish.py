@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -531,3 +532,17 @@ compute: {{tasks: 1, workers: 1}}
         keys = json.loads(pq.read_table(shards[0]).to_pylist()[0]["metadata"])
         assert keys["extra"] == {"topic": "pharmacology"}
         assert all(f"`{key}`" in described for key in keys), (described, keys)
+
+
+def test_the_helps_to_dir_example_publishes_what_a_run_of_the_recipe_curates(cli, release):
+    """The help's `--to-dir` example asked for every repository, and stopped for want of an SFT checkpoint after
+    `medrecipe run recipes/quickstart.yaml`, which curates and trains nothing (found running the example; the
+    quickstart's RL needs GPUs, so it could not succeed on a CPU at all)."""
+    write_dataset(release.layout)
+    example = next(line for line in cli("publish", "--help").out.splitlines()
+                   if line.strip().startswith("medrecipe publish") and "--to-dir" in line)
+    arguments = shlex.split(example.split("#")[0])[2:]  # after `medrecipe publish`
+    arguments[0] = "recipe.yaml"  # this release's recipe in place of the quickstart
+    result = cli("publish", *arguments)
+    assert result.code == 0, result.err
+    assert "tiny-med-data" in result.out

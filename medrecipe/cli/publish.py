@@ -27,7 +27,7 @@ def _checked_namespace(ctx: click.Context, param: click.Parameter, value: str | 
 @click.command(
     epilog="""\b
 Examples:
-  medrecipe publish recipes/quickstart.yaml --to-dir build/quickstart/hub   # each repository's files + card
+  medrecipe publish recipes/quickstart.yaml --stage data --to-dir build/quickstart/hub   # the dataset's files + card
   medrecipe publish ii-medical-8b-1706 --dry-run              # every repository, file and card; contacts nobody
   medrecipe publish ii-medical-8b-1706 --namespace my-org     # everything the recipe publishes, under my-org
   medrecipe publish ii-medical-8b-1706 --stage data           # only the curated dataset
