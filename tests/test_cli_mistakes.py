@@ -4,6 +4,8 @@ traceback, and nothing half-written stands in the way of the rerun."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -206,6 +208,18 @@ def test_batch_launchers_submit_one_training_or_evaluation_stage_at_a_time(tmp_p
 def test_a_tokenizer_folder_that_does_not_exist_is_refused_before_anything_is_read(cli):
     result = cli("inspect", QUICKSTART, "--tokenizer", "/models/Qwen3-8B")
     assert result.code == 2 and "/models/Qwen3-8B is not a folder" in result.err
+
+
+def test_a_tokenizer_on_a_hub_that_cannot_be_reached_is_refused_at_once(tmp_path):
+    """`inspect --tokenizer org/name` without the Hub compiled, started Axolotl's environment, and ended in the last
+    15 lines of transformers' traceback (found by review); it now says so before anything runs, as it does of datasets."""
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "medrecipe.cli.main", "inspect", QUICKSTART, "--tokenizer", "some-org/tok"],
+                            env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert ("error: the tokenizer some-org/tok is on the Hub, which cannot be reached at http://127.0.0.1:9, and is not in "
+            "the Hugging Face cache") in result.stderr
+    assert "hint: give a local copy of it: --tokenizer DIR" in result.stderr
 
 
 def test_a_build_or_repositories_written_into_a_data_folder_are_refused(tmp_path, cli):

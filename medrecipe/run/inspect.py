@@ -79,16 +79,34 @@ def _tool_environment(model: str, env: str) -> dict[str, str]:
     return {**offline_models.tool_environment([model], python), "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
+def _refuse_unreachable_tokenizer(tokenizer: str) -> None:
+    """A tokenizer named by its Hub id is read by each tool from the Hub or the Hugging Face cache: without both,
+    say so before anything runs (the sft tool failed later with transformers' traceback)."""
+    if Path(tokenizer).expanduser().is_dir() or tokenizer in offline_models.CAUSAL_LMS or not offline_models.offline():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(tokenizer, "config.json")
+    except ValueError:  # not a Hub id either: the tool says what it is
+        return
+    if not isinstance(cached, str):
+        raise UserError(f"the tokenizer {tokenizer} is on the Hub, which cannot be reached at {constants.ENDPOINT}"
+                        + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "") + ", and is not in the Hugging "
+                        "Face cache", "give a local copy of it: --tokenizer DIR (with config.json)")
+
+
 def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
     recipe = loaded.recipe
+    base = sft_base_model(loaded) if recipe.sft else (recipe.rl.init_from if recipe.rl else recipe.base_model)
+    source_tokenizer = tokenizer or base
+    _refuse_unreachable_tokenizer(source_tokenizer)
     report = read_samples(loaded, rows=3)
     if report.problems:
         raise RecipeError(report.problems)
     samples = {(sample.kind, sample.name): sample.data for sample in report.samples}
     record = next((data["messages"] for (kind, _), data in samples.items()
                    if kind == "source" and data["messages"] and data["messages"][-1]["role"] == "assistant"), None)
-    base = sft_base_model(loaded) if recipe.sft else (recipe.rl.init_from if recipe.rl else recipe.base_model)
-    source_tokenizer = tokenizer or base
     found = Inspection()
     rl_row = samples.get(("rl_prompt", "rl.data"))
     pair_row = next((data["row"] for (kind, _), data in samples.items() if kind == "preference_pair"), None)
