@@ -151,6 +151,14 @@ def test_a_folder_given_as_the_recipe_is_named_as_one(tmp_path, cli):
     assert result.code == 2 and f"recipes in it: {RECIPES / 'ii-medical-8b-1706.yaml'}" in result.err
 
 
+def test_run_says_its_warnings_on_stderr(tmp_path, cli):
+    """`run` printed the compile warnings on stdout, among what it ran and where (found by review); `compile` and
+    `validate` say theirs on stderr."""
+    result = cli("run", QUICKSTART, "--stage", "data", "--dry-run", "--out", str(tmp_path / "build"))
+    assert result.code == 0, result.err
+    assert "warning rl: rl.max_prompt_length" in result.err and "warning" not in result.out
+
+
 def test_a_misspelt_command_is_told_the_one_meant(cli):
     """`medrecipe valdate` said only "No such command" (found by review): click suggests from the commands it holds,
     and the lazy group holds none until one is imported."""

@@ -67,8 +67,9 @@ def command(recipe, overrides, stages, out, executor, workers, launcher, model, 
     target = (out or default_out(loaded)).resolve()
     options = RunOptions(launcher=launcher, executor=executor, workers=workers, dry_run=dry_run, model=model, gpu=gpu,
                          verbose=verbose)
+    warnings = Console(stderr=True)  # diagnostics, apart from what ran and where (stdout)
     job = main_job.run(loaded, target, stages, options,
-                       on_warning=lambda name, text: console.print(f"[yellow]warning[/] {name}: {text}"),
+                       on_warning=lambda name, text: warnings.print(f"[yellow]warning[/] {name}: {text}"),
                        on_stage=lambda name: console.rule(f"[bold]{name}"))
     _summary(console, loaded, target, job.results)
     if job.failure is not None:
