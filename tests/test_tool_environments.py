@@ -213,3 +213,9 @@ def test_env_list_shows_each_environments_whole_path(tmp_path, monkeypatch, cli)
     assert "…" not in result.out
     path_cells = [line.split("│")[-2].strip() for line in result.out.splitlines() if line.count("│") == 6]
     assert str(directory) in "".join(path_cells)
+
+
+def test_env_help_lists_its_commands_uncut(cli):
+    """`medrecipe env --help` cut each command's line with "..." (found reading it in a pipe)."""
+    result = cli("env", "--help")
+    assert result.code == 0 and "..." not in result.out.split("Commands:")[1], result.out

@@ -23,7 +23,7 @@ def command() -> None:
     under $MEDRECIPE_HOME (default ~/.cache/medrecipe); pip's cache is reused."""
 
 
-@command.command(epilog="""\b
+@command.command(short_help="Build the named environments; ready ones are reused.", epilog="""\b
 Examples:
   medrecipe env setup sft
   medrecipe env setup eval rl
@@ -38,7 +38,7 @@ def setup(names: tuple[str, ...], gpu: bool) -> None:
         tools.setup(name, gpu=gpu, log=lambda line: click.echo(line, err=True))
 
 
-@command.command(name="list", epilog="""\b
+@command.command(name="list", short_help="Show each environment: ready or not, where, its tool versions.", epilog="""\b
 Examples:
   medrecipe env list
 """)
