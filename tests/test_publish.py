@@ -447,6 +447,12 @@ def test_an_empty_curated_dataset_is_said_to_be_empty_not_missing(cli, release):
     assert result.code == 2
     assert "the curated dataset is empty: the data stage kept none of the 10 records it read" in result.err
     assert "run the data stage first" not in result.err and "build/tiny-med/data/" in result.err
+    # the SFT stage, which trains on it, says the same, and that no stage of a run makes it (it is refused at once)
+    from medrecipe.run import sft
+    from medrecipe.run.stages import RunOptions
+
+    maker, error = sft.missing_input(load("recipe.yaml", warn=False)[0], release.layout, RunOptions())
+    assert maker is None and "the curated dataset is empty: the data stage kept none of the 10 records" in str(error)
 
 
 def test_a_file_over_the_hubs_limit_is_refused_before_anything_is_uploaded(cli, release):

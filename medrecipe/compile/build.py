@@ -97,6 +97,19 @@ def written_json(path: Path) -> dict | None:
     return found
 
 
+def empty_curated_dataset(layout: Layout) -> UserError | None:
+    """The error when the data stage ran and kept no record (its stats.json says so): it wrote no parquet file, as
+    datatrove's writers open one at the first record (DiskWriter.write, datatrove 0.10.1), and running it again as it
+    is changes nothing: what reads the dataset says so, not "run the data stage first" (found by review)."""
+    stats = written_json(layout.data_stats())
+    if stats is None or stats["output"]["records"] != 0:
+        return None
+    read = sum(source["read"] for source in stats["sources"])
+    return UserError(f"the curated dataset is empty: the data stage kept none of the {read} records it read",
+                     f"see what each step removed in {display(layout.data_stats())}, then change the recipe's data "
+                     "section and run the data stage again")
+
+
 def compile_recipe(loaded: LoadedRecipe, out: Path, stages: list[str] | None = None) -> list[StageBuild]:
     """Write every compiled artifact, the resolved recipe and lock.json under `out`; returns what each stage
     compiled to. The cards are written by `hub.card_files`, above this layer."""

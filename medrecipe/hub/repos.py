@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..compile.build import run_command, written_json
+from ..compile.build import empty_curated_dataset, run_command, written_json
 from ..compile.lighteval.evaluated_model import default_model, scores_of_model
 from ..compile.layout import STAGES, Layout, recipe_sha256, refuse_writing_among_data
 from ..errors import UserError
@@ -252,14 +252,9 @@ class RunOutputs:
 
     def parquet_files(self) -> list[Path]:
         files = sorted(self.layout.data_output().rglob("*.parquet"))
-        stats = self.stats(required=False)
-        if not files and stats is not None and stats["output"]["records"] == 0:
-            # datatrove's writers open a file at the first record (DiskWriter.write, datatrove 0.10.1): none was kept.
-            # Not published: a repository whose card's `configs` match no file is a dataset `load_dataset` cannot load.
-            read = sum(source["read"] for source in stats["sources"])
-            raise UserError(f"the curated dataset is empty: the data stage kept none of the {read} records it read",
-                            f"see what each step removed in {display(self.layout.data_stats())}, then change the "
-                            "recipe's data section and run the data stage again")
+        # Not published when empty: a repository whose card's `configs` match no file is one `load_dataset` cannot load.
+        if not files and (empty := empty_curated_dataset(self.layout)):
+            raise empty
         if not files:
             raise UserError(f"the curated dataset is missing: no parquet files in {display(self.layout.data_output())}",
                             f"run the data stage first: {run_command(self.loaded, self.layout.root, 'data')}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..envs import offline_models
 from ..catalog.checks import sft_base_model
 from ..compile import axolotl
-from ..compile.build import run_command
+from ..compile.build import empty_curated_dataset, run_command
 from ..compile.layout import Layout
 from ..errors import NotRunnableHere, UserError
 from ..recipe import LoadedRecipe
@@ -68,10 +68,13 @@ def collect_final_model(output_dir: str, model_dir: str) -> None:
     os.rename(partial, model_dir)
 
 
-def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> tuple[str, UserError] | None:
-    """The curated dataset, when the stage trains on it (no sft.datasets) and it is not there: ("data", the error)."""
+def missing_input(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> tuple[str | None, UserError] | None:
+    """The curated dataset, when the stage trains on it (no sft.datasets) and it is not there: ("data", the error);
+    (None, the error) when the data stage kept no record, which running it again does not change."""
     sft = loaded.recipe.sft
     if sft is not None and sft.datasets is None and not any(layout.data_output().glob("*.parquet")):
+        if empty := empty_curated_dataset(layout):
+            return None, empty
         return "data", UserError(f"the SFT data is missing: no parquet files in {layout.data_output()}",
                                  f"run the data stage first: {run_command(loaded, layout.root, 'data')}")
     return None
