@@ -7,7 +7,6 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData
 
-from ...blocks.output import columns
 from ...catalog import benchmarks
 from ...recipe import LoadedRecipe
 from ...recipe.model import (
@@ -24,6 +23,10 @@ from .rendering import benchmark_link, code_span, format_count, format_value, li
 
 def dataset_card(loaded: LoadedRecipe, release: Release, artifact: HubRepo, *, stats: dict | None = None) -> str:
     """README.md of the dataset repository; `stats` is the data stage's stats.json."""
+    # The output's columns come with the writer's module, which imports pyarrow and datatrove's writers (~0.3 s): at
+    # the top, `medrecipe run` paid that before it started the data stage's fork server, and the stage waited for it.
+    from ...blocks.output import columns
+
     recipe = loaded.recipe
     assert recipe.data is not None
     records = stats["output"]["records"] if stats else None
