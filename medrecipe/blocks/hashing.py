@@ -142,26 +142,53 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges[0::2], edges[1::2]
 
 
-def _token_spans(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start, end) of every word run, and the position of every CJK character, in non-empty lower-cased code points."""
+def _classes(cps: np.ndarray) -> np.ndarray:
+    """_class() of every code point."""
     classes = np.take(_token_classes(), cps, mode="clip")
     astral = np.flatnonzero(cps > 0xFFFF)
     if astral.size:
         classes[astral] = [_class(int(c)) for c in cps[astral]]  # an emoji glued to a word is no part of it
+    return classes
+
+
+def _token_spans(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end) of every word run, and the position of every CJK character, in non-empty lower-cased code points."""
+    classes = _classes(cps)
     starts, ends = _runs(classes == _WORD)
     return starts, ends, np.flatnonzero(classes == _CJK)
 
 
+def _word_run_hashes(cps: np.ndarray, word: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """`_span_hashes` of the word runs. Where word characters are the fewer (Chinese text: most characters are CJK,
+    each a token of its own), the runs are hashed from those characters alone, end to end, which gives the same
+    hashes (a span's hash does not depend on where it lies) in half the time; where they are most of the text,
+    gathering them costs more than it saves."""
+    lengths = ends - starts
+    if 2 * int(lengths.sum()) > cps.size:
+        return _span_hashes(cps, starts, ends)
+    packed_ends = np.cumsum(lengths)
+    return _span_hashes(cps[word], packed_ends - lengths, packed_ends)
+
+
 def _tokens(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(hash, start) of every token of lower-cased code points, in order."""
+    """(hash, start) of every token of lower-cased code points, in order: word runs, and CJK characters, each hashed
+    as its code point plus one. A token starts at each CJK character and where a word run begins, so their order
+    comes from one mask, not from sorting the two kinds together (a third of the time on Chinese text)."""
     if cps.size == 0:
         return np.zeros(0, dtype=_U64), np.zeros(0, dtype=np.intp)
-    starts, ends, cjk = _token_spans(cps)
-    hashes = _span_hashes(cps, starts, ends)
-    if cjk.size:
-        order = np.argsort(np.concatenate((starts, cjk)), kind="stable")
-        hashes = np.concatenate((hashes, cps[cjk].astype(_U64) + _U64(1)))[order]
-        starts = np.concatenate((starts, cjk))[order]
+    classes = _classes(cps)
+    word = classes == _WORD
+    word_starts, word_ends = _runs(word)
+    begins = classes == _CJK
+    if not begins.any():
+        return _span_hashes(cps, word_starts, word_ends), word_starts
+    word_hashes = _word_run_hashes(cps, word, word_starts, word_ends)
+    begins[1:] |= word[1:] > word[:-1]
+    begins[0] |= word[0]
+    starts = np.flatnonzero(begins)
+    hashes = cps[starts].astype(_U64)
+    hashes += _U64(1)
+    hashes[word[starts]] = word_hashes
     return hashes, starts
 
 
