@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import io
 import sys
@@ -85,6 +87,12 @@ class _Redacting(io.TextIOBase):
     @property
     def encoding(self) -> str:
         return getattr(self.stream, "encoding", "utf-8")
+
+
+# As Python exits, its last garbage collection frees one by one every class, function and module that a stage's imports
+# (datatrove, pyarrow, pydantic) made: 0.1 s of every such command, for memory the process is about to give back. Frozen,
+# they are left to the operating system; reference counting still closes what each module held as modules are cleared.
+atexit.register(gc.freeze)
 
 
 def main() -> None:
