@@ -259,13 +259,14 @@ def duplicate_clusters(signatures: np.ndarray, verifier: Verifier | None, thresh
     if verifier is None:
         return _connected_components(n, u, v), stats
     linked = verifier.similar(u, v)
-    failed = np.sort(u[~linked] * n + v[~linked])
+    failed = np.append(np.sort(u[~linked] * n + v[~linked]), n * n)  # sorted, and ended above every key
     links_u, links_v = [u[linked]], [v[linked]]
     small: dict[int, list[np.ndarray]] = {}  # buckets to search, by size
     searched_members: set[bytes] = set()  # near-copies share a bucket in many bands: each set of members is searched once
     for head, (members, starts) in zip(heads, buckets):
         ends = np.append(starts[1:], members.size)
-        missed = np.isin(head.astype(np.int64) * n + members, failed)
+        keys = head.astype(np.int64) * n + members  # a binary search each (np.isin sorted both arrays in every band)
+        missed = failed[np.searchsorted(failed, keys)] == keys
         searched = (np.add.reduceat(missed, starts) > 0) & (ends - starts > 2)  # a pair of two has nothing more to check
         for start, end in zip(starts[searched], ends[searched]):
             if (key := members[start:end].tobytes()) in searched_members:
