@@ -209,30 +209,36 @@ def test_scores_are_read_only_from_this_runs_results(write, tmp_path, eval_env, 
     assert json.loads(layout.eval_scores().read_text())["model"] == "org/model-a"
 
 
+def launch_leaving_lighteval_output(layout: Layout, run: Path, results: dict, items: dict[str, int]) -> None:
+    """A stand-in launch.sh that leaves what lighteval 0.13 writes (as on the CPU, test_tiny_model_evaluated_end_to_end):
+    `results` in its results file (json.dumps writes NaN as lighteval does), and a details file per task with a row
+    per item."""
+    import pyarrow as pa
+
+    moment, model = "2026-12-01T10-16-14.386151", "models/HuggingFaceTB-SmolLM2-135M-Instruct-776f0f450a98-sampling"
+    (run / "results" / model).mkdir(parents=True)
+    (run / "results" / model / f"results_{moment}.json").write_text(json.dumps({"results": results}))
+    (run / "details" / model / moment).mkdir(parents=True)
+    for task, count in items.items():
+        pq.write_table(pa.table({"doc": [{"query": "q"}] * count}),
+                       run / "details" / model / moment / f"details_medrecipe:{task}|0_{moment}.parquet")
+    (layout.root / "eval" / "launch.sh").write_text(f'cp -r {run}/. "$EVAL_OUTPUT"\n')
+
+
 def test_scores_are_read_back_from_a_build_whose_path_is_no_glob_pattern(write, tmp_path, eval_env, monkeypatch):
     """Found by review: lighteval's results were looked up with the build's path as part of a glob pattern, so in a
     folder named `glob[1]` a finished evaluation ended in "lighteval wrote no results". A stand-in launch.sh leaves
     what lighteval 0.13 wrote on the CPU (test_tiny_model_evaluated_end_to_end): its results and one details file
     per task, with a row per item."""
-    import pyarrow as pa
-
     monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", "unused")
     loaded = load_recipe(write("tiny-eval.yaml", RECIPE.format(fixtures=FIXTURES, endpoint="http://127.0.0.1:9/v1")))
     compile_recipe(loaded, tmp_path / "glob[1]")
     layout = Layout((tmp_path / "glob[1]").resolve(), loaded.recipe)
-    run, moment = tmp_path / "lighteval", "2026-12-01T10-16-14.386151"
-    model = "models/HuggingFaceTB-SmolLM2-135M-Instruct-776f0f450a98-sampling"
     results = {"medrecipe:medmcqa|0": {"acc": 0.5, "acc_stderr": 0.5, "unboxed": 0.5, "unboxed_stderr": 0.5},
                "medrecipe:healthbench|0": {"rubric_score": 1 / 3, "rubric_score_stderr": 1 / 3, "acc": 0.0, "acc_stderr": 0.0,
                                            "unboxed": 0.0, "unboxed_stderr": 0.0},
                "medrecipe:pubmedqa|0": {"acc": 0.0, "acc_stderr": 0.0, "unboxed": 0.0, "unboxed_stderr": 0.0}}
-    (run / "results" / model).mkdir(parents=True)
-    (run / "results" / model / f"results_{moment}.json").write_text(json.dumps({"results": results}))
-    (run / "details" / model / moment).mkdir(parents=True)
-    for task, items in (("medmcqa", 2), ("pubmedqa", 3), ("healthbench", 2)):
-        pq.write_table(pa.table({"doc": [{"query": "q"}] * items}),
-                       run / "details" / model / moment / f"details_medrecipe:{task}|0_{moment}.parquet")
-    (layout.root / "eval" / "launch.sh").write_text(f'cp -r {run}/. "$EVAL_OUTPUT"\n')
+    launch_leaving_lighteval_output(layout, tmp_path / "lighteval", results, {"medmcqa": 2, "pubmedqa": 3, "healthbench": 2})
     assert run_stage(loaded, layout, "eval", RunOptions(model="HuggingFaceTB/SmolLM2-135M-Instruct")).status == "done"
     scores = json.loads(layout.eval_scores().read_text())["benchmarks"]
     assert {name: (entry["score"], entry["n"]) for name, entry in scores.items()} == {
@@ -243,22 +249,12 @@ def test_a_standard_error_lighteval_did_not_measure_is_none_not_zero(write, tmp_
     """lighteval 0.13 writes `<metric>_stderr` only for a metric over more than one item, and NaN where computing it
     overflowed (lighteval/logging/info_loggers.py, MetricsLogger.aggregate). Found by review: scores.json then said
     0.0, which the model card printed as "100.00 ± 0.00" for one item, and NaN, which made compare refuse the file."""
-    import pyarrow as pa
-
     monkeypatch.setenv("MEDRECIPE_TEST_JUDGE_KEY", "unused")
     loaded, layout = compiled(write, tmp_path)
-    run, moment = tmp_path / "lighteval", "2026-12-01T10-16-14.386151"
-    model = "models/HuggingFaceTB-SmolLM2-135M-Instruct-776f0f450a98-sampling"
     results = {"medrecipe:medmcqa|0": {"acc": 1.0, "unboxed": 0.0},
                "medrecipe:pubmedqa|0": {"acc": 0.5, "acc_stderr": float("nan"), "unboxed": 0.0, "unboxed_stderr": 0.0},
                "medrecipe:healthbench|0": {"rubric_score": 0.4}}
-    (run / "results" / model).mkdir(parents=True)
-    (run / "results" / model / f"results_{moment}.json").write_text(json.dumps({"results": results}))  # NaN, as lighteval writes it
-    (run / "details" / model / moment).mkdir(parents=True)
-    for task, items in (("medmcqa", 1), ("pubmedqa", 2), ("healthbench", 1)):
-        pq.write_table(pa.table({"doc": [{"query": "q"}] * items}),
-                       run / "details" / model / moment / f"details_medrecipe:{task}|0_{moment}.parquet")
-    (layout.root / "eval" / "launch.sh").write_text(f'cp -r {run}/. "$EVAL_OUTPUT"\n')
+    launch_leaving_lighteval_output(layout, tmp_path / "lighteval", results, {"medmcqa": 1, "pubmedqa": 2, "healthbench": 1})
     assert run_stage(loaded, layout, "eval", RunOptions(model="HuggingFaceTB/SmolLM2-135M-Instruct")).status == "done"
     scores = json.loads(layout.eval_scores().read_text(), parse_constant=lambda word: pytest.fail(f"{word} in scores.json"))
     assert {name: (entry["score"], entry["stderr"], entry["n"]) for name, entry in scores["benchmarks"].items()} == {
