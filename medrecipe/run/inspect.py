@@ -98,11 +98,11 @@ def _refuse_unreachable_tokenizer(tokenizer: str) -> None:
 
 def inspect(loaded: LoadedRecipe, tokenizer: str | None = None) -> Inspection:
     recipe = loaded.recipe
-    base = sft_base_model(loaded) if recipe.sft else (recipe.rl.init_from if recipe.rl else recipe.base_model)
-    source_tokenizer = tokenizer or base
     report = read_samples(loaded, rows=3)
     if report.problems:  # the Hub's datasets among them when it cannot be reached, each at its line
         raise RecipeError(report.problems)
+    base = sft_base_model(loaded) if recipe.sft else (recipe.rl.init_from if recipe.rl else recipe.base_model)
+    source_tokenizer = tokenizer or base
     _refuse_unreachable_tokenizer(source_tokenizer)  # before any tool starts
     samples = {(sample.kind, sample.name): sample.data for sample in report.samples}
     record = next((data["messages"] for (kind, _), data in samples.items()
