@@ -245,13 +245,13 @@ def fallback_letter(response: str, options: dict[str, str] | None = None) -> str
             if letter == "I" and _PRONOUN_I.match(region, m.end()):
                 continue
             if options:
-                end = min(len(region), m.start(1) + reach)
+                end = min(len(region), m.start(1) + reach)  # what is stated: to the line's end, or the reach
                 stated = region[m.start(1) : (newline if (newline := region.find("\n", m.start(1), end)) != -1 else end)]
                 # A letter of the options stated alone is that option, as in a box (choice_letter), though another
                 # option's text be that letter ("The answer is B." with "A. B  B. C": vitamins, blood groups).
-                alone = letter in options and normalize(stated.split("\n", 1)[0]) == letter.lower()
+                alone = letter in options and normalize(stated) == letter.lower()
                 named = None if alone else _option_text_at(stated, options)
-                if named is None and _names_another_option(stated.split("\n", 1)[0][1:], letter, options):
+                if named is None and _names_another_option(stated[1:], letter, options):
                     continue
                 letter = named or letter
             if letter in valid:
