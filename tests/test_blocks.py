@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from medrecipe.blocks import readers
+from medrecipe.blocks import data_files
 from medrecipe.blocks.hashing import (batch_token_hashes, code_points, lower_code_points, token_hashes, token_strings,
                                      whitespace_word_hashes)
 from medrecipe.blocks.minhash import (Verifier, batch_sketches, duplicate_clusters, estimated_jaccard, lsh_bands, shingle_hashes,
@@ -380,7 +380,7 @@ def test_reader_caps_a_source_exactly_over_several_tasks(tmp_path):
 @pytest.mark.parametrize("part_bytes", [1, 37, 64, 1000, 1 << 20])
 @pytest.mark.parametrize("kind", ["jsonl", "parquet"])
 def test_a_big_file_is_read_in_parts_each_row_once(tmp_path, monkeypatch, part_bytes, kind):
-    monkeypatch.setattr(readers, "PART_BYTES", part_bytes)
+    monkeypatch.setattr(data_files, "PART_BYTES", part_bytes)
     rows = [{"q": f"question {'é' * (i % 7)} number {i}", "r": "answer"} for i in range(60)]
     path = tmp_path / f"rows.{kind}"
     if kind == "jsonl":
@@ -462,15 +462,15 @@ def test_a_file_that_begins_with_a_byte_order_mark_reads_as_its_rows(tmp_path, n
     text = json.dumps(rows) if name.endswith(".json") else "".join(json.dumps(row) + "\n" for row in rows)
     data = b"\xef\xbb\xbf" + text.encode()
     (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
-    assert readers.first_rows({"path": str(tmp_path / name)}, 5) == rows
-    assert list(readers._rows_of_file(tmp_path / name, "auto")) == rows
+    assert data_files.first_rows({"path": str(tmp_path / name)}, 5) == rows
+    assert list(data_files.rows_of_file(tmp_path / name, "auto")) == rows
 
 
 def test_a_json_file_that_is_no_array_names_itself(tmp_path):
     """A .json file that is no array is JSON Lines (as the datasets library reads it), whose lines are objects."""
     (tmp_path / "rows.json").write_text('"just a string"')
-    with pytest.raises(readers.BadSourceFile, match="rows.json:1: a JSON str where a row, an object, belongs"):
-        readers.first_rows({"path": str(tmp_path / "rows.json")}, 5)
+    with pytest.raises(data_files.BadSourceFile, match="rows.json:1: a JSON str where a row, an object, belongs"):
+        data_files.first_rows({"path": str(tmp_path / "rows.json")}, 5)
 
 
 def test_an_index_answer_names_its_option_when_an_earlier_option_is_empty():

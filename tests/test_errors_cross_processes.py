@@ -13,7 +13,7 @@ import pytest
 
 import medrecipe
 from medrecipe.blocks.base import StepFailed
-from medrecipe.blocks.readers import BadSourceFile
+from medrecipe.blocks.data_files import BadSourceFile
 from medrecipe.blocks.record import AnswerNotAnOption, EmptyText, InvalidText, MappingError, NotText, RowRejected, UnknownRole
 from medrecipe.compile.openrlhf.parse import ArgumentError
 from medrecipe.errors import NotRunnableHere, UserError

@@ -156,7 +156,7 @@ def test_a_recipe_reads_no_data_from_hidden_files_and_folders(tmp_path):
     """Found by review: a data source at ~/.kaggle/kaggle.json (one JSON line) became a record, and `publish` would
     have pushed the key. A path through a hidden file or folder is refused where the recipe names it, and a folder or
     glob leaves out what it finds in hidden ones (`path: ~` searched the whole home folder)."""
-    from medrecipe.blocks.readers import local_files
+    from medrecipe.blocks.data_files import local_files
 
     home = tmp_path / "home"
     (home / ".kaggle").mkdir(parents=True)
@@ -177,7 +177,7 @@ def test_a_link_in_a_recipes_folder_does_not_lead_a_source_or_a_parent_into_a_hi
     """Found by review: git keeps links, so a shared recipe's folder can hold `creds.jsonl -> ~/.kaggle/kaggle.json`
     or `extra -> ~/.kaggle`, which the check of the path as written let through: the key became a curated record.
     And `extends` read a parent from a hidden folder into build/recipe.resolved.yaml."""
-    from medrecipe.blocks.readers import local_files
+    from medrecipe.blocks.data_files import local_files
 
     home = tmp_path / "home"
     (home / ".kaggle").mkdir(parents=True)
@@ -209,7 +209,7 @@ def test_a_project_in_a_dotted_folder_is_held_to_the_same_rule_and_a_dataset_sto
     """Found by review: the link check asked only whether the path as written had any hidden part, so a project under
     `.work/` read a link into ~/.kaggle and extended ~/.config; and git-annex (DataLad) and DVC datasets, whose files
     link into .git/annex/objects or .dvc/cache, lost those files."""
-    from medrecipe.blocks.readers import local_files
+    from medrecipe.blocks.data_files import local_files
 
     home = tmp_path / "home"
     (home / ".kaggle").mkdir(parents=True)

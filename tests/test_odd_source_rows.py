@@ -194,6 +194,11 @@ def test_a_folder_laid_out_as_a_hub_repository_is_read_as_the_datasets_library_r
     expected = load_dataset(str(tmp_path / "hub-copy"), split="train")  # what the datasets library makes of the folder
     assert sorted(row["question"] for row in expected) == sorted(m[-2]["content"] for m in rows.values())
     assert [row["system"] for row in expected].count(None) == 1
+    # the run resolves the split once and holds the stage to its files alone: a file of another split is not its input
+    assert list(json.loads((work / "source_files.json").read_text())["hub-copy"]) == [str(data / "train.json")]
+    (data / "test-2.jsonl").write_text((data / "test.jsonl").read_text())
+    assert _run_folder(tmp_path)[0].returncode == 0
+    (data / "test-2.jsonl").unlink()
 
     result, work = _run_folder(tmp_path, split="test")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -230,7 +235,8 @@ def test_a_folder_named_with_brackets_gives_its_files_and_a_key_later_rows_have_
     """Found by review: `datasets`' split patterns are globs joined to the folder, so `proj [2024]` matched no file (0
     records, exit 0); and a key the first row lacked and a later row had failed the stage, where the datasets library
     reads it as null (pyarrow's schema is the union of a block's keys)."""
-    from medrecipe.blocks.readers import SourceReader, local_files
+    from medrecipe.blocks.data_files import local_files
+    from medrecipe.blocks.readers import SourceReader
     from medrecipe.blocks.record import MappingError
 
     folder = tmp_path / "proj [2024]" / "data"

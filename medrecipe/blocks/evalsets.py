@@ -8,7 +8,7 @@ from pathlib import Path
 from ..catalog.benchmark_items import item_text, row_matches, to_item
 from ..errors import UserError
 from ..recipe.untrusted import hidden_part
-from .readers import _rows_of_file, local_files
+from .data_files import local_files, rows_of_file
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class EvalItem:
 
 def local_copy(path: str, split: str, data_files=()) -> list[tuple[str, str | None]]:
     """The parts of a benchmark's local copy that evaluation reads (compile/lighteval/benchmark_files.data_plan), as
-    (path, split) for readers.local_files: a file is the evaluated split itself; in a folder, the registry's
+    (path, split) for data_files.local_files: a file is the evaluated split itself; in a folder, the registry's
     `data_files` when it names some (HealthBench), else the evaluated split, as lighteval reads a folder
     (`load_dataset(folder)[split]`: the split `datasets` infers from the file names). The other splits are not
     evaluated: a train split is training data, not a copy of the benchmark."""
@@ -30,7 +30,7 @@ def local_copy(path: str, split: str, data_files=()) -> list[tuple[str, str | No
         return [(path, None)]
     if data_files:
         # A recipe's own benchmark names them: not a hidden file (data_files: [.kaggle/kaggle.json] beside path: ~),
-        # as no folder a source reads gives one (readers.local_files, which refuses a link into one).
+        # as no folder a source reads gives one (data_files.local_files, which refuses a link into one).
         for name in data_files:
             if hidden := hidden_part(name):
                 raise UserError(f"data_files names {name}, in the hidden {hidden}, where credentials and settings are kept: "
@@ -59,13 +59,13 @@ def benchmark_rows(location: dict):
         missing = [path for (path, _), files in zip(parts, found) if not files]
         if missing:
             raise FileNotFoundError(f"benchmark {location['name']}: no data files at {', '.join(missing)}")
-        rows = (row for files in found for file in files for row in _rows_of_file(file, "auto"))
+        rows = (row for files in found for file in files for row in rows_of_file(file, "auto"))
     elif location.get("data_files"):  # a repository without a configuration for them (HealthBench)
         from huggingface_hub import hf_hub_download
 
         files = [Path(hf_hub_download(location["hub"], name, repo_type="dataset", revision=location.get("revision")))
                  for name in location["data_files"]]
-        rows = (row for file in files for row in _rows_of_file(file, "auto"))
+        rows = (row for file in files for row in rows_of_file(file, "auto"))
     else:
         from datasets import load_dataset
 

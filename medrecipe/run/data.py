@@ -31,7 +31,7 @@ CONSOLE_LOG, WORKERS_LOG = "console.log", "workers.log"  # a stage's own output;
 
 def _preflight(content: dict, files: dict[str, dict], notes: list[str]) -> dict:
     """Missing local sources (`files`: source_files.source_files): a required one stops the run, an optional one is
-    dropped with a note."""
+    dropped with a note. The readers of the others are given their files, those the run holds to its record."""
     missing = {}
     for source in content["sources"]:
         if source["path"] is None:
@@ -44,12 +44,12 @@ def _preflight(content: dict, files: dict[str, dict], notes: list[str]) -> dict:
                 )
             missing[source["name"]] = source["path"]
             notes.append(f"optional source {source['name']} skipped: no data at {source['path']}")
-    if missing:
-        for stage in content["stages"]:
-            stage["pipeline"] = [
-                b for b in stage["pipeline"]
-                if not (b["block"].endswith("SourceReader") and b["args"]["source"]["name"] in missing)
-            ]
+    for stage in content["stages"]:
+        stage["pipeline"] = [b for b in stage["pipeline"]
+                             if not (b["block"].endswith("SourceReader") and b["args"]["source"]["name"] in missing)]
+        for block in stage["pipeline"]:
+            if block["block"].endswith("SourceReader") and block["args"]["source"]["path"] is not None:
+                block["args"]["files"] = list(files[block["args"]["source"]["name"]])
     return content
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..blocks.data_files import first_rows, local_files
 from ..blocks.evalsets import local_copy
-from ..blocks.readers import columns_of, first_rows, local_files, source_record
+from ..blocks.readers import columns_of, source_record
 from ..blocks.record import AnswerNotAnOption, MappingError, RowRejected
 from ..envs import offline_models
 from ..errors import UserError
@@ -374,10 +375,8 @@ def _read(run: _Preflight) -> None:
 
 def _field_of(fields: dict, column: str) -> str:
     """The field of a mapping that names `column` (for the error's place)."""
-    for name, value in fields.items():
-        if value == column or (isinstance(value, list) and column in value):
-            return name
-    return "fields"
+    return next((name for name, value in fields.items() if value == column or (isinstance(value, list) and column in value)),
+                "fields")
 
 
 def _clip(text: str, limit: int = 400) -> str:

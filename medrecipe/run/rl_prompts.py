@@ -102,7 +102,7 @@ def write(loaded: LoadedRecipe, layout: Layout, log=print) -> Path:
     returns its path."""
     target = layout.rl_prompts()
     spec = source(loaded)
-    if spec.get("path"):  # the files the reader reads: the split's, of a folder (readers.local_files)
+    if spec.get("path"):  # the files the reader reads: the split's, of a folder (data_files.local_files)
         source_files.hold_to_recorded({READER_NAME: source_files.file_states(spec["path"], spec.get("split"))}, target.parent)
     if target.is_file():
         return target

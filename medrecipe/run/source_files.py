@@ -30,16 +30,18 @@ RECORD = "source_files.json"
 
 
 def file_states(path: str, split: str | None = None) -> dict[str, list[int]]:
-    """{file: [size, modification time in ns]} of the local files at `path` (of `split`: readers.local_files)."""
-    from ..blocks.readers import local_files
+    """{file: [size, modification time in ns]} of the local files at `path` (of `split`: data_files.local_files)."""
+    from ..blocks.data_files import local_files
 
     return {str(file): [(stat := file.stat()).st_size, stat.st_mtime_ns] for file in local_files(path, split)}
 
 
 def source_files(content: dict) -> dict[str, dict[str, list[int]]]:
     """Local source (and evaluation set) name -> {file: [size, modification time in ns]}, empty without data."""
-    found = {source["name"]: file_states(source["path"], source.get("split")) for source in content["sources"]
-             if source["path"] is not None}
+    # the readers' sources: the plan's summary of each source names no split, and a folder's other splits are not read
+    readers = [block["args"]["source"] for stage in content["stages"] for block in stage["pipeline"]
+               if block["block"].endswith("SourceReader")]
+    found = {source["name"]: file_states(source["path"], source.get("split")) for source in readers if source.get("path")}
     for stage in content["stages"]:
         for block in stage["pipeline"]:
             for location in block["args"].get("benchmarks", []):
