@@ -35,6 +35,15 @@ def test_minimal_recipe_loads_with_defaults(write):
     assert recipe.hub.private is True
 
 
+def test_a_default_list_is_each_recipes_own(write):
+    """A list default is given as a list (`Field([])`), which pydantic copies for each model: with the builtin `list` as
+    its factory, pydantic read the builtin's signature, which compiled Python's tokenizer (9 ms of `validate`)."""
+    first, second = (load_recipe(write(f"{name}.yaml", MINIMAL)).recipe for name in ("a", "b"))
+    first.publish.card.limitations.append("changed")
+    first.publish.card.tags.append("changed")
+    assert (second.publish.card.limitations, second.publish.card.tags) == ([], ["medical"])
+
+
 def test_misspelt_key_names_its_line_and_suggests(write):
     path = write("r.yaml", MINIMAL.replace("learning_rate:", "learning_rat:"))
     assert problems(path) == [

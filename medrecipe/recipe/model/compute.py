@@ -24,7 +24,7 @@ class Slurm(Strict):
         "data stage of more tasks is submitted as several array jobs of at most this many tasks.",
     )
     sbatch_args: dict[SbatchOption, SbatchValue] = Field(
-        default_factory=dict, description="Further #SBATCH options, e.g. {constraint: h100} (no spaces or quotes in a value)."
+        {}, description="Further #SBATCH options, e.g. {constraint: h100} (no spaces or quotes in a value)."
 
 
     )

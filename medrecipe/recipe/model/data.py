@@ -21,7 +21,7 @@ class Fields(Strict):
     role_key: ColumnName = Field("role", description="Key of the role inside each turn of `messages` (ShareGPT uses `from`).")
     content_key: ColumnName = Field("content", description="Key of the text inside each turn of `messages` (ShareGPT uses `value`).")
     roles: dict[str, str] = Field(
-        default_factory=dict,
+        {},
         description="Renames of roles inside `messages`, e.g. {human: user, gpt: assistant}.",
     )
     turns: ColumnName | None = Field(
@@ -60,13 +60,13 @@ class Fields(Strict):
         "whose answer names no option is dropped and counted.",
     )
     strip_tags: list[str] = Field(
-        default_factory=list,
+        [],
         description="Tags whose wrappers are removed from assistant turns, keeping what they enclose, e.g. [answer] for "
         "`<answer>...</answer>` (the AM distilled sets). The think tags are never stripped.",
     )
     id: ColumnName | None = Field(None, description="Column with a stable record id. Default: `<source>/<row index>`.")
     finish_reason: ColumnName | None = Field(None, description="Column with the generator's finish reason (`length` marks a cut-off trace).")
-    metadata: list[ColumnName] = Field(default_factory=list, description="Other columns to keep under `metadata`.")
+    metadata: list[ColumnName] = Field([], description="Other columns to keep under `metadata`.")
 
     @model_validator(mode="after")
     def _one_way_to_the_prompt(self) -> Self:
@@ -153,6 +153,6 @@ class Data(Strict):
 
     # at most blocks/record.py's MAX_SOURCES: a record's place in reading order holds its source's number in 7 bits
     sources: list[Source] = Field(min_length=1, max_length=128, description="Input datasets, read in this order (earlier sources win dedup ties).")
-    steps: list[Step] = Field(default_factory=list, description="Curation steps, applied in order.")
+    steps: list[Step] = Field([], description="Curation steps, applied in order.")
     output: DataOutput = Field({}, description="How the curated dataset is written.")
     expected_samples: PositiveInt | None = Field(None, description="Size of the original release's dataset, for the card.")

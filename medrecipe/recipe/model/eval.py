@@ -52,7 +52,7 @@ class CustomBenchmark(Strict):
     split: SplitName = Field("test", description="Split evaluated.")
     revision: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", max_length=256, description="Hub revision.")
     data_files: list[RepoPath] = Field(
-        default_factory=list, description="Files of the Hub repository to read, for repositories without a loadable configuration."
+        [], description="Files of the Hub repository to read, for repositories without a loadable configuration."
     )
     reader: Literal["multiple_choice", "pubmedqa"] = Field(
         "multiple_choice",
@@ -62,7 +62,7 @@ class CustomBenchmark(Strict):
     columns: BenchmarkColumns = Field({}, description="Column names, where the reader's defaults do not find them.")
     zero_based: bool = Field(True, description="An integer gold answer counts options from 0 (MedMCQA's `cop`), else from 1.")
     where: dict[str, str | int | bool | list[str | int]] = Field(
-        default_factory=dict, description="Keep only rows whose column equals the value, or one of a list of values, e.g. "
+        {}, description="Keep only rows whose column equals the value, or one of a list of values, e.g. "
         "{category: [health, biology]}.",
     )
 
@@ -133,7 +133,7 @@ class Published(Strict):
     reproduces: str = Field(description="The row of `scores` this recipe reproduces.")
     scores: dict[str, dict[str, Percent]] = Field(description="Model name -> benchmark name -> score in percent (0 to 100).")
     averages: dict[str, Percent] = Field(
-        default_factory=dict, description="The table's own average column, by model (checked against the mean of its scores)."
+        {}, description="The table's own average column, by model (checked against the mean of its scores)."
     )
 
     @field_validator("scores")
@@ -169,7 +169,7 @@ class Eval(Strict):
 
     benchmarks: list[BenchmarkRef] = Field(min_length=1, description="Benchmarks to evaluate on (names, or mappings with a local path).")
     custom_benchmarks: list[CustomBenchmark] = Field(
-        default_factory=list, description="Benchmarks of the recipe's own, named in `benchmarks` like the registry's."
+        [], description="Benchmarks of the recipe's own, named in `benchmarks` like the registry's."
     )
     model: EvaluatedModel = Field("final", description="`final` (last trained stage), `sft`, `rl`, `base`, or a model id / path.")
     backend: Literal["vllm", "accelerate"] = Field("vllm", description="lighteval backend; accelerate for CPU and small runs.")

@@ -42,10 +42,10 @@ class Card(Strict):
     """Text of the generated cards that the recipe, not the run, knows."""
 
     overview: str = Field("", description="Opening paragraph of the model card.")
-    limitations: list[str] = Field(default_factory=list, description="Limitations and considerations, one per line.")
+    limitations: list[str] = Field([], description="Limitations and considerations, one per line.")
     citation: str | None = Field(None, description="BibTeX entry to cite.")
     language: list[LanguageCode] = Field(["en"], min_length=1, description="Languages (ISO 639-1) for card metadata.")
-    tags: list[HubTag] = Field(default_factory=lambda: ["medical"], description="Extra Hub tags.")
+    tags: list[HubTag] = Field(["medical"], description="Extra Hub tags.")
 
 
 class Publish(Strict):

@@ -134,7 +134,7 @@ class RLStageBase(Strict):
     gpus_per_node: PositiveInt | None = Field(None, description="GPUs per node. Default: `compute.gpus_per_node`.")
     max_steps: PositiveInt | None = Field(None, description="Stop after this many steps (smoke tests).")
     openrlhf: dict[str, Any] = Field(
-        default_factory=dict,
+        {},
         description="Further OpenRLHF flags (dotted names without `--`), passed verbatim and checked by OpenRLHF's own parser.",
     )
 

@@ -82,7 +82,7 @@ class SFT(Strict):
     val_set_size: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction held out for validation.")
     max_steps: PositiveInt | None = Field(None, description="Stop after this many steps (smoke tests).")
     axolotl: dict[str, Any] = Field(
-        default_factory=dict,
+        {},
         description="Further Axolotl keys, passed through verbatim; compile checks each is a key Axolotl knows.",
     )
 
