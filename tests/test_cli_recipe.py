@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -27,6 +28,15 @@ def test_validate_ok_prints_one_line(cli):
     lines = result.out.strip().splitlines()
     assert len(lines) == 1
     assert "ii-medical-8b-1706: Qwen/Qwen3-8B" in lines[0]
+
+
+def test_a_command_run_in_this_process_leaves_garbage_collection_as_it_found_it(cli, write):
+    """The command pauses collection while it starts and freezes what start-up made (cli/__init__.py): whether it
+    loads its recipe, fails on it, or takes none, collection is on and nothing is frozen once it returns."""
+    for args in (("validate", str(RECIPES / "quickstart.yaml")), ("validate", str(write("bad.yaml", "name: [\n"))),
+                 ("schema", "--check")):
+        cli(*args)
+        assert gc.isenabled() and gc.get_freeze_count() == 0, args
 
 
 def test_validate_by_name_with_overrides(cli):

@@ -10,6 +10,7 @@ from ..catalog import checks
 from ..recipe import LoadedRecipe, RecipeError, load_recipe
 from ..recipe.errors import Position, Problem
 from ..recipe.load import known_recipe_names, resolve_recipe_ref
+from . import start_collecting
 
 recipe_argument = click.argument("recipe", metavar="RECIPE")
 overrides_option = click.option(
@@ -60,6 +61,7 @@ def load(reference: str, overrides: tuple[str, ...] = (), warn: bool = True) -> 
         return result.errors
 
     loaded = load_recipe(recipe_path(reference), overrides, checks=semantic_errors)
+    start_collecting()
     if warn:
         for problem in findings.warnings:
             click.echo(f"warning: {problem}", err=True)

@@ -11,6 +11,7 @@ import sys
 import click
 
 from .. import __version__
+from . import pause_collecting, restore_collecting, start_collecting
 
 # name -> (module, one-line help). The help is here so `medrecipe --help` imports no subcommand.
 COMMANDS = {
@@ -37,6 +38,8 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module = importlib.import_module(f"medrecipe.cli.{COMMANDS[name][0]}")
+        if not any(param.name == "recipe" for param in module.command.params):
+            start_collecting()  # a command with a recipe resumes once it is loaded
         return module.command
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
@@ -98,9 +101,11 @@ atexit.register(gc.freeze)
 def main() -> None:
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Redacting(sys.stdout), _Redacting(sys.stderr)
+    pause_collecting()
     try:
         _main()
     finally:
+        restore_collecting()
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = streams
