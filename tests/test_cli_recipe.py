@@ -75,6 +75,18 @@ def test_validate_as_a_real_process_exits_2_and_is_fast(write):
     assert imported.stdout.strip() == "[]", "validate must not import the heavy libraries"
 
 
+def test_the_recipe_model_is_built_without_looking_for_pydantic_plugins():
+    """Finding pydantic's plugins reads every installed distribution's entry points (5 ms of validate); the recipe
+    model is built without them, and the setting that says so is left as it was found."""
+    probe = ("import os, pydantic.plugin._loader as plugins\nfrom medrecipe.recipe import load_recipe\n"
+             "load_recipe('recipes/quickstart.yaml')\nprint(plugins._plugins, os.environ.get('PYDANTIC_DISABLE_PLUGINS'))")
+    for setting in (None, "logfire"):
+        env = {key: value for key, value in os.environ.items() if key != "PYDANTIC_DISABLE_PLUGINS"}
+        env |= {"PYDANTIC_DISABLE_PLUGINS": setting} if setting else {}
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+        assert done.stdout.split() == ["None", str(setting)]
+
+
 def test_import_medrecipe_is_light():
     probe = "import sys, medrecipe, medrecipe.recipe; print(sorted(k for k in ('torch', 'datatrove', 'datasets') if k in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import glob
+import os
 import types
 import typing
 from dataclasses import dataclass
@@ -111,12 +112,30 @@ def load_recipe(
 
 def validate_tree(tree: Tree) -> tuple[Recipe, list[Problem]]:
     """The recipe model of `tree` and the cross-field rules it breaks; schema errors raise RecipeError."""
+    if not Recipe.__pydantic_complete__:
+        _build_without_plugins()
     try:
         recipe = Recipe.model_validate(tree.data)
     except ValidationError as exc:
         problems = [_problem(tree, error) for error in exc.errors(include_url=False)]
         raise RecipeError(sorted(problems, key=_reading_order)) from None
     return recipe, [Problem(tree.position(v.path), dotted(v.path), v.message, v.hint) for v in rules.check(recipe)]
+
+
+def _build_without_plugins() -> None:
+    """Build the recipe model's validator (its models defer their build: model/basics.py) without pydantic's plugins,
+    which observe validation for tools such as logfire: a recipe's validation is medrecipe's own, and finding plugins
+    reads the entry points of every installed distribution (5 ms of `validate`'s 170). Pydantic reads the setting as
+    it builds a validator, so it is set for this build alone; other models look for plugins as before."""
+    previous = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    try:
+        Recipe.model_rebuild()
+    finally:
+        if previous is None:
+            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = previous
 
 
 def _reading_order(problem: Problem) -> tuple:
