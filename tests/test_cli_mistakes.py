@@ -167,6 +167,18 @@ def test_a_misspelt_command_is_told_the_one_meant(cli):
     assert "Traceback" not in result.err
 
 
+def test_a_commands_option_given_before_the_command_is_told_where_it_goes(cli):
+    """`medrecipe --set sft.epochs=2 validate r.yaml` said only "No such option '--set'" (the group has no such
+    option); the command's options are named with the command line that puts them after it."""
+    result = cli("--set", "sft.epochs=2", "-q", "validate", QUICKSTART)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert ("No such option '--set'. It is an option of `medrecipe validate`, and goes after the command: "
+            f"medrecipe validate {QUICKSTART} --set sft.epochs=2 -q") in result.err
+    assert cli("validate", QUICKSTART, "--set", "sft.epochs=2", "-q").code == 0  # as told
+    result = cli("--bogus", "validate", QUICKSTART)
+    assert result.code == 2 and result.err.rstrip().endswith("No such option '--bogus'.")
+
+
 def test_options_of_a_stage_that_does_not_run_are_usage_errors(cli):
     result = cli("run", QUICKSTART, "--stage", "data", "--model", "org/model", "--dry-run")
     assert result.code == 2 and "--model names the model the eval stage evaluates" in result.err

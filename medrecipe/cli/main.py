@@ -6,6 +6,7 @@ import atexit
 import gc
 import importlib
 import io
+import shlex
 import sys
 
 import click
@@ -47,6 +48,19 @@ class LazyGroup(click.Group):
         if args and args[0] not in COMMANDS and not args[0].startswith("-"):
             raise click.exceptions.NoSuchCommand(args[0], possibilities=list(COMMANDS), ctx=ctx)
         return super().resolve_command(ctx, args)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser takes the arguments from the list as it reads them
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:  # `medrecipe --set x=1 validate r.yaml`: the command's option, too early
+            name = next((arg for arg in given if arg in COMMANDS), None)
+            command = name and self.get_command(ctx, name)
+            if command and any(error.option_name in param.opts for param in command.params):
+                before, after = given[: given.index(name)], given[given.index(name) + 1 :]
+                error.message += (f" It is an option of `medrecipe {name}`, and goes after the command: "
+                                  f"{shlex.join(['medrecipe', name, *after, *before])}")
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
