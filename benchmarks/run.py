@@ -53,7 +53,8 @@ from medrecipe.blocks.decontaminate import FuzzyDecontaminationFilter, FuzzyInde
 from medrecipe.blocks.evalsets import EvalItem, items_of  # noqa: E402
 from medrecipe.blocks.hashing import token_hashes  # noqa: E402
 from medrecipe.blocks.base import ArrayCollector  # noqa: E402
-from medrecipe.blocks.minhash import Verifier, batch_sketches, duplicate_clusters, shingle_hashes  # noqa: E402
+from medrecipe.blocks.lsh_clusters import Verifier, duplicate_clusters  # noqa: E402
+from medrecipe.blocks.minhash import batch_sketches, shingle_hashes  # noqa: E402
 from medrecipe.blocks.text import tokens  # noqa: E402
 
 

@@ -14,8 +14,8 @@ import pytest
 from medrecipe.blocks import data_files
 from medrecipe.blocks.hashing import (batch_token_hashes, code_points, lower_code_points, token_hashes, token_strings,
                                      whitespace_word_hashes)
-from medrecipe.blocks.minhash import (Verifier, batch_sketches, duplicate_clusters, estimated_jaccard, lsh_bands, shingle_hashes,
-                                      verify_bins)
+from medrecipe.blocks.lsh_clusters import Verifier, duplicate_clusters, estimated_jaccard, lsh_bands
+from medrecipe.blocks.minhash import batch_sketches, shingle_hashes, verify_bins
 from medrecipe.blocks.readers import SourceReader
 from medrecipe.blocks.record import MAX_RESPONSES, MAX_SOURCES, MappingError, build_record, order_key, response_order
 from medrecipe.blocks.text import tokens, whole_word_count, word_count
