@@ -413,7 +413,7 @@ if __name__ == "__main__":
 """)
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.fullmatch(rf"ForkServerPoolWorker-\d+ \(pid \d+\) {told} while it ran a task\n", result.stdout), result.stdout
+    assert re.fullmatch(rf"ForkServerPoolWorker-\d+ \(pid \d+\) {told} while the stage ran\n", result.stdout), result.stdout
     assert "00001" not in {marker.name for marker in (tmp_path / "logs" / "completions").glob("*")}
     assert len(list((tmp_path / "finished" / "completions").glob("*"))) == 4
 
@@ -502,7 +502,7 @@ if __name__ == "__main__":
 """)
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)  # before: no end
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.fullmatch(rf"lost: SeenLate-1 \(pid \d+\) was killed by SIGKILL .* while it ran a task \| started: {started}\n",
+    assert re.fullmatch(rf"lost: SeenLate-1 \(pid \d+\) was killed by SIGKILL .* while the stage ran \| started: {started}\n",
                         result.stdout), result.stdout
 
 

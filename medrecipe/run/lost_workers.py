@@ -35,6 +35,12 @@ class WorkerLost(Exception):
     """A worker process ended during a task; the task will not complete."""
 
 
+def _lost(worker) -> str:
+    """What became of a stage's worker: whether it held a task then is not known here (an idle one waits for its next
+    task), so the message does not say it did."""
+    return f"{worker.name} (pid {worker.pid}) {_ending(worker.exitcode)} while the stage ran"
+
+
 def _ending(exitcode: int) -> str:
     if exitcode >= 0:
         return f"exited with code {exitcode}"
@@ -88,7 +94,7 @@ def failing_when_a_worker_dies():
     def reporting_reap(pool: list) -> bool:
         cleaned, ended = _reaping(reap.__func__, pool)
         if ended and armed and not lost:
-            lost.append(f"{ended[0].name} (pid {ended[0].pid}) {_ending(ended[0].exitcode)} while it ran a task")
+            lost.append(_lost(ended[0]))
             signal.pthread_kill(main, INTERRUPT)
         return cleaned
 
@@ -158,7 +164,7 @@ def pools_fail_when_a_worker_dies() -> None:
         cleaned, ended = _reaping(reap, pool)
         ended = [worker for worker in ended if not (renews and worker.exitcode == 0)]
         if ended and cache and getattr(threading.current_thread(), "_state", None) == RUN:
-            lost = WorkerLost(f"{ended[0].name} (pid {ended[0].pid}) {_ending(ended[0].exitcode)} while it ran a task")
+            lost = WorkerLost(_lost(ended[0]))
             for job in list(cache.values()):
                 _fail(job, lost)
             # No worker is started in its place (Pool._maintain_pool starts one when this returns True): every job has
