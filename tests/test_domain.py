@@ -176,6 +176,22 @@ def test_labels_are_parsed_strictly():
     assert parse_label("The domain of this question is: **Mathematics**.", labels) == "Mathematics"
 
 
+
+def test_labels_are_read_as_reasoning_models_and_markdown_write_them():
+    """Found by review: a model whose chat template opens the think block (DeepSeek-R1's prompt ends "<think>\\n";
+    vllm/reasoning/basic_parsers.py assumes such reasoning starts the output) answers "...</think>\\n\\nMedical", and
+    every such answer named no label; so did a bold lead ("**Label:** Medical") and typographic quotes."""
+    labels = ["Medical", "Biology", "Mathematics"]
+    named = {"Okay, the patient has a fever, so this is clinical.\n</think>\n\nMedical": "Medical",
+             "Enzymes... biology.</think>\n**Biology**": "Biology", "**Label:** Medical": "Medical",
+             "**Answer**: Mathematics": "Mathematics", "\u201cBiology\u201d": "Biology", "_Medical_": "Medical"}
+    for answer, label in named.items():
+        assert parse_label(answer, labels) == label, answer
+    # what the reasoning says is not the answer; nor is a bare reasoning cut off before its </think>
+    for answer in ("Is it Medical?\n</think>\n\nNot Medical", "Medical, I think.\n</think>\n\n", "**Label:** not medical",
+                   "<think>Medical?</think>\nNeither Medical nor Biology"):
+        assert parse_label(answer, labels) is None, answer
+
 def _vote(tmp_path, answers: dict[int, str | None], max_unlabeled: int) -> tuple[VoteDomains, dict]:
     """Clusters 0 (orders 0-2) and 1 (orders 3-5), representatives classified with the given answers."""
     clusters = {"clusters": 2, "cluster_of": {str(o): o // 3 for o in range(6)},

@@ -120,33 +120,52 @@ def majority(votes: list[str | None], labels: list[str]) -> str | None:
     return next(label for label in labels if counted.get(label) == top)
 
 
-_THINKING = regex.compile(r"^\s*<think>.*?</think>", regex.DOTALL)
-_LEAD = regex.compile(r"^(?:label|answer|domain|category)\s*[:：]\s*", regex.IGNORECASE)
+_LEAD = regex.compile(r"^[*_]*(?:label|answer|domain|category)(?:[*_]+\s*[:：]|\s*[:：]\s*[*_]*)\s*", regex.IGNORECASE)
 # The one sentence read as an answer: "The domain is Medical.", "The topic of this question is medicine".
 _AFFIRMED = regex.compile(r"^(?:the|this)\s+(?:domain|label|category|answer|topic|field|subject)(?:\s+of\s+(?:the|this)\s+"
                           r"(?:question|prompt|text))?\s+is\s*[:：]?\s*(?P<name>.+)$", regex.IGNORECASE)
+# Emphasis, quotes (straight and typographic) and a final period around a label: "**Medical.**", “Medical”, _Medical_.
+_AROUND = "*_\"'`“”‘’. "
+
+
+def final_answer(text: str) -> str | None:
+    """The answer a model gave after its reasoning, or None while the reasoning is unclosed (cut off by max_tokens).
+
+    Read as vLLM's reasoning parsers read it (vllm/reasoning/basic_parsers.py, `extract_reasoning`): a leading <think>
+    is dropped, and the answer is what follows the first </think>. A chat template that opens the block itself
+    (DeepSeek-R1's ends the prompt with "<think>\n") leaves a reasoning that starts bare and ends with </think>: the
+    whole of it was read as the answer (found by review), where vLLM, which assumes the reasoning starts the output,
+    does not. Text with neither tag is all answer: only a model that reasons writes them."""
+    opened = text.lstrip().startswith("<think>")
+    body = text.lstrip().removeprefix("<think>") if opened else text
+    _, closed, answer = body.partition("</think>")
+    if closed:
+        return answer
+    return None if opened else text
 
 
 def parse_label(answer: str, labels: list[str], synonyms: dict[str, str] | None = None) -> str | None:
     """The label an LLM answered, or None.
 
-    The answer's first line (after a closed <think> block; "Label:", quotes, asterisks and a final period aside) is a
-    label or a synonym the recipe maps to one, case aside; or the answer is one line saying "The domain (label,
-    category, topic, ...) is <label>". Nothing else is read: a sentence can deny what it names ("Not medical",
-    "Anything but Medical", "Medical is incorrect"), and reasoning cut off before its </think> has no answer yet.
+    The answer (`final_answer`: what follows the reasoning) has a first line that is a label or a synonym the recipe
+    maps to one, case, "Label:" (bold or not), emphasis, quotes and a final period aside; or it is one line saying "The
+    domain (label, category, topic, ...) is <label>". Nothing else is read: a sentence can deny what it names ("Not
+    medical", "Anything but Medical", "Medical is incorrect"), and reasoning cut off before its </think> has no answer
+    yet.
     """
     names = {label.lower(): label for label in labels} | {word.lower(): label for word, label in (synonyms or {}).items()}
-    if answer.lstrip().startswith("<think>") and not _THINKING.match(answer):
+    text = final_answer(answer)
+    if text is None:
         return None
-    text = _THINKING.sub("", answer).strip()
+    text = text.strip()
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return None
-    first = _LEAD.sub("", lines[0].strip()).strip("*\"'`. ").lower()
+    first = _LEAD.sub("", lines[0].strip()).strip(_AROUND).lower()
     if first in names:
         return names[first]
-    affirmed = _AFFIRMED.match(text.strip("*\"'`. ")) if len(lines) == 1 else None
-    return names.get(affirmed["name"].strip("*\"'`. ").lower()) if affirmed else None
+    affirmed = _AFFIRMED.match(text.strip(_AROUND)) if len(lines) == 1 else None
+    return names.get(affirmed["name"].strip(_AROUND).lower()) if affirmed else None
 
 
 # -------------------------------------------------------------------------------------------- resolve steps
