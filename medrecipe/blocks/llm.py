@@ -29,11 +29,11 @@ from datatrove.pipeline.inference.types import InferenceError, ServerError
 from ..grading import grade
 from ..recipe.untrusted import REDACTED, redact
 from .base import CurationFilter, CurationStep, StepFailed, exclusion_writer
-from .domain import parse_label
+from .domain import final_answer, parse_label
 from .record import generated_turn, prompt_text, response_text, with_response
 from .segments import RUNNER_KEPT_ID
 
-_SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_SCORE = re.compile(r"score[*_]*\s*[:=]?[*_]*\s*(\d+(?:\.\d+)?)", re.IGNORECASE)  # "Score: 9", "**Score:** 9"
 # A request is bounded to REQUEST_TIMEOUT s, the OpenAI client's default (datatrove's `request_timeout: None` turned
 # that off, and an endpoint that took a request and never answered held the stage forever: found by review), long
 # enough for 16k tokens at 30 a second; datatrove tries a request 6 times, 5 to 160 s apart, so a silent endpoint
@@ -256,8 +256,22 @@ async def judge(doc: Document, generate, *, template: str, max_score: float) -> 
         if not Runner._is_bad_request_error(error):
             raise
         return {"score": None, "refused": str(error.error)}
-    found = _SCORE.findall(result.text)
-    return {"score": float(found[-1]) if found else None, "verdict": result.text}
+    return {"score": judge_score(result.text, max_score), "verdict": result.text}
+
+
+def judge_score(verdict: str, max_score: float) -> float | None:
+    """The score a verdict gives after its reasoning (`final_answer`), or None (the record is removed as unparsed).
+
+    Found by review: the last "Score: n" anywhere was read, so a reasoning cut off by max_tokens ("...a score: 9
+    seems") kept a record no verdict had scored, "Score: 3. A perfect answer would get Score: 10" kept a 3, and a score
+    off the scale ("Score: 72" of 10) passed any min_score. Now a verdict that names two different scores, or one
+    beyond 0..max_score, has none."""
+    answer = final_answer(verdict)
+    scores = {float(score) for score in _SCORE.findall(answer)} if answer is not None else set()
+    if len(scores) != 1:
+        return None
+    score = scores.pop()
+    return score if score <= max_score else None
 
 
 async def classify(doc: Document, generate, *, template: str, labels: list[str], synonyms: dict[str, str]) -> dict:
