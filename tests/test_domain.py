@@ -274,3 +274,20 @@ def test_a_prompt_is_embedded_once_per_batch_and_its_copies_share_its_vector(tmp
     assert vectors[0].tobytes() == vectors[2].tobytes() == vectors[3].tobytes()
     alone = encode([prompts[1]])[0]
     assert float(alone @ vectors[1]) > 0.999 and float(vectors[0] @ vectors[1]) < 0.9
+
+
+def test_synonyms_cannot_redefine_a_label_or_mean_two_labels():
+    """Found by review: answers are read case aside, and {Biology: Medical} silently counted every "Biology" answer as
+    Medical; {medicine: Medical, Medicine: Biology} kept whichever came last."""
+    from pydantic import ValidationError
+
+    from medrecipe.recipe.model.steps import LLMClassifier
+
+    for labels, synonyms, said in ((["Medical", "Biology"], {"biology": "Medical"}, "it is a label"),
+                                   (["Medical", "Biology"], {"medicine": "Medical", "Medicine": "Biology"}, "to both"),
+                                   (["Medical", "medical"], {}, "differ only in case")):
+        with pytest.raises(ValidationError, match=said):
+            LLMClassifier(backend="llm", labels=labels, synonyms=synonyms)
+    fine = LLMClassifier(backend="llm", labels=["Medical", "Biology"], synonyms={"medicine": "Medical", "MEDICINE": "Medical",
+                                                                                 "medical": "Medical"})
+    assert parse_label("Medicine", fine.labels, fine.synonyms) == "Medical" == parse_label("medical", fine.labels, fine.synonyms)

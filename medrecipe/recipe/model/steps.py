@@ -187,6 +187,18 @@ class LLMClassifier(LLMCall):
         unknown = sorted({label for label in self.synonyms.values() if label not in self.labels})
         if unknown:
             raise ValueError(f"`synonyms` map to labels the classifier does not offer: {', '.join(unknown)}")
+        # Answers are read case aside: two labels, or two synonyms, one case apart were one answer, and a synonym
+        # spelled as a label took that label's answers to another (review: {Biology: Medical} counted "Biology" as
+        # Medical, unsaid).
+        labels = {label.lower() for label in self.labels}
+        if len(labels) < len(self.labels):
+            raise ValueError("`labels` differ only in case; an answer is read case aside")
+        meaning: dict[str, str] = {}
+        for word, label in self.synonyms.items():
+            if word.lower() in labels and word.lower() != label.lower():
+                raise ValueError(f"`synonyms` give {word!r} a meaning, but it is a label (an answer is read case aside)")
+            if meaning.setdefault(word.lower(), label) != label:
+                raise ValueError(f"`synonyms` map {word!r} to both {meaning[word.lower()]} and {label} (case aside)")
         return self
 
 
