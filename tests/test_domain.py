@@ -291,3 +291,25 @@ def test_synonyms_cannot_redefine_a_label_or_mean_two_labels():
     fine = LLMClassifier(backend="llm", labels=["Medical", "Biology"], synonyms={"medicine": "Medical", "MEDICINE": "Medical",
                                                                                  "medical": "Medical"})
     assert parse_label("Medicine", fine.labels, fine.synonyms) == "Medical" == parse_label("medical", fine.labels, fine.synonyms)
+
+
+def test_the_corpus_is_read_in_reading_order_holding_one_copy_of_the_vectors(tmp_path):
+    """Found by review: the tasks' arrays were loaded, concatenated, then sorted into a copy: three copies of the
+    corpus at once (10 GB for 2.3M prompts of 384 dimensions)."""
+    import tracemalloc
+
+    from medrecipe.blocks.base import save_arrays
+    from medrecipe.blocks.domain import _corpus
+
+    rng, tasks, per_task = np.random.default_rng(0), 4, 5000
+    for rank in range(tasks):  # the tasks' records interleave in reading order, and task 2 collected none
+        orders = np.arange(rank, tasks * per_task, tasks)[: 0 if rank == 2 else per_task]
+        vectors = np.repeat(orders[:, None], 384, axis=1).astype(np.float32) + rng.random((orders.size, 384), dtype=np.float32) / 2
+        save_arrays(str(tmp_path), rank, order=orders.astype(np.int64), embeddings=vectors)
+    tracemalloc.start()
+    orders, vectors = _corpus(str(tmp_path))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(orders, np.sort(orders)) and orders.size == 3 * per_task
+    assert np.array_equal(np.floor(vectors[:, 0]), orders) and np.array_equal(np.floor(vectors[:, -1]), orders)
+    assert peak < 1.3 * vectors.nbytes, f"{peak / vectors.nbytes:.2f} copies of the corpus"

@@ -172,13 +172,23 @@ def parse_label(answer: str, labels: list[str], synonyms: dict[str, str] | None 
 
 
 def _corpus(folder: str) -> tuple[np.ndarray, np.ndarray]:
-    parts = [p for p in load_arrays(folder) if p["order"].size]
+    """Every embedded record's order and vector, in reading order. Each task's vectors are read from disk only as
+    they are put in place (found by review: concatenating the tasks' arrays, then sorting a copy, held three copies of
+    the corpus at once, 10 GB for 2.3M prompts of 384 dimensions, where this holds one)."""
+    parts = [p for p in load_arrays(folder, memory_map=True) if p["order"].size]
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.float32)
     orders = np.concatenate([p["order"] for p in parts])
-    vectors = np.concatenate([p["embeddings"] for p in parts])
-    sort = np.argsort(orders)
-    return orders[sort], vectors[sort]
+    sort = np.argsort(orders, kind="stable")
+    place = np.empty_like(sort)
+    place[sort] = np.arange(sort.size)  # where each task's rows go in reading order
+    vectors = np.empty((orders.size, parts[0]["embeddings"].shape[1]), dtype=np.float32)
+    start = 0
+    while parts:  # each task's file unmapped once its rows are in place: its pages count as the process's memory
+        part = parts.pop(0)
+        vectors[place[start : start + part["order"].size]] = part["embeddings"]
+        start += part["order"].size
+    return orders[sort], vectors
 
 
 class ClusterPrompts(CurationStep):
