@@ -22,7 +22,7 @@ from datatrove.data import Document, DocumentsPipeline
 
 from ..envs.offline_models import sentence_transformer
 from .base import ArrayCollector, CurationFilter, CurationStep, StepFailed, load_arrays
-from .kmeans import Backend, kmeans, row_keys
+from .kmeans import Backend, kmeans, row_ids
 from .record import field_text
 
 
@@ -98,7 +98,7 @@ def nearest_per_cluster(labels: np.ndarray, distances: np.ndarray, vectors: np.n
     differ in the last bits, found by review) by its first record in reading order."""
     if labels.size == 0:
         return {}
-    prompt = np.unique(row_keys(vectors), return_inverse=True)[1]
+    prompt = row_ids(vectors)
     by_prompt = np.lexsort((np.arange(labels.size), prompt, labels))
     cluster, kind = labels[by_prompt], prompt[by_prompt]
     starts = np.flatnonzero(np.concatenate(([True], (cluster[1:] != cluster[:-1]) | (kind[1:] != kind[:-1]))))

@@ -133,6 +133,21 @@ def row_keys(points: np.ndarray) -> np.ndarray:
     return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
 
 
+
+def row_ids(points: np.ndarray, chunk: int = 2**16) -> np.ndarray:
+    """Each row's number among the different rows (rows equal byte for byte share one), numbered in the order of their
+    bytes: np.unique(row_keys(points), return_inverse=True)[1], without the two copies of the points np.unique makes
+    (found by review: 7 GB more for 2.3M prompts of 384 dimensions)."""
+    keys = row_keys(points)
+    order = np.argsort(keys, kind="stable")
+    first = np.ones(keys.size, dtype=bool)  # whether each row, in sorted order, differs from the one before it
+    for start in range(1, keys.size, chunk):
+        stop = min(start + chunk, keys.size)
+        first[start:stop] = keys[order[start:stop]] != keys[order[start - 1 : stop - 1]]
+    ids = np.empty(keys.size, dtype=np.int64)
+    ids[order] = np.cumsum(first) - 1
+    return ids
+
 def distinct_of(points: np.ndarray, candidates: np.ndarray, wanted: int) -> np.ndarray:
     """Up to `wanted` of `candidates` (row numbers, in their order) whose rows all differ: copies of one prompt (its
     several responses) are one point, and two centres put on it leave one empty (found by review)."""
