@@ -192,15 +192,17 @@ def test_labels_are_read_as_reasoning_models_and_markdown_write_them():
                    "<think>Medical?</think>\nNeither Medical nor Biology"):
         assert parse_label(answer, labels) is None, answer
 
-def _vote(tmp_path, answers: dict[int, str | None], max_unlabeled: int) -> tuple[VoteDomains, dict]:
-    """Clusters 0 (orders 0-2) and 1 (orders 3-5), representatives classified with the given answers."""
+def _vote(tmp_path, answers: dict[int, str | None], max_unlabeled: int, cut: tuple[int, ...] = ()) -> tuple[VoteDomains, dict]:
+    """Clusters 0 (orders 0-2) and 1 (orders 3-5), representatives classified with the given answers, those of `cut`
+    ended by max_tokens."""
     clusters = {"clusters": 2, "cluster_of": {str(o): o // 3 for o in range(6)},
                 "representatives": {"0": [0, 1, 2], "1": [3, 4, 5]}}
     (tmp_path / "clusters.json").write_text(json.dumps(clusters))
     labels = ["Medical", "Mathematics"]
     with JsonlWriter(str(tmp_path / "classified"), output_filename="00000.jsonl.gz") as writer:
         for order, answer in answers.items():
-            results = [] if answer is None else [{"label": parse_label(answer, labels), "answer": answer}]
+            results = [] if answer is None else [{"label": parse_label(answer, labels), "answer": answer,
+                                                  "finish_reason": "length" if order in cut else "stop"}]
             writer.write(Document(text="x", id=str(order), metadata={
                 "order": order, "source": "traces", "rollout_results": results,
                 "messages": [{"role": "user", "content": f"prompt {order}"}, {"role": "assistant", "content": "x"}]}))
@@ -215,10 +217,26 @@ def test_a_cluster_without_a_valid_label_fails_the_step_and_is_listed(tmp_path):
         list(step.run())
     listing = json.loads((tmp_path / "decisions" / "domain_filter-unlabeled.json").read_text())
     assert listing["clusters"] == [{"cluster": 1, "representatives": [
-        {"order": 3, "prompt": "prompt 3", "answer": "Medicine"}, {"order": 4, "prompt": "prompt 4", "answer": "Maths"},
-        {"order": 5, "prompt": "prompt 5", "answer": None}]}]
+        {"order": 3, "prompt": "prompt 3", "answer": "Medicine", "finish_reason": "stop"},
+        {"order": 4, "prompt": "prompt 4", "answer": "Maths", "finish_reason": "stop"},
+        {"order": 5, "prompt": "prompt 5", "answer": None, "finish_reason": None}]}]
     assert not (tmp_path / "decisions" / "domain_filter.json").exists()
 
+
+
+def test_answers_cut_off_at_max_tokens_are_named_as_such(tmp_path):
+    """Found by review: a reasoning model spends the classifier's default 16 tokens inside its <think> block, every
+    cluster went unlabeled, and the step said to map answers with synonyms, which cannot help."""
+    thinking = "<think>\nOkay, the user asks about a patient with"
+    step, _ = _vote(tmp_path, {0: "Medical", 1: "Medical", 2: "Medical", 3: thinking, 4: thinking, 5: "Maths"}, 0, cut=(3, 4))
+    with pytest.raises(StepFailed, match=r"2 of their answers were cut off at `classifier.max_tokens`: raise it"):
+        list(step.run())
+    listing = json.loads((tmp_path / "decisions" / "domain_filter-unlabeled.json").read_text())
+    assert [r["finish_reason"] for r in listing["clusters"][0]["representatives"]] == ["length", "length", "stop"]
+    step, _ = _vote(tmp_path, {0: "Medical", 1: "Medical", 2: "Medical", 3: "Maths", 4: "Maths", 5: "Maths"}, 0)
+    with pytest.raises(StepFailed) as failed:
+        list(step.run())
+    assert "max_tokens" not in str(failed.value)
 
 def test_unlabeled_clusters_within_the_limit_are_removed_and_counted(tmp_path):
     step, _ = _vote(tmp_path, {0: "Medical", 1: "not medical", 2: None, 3: "Medicine", 4: "Maths", 5: None}, 1)

@@ -256,7 +256,7 @@ class VoteDomains(CurationStep):
         for doc in SegmentReader(self.classified_folder, glob_pattern="*.jsonl*").run():
             result = (doc.metadata.get("rollout_results") or [{}])[0]
             found[doc.metadata["order"]] = {"label": result.get("label"), "answer": result.get("answer"),
-                                            "prompt": field_text(doc, "prompt")}
+                                            "finish_reason": result.get("finish_reason"), "prompt": field_text(doc, "prompt")}
         return found
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -273,17 +273,23 @@ class VoteDomains(CurationStep):
             listing.parent.mkdir(parents=True, exist_ok=True)
             listing.write_text(json.dumps({"clusters": [
                 {"cluster": c, "representatives": [
-                    {"order": o, "prompt": by_order.get(o, {}).get("prompt"), "answer": by_order.get(o, {}).get("answer")}
+                    {"order": o, **{key: by_order.get(o, {}).get(key) for key in ("prompt", "answer", "finish_reason")}}
                     for o in clusters["representatives"][str(c)]]}
                 for c in unlabeled]}, indent=2, ensure_ascii=False))
         if len(unlabeled) > self.max_unlabeled_clusters:
             ask_again = (f"; or ask every representative again (the embeddings and clusters are kept): rm -rf "
                          f"{' '.join(shlex.quote(folder) for folder in self.classification_folders)}, then rerun"
                          if self.classification_folders else "")
+            # An answer cut off at max_tokens names no label whatever the synonyms: a reasoning model spends the
+            # default 16 tokens inside its <think> block (found by review: the step only said to map answers)
+            cut = sum(by_order.get(o, {}).get("finish_reason") == "length" for c in unlabeled
+                      for o in clusters["representatives"][str(c)])
+            raise_tokens = (f"{cut} of their answers were cut off at `classifier.max_tokens`: raise it (a reasoning model "
+                            f"needs room to reason before it answers). " if cut else "")
             raise StepFailed(
                 f"{self.name}: {len(unlabeled)} of {len(cluster_label)} clusters got no valid label (the recipe accepts "
-                f"{self.max_unlabeled_clusters}); their prompts and answers are in {listing}. Map answers to labels with "
-                f"`classifier.synonyms`, or accept them by raising `max_unlabeled_clusters`{ask_again}.")
+                f"{self.max_unlabeled_clusters}); their prompts and answers are in {listing}. {raise_tokens}Map answers to "
+                f"labels with `classifier.synonyms`, or accept them by raising `max_unlabeled_clusters`{ask_again}.")
         dropped = {c for c, label in cluster_label.items() if label not in self.keep}
         decision = {
             "clusters": clusters["clusters"],

@@ -285,7 +285,7 @@ async def classify(doc: Document, generate, *, template: str, labels: list[str],
         if not Runner._is_bad_request_error(error):
             raise
         return {"label": None, "answer": f"(no answer: the endpoint refused the request: {error})"}
-    return {"label": parse_label(result.text, labels, synonyms), "answer": result.text}
+    return {"label": parse_label(result.text, labels, synonyms), "answer": result.text, "finish_reason": result.finish_reason}
 
 
 
