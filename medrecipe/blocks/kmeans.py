@@ -133,7 +133,6 @@ def row_keys(points: np.ndarray) -> np.ndarray:
     return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
 
 
-
 def row_ids(points: np.ndarray, chunk: int = 2**16) -> np.ndarray:
     """Each row's number among the different rows (rows equal byte for byte share one), numbered in the order of their
     bytes: np.unique(row_keys(points), return_inverse=True)[1], without the two copies of the points np.unique makes
@@ -147,6 +146,7 @@ def row_ids(points: np.ndarray, chunk: int = 2**16) -> np.ndarray:
     ids = np.empty(keys.size, dtype=np.int64)
     ids[order] = np.cumsum(first) - 1
     return ids
+
 
 def distinct_of(points: np.ndarray, candidates: np.ndarray, wanted: int) -> np.ndarray:
     """Up to `wanted` of `candidates` (row numbers, in their order) whose rows all differ: copies of one prompt (its
