@@ -186,6 +186,19 @@ def test_passthrough_flags_and_collisions(write, cli):
     assert "--train.batch_size" in result.err and "Traceback" not in result.err
 
 
+@pytest.mark.parametrize("entry", ["data.max_samples: 100", "actor.entropy_coef: 0.01", "algo.dynamic_filtering_enable: true",
+                                   "reward.overlong_buffer_len: 512"])
+def test_a_passthrough_may_not_set_a_flag_the_recipe_leaves_at_its_default(write, cli, entry):
+    # Left out of the launch, these flags still belong to a recipe field: `data.max_samples 100` made OpenRLHF read 100
+    # prompts while launch.sh counted every prompt for the warmup ratio, so the warmup shrank with the run (found by
+    # review); the others would override rl.entropy_coef 0, rl.dynamic_filtering false and rl.overlong unset.
+    path = write("r.yaml", DAPO)
+    result = cli("compile", str(path), "--stage", "rl", "--set", "rl.overlong=~", "--set", "rl.dynamic_filtering=false",
+                 "--set", "rl.openrlhf={%s}" % entry)
+    assert result.code == 2, result.out
+    assert f"--{entry.split(':')[0]}" in result.err and "Traceback" not in result.err
+
+
 def test_impossible_gpu_split_is_a_recipe_error(write, cli):
     result = cli("validate", str(write("r.yaml", DAPO)), "--set", "rl.rollout.engines=4")
     assert result.code == 2

@@ -83,6 +83,18 @@ FLAGS: dict[str, frozenset[str]] = {
     """.split()),
 }
 
+# Flags the compiler writes from a recipe field but leaves out where the field says "off" or "all" (OpenRLHF's
+# default then means the same): a passthrough entry would contradict the field, and `data.max_samples` would change
+# the prompt or pair count that the warmup ratio and the epochs are computed from (compile/openrlhf/warmup.py,
+# flags.passes). Flags the compiler always writes are refused as they are (compile/openrlhf/launch.py).
+LEFT_OUT_DEFAULTS = {
+    "data.max_samples": "rl.data.max_samples (or rl.max_steps)",
+    "actor.entropy_coef": "rl.entropy_coef",
+    "algo.dynamic_filtering_enable": "rl.dynamic_filtering",
+    "reward.overlong_buffer_len": "rl.overlong",
+    "reward.overlong_penalty_factor": "rl.overlong",
+}
+
 # argparse reads an argument that begins with '-' as a flag, unless it looks like a negative number and the parser
 # has no option that does: its `_negative_number_matcher`, here in its narrowest form (Python 3.11's).
 _NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")

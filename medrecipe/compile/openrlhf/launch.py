@@ -150,9 +150,11 @@ def merge_passthrough(loaded: LoadedRecipe, flags: dict[str, Any], extra: dict[s
             "rl.openrlhf has values that OpenRLHF would read as further flags: " + ", ".join(flag_like),
             "a value may not begin with '-' (a negative number may)",
         )
-    taken = sorted(name for name in extra if name in flags)  # unset too: a derived switch is not turned off here
+    taken = {name: "the recipe" for name in extra if name in flags}  # unset too: a derived switch is not turned off here
+    taken.update({name: openrlhf_flags.LEFT_OUT_DEFAULTS[name] for name in passed
+                  if name in openrlhf_flags.LEFT_OUT_DEFAULTS and name not in flags})
     if taken:
-        raise RecipeError([loaded.problem(("rl", "openrlhf", name), f"medrecipe derives --{name} from the recipe",
+        raise RecipeError([loaded.problem(("rl", "openrlhf", name), f"medrecipe derives --{name} from {source}",
                                           "set the recipe field instead (see `medrecipe plan`); the passthrough is for "
-                                          "flags medrecipe does not map") for name in taken])
+                                          "flags medrecipe does not map") for name, source in sorted(taken.items())])
     flags.update(passed)
