@@ -256,6 +256,9 @@ def test_preference_training(write, algorithm, module):
     assert flags["train.batch_size"] == 128 and flags["adam.lr"] == 5e-7
     assert (flags["lr_scheduler"], flags["min_lr_ratio"]) == ("cosine_with_min_lr", 0.1)
     assert math.ceil(100 * flags["lr_warmup_ratio"]) == 10  # 12,800 pairs // 128 = 100 steps
+    # OpenRLHF counts the steps after dropping over-long prompts: the same ratio of 90 steps warms up for 9, not more
+    assert math.ceil(90 * flags["lr_warmup_ratio"]) == 9
+    assert any(w.startswith("rl.warmup_steps:") and "shortens the run and the warmup with it" in w for w in build.warnings)
     assert ("model.beta" in flags) == (algorithm == "dpo")
     assert "torch.distributed.run --nnodes 1 --nproc-per-node 8" in launch
     assert "reward.py" not in {a.path.split("/")[-1] for a in build.artifacts}

@@ -83,7 +83,8 @@ def preference_launch(loaded: LoadedRecipe, layout: Layout, rl: PreferenceStage,
     if rl.warmup_steps:
         stage.warnings.append(
             "rl.warmup_steps: the warmup ratio assumes every pair is used; OpenRLHF drops pairs whose prompt is within "
-            f"2 tokens of --data.max_len {rl.max_len}, which shortens the run and lengthens the warmup by that fraction"
+            f"2 tokens of --data.max_len {rl.max_len}, which shortens the run and the warmup with it (the same ratio of "
+            "fewer steps: datasets/reward_dataset.py, cli/train_dpo.py max_steps)"
         )
     if rl.max_steps is not None:
         stage.warnings.append(
