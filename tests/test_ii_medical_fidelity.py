@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from medrecipe.compile.build import compile_recipe
+from medrecipe.compile.layout import Layout
 from medrecipe.recipe import load_recipe
+from medrecipe.run.stages import RunOptions, run_stage
 
 from .conftest import RECIPES
 
@@ -36,11 +38,17 @@ def test_sft_number_in_axolotl_config(build, card, key, value):
     assert build[0][key] == value
 
 
-def test_sft_batch_size_128(build):
-    # "Batch Size: 128" = micro batch x gradient accumulation x the 8 GPUs of compute.gpus_per_node
+def test_sft_batch_size_128(build, tool_python, tmp_path, capsys):
+    # "Batch Size: 128" = micro batch x gradient accumulation x the processes the launch starts (Axolotl 0.19.0 scales
+    # its batch by the world size: utils/config/__init__.py): 8, one per GPU of compute.gpus_per_node
     config = build[0]
     assert config["micro_batch_size"] * config["gradient_accumulation_steps"] * 8 == 128
     assert config["base_model"] == "Qwen/Qwen3-8B"  # "SFT fine-tuning on the Qwen/Qwen3-8B model"
+    loaded = load_recipe(RECIPES / "ii-medical-8b-1706.yaml")
+    compile_recipe(loaded, tmp_path, ["sft"])
+    tool_python("sft")  # the dry run names the environment's interpreter
+    run_stage(loaded, Layout(tmp_path, loaded.recipe), "sft", RunOptions(dry_run=True))
+    assert "-m torch.distributed.run --nnodes 1 --nproc-per-node 8 -m axolotl.cli.train" in capsys.readouterr().out
 
 
 # "For RL stage we setup training with:" -> OpenRLHF flag and value
