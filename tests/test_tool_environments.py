@@ -252,3 +252,20 @@ def test_the_shipped_model_is_found_in_the_environment_that_asks_when_the_conver
     module, filename = offline_models.CAUSAL_LMS["HuggingFaceTB/SmolLM2-135M-Instruct"]
     found = offline_models._shipped_file(module, filename, [tools.python("rl"), tools.python("eval")])
     assert found is not None and found.is_file() and found.is_relative_to(tools.env_dir("eval"))
+
+
+@pytest.mark.parametrize("variable", ["MEDRECIPE_HOME", "XDG_CACHE_HOME"])
+def test_an_environment_under_a_relative_home_starts_from_a_stages_folder(tmp_path, monkeypatch, variable):
+    """MEDRECIPE_HOME=.medrecipe: the interpreter was a relative path, and a stage starts its tool from the stage's own
+    folder, where that path names nothing."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEDRECIPE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv(variable, ".relative")
+    directory = tools.env_dir("rl")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True)
+    tools._marker(directory).write_text('{"requirements": [], "packages": {}}')
+    stage = tmp_path / "build" / "sft" / "work"
+    stage.mkdir(parents=True)
+    started = subprocess.run([str(tools.require("rl")), "-c", "print('started')"], cwd=stage, capture_output=True, text=True)
+    assert started.stdout == "started\n"
