@@ -98,8 +98,8 @@ def test_a_line_that_never_ends_is_taken_in_bounded_pieces():
 
 
 def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
-    """The tool runs in a session of its own, ended as a whole on SIGTERM (scancel, kill) and on Ctrl-C: `launch.sh`
-    and the trainer it starts (review: the trainer was left running under init)."""
+    """The tool runs in a session of its own, ended as a whole on SIGTERM (scancel, kill), on SIGHUP (an ssh connection
+    dropped) and on Ctrl-C: `launch.sh` and the trainer it starts (review: the trainer was left running under init)."""
     import signal
     import subprocess
     import time
@@ -110,7 +110,7 @@ def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
     script = ("import signal\nfrom pathlib import Path\nfrom medrecipe.run.console import run_logged\n"
               "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               f"run_logged(['bash', '-c', {launch!r}], {{}}, None, 'rl', Path({str(tmp_path / 'rl.log')!r}))")
-    for signal_number, code in ((signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)):
+    for signal_number, code in ((signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, -signal.SIGINT)):
         pid_file.unlink(missing_ok=True)
         medrecipe = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not pid_file.exists() or not pid_file.read_text().strip():
@@ -127,3 +127,20 @@ def test_the_tool_and_what_it_started_end_with_medrecipe(tmp_path):
             time.sleep(0.05)
         else:
             raise AssertionError(f"the trainer outlived medrecipe after signal {signal_number}")
+
+
+def test_under_nohup_a_hangup_leaves_the_tool_running(tmp_path):
+    """nohup (SIGHUP ignored) is how a user asks a run to outlive the terminal: medrecipe keeps it so."""
+    import signal
+    import subprocess
+    import time
+
+    started = tmp_path / "started"
+    script = ("from pathlib import Path\nfrom medrecipe.run.console import run_logged\n"
+              f"run_logged(['bash', '-c', 'touch {started}; sleep 1'], {{}}, None, 'rl', Path({str(tmp_path / 'rl.log')!r}))")
+    medrecipe = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    while not started.exists():
+        time.sleep(0.05)
+    medrecipe.send_signal(signal.SIGHUP)
+    assert medrecipe.wait(timeout=30) == 0

@@ -87,13 +87,14 @@ def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage:
     The output is taken a line at a time (up to a carriage return or a newline, or `_LINE_LIMIT` bytes of a line
     that never ends), and each line is scrubbed of secrets before it reaches the log or the terminal: a token the
     tool printed across two writes is whole by then. The tool runs in a session of its own, and the whole of it
-    (`launch.sh` and the trainer it starts) ends with medrecipe: on Ctrl-C, on SIGTERM (scancel, kill), on an error."""
+    (`launch.sh` and the trainer it starts) ends with medrecipe: on Ctrl-C, on SIGTERM (scancel, kill), on SIGHUP (a
+    closed terminal), on an error."""
     log.parent.mkdir(parents=True, exist_ok=True)
     progress = Progress(stage)
     terminal = sys.stdout.isatty()
     click.echo(f"{stage}: running, the tool's log is {log}")
     shown, pending = time.monotonic(), b""
-    with log.open("ab") as sink, _ended_by_sigterm():
+    with log.open("ab") as sink, _ended_by_signals():
         process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
@@ -181,22 +182,26 @@ def _running_in_session(session: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def _ended_by_sigterm():
-    """SIGTERM (scancel, kill) ends medrecipe as Ctrl-C does, through the `except` that ends the tool, with exit code
-    143; by default it would end medrecipe alone. The handler before is restored after; only the main thread may set
-    one."""
+def _ended_by_signals():
+    """SIGTERM (scancel, kill) and SIGHUP (the terminal or the ssh connection closed) end medrecipe as Ctrl-C does,
+    through the `except` that ends the tool, with exit code 128 + the signal; by default they would end medrecipe
+    alone, and the tool, in a session of its own, would train on (found by review: after an ssh drop the trainer ran on
+    under init, holding its GPUs and writing into the stage's folder, where a rerun starts another). A SIGHUP that is
+    ignored (nohup) stays ignored. The handlers before are restored after; only the main thread may set them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminated(number, frame):
-        raise SystemExit(128 + signal.SIGTERM)
+        raise SystemExit(128 + number)
 
-    previous = signal.signal(signal.SIGTERM, terminated)
+    wanted = [signal.SIGTERM] + [signal.SIGHUP] * (signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN)
+    previous = {number: signal.signal(number, terminated) for number in wanted}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def tail(log: Path, count: int) -> list[str]:
