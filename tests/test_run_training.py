@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -292,3 +295,37 @@ def test_a_yes_no_maybe_rl_prompt_names_the_answer_space_as_evaluation_does(writ
     assert "\n\nAnswer with yes, no, or maybe.\n\n" + instruction in evaluated
     assert json.loads(label) == {"answer": "yes", "options": {}}
     assert grading.grade("<think>\nIt does.\n</think>\n\n\\boxed{Yes}", "yes")["correct"]
+
+
+def test_a_second_run_of_a_stage_is_refused_while_its_tool_runs(tmp_path):
+    """Two local runs of one stage trained into one folder. The stage's lock is held by the tool as well: a medrecipe
+    killed with -9 leaves its trainer running, and a rerun is refused until that ends."""
+    import signal
+    import time
+
+    from medrecipe.run import jobs
+
+    log, started = tmp_path / "work" / "sft.log", tmp_path / "trainer.pid"
+    first = ("from pathlib import Path\nfrom medrecipe.run import jobs\n"
+             f"with jobs.stage_lock('sft', Path({str(log)!r})) as lock:\n"
+             f"    jobs.run_local(jobs.Job('trainer', ['bash', '-c', 'echo $$ > {started}; exec sleep 60']), 'hint', 'sft', "
+             f"Path({str(log)!r}), lock=lock)\n")
+    medrecipe = subprocess.Popen([sys.executable, "-c", first], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not started.exists() or not started.read_text().strip():
+        assert medrecipe.poll() is None, medrecipe.stderr.read()
+        time.sleep(0.05)
+    medrecipe.kill()
+    medrecipe.wait()
+    with pytest.raises(UserError, match=f"another run of the sft stage is running in {tmp_path / 'work'}"):
+        with jobs.stage_lock("sft", log):
+            pass
+    trainer = int(started.read_text())
+    os.kill(trainer, signal.SIGKILL)
+    for _ in range(200):
+        try:
+            with jobs.stage_lock("sft", log):
+                break
+        except UserError:
+            time.sleep(0.05)
+    else:
+        raise AssertionError("the lock outlived the trainer")

@@ -80,7 +80,7 @@ class Progress:
 
 
 def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage: str, log: Path,
-               verbose: bool = False) -> tuple[int, list[str]]:
+               verbose: bool = False, keep_open: tuple[int, ...] = ()) -> tuple[int, list[str]]:
     """Run a tool with its output in `log`; the console shows the progress line, and at once what the tool says it
     left out of training. Returns the exit code and those notices.
 
@@ -88,7 +88,7 @@ def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage:
     that never ends), and each line is scrubbed of secrets before it reaches the log or the terminal: a token the
     tool printed across two writes is whole by then. The tool runs in a session of its own, and the whole of it
     (`launch.sh` and the trainer it starts) ends with medrecipe: on Ctrl-C, on SIGTERM (scancel, kill), on SIGHUP (a
-    closed terminal), on an error."""
+    closed terminal), on an error. `keep_open`: descriptors the tool holds too (the stage's lock, jobs.stage_lock)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     progress = Progress(stage)
     terminal = sys.stdout.isatty()
@@ -96,7 +96,7 @@ def run_logged(command: list[str], env: dict[str, str], cwd: Path | None, stage:
     shown, pending = time.monotonic(), b""
     with log.open("ab") as sink, _ended_by_signals():
         process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, pass_fds=keep_open)
         try:
             assert process.stdout is not None
             for chunk in iter(lambda: process.stdout.read1(1 << 16), b""):

@@ -74,12 +74,11 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
                               "run on a GPU machine, set eval.data_parallel_size to the GPUs you have, "
                               "or --set eval.backend=accelerate for a CPU run")
     lighteval.ensure_offline_import(python)
-    output.mkdir(parents=True, exist_ok=True)
-    jobs.run_local(job, f"rerun the same command: answers lighteval already generated are cached in {output / 'cache'}", "eval",
-                   output / "eval.log", options.verbose)
-
-    read_back = subprocess.run([str(python), "-I", "-c", readback_program(str(output), spec, str(scores_file))],
-                               capture_output=True, text=True)
+    with jobs.stage_lock("eval", output / "eval.log") as lock:
+        jobs.run_local(job, f"rerun the same command: answers lighteval already generated are cached in {output / 'cache'}",
+                       "eval", output / "eval.log", options.verbose, lock)
+        read_back = subprocess.run([str(python), "-I", "-c", readback_program(str(output), spec, str(scores_file))],
+                                   capture_output=True, text=True)
     if read_back.returncode != 0:
         raise UserError(f"reading lighteval's results back failed: {read_back.stderr.strip()[-2000:]}", "see lighteval's output above")
     scores = json.loads(scores_file.read_text(encoding="utf-8"))

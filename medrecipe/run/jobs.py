@@ -6,6 +6,8 @@ Shared by the SFT, RL and eval runners, with the check that their compiled input
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shlex
@@ -77,10 +79,30 @@ def machine_gpus() -> int | None:
     return min(count, valid)
 
 
-def run_local(job: Job, hint: str, stage: str, log: Path, verbose: bool = False) -> list[str]:
+@contextlib.contextmanager
+def stage_lock(stage: str, log: Path):
+    """One local run of a stage in its folder at a time: a second is refused while the first runs (found by review: a
+    second run, from another terminal or beside a trainer left running, started its tool in the same folder, where
+    both resume from and write the same checkpoints and the model is collected from under the other).
+    The lock is the stage's log, held open; yields its descriptor, which the tool holds too (run_local), so that a
+    medrecipe killed with -9 still holds it while its tool runs on."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another run of the {stage} stage is running in {log.parent} (it holds {log})",
+                            "wait for it to end (or end it), then rerun this command") from None
+        except OSError:  # a file system without locks (Lustre without -o flock, NFS without lockd): run as before
+            pass
+        yield held.fileno()
+
+
+def run_local(job: Job, hint: str, stage: str, log: Path, verbose: bool = False, lock: int | None = None) -> list[str]:
     """Run in the foreground, the tool's output in `log` and a progress line on the console; a failure raises with
-    `hint`. Returns what the tool said it left out of training, for the stage's notes."""
-    code, notices = run_logged(job.command, job.env, job.cwd, stage, log, verbose)
+    `hint`. Returns what the tool said it left out of training, for the stage's notes. `lock`: stage_lock's descriptor,
+    which the tool holds too."""
+    code, notices = run_logged(job.command, job.env, job.cwd, stage, log, verbose, () if lock is None else (lock,))
     if code != 0:
         raise UserError(f"{job.what} failed (exit code {code}); its log: {log}", hint)
     return notices

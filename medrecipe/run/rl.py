@@ -86,9 +86,9 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if options.dry_run:
         jobs.show(job)
         return StageResult("rl", "dry-run", outputs)
-    work.mkdir(parents=True, exist_ok=True)
-    jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}", "rl",
-                   work / "rl.log", options.verbose)
+    with jobs.stage_lock("rl", work / "rl.log") as lock:
+        jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}", "rl",
+                       work / "rl.log", options.verbose, lock)
     if not (final / "config.json").is_file():  # exit code 0 and no model: nothing to evaluate or publish
         raise UserError(f"OpenRLHF ended without an error but saved no model in {final}",
                         f"see {work / 'rl.log'}; rerun the same command to resume from the last checkpoint in {work / 'checkpoints'}")

@@ -109,10 +109,10 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     if options.dry_run:
         jobs.show(job)
         return StageResult("sft", "dry-run", outputs)
-    work.mkdir(parents=True, exist_ok=True)
-    notes += jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work}", "sft", work / "sft.log",
-                            options.verbose)
-    collect_final_model(str(work), str(final))
+    with jobs.stage_lock("sft", work / "sft.log") as lock:
+        notes += jobs.run_local(job, f"rerun the same command to resume from the last checkpoint in {work}", "sft",
+                                work / "sft.log", options.verbose, lock)
+        collect_final_model(str(work), str(final))
     return StageResult("sft", "done", outputs, notes=notes)
 
 
