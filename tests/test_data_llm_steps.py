@@ -172,7 +172,6 @@ def test_judge_keeps_high_scores(llm_run):
     assert kept == ["answers/1", "answers/3", "answers/5"]
 
 
-
 def test_a_judge_score_is_read_from_the_verdict_after_its_reasoning_and_on_its_scale():
     """Found by review: the last "score n" anywhere was read, reasoning and all."""
     from medrecipe.blocks.llm import judge_score
@@ -185,6 +184,7 @@ def test_a_judge_score_is_read_from_the_verdict_after_its_reasoning_and_on_its_s
     for verdict in ("<think>Comparing with the reference, a score: 9 seems", "Score: 3. A perfect answer gets Score: 10",
                     "Score: 72", "<think>Score: 9</think>\nThe answer is incomplete.", "No score."):
         assert judge_score(verdict, 10.0) is None, verdict
+
 
 def test_llm_classifier_votes_clusters(llm_run):
     server, _, rows = llm_run

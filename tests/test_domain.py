@@ -176,7 +176,6 @@ def test_labels_are_parsed_strictly():
     assert parse_label("The domain of this question is: **Mathematics**.", labels) == "Mathematics"
 
 
-
 def test_labels_are_read_as_reasoning_models_and_markdown_write_them():
     """Found by review: a model whose chat template opens the think block (DeepSeek-R1's prompt ends "<think>\\n";
     vllm/reasoning/basic_parsers.py assumes such reasoning starts the output) answers "...</think>\\n\\nMedical", and
@@ -191,6 +190,7 @@ def test_labels_are_read_as_reasoning_models_and_markdown_write_them():
     for answer in ("Is it Medical?\n</think>\n\nNot Medical", "Medical, I think.\n</think>\n\n", "**Label:** not medical",
                    "<think>Medical?</think>\nNeither Medical nor Biology"):
         assert parse_label(answer, labels) is None, answer
+
 
 def _vote(tmp_path, answers: dict[int, str | None], max_unlabeled: int, cut: tuple[int, ...] = ()) -> tuple[VoteDomains, dict]:
     """Clusters 0 (orders 0-2) and 1 (orders 3-5), representatives classified with the given answers, those of `cut`
@@ -223,7 +223,6 @@ def test_a_cluster_without_a_valid_label_fails_the_step_and_is_listed(tmp_path):
     assert not (tmp_path / "decisions" / "domain_filter.json").exists()
 
 
-
 def test_answers_cut_off_at_max_tokens_are_named_as_such(tmp_path):
     """Found by review: a reasoning model spends the classifier's default 16 tokens inside its <think> block, every
     cluster went unlabeled, and the step said to map answers with synonyms, which cannot help."""
@@ -237,6 +236,7 @@ def test_answers_cut_off_at_max_tokens_are_named_as_such(tmp_path):
     with pytest.raises(StepFailed) as failed:
         list(step.run())
     assert "max_tokens" not in str(failed.value)
+
 
 def test_unlabeled_clusters_within_the_limit_are_removed_and_counted(tmp_path):
     step, _ = _vote(tmp_path, {0: "Medical", 1: "not medical", 2: None, 3: "Medicine", 4: "Maths", 5: None}, 1)

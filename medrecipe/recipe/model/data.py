@@ -140,6 +140,7 @@ class Source(DatasetLocation):
             raise ValueError("a `prompts` source maps no `response` or `reasoning`; its responses come from a generate step")
         return self
 
+
 class DataOutput(Strict):
     """The curated dataset as written by the data stage."""
 
