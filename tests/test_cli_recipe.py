@@ -261,6 +261,22 @@ def test_a_fork_reproduces_nothing_of_its_parents_even_on_the_parents_model(cli,
                                "trains from meta-llama/Meta-Llama-3-8B, the model it says it reproduces") in said.err
 
 
+def test_a_fork_in_another_folder_reads_the_files_its_parent_and_its_overrides_name(cli, write, tmp_path):
+    """Found by review: an override inside a list copied the parent's list, relative paths and all, into a fork in
+    another folder, which then read its data beside itself (recipes/data/... did not exist); and a relative path
+    given with --set, checked against the working folder, was read by the fork against its own."""
+    write("own/zh.jsonl", "{}\n")
+    made = cli("new", "mine", "--from", "quickstart", "--dir", "forks", "--set", "data.sources.0.description=x",
+               "--set", "data.sources.1.path=own/zh.jsonl")
+    assert made.code == 0, made.err
+    parent, fork = load_recipe(RECIPES / "quickstart.yaml"), load_recipe(tmp_path / "forks" / "mine.yaml")
+    read = [fork.local_path(("data", "sources", i, "path")).resolve() for i in range(3)]
+    assert read == [parent.local_path(("data", "sources", 0, "path")).resolve(), tmp_path / "own" / "zh.jsonl",
+                    parent.local_path(("data", "sources", 2, "path")).resolve()]
+    assert all(path.exists() for path in read)
+    assert "path: ../own/zh.jsonl" in (tmp_path / "forks" / "mine.yaml").read_text()  # relative still: the folders move together
+
+
 def test_a_line_break_in_an_override_stays_inside_its_comment(cli, write, tmp_path):
     """`show` and `new` write each override in a comment: a line break in one ended the comment, and the rest became
     recipe YAML (a `seed` the user never set, or a file that no longer loaded)."""

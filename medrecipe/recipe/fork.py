@@ -17,7 +17,9 @@ from .model.basics import SLUG
 from .model.root import MODEL_FIELDS
 from .overrides import parse_override
 from .registry import resource_dir, shipped_recipes_dir
+from .show import with_absolute_paths
 from .untrusted import one_line, printable, redact
+from .validate import load_recipe
 
 
 def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overrides: tuple[str, ...],
@@ -52,7 +54,11 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
         extends = os.path.relpath(parent_file, directory.resolve())
     schema_file = resource_dir("schemas") / "recipe.schema.json"
     schema = os.path.relpath(schema_file, directory.resolve()) if schema_file.exists() else None
-    child = fork_data(load_tree(parent_file).data, name, extends, overrides)
+    # The parent's relative paths (in a list copied for an override inside it) are relative to its folder, and the
+    # overrides' to the working one: each is rewritten relative to the fork's folder, which reads it from there.
+    as_checked = load_recipe(parent_file, ("hub.reproduces=~", *overrides))
+    child = with_absolute_paths(as_checked, fork_data(load_tree(parent_file).data, name, extends, overrides),
+                                relative_to=directory.resolve())
     target.write_text(render(child, parent, overrides, schema), encoding="utf-8")
     try:
         validate(target, (), True)

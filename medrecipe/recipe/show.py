@@ -7,6 +7,7 @@ comment lines above it from whichever file (child or parent) set it.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +121,10 @@ def _shown_paths(value: Any, show) -> Any:
     return show(value) if isinstance(value, str) and "\n" not in value else value
 
 
-def with_absolute_paths(loaded: LoadedRecipe, data: dict) -> dict:
+def with_absolute_paths(loaded: LoadedRecipe, data: dict, relative_to: Path | None = None) -> dict:
     """`data` with every relative local path (data files, benchmark copies, local datasets and models) made absolute
     as it was read, against the folder of the recipe file that wrote it: so the shown recipe, saved anywhere, loads
-    back the same."""
+    back the same. With `relative_to`, made relative to that folder instead, where the data will be saved (a fork)."""
     models = [("base_model",), *MODEL_FIELDS]  # a local folder or a Hub id
     for path in loaded.data_paths() + models:
         node = data
@@ -134,7 +135,8 @@ def with_absolute_paths(loaded: LoadedRecipe, data: dict) -> dict:
             continue  # unset, absolute already, or a default (which no recipe file wrote)
         always_local = path[:2] in (("data", "sources"), ("eval", "benchmarks"))
         if always_local or isinstance(loaded.local_or_hub(path), Path):  # else a Hub id (org/name)
-            node[path[-1]] = str(loaded.local_path(path))
+            read = loaded.local_path(path)
+            node[path[-1]] = os.path.relpath(read, relative_to) if relative_to else str(read)
     return data
 
 
