@@ -69,9 +69,9 @@ class SourceReader(PipelineStep):
 
     def _files(self) -> list[Path] | None:
         """Local files to read: the source's path, or its Hub `data_files` downloaded; None for a Hub configuration."""
-        if self.source.get("path") and self.files is not None:
-            return [Path(file) for file in self.files]
         if self.source.get("path"):
+            if self.files is not None:
+                return [Path(file) for file in self.files]
             return local_files(self.source["path"], self.source.get("split"))
         if self.source.get("data_files"):
             from huggingface_hub import hf_hub_download

@@ -28,7 +28,7 @@ def command(name: str, parent: str, overrides: tuple[str, ...], directory: Path 
     """Write DIR/NAME.yaml that `extends` PARENT with only the given overrides, validate it, and
     refuse to overwrite an existing file."""
     target, extends = write_fork(name, parent, recipe_path(parent), directory or Path("recipes"), overrides,
-                                 validate=lambda path, given, quiet: load(str(path), given, warn=not quiet))
+                                 validate=lambda path, given, quiet: load(str(path), given, warn=not quiet)[0])
     click.echo(f"wrote {target} (extends {extends}; {len(overrides)} override{'s' if len(overrides) != 1 else ''}); "
                f"next: medrecipe plan {target}")
     if any(override.startswith("base_model=") for override in overrides) and not any(o.startswith("license=") for o in overrides):

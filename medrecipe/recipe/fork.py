@@ -19,15 +19,15 @@ from .overrides import parse_override
 from .registry import resource_dir, shipped_recipes_dir
 from .show import with_absolute_paths
 from .untrusted import one_line, printable, redact
-from .validate import load_recipe
+from .validate import LoadedRecipe
 
 
 def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overrides: tuple[str, ...],
-               validate: Callable[[Path, tuple[str, ...], bool], object]) -> tuple[Path, str]:
+               validate: Callable[[Path, tuple[str, ...], bool], LoadedRecipe]) -> tuple[Path, str]:
     """Write directory/NAME.yaml extending `parent_file` (named `parent` on the command line) with `overrides`,
-    and check it with `validate(file, overrides, quiet)`: first the parent with the overrides (their errors and
-    warnings name the `--set` that made them, not a fork that is then removed), then quietly the fork as written;
-    an invalid fork is removed, not left behind. Returns the file and what it extends. An existing file is never
+    and check it with `validate(file, overrides, quiet)`, which returns the recipe loaded: first the parent with the
+    overrides (their errors and warnings name the `--set` that made them, not a fork that is then removed), then
+    quietly the fork as written; an invalid fork is removed, not left behind. Returns the file and what it extends. An existing file is never
     overwritten."""
     if name.endswith((".yaml", ".yml")):  # the recipe's name, which the file is named after: not x.yaml.yaml
         raise UserError(f"NAME is the new recipe's name, written without {Path(name).suffix}",
@@ -42,7 +42,7 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
     parent_file = parent_file.resolve()
     # checked as it will be written: reproducing nothing, unless the overrides say what (fork_data), so a fork onto the
     # model its parent reproduces is no recipe that "trains from the model it says it reproduces" (found by review)
-    validate(parent_file, ("hub.reproduces=~", *overrides), False)
+    as_checked = validate(parent_file, ("hub.reproduces=~", *overrides), False)
     directory.mkdir(parents=True, exist_ok=True)
     # A shipped recipe's bare name reads the file of that name beside the fork first: the fork itself when it is named
     # as its parent (an `extends` cycle), or another recipe of that name in its folder.
@@ -56,7 +56,6 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
     schema = os.path.relpath(schema_file, directory.resolve()) if schema_file.exists() else None
     # The parent's relative paths (in a list copied for an override inside it) are relative to its folder, and the
     # overrides' to the working one: each is rewritten relative to the fork's folder, which reads it from there.
-    as_checked = load_recipe(parent_file, ("hub.reproduces=~", *overrides))
     child = with_absolute_paths(as_checked, fork_data(load_tree(parent_file).data, name, extends, overrides),
                                 relative_to=directory.resolve())
     target.write_text(render(child, parent, overrides, schema), encoding="utf-8")
