@@ -49,28 +49,60 @@ def local_files(path: str, split: str | None = None) -> list[Path]:
                         f"leave split out, or give the folder that holds the {split} files")
     if one_file:
         return [target]
-    root, found = (target, sorted(target.rglob("*"))) if folder else (target.parent, sorted(target.parent.glob(target.name)))
-    found = [p for p in found if p.is_file() and p.name.endswith(_SUFFIXES) and not hidden_part(p.relative_to(root))
+    root, entries = (target, sorted(target.rglob("*"))) if folder else (target.parent, sorted(target.parent.glob(target.name)))
+    found = [p for p in entries if p.is_file() and p.name.endswith(_SUFFIXES) and not hidden_part(p.relative_to(root))
              and not links_into_hidden(p)]
-    return _of_split(target, found, split) if folder and split is not None else found
+    return _of_split(target, found, split, entries) if folder and split is not None else found
 
 
-def _of_split(folder: Path, found: list[Path], split: str) -> list[Path]:
-    """The files of `found` that `datasets` puts in `split` of the folder. Its patterns are globs joined to the folder,
-    which is escaped: a folder named `proj [2024]` matched nothing (found by review)."""
-    from datasets.data_files import get_data_patterns, resolve_pattern
+# Text that a path under a folder holds, lower-cased, where `datasets` may read a split from it: every split pattern
+# of its data_files.py but the last (DEFAULT_PATTERNS_ALL: `**`, all train) has one of these literally (datasets 5.2.0:
+# the keywords of SPLIT_KEYWORDS, `-of-` of sharded names, `*.eval` logs, the harbor task files). And the files it
+# leaves out of any split (FILES_TO_IGNORE). tests/test_folder_splits.py holds both to the installed library.
+_SPLIT_HINTS = ("train", "val", "dev", "test", "eval", "-of-", "task.toml", "instruction.md")
+_NOT_DATA = frozenset({"README.md", "config.json", "dataset_info.json", "dataset_infos.json", "dummy_data.zip",
+                       "dataset_dict.json"})
 
+
+def _all_train(folder: Path, entries: list[Path]) -> bool:
+    """Whether `datasets` reads the folder, whose files and folders are `entries`, as one split, train, of every data
+    file found in it: no path it reads (hidden ones it does not) hints at a split, and none is one it leaves out where
+    rglob finds it (in a `__special__` folder, or a file it ignores). Asking `datasets` means importing it, ~0.3 s of
+    a small run's start."""
+    for entry in entries:
+        relative = entry.relative_to(folder)
+        if hidden_part(relative):
+            continue
+        text = str(relative).lower()
+        if (any(hint in text for hint in _SPLIT_HINTS) or entry.name in _NOT_DATA
+                or any(part.startswith("__") for part in relative.parts)):
+            return False
+    return True
+
+
+def _of_split(folder: Path, found: list[Path], split: str, entries: list[Path]) -> list[Path]:
+    """The files of `found` that `datasets` puts in `split` of the folder, whose files and folders are `entries`. Its
+    patterns are globs joined to the folder, which is escaped: a folder named `proj [2024]` matched nothing (found by
+    review)."""
     if not found:
         return []
-    base = glob.escape(str(folder))
-    patterns = {str(name): names for name, names in get_data_patterns(base).items()}
+    if _all_train(folder, entries):
+        patterns = {"train": None}
+        if split == "train":
+            return found
+    else:
+        from datasets.data_files import get_data_patterns
+
+        patterns = {str(name): names for name, names in get_data_patterns(glob.escape(str(folder))).items()}
     if split not in patterns:
         raise UserError(f"{folder} has no {split!r} split: the datasets library reads it as {', '.join(patterns)}",
                         f"set split to one of {', '.join(patterns)}")
+    from datasets.data_files import resolve_pattern
+
     chosen = set()
     for pattern in patterns[split]:
         try:
-            chosen |= {os.path.abspath(name) for name in resolve_pattern(pattern, base)}
+            chosen |= {os.path.abspath(name) for name in resolve_pattern(pattern, glob.escape(str(folder)))}
         except FileNotFoundError:  # a pattern of the split that matches nothing here
             continue
     return [file for file in found if os.path.abspath(file) in chosen]
