@@ -121,8 +121,9 @@ def test_a_dry_run_prints_each_stages_batch_script(write, cli):
     write("r.yaml", RECIPE)
     result = cli("run", "r.yaml", "--stage", "data", "--out", "build", "--dry-run")
     assert result.code == 0, result.err
-    first, rest = result.out.split("segment-0 (4 tasks, slurm): SourceReader -> MinHashCollector -> SegmentWriter\n", 1)[1].split(
+    first, rest = result.out.split("segment-0 (4 tasks, slurm): SourceReader -> MinHashCollector\n", 1)[1].split(
         "resolve-near_dedup (1 tasks, slurm)", 1)
+    assert "segment-1 (4 tasks, slurm): SourceReader (again) -> RemoveDuplicates -> ChatParquetWriter\n" in rest
     assert first.startswith("#!/bin/bash\n") and "#SBATCH --array=0-3\n" in first and "#SBATCH --kill-on-invalid-dep=yes" in first
     assert "launch_pickled_pipeline " in first and "/logs/segment-0/executor.pik" in first
     assert "# sbatch --dependency=afterok:<the jobs of segment-0>\n#!/bin/bash" in rest

@@ -264,6 +264,100 @@ def test_killed_run_resumes_to_the_same_output(lite, tmp_path):
     rerun_gives(command, work, reference)
 
 
+def _all_excluded(work: Path) -> dict[str, dict[str, dict]]:
+    return {step.name: excluded(work, step.name) for step in sorted((work / "excluded").iterdir())}
+
+
+def test_a_segment_replayed_gives_the_records_exclusions_and_counts_of_one_written(lite, tmp_path, monkeypatch):
+    """The lite recipe's percentile and near-dedup segments leave their records unwritten: the next segment reads the
+    sources again and runs the filters again, counting nothing (compile/data.py, _replays). What it gives is what
+    writing the records and reading them back gives."""
+    from medrecipe.compile import data as plan_module
+
+    from .conftest import run_cli
+
+    recipe, reference = lite
+    replayed = data_work(recipe.parent / "reference", recipe)
+    plan = json.loads((recipe.parent / "reference" / "data" / "plan.json").read_text())
+    assert not any(block["block"].endswith("SegmentWriter") for stage in plan["stages"] for block in stage["pipeline"])
+    last = plan["stages"][-1]["pipeline"]
+    assert [block["replayed"] for block in last].count(True) == 3 + 3  # the quickstart's three sources, three filters
+    assert all(block["args"].get("exclusion_folder") is None for block in last if block["replayed"])
+    assert not (replayed / "segments").exists()
+
+    monkeypatch.setattr(plan_module, "_replays", lambda pipeline: None)
+    out = tmp_path / "written"
+    result = run_cli("run", str(recipe), "--stage", "data", "--out", str(out), "--workers", "2")
+    assert result.code == 0, result.err + result.out
+    written = data_work(out, recipe)
+    assert sorted(p.name for p in (written / "segments").iterdir()) == ["00", "01"]
+    assert output_rows(written) == reference
+    assert _all_excluded(written) == _all_excluded(replayed) and len(_all_excluded(replayed)) == 6
+    assert json.loads((written / "stats.json").read_text()) == json.loads((replayed / "stats.json").read_text())
+
+
+NGRAM_FIRST = """
+extends: {quickstart}
+name: ngram-first
+data:
+  steps:
+    - {{type: decontaminate_ngram, n: 8}}
+    - {{type: near_dedup, ngram: 4, threshold: 0.7}}
+"""
+
+
+def test_a_segment_with_a_step_too_costly_to_replay_writes_its_records(tmp_path):
+    """Decontamination loads its evaluation sets in every task: its segment writes its records for the next to read."""
+    from .conftest import run_cli
+
+    recipe = tmp_path / "ngram-first.yaml"
+    recipe.write_text(NGRAM_FIRST.format(quickstart=QUICKSTART))
+    assert run_cli("compile", str(recipe), "--out", str(tmp_path / "build")).code == 0
+    stages = json.loads((tmp_path / "build" / "data" / "plan.json").read_text())["stages"]
+    assert [block["block"].rsplit(".", 1)[1] for block in stages[0]["pipeline"]][-2:] == ["MinHashCollector", "SegmentWriter"]
+    assert [block["block"].rsplit(".", 1)[1] for block in stages[2]["pipeline"]] == ["SegmentReader", "RemoveDuplicates",
+                                                                                     "ChatParquetWriter"]
+
+
+REPLAYED = """
+name: replayed
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+data:
+  sources:
+    - {{name: main, path: {main}, fields: {{prompt: question, response: response}}}}
+  steps:
+    - {{type: near_dedup, ngram: 4, threshold: 0.7}}
+compute: {{tasks: 2, workers: 2}}
+"""
+
+
+def test_a_source_changed_before_a_segment_reads_it_again_is_refused(tmp_path, monkeypatch):
+    """The segment after near-dedup reads the sources again: a file changed since the run began would give it other
+    records than those the decision was made on."""
+    from medrecipe.run import data as data_stage
+
+    from .conftest import run_cli
+
+    main = tmp_path / "main"
+    main.mkdir()
+    row = json.dumps({"question": "What does a thiazide treat?", "response": "Hypertension."}) + "\n"
+    (main / "a.jsonl").write_text(row)
+    recipe = tmp_path / "replayed.yaml"
+    recipe.write_text(REPLAYED.format(main=main))
+    executor = data_stage._executor
+
+    def changing_before_resolve(*args, **kwargs):
+        if args[5].startswith("resolve"):  # the stage's name: segment-0 has read the file
+            (main / "a.jsonl").write_text(row * 2)
+        return executor(*args, **kwargs)
+
+    monkeypatch.setattr(data_stage, "_executor", changing_before_resolve)
+    result = run_cli("run", str(recipe), "--stage", "data", "--out", str(tmp_path / "build"))
+    work = data_work(tmp_path / "build", recipe)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert f"the data sources changed since {work} was begun from them (main: {main / 'a.jsonl'} is" in result.err
+
+
 def descendants(pid: int) -> set[int]:
     """The processes below `pid`, read from /proc."""
     children: dict[int, list[int]] = {}

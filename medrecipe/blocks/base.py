@@ -27,7 +27,19 @@ def exclusion_writer(folder: str | None, filename: str):
     return JsonlWriter(folder, output_filename=filename) if folder else contextlib.nullcontext()
 
 
-class CurationStep(PipelineStep):
+class CountedStep(PipelineStep):
+    """A step whose counts go into stats.json. A later segment may run it again on the records it needs rather than
+    read them from a file (compile/data.py): run so (`replayed`, set by the plan), it counts nothing, as its records
+    were counted where it first ran (the plan gives it no exclusion folder either)."""
+
+    replayed = False
+
+    def stat_update(self, *labels, value: int = 1, unit: str | None = None):
+        if not self.replayed:
+            super().stat_update(*labels, value=value, unit=unit)
+
+
+class CurationStep(CountedStep):
     """A step of a recipe, applied to the records of its selected sources."""
 
     type = "🩺 - CURATION"

@@ -14,9 +14,8 @@ from itertools import islice
 from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
 
-from .base import exclusion_writer
+from .base import CountedStep, exclusion_writer
 from .data_files import local_files, parts_of, rows_of_file
 from .record import MappingError, RowRejected, build_record, order_key
 
@@ -41,7 +40,7 @@ def source_record(row: dict, source: dict, row_id: str, order: int, columns: Cal
     return build_record(dict.fromkeys(columns()) | row, source["fields"], source["name"], kind, row_id, order)
 
 
-class SourceReader(PipelineStep):
+class SourceReader(CountedStep):
     """Reads one source of the recipe; chains after other readers (their records pass through first)."""
 
     type = "📖 - READER"

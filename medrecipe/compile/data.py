@@ -2,10 +2,11 @@
 
 Per-record steps run inside one pipeline. A step that needs the whole corpus first (near-duplicates,
 domain clusters, a percentile) splits into collect / resolve / apply: its collector runs at the end of a
-segment whose records are written to an intermediate folder, a one-task resolve stage decides over the
-whole corpus, and the next segment starts by reading that same folder and applying the decision. Every
-stage reads exactly the records the previous one wrote, so nothing depends on positions in a stream. An LLM
-step ends a segment too: datatrove's InferenceRunner writes the records it annotated.
+segment, a one-task resolve stage decides over the whole corpus, and the next segment applies the decision
+to the same records: it reads what the segment wrote to an intermediate folder or, where reading the
+segment's input and running its cheap steps again costs less (`_replays`), does that. Each record is known
+by its place in the sources' reading order, never by its position in a stream. An LLM step ends a segment
+too: datatrove's InferenceRunner writes the records it annotated.
 """
 
 from __future__ import annotations
@@ -33,6 +34,33 @@ _B = "medrecipe.blocks."
 class Block:
     block: str  # import path of a datatrove PipelineStep
     args: dict = field(default_factory=dict)
+    replayed: bool = False  # run again by a later segment, counting nothing (blocks/base.py, CountedStep)
+
+
+# What a segment that ends at a whole-corpus step may leave unwritten: the next one reads its input again and runs
+# its steps again (without their counts and exclusions), as datatrove's own MinHash pipeline reads its input twice.
+# Reading a record and running these steps on it costs less than writing it and reading it back (~25 µs against
+# ~100 µs a record, 10,000 Chinese traces of ~2,400 characters), and they decide the same each time: reading a local
+# file (the run holds it to its record, run/source_files.py) or an earlier segment, and cheap filters that apply a
+# decision. Collectors saved their arrays for the resolve stage and are left out. Any other step (a Hub dataset
+# streamed again, decontamination's evaluation sets loaded again, an LLM) makes the segment write its records.
+_REPLAYED = {_B + name for name in ("segments.SegmentReader", "filters.CompleteGenerationFilter",
+                                     "filters.MinPromptWordsFilter", "filters.MaxWordOccurrencesFilter",
+                                     "minhash.RemoveDuplicates", "domain.RemoveDomains", "llm.KeepGenerations",
+                                     "llm.JudgeVerdicts")}
+_COLLECTORS = {_B + name for name in ("minhash.MinHashCollector", "filters.WordCountCollector", "domain.EmbeddingCollector")}
+
+
+def _replays(pipeline: list[Block]) -> list[Block] | None:
+    """The blocks a next segment runs to give the records `pipeline` passes on, or None where it must write them."""
+    def replayable(block: Block) -> bool:
+        if block.block == _B + "readers.SourceReader":
+            return bool(block.args["source"].get("path") or block.args["source"].get("data_files"))  # files, not a stream
+        return block.block in _REPLAYED
+    if not all(replayable(block) or block.block in _COLLECTORS for block in pipeline):
+        return None
+    return [Block(block.block, block.args | ({"exclusion_folder": None} if "exclusion_folder" in block.args else {}), True)
+            for block in pipeline if block.block not in _COLLECTORS]
 
 
 @dataclass
@@ -90,9 +118,16 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
     def folder(*parts: str) -> str:
         return str(work.joinpath(*parts))
 
-    def close(write: bool = True) -> str:
-        """End the current segment; the next one starts by reading what it wrote (or, `write` False, what its LLM
-        step's runner wrote: SegmentReader's `runner_output`)."""
+    def close(write: bool = True, replay: bool = False) -> str | None:
+        """End the current segment; the next one starts by reading what it wrote, the folder returned (or, `write`
+        False, what its LLM step's runner wrote: SegmentReader's `runner_output`), or, `replay` and its steps all
+        replayable, by running them again (None returned)."""
+        replays = _replays(segment["pipeline"]) if replay else None
+        if replays is not None:
+            stages.append(Stage(f"segment-{segment['number']}", tasks, segment["pipeline"]))
+            segment["number"] += 1
+            segment["pipeline"] = replays
+            return None
         out = folder("segments", f"{segment['number']:02d}")
         if write:
             segment["pipeline"].append(Block(_B + "segments.SegmentWriter",
@@ -138,7 +173,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
                                                                                 "max_count": step.max_count}))
             else:
                 pipeline.append(Block(_B + "filters.WordCountCollector", {**common, "folder": folder("side", name), **counting}))
-                close()
+                close(replay=True)
                 resolve(name, "filters.ResolveWordThreshold", {"counts_folder": folder("side", name), "decision_file": decision,
                                                                "max_count": step.max_count, "percentile": step.percentile})
                 segment["pipeline"].append(Block(_B + "filters.MaxWordOccurrencesFilter", {
@@ -146,7 +181,7 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
         elif step.type == "near_dedup":
             pipeline.append(Block(_B + "minhash.MinHashCollector", {**common, "folder": folder("side", name), "field": step.field,
                                                                   "ngram": step.ngram, "num_perm": step.num_perm}))
-            close()
+            close(replay=True)
             resolve(name, "minhash.ResolveDuplicates", {"signatures_folder": folder("side", name), "decision_file": decision,
                                                        "threshold": step.threshold, "verify": step.verify})
             segment["pipeline"].append(Block(_B + "minhash.RemoveDuplicates", {**common, **excluded, "decision_file": decision}))
@@ -162,7 +197,8 @@ def plan(loaded: LoadedRecipe, layout: Layout) -> dict:
             embeddings = folder("side", name)
             encoder = step.embedding.model_dump()
             pipeline.append(Block(_B + "domain.EmbeddingCollector", {**common, "folder": embeddings, "encoder": encoder}))
-            records = close()
+            # an LLM's classify stage reads the segment's records
+            records = close(replay=isinstance(step.classifier, EmbeddingClassifier))
             clusters = folder("decisions", f"{name}-clusters.json")
             resolve(f"{name}-cluster", "domain.ClusterPrompts", {
                 "embeddings_folder": embeddings, "clusters_file": clusters, "clusters": step.kmeans.clusters,
@@ -248,7 +284,10 @@ def build(loaded: LoadedRecipe, layout: Layout) -> StageBuild:
 def instantiate(block: dict):
     """A plan block as a live datatrove PipelineStep."""
     module, _, name = block["block"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(**block["args"])
+    step = getattr(importlib.import_module(module), name)(**block["args"])
+    if block.get("replayed"):
+        step.replayed = True
+    return step
 
 
 def check(loaded: LoadedRecipe, layout: Layout) -> list[str]:

@@ -176,7 +176,7 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
     workers = options.workers or loaded.recipe.compute.workers
     if options.dry_run:
         for before, stage in zip([None, *content["stages"]], content["stages"]):
-            blocks = " -> ".join(b["block"].rsplit(".", 1)[1] for b in stage["pipeline"])
+            blocks = " -> ".join(b["block"].rsplit(".", 1)[1] + (" (again)" if b["replayed"] else "") for b in stage["pipeline"])
             print(f"{stage['name']} ({stage['tasks']} tasks, {kind}): {blocks}")
             if kind == "slurm":
                 from . import data_slurm
@@ -205,6 +205,9 @@ def run(loaded: LoadedRecipe, layout: Layout, options: RunOptions) -> StageResul
         bar = progress.add_task("stages", total=len(content["stages"]))
         for stage in content["stages"]:
             progress.update(bar, description=stage["name"])
+            if kind != "slurm" and any(block["replayed"] for block in stage["pipeline"]):
+                # it reads the sources again (compile/data.py, _replays): a file changed meanwhile is refused
+                source_files.hold_to_recorded(source_files.source_files(content), work)
             pipeline = [instantiate(block) for block in stage["pipeline"]]
             logs = work / "logs" / stage["name"]
             executor = _executor(kind, pipeline, stage["tasks"], workers, str(logs), stage["name"],
