@@ -487,3 +487,21 @@ def test_a_symbol_outside_the_basic_plane_separates_tokens_as_one_inside_it_does
     assert token_strings("seen in😀 children") == token_strings("seen in☺ children") == ["seen", "in", "children"]
     assert token_strings("ｶﾀｶﾅ・テスト 𣎴ㄱ") == ["ｶ", "ﾀ", "ｶ", "ﾅ", "テ", "ス", "ト", "𣎴", "ㄱ"]  # CJK, one by one
     assert np.array_equal(token_hashes("🩺Koplik spots are seen in😀"), token_hashes("Koplik spots are seen in"))
+
+
+def test_the_output_batch_is_pyarrows_conversion_of_the_rows():
+    """The parquet writer builds its batches from buffers (blocks/output.py, _columns): on rows with nulls, empty
+    texts, conversations of no turn and of several, texts outside the BMP and extra keys in a message, the batch is
+    pyarrow's own `RecordBatch.from_pylist` of them, for both schemas."""
+    from medrecipe.blocks.output import CHAT_ONLY, SCHEMA, _columns
+
+    generator = random.Random(3)
+    texts = ["", "a", "心率 111 次", "𝔄 \U0001f9ec", "<think>\nx\n</think>\n\n答案", "x" * 300]
+    rows = [{"id": f"s/{i}", "source": generator.choice(["s", "t"]),
+             "messages": [{"role": generator.choice(["system", "user", "assistant"]), "content": generator.choice(texts),
+                           "reasoning": "not written"} for _ in range(generator.randint(0, 4))],
+             "answer": generator.choice([None, *texts]), "metadata": json.dumps({"order": i})} for i in range(300)]
+    for schema in (SCHEMA, CHAT_ONLY):
+        batch = _columns(rows, schema)
+        batch.validate(full=True)
+        assert batch.equals(pa.RecordBatch.from_pylist(rows, schema=schema))

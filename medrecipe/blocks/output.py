@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 from datatrove.data import Document
 from datatrove.pipeline.writers import ParquetWriter
@@ -35,7 +36,7 @@ def chat_row(writer, doc: Document) -> dict:
     return {
         "id": doc.id,
         "source": meta["source"],
-        "messages": [{"role": m["role"], "content": m["content"]} for m in meta["messages"]],
+        "messages": meta["messages"],  # of each message, its role and content are written (_columns)
         "answer": meta.get("answer"),
         "metadata": json.dumps(
             {"order": meta["order"], "finish_reason": meta.get("finish_reason", ""), "extra": meta.get("extra", {})},
@@ -55,8 +56,44 @@ def columns(keep_metadata: bool) -> list[tuple[str, str, str]]:
 
 
 def chat_only_row(writer, doc: Document) -> dict:
-    return {"messages": [{"role": m["role"], "content": m["content"]} for m in doc.metadata["messages"]],
-            "answer": doc.metadata.get("answer")}
+    return {"messages": doc.metadata["messages"], "answer": doc.metadata.get("answer")}
+
+
+def _offsets(lengths: list[int]) -> tuple[np.ndarray, int]:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets, int(offsets[-1])
+
+
+def _strings(values: list[str | None]) -> pa.Array:
+    """Texts (None: null) as an Arrow string array, built from its buffers."""
+    encoded = [b"" if value is None else value.encode() for value in values]
+    offsets, size = _offsets([len(value) for value in encoded])
+    missing = np.fromiter((value is None for value in values), dtype=bool, count=len(values))
+    validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None
+    if size > np.iinfo(np.int32).max:
+        raise ValueError(f"a batch of {len(values):,} records holds {size:,} bytes of one column, more than a parquet string "
+                         "column's batch can (2 GiB)")
+    return pa.Array.from_buffers(pa.string(), len(values), [validity, pa.py_buffer(offsets.astype(np.int32)),
+                                                            pa.py_buffer(b"".join(encoded))], null_count=int(missing.sum()))
+
+
+def _messages(conversations: list[list[dict]], type: pa.ListType) -> pa.Array:
+    offsets, _ = _offsets([len(messages) for messages in conversations])
+    turns = pa.StructArray.from_arrays(
+        [_strings([message[field.name] for messages in conversations for message in messages]) for field in type.value_type],
+        fields=list(type.value_type))
+    return pa.ListArray.from_arrays(pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets.astype(np.int32))]),
+                                    turns, type=type)
+
+
+def _columns(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
+    """The rows as a batch of `schema` (SCHEMA or CHAT_ONLY), equal to pyarrow's `RecordBatch.from_pylist` of them
+    (tests/test_blocks.py holds it to that) but built from the columns' buffers: the conversion of Python objects
+    imports pandas where it is installed (~0.3 s in every worker process, or in the fork server before any can
+    start) and costs more than half of the writer's time."""
+    return pa.RecordBatch.from_arrays([_messages([row["messages"] for row in rows], field.type) if field.name == "messages"
+                                       else _strings([row[field.name] for row in rows]) for field in schema], schema=schema)
 
 
 class ChatParquetWriter(ParquetWriter):
@@ -73,3 +110,8 @@ class ChatParquetWriter(ParquetWriter):
     def __init__(self, output_folder: str, max_file_size_mb: int, keep_metadata: bool = True):
         super().__init__(output_folder, output_filename="${rank}.parquet", adapter=chat_row if keep_metadata else chat_only_row,
                          schema=SCHEMA if keep_metadata else CHAT_ONLY, max_file_size=max_file_size_mb * 2**20)
+
+    def _write_batch(self, filename):
+        """datatrove's, with the batch built by `_columns`."""
+        if self._batches[filename]:
+            self._writers[filename].write_batch(_columns(self._batches.pop(filename), self.schema))
