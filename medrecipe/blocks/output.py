@@ -110,6 +110,15 @@ class ChatParquetWriter(ParquetWriter):
     def __init__(self, output_folder: str, max_file_size_mb: int, keep_metadata: bool = True):
         super().__init__(output_folder, output_filename="${rank}.parquet", adapter=chat_row if keep_metadata else chat_only_row,
                          schema=SCHEMA if keep_metadata else CHAT_ONLY, max_file_size=max_file_size_mb * 2**20)
+        self._shard_names: dict[int | str, str] = {}
+
+    def _get_output_filename(self, document: Document, rank: int | str = 0, **kwargs) -> str:
+        """datatrove's name of the shard, kept per rank: the name `${rank}.parquet` depends on the rank alone, and
+        datatrove's substitutes the template with each record's every metadata field, twice a record (~20 µs of the
+        writer's ~70 a record)."""
+        if rank not in self._shard_names:
+            self._shard_names[rank] = super()._get_output_filename(document, rank, **kwargs)
+        return self._shard_names[rank]
 
     def _write_batch(self, filename):
         """datatrove's, with the batch built by `_columns`."""
