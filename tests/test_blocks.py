@@ -164,9 +164,10 @@ def test_batch_sketches_are_each_texts_own():
     assert np.array_equal(hashes, np.concatenate([token_hashes(t) for t in texts]))
 
 
-def test_screening_a_quarter_of_the_sketch_decides_as_the_whole_sketch():
+def test_screening_an_eighth_and_a_quarter_of_the_sketch_decides_as_the_whole_sketch():
     """Pairs at every Jaccard similarity, long texts and short ones (few occupied bins, never screened out): the
-    verifier's decisions are those of the whole verification sketch, and most dissimilar pairs cost a quarter."""
+    verifier's decisions are those of the whole verification sketch, and most dissimilar pairs cost an eighth or a
+    quarter."""
     rng = random.Random(7)
     vocabulary = [f"w{i}" for i in range(3000)]
     texts = []

