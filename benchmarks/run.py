@@ -158,22 +158,36 @@ compute: {{tasks: {cores}, workers: {cores}}}
 """
 
 
-def medrecipe_pipeline(rows: list[dict], lang: str) -> set[str]:
-    """`medrecipe run --stage data` with one near_dedup step: records read, sketched, clustered, removed, written."""
-    with tempfile.TemporaryDirectory(dir=WORK) as folder:
-        docs = Path(folder) / "docs"  # the same files, one per core, as the datatrove pipeline reads
-        docs.mkdir()
+def write_inputs(rows: list[dict], folder: Path) -> None:
+    """The same documents, one file per core, in each tool's layout: the recipe's rows for medrecipe (docs/), `text`
+    and `id` for datatrove (text/). Written once per table, outside the pipelines' times."""
+    for layout, row_of in (("docs", lambda row: row), ("text", lambda row: {"text": row["response"], "id": row["id"]})):
+        (folder / layout).mkdir()
         for part, chunk in enumerate(in_chunks(rows, CORES)):
-            (docs / f"{part}.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in chunk), encoding="utf-8")
+            (folder / layout / f"{part}.jsonl").write_text("".join(json.dumps(row_of(row), ensure_ascii=False) + "\n"
+                                                                   for row in chunk), encoding="utf-8")
+
+
+def clocked(function, *arguments, **keywords) -> tuple[float, object]:
+    """(seconds `function(*arguments, **keywords)` ran, its result)."""
+    started = time.perf_counter()
+    result = function(*arguments, **keywords)
+    return time.perf_counter() - started, result
+
+
+def medrecipe_pipeline(inputs: Path, lang: str) -> tuple[float, set[str]]:
+    """`medrecipe run --stage data` with one near_dedup step: records read, sketched, clustered, removed, written.
+    (seconds the command ran, the ids it removed)."""
+    with tempfile.TemporaryDirectory(dir=WORK) as folder:
         recipe = Path(folder) / "dedup.yaml"
-        recipe.write_text(NEAR_DEDUP_RECIPE.format(lang=lang, path=docs, cores=CORES))
+        recipe.write_text(NEAR_DEDUP_RECIPE.format(lang=lang, path=inputs / "docs", cores=CORES))
         command = [sys.executable, "-m", "medrecipe.cli.main", "run", str(recipe), "--stage", "data", "--out", f"{folder}/build"]
-        subprocess.run(command, check=True, capture_output=True)
+        seconds, _ = clocked(subprocess.run, command, check=True, capture_output=True)
         removed = set()
         for file in Path(folder).glob("build/data/*/excluded/near_dedup/*.jsonl.gz"):
             with gzip.open(file, "rt") as handle:
                 removed |= {json.loads(line)["id"].split("/", 1)[1] for line in handle}
-        return removed
+        return seconds, removed
 
 
 DATATROVE_PIPELINE = """
@@ -186,13 +200,13 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 if __name__ == "__main__":
-    folder, lang, cores = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    folder, docs, lang, cores = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     config = MinhashConfig(n_grams=4)
     stages = [
-        [JsonlReader(f"{folder}/docs"), MinhashDedupSignature(f"{folder}/sigs", config=config, language=lang)],
+        [JsonlReader(docs), MinhashDedupSignature(f"{folder}/sigs", config=config, language=lang)],
         [MinhashDedupBuckets(f"{folder}/sigs", f"{folder}/buckets", config=config)],
         [MinhashDedupCluster(f"{folder}/buckets", f"{folder}/remove", config=config)],
-        [JsonlReader(f"{folder}/docs"), MinhashDedupFilter(f"{folder}/remove", exclusion_writer=JsonlWriter(f"{folder}/removed")),
+        [JsonlReader(docs), MinhashDedupFilter(f"{folder}/remove", exclusion_writer=JsonlWriter(f"{folder}/removed")),
          JsonlWriter(f"{folder}/kept")],
     ]
     for index, (pipeline, tasks) in enumerate(zip(stages, [cores, config.num_buckets, 1, cores])):
@@ -200,25 +214,20 @@ if __name__ == "__main__":
 """
 
 
-def datatrove_pipeline(rows: list[dict], lang: str) -> set[str]:
+def datatrove_pipeline(inputs: Path, lang: str) -> tuple[float, set[str]]:
     """datatrove's MinHash pipeline as its docs show it, run as a script in a fresh process (as the medrecipe command
     runs, imports included): its default word tokenizer for the language (spaCy; jieba for Chinese), 4-grams, its
-    default 14 buckets x 8 hashes, on the same tasks and workers."""
+    default 14 buckets x 8 hashes, on the same tasks and workers. (seconds the script ran, the ids it removed)."""
     with tempfile.TemporaryDirectory(dir=WORK) as folder:
-        data = Path(folder) / "docs"
-        data.mkdir()
-        for part, chunk in enumerate(in_chunks(rows, CORES)):
-            with (data / f"{part}.jsonl").open("w", encoding="utf-8") as handle:
-                for row in chunk:
-                    handle.write(json.dumps({"text": row["response"], "id": row["id"]}, ensure_ascii=False) + "\n")
         script = Path(folder) / "datatrove_minhash.py"
         script.write_text(DATATROVE_PIPELINE)
-        subprocess.run([sys.executable, str(script), folder, lang, str(CORES)], check=True, capture_output=True)
+        seconds, _ = clocked(subprocess.run, [sys.executable, str(script), folder, str(inputs / "text"), lang, str(CORES)],
+                             check=True, capture_output=True)
         removed = set()
         for file in Path(f"{folder}/removed").glob("*"):
             with gzip.open(file, "rt") as handle:
                 removed |= {json.loads(line)["id"] for line in handle}
-        return removed
+        return seconds, removed
 
 
 def _sketch_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -278,16 +287,19 @@ def bench_dedup(size: int, per_language: list[int], runs: int) -> dict:
         ids = [row["id"] for row in chosen]
         pairs, similarity = exact_similar_pairs([row["response"] for row in chosen])
         section = {"language": name, "docs": len(chosen), "methods": {}}
-        for method, scope, function, repeats in (
-            ("medrecipe data stage (near_dedup step)", "pipeline", lambda: medrecipe_pipeline(chosen, lang), runs),
-            ("datatrove MinHash pipeline (default tokenizer)", "pipeline", lambda: datatrove_pipeline(chosen, lang), 1),
-            ("medrecipe kernel (sketches, LSH, verification)", "kernel", lambda: medrecipe_kernel(chosen), runs),
-            ("datasketch MinHashLSH (same shingles)", "kernel", lambda: datasketch_kernel(chosen), 1),
-        ):
-            seconds, removed = timed(function, repeats)
-            section["methods"][method] = {"scope": scope, "seconds": seconds, "docs_per_s": len(chosen) / seconds,
-                                          **dedup_quality(ids, removed, pairs, similarity)}
-            print(f"dedup {name} ({len(chosen):,}) {method}: {len(chosen) / seconds:,.0f} docs/s", flush=True)
+        with tempfile.TemporaryDirectory(dir=WORK) as inputs:
+            write_inputs(chosen, Path(inputs))
+            for method, scope, function, repeats in (
+                ("medrecipe data stage (near_dedup step)", "pipeline", lambda: medrecipe_pipeline(Path(inputs), lang), runs),
+                ("datatrove MinHash pipeline (default tokenizer)", "pipeline", lambda: datatrove_pipeline(Path(inputs), lang), 1),
+                ("medrecipe kernel (sketches, LSH, verification)", "kernel", lambda: clocked(medrecipe_kernel, chosen), runs),
+                ("datasketch MinHashLSH (same shingles)", "kernel", lambda: clocked(datasketch_kernel, chosen), 1),
+            ):
+                clocks = [function() for _ in range(repeats)]
+                seconds, removed = statistics.median(clock[0] for clock in clocks), clocks[-1][1]
+                section["methods"][method] = {"scope": scope, "seconds": seconds, "docs_per_s": len(chosen) / seconds,
+                                              **dedup_quality(ids, removed, pairs, similarity)}
+                print(f"dedup {name} ({len(chosen):,}) {method}: {len(chosen) / seconds:,.0f} docs/s", flush=True)
         results[f"{name}, {len(chosen)}"] = section
     return results
 
@@ -620,7 +632,8 @@ def report(results: dict, target: Path) -> None:
                   "Truth: the exact 4-gram Jaccard similarity of every pair of the N documents (medrecipe's tokens: words, and "
                   "CJK characters). Recall: the pairs in a band of which a method removed either record (found/pairs); "
                   "precision: the removed records that have a partner at 0.7 or more. Pipelines are compared with datatrove's "
-                  "pipeline, each run as a command in a fresh process (imports included), kernels with datasketch's.", ""]
+                  "pipeline, each run as a command in a fresh process (imports included) on the same input files, written "
+                  "beforehand in each tool's layout and timed from the command's start to its end; kernels with datasketch's.", ""]
         for section in results["dedup"].values():
             methods = section["methods"]
             # like against like: a pipeline beside datatrove's pipeline, a kernel beside datasketch's

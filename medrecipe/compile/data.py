@@ -51,13 +51,15 @@ _REPLAYED = {_B + name for name in ("segments.SegmentReader", "filters.CompleteG
 _COLLECTORS = {_B + name for name in ("minhash.MinHashCollector", "filters.WordCountCollector", "domain.EmbeddingCollector")}
 
 
+def _replayable(block: Block) -> bool:
+    if block.block == _B + "readers.SourceReader":
+        return bool(block.args["source"].get("path") or block.args["source"].get("data_files"))  # files, not a stream
+    return block.block in _REPLAYED
+
+
 def _replays(pipeline: list[Block]) -> list[Block] | None:
     """The blocks a next segment runs to give the records `pipeline` passes on, or None where it must write them."""
-    def replayable(block: Block) -> bool:
-        if block.block == _B + "readers.SourceReader":
-            return bool(block.args["source"].get("path") or block.args["source"].get("data_files"))  # files, not a stream
-        return block.block in _REPLAYED
-    if not all(replayable(block) or block.block in _COLLECTORS for block in pipeline):
+    if not all(_replayable(block) or block.block in _COLLECTORS for block in pipeline):
         return None
     return [Block(block.block, block.args | ({"exclusion_folder": None} if "exclusion_folder" in block.args else {}), True)
             for block in pipeline if block.block not in _COLLECTORS]
