@@ -115,6 +115,14 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             raise SlurmUnavailable(f"the Slurm node did not become idle: {log}")
         yield environment
     finally:
+        # A job still running when the daemons stop leaves its slurmstepd processes behind (found running an hour
+        # after a test that left one queued): cancel every job first and give the steps time to end.
+        _run("scancel", "--partition", "debug", check=False, env=environment)
+        for _ in range(100):
+            queued = _run("squeue", "-h", check=False, env=environment)
+            if queued.returncode != 0 or not queued.stdout.strip():
+                break
+            time.sleep(0.2)
         for daemon in daemons:
             daemon.terminate()
         for daemon in daemons:
