@@ -44,8 +44,8 @@ def excluded(work: Path, step: str) -> dict[str, dict]:
     return found
 
 
-def data_work(out: Path, recipe: Path = QUICKSTART) -> Path:
-    return Layout(out.resolve(), load_recipe(recipe).recipe).work_dir("data")
+def data_work(out: Path, recipe: Path = QUICKSTART, overrides: tuple[str, ...] = ()) -> Path:
+    return Layout(out.resolve(), load_recipe(recipe, overrides).recipe).work_dir("data")
 
 
 @pytest.fixture(scope="module")
@@ -319,18 +319,6 @@ def test_a_segment_with_a_step_too_costly_to_replay_writes_its_records(tmp_path)
                                                                                      "ChatParquetWriter"]
 
 
-REPLAYED = """
-name: replayed
-base_model: HuggingFaceTB/SmolLM2-135M-Instruct
-data:
-  sources:
-    - {{name: main, path: {main}, fields: {{prompt: question, response: response}}}}
-  steps:
-    - {{type: near_dedup, ngram: 4, threshold: 0.7}}
-compute: {{tasks: 2, workers: 2}}
-"""
-
-
 def test_a_source_changed_before_a_segment_reads_it_again_is_refused(tmp_path, monkeypatch):
     """The segment after near-dedup reads the sources again: a file changed since the run began would give it other
     records than those the decision was made on."""
@@ -338,12 +326,12 @@ def test_a_source_changed_before_a_segment_reads_it_again_is_refused(tmp_path, m
 
     from .conftest import run_cli
 
-    main = tmp_path / "main"
+    main, more = tmp_path / "main", tmp_path / "more"
     main.mkdir()
     row = json.dumps({"question": "What does a thiazide treat?", "response": "Hypertension."}) + "\n"
     (main / "a.jsonl").write_text(row)
-    recipe = tmp_path / "replayed.yaml"
-    recipe.write_text(REPLAYED.format(main=main))
+    recipe = tmp_path / "changing.yaml"
+    recipe.write_text(CHANGING.format(main=main, more=more))
     executor = data_stage._executor
 
     def changing_before_resolve(*args, **kwargs):
@@ -352,8 +340,9 @@ def test_a_source_changed_before_a_segment_reads_it_again_is_refused(tmp_path, m
         return executor(*args, **kwargs)
 
     monkeypatch.setattr(data_stage, "_executor", changing_before_resolve)
-    result = run_cli("run", str(recipe), "--stage", "data", "--out", str(tmp_path / "build"))
-    work = data_work(tmp_path / "build", recipe)
+    near_dedup = "data.steps=[{type: near_dedup, ngram: 4, threshold: 0.7}]"
+    result = run_cli("run", str(recipe), "--set", near_dedup, "--stage", "data", "--out", str(tmp_path / "build"))
+    work = data_work(tmp_path / "build", recipe, (near_dedup,))
     assert result.code == 2 and "Traceback" not in result.err
     assert f"the data sources changed since {work} was begun from them (main: {main / 'a.jsonl'} is" in result.err
 
