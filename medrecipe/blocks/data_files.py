@@ -86,23 +86,24 @@ def _of_split(folder: Path, found: list[Path], split: str, entries: list[Path]) 
     review)."""
     if not found:
         return []
+    base = glob.escape(str(folder))
     if _all_train(folder, entries):
-        patterns = {"train": None}
-        if split == "train":
-            return found
+        patterns = {"train": None}  # every file found
     else:
         from datasets.data_files import get_data_patterns
 
-        patterns = {str(name): names for name, names in get_data_patterns(glob.escape(str(folder))).items()}
+        patterns = {str(name): names for name, names in get_data_patterns(base).items()}
     if split not in patterns:
         raise UserError(f"{folder} has no {split!r} split: the datasets library reads it as {', '.join(patterns)}",
                         f"set split to one of {', '.join(patterns)}")
+    if patterns[split] is None:
+        return found
     from datasets.data_files import resolve_pattern
 
     chosen = set()
     for pattern in patterns[split]:
         try:
-            chosen |= {os.path.abspath(name) for name in resolve_pattern(pattern, glob.escape(str(folder)))}
+            chosen |= {os.path.abspath(name) for name in resolve_pattern(pattern, base)}
         except FileNotFoundError:  # a pattern of the split that matches nothing here
             continue
     return [file for file in found if os.path.abspath(file) in chosen]

@@ -27,8 +27,8 @@ def write_fork(name: str, parent: str, parent_file: Path, directory: Path, overr
     """Write directory/NAME.yaml extending `parent_file` (named `parent` on the command line) with `overrides`,
     and check it with `validate(file, overrides, quiet)`, which returns the recipe loaded: first the parent with the
     overrides (their errors and warnings name the `--set` that made them, not a fork that is then removed), then
-    quietly the fork as written; an invalid fork is removed, not left behind. Returns the file and what it extends. An existing file is never
-    overwritten."""
+    quietly the fork as written; an invalid fork is removed, not left behind. Returns the file and what it extends.
+    An existing file is never overwritten."""
     if name.endswith((".yaml", ".yml")):  # the recipe's name, which the file is named after: not x.yaml.yaml
         raise UserError(f"NAME is the new recipe's name, written without {Path(name).suffix}",
                         f"medrecipe new {Path(name).stem} --from {parent} ...")
